@@ -1,0 +1,132 @@
+//! The two base64 flavours of §2.3. Values are checked, then kept exactly as received (§1.4 rule 1).
+
+use serde::Serialize;
+
+use crate::error::Detail;
+
+/// Strict: unpadded URL-safe alphabet, and a length a real encoding can have.
+pub fn is_b64u(s: &str) -> bool {
+    !s.is_empty() && s.len() % 4 != 1 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Lenient: standard or URL-safe alphabet, with up to two `=` of padding at the end.
+pub fn is_b64(s: &str) -> bool {
+    let body = s.trim_end_matches('=');
+    let pad = s.len() - body.len();
+    !body.is_empty()
+        && pad <= 2
+        && body.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_'))
+}
+
+fn check_len(s: &str, max: usize) -> Result<(), Detail> {
+    if s.is_empty() || s.chars().count() > max {
+        Err(Detail::Invalid)
+    } else {
+        Ok(())
+    }
+}
+
+/// A strict (`b64u`) value, as received.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct B64u(String);
+
+impl B64u {
+    /// Length outside `1..=max` is `invalid`; a bad alphabet or padding is `malformed`.
+    pub fn parse(s: &str, max: usize) -> Result<Self, Detail> {
+        check_len(s, max)?;
+        if is_b64u(s) {
+            Ok(B64u(s.to_owned()))
+        } else {
+            Err(Detail::Malformed)
+        }
+    }
+
+    /// Wraps a value read back from storage, where it was validated on the way in.
+    pub fn trusted(s: String) -> Self {
+        B64u(s)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// A lenient (`b64`) value, as received.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct B64(String);
+
+impl B64 {
+    pub fn parse(s: &str, max: usize) -> Result<Self, Detail> {
+        check_len(s, max)?;
+        if is_b64(s) {
+            Ok(B64(s.to_owned()))
+        } else {
+            Err(Detail::Malformed)
+        }
+    }
+
+    pub fn trusted(s: String) -> Self {
+        B64(s)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// Size limits of §2.4.
+pub mod limits {
+    pub const PUBLIC_KEY: usize = 4096;
+    pub const OTHER_SHARE_HASH: usize = 512;
+    pub const MISAKEY_SHARE: usize = 1024;
+    pub const ENCRYPTED_INVITATION_KEY_SHARE: usize = 4096;
+    pub const MESSAGE: usize = 32768;
+    pub const CRYPTO_ACTION: usize = 16384;
+    pub const ACCESS_VALUE: usize = 320;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_flavour() {
+        assert!(is_b64u("SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw"));
+        assert!(is_b64u("Nz4nJMj5DOd4UGXXOlH8Ww"));
+        assert!(is_b64u("ab-_"));
+        assert!(!is_b64u("lBHT1vfwFAIBig5Nj+sD+w=="));
+        assert!(!is_b64u("abc="));
+        assert!(!is_b64u("a/b"));
+        assert!(!is_b64u("abcde"), "length 5 is 1 mod 4");
+        assert!(!is_b64u(""));
+    }
+
+    #[test]
+    fn lenient_flavour() {
+        assert!(is_b64("lBHT1vfwFAIBig5Nj+sD+w=="));
+        assert!(is_b64("cGYMzgIO9rc03WoSLAyoiQdLu7he5VbMRImLhRPmwTQ="));
+        assert!(is_b64("ab-_"));
+        assert!(!is_b64("ab==="));
+        assert!(!is_b64("=="));
+        assert!(!is_b64("a b"));
+        assert!(!is_b64("a=b"));
+    }
+
+    #[test]
+    fn lengths_are_invalid_and_alphabets_malformed() {
+        assert_eq!(B64u::parse("", 10), Err(Detail::Invalid));
+        assert_eq!(B64u::parse("aaaaaaaaaaaa", 10), Err(Detail::Invalid));
+        assert_eq!(B64u::parse("aa==", 10), Err(Detail::Malformed));
+        assert_eq!(B64::parse("aa==", 10).map(|v| v.into_string()), Ok("aa==".to_owned()));
+    }
+}

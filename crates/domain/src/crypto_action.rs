@@ -1,0 +1,45 @@
+//! Crypto actions (§5.7): ciphertext addressed to one identity, processed then deleted by its client.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{BoxId, CryptoActionId};
+use crate::time::Timestamp;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CryptoActionType {
+    Invitation,
+    SetBoxKeyShare,
+}
+
+impl CryptoActionType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CryptoActionType::Invitation => "invitation",
+            CryptoActionType::SetBoxKeyShare => "set_box_key_share",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "invitation" => Some(CryptoActionType::Invitation),
+            "set_box_key_share" => Some(CryptoActionType::SetBoxKeyShare),
+            _ => None,
+        }
+    }
+}
+
+/// The client view; the sender id stays on the server (§5.7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CryptoAction {
+    pub id: CryptoActionId,
+    #[serde(rename = "type")]
+    pub kind: CryptoActionType,
+    pub box_id: Option<BoxId>,
+    pub encryption_public_key: String,
+    pub encrypted: String,
+    pub created_at: Timestamp,
+}
+
+/// The list endpoint returns at most this many actions, oldest first (§8).
+pub const LIST_CAP: i64 = 500;

@@ -1,0 +1,445 @@
+//! Box events (§5.5, §6): the type catalogue, the typed contents and the rules for posting them.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::b64::{limits, B64u, B64};
+use crate::boxes::{read_invitation, AccessMode};
+use crate::error::{Detail, ErrorBody};
+use crate::identity::IdentityView;
+use crate::ids::{BoxId, EventId, IdentityId};
+use crate::input::{Obj, Report};
+use crate::keyshare::NewKeyShare;
+use crate::time::Timestamp;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    #[serde(rename = "create")]
+    Create,
+    #[serde(rename = "msg.text")]
+    MsgText,
+    #[serde(rename = "msg.file")]
+    MsgFile,
+    #[serde(rename = "msg.edit")]
+    MsgEdit,
+    #[serde(rename = "msg.delete")]
+    MsgDelete,
+    #[serde(rename = "member.join")]
+    MemberJoin,
+    #[serde(rename = "member.leave")]
+    MemberLeave,
+    #[serde(rename = "member.kick")]
+    MemberKick,
+    #[serde(rename = "state.access_mode")]
+    StateAccessMode,
+    #[serde(rename = "state.key_share")]
+    StateKeyShare,
+    #[serde(rename = "access.add")]
+    AccessAdd,
+    #[serde(rename = "access.rm")]
+    AccessRm,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 12] = [
+        EventType::Create,
+        EventType::MsgText,
+        EventType::MsgFile,
+        EventType::MsgEdit,
+        EventType::MsgDelete,
+        EventType::MemberJoin,
+        EventType::MemberLeave,
+        EventType::MemberKick,
+        EventType::StateAccessMode,
+        EventType::StateKeyShare,
+        EventType::AccessAdd,
+        EventType::AccessRm,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Create => "create",
+            EventType::MsgText => "msg.text",
+            EventType::MsgFile => "msg.file",
+            EventType::MsgEdit => "msg.edit",
+            EventType::MsgDelete => "msg.delete",
+            EventType::MemberJoin => "member.join",
+            EventType::MemberLeave => "member.leave",
+            EventType::MemberKick => "member.kick",
+            EventType::StateAccessMode => "state.access_mode",
+            EventType::StateKeyShare => "state.key_share",
+            EventType::AccessAdd => "access.add",
+            EventType::AccessRm => "access.rm",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// Appears in lists, `last_event` and counts (§6.2 "Visible").
+    pub fn is_visible(self) -> bool {
+        !matches!(self, EventType::MsgEdit | EventType::MsgDelete | EventType::AccessAdd | EventType::AccessRm)
+    }
+
+    /// The types whose `content` gets folded edits and deletions (§6.5).
+    pub fn is_message(self) -> bool {
+        matches!(self, EventType::MsgText | EventType::MsgFile)
+    }
+
+    /// Visible types, as their type strings, for SQL filters.
+    pub fn visible_strs() -> Vec<&'static str> {
+        Self::ALL.into_iter().filter(|t| t.is_visible()).map(|t| t.as_str()).collect()
+    }
+}
+
+/// An event as returned to one viewer (§5.5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: EventId,
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    pub box_id: BoxId,
+    pub server_event_created_at: Timestamp,
+    pub sender: IdentityView,
+    pub content: Option<Value>,
+    pub referrer_id: Option<EventId>,
+}
+
+/// The restriction of an access rule (§6.1). Only `identity_id` is implemented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restriction {
+    IdentityId(IdentityId),
+}
+
+impl Restriction {
+    pub fn restriction_type(&self) -> &'static str {
+        match self {
+            Restriction::IdentityId(_) => "identity_id",
+        }
+    }
+
+    pub fn value(&self) -> String {
+        match self {
+            Restriction::IdentityId(id) => id.to_string(),
+        }
+    }
+}
+
+/// A client-posted event, validated against the catalogue of §6.2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewEvent {
+    MsgText { encrypted: B64u, public_key: B64u },
+    MsgFile { encrypted: B64u, public_key: B64u, encrypted_file_id: uuid::Uuid },
+    MsgEdit { referrer_id: EventId, new_encrypted: B64u, new_public_key: B64u },
+    MsgDelete { referrer_id: EventId },
+    MemberJoin,
+    MemberLeave,
+    StateAccessMode { value: AccessMode },
+    StateKeyShare { share: NewKeyShare },
+    AccessAdd { restriction: Restriction, auto_invite: Option<(String, B64)> },
+    AccessRm { referrer_id: EventId },
+}
+
+impl NewEvent {
+    pub fn kind(&self) -> EventType {
+        match self {
+            NewEvent::MsgText { .. } => EventType::MsgText,
+            NewEvent::MsgFile { .. } => EventType::MsgFile,
+            NewEvent::MsgEdit { .. } => EventType::MsgEdit,
+            NewEvent::MsgDelete { .. } => EventType::MsgDelete,
+            NewEvent::MemberJoin => EventType::MemberJoin,
+            NewEvent::MemberLeave => EventType::MemberLeave,
+            NewEvent::StateAccessMode { .. } => EventType::StateAccessMode,
+            NewEvent::StateKeyShare { .. } => EventType::StateKeyShare,
+            NewEvent::AccessAdd { .. } => EventType::AccessAdd,
+            NewEvent::AccessRm { .. } => EventType::AccessRm,
+        }
+    }
+
+    /// The `content` to store, rebuilt from the typed value so that no client key survives (§6.2).
+    pub fn stored_content(&self) -> Option<Value> {
+        match self {
+            NewEvent::MsgText { encrypted, public_key } => Some(json!({"encrypted": encrypted, "public_key": public_key})),
+            NewEvent::MsgFile { encrypted, public_key, encrypted_file_id } => Some(
+                json!({"encrypted": encrypted, "public_key": public_key, "encrypted_file_id": encrypted_file_id.to_string()}),
+            ),
+            NewEvent::MsgEdit { new_encrypted, new_public_key, .. } => {
+                Some(json!({"new_encrypted": new_encrypted, "new_public_key": new_public_key}))
+            }
+            NewEvent::StateAccessMode { value } => Some(json!({"value": value})),
+            NewEvent::AccessAdd { restriction, auto_invite } => Some(access_add_content(restriction, auto_invite.is_some())),
+            NewEvent::MsgDelete { .. } | NewEvent::MemberJoin | NewEvent::MemberLeave | NewEvent::StateKeyShare { .. } => None,
+            NewEvent::AccessRm { .. } => None,
+        }
+    }
+
+    pub fn referrer_id(&self) -> Option<EventId> {
+        match self {
+            NewEvent::MsgEdit { referrer_id, .. } | NewEvent::MsgDelete { referrer_id } | NewEvent::AccessRm { referrer_id } => {
+                Some(*referrer_id)
+            }
+            _ => None,
+        }
+    }
+
+    /// Validates `{type, content, referrer_id, extra}` (§6.2). Membership and the rest of §6.3 are the service's.
+    pub fn parse(body: &Value) -> Result<Self, ErrorBody> {
+        let o = Obj::body(body)?;
+        let mut r = Report::new();
+        let Some(type_str) = o.str("type", true, &mut r) else {
+            return r.finish(None);
+        };
+        let kind = match EventType::parse(type_str) {
+            Some(EventType::Create | EventType::MemberKick) | None => {
+                r.fail("type", Detail::Invalid);
+                return r.finish(None);
+            }
+            Some(t) => t,
+        };
+        let content = || o.object("content", "content", true, &mut Report::new()).unwrap_or(Obj::empty("content"));
+        let value = match kind {
+            EventType::MsgText | EventType::MsgFile => {
+                o.forbid("referrer_id", &mut r);
+                o.forbid("extra", &mut r);
+                let c = o.object("content", "content", true, &mut r).unwrap_or(Obj::empty("content"));
+                let encrypted = c.b64u("encrypted", limits::MESSAGE, true, &mut r);
+                let public_key = c.b64u("public_key", limits::PUBLIC_KEY, true, &mut r);
+                if kind == EventType::MsgFile {
+                    let file = c.id::<EventId>("encrypted_file_id", true, &mut r);
+                    encrypted.zip(public_key).zip(file).map(|((encrypted, public_key), f)| NewEvent::MsgFile {
+                        encrypted,
+                        public_key,
+                        encrypted_file_id: f.into_uuid(),
+                    })
+                } else {
+                    encrypted.zip(public_key).map(|(encrypted, public_key)| NewEvent::MsgText { encrypted, public_key })
+                }
+            }
+            EventType::MsgEdit => {
+                o.forbid("extra", &mut r);
+                let referrer_id = o.id::<EventId>("referrer_id", true, &mut r);
+                let c = o.object("content", "content", true, &mut r).unwrap_or(content());
+                let new_encrypted = c.b64u("new_encrypted", limits::MESSAGE, true, &mut r);
+                let new_public_key = c.b64u("new_public_key", limits::PUBLIC_KEY, true, &mut r);
+                match (referrer_id, new_encrypted, new_public_key) {
+                    (Some(referrer_id), Some(new_encrypted), Some(new_public_key)) => {
+                        Some(NewEvent::MsgEdit { referrer_id, new_encrypted, new_public_key })
+                    }
+                    _ => None,
+                }
+            }
+            EventType::MsgDelete | EventType::AccessRm => {
+                o.forbid("content", &mut r);
+                o.forbid("extra", &mut r);
+                let referrer_id = o.id::<EventId>("referrer_id", true, &mut r);
+                referrer_id.map(|referrer_id| {
+                    if kind == EventType::MsgDelete {
+                        NewEvent::MsgDelete { referrer_id }
+                    } else {
+                        NewEvent::AccessRm { referrer_id }
+                    }
+                })
+            }
+            EventType::MemberJoin | EventType::MemberLeave => {
+                o.forbid("content", &mut r);
+                o.forbid("referrer_id", &mut r);
+                o.forbid("extra", &mut r);
+                Some(if kind == EventType::MemberJoin { NewEvent::MemberJoin } else { NewEvent::MemberLeave })
+            }
+            EventType::StateAccessMode => {
+                o.forbid("referrer_id", &mut r);
+                o.forbid("extra", &mut r);
+                let c = o.object("content", "content", true, &mut r).unwrap_or(Obj::empty("content"));
+                c.str("value", true, &mut r).and_then(|v| match AccessMode::parse(v) {
+                    Some(value) => Some(NewEvent::StateAccessMode { value }),
+                    None => {
+                        r.fail("content.value", Detail::Invalid);
+                        None
+                    }
+                })
+            }
+            EventType::StateKeyShare => {
+                o.forbid("content", &mut r);
+                o.forbid("referrer_id", &mut r);
+                let extra = o.object("extra", "extra", true, &mut r);
+                extra.and_then(|e| NewKeyShare::read(&e, true, &mut r)).map(|share| NewEvent::StateKeyShare { share })
+            }
+            EventType::AccessAdd => {
+                o.forbid("referrer_id", &mut r);
+                let c = o.object("content", "content", true, &mut r).unwrap_or(Obj::empty("content"));
+                let restriction_type = c.str("restriction_type", true, &mut r);
+                let value = c.str("value", true, &mut r);
+                if value.is_some_and(|v| v.is_empty() || v.chars().count() > limits::ACCESS_VALUE) {
+                    r.fail("content.value", Detail::Invalid);
+                }
+                let auto_invite = c.bool("auto_invite", false, &mut r).unwrap_or(false);
+                let restriction = match restriction_type {
+                    Some("identity_id") => value.and_then(|v| match IdentityId::parse(v) {
+                        Ok(id) => Some(Restriction::IdentityId(id)),
+                        Err(_) => {
+                            r.fail("content.value", Detail::Malformed);
+                            None
+                        }
+                    }),
+                    Some(_) => {
+                        r.fail("content.restriction_type", Detail::NotSupported);
+                        None
+                    }
+                    None => None,
+                };
+                let invitation = match (auto_invite, o.has("extra")) {
+                    (false, true) => {
+                        r.fail("content.auto_invite", Detail::Invalid);
+                        None
+                    }
+                    (false, false) => None,
+                    (true, false) => {
+                        r.fail("extra", Detail::Required);
+                        None
+                    }
+                    (true, true) => {
+                        let e = o.object("extra", "extra", true, &mut r);
+                        match e.and_then(|e| read_invitation(&e, "extra", &mut r)) {
+                            Some(inv) => Some(inv),
+                            None => {
+                                r.fail("extra", Detail::Invalid);
+                                None
+                            }
+                        }
+                    }
+                };
+                restriction.map(|restriction| NewEvent::AccessAdd { restriction, auto_invite: invitation })
+            }
+            EventType::Create | EventType::MemberKick => None,
+        };
+        r.finish(value)
+    }
+}
+
+/// Stored content of an `access.add`.
+pub fn access_add_content(restriction: &Restriction, auto_invite: bool) -> Value {
+    json!({"restriction_type": restriction.restriction_type(), "value": restriction.value(), "auto_invite": auto_invite})
+}
+
+/// Stored content of a `create` event.
+pub fn create_content(public_key: &str, title: &str) -> Value {
+    json!({"public_key": public_key, "title": title})
+}
+
+/// The latest edit of a message, as needed for folding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EditState {
+    pub new_encrypted: Value,
+    pub new_public_key: Value,
+    pub at: Timestamp,
+}
+
+/// Folds a message's latest edit or its deletion into its stored content (§6.5).
+pub fn fold_message(content: Option<Value>, edit: Option<EditState>, deleted: Option<(Timestamp, IdentityView)>) -> Value {
+    if let Some((at, by)) = deleted {
+        return json!({"deleted": {"at_time": at, "by_identity": by}});
+    }
+    let mut c = match content {
+        Some(Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    match edit {
+        Some(e) => {
+            c.insert("encrypted".into(), e.new_encrypted);
+            c.insert("public_key".into(), e.new_public_key);
+            c.insert("last_edited_at".into(), json!(e.at));
+        }
+        None => {
+            c.insert("last_edited_at".into(), Value::Null);
+        }
+    }
+    Value::Object(c)
+}
+
+/// Content shown for a `member.kick`: the stored `{kicker_id}` becomes `{kicker: IdentityView}` (§6.2).
+pub fn kick_content(kicker: &IdentityView) -> Value {
+    json!({"kicker": kicker})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: Value) -> Result<NewEvent, crate::error::Details> {
+        NewEvent::parse(&v).map_err(|e| e.details)
+    }
+
+    fn detail(v: Value, key: &str) -> Option<String> {
+        parse(v).err().and_then(|d| d.get(key).cloned())
+    }
+
+    #[test]
+    fn type_strings_round_trip() {
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.as_str()), Some(t));
+            assert_eq!(serde_json::to_value(t).ok(), Some(Value::String(t.as_str().into())));
+        }
+        assert_eq!(EventType::parse("msg.txt"), None);
+    }
+
+    #[test]
+    fn server_only_and_unknown_types_are_invalid() {
+        for t in ["create", "member.kick", "msg.txt", "nope"] {
+            assert_eq!(detail(json!({"type": t}), "type").as_deref(), Some("invalid"), "{t}");
+        }
+    }
+
+    #[test]
+    fn text_messages() {
+        let ok = parse(json!({"type":"msg.text","content":{"encrypted":"UrxdLg-Z5cyeRMz8_zk2aK","public_key":"SXva","x":1}}));
+        assert_eq!(ok.ok().and_then(|e| e.stored_content()), Some(json!({"encrypted":"UrxdLg-Z5cyeRMz8_zk2aK","public_key":"SXva"})));
+        assert_eq!(detail(json!({"type":"msg.text","content":{"encrypted":"a+b=","public_key":"SXva"}}), "content.encrypted").as_deref(), Some("malformed"));
+        assert_eq!(detail(json!({"type":"msg.text","content":{"encrypted":"abcd","public_key":"SXva"},"referrer_id":"74ee16b5-89be-44f7-bcdd-117f496a90a7"}), "referrer_id").as_deref(), Some("forbidden"));
+        assert_eq!(detail(json!({"type":"msg.text"}), "content").as_deref(), Some("required"));
+        let big = "a".repeat(limits::MESSAGE + 1);
+        assert_eq!(detail(json!({"type":"msg.text","content":{"encrypted":big,"public_key":"SXva"}}), "content.encrypted").as_deref(), Some("invalid"));
+    }
+
+    #[test]
+    fn edits_deletes_joins() {
+        assert_eq!(detail(json!({"type":"msg.edit","content":{"new_encrypted":"abcd","new_public_key":"abcd"}}), "referrer_id").as_deref(), Some("required"));
+        assert_eq!(detail(json!({"type":"msg.delete","referrer_id":"x"}), "referrer_id").as_deref(), Some("malformed"));
+        assert_eq!(detail(json!({"type":"member.join","content":{}}), "content").as_deref(), Some("forbidden"));
+        assert_eq!(parse(json!({"type":"member.leave","content":null})).ok(), Some(NewEvent::MemberLeave));
+    }
+
+    #[test]
+    fn access_rules() {
+        let id = "0f10d6a5-0626-4492-8e4c-2c37b258f921";
+        assert_eq!(detail(json!({"type":"access.add","content":{"restriction_type":"email_domain","value":"x.com"}}), "content.restriction_type").as_deref(), Some("not_supported"));
+        assert_eq!(detail(json!({"type":"access.add","content":{"restriction_type":"identity_id","value":id},"extra":{"k":"abcd"}}), "content.auto_invite").as_deref(), Some("invalid"));
+        assert_eq!(detail(json!({"type":"access.add","content":{"restriction_type":"identity_id","value":id,"auto_invite":true}}), "extra").as_deref(), Some("required"));
+        assert_eq!(detail(json!({"type":"access.add","content":{"restriction_type":"identity_id","value":id,"auto_invite":true},"extra":{"a":"abcd","b":"abcd"}}), "extra").as_deref(), Some("invalid"));
+        let ok = parse(json!({"type":"access.add","content":{"restriction_type":"identity_id","value":id,"auto_invite":true},"extra":{"key":"abcd=="}}));
+        assert!(matches!(ok, Ok(NewEvent::AccessAdd { auto_invite: Some(_), .. })));
+    }
+
+    #[test]
+    fn key_share_rotation_reads_extra() {
+        let ok = parse(json!({"type":"state.key_share","extra":{"misakey_share":"abcd","other_share_hash":"abcd","encrypted_invitation_key_share":"abcd"}}));
+        assert!(matches!(ok, Ok(NewEvent::StateKeyShare { .. })));
+        assert_eq!(detail(json!({"type":"state.key_share","extra":{"misakey_share":"abcd"}}), "extra.other_share_hash").as_deref(), Some("required"));
+        assert_eq!(detail(json!({"type":"state.access_mode","content":{"value":"open"}}), "content.value").as_deref(), Some("invalid"));
+    }
+
+    #[test]
+    fn folding() {
+        let view = IdentityView { id: IdentityId::new_v4(), display_name: "A".into(), avatar_url: None, identifier_value: String::new(), identifier_kind: String::new() };
+        let c = Some(json!({"encrypted":"a","public_key":"b"}));
+        assert_eq!(fold_message(c.clone(), None, None)["last_edited_at"], Value::Null);
+        let at = Timestamp::now();
+        let e = EditState { new_encrypted: json!("x"), new_public_key: json!("y"), at };
+        let f = fold_message(c.clone(), Some(e), None);
+        assert_eq!(f["encrypted"], "x");
+        assert_eq!(f["last_edited_at"], json!(at));
+        let d = fold_message(c, None, Some((at, view)));
+        assert!(d.get("encrypted").is_none());
+        assert_eq!(d["deleted"]["by_identity"]["display_name"], "A");
+    }
+}

@@ -1,0 +1,172 @@
+//! Helpers shared by the integration tests of every service: a fresh PostgreSQL database per test,
+//! Ed25519 session keys, minted tokens and Redis subscribers. Tests talk to the real PostgreSQL and
+//! Redis named by `TEST_DATABASE_URL` / `REDIS_URL` (defaults: the local servers).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::Context;
+use domain::auth::{sha256_b64u, SessionClaims, Signer};
+use domain::{IdentityId, SessionId};
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
+use futures_util::StreamExt;
+
+pub const ISSUER: &str = "auth-bridge";
+
+/// The server PostgreSQL tests create their databases on.
+pub fn admin_database_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// Creates an empty database named by a uuid and returns its URL.
+pub async fn fresh_database() -> anyhow::Result<String> {
+    let admin = admin_database_url();
+    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.context("connecting to PostgreSQL")?;
+    tokio::spawn(conn);
+    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.context("creating the test database")?;
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin);
+    Ok(format!("{base}/{name}"))
+}
+
+/// An Ed25519 key pair, also written to files for services that read `JWT_*_KEY_FILE`.
+pub struct TestKeys {
+    pub private_pem: String,
+    pub public_pem: String,
+    pub private_file: tempfile::NamedTempFile,
+    pub public_file: tempfile::NamedTempFile,
+}
+
+impl TestKeys {
+    pub fn generate() -> Self {
+        let sk = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let private_pem = sk.to_pkcs8_pem(LineEnding::LF).expect("encode private key").to_string();
+        let public_pem = sk.verifying_key().to_public_key_pem(LineEnding::LF).expect("encode public key");
+        let mut private_file = tempfile::NamedTempFile::new().expect("temp file");
+        private_file.write_all(private_pem.as_bytes()).expect("write key");
+        let mut public_file = tempfile::NamedTempFile::new().expect("temp file");
+        public_file.write_all(public_pem.as_bytes()).expect("write key");
+        TestKeys { private_pem, public_pem, private_file, public_file }
+    }
+
+    pub fn signer(&self) -> Signer {
+        Signer::new(&self.private_pem, &self.public_pem, ISSUER).expect("signer")
+    }
+
+    /// A valid session token for `sub` with ACR 2 and a fresh session.
+    pub fn session(&self, sub: IdentityId) -> Session {
+        self.session_with(sub, TokenOptions::default())
+    }
+
+    pub fn session_with(&self, sub: IdentityId, o: TokenOptions) -> Session {
+        let csrf = format!("csrf-{}", uuid::Uuid::new_v4().simple());
+        let sid = o.sid.unwrap_or_else(SessionId::new_v4);
+        let (token, _) = self
+            .signer()
+            .sign(SessionClaims {
+                sub,
+                sid,
+                acr: &o.acr,
+                csrf_hash: &sha256_b64u(&csrf),
+                client_id: "ref-hostapp",
+                ttl_secs: o.ttl_secs,
+            })
+            .expect("sign");
+        Session { identity: sub, sid, token, csrf }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenOptions {
+    pub acr: String,
+    pub ttl_secs: i64,
+    pub sid: Option<SessionId>,
+}
+
+impl Default for TokenOptions {
+    fn default() -> Self {
+        TokenOptions { acr: "2".into(), ttl_secs: 3600, sid: None }
+    }
+}
+
+/// A minted session: the access token and the CSRF token it is bound to.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub identity: IdentityId,
+    pub sid: SessionId,
+    pub token: String,
+    pub csrf: String,
+}
+
+impl Session {
+    /// `Cookie` header value for cookie authentication.
+    pub fn cookie(&self) -> String {
+        format!("accesstoken={}; tokentype=bearer", self.token)
+    }
+
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+}
+
+/// A Redis subscriber that collects the payloads published on some channels.
+pub struct Subscriber {
+    rx: tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
+}
+
+impl Subscriber {
+    /// Returns once the subscription is confirmed, so nothing published afterwards is missed.
+    pub async fn new(channels: &[String]) -> anyhow::Result<Self> {
+        let client = redis::Client::open(redis_url())?;
+        let mut pubsub = client.get_async_pubsub().await?;
+        for c in channels {
+            pubsub.subscribe(c).await?;
+        }
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut stream = pubsub.into_on_message();
+            while let Some(msg) = stream.next().await {
+                let payload: String = msg.get_payload().unwrap_or_default();
+                if tx.send((msg.get_channel_name().to_owned(), payload)).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Subscriber { rx })
+    }
+
+    /// The next `(channel, payload)`, or `None` after `wait`.
+    pub async fn next(&mut self, wait: Duration) -> Option<(String, String)> {
+        tokio::time::timeout(wait, self.rx.recv()).await.ok().flatten()
+    }
+
+    /// The next payload parsed as JSON.
+    pub async fn next_json(&mut self, wait: Duration) -> Option<(String, serde_json::Value)> {
+        let (c, p) = self.next(wait).await?;
+        Some((c, serde_json::from_str(&p).unwrap_or(serde_json::Value::Null)))
+    }
+
+    /// Everything that arrives until `quiet` passes without a message.
+    pub async fn drain(&mut self, quiet: Duration) -> Vec<(String, serde_json::Value)> {
+        let mut out = Vec::new();
+        while let Some(m) = self.next_json(quiet).await {
+            out.push(m);
+        }
+        out
+    }
+}
+
+/// A Redis connection for direct reads and writes in tests.
+pub async fn redis_conn() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis_url())
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection")
+}
