@@ -1,0 +1,10 @@
+use boxes::config::Settings;
+use boxes::startup::Application;
+use clap::Parser;
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings::parse();
+    boxes::telemetry::init(&settings.log_format);
+    Application::build(settings).await?.run_until_stopped().await
+}

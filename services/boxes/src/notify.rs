@@ -1,0 +1,59 @@
+//! Realtime side effects (§6.4): envelopes published to `user_{id}:ws` and unread counters.
+//!
+//! Handlers collect effects in an [`Outbox`] while their transaction runs and send it only after
+//! commit. Sending is best effort: a Redis failure is logged and never fails the request.
+
+use domain::realtime::{counter_key, user_channel, Envelope};
+use domain::{BoxId, IdentityId};
+
+#[derive(Debug, Default)]
+pub struct Outbox {
+    publishes: Vec<(IdentityId, String)>,
+    increments: Vec<(IdentityId, BoxId)>,
+    resets: Vec<(IdentityId, BoxId)>,
+}
+
+impl Outbox {
+    pub fn new() -> Self {
+        Outbox::default()
+    }
+
+    pub fn publish(&mut self, to: IdentityId, envelope: &Envelope) {
+        self.publishes.push((to, envelope.to_json()));
+    }
+
+    /// Unread counter +1 for `who` in `box_id`.
+    pub fn increment(&mut self, who: IdentityId, box_id: BoxId) {
+        self.increments.push((who, box_id));
+    }
+
+    /// Unread counter back to 0 (the key is deleted: a missing counter reads as 0).
+    pub fn reset(&mut self, who: IdentityId, box_id: BoxId) {
+        self.resets.push((who, box_id));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.publishes.is_empty() && self.increments.is_empty() && self.resets.is_empty()
+    }
+
+    /// One pipelined round trip: counters first, so a client reacting to a message reads fresh counts.
+    pub async fn send(self, redis: &redis::aio::ConnectionManager) {
+        if self.is_empty() {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        for (who, box_id) in &self.resets {
+            pipe.del(counter_key(*who, *box_id)).ignore();
+        }
+        for (who, box_id) in &self.increments {
+            pipe.incr(counter_key(*who, *box_id), 1).ignore();
+        }
+        for (to, payload) in &self.publishes {
+            pipe.publish(user_channel(*to), payload).ignore();
+        }
+        let mut conn = redis.clone();
+        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
+            tracing::warn!(error = %e, publishes = self.publishes.len(), "realtime publish failed");
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Not yet implemented.
+
+use actix_web::HttpResponse;
+
+pub async fn ack() -> HttpResponse {
+    HttpResponse::NotImplemented().finish()
+}
+

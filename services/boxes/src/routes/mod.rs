@@ -1,0 +1,75 @@
+//! The route table of §7, §8 and §12. Literal routes come before the ones with a variable segment
+//! that could match them (`/box-key-shares/encrypted-invitation-key-share`, §7.12).
+
+use actix_web::{web, HttpResponse};
+use domain::ErrorBody;
+
+mod boxes;
+mod contact;
+mod counters;
+mod crypto_actions;
+mod events;
+mod health;
+mod identities;
+mod internal;
+mod keyshares;
+mod members;
+mod settings;
+
+/// Answer for a known path with a method it does not serve.
+async fn method_not_allowed() -> HttpResponse {
+    HttpResponse::MethodNotAllowed().json(ErrorBody::not_allowed())
+}
+
+async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().json(ErrorBody::route_not_found())
+}
+
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/healthz").route(web::get().to(health::healthz)))
+        .service(resource("/readyz").route(web::get().to(health::readyz)))
+        .service(resource("/boxes").route(web::post().to(boxes::create)))
+        .service(
+            resource("/boxes/joined")
+                .route(web::get().to(boxes::joined))
+                .route(web::head().to(boxes::joined_count)),
+        )
+        .service(resource("/boxes/{id}").route(web::get().to(boxes::get)).route(web::delete().to(boxes::delete)))
+        .service(resource("/boxes/{id}/public").route(web::get().to(boxes::public)))
+        .service(
+            resource("/boxes/{id}/events")
+                .route(web::post().to(events::post))
+                .route(web::get().to(events::list))
+                .route(web::head().to(events::count)),
+        )
+        .service(resource("/boxes/{id}/members").route(web::get().to(members::members)))
+        .service(resource("/boxes/{id}/accesses").route(web::get().to(members::accesses)))
+        .service(resource("/boxes/{id}/new-events-count/ack").route(web::put().to(counters::ack)))
+        .service(resource("/box-key-shares").route(web::post().to(keyshares::create)))
+        .service(
+            resource("/box-key-shares/encrypted-invitation-key-share")
+                .route(web::get().to(keyshares::encrypted_invitation_key_share)),
+        )
+        .service(resource("/box-key-shares/{other_share_hash}").route(web::get().to(keyshares::get)))
+        .service(
+            resource("/box-users/{id}/boxes/{bid}/settings")
+                .route(web::get().to(settings::get))
+                .route(web::put().to(settings::put)),
+        )
+        .service(resource("/box-users/{id}/contact").route(web::post().to(contact::contact)))
+        .service(resource("/identities/{id}").route(web::get().to(identities::get)))
+        .service(resource("/identities/{id}/profile").route(web::get().to(identities::profile)))
+        .service(resource("/identities/{id}/public-keys").route(web::put().to(identities::public_keys)))
+        .service(resource("/identities/{id}/crypto/actions").route(web::get().to(crypto_actions::list)))
+        .service(
+            resource("/identities/{id}/crypto/actions/{action_id}")
+                .route(web::get().to(crypto_actions::get))
+                .route(web::delete().to(crypto_actions::delete)),
+        )
+        .service(resource("/internal/identities/{id}").route(web::put().to(internal::upsert_identity)))
+        .default_service(web::to(not_found));
+}

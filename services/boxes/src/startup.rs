@@ -1,0 +1,131 @@
+//! Building and running the HTTP server: pools, migrations, routes, graceful shutdown.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_cors::Cors;
+use actix_web::dev::Server;
+use actix_web::{http, web, App, HttpServer};
+use anyhow::Context;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use domain::auth::Verifier;
+use secrecy::ExposeSecret;
+use tracing_actix_web::TracingLogger;
+
+use crate::config::Settings;
+use crate::routes;
+use crate::state::AppState;
+use crate::telemetry::PathOnlySpan;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = connect_db(&settings).await?;
+        migrate(&settings).await?;
+        let redis = connect_redis(settings.redis_url.expose_secret()).await?;
+        let pems = settings
+            .jwt_public_key_file
+            .iter()
+            .map(|f| std::fs::read_to_string(f).with_context(|| format!("reading public key file {f}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let verifier = Verifier::from_public_pems(&pems, &settings.jwt_issuer).context("loading JWT public keys")?;
+        let state = AppState { db, redis, verifier, internal_token: settings.internal_api_token.clone() };
+
+        let listener = TcpListener::bind(&settings.bind_addr).with_context(|| format!("binding {}", settings.bind_addr))?;
+        let port = listener.local_addr()?.port();
+        let origins = settings.allowed_origins.clone();
+        let data = web::Data::new(state);
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(cors(&origins))
+                .wrap(TracingLogger::<PathOnlySpan>::new())
+                .app_data(data.clone())
+                .configure(routes::configure)
+        })
+        .shutdown_timeout(10)
+        .listen(listener)?;
+        if settings.workers > 0 {
+            server = server.workers(settings.workers);
+        }
+        tracing::info!(port, "boxes listening");
+        Ok(Application { port, server: server.run() })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Runs until SIGINT/SIGTERM, then stops accepting and lets in-flight requests finish.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await.context("running the HTTP server")
+    }
+}
+
+fn cors(origins: &[String]) -> Cors {
+    let any = origins.iter().any(|o| o == "*");
+    let allowed: Vec<String> = origins.to_vec();
+    Cors::default()
+        .allowed_origin_fn(move |origin, _| any || origin.to_str().is_ok_and(|o| allowed.iter().any(|a| a == o)))
+        .allowed_methods(vec!["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+        .allowed_headers(vec![http::header::CONTENT_TYPE, http::header::AUTHORIZATION, http::header::HeaderName::from_static("x-csrf-token")])
+        .expose_headers(vec![http::header::HeaderName::from_static("x-total-count")])
+        .supports_credentials()
+        .max_age(600)
+}
+
+fn pg_config(settings: &Settings) -> anyhow::Result<tokio_postgres::Config> {
+    let mut config: tokio_postgres::Config =
+        settings.database_url.expose_secret().parse().context("parsing DATABASE_URL")?;
+    config.options(format!("-c statement_timeout={}", settings.db_statement_timeout_ms));
+    config.connect_timeout(Duration::from_secs(5));
+    Ok(config)
+}
+
+async fn connect_db(settings: &Settings) -> anyhow::Result<Pool> {
+    let manager = Manager::from_config(
+        pg_config(settings)?,
+        tokio_postgres::NoTls,
+        ManagerConfig { recycling_method: RecyclingMethod::Fast },
+    );
+    Pool::builder(manager)
+        .max_size(settings.database_pool_size)
+        .wait_timeout(Some(Duration::from_secs(5)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .context("building the PostgreSQL pool")
+}
+
+/// Runs the embedded migrations under an advisory lock, so replicas starting together take turns.
+async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let (mut client, conn) = pg_config(settings)?.connect(tokio_postgres::NoTls).await.context("connecting to PostgreSQL")?;
+    let conn = tokio::spawn(conn);
+    client.batch_execute("SELECT pg_advisory_lock(816001)").await?;
+    client.batch_execute("CREATE SCHEMA IF NOT EXISTS boxes").await?;
+    let outcome = embedded::migrations::runner()
+        .set_migration_table_name("boxes.refinery_schema_history")
+        .run_async(&mut client)
+        .await;
+    client.batch_execute("SELECT pg_advisory_unlock(816001)").await?;
+    drop(client);
+    let _ = conn.await;
+    outcome.context("running migrations")?;
+    Ok(())
+}
+
+async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
+    let client = redis::Client::open(url).context("parsing REDIS_URL")?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(2))
+        .set_response_timeout(Duration::from_secs(2))
+        .set_number_of_retries(1);
+    redis::aio::ConnectionManager::new_with_config(client, config).await.context("connecting to Redis")
+}

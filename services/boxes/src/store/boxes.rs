@@ -1,0 +1,3 @@
+//! `boxes.boxes` and `boxes.members`.
+
+use super::GenericClient;

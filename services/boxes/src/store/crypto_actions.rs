@@ -1,0 +1,85 @@
+//! `boxes.crypto_actions`: ciphertext addressed to one identity.
+
+use domain::crypto_action::{CryptoAction, CryptoActionType, LIST_CAP};
+use domain::{BoxId, CryptoActionId, IdentityId, Timestamp};
+use tokio_postgres::Row;
+
+use super::GenericClient;
+
+const COLUMNS: &str = "id, type, box_id, encryption_public_key, encrypted, created_at";
+
+fn action(row: &Row) -> CryptoAction {
+    let kind: String = row.get("type");
+    CryptoAction {
+        id: CryptoActionId::from(row.get::<_, uuid::Uuid>("id")),
+        // The column has a CHECK constraint on these two values.
+        kind: CryptoActionType::parse(&kind).unwrap_or(CryptoActionType::Invitation),
+        box_id: row.get::<_, Option<uuid::Uuid>>("box_id").map(BoxId::from),
+        encryption_public_key: row.get("encryption_public_key"),
+        encrypted: row.get("encrypted"),
+        created_at: Timestamp(row.get("created_at")),
+    }
+}
+
+pub struct NewCryptoAction<'a> {
+    pub identity_id: IdentityId,
+    pub kind: CryptoActionType,
+    pub box_id: BoxId,
+    pub sender_id: IdentityId,
+    pub encryption_public_key: &'a str,
+    pub encrypted: &'a str,
+}
+
+pub async fn insert<C: GenericClient>(c: &C, a: &NewCryptoAction<'_>) -> Result<CryptoAction, tokio_postgres::Error> {
+    let row = c
+        .query_one(
+            &format!(
+                "INSERT INTO boxes.crypto_actions (id, identity_id, type, box_id, sender_id, encryption_public_key, encrypted)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+            ),
+            &[
+                CryptoActionId::new_v4().as_uuid(),
+                a.identity_id.as_uuid(),
+                &a.kind.as_str(),
+                a.box_id.as_uuid(),
+                a.sender_id.as_uuid(),
+                &a.encryption_public_key,
+                &a.encrypted,
+            ],
+        )
+        .await?;
+    Ok(action(&row))
+}
+
+/// Oldest first, at most [`LIST_CAP`].
+pub async fn list<C: GenericClient>(c: &C, identity: IdentityId) -> Result<Vec<CryptoAction>, tokio_postgres::Error> {
+    let rows = c
+        .query(
+            &format!("SELECT {COLUMNS} FROM boxes.crypto_actions WHERE identity_id = $1 ORDER BY created_at, id LIMIT $2"),
+            &[identity.as_uuid(), &LIST_CAP],
+        )
+        .await?;
+    Ok(rows.iter().map(action).collect())
+}
+
+pub async fn get<C: GenericClient>(
+    c: &C,
+    identity: IdentityId,
+    id: CryptoActionId,
+) -> Result<Option<CryptoAction>, tokio_postgres::Error> {
+    let row = c
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM boxes.crypto_actions WHERE id = $1 AND identity_id = $2"),
+            &[id.as_uuid(), identity.as_uuid()],
+        )
+        .await?;
+    Ok(row.as_ref().map(action))
+}
+
+/// `true` when an action of this identity was deleted.
+pub async fn delete<C: GenericClient>(c: &C, identity: IdentityId, id: CryptoActionId) -> Result<bool, tokio_postgres::Error> {
+    let n = c
+        .execute("DELETE FROM boxes.crypto_actions WHERE id = $1 AND identity_id = $2", &[id.as_uuid(), identity.as_uuid()])
+        .await?;
+    Ok(n > 0)
+}

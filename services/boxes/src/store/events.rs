@@ -1,0 +1,3 @@
+//! `boxes.events`: the per-box ordered log.
+
+use super::GenericClient;

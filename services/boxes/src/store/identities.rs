@@ -1,0 +1,71 @@
+//! `boxes.identities`: the public part of each identity.
+
+use domain::identity::{IdentityRecord, IdentityUpsert};
+use domain::{IdentityId, Timestamp};
+use tokio_postgres::Row;
+
+use super::GenericClient;
+
+const COLUMNS: &str = "id, display_name, identifier_value, identifier_kind, pubkey, non_identified_pubkey, created_at";
+
+fn record(row: &Row) -> IdentityRecord {
+    IdentityRecord {
+        id: IdentityId::from(row.get::<_, uuid::Uuid>("id")),
+        display_name: row.get("display_name"),
+        identifier_value: row.get("identifier_value"),
+        identifier_kind: row.get("identifier_kind"),
+        pubkey: row.get("pubkey"),
+        non_identified_pubkey: row.get("non_identified_pubkey"),
+        created_at: Timestamp(row.get("created_at")),
+    }
+}
+
+pub async fn exists<C: GenericClient>(c: &C, id: IdentityId) -> Result<bool, tokio_postgres::Error> {
+    let row = c.query_opt("SELECT 1 FROM boxes.identities WHERE id = $1", &[id.as_uuid()]).await?;
+    Ok(row.is_some())
+}
+
+pub async fn get<C: GenericClient>(c: &C, id: IdentityId) -> Result<Option<IdentityRecord>, tokio_postgres::Error> {
+    let row = c.query_opt(&format!("SELECT {COLUMNS} FROM boxes.identities WHERE id = $1"), &[id.as_uuid()]).await?;
+    Ok(row.as_ref().map(record))
+}
+
+/// The identities among `ids` that exist, in no particular order.
+pub async fn get_many<C: GenericClient>(c: &C, ids: &[IdentityId]) -> Result<Vec<IdentityRecord>, tokio_postgres::Error> {
+    let ids: Vec<uuid::Uuid> = ids.iter().map(|i| i.into_uuid()).collect();
+    let rows = c.query(&format!("SELECT {COLUMNS} FROM boxes.identities WHERE id = ANY($1)"), &[&ids]).await?;
+    Ok(rows.iter().map(record).collect())
+}
+
+/// Creates the identity or updates its name and identifier; keys and `created_at` stay (§12).
+pub async fn upsert<C: GenericClient>(c: &C, id: IdentityId, u: &IdentityUpsert) -> Result<(), tokio_postgres::Error> {
+    c.execute(
+        "INSERT INTO boxes.identities (id, display_name, identifier_value, identifier_kind)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (id) DO UPDATE SET display_name = EXCLUDED.display_name,
+             identifier_value = EXCLUDED.identifier_value, identifier_kind = EXCLUDED.identifier_kind",
+        &[id.as_uuid(), &u.display_name.as_str(), &u.identifier_value, &u.identifier_kind.as_str()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Replaces the keys that are given; absent keys stay as they are (§8).
+pub async fn set_keys<C: GenericClient>(
+    c: &C,
+    id: IdentityId,
+    pubkey: Option<&str>,
+    non_identified_pubkey: Option<&str>,
+) -> Result<Option<IdentityRecord>, tokio_postgres::Error> {
+    let row = c
+        .query_opt(
+            &format!(
+                "UPDATE boxes.identities SET pubkey = COALESCE($2, pubkey),
+                     non_identified_pubkey = COALESCE($3, non_identified_pubkey)
+                 WHERE id = $1 RETURNING {COLUMNS}"
+            ),
+            &[id.as_uuid(), &pubkey, &non_identified_pubkey],
+        )
+        .await?;
+    Ok(row.as_ref().map(record))
+}

@@ -1,0 +1,38 @@
+//! Structured logs. Request spans carry the method, the path (never the query string, which may
+//! hold a key-share hash) and a request id; bodies, tokens and ciphertext are never logged.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::Error;
+use tracing::Span;
+use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
+use tracing_subscriber::EnvFilter;
+
+pub fn init(format: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // A second init (tests start several apps) is harmless, hence the ignored result.
+    let _ = if format == "pretty" { builder.try_init() } else { builder.json().try_init() };
+}
+
+/// Root span without the query string.
+pub struct PathOnlySpan;
+
+impl RootSpanBuilder for PathOnlySpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        tracing::info_span!(
+            "request",
+            method = %request.method(),
+            path = %request.path(),
+            request_id = %uuid::Uuid::new_v4(),
+            status = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
+        if let Ok(response) = outcome {
+            span.record("status", response.status().as_u16());
+        }
+        DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}

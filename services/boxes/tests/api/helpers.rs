@@ -1,0 +1,195 @@
+//! Starting the app and talking to it like a client does.
+
+use boxes::config::Settings;
+use boxes::startup::Application;
+use domain::IdentityId;
+use reqwest::{Method, RequestBuilder, Response};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use test_support::{Session, TestKeys};
+
+pub const INTERNAL_TOKEN: &str = "internal-test-token";
+
+pub struct TestApp {
+    pub address: String,
+    pub keys: TestKeys,
+    pub client: reqwest::Client,
+    pub database_url: String,
+}
+
+/// A user of the tests: an identity known to boxes and a session for it.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: IdentityId,
+    pub session: Session,
+    pub name: String,
+    pub key: String,
+}
+
+/// How a request authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    Bearer,
+    /// Cookies `accesstoken` + `tokentype=bearer` and the `X-CSRF-Token` header.
+    Cookie,
+    /// Cookies without the CSRF header.
+    CookieNoCsrf,
+}
+
+pub fn settings(database_url: &str, keys: &TestKeys) -> Settings {
+    Settings {
+        bind_addr: "127.0.0.1:0".into(),
+        database_url: SecretString::from(database_url.to_owned()),
+        database_pool_size: 8,
+        redis_url: SecretString::from(test_support::redis_url()),
+        jwt_public_key_file: vec![keys.public_file.path().display().to_string()],
+        jwt_issuer: test_support::ISSUER.into(),
+        internal_api_token: SecretString::from(INTERNAL_TOKEN.to_owned()),
+        allowed_origins: vec!["*".into()],
+        db_statement_timeout_ms: 5000,
+        workers: 2,
+        log_format: "pretty".into(),
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        let database_url = test_support::fresh_database().await.expect("fresh database");
+        let keys = TestKeys::generate();
+        let app = Application::build(settings(&database_url, &keys)).await.expect("build app");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        TestApp { address, keys, client, database_url }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// Creates an identity through the internal API and a session for it. The identity has a
+    /// `non_identified_pubkey` when `with_key` is set.
+    pub async fn user_with(&self, name: &str, with_key: bool) -> User {
+        let id = IdentityId::new_v4();
+        let res = self
+            .client
+            .put(self.url(&format!("/internal/identities/{id}")))
+            .header("X-Internal-Token", INTERNAL_TOKEN)
+            .json(&json!({"display_name": name, "identifier_value": format!("{}@example.com", name.to_lowercase()), "identifier_kind": "email"}))
+            .send()
+            .await
+            .expect("upsert identity");
+        assert_eq!(res.status(), 204, "internal upsert of {name}");
+        let session = self.keys.session(id);
+        let key = test_key(name);
+        let user = User { id, session, name: name.to_owned(), key: key.clone() };
+        if with_key {
+            let res = self.send(&user, Method::PUT, &format!("/identities/{id}/public-keys"), Some(json!({"non_identified_pubkey": key}))).await;
+            assert_eq!(res.status(), 200, "public keys of {name}");
+        }
+        user
+    }
+
+    pub async fn user(&self, name: &str) -> User {
+        self.user_with(name, true).await
+    }
+
+    pub fn request(&self, user: &User, method: Method, path: &str, auth: Auth) -> RequestBuilder {
+        let b = self.client.request(method, self.url(path));
+        match auth {
+            Auth::Bearer => b.header("Authorization", user.session.bearer()),
+            Auth::Cookie => b.header("Cookie", user.session.cookie()).header("X-CSRF-Token", &user.session.csrf),
+            Auth::CookieNoCsrf => b.header("Cookie", user.session.cookie()),
+        }
+    }
+
+    /// Sends with bearer authentication and an optional JSON body.
+    pub async fn send(&self, user: &User, method: Method, path: &str, body: Option<Value>) -> Response {
+        self.send_as(user, method, path, body, Auth::Bearer).await
+    }
+
+    pub async fn send_as(&self, user: &User, method: Method, path: &str, body: Option<Value>, auth: Auth) -> Response {
+        let mut b = self.request(user, method, path, auth);
+        if let Some(body) = body {
+            b = b.json(&body);
+        }
+        b.send().await.expect("request")
+    }
+
+    pub async fn get(&self, user: &User, path: &str) -> Response {
+        self.send(user, Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, user: &User, path: &str, body: Value) -> Response {
+        self.send(user, Method::POST, path, Some(body)).await
+    }
+
+    /// Creates a box as `user` and returns its JSON.
+    pub async fn create_box(&self, user: &User, title: &str) -> Value {
+        let res = self.post(user, "/boxes", json!({"title": title, "public_key": box_key(title), "key_share": new_key_share()})).await;
+        assert_eq!(res.status(), 201);
+        res.json().await.expect("box json")
+    }
+
+    /// Posts an event and returns the response.
+    pub async fn post_event(&self, user: &User, box_id: &str, event: Value) -> Response {
+        self.post(user, &format!("/boxes/{box_id}/events"), event).await
+    }
+
+    /// Posts a `msg.text` and returns the created event.
+    pub async fn say(&self, user: &User, box_id: &str, ciphertext: &str) -> Value {
+        let res = self.post_event(user, box_id, json!({"type":"msg.text","content":{"encrypted": ciphertext,"public_key":"SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw"}})).await;
+        assert_eq!(res.status(), 201);
+        res.json().await.expect("event json")
+    }
+
+    /// Makes `admin` give `member` access to the box and `member` join it.
+    pub async fn add_member(&self, admin: &User, member: &User, box_id: &str) {
+        let res = self
+            .post_event(admin, box_id, json!({"type":"access.add","content":{"restriction_type":"identity_id","value": member.id.to_string()}}))
+            .await;
+        assert_eq!(res.status(), 201, "access.add");
+        let res = self.post_event(member, box_id, json!({"type":"member.join"})).await;
+        assert_eq!(res.status(), 201, "member.join");
+    }
+}
+
+/// A deterministic b64u value that looks like a 32-byte key.
+pub fn test_key(seed: &str) -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    for (i, b) in seed.bytes().enumerate() {
+        bytes[i % 32] ^= b;
+    }
+    bytes[31] ^= seed.len() as u8;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn box_key(seed: &str) -> String {
+    test_key(&format!("box-{seed}"))
+}
+
+/// A key share with a fresh, unique hash.
+pub fn new_key_share() -> Value {
+    json!({
+        "misakey_share": "lBHT1vfwFAIBig5Nj+sD+w==",
+        "other_share_hash": test_key(&uuid::Uuid::new_v4().to_string()),
+        "encrypted_invitation_key_share": "cGYMzgIO9rc03WoSLAyoiQdLu7he5VbMRImLhRPmwTQ="
+    })
+}
+
+/// Asserts an error answer: status, `code`, and one detail.
+pub async fn assert_error(res: Response, status: u16, key: &str, value: &str) -> Value {
+    assert_eq!(res.status().as_u16(), status, "status");
+    assert_eq!(
+        res.headers().get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/json"),
+        "error content type"
+    );
+    let body: Value = res.json().await.expect("error json");
+    assert_eq!(body["details"][key], value, "details of {body}");
+    for field in ["code", "origin", "desc"] {
+        assert!(body[field].is_string(), "{field} in {body}");
+    }
+    body
+}

@@ -1,0 +1,16 @@
+//! Integration tests of the boxes service: the real app on port 0, a fresh PostgreSQL database per
+//! test and the real Redis. One binary, one module per area.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod auth;
+mod boxes;
+mod contact;
+mod events;
+mod health;
+mod identities;
+mod keyshares;
+mod members;
+mod notifications;
+mod settings;
