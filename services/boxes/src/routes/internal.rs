@@ -1,8 +1,63 @@
-//! Not yet implemented.
+//! The internal API of §12: auth-bridge creates or refreshes the public part of an identity at
+//! each login. Reachable only on the internal network; authenticated by a shared secret.
 
-use actix_web::HttpResponse;
+use actix_web::{web, HttpRequest, HttpResponse};
+use domain::auth::sha256_b64u;
+use domain::identity::IdentityUpsert;
+use domain::input::path_id;
+use domain::{Detail, ErrorBody, IdentityId, Origin};
+use secrecy::ExposeSecret;
 
-pub async fn upsert_identity() -> HttpResponse {
-    HttpResponse::NotImplemented().finish()
+use crate::body;
+use crate::error::ApiResult;
+use crate::state::AppState;
+use crate::store;
+
+const HEADER: &str = "X-Internal-Token";
+
+/// Compares two secrets in time independent of where they differ: both sides are hashed to
+/// fixed-length digests first, so neither the content nor the length of the secret leaks.
+fn same_secret(presented: &str, expected: &str) -> bool {
+    let a = sha256_b64u(presented);
+    let b = sha256_b64u(expected);
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+fn check_token(req: &HttpRequest, state: &AppState) -> Result<(), ErrorBody> {
+    let presented = req.headers().get(HEADER).map(|v| v.to_str().ok());
+    match presented {
+        None | Some(Some("")) => {
+            Err(ErrorBody::unauthorized(Origin::Headers, "internal token is required").with(HEADER, Detail::Required))
+        }
+        Some(Some(token)) if same_secret(token, state.internal_token.expose_secret()) => Ok(()),
+        Some(_) => Err(ErrorBody::unauthorized(Origin::Headers, "internal token is invalid").with(HEADER, Detail::Invalid)),
+    }
+}
+
+/// `PUT /internal/identities/{id}`: creates the identity or updates its name and identifier.
+#[tracing::instrument(skip_all, fields(identity = %id))]
+pub async fn upsert_identity(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    check_token(&req, &state)?;
+    let id: IdentityId = path_id(&id, "id")?;
+    let upsert = IdentityUpsert::parse(&body::read_json(&req, payload).await?)?;
+    let client = state.db.get().await?;
+    store::identities::upsert(&client, id, &upsert).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_secret;
+
+    #[test]
+    fn secrets_compare_by_value() {
+        assert!(same_secret("s3cret", "s3cret"));
+        assert!(!same_secret("s3cret", "s3cre"));
+        assert!(!same_secret("", "s3cret"));
+    }
+}
