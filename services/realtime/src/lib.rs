@@ -1,1 +1,31 @@
-//! placeholder
+//! Realtime service (`SPEC.md` §9): `GET /box-users/{id}/ws` delivers to each open socket the
+//! envelopes published on its identity's Redis channel `user_{id}:ws`.
+//!
+//! Shape of a process:
+//! - [`hub`]: one Redis pub/sub connection per process, owned by one subscriber task, and the
+//!   registry of open sockets (identity → small list of queue senders). An identity is subscribed
+//!   while it has at least one socket here. A published payload is copied once into a shared,
+//!   reference-counted buffer and offered (`try_send`) to each socket's bounded queue, so fan-out
+//!   never waits on a client. Several processes behind a load balancer each subscribe for their
+//!   own sockets, so one publish reaches every process that holds a socket of the identity.
+//! - [`socket`]: one task per socket selecting over client frames, the outbound queue, the ping
+//!   interval, the idle deadline and the token's `exp`. It consumes client `ack`s (§9.5) and
+//!   closes with the contract's codes: 4001 at expiry or revocation, 1013 for a slow consumer,
+//!   1009 for an oversized frame, 1011 when the Redis subscription is lost, 1001 at shutdown.
+//! - [`routes`]: the handshake checks of §9.1, in order, answered with the §4 body; `/healthz`
+//!   and `/readyz`.
+//! - [`store`]: the shared command connection for revocation lookups, counter resets and the ack
+//!   echo.
+//!
+//! Memory per idle socket is kept small on purpose: the socket's task, a queue of at most
+//! `WS_QUEUE_CAPACITY` entries (each a pointer-sized handle on a shared payload), one registry
+//! slot, and actix's connection buffers. No socket has a Redis connection of its own.
+
+pub mod config;
+pub mod error;
+pub mod hub;
+pub mod routes;
+pub mod socket;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,164 @@
+//! Settings of the realtime service, read from the environment (or flags) by clap.
+//!
+//! Every field is public so tests build a `Settings` directly, with short timings and a Redis URL
+//! of their choice. `--help` lists each setting with its environment variable and default.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+#[derive(Clone, Parser)]
+#[command(name = "realtime", version, about = "WebSocket notifications (GET /box-users/{id}/ws) fed by Redis pub/sub")]
+pub struct Settings {
+    /// Address and port the HTTP server listens on.
+    #[arg(long, env = "BIND_ADDR", default_value = "0.0.0.0:8082")]
+    pub bind_addr: String,
+
+    /// Redis server: pub/sub subscriber, revocation markers, unread counters.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+
+    /// Ed25519 public key files (SPKI PEM) that session tokens may be signed with; several files,
+    /// comma separated, during a key rotation.
+    #[arg(long, env = "JWT_PUBLIC_KEY_FILE", value_delimiter = ',', required = true)]
+    pub jwt_public_key_files: Vec<PathBuf>,
+
+    /// Expected `iss` of session tokens.
+    #[arg(long, env = "JWT_ISSUER", default_value = "auth-bridge")]
+    pub jwt_issuer: String,
+
+    /// Origins allowed to open a socket (comma separated), or `*` for any. Requests without an
+    /// `Origin` header are always allowed.
+    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',', default_value = "*")]
+    pub allowed_origins: Vec<String>,
+
+    /// Interval between server pings on each socket, in milliseconds.
+    #[arg(long, env = "WS_PING_INTERVAL_MS", default_value_t = 45_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ping_interval_ms: u64,
+
+    /// A socket with no inbound frame (pongs count) for this long is closed, in milliseconds.
+    #[arg(long, env = "WS_IDLE_TIMEOUT_MS", default_value_t = 120_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout_ms: u64,
+
+    /// How long one write to a socket may wait for the client before the socket is dropped, in milliseconds.
+    #[arg(long, env = "WS_WRITE_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub write_timeout_ms: u64,
+
+    /// Outbound messages queued per socket; a socket whose queue is full is closed with 1013.
+    #[arg(long, env = "WS_QUEUE_CAPACITY", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub queue_capacity: u64,
+
+    /// Largest frame a client may send, in bytes; a bigger one closes the socket with 1009.
+    #[arg(long, env = "WS_MAX_FRAME_BYTES", default_value_t = 8 * 1024)]
+    pub max_frame_bytes: usize,
+
+    /// Longest wait between two attempts to reconnect the Redis subscriber, in milliseconds.
+    #[arg(long, env = "REDIS_RECONNECT_MAX_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub redis_reconnect_max_ms: u64,
+
+    /// Interval between health pings on the Redis subscriber connection, in milliseconds.
+    #[arg(long, env = "REDIS_HEALTH_INTERVAL_MS", default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub redis_health_interval_ms: u64,
+
+    /// Time allowed for open connections to finish after a shutdown signal, in seconds.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
+    pub shutdown_timeout_secs: u64,
+
+    /// HTTP worker threads; 0 means one per CPU core.
+    #[arg(long, env = "WORKERS", default_value_t = 0)]
+    pub workers: usize,
+
+    /// Log format: `json` (production) or `pretty`.
+    #[arg(long, env = "LOG_FORMAT", default_value = "json")]
+    pub log_format: String,
+}
+
+impl Settings {
+    /// Settings for tests and tools: spec defaults, the given keys and Redis, any free port.
+    pub fn with_defaults(jwt_public_key_files: Vec<PathBuf>, redis_url: impl Into<String>) -> Self {
+        Settings {
+            bind_addr: "127.0.0.1:0".into(),
+            redis_url: redis_url.into(),
+            jwt_public_key_files,
+            jwt_issuer: "auth-bridge".into(),
+            allowed_origins: vec!["*".into()],
+            ping_interval_ms: 45_000,
+            idle_timeout_ms: 120_000,
+            write_timeout_ms: 30_000,
+            queue_capacity: 64,
+            max_frame_bytes: 8 * 1024,
+            redis_reconnect_max_ms: 5_000,
+            redis_health_interval_ms: 15_000,
+            shutdown_timeout_secs: 10,
+            workers: 2,
+            log_format: "pretty".into(),
+        }
+    }
+
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_millis(self.ping_interval_ms)
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
+
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms)
+    }
+}
+
+/// The Redis URL may carry a password, so it is masked.
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("bind_addr", &self.bind_addr)
+            .field("redis_url", &mask_userinfo(&self.redis_url))
+            .field("jwt_public_key_files", &self.jwt_public_key_files)
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("ping_interval_ms", &self.ping_interval_ms)
+            .field("idle_timeout_ms", &self.idle_timeout_ms)
+            .field("write_timeout_ms", &self.write_timeout_ms)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("max_frame_bytes", &self.max_frame_bytes)
+            .field("redis_reconnect_max_ms", &self.redis_reconnect_max_ms)
+            .field("redis_health_interval_ms", &self.redis_health_interval_ms)
+            .field("shutdown_timeout_secs", &self.shutdown_timeout_secs)
+            .field("workers", &self.workers)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+/// `redis://user:secret@host` → `redis://***@host`.
+pub fn mask_userinfo(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => format!("{}://***{}", &url[..scheme_end], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_redis_passwords() {
+        assert_eq!(mask_userinfo("redis://:pw@127.0.0.1:6379/0"), "redis://***@127.0.0.1:6379/0");
+        assert_eq!(mask_userinfo("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let s = Settings::parse_from(["realtime", "--jwt-public-key-files", "a.pem,b.pem"]);
+        assert_eq!(s.jwt_public_key_files.len(), 2);
+        assert_eq!(s.ping_interval(), Duration::from_secs(45));
+        assert_eq!(s.idle_timeout(), Duration::from_secs(120));
+        assert_eq!(s.queue_capacity, 64);
+        assert_eq!(s.max_frame_bytes, 8192);
+        assert_eq!(s.allowed_origins, vec!["*".to_owned()]);
+    }
+}

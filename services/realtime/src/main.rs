@@ -1,0 +1,10 @@
+use clap::Parser;
+use realtime::config::Settings;
+use realtime::startup::Application;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings::parse();
+    realtime::telemetry::init(&settings.log_format);
+    Application::build(settings).await?.run_until_stopped().await
+}

@@ -1,0 +1,24 @@
+//! `GET /healthz` (the process is up) and `GET /readyz` (Redis answers and the subscriber is
+//! connected).
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if let Err(e) = state.store.ping().await {
+        tracing::warn!(error = format!("{e:#}"), "not ready: redis unreachable");
+        return Err(ApiError::unavailable("redis is unreachable"));
+    }
+    let stats = state.hub.stats();
+    if !stats.connected {
+        return Err(ApiError::unavailable("redis subscriber is not connected"));
+    }
+    Ok(HttpResponse::Ok().json(json!({"status": "ok", "sockets": stats.sockets, "identities": stats.identities})))
+}

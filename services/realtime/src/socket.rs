@@ -1,0 +1,180 @@
+//! One task per open socket (§9.2). It selects over the client's frames, its outbound queue (fed
+//! by the hub), the ping interval, the idle deadline and the token's expiry, and closes the socket
+//! with the code the contract gives for each way a connection ends.
+//!
+//! The task holds only what it needs: the identity and session, the hub registration (whose drop
+//! removes the socket from the registry), the queue receiver and the actix-ws session and stream.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError, Session};
+use domain::realtime::{types, Ack, Envelope, Ready};
+use domain::IdentityId;
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
+
+use crate::hub::{close, Outbound, Registration};
+use crate::store::Store;
+
+/// Timings and limits shared by every socket.
+#[derive(Debug, Clone, Copy)]
+pub struct SocketConfig {
+    pub ping_interval: Duration,
+    pub idle_timeout: Duration,
+    pub write_timeout: Duration,
+    pub max_frame_bytes: usize,
+}
+
+/// Close code for an idle socket.
+const IDLE: u16 = 1001;
+/// Close code for a frame above the size limit (§2.4).
+const TOO_BIG: u16 = 1009;
+
+/// Everything one socket task owns.
+pub struct Socket {
+    pub identity: IdentityId,
+    /// Token `exp`, seconds since the epoch: the socket closes with 4001 then.
+    pub expires_at: i64,
+    pub registration: Registration,
+    pub queue: mpsc::Receiver<Outbound>,
+    pub session: Session,
+    pub stream: MessageStream,
+    pub store: Arc<Store>,
+    pub config: SocketConfig,
+}
+
+/// How the loop ended.
+enum End {
+    /// Send a close frame with this code.
+    Close(u16, &'static str),
+    /// The client sent a close frame: answer it.
+    Echo,
+    /// The connection is gone or unwritable.
+    Gone,
+}
+
+fn reason(code: u16) -> &'static str {
+    match code {
+        close::SUBSCRIPTION_LOST => "subscription lost",
+        close::TOKEN_EXPIRED => "token expired",
+        close::GOING_AWAY => "server shutting down",
+        close::SLOW_CONSUMER => "slow consumer",
+        _ => "",
+    }
+}
+
+/// Time left until `exp` on the wall clock, as a monotonic deadline.
+fn deadline_for(exp: i64) -> Instant {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    let left = (exp as f64 - now).max(0.0);
+    Instant::now() + Duration::from_secs_f64(left.min(10.0 * 365.0 * 86_400.0))
+}
+
+/// When the hub dropped this socket's queue, the code to close with: the `Close` it left in the
+/// queue, else 1013 (removed for overflowing its queue).
+fn code_after_drop(queue: &mut mpsc::Receiver<Outbound>) -> u16 {
+    while let Ok(item) = queue.try_recv() {
+        if let Outbound::Close(code) = item {
+            return code;
+        }
+    }
+    close::SLOW_CONSUMER
+}
+
+impl Socket {
+    pub async fn run(self) {
+        let Socket { identity, expires_at, registration, mut queue, mut session, stream, store, config } = self;
+        let mut stream = stream.max_frame_size(config.max_frame_bytes);
+        let expiry = sleep_until(deadline_for(expires_at));
+        tokio::pin!(expiry);
+        let idle = sleep_until(Instant::now() + config.idle_timeout);
+        tokio::pin!(idle);
+        let mut ping = tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+        let end = loop {
+            tokio::select! {
+                biased;
+                _ = &mut expiry => break End::Close(close::TOKEN_EXPIRED, "token expired"),
+                item = queue.recv() => {
+                    let text = match item {
+                        Some(Outbound::Text(text)) if queue.is_closed() => {
+                            drop(text);
+                            let code = code_after_drop(&mut queue);
+                            break End::Close(code, reason(code));
+                        }
+                        Some(Outbound::Text(text)) => text,
+                        Some(Outbound::Ready) => Envelope::new(types::READY, Ready { identity_id: identity }).to_json().into(),
+                        Some(Outbound::Close(code)) => break End::Close(code, reason(code)),
+                        None => break End::Close(close::SLOW_CONSUMER, reason(close::SLOW_CONSUMER)),
+                    };
+                    match tokio::time::timeout(config.write_timeout, session.text(text)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => break End::Gone,
+                        Err(_) => {
+                            tracing::info!(identity = %identity, "write timed out, dropping socket");
+                            break End::Gone;
+                        }
+                    }
+                }
+                frame = stream.recv() => {
+                    idle.as_mut().reset(Instant::now() + config.idle_timeout);
+                    match frame {
+                        Some(Ok(Message::Text(text))) => on_client_text(identity, &text, &store).await,
+                        Some(Ok(Message::Ping(bytes))) => {
+                            if !matches!(tokio::time::timeout(config.write_timeout, session.pong(&bytes)).await, Ok(Ok(()))) {
+                                break End::Gone;
+                            }
+                        }
+                        Some(Ok(Message::Close(_))) => break End::Echo,
+                        Some(Ok(Message::Binary(_) | Message::Pong(_) | Message::Continuation(_) | Message::Nop)) => {}
+                        Some(Err(ProtocolError::Overflow)) => break End::Close(TOO_BIG, "message too big"),
+                        Some(Err(e)) => {
+                            tracing::debug!(identity = %identity, error = %e, "websocket protocol error");
+                            break End::Close(1002, "protocol error");
+                        }
+                        None => break End::Gone,
+                    }
+                }
+                _ = ping.tick() => {
+                    if !matches!(tokio::time::timeout(config.write_timeout, session.ping(b"")).await, Ok(Ok(()))) {
+                        break End::Gone;
+                    }
+                }
+                _ = &mut idle => break End::Close(IDLE, "idle timeout"),
+            }
+        };
+
+        drop(registration);
+        let reason = match end {
+            End::Close(code, description) => {
+                Some(CloseReason { code: CloseCode::from(code), description: Some(description.to_owned()) })
+            }
+            End::Echo => None,
+            End::Gone => return,
+        };
+        let _ = tokio::time::timeout(config.write_timeout, session.close(reason)).await;
+    }
+}
+
+/// §9.5: a client `ack` resets the counter and is echoed to every socket of the identity.
+/// Anything else, or an ack for another identity, is ignored and logged.
+async fn on_client_text(identity: IdentityId, text: &str, store: &Store) {
+    let ack = serde_json::from_str::<Envelope>(text)
+        .ok()
+        .filter(|e| e.kind == types::ACK)
+        .and_then(|e| serde_json::from_value::<Ack>(e.object).ok());
+    let Some(ack) = ack else {
+        tracing::info!(identity = %identity, len = text.len(), "ignored client frame: not an ack");
+        return;
+    };
+    if ack.sender_id != identity {
+        tracing::info!(identity = %identity, sender_id = %ack.sender_id, "ignored ack for another identity");
+        return;
+    }
+    let echo = Envelope::new(types::ACK, &ack).to_json();
+    if let Err(e) = store.ack(identity, ack.box_id, &echo).await {
+        tracing::warn!(identity = %identity, box_id = %ack.box_id, error = format!("{e:#}"), "ack failed");
+    }
+}
