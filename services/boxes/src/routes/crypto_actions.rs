@@ -1,16 +1,63 @@
-//! Not yet implemented.
+//! Crypto actions of the caller (§5.7, §8): list oldest first, read one, delete one once processed.
+//! Another identity's action answers exactly like an unknown one.
 
-use actix_web::HttpResponse;
+use actix_web::{web, HttpRequest, HttpResponse};
+use domain::input::path_id;
+use domain::{CryptoActionId, ErrorBody, IdentityId, Origin};
 
-pub async fn list() -> HttpResponse {
-    HttpResponse::NotImplemented().finish()
+use crate::auth;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::store;
+
+fn unknown_action() -> ApiError {
+    ErrorBody::not_found(Origin::Path, "action_id").into()
 }
 
-pub async fn get() -> HttpResponse {
-    HttpResponse::NotImplemented().finish()
+/// `GET /identities/{id}/crypto/actions`: oldest first, capped, not paged.
+#[tracing::instrument(skip_all, fields(identity = %id))]
+pub async fn list(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    let caller = auth::authenticate(&req, &state).await?;
+    let id: IdentityId = path_id(&id, "id")?;
+    caller.require_self(id)?;
+    let client = state.db.get().await?;
+    let actions = store::crypto_actions::list(&client, id).await?;
+    Ok(HttpResponse::Ok().json(actions))
 }
 
-pub async fn delete() -> HttpResponse {
-    HttpResponse::NotImplemented().finish()
+fn parse_path(raw: &(String, String)) -> ApiResult<(IdentityId, CryptoActionId)> {
+    let id = path_id::<IdentityId>(&raw.0, "id");
+    let action = path_id::<CryptoActionId>(&raw.1, "action_id");
+    match (id, action) {
+        (Ok(id), Ok(action)) => Ok((id, action)),
+        (Err(mut e), Err(other)) => {
+            e.details.extend(other.details);
+            Err(e.into())
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e.into()),
+    }
 }
 
+/// `GET /identities/{id}/crypto/actions/{action_id}`.
+#[tracing::instrument(skip_all)]
+pub async fn get(req: HttpRequest, state: web::Data<AppState>, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+    let caller = auth::authenticate(&req, &state).await?;
+    let (id, action_id) = parse_path(&path)?;
+    caller.require_self(id)?;
+    let client = state.db.get().await?;
+    let action = store::crypto_actions::get(&client, id, action_id).await?.ok_or_else(unknown_action)?;
+    Ok(HttpResponse::Ok().json(action))
+}
+
+/// `DELETE /identities/{id}/crypto/actions/{action_id}`: deleting again answers 404.
+#[tracing::instrument(skip_all)]
+pub async fn delete(req: HttpRequest, state: web::Data<AppState>, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+    let caller = auth::authenticate(&req, &state).await?;
+    let (id, action_id) = parse_path(&path)?;
+    caller.require_self(id)?;
+    let client = state.db.get().await?;
+    if !store::crypto_actions::delete(&client, id, action_id).await? {
+        return Err(unknown_action());
+    }
+    Ok(HttpResponse::NoContent().finish())
+}

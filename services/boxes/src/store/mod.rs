@@ -6,6 +6,7 @@ pub mod crypto_actions;
 pub mod events;
 pub mod identities;
 pub mod keyshares;
+pub mod membership;
 pub mod settings;
 
 pub use deadpool_postgres::GenericClient;

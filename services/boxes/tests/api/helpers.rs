@@ -193,3 +193,72 @@ pub async fn assert_error(res: Response, status: u16, key: &str, value: &str) ->
     }
     body
 }
+
+/// A direct connection to the test database, for seeding rows the API cannot create yet and for
+/// checking what is stored.
+pub async fn db(app: &TestApp) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(&app.database_url, tokio_postgres::NoTls).await.expect("connect test db");
+    tokio::spawn(conn);
+    client
+}
+
+/// Inserts a box created by `admin` (its `create` event included) with `members` joined, straight
+/// into the database. Returns the box id.
+pub async fn seed_box(app: &TestApp, admin: &User, members: &[&User]) -> String {
+    let c = db(app).await;
+    let box_id = uuid::Uuid::new_v4();
+    let key = box_key(&box_id.to_string());
+    c.execute(
+        "INSERT INTO boxes.boxes (id, creator_id, title, public_key, created_at, last_event_at, last_visible_at, last_seq)
+         VALUES ($1, $2, 'Seeded', $3, now(), now(), now(), 1)",
+        &[&box_id, admin.id.as_uuid(), &key],
+    )
+    .await
+    .expect("seed box");
+    c.execute(
+        "INSERT INTO boxes.events (id, box_id, seq, type, sender_id, content, created_at)
+         VALUES ($1, $2, 1, 'create', $3, $4, now())",
+        &[&uuid::Uuid::new_v4(), &box_id, admin.id.as_uuid(), &json!({"public_key": key, "title": "Seeded"})],
+    )
+    .await
+    .expect("seed create event");
+    c.execute(
+        "INSERT INTO boxes.members (box_id, identity_id, join_event_id, joined_seq) VALUES ($1, $2, NULL, 1)",
+        &[&box_id, admin.id.as_uuid()],
+    )
+    .await
+    .expect("seed admin membership");
+    for (i, m) in members.iter().enumerate() {
+        let seq = i as i64 + 2;
+        let join = uuid::Uuid::new_v4();
+        c.execute(
+            "INSERT INTO boxes.events (id, box_id, seq, type, sender_id, created_at) VALUES ($1, $2, $3, 'member.join', $4, now())",
+            &[&join, &box_id, &seq, m.id.as_uuid()],
+        )
+        .await
+        .expect("seed join event");
+        c.execute(
+            "INSERT INTO boxes.members (box_id, identity_id, join_event_id, joined_seq) VALUES ($1, $2, $3, $4)",
+            &[&box_id, m.id.as_uuid(), &join, &seq],
+        )
+        .await
+        .expect("seed membership");
+        c.execute("UPDATE boxes.boxes SET last_seq = $2 WHERE id = $1", &[&box_id, &seq]).await.expect("seed last_seq");
+    }
+    box_id.to_string()
+}
+
+/// Inserts a crypto action addressed to `to`, straight into the database. Returns its id.
+pub async fn seed_crypto_action(app: &TestApp, to: &User, from: &User, box_id: &str, kind: &str, encrypted: &str) -> String {
+    let c = db(app).await;
+    let id = uuid::Uuid::new_v4();
+    let box_id = uuid::Uuid::parse_str(box_id).expect("box id");
+    c.execute(
+        "INSERT INTO boxes.crypto_actions (id, identity_id, type, box_id, sender_id, encryption_public_key, encrypted)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[&id, to.id.as_uuid(), &kind, &box_id, from.id.as_uuid(), &to.key, &encrypted],
+    )
+    .await
+    .expect("seed crypto action");
+    id.to_string()
+}

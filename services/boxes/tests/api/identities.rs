@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, Auth, TestApp, INTERNAL_TOKEN};
+use crate::helpers::{assert_error, seed_box, seed_crypto_action, Auth, TestApp, INTERNAL_TOKEN};
 
 fn upsert_body(name: &str) -> Value {
     json!({"display_name": name, "identifier_value": "someone@example.com", "identifier_kind": "email"})
@@ -216,4 +216,109 @@ async fn public_keys_validation() {
     let unchanged: Value = app.get(&alice, &format!("/identities/{}", alice.id)).await.json().await.unwrap();
     assert_eq!(unchanged["non_identified_pubkey"], alice.key);
     assert_eq!(unchanged["pubkey"], Value::Null);
+}
+
+#[tokio::test]
+async fn crypto_actions_list_oldest_first_get_and_delete() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("Alice").await;
+    let bob = app.user("Bob").await;
+    let box_id = seed_box(&app, &alice, &[&bob]).await;
+    let first = seed_crypto_action(&app, &bob, &alice, &box_id, "invitation", "Zmlyc3Q=").await;
+    let second = seed_crypto_action(&app, &bob, &alice, &box_id, "set_box_key_share", "c2Vjb25k").await;
+    let alices = seed_crypto_action(&app, &alice, &bob, &box_id, "invitation", "YWxpY2U=").await;
+    let base = format!("/identities/{}/crypto/actions", bob.id);
+
+    let res = app.get(&bob, &base).await;
+    assert_eq!(res.status(), 200);
+    let list: Value = res.json().await.unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["id"], first);
+    assert_eq!(list[1]["id"], second);
+    let mut keys: Vec<&str> = list[0].as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, vec!["box_id", "created_at", "encrypted", "encryption_public_key", "id", "type"], "no sender_id");
+    assert_eq!(list[0]["type"], "invitation");
+    assert_eq!(list[0]["encrypted"], "Zmlyc3Q=", "ciphertext as received");
+    assert_eq!(list[0]["encryption_public_key"], bob.key);
+    assert_eq!(list[0]["box_id"], box_id);
+    assert_eq!(list[1]["type"], "set_box_key_share");
+
+    let res = app.get(&bob, &format!("{base}/{second}")).await;
+    assert_eq!(res.status(), 200);
+    let one: Value = res.json().await.unwrap();
+    assert_eq!(one, list[1]);
+
+    // Someone else's action is indistinguishable from an unknown one.
+    let res = app.get(&bob, &format!("{base}/{alices}")).await;
+    let body = assert_error(res, 404, "action_id", "not_found").await;
+    assert_eq!(body["code"], "not_found");
+    let res = app.send(&bob, Method::DELETE, &format!("{base}/{alices}"), None).await;
+    assert_error(res, 404, "action_id", "not_found").await;
+    let res = app.get(&bob, &format!("{base}/{}", uuid::Uuid::new_v4())).await;
+    assert_error(res, 404, "action_id", "not_found").await;
+
+    let res = app.send_as(&bob, Method::DELETE, &format!("{base}/{first}"), None, Auth::Cookie).await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(res.text().await.unwrap(), "");
+    let res = app.send(&bob, Method::DELETE, &format!("{base}/{first}"), None).await;
+    assert_error(res, 404, "action_id", "not_found").await;
+    let list: Value = app.get(&bob, &base).await.json().await.unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["id"], second);
+
+    // Alice's action is untouched.
+    let res = app.get(&alice, &format!("/identities/{}/crypto/actions/{alices}", alice.id)).await;
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn crypto_actions_belong_to_the_path_identity() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("Alice").await;
+    let bob = app.user("Bob").await;
+    let box_id = seed_box(&app, &alice, &[]).await;
+    let action = seed_crypto_action(&app, &bob, &alice, &box_id, "invitation", "eA").await;
+
+    let empty: Value = app.get(&alice, &format!("/identities/{}/crypto/actions", alice.id)).await.json().await.unwrap();
+    assert_eq!(empty, json!([]));
+
+    let res = app.get(&alice, &format!("/identities/{}/crypto/actions", bob.id)).await;
+    assert_error(res, 403, "id", "forbidden").await;
+    let res = app.get(&alice, &format!("/identities/{}/crypto/actions/{action}", bob.id)).await;
+    assert_error(res, 403, "id", "forbidden").await;
+    let res = app.send(&alice, Method::DELETE, &format!("/identities/{}/crypto/actions/{action}", bob.id), None).await;
+    assert_error(res, 403, "id", "forbidden").await;
+    let res = app.get(&bob, &format!("/identities/{}/crypto/actions/not-a-uuid", bob.id)).await;
+    let body = assert_error(res, 400, "action_id", "malformed").await;
+    assert_eq!(body["origin"], "path");
+    // A malformed path wins over another identity in it.
+    let res = app.get(&alice, &format!("/identities/{}/crypto/actions/not-a-uuid", bob.id)).await;
+    assert_error(res, 400, "action_id", "malformed").await;
+    let res = app.send_as(&bob, Method::DELETE, &format!("/identities/{}/crypto/actions/{action}", bob.id), None, Auth::CookieNoCsrf).await;
+    assert_error(res, 403, "X-CSRF-Token", "required").await;
+    let res = app.get(&bob, &format!("/identities/{}/crypto/actions/{action}", bob.id)).await;
+    assert_eq!(res.status(), 200, "still there after the refused delete");
+}
+
+#[tokio::test]
+async fn crypto_action_list_is_capped_at_500() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("Alice").await;
+    let box_id = seed_box(&app, &alice, &[]).await;
+    let c = crate::helpers::db(&app).await;
+    c.execute(
+        "INSERT INTO boxes.crypto_actions (id, identity_id, type, box_id, sender_id, encryption_public_key, encrypted, created_at)
+         SELECT gen_random_uuid(), $1, 'invitation', $2::text::uuid, $1, 'k', 'e' || g, now() + g * interval '1 millisecond'
+         FROM generate_series(1, 505) AS g",
+        &[alice.id.as_uuid(), &box_id],
+    )
+    .await
+    .unwrap();
+    let list: Value = app.get(&alice, &format!("/identities/{}/crypto/actions", alice.id)).await.json().await.unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 500);
+    assert_eq!(list[0]["encrypted"], "e1");
+    assert_eq!(list[499]["encrypted"], "e500");
 }
