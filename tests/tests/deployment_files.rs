@@ -1,0 +1,279 @@
+//! Static checks of the deployment files (no Docker engine or cluster is needed): they parse, each
+//! service gets every setting its binary requires and only settings it knows, and the gateway and
+//! the Ingress route paths as SPEC §1.3 says.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use e2e::settings_of;
+use regex::Regex;
+use serde_yaml::Value;
+
+const APP_SERVICES: [&str; 4] = ["boxes", "realtime", "auth-bridge", "reference-hostapp"];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Where a request path ends up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Route {
+    To(&'static str),
+    Refused,
+}
+
+/// SPEC §1.3, one sample path per rule.
+fn expected_routes() -> Vec<(&'static str, Route)> {
+    let id = "74ee16b5-89be-44f7-bcdd-117f496a90a7";
+    let leak: &'static str = Box::leak(format!("/box-users/{id}/ws").into_boxed_str());
+    let contact: &'static str = Box::leak(format!("/box-users/{id}/contact").into_boxed_str());
+    let settings: &'static str = Box::leak(format!("/box-users/{id}/boxes/{id}/settings").into_boxed_str());
+    vec![
+        ("/auth/login", Route::To("auth-bridge")),
+        ("/auth/refresh", Route::To("auth-bridge")),
+        ("/auth/logout", Route::To("auth-bridge")),
+        ("/api/v1/accounts/consent/get_consent/", Route::To("auth-bridge")),
+        ("/api/v1/authorize/", Route::To("auth-bridge")),
+        ("/.well-known/jwks.json", Route::To("auth-bridge")),
+        (leak, Route::To("realtime")),
+        (contact, Route::To("boxes")),
+        (settings, Route::To("boxes")),
+        ("/boxes", Route::To("boxes")),
+        ("/boxes/joined", Route::To("boxes")),
+        ("/box-key-shares/abc", Route::To("boxes")),
+        ("/identities/x/crypto/actions", Route::To("boxes")),
+        ("/internal/identities/x", Route::Refused),
+    ]
+}
+
+fn check_settings(service: &str, env: &BTreeSet<String>, file: &str) {
+    let settings = settings_of(service);
+    assert!(!settings.is_empty(), "{service} --help lists no settings");
+    let known: BTreeSet<&str> = settings.iter().map(|s| s.env.as_str()).collect();
+    for var in env {
+        if var == "RUST_LOG" {
+            continue;
+        }
+        assert!(known.contains(var.as_str()), "{file}: {service} does not know {var} (it knows {known:?})");
+    }
+    for s in settings.iter().filter(|s| s.required) {
+        assert!(env.contains(&s.env), "{file}: {service} requires {} and it is missing", s.env);
+    }
+}
+
+#[test]
+fn every_binary_documents_its_settings_with_env_and_defaults() {
+    for service in APP_SERVICES {
+        let settings = settings_of(service);
+        let envs: BTreeSet<&str> = settings.iter().map(|s| s.env.as_str()).collect();
+        assert!(envs.contains("BIND_ADDR"), "{service}: {envs:?}");
+        let bind = settings.iter().find(|s| s.env == "BIND_ADDR").unwrap();
+        assert!(bind.default.is_some(), "{service}: BIND_ADDR has a default");
+    }
+    let boxes: BTreeSet<String> = settings_of("boxes").into_iter().map(|s| s.env).collect();
+    for var in ["DATABASE_URL", "REDIS_URL", "JWT_PUBLIC_KEY_FILE", "JWT_ISSUER", "INTERNAL_API_TOKEN", "ALLOWED_ORIGINS"] {
+        assert!(boxes.contains(var), "boxes documents {var}");
+    }
+}
+
+#[test]
+fn docker_compose_runs_the_whole_system() {
+    let doc: Value = serde_yaml::from_str(&read("docker-compose.yml")).expect("docker-compose.yml parses");
+    let services = doc["services"].as_mapping().expect("services");
+    let names: BTreeSet<&str> = services.keys().filter_map(|k| k.as_str()).collect();
+    for s in ["postgres", "redis", "gateway"].iter().chain(APP_SERVICES.iter()) {
+        assert!(names.contains(s), "compose service {s}");
+    }
+    let dockerfile = read("Dockerfile");
+    assert!(dockerfile.matches("FROM ").count() >= 2, "multi-stage Dockerfile");
+    assert!(dockerfile.contains("ARG SERVICE"));
+    for service in APP_SERVICES {
+        let svc = &doc["services"][service];
+        let build = &svc["build"];
+        // `<<: *service` merges are resolved by Compose; read through them.
+        let arg = build["args"]["SERVICE"].as_str().unwrap_or_default();
+        assert_eq!(arg, service, "{service} is built from its own binary");
+        let env: BTreeSet<String> = svc["environment"]
+            .as_mapping()
+            .unwrap_or_else(|| panic!("{service} environment"))
+            .keys()
+            .filter_map(|k| k.as_str().map(str::to_owned))
+            .collect();
+        check_settings(service, &env, "docker-compose.yml");
+    }
+    let gateway_volumes = format!("{:?}", doc["services"]["gateway"]["volumes"]);
+    assert!(gateway_volumes.contains("deploy/gateway/nginx.conf"));
+}
+
+/// A `location` block of the gateway.
+#[derive(Debug)]
+struct Location {
+    modifier: String,
+    pattern: String,
+    target: Route,
+}
+
+fn nginx_locations(conf: &str) -> Vec<Location> {
+    let upstreams: BTreeMap<String, String> = Regex::new(r"upstream\s+(\w+)\s*\{\s*server\s+([\w-]+):\d+;")
+        .unwrap()
+        .captures_iter(conf)
+        .map(|c| (c[1].to_owned(), c[2].to_owned()))
+        .collect();
+    let re = Regex::new(r"location\s+(=|\^~|~\*|~)?\s*(\S+)\s*\{([^}]*)\}").unwrap();
+    re.captures_iter(conf)
+        .map(|c| {
+            let body = &c[3];
+            let target = if body.contains("return 404") || body.contains("deny all") {
+                Route::Refused
+            } else {
+                let up = Regex::new(r"proxy_pass\s+http://(\w+)").unwrap().captures(body).map(|m| m[1].to_owned()).expect("proxy_pass");
+                let host = upstreams.get(&up).unwrap_or_else(|| panic!("upstream {up}"));
+                Route::To(APP_SERVICES.into_iter().find(|s| *s == host).unwrap_or_else(|| panic!("unknown host {host}")))
+            };
+            Location { modifier: c.get(1).map(|m| m.as_str().to_owned()).unwrap_or_default(), pattern: c[2].to_owned(), target }
+        })
+        .collect()
+}
+
+/// nginx's choice: exact, then the longest prefix (final if `^~`), then the first regex, then that prefix.
+fn nginx_route(locations: &[Location], path: &str) -> Option<Route> {
+    if let Some(l) = locations.iter().find(|l| l.modifier == "=" && l.pattern == path) {
+        return Some(l.target.clone());
+    }
+    let prefix = locations
+        .iter()
+        .filter(|l| (l.modifier.is_empty() || l.modifier == "^~") && path.starts_with(&l.pattern))
+        .max_by_key(|l| l.pattern.len());
+    if let Some(p) = prefix.filter(|p| p.modifier == "^~") {
+        return Some(p.target.clone());
+    }
+    for l in locations.iter().filter(|l| l.modifier.starts_with('~')) {
+        if Regex::new(&l.pattern).unwrap().is_match(path) {
+            return Some(l.target.clone());
+        }
+    }
+    prefix.map(|p| p.target.clone())
+}
+
+#[test]
+fn the_gateway_routes_as_the_spec_says() {
+    let conf = read("deploy/gateway/nginx.conf");
+    let locations = nginx_locations(&conf);
+    assert!(locations.len() >= 5, "{locations:?}");
+    for (path, expected) in expected_routes() {
+        assert_eq!(nginx_route(&locations, path), Some(expected), "gateway route of {path}");
+    }
+    assert!(conf.contains("proxy_set_header Upgrade $http_upgrade"), "websocket upgrade forwarded");
+    assert!(!conf.contains("$request_uri") && !conf.contains("$args"), "access log without query strings");
+}
+
+fn k8s_docs() -> Vec<Value> {
+    let mut docs = Vec::new();
+    let dir = root().join("deploy/k8s");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let v = Value::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            if !v.is_null() {
+                docs.push(v);
+            }
+        }
+    }
+    docs
+}
+
+use serde::Deserialize;
+
+fn kind_named<'a>(docs: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
+    docs.iter().find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+}
+
+#[test]
+fn kubernetes_manifests_are_complete() {
+    let docs = k8s_docs();
+    let kustomization: Value = serde_yaml::from_str(&read("deploy/k8s/kustomization.yaml")).unwrap();
+    for r in kustomization["resources"].as_sequence().unwrap() {
+        assert!(root().join("deploy/k8s").join(r.as_str().unwrap()).exists(), "kustomization lists {r:?}");
+    }
+    for service in ["boxes", "realtime", "auth-bridge"] {
+        let dep = kind_named(&docs, "Deployment", service).unwrap_or_else(|| panic!("Deployment {service}"));
+        let container = &dep["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz", "{service} readiness");
+        assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz", "{service} liveness");
+        let env: BTreeSet<String> = container["env"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_owned())
+            .collect();
+        check_settings(service, &env, "deploy/k8s");
+        for e in container["env"].as_sequence().unwrap() {
+            if let Some(secret) = e["valueFrom"]["secretKeyRef"]["name"].as_str() {
+                let s = kind_named(&docs, "Secret", secret).unwrap_or_else(|| panic!("Secret {secret}"));
+                let key = e["valueFrom"]["secretKeyRef"]["key"].as_str().unwrap();
+                assert!(!s["stringData"][key].is_null(), "Secret {secret} has {key}");
+            }
+        }
+        for v in dep["spec"]["template"]["spec"]["volumes"].as_sequence().unwrap() {
+            if let Some(secret) = v["secret"]["secretName"].as_str() {
+                assert!(kind_named(&docs, "Secret", secret).is_some(), "Secret {secret}");
+            }
+            if let Some(cm) = v["configMap"]["name"].as_str() {
+                assert!(kind_named(&docs, "ConfigMap", cm).is_some(), "ConfigMap {cm}");
+            }
+        }
+        let svc = kind_named(&docs, "Service", service).unwrap_or_else(|| panic!("Service {service}"));
+        assert_eq!(svc["spec"]["selector"]["app"], dep["spec"]["template"]["metadata"]["labels"]["app"]);
+    }
+    let hpa = kind_named(&docs, "HorizontalPodAutoscaler", "realtime").expect("HPA for realtime");
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], "realtime");
+}
+
+/// ingress-nginx with `use-regex`: exact paths, then regex/prefix paths, longest first.
+fn ingress_route(ingress: &Value, path: &str) -> Option<Route> {
+    let snippet = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/server-snippet"].as_str().unwrap_or_default();
+    for c in Regex::new(r"location\s+~\s+(\S+)\s*\{\s*return 404;").unwrap().captures_iter(snippet) {
+        if Regex::new(&c[1]).unwrap().is_match(path) {
+            return Some(Route::Refused);
+        }
+    }
+    let mut paths: Vec<(String, String, String)> = Vec::new();
+    for rule in ingress["spec"]["rules"].as_sequence().unwrap() {
+        for p in rule["http"]["paths"].as_sequence().unwrap() {
+            paths.push((
+                p["path"].as_str().unwrap().to_owned(),
+                p["pathType"].as_str().unwrap().to_owned(),
+                p["backend"]["service"]["name"].as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    let to = |name: &str| Route::To(APP_SERVICES.into_iter().find(|s| *s == name).unwrap());
+    if let Some((_, _, s)) = paths.iter().find(|(p, t, _)| t == "Exact" && p == path) {
+        return Some(to(s));
+    }
+    paths.sort_by_key(|(p, _, _)| std::cmp::Reverse(p.len()));
+    paths
+        .iter()
+        .find(|(p, t, _)| match t.as_str() {
+            "Prefix" => path == p || path.starts_with(&format!("{}/", p.trim_end_matches('/'))) || p == "/",
+            "ImplementationSpecific" => Regex::new(&format!("^{p}$")).unwrap().is_match(path),
+            _ => false,
+        })
+        .map(|(_, _, s)| to(s))
+}
+
+#[test]
+fn the_ingress_routes_as_the_spec_says() {
+    let docs = k8s_docs();
+    let ingress = docs.iter().find(|d| d["kind"] == "Ingress").expect("Ingress");
+    for (path, expected) in expected_routes() {
+        assert_eq!(ingress_route(ingress, path), Some(expected), "ingress route of {path}");
+    }
+}
