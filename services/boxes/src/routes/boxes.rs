@@ -1,28 +1,198 @@
-//! Not yet implemented.
+//! Boxes themselves (§7.2–§7.6): creation, the joined list, one box, its public view, deletion.
 
-use actix_web::HttpResponse;
+use std::collections::HashMap;
 
-pub async fn create() -> HttpResponse {
-    HttpResponse::NotImplemented().finish()
+use actix_web::{web, HttpRequest, HttpResponse};
+use domain::b64::{limits, B64u};
+use domain::boxes::{parse_delete_confirmation, BoxCreate, PublicBox};
+use domain::event::{create_content, EventType};
+use domain::input::{path_id, Page};
+use domain::realtime::{types, BoxDelete, Envelope};
+use domain::{BoxId, Detail, ErrorBody, IdentityId, Origin};
+
+use crate::auth::authenticate;
+use crate::body::read_json;
+use crate::error::ApiResult;
+use crate::notify::Outbox;
+use crate::state::AppState;
+use crate::store::boxes::BoxRow;
+use crate::store::events::{EventRow, NewEventRow};
+use crate::store::{self, GenericClient};
+use crate::views::{self, EventContext};
+
+/// Default and maximum page size of `GET /boxes/joined` (§2.5).
+const JOINED_DEFAULT: i64 = 10;
+const JOINED_MAX: i64 = 50;
+
+/// The query string as a map (last value wins); an unparsable one is 400, origin `query`.
+pub(super) fn query(req: &HttpRequest) -> ApiResult<HashMap<String, String>> {
+    web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|_| ErrorBody::bad_request(Origin::Query, "malformed query string").with("query", Detail::Malformed).into())
 }
 
-pub async fn joined() -> HttpResponse {
-    HttpResponse::NotImplemented().finish()
+/// `offset`/`limit` from the query string.
+pub(super) fn page(req: &HttpRequest, default_limit: i64, max_limit: i64) -> ApiResult<Page> {
+    let q = query(req)?;
+    Ok(Page::parse(q.get("offset").map(String::as_str), q.get("limit").map(String::as_str), default_limit, max_limit)?)
 }
 
-pub async fn joined_count() -> HttpResponse {
-    HttpResponse::NotImplemented().finish()
+/// 204 with `X-Total-Count` (§2.5).
+pub(super) fn total_count(n: i64) -> HttpResponse {
+    HttpResponse::NoContent().insert_header(("X-Total-Count", n.to_string())).finish()
 }
 
-pub async fn get() -> HttpResponse {
-    HttpResponse::NotImplemented().finish()
+/// Inserts a box, its `create` event and its creator's membership; the caller's transaction.
+pub(super) async fn insert_box<C: GenericClient>(
+    c: &C,
+    creator: IdentityId,
+    title: &str,
+    public_key: &str,
+) -> ApiResult<(BoxRow, EventRow)> {
+    let row = store::boxes::insert(c, BoxId::new_v4(), creator, title, public_key).await?;
+    let content = create_content(public_key, title);
+    let create = store::events::insert(
+        c,
+        &NewEventRow { box_id: row.id, kind: EventType::Create, sender_id: creator, content: Some(&content), referrer_id: None },
+    )
+    .await?;
+    Ok((row, create))
 }
 
-pub async fn delete() -> HttpResponse {
-    HttpResponse::NotImplemented().finish()
+/// Queues `event.new` of a `create` event to its creator (§6.4).
+pub(super) async fn announce_create<C: GenericClient>(c: &C, outbox: &mut Outbox, create: &EventRow) -> ApiResult<()> {
+    let ctx = EventContext::load(c, std::slice::from_ref(create), false).await?;
+    views::announce(outbox, &ctx, create, create.sender_id, &[create.sender_id]);
+    Ok(())
 }
 
-pub async fn public() -> HttpResponse {
-    HttpResponse::NotImplemented().finish()
+/// The 409 of a reused `other_share_hash`, under the given field path.
+pub(super) fn hash_conflict(field: &str) -> ErrorBody {
+    ErrorBody::conflict(Origin::Body, field, "other_share_hash is already used")
 }
 
+/// `POST /boxes` (§7.2).
+pub async fn create(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> ApiResult<HttpResponse> {
+    let caller = authenticate(&req, &state).await?;
+    let body = read_json(&req, payload).await?;
+    let new = BoxCreate::parse(&body)?;
+
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    if let Some(ks) = &new.key_share {
+        if store::keyshares::hash_exists(&tx, ks.other_share_hash.as_str()).await? {
+            return Err(hash_conflict("key_share.other_share_hash").into());
+        }
+    }
+    let (row, create) = insert_box(&tx, caller.id(), new.title.as_str(), new.public_key.as_str()).await?;
+    if let Some(ks) = &new.key_share {
+        if store::keyshares::insert(&tx, row.id, caller.id(), ks).await?.is_none() {
+            return Err(hash_conflict("key_share.other_share_hash").into());
+        }
+    }
+    tx.commit().await?;
+    tracing::info!(box_id = %row.id, "box created");
+
+    let mut outbox = Outbox::new();
+    announce_create(&client, &mut outbox, &create).await?;
+    let view = views::box_for(&client, &state.redis, caller.id(), &row).await?;
+    outbox.send(&state.redis).await;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// `GET /boxes/joined` (§7.3).
+pub async fn joined(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let caller = authenticate(&req, &state).await?;
+    let page = page(&req, JOINED_DEFAULT, JOINED_MAX)?;
+    let client = state.db.get().await?;
+    let rows = store::boxes::joined_by(&client, caller.id(), page).await?;
+    let views = views::boxes_for(&client, &state.redis, caller.id(), &rows).await?;
+    Ok(HttpResponse::Ok().json(views))
+}
+
+/// `HEAD /boxes/joined` (§7.3).
+pub async fn joined_count(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let caller = authenticate(&req, &state).await?;
+    let client = state.db.get().await?;
+    Ok(total_count(store::boxes::count_joined(&client, caller.id()).await?))
+}
+
+/// `GET /boxes/{id}` (§7.4): members see the box; others learn only whether they could join.
+pub async fn get(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let caller = authenticate(&req, &state).await?;
+    let box_id: BoxId = path_id(&path, "id")?;
+    let client = state.db.get().await?;
+    let Some(row) = store::boxes::get(&client, box_id).await? else {
+        return Err(ErrorBody::box_rule("no_access").into());
+    };
+    if !store::boxes::is_member(&client, box_id, caller.id()).await? {
+        let reason = if store::boxes::can_join(&client, &row, caller.id()).await? { "not_member" } else { "no_access" };
+        return Err(ErrorBody::box_rule(reason).into());
+    }
+    let view = views::box_for(&client, &state.redis, caller.id(), &row).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// `GET /boxes/{id}/public?other_share_hash=` (§7.5), without authentication.
+pub async fn public(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let box_id: BoxId = path_id(&path, "id")?;
+    let q = query(&req)?;
+    let hash = match q.get("other_share_hash").map(String::as_str) {
+        None | Some("") => {
+            return Err(ErrorBody::bad_request(Origin::Query, "other_share_hash is required")
+                .with("other_share_hash", Detail::Required)
+                .into())
+        }
+        Some(h) => B64u::parse(h, limits::OTHER_SHARE_HASH)
+            .map_err(|d| ErrorBody::bad_request(Origin::Query, "invalid other_share_hash").with("other_share_hash", d))?,
+    };
+    let client = state.db.get().await?;
+    let Some(share) = store::keyshares::get(&client, hash.as_str()).await? else {
+        return Err(ErrorBody::not_found(Origin::Query, "other_share_hash").into());
+    };
+    if share.box_id != box_id {
+        return Err(ErrorBody::forbidden(Origin::Query, "the key share belongs to another box")
+            .with("other_share_hash", Detail::Invalid)
+            .into());
+    }
+    let Some(row) = store::boxes::get(&client, box_id).await? else {
+        return Err(ErrorBody::not_found(Origin::Query, "other_share_hash").into());
+    };
+    let creator = store::identities::get(&client, row.creator_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("creator of box {} is missing", row.id))?;
+    Ok(HttpResponse::Ok().json(PublicBox { title: row.title, creator: creator.view(false) }))
+}
+
+/// `DELETE /boxes/{id}` (§7.6): admin only, one transaction, then `box.delete` to the members.
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let caller = authenticate(&req, &state).await?;
+    let box_id: BoxId = path_id(&path, "id")?;
+    let body = read_json(&req, payload).await?;
+    parse_delete_confirmation(&body)?;
+
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    let row = match store::boxes::lock(&tx, box_id).await? {
+        Some(row) if row.is_admin(caller.id()) => row,
+        _ => return Err(ErrorBody::box_rule("not_admin").into()),
+    };
+    let members = store::boxes::member_ids(&tx, box_id).await?;
+    store::boxes::delete(&tx, box_id).await?;
+    tx.commit().await?;
+    tracing::info!(box_id = %box_id, members = members.len(), "box deleted");
+
+    let mut outbox = Outbox::new();
+    let notice = Envelope::new(types::BOX_DELETE, BoxDelete { id: box_id, sender_id: caller.id(), public_key: row.public_key });
+    for m in &members {
+        outbox.reset(*m, box_id);
+        outbox.publish(*m, &notice);
+    }
+    outbox.send(&state.redis).await;
+    Ok(HttpResponse::NoContent().finish())
+}

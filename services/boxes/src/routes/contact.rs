@@ -1,8 +1,84 @@
-//! Not yet implemented.
+//! `POST /box-users/{id}/contact` (§7.11, seed): a two-person box and its invitation in one call.
 
-use actix_web::HttpResponse;
+use actix_web::{web, HttpRequest, HttpResponse};
+use domain::boxes::ContactRequest;
+use domain::crypto_action::CryptoActionType;
+use domain::event::{access_add_content, EventType, Restriction};
+use domain::input::path_id;
+use domain::realtime::{types, Envelope, Notification};
+use domain::{Detail, ErrorBody, IdentityId, Origin};
 
-pub async fn contact() -> HttpResponse {
-    HttpResponse::NotImplemented().finish()
+use super::boxes::{announce_create, hash_conflict, insert_box};
+use crate::auth::authenticate;
+use crate::body::read_json;
+use crate::error::ApiResult;
+use crate::notify::Outbox;
+use crate::state::AppState;
+use crate::store;
+use crate::store::crypto_actions::NewCryptoAction;
+use crate::store::events::NewEventRow;
+use crate::views;
+
+pub async fn contact(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let caller = authenticate(&req, &state).await?;
+    let body = read_json(&req, payload).await?;
+    let path_identity: IdentityId = path_id(&path, "id")?;
+    let new = ContactRequest::parse(&body, caller.id())?;
+    caller.require_self(path_identity)?;
+    let me = caller.id();
+
+    let mut client = state.db.get().await?;
+    let contacted = store::identities::get(&client, new.contacted_identity_id)
+        .await?
+        .ok_or_else(|| ErrorBody::not_found(Origin::Body, "contacted_identity_id"))?;
+    if contacted.invitation_key().is_none() {
+        return Err(ErrorBody::conflict(Origin::Body, "contacted_identity_id", "the contacted identity has no public key").into());
+    }
+    if !contacted.has_key(&new.invitation_key) {
+        return Err(ErrorBody::bad_request(Origin::Body, "extra must be keyed by the contacted identity's public key")
+            .with("extra", Detail::Invalid)
+            .into());
+    }
+
+    let tx = client.transaction().await?;
+    if store::keyshares::hash_exists(&tx, new.key_share.other_share_hash.as_str()).await? {
+        return Err(hash_conflict("key_share.other_share_hash").into());
+    }
+    let (row, create) = insert_box(&tx, me, new.title.as_str(), new.public_key.as_str()).await?;
+    if store::keyshares::insert(&tx, row.id, me, &new.key_share).await?.is_none() {
+        return Err(hash_conflict("key_share.other_share_hash").into());
+    }
+    let rule = access_add_content(&Restriction::IdentityId(contacted.id), true);
+    store::events::insert(
+        &tx,
+        &NewEventRow { box_id: row.id, kind: EventType::AccessAdd, sender_id: me, content: Some(&rule), referrer_id: None },
+    )
+    .await?;
+    let action = store::crypto_actions::insert(
+        &tx,
+        &NewCryptoAction {
+            identity_id: contacted.id,
+            kind: CryptoActionType::Invitation,
+            box_id: row.id,
+            sender_id: me,
+            encryption_public_key: &new.invitation_key,
+            encrypted: new.invitation.as_str(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(box_id = %row.id, contacted = %contacted.id, "contact box created");
+
+    let mut outbox = Outbox::new();
+    announce_create(&client, &mut outbox, &create).await?;
+    let invite = Notification::auto_invite(row.id, &row.title, action.id);
+    outbox.publish(contacted.id, &Envelope::new(types::NOTIFICATION, invite));
+    let view = views::box_for(&client, &state.redis, me, &row).await?;
+    outbox.send(&state.redis).await;
+    Ok(HttpResponse::Created().json(view))
 }
-

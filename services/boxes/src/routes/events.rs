@@ -1,16 +1,341 @@
-//! Not yet implemented.
+//! Box events (§6, §7.7, §7.8): posting one event with the rules of §6.3, and listing the
+//! visible events, folded (§6.5).
+//!
+//! Posting runs in one transaction that starts by locking the box row, so membership checks, the
+//! sequence number and every derived row (members, auto access rules, key shares, crypto actions,
+//! kicks) are consistent. Realtime messages and counters (§6.4) are sent after commit.
 
-use actix_web::HttpResponse;
+use actix_web::{web, HttpRequest, HttpResponse};
+use domain::boxes::AccessMode;
+use domain::crypto_action::CryptoActionType;
+use domain::event::{access_add_content, EventType, NewEvent, Restriction};
+use domain::input::path_id;
+use domain::keyshare::NewKeyShare;
+use domain::realtime::{types, Envelope, Notification};
+use domain::{BoxId, Detail, ErrorBody, ErrorCode, EventId, IdentityId, Origin};
+use serde_json::json;
 
-pub async fn post() -> HttpResponse {
-    HttpResponse::NotImplemented().finish()
+use super::boxes::{hash_conflict, page, total_count};
+use crate::auth::authenticate;
+use crate::body::read_json;
+use crate::error::ApiResult;
+use crate::notify::Outbox;
+use crate::state::AppState;
+use crate::store::boxes::BoxRow;
+use crate::store::crypto_actions::NewCryptoAction;
+use crate::store::events::{EventRow, NewEventRow};
+use crate::store::{self, GenericClient};
+use crate::views::{self, EventContext};
+
+/// Default and maximum page size of `GET /boxes/{id}/events` (§2.5).
+const EVENTS_DEFAULT: i64 = 50;
+const EVENTS_MAX: i64 = 200;
+
+/// Types whose `event.new` raises the unread counter of the other members (§6.4).
+fn counts(kind: EventType) -> bool {
+    matches!(
+        kind,
+        EventType::MsgText
+            | EventType::MsgFile
+            | EventType::MemberJoin
+            | EventType::MemberLeave
+            | EventType::MemberKick
+            | EventType::StateAccessMode
+    )
 }
 
-pub async fn list() -> HttpResponse {
-    HttpResponse::NotImplemented().finish()
+/// An event inserted by a request, with who must hear about it after commit.
+struct Announced {
+    event: EventRow,
+    /// `event.new` recipients; counters go to those of them that are members, minus the sender.
+    recipients: Vec<IdentityId>,
 }
 
-pub async fn count() -> HttpResponse {
-    HttpResponse::NotImplemented().finish()
+/// Everything the transaction decided; sent once it has committed.
+struct Effects {
+    /// The event the client posted, returned in the response.
+    posted: EventRow,
+    announced: Vec<Announced>,
+    /// Members after the whole transaction, and which of them muted the box.
+    members: Vec<IdentityId>,
+    muted: Vec<IdentityId>,
+    notifications: Vec<(IdentityId, Notification)>,
 }
 
+fn not_found(field: &str) -> ErrorBody {
+    ErrorBody::not_found(Origin::Body, field)
+}
+
+fn gone() -> ErrorBody {
+    ErrorBody::new(ErrorCode::Gone, Origin::Body, "the message was deleted").with("referrer_id", Detail::Invalid)
+}
+
+async fn insert<C: GenericClient>(
+    c: &C,
+    box_id: BoxId,
+    kind: EventType,
+    sender: IdentityId,
+    content: Option<&serde_json::Value>,
+    referrer_id: Option<EventId>,
+) -> ApiResult<EventRow> {
+    Ok(store::events::insert(c, &NewEventRow { box_id, kind, sender_id: sender, content, referrer_id }).await?)
+}
+
+/// `POST /boxes/{id}/events` (§7.7).
+pub async fn post(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let caller = authenticate(&req, &state).await?;
+    let body = read_json(&req, payload).await?;
+    let box_id: BoxId = path_id(&path, "id")?;
+    let new = NewEvent::parse(&body)?;
+    let me = caller.id();
+
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    let Some(bx) = store::boxes::lock(&tx, box_id).await? else {
+        let reason = if new.kind() == EventType::MemberJoin { "no_access" } else { "not_member" };
+        return Err(ErrorBody::box_rule(reason).into());
+    };
+    let effects = apply(&tx, &bx, me, &new).await?;
+    tx.commit().await?;
+    tracing::info!(box_id = %box_id, event_id = %effects.posted.id, kind = new.kind().as_str(), "event posted");
+
+    let mut outbox = Outbox::new();
+    let rows: Vec<EventRow> =
+        std::iter::once(effects.posted.clone()).chain(effects.announced.iter().map(|a| a.event.clone())).collect();
+    let ctx = EventContext::load(&client, &rows, false).await?;
+    for a in &effects.announced {
+        views::announce(&mut outbox, &ctx, &a.event, bx.creator_id, &a.recipients);
+        if counts(a.event.kind) {
+            for m in effects.members.iter().filter(|m| **m != a.event.sender_id && !effects.muted.contains(m)) {
+                outbox.increment(*m, box_id);
+            }
+        }
+    }
+    for (to, n) in &effects.notifications {
+        outbox.publish(*to, &Envelope::new(types::NOTIFICATION, n));
+    }
+    let response = ctx.render(&effects.posted, bx.is_admin(me));
+    outbox.send(&state.redis).await;
+    Ok(HttpResponse::Created().json(response))
+}
+
+/// The rules of §6.3 for one posted event, inside the transaction holding the box lock.
+async fn apply<C: GenericClient>(c: &C, bx: &BoxRow, me: IdentityId, new: &NewEvent) -> ApiResult<Effects> {
+    let box_id = bx.id;
+    let is_member = store::boxes::is_member(c, box_id, me).await?;
+    let is_admin = bx.is_admin(me);
+    let require_member = || if is_member { Ok(()) } else { Err(ErrorBody::box_rule("not_member")) };
+    let require_admin = || if is_admin { Ok(()) } else { Err(ErrorBody::box_rule("not_admin")) };
+    let content = new.stored_content();
+    let mut announced_to_members = true;
+    let mut extra_recipients: Vec<IdentityId> = Vec::new();
+    let mut notifications = Vec::new();
+    let mut kicks: Vec<EventRow> = Vec::new();
+
+    let posted = match new {
+        NewEvent::MsgText { .. } | NewEvent::MsgFile { .. } => {
+            require_member()?;
+            insert(c, box_id, new.kind(), me, content.as_ref(), None).await?
+        }
+        NewEvent::MsgEdit { referrer_id, .. } => {
+            require_member()?;
+            let target = store::events::get_in_box(c, box_id, *referrer_id).await?.ok_or_else(|| not_found("referrer_id"))?;
+            match target.kind {
+                EventType::MsgText => {}
+                EventType::MsgFile => return Err(ErrorBody::box_rule("not_editable").into()),
+                _ => return Err(ErrorBody::bad_request(Origin::Body, "only msg.text can be edited").with("referrer_id", Detail::Invalid).into()),
+            }
+            if target.sender_id != me {
+                return Err(ErrorBody::box_rule("not_author").into());
+            }
+            if store::events::is_deleted(c, target.id).await? {
+                return Err(gone().into());
+            }
+            insert(c, box_id, EventType::MsgEdit, me, content.as_ref(), Some(target.id)).await?
+        }
+        NewEvent::MsgDelete { referrer_id } => {
+            require_member()?;
+            let target = store::events::get_in_box(c, box_id, *referrer_id).await?.ok_or_else(|| not_found("referrer_id"))?;
+            if !target.kind.is_message() {
+                return Err(ErrorBody::bad_request(Origin::Body, "only messages can be deleted").with("referrer_id", Detail::Invalid).into());
+            }
+            if target.sender_id != me && !is_admin {
+                return Err(ErrorBody::box_rule("not_author").into());
+            }
+            if store::events::is_deleted(c, target.id).await? {
+                return Err(gone().into());
+            }
+            let event = insert(c, box_id, EventType::MsgDelete, me, None, Some(target.id)).await?;
+            store::events::wipe_message(c, target.id).await?;
+            event
+        }
+        NewEvent::MemberJoin => {
+            if is_member {
+                return Err(ErrorBody::conflict(Origin::Body, "type", "already a member").into());
+            }
+            let has_rule = store::boxes::has_identity_rule(c, box_id, me).await?;
+            if !has_rule && bx.access_mode != AccessMode::Public {
+                return Err(ErrorBody::box_rule("no_access").into());
+            }
+            let join = insert(c, box_id, EventType::MemberJoin, me, None, None).await?;
+            store::boxes::add_member(c, box_id, me, join.id, join.seq).await?;
+            if !has_rule {
+                let rule = access_add_content(&Restriction::IdentityId(me), false);
+                insert(c, box_id, EventType::AccessAdd, me, Some(&rule), None).await?;
+            }
+            join
+        }
+        NewEvent::MemberLeave => {
+            require_member()?;
+            if is_admin {
+                return Err(ErrorBody::box_rule("admin_cannot_leave").into());
+            }
+            let join = store::boxes::join_of(c, box_id, me).await?.map(|j| j.join_event_id);
+            let leave = insert(c, box_id, EventType::MemberLeave, me, None, join).await?;
+            store::boxes::remove_member(c, box_id, me).await?;
+            extra_recipients.push(me);
+            leave
+        }
+        NewEvent::StateAccessMode { value } => {
+            require_admin()?;
+            let event = insert(c, box_id, EventType::StateAccessMode, me, content.as_ref(), None).await?;
+            store::boxes::set_access_mode(c, box_id, *value).await?;
+            event
+        }
+        NewEvent::StateKeyShare { share } => {
+            require_admin()?;
+            rotate_key_share(c, bx, me, share).await?
+        }
+        NewEvent::AccessAdd { restriction, auto_invite } => {
+            require_admin()?;
+            announced_to_members = false;
+            let Restriction::IdentityId(target) = restriction;
+            let record = store::identities::get(c, *target).await?.ok_or_else(|| not_found("content.value"))?;
+            if store::boxes::has_identity_rule(c, box_id, *target).await? {
+                return Err(ErrorBody::conflict(Origin::Body, "content.value", "an identical access rule exists").into());
+            }
+            if let Some((key, ciphertext)) = auto_invite {
+                if record.invitation_key().is_none() {
+                    return Err(ErrorBody::conflict(Origin::Body, "content.value", "the target has no public key").into());
+                }
+                if !record.has_key(key) {
+                    return Err(ErrorBody::bad_request(Origin::Body, "extra must be keyed by the target's public key")
+                        .with("extra", Detail::Invalid)
+                        .into());
+                }
+                let event = insert(c, box_id, EventType::AccessAdd, me, content.as_ref(), None).await?;
+                let action = store::crypto_actions::insert(
+                    c,
+                    &NewCryptoAction {
+                        identity_id: *target,
+                        kind: CryptoActionType::Invitation,
+                        box_id,
+                        sender_id: me,
+                        encryption_public_key: key,
+                        encrypted: ciphertext.as_str(),
+                    },
+                )
+                .await?;
+                notifications.push((*target, Notification::auto_invite(box_id, &bx.title, action.id)));
+                event
+            } else {
+                insert(c, box_id, EventType::AccessAdd, me, content.as_ref(), None).await?
+            }
+        }
+        NewEvent::AccessRm { referrer_id } => {
+            require_admin()?;
+            announced_to_members = false;
+            if !store::events::is_active_access(c, box_id, *referrer_id).await? {
+                return Err(not_found("referrer_id").into());
+            }
+            let rm = insert(c, box_id, EventType::AccessRm, me, None, Some(*referrer_id)).await?;
+            let kicker = json!({"kicker_id": me});
+            for j in store::boxes::illegitimate_members(c, box_id).await? {
+                let kick = insert(c, box_id, EventType::MemberKick, j.identity_id, Some(&kicker), Some(j.join_event_id)).await?;
+                store::boxes::remove_member(c, box_id, j.identity_id).await?;
+                notifications.push((j.identity_id, Notification::kicked(box_id, &bx.title)));
+                kicks.push(kick);
+            }
+            rm
+        }
+    };
+
+    let members = store::boxes::member_ids(c, box_id).await?;
+    let muted = store::settings::muted_among(c, box_id, &members).await?;
+    let mut announced = Vec::new();
+    if announced_to_members {
+        let mut recipients = members.clone();
+        recipients.push(me);
+        recipients.extend(extra_recipients);
+        announced.push(Announced { event: posted.clone(), recipients });
+    }
+    for kick in kicks {
+        let mut recipients = members.clone();
+        recipients.push(kick.sender_id);
+        announced.push(Announced { event: kick, recipients });
+    }
+    Ok(Effects { posted, announced, members, muted, notifications })
+}
+
+/// `state.key_share`: replace the box's key shares and hand the new invitation share to every
+/// other member as a `set_box_key_share` crypto action, all in the caller's transaction.
+async fn rotate_key_share<C: GenericClient>(c: &C, bx: &BoxRow, me: IdentityId, share: &NewKeyShare) -> ApiResult<EventRow> {
+    if store::keyshares::hash_exists(c, share.other_share_hash.as_str()).await? {
+        return Err(hash_conflict("extra.other_share_hash").into());
+    }
+    store::keyshares::delete_for_box(c, bx.id).await?;
+    if store::keyshares::insert(c, bx.id, me, share).await?.is_none() {
+        return Err(hash_conflict("extra.other_share_hash").into());
+    }
+    let event = insert(c, bx.id, EventType::StateKeyShare, me, None, None).await?;
+    let encrypted = share.encrypted_invitation_key_share.as_ref().map(|e| e.as_str()).unwrap_or_default();
+    for member in store::boxes::member_ids(c, bx.id).await?.into_iter().filter(|m| *m != me) {
+        store::crypto_actions::insert(
+            c,
+            &NewCryptoAction {
+                identity_id: member,
+                kind: CryptoActionType::SetBoxKeyShare,
+                box_id: bx.id,
+                sender_id: me,
+                encryption_public_key: &bx.public_key,
+                encrypted,
+            },
+        )
+        .await?;
+    }
+    Ok(event)
+}
+
+/// Member check shared by the reads: an unknown box is `not_member` too (§7.8).
+async fn member_box<C: GenericClient>(c: &C, box_id: BoxId, me: IdentityId) -> ApiResult<BoxRow> {
+    match store::boxes::get(c, box_id).await? {
+        Some(b) if store::boxes::is_member(c, box_id, me).await? => Ok(b),
+        _ => Err(ErrorBody::box_rule("not_member").into()),
+    }
+}
+
+/// `GET /boxes/{id}/events` (§7.8): visible events, newest first, folded.
+pub async fn list(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let caller = authenticate(&req, &state).await?;
+    let box_id: BoxId = path_id(&path, "id")?;
+    let page = page(&req, EVENTS_DEFAULT, EVENTS_MAX)?;
+    let client = state.db.get().await?;
+    let bx = member_box(&client, box_id, caller.id()).await?;
+    let rows = store::events::list_visible(&client, box_id, page).await?;
+    let events = views::events_for(&client, &rows, bx.is_admin(caller.id())).await?;
+    Ok(HttpResponse::Ok().json(events))
+}
+
+/// `HEAD /boxes/{id}/events` (§7.8).
+pub async fn count(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let caller = authenticate(&req, &state).await?;
+    let box_id: BoxId = path_id(&path, "id")?;
+    let client = state.db.get().await?;
+    member_box(&client, box_id, caller.id()).await?;
+    Ok(total_count(store::events::count_visible(&client, box_id).await?))
+}

@@ -1,12 +1,43 @@
-//! Not yet implemented.
+//! Who is in a box and who may join it (§7.9).
 
-use actix_web::HttpResponse;
+use actix_web::{web, HttpRequest, HttpResponse};
+use domain::identity::IdentityView;
+use domain::input::path_id;
+use domain::{BoxId, ErrorBody};
 
-pub async fn members() -> HttpResponse {
-    HttpResponse::NotImplemented().finish()
+use crate::auth::authenticate;
+use crate::error::ApiResult;
+use crate::state::AppState;
+use crate::store;
+use crate::views;
+
+/// `GET /boxes/{id}/members`: the admin first, then by join order; transparent for the admin.
+pub async fn members(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let caller = authenticate(&req, &state).await?;
+    let box_id: BoxId = path_id(&path, "id")?;
+    let client = state.db.get().await?;
+    let bx = match store::boxes::get(&client, box_id).await? {
+        Some(b) if store::boxes::is_member(&client, box_id, caller.id()).await? => b,
+        _ => return Err(ErrorBody::box_rule("not_member").into()),
+    };
+    let ids = store::boxes::member_ids(&client, box_id).await?;
+    let records = store::identities::get_many(&client, &ids).await?;
+    let transparent = bx.is_admin(caller.id());
+    let views: Vec<IdentityView> =
+        ids.iter().filter_map(|id| records.iter().find(|r| r.id == *id)).map(|r| r.view(transparent)).collect();
+    Ok(HttpResponse::Ok().json(views))
 }
 
-pub async fn accesses() -> HttpResponse {
-    HttpResponse::NotImplemented().finish()
+/// `GET /boxes/{id}/accesses`: the active `access.add` events, oldest first, admin only.
+pub async fn accesses(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let caller = authenticate(&req, &state).await?;
+    let box_id: BoxId = path_id(&path, "id")?;
+    let client = state.db.get().await?;
+    match store::boxes::get(&client, box_id).await? {
+        Some(b) if b.is_admin(caller.id()) => {}
+        _ => return Err(ErrorBody::box_rule("not_admin").into()),
+    }
+    let rows = store::events::active_accesses(&client, box_id).await?;
+    let events = views::events_for(&client, &rows, true).await?;
+    Ok(HttpResponse::Ok().json(events))
 }
-

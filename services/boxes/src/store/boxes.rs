@@ -1,3 +1,260 @@
 //! `boxes.boxes` and `boxes.members`.
+//!
+//! `boxes.members` is derived from the events (creation, join, leave, kick) and is always changed
+//! in the transaction that inserts the event, so membership reads never need to replay the log.
+//! Access rules are read from the `access.add` / `access.rm` events themselves.
+
+use std::collections::HashMap;
+
+use domain::boxes::{AccessMode, BoxSetting};
+use domain::event::EventType;
+use domain::input::Page;
+use domain::{BoxId, EventId, IdentityId, Timestamp};
+use tokio_postgres::Row;
 
 use super::GenericClient;
+
+const COLUMNS: &str = "id, creator_id, title, public_key, access_mode, created_at, last_event_at, last_visible_at";
+
+/// A box as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoxRow {
+    pub id: BoxId,
+    pub creator_id: IdentityId,
+    pub title: String,
+    pub public_key: String,
+    pub access_mode: AccessMode,
+    pub created_at: Timestamp,
+    pub last_event_at: Timestamp,
+    pub last_visible_at: Timestamp,
+}
+
+impl BoxRow {
+    pub fn is_admin(&self, who: IdentityId) -> bool {
+        self.creator_id == who
+    }
+}
+
+fn box_row(row: &Row) -> BoxRow {
+    let mode: String = row.get("access_mode");
+    BoxRow {
+        id: BoxId::from(row.get::<_, uuid::Uuid>("id")),
+        creator_id: IdentityId::from(row.get::<_, uuid::Uuid>("creator_id")),
+        title: row.get("title"),
+        public_key: row.get("public_key"),
+        // The column has a CHECK constraint on the two values.
+        access_mode: AccessMode::parse(&mode).unwrap_or_default(),
+        created_at: Timestamp(row.get("created_at")),
+        last_event_at: Timestamp(row.get("last_event_at")),
+        last_visible_at: Timestamp(row.get("last_visible_at")),
+    }
+}
+
+/// Inserts a `limited` box with no events yet, and its creator as the first member.
+/// The caller then inserts the `create` event, whose sequence number is 1.
+pub async fn insert<C: GenericClient>(
+    c: &C,
+    id: BoxId,
+    creator: IdentityId,
+    title: &str,
+    public_key: &str,
+) -> Result<BoxRow, tokio_postgres::Error> {
+    let row = c
+        .query_one(
+            &format!(
+                "INSERT INTO boxes.boxes (id, creator_id, title, public_key, access_mode, created_at, last_event_at, last_visible_at)
+                 VALUES ($1, $2, $3, $4, 'limited', clock_timestamp(), clock_timestamp(), clock_timestamp())
+                 RETURNING {COLUMNS}"
+            ),
+            &[id.as_uuid(), creator.as_uuid(), &title, &public_key],
+        )
+        .await?;
+    c.execute(
+        "INSERT INTO boxes.members (box_id, identity_id, join_event_id, joined_seq) VALUES ($1, $2, NULL, 1)",
+        &[id.as_uuid(), creator.as_uuid()],
+    )
+    .await?;
+    Ok(box_row(&row))
+}
+
+pub async fn get<C: GenericClient>(c: &C, id: BoxId) -> Result<Option<BoxRow>, tokio_postgres::Error> {
+    let row = c.query_opt(&format!("SELECT {COLUMNS} FROM boxes.boxes WHERE id = $1"), &[id.as_uuid()]).await?;
+    Ok(row.as_ref().map(box_row))
+}
+
+/// Reads the box and locks its row until the transaction ends: every write to a box's events
+/// and members goes through this lock, which gives the per-box total order of §13.1.
+pub async fn lock<C: GenericClient>(c: &C, id: BoxId) -> Result<Option<BoxRow>, tokio_postgres::Error> {
+    let row = c.query_opt(&format!("SELECT {COLUMNS} FROM boxes.boxes WHERE id = $1 FOR UPDATE"), &[id.as_uuid()]).await?;
+    Ok(row.as_ref().map(box_row))
+}
+
+pub async fn set_access_mode<C: GenericClient>(c: &C, id: BoxId, mode: AccessMode) -> Result<(), tokio_postgres::Error> {
+    c.execute("UPDATE boxes.boxes SET access_mode = $2 WHERE id = $1", &[id.as_uuid(), &mode.as_str()]).await?;
+    Ok(())
+}
+
+/// Removes the box; events, members, key shares, settings and crypto actions of the box go
+/// with it (foreign keys with `ON DELETE CASCADE`).
+pub async fn delete<C: GenericClient>(c: &C, id: BoxId) -> Result<bool, tokio_postgres::Error> {
+    c.execute("DELETE FROM boxes.crypto_actions WHERE box_id = $1", &[id.as_uuid()]).await?;
+    Ok(c.execute("DELETE FROM boxes.boxes WHERE id = $1", &[id.as_uuid()]).await? > 0)
+}
+
+// ---- members ----
+
+pub async fn is_member<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId) -> Result<bool, tokio_postgres::Error> {
+    let row = c
+        .query_opt("SELECT 1 FROM boxes.members WHERE box_id = $1 AND identity_id = $2", &[box_id.as_uuid(), who.as_uuid()])
+        .await?;
+    Ok(row.is_some())
+}
+
+/// The current members: the admin first (it joined with the `create` event), then by join order.
+pub async fn member_ids<C: GenericClient>(c: &C, box_id: BoxId) -> Result<Vec<IdentityId>, tokio_postgres::Error> {
+    let rows = c
+        .query(
+            "SELECT m.identity_id FROM boxes.members m JOIN boxes.boxes b ON b.id = m.box_id
+             WHERE m.box_id = $1 ORDER BY (m.identity_id = b.creator_id) DESC, m.joined_seq, m.identity_id",
+            &[box_id.as_uuid()],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| IdentityId::from(r.get::<_, uuid::Uuid>("identity_id"))).collect())
+}
+
+/// A current non-admin member and the id of its `member.join`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Joined {
+    pub identity_id: IdentityId,
+    pub join_event_id: EventId,
+}
+
+fn joined(row: &Row) -> Option<Joined> {
+    let join: Option<uuid::Uuid> = row.get("join_event_id");
+    join.map(|j| Joined { identity_id: IdentityId::from(row.get::<_, uuid::Uuid>("identity_id")), join_event_id: EventId::from(j) })
+}
+
+/// The join of `who`, if it is a member that joined (the admin has none).
+pub async fn join_of<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId) -> Result<Option<Joined>, tokio_postgres::Error> {
+    let row = c
+        .query_opt(
+            "SELECT identity_id, join_event_id FROM boxes.members WHERE box_id = $1 AND identity_id = $2",
+            &[box_id.as_uuid(), who.as_uuid()],
+        )
+        .await?;
+    Ok(row.as_ref().and_then(joined))
+}
+
+pub async fn add_member<C: GenericClient>(
+    c: &C,
+    box_id: BoxId,
+    who: IdentityId,
+    join_event_id: EventId,
+    joined_seq: i64,
+) -> Result<(), tokio_postgres::Error> {
+    c.execute(
+        "INSERT INTO boxes.members (box_id, identity_id, join_event_id, joined_seq) VALUES ($1, $2, $3, $4)",
+        &[box_id.as_uuid(), who.as_uuid(), join_event_id.as_uuid(), &joined_seq],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn remove_member<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId) -> Result<(), tokio_postgres::Error> {
+    c.execute("DELETE FROM boxes.members WHERE box_id = $1 AND identity_id = $2", &[box_id.as_uuid(), who.as_uuid()]).await?;
+    Ok(())
+}
+
+/// Non-admin members that no active `identity_id` rule names any more (§6.1 "legitimate").
+pub async fn illegitimate_members<C: GenericClient>(c: &C, box_id: BoxId) -> Result<Vec<Joined>, tokio_postgres::Error> {
+    let rows = c
+        .query(
+            "SELECT m.identity_id, m.join_event_id FROM boxes.members m JOIN boxes.boxes b ON b.id = m.box_id
+             WHERE m.box_id = $1 AND m.identity_id <> b.creator_id
+               AND NOT EXISTS (
+                   SELECT 1 FROM boxes.events a
+                   WHERE a.box_id = m.box_id AND a.type = 'access.add'
+                     AND a.content->>'restriction_type' = 'identity_id'
+                     AND a.content->>'value' = m.identity_id::text
+                     AND NOT EXISTS (SELECT 1 FROM boxes.events r
+                                     WHERE r.box_id = a.box_id AND r.type = 'access.rm' AND r.referrer_id = a.id))
+             ORDER BY m.joined_seq",
+            &[box_id.as_uuid()],
+        )
+        .await?;
+    Ok(rows.iter().filter_map(joined).collect())
+}
+
+// ---- access rules ----
+
+/// Whether an active `identity_id` rule names `who`.
+pub async fn has_identity_rule<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId) -> Result<bool, tokio_postgres::Error> {
+    let row = c
+        .query_opt(
+            "SELECT 1 FROM boxes.events a
+             WHERE a.box_id = $1 AND a.type = 'access.add'
+               AND a.content->>'restriction_type' = 'identity_id' AND a.content->>'value' = $2
+               AND NOT EXISTS (SELECT 1 FROM boxes.events r
+                               WHERE r.box_id = a.box_id AND r.type = 'access.rm' AND r.referrer_id = a.id)
+             LIMIT 1",
+            &[box_id.as_uuid(), &who.to_string()],
+        )
+        .await?;
+    Ok(row.is_some())
+}
+
+/// "Can join" of §6.1: the box is public, or an active rule names the caller.
+pub async fn can_join<C: GenericClient>(c: &C, b: &BoxRow, who: IdentityId) -> Result<bool, tokio_postgres::Error> {
+    if b.access_mode == AccessMode::Public {
+        return Ok(true);
+    }
+    has_identity_rule(c, b.id, who).await
+}
+
+// ---- the joined-boxes list ----
+
+/// Boxes where `who` is a member, the one with the newest visible event first.
+pub async fn joined_by<C: GenericClient>(c: &C, who: IdentityId, page: Page) -> Result<Vec<BoxRow>, tokio_postgres::Error> {
+    let rows = c
+        .query(
+            "SELECT b.id, b.creator_id, b.title, b.public_key, b.access_mode, b.created_at, b.last_event_at, b.last_visible_at
+             FROM boxes.members m JOIN boxes.boxes b ON b.id = m.box_id
+             WHERE m.identity_id = $1
+             ORDER BY b.last_visible_at DESC, b.id
+             OFFSET $2 LIMIT $3",
+            &[who.as_uuid(), &page.offset, &page.limit],
+        )
+        .await?;
+    Ok(rows.iter().map(box_row).collect())
+}
+
+pub async fn count_joined<C: GenericClient>(c: &C, who: IdentityId) -> Result<i64, tokio_postgres::Error> {
+    let row = c.query_one("SELECT count(*) AS n FROM boxes.members WHERE identity_id = $1", &[who.as_uuid()]).await?;
+    Ok(row.get("n"))
+}
+
+/// The settings of `who` in each of `boxes`, with the defaults where nothing is stored.
+pub async fn settings_for<C: GenericClient>(
+    c: &C,
+    who: IdentityId,
+    boxes: &[BoxId],
+) -> Result<HashMap<BoxId, BoxSetting>, tokio_postgres::Error> {
+    let ids: Vec<uuid::Uuid> = boxes.iter().map(|b| b.into_uuid()).collect();
+    let rows = c
+        .query(
+            "SELECT box_id, muted FROM boxes.box_settings WHERE identity_id = $1 AND box_id = ANY($2)",
+            &[who.as_uuid(), &ids],
+        )
+        .await?;
+    let stored: HashMap<BoxId, bool> =
+        rows.iter().map(|r| (BoxId::from(r.get::<_, uuid::Uuid>("box_id")), r.get::<_, bool>("muted"))).collect();
+    Ok(boxes
+        .iter()
+        .map(|b| (*b, BoxSetting { identity_id: who, box_id: *b, muted: stored.get(b).copied().unwrap_or(false) }))
+        .collect())
+}
+
+/// The type strings of visible events, for SQL filters.
+pub fn visible_types() -> Vec<String> {
+    EventType::visible_strs().into_iter().map(str::to_owned).collect()
+}

@@ -1,0 +1,169 @@
+//! Building the JSON objects of §5.3 and §5.5 for one viewer.
+//!
+//! Events are rendered in two steps: [`EventContext::load`] fetches, for a whole page of events,
+//! the latest edit and the deletion of every message and every identity the page mentions (a
+//! fixed number of queries, whatever the page size); [`EventContext::render`] is then pure, so
+//! one context serves both the admin's transparent copy and everyone else's.
+
+use std::collections::{HashMap, HashSet};
+
+use domain::boxes::BoxView;
+use domain::event::{fold_message, kick_content, Event, EventType};
+use domain::identity::{IdentityRecord, IdentityView};
+use domain::realtime::counter_key;
+use domain::{BoxId, EventId, IdentityId, Timestamp};
+
+use crate::error::ApiResult;
+use crate::store::boxes::BoxRow;
+use crate::store::events::EventRow;
+use crate::store::{self, GenericClient};
+use domain::event::EditState;
+
+/// What rendering a set of events needs besides the rows.
+#[derive(Debug, Default)]
+pub struct EventContext {
+    identities: HashMap<IdentityId, IdentityRecord>,
+    edits: HashMap<EventId, EditState>,
+    deletions: HashMap<EventId, (Timestamp, IdentityId)>,
+}
+
+fn kicker_of(e: &EventRow) -> Option<IdentityId> {
+    e.content.as_ref()?.get("kicker_id")?.as_str().and_then(|s| IdentityId::parse(s).ok())
+}
+
+/// The view of an identity that may have been removed meanwhile: never fails.
+fn view_of(identities: &HashMap<IdentityId, IdentityRecord>, id: IdentityId, transparent: bool) -> IdentityView {
+    match identities.get(&id) {
+        Some(r) => r.view(transparent),
+        None => IdentityView {
+            id,
+            display_name: String::new(),
+            avatar_url: None,
+            identifier_value: String::new(),
+            identifier_kind: String::new(),
+        },
+    }
+}
+
+impl EventContext {
+    /// Loads what `rows` need. With `fold` false, messages are shown as stored (a message that
+    /// was just posted has no edit or deletion yet).
+    pub async fn load<C: GenericClient>(c: &C, rows: &[EventRow], fold: bool) -> ApiResult<Self> {
+        let messages: Vec<EventId> = rows.iter().filter(|e| fold && e.kind.is_message()).map(|e| e.id).collect();
+        let edits = store::events::latest_edits(c, &messages).await?;
+        let deletions = store::events::deletions(c, &messages).await?;
+        let mut ids: HashSet<IdentityId> = rows.iter().map(|e| e.sender_id).collect();
+        ids.extend(rows.iter().filter_map(kicker_of));
+        ids.extend(deletions.values().map(|(_, by)| *by));
+        let ids: Vec<IdentityId> = ids.into_iter().collect();
+        let identities = store::identities::get_many(c, &ids).await?.into_iter().map(|r| (r.id, r)).collect();
+        Ok(EventContext { identities, edits, deletions })
+    }
+
+    /// The event as one viewer sees it; identity views are transparent only for the admin.
+    pub fn render(&self, e: &EventRow, transparent: bool) -> Event {
+        let content = match e.kind {
+            EventType::MsgText | EventType::MsgFile => {
+                let deleted = self.deletions.get(&e.id).map(|(at, by)| (*at, view_of(&self.identities, *by, transparent)));
+                Some(fold_message(e.content.clone(), self.edits.get(&e.id).cloned(), deleted))
+            }
+            EventType::MemberKick => match kicker_of(e) {
+                Some(k) => Some(kick_content(&view_of(&self.identities, k, transparent))),
+                None => e.content.clone(),
+            },
+            _ => e.content.clone(),
+        };
+        Event {
+            id: e.id,
+            kind: e.kind,
+            box_id: e.box_id,
+            server_event_created_at: e.created_at,
+            sender: view_of(&self.identities, e.sender_id, transparent),
+            content,
+            referrer_id: e.referrer_id,
+        }
+    }
+}
+
+/// Renders a page of events for one viewer, folded (§6.5).
+pub async fn events_for<C: GenericClient>(c: &C, rows: &[EventRow], transparent: bool) -> ApiResult<Vec<Event>> {
+    let ctx = EventContext::load(c, rows, true).await?;
+    Ok(rows.iter().map(|e| ctx.render(e, transparent)).collect())
+}
+
+/// Reads the unread counters of `who` for `boxes` in one MGET; a missing key is 0.
+/// Counters are best effort (§6.4), so a Redis failure reads as zeros.
+async fn counters(redis: &redis::aio::ConnectionManager, who: IdentityId, boxes: &[BoxId]) -> HashMap<BoxId, i64> {
+    if boxes.is_empty() {
+        return HashMap::new();
+    }
+    let keys: Vec<String> = boxes.iter().map(|b| counter_key(who, *b)).collect();
+    let mut conn = redis.clone();
+    match redis::cmd("MGET").arg(&keys).query_async::<Vec<Option<i64>>>(&mut conn).await {
+        Ok(values) => boxes.iter().copied().zip(values.into_iter().map(|v| v.unwrap_or(0))).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading unread counters failed");
+            HashMap::new()
+        }
+    }
+}
+
+/// The Box objects of §5.3 for `caller`, in the order of `rows`, with a fixed number of queries.
+pub async fn boxes_for<C: GenericClient>(
+    c: &C,
+    redis: &redis::aio::ConnectionManager,
+    caller: IdentityId,
+    rows: &[BoxRow],
+) -> ApiResult<Vec<BoxView>> {
+    let ids: Vec<BoxId> = rows.iter().map(|b| b.id).collect();
+    let creators: Vec<IdentityId> = rows.iter().map(|b| b.creator_id).collect();
+    let creators: HashMap<IdentityId, IdentityRecord> =
+        store::identities::get_many(c, &creators).await?.into_iter().map(|r| (r.id, r)).collect();
+    let mut settings = store::boxes::settings_for(c, caller, &ids).await?;
+    let mut last = store::events::last_visible(c, &ids).await?;
+    let last_rows: Vec<EventRow> = ids.iter().filter_map(|id| last.remove(id)).collect();
+    let ctx = EventContext::load(c, &last_rows, true).await?;
+    let mut last_events: HashMap<BoxId, Event> = last_rows.iter().map(|e| (e.box_id, ctx.render(e, false))).collect();
+    let counts = counters(redis, caller, &ids).await;
+    Ok(rows
+        .iter()
+        .map(|b| BoxView {
+            id: b.id,
+            server_created_at: b.created_at,
+            public_key: b.public_key.clone(),
+            title: b.title.clone(),
+            access_mode: b.access_mode,
+            creator: view_of(&creators, b.creator_id, b.is_admin(caller)),
+            events_count: counts.get(&b.id).copied().unwrap_or(0),
+            settings: settings.remove(&b.id).unwrap_or(domain::boxes::BoxSetting { identity_id: caller, box_id: b.id, muted: false }),
+            last_event: last_events.remove(&b.id),
+        })
+        .collect())
+}
+
+/// The Box object of one box for `caller`.
+pub async fn box_for<C: GenericClient>(
+    c: &C,
+    redis: &redis::aio::ConnectionManager,
+    caller: IdentityId,
+    row: &BoxRow,
+) -> ApiResult<BoxView> {
+    let mut views = boxes_for(c, redis, caller, std::slice::from_ref(row)).await?;
+    views.pop().ok_or_else(|| anyhow::anyhow!("building the view of box {}", row.id).into())
+}
+
+/// Queues `event.new` for `e` to each of `recipients` (duplicates are sent once). The admin's
+/// copy has transparent identity views, everyone else's not, so each copy is serialised once.
+pub fn announce(outbox: &mut crate::notify::Outbox, ctx: &EventContext, e: &EventRow, admin: IdentityId, recipients: &[IdentityId]) {
+    use domain::realtime::{types, Envelope};
+    let mut seen = HashSet::new();
+    let mut plain: Option<Envelope> = None;
+    for to in recipients.iter().copied().filter(|r| seen.insert(*r)) {
+        if to == admin {
+            outbox.publish(to, &Envelope::new(types::EVENT_NEW, ctx.render(e, true)));
+        } else {
+            let env = plain.get_or_insert_with(|| Envelope::new(types::EVENT_NEW, ctx.render(e, false)));
+            outbox.publish(to, env);
+        }
+    }
+}
