@@ -1,0 +1,81 @@
+//! Settings of auth-bridge, read from the command line or the environment (`SPEC.md` §13.3).
+//!
+//! Tests build a [`Settings`] value directly; `--help` lists every variable and its default.
+//! Secrets are `SecretString`, so `Debug` never prints them.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser};
+use secrecy::SecretString;
+
+/// Everything auth-bridge needs to start.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "auth-bridge", about = "Boxo Connect-style single sign-on for the boxes miniapp")]
+pub struct Settings {
+    /// Address and port to listen on.
+    #[arg(long, env = "BIND_ADDR", default_value = "0.0.0.0:8083")]
+    pub bind_addr: String,
+
+    /// PostgreSQL connection URL (schema `auth` is created by the embedded migrations).
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/boxes", value_parser = parse_secret)]
+    pub database_url: SecretString,
+
+    /// Redis connection URL (revocation markers and `session.revoked` messages).
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379", value_parser = parse_secret)]
+    pub redis_url: SecretString,
+
+    /// Ed25519 private key that signs access tokens (PKCS#8 PEM).
+    #[arg(long, env = "JWT_PRIVATE_KEY_FILE", default_value = ".stack/keys/jwt-private.pem")]
+    pub jwt_private_key_file: PathBuf,
+
+    /// The matching public key (SPKI PEM), served at `/.well-known/jwks.json`.
+    #[arg(long, env = "JWT_PUBLIC_KEY_FILE", default_value = ".stack/keys/jwt-public.pem")]
+    pub jwt_public_key_file: PathBuf,
+
+    /// `iss` claim of the access tokens.
+    #[arg(long, env = "JWT_ISSUER", default_value = "auth-bridge")]
+    pub jwt_issuer: String,
+
+    /// Access token lifetime in seconds.
+    #[arg(long, env = "ACCESS_TOKEN_TTL", default_value_t = 3600)]
+    pub access_token_ttl: i64,
+
+    /// Refresh token lifetime in seconds.
+    #[arg(long, env = "REFRESH_TOKEN_TTL", default_value_t = 2_592_000)]
+    pub refresh_token_ttl: i64,
+
+    /// `acr` claim given to hostapp SSO sessions.
+    #[arg(long, env = "SESSION_ACR", default_value_t = 2)]
+    pub session_acr: u32,
+
+    /// Token sent as `X-Internal-Token` to the boxes internal API.
+    #[arg(long, env = "INTERNAL_API_TOKEN", value_parser = parse_secret)]
+    pub internal_api_token: SecretString,
+
+    /// Base URL of the boxes internal API.
+    #[arg(long, env = "BOXES_INTERNAL_URL", default_value = "http://127.0.0.1:8081")]
+    pub boxes_internal_url: String,
+
+    /// Browser origins allowed by CORS, with credentials (comma separated).
+    #[arg(long, env = "ALLOWED_ORIGINS", default_value = "", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Mark cookies `Secure`; turn off for local HTTP only.
+    #[arg(long, env = "COOKIE_SECURE", default_value_t = true, action = ArgAction::Set)]
+    pub cookie_secure: bool,
+
+    /// Hostapp registry (TOML, §10.1). A secret may instead come from `HOSTAPP_SECRET_<CLIENT_ID>`.
+    #[arg(long, env = "HOSTAPPS_CONFIG", default_value = ".stack/hostapps.toml")]
+    pub hostapps_config: PathBuf,
+}
+
+fn parse_secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(s))
+}
+
+impl Settings {
+    /// The configured origins, without empty entries.
+    pub fn origins(&self) -> Vec<String> {
+        self.allowed_origins.iter().map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect()
+    }
+}

@@ -1,0 +1,106 @@
+//! The one error type of auth-bridge and its mapping to the §4 body.
+//!
+//! Client errors carry the body the client sees. Hostapp failures map per §10.4. Dependencies
+//! that are down give a bare 503, and anything unexpected a bare 500; their causes are logged
+//! (never echoed) and never contain tokens.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use domain::ErrorBody;
+
+use crate::hostapp::HostappError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400, 401, 403, 404, 405 or 413: the body says what the client got wrong.
+    #[error("{0}")]
+    Client(ErrorBody),
+    /// 401, 502 or 504: the hostapp refused the code or answered wrongly (§10.4).
+    #[error(transparent)]
+    Hostapp(#[from] HostappError),
+    /// 503 with `details` `{}`: PostgreSQL, Redis or the boxes internal API is down.
+    #[error("a dependency is unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
+    /// 500 with `details` `{}`: an unexpected fault.
+    #[error("internal error: {0:#}")]
+    Internal(anyhow::Error),
+}
+
+impl ApiError {
+    pub fn body(&self) -> ErrorBody {
+        match self {
+            ApiError::Client(body) => body.clone(),
+            ApiError::Hostapp(e) => e.body(),
+            ApiError::Unavailable(_) => ErrorBody::unavailable("a dependency is unavailable"),
+            ApiError::Internal(_) => ErrorBody::internal(),
+        }
+    }
+
+    pub fn unavailable(e: impl Into<anyhow::Error>) -> Self {
+        ApiError::Unavailable(e.into())
+    }
+
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
+impl From<ErrorBody> for ApiError {
+    fn from(e: ErrorBody) -> Self {
+        ApiError::Client(e)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        ApiError::Unavailable(anyhow::Error::new(e).context("getting a PostgreSQL connection"))
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    /// A lost connection or a cancelled (timed-out) statement is an unavailable database;
+    /// any other database error is a fault of ours.
+    fn from(e: tokio_postgres::Error) -> Self {
+        let cancelled = e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED);
+        if e.is_closed() || e.code().is_none() || cancelled {
+            ApiError::Unavailable(anyhow::Error::new(e).context("PostgreSQL"))
+        } else {
+            ApiError::Internal(anyhow::Error::new(e).context("PostgreSQL"))
+        }
+    }
+}
+
+impl From<redis::RedisError> for ApiError {
+    fn from(e: redis::RedisError) -> Self {
+        ApiError::Unavailable(anyhow::Error::new(e).context("Redis"))
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.body().status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let body = self.body();
+        match self {
+            ApiError::Client(_) => tracing::info!(status = body.status(), details = ?body.details, "request refused"),
+            ApiError::Hostapp(e) => {
+                tracing::warn!(hostapp = %e.client_id, step = e.step.as_str(), failure = ?e.failure, "hostapp failure")
+            }
+            ApiError::Unavailable(cause) => tracing::error!(error = format!("{cause:#}"), "dependency unavailable"),
+            ApiError::Internal(cause) => tracing::error!(error = format!("{cause:#}"), "internal error"),
+        }
+        HttpResponse::build(self.status_code()).json(body)
+    }
+}
+
+/// Unknown route: 404 with the §4 body.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ErrorBody::route_not_found().into())
+}
+
+/// Known route, wrong method: 405 with the §4 body.
+pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ErrorBody::not_allowed().into())
+}

@@ -1,0 +1,146 @@
+//! The login flow of `SPEC.md` §10.2, steps 1–7, shared by `POST /auth/login` and the Boxo host
+//! SDK endpoint `POST /api/v1/authorize/` (§10.8). Each step reads like the spec; the hostapp's
+//! own tokens are dropped after step 3 and never stored.
+
+use domain::error::{Detail, ErrorBody, Origin};
+use domain::identity::{DisplayName, IdentityUpsert};
+use domain::input::{Obj, Report};
+use domain::{IdentityId, SessionId};
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::session::{self, TokenResponse};
+use crate::startup::AppState;
+use crate::store;
+
+/// A parsed login request.
+#[derive(Clone)]
+pub struct LoginRequest {
+    pub auth_code: String,
+    pub app_id: String,
+    pub client_id: String,
+    /// Only on `/api/v1/authorize/`: must equal the hostapp's `reference` when given.
+    pub user_reference: Option<String>,
+}
+
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("auth_code_len", &self.auth_code.len())
+            .field("app_id", &self.app_id)
+            .field("client_id", &self.client_id)
+            .field("user_reference", &self.user_reference)
+            .finish()
+    }
+}
+
+fn bounded<'a>(o: &Obj<'a>, key: &str, max: usize, required: bool, r: &mut Report) -> Option<&'a str> {
+    let s = o.str(key, required, r)?;
+    let n = s.chars().count();
+    if n == 0 || n > max {
+        r.fail(o.path(key), Detail::Invalid);
+        return None;
+    }
+    Some(s)
+}
+
+impl LoginRequest {
+    /// `auth_code` 1–1000, `app_id` and `client_id` 1–100; `user_reference` (1–100) if asked for.
+    pub fn parse(body: &Value, with_reference: bool) -> Result<Self, ErrorBody> {
+        let o = Obj::body(body)?;
+        let mut r = Report::new();
+        let auth_code = bounded(&o, "auth_code", 1000, true, &mut r);
+        let app_id = bounded(&o, "app_id", 100, true, &mut r);
+        let client_id = bounded(&o, "client_id", 100, true, &mut r);
+        let user_reference = if with_reference { bounded(&o, "user_reference", 100, false, &mut r) } else { None };
+        let value = match (auth_code, app_id, client_id) {
+            (Some(a), Some(p), Some(c)) => Some(LoginRequest {
+                auth_code: a.to_owned(),
+                app_id: p.to_owned(),
+                client_id: c.to_owned(),
+                user_reference: user_reference.map(str::to_owned),
+            }),
+            _ => None,
+        };
+        r.finish(value)
+    }
+}
+
+/// What a successful login produced.
+pub struct LoggedIn {
+    pub tokens: TokenResponse,
+}
+
+/// Runs steps 1–7.
+#[tracing::instrument(skip_all, fields(client_id = %req.client_id, app_id = %req.app_id))]
+pub async fn run(state: &AppState, req: &LoginRequest) -> Result<LoggedIn, ApiError> {
+    // 1. The hostapp and the miniapp.
+    let app = state
+        .registry
+        .get(&req.client_id)
+        .ok_or_else(|| ErrorBody::bad_request(Origin::Body, "unknown hostapp").with("client_id", Detail::NotFound))?;
+    if !app.allows_app(&req.app_id) {
+        return Err(ErrorBody::bad_request(Origin::Body, "app_id is not allowed for this hostapp").with("app_id", Detail::Invalid).into());
+    }
+
+    // 2–4. Access token, user data, validation.
+    let hostapp_token = state.hostapps.access_token(app, &req.app_id, &req.auth_code).await?;
+    let user = state.hostapps.user_data(app, &req.app_id, &hostapp_token).await?;
+    drop(hostapp_token);
+    if req.user_reference.as_ref().is_some_and(|r| *r != user.reference) {
+        return Err(ErrorBody::unauthorized(Origin::Body, "user_reference does not match the hostapp user")
+            .with("user_reference", Detail::Invalid)
+            .into());
+    }
+
+    // 5. The identity: the link in PostgreSQL, then the public part in boxes.
+    let snapshot = serde_json::to_value(&user).map_err(ApiError::internal)?;
+    let client = state.pool.get().await?;
+    let identity_id = store::upsert_hostapp_user(&client, &app.client_id, &user.reference, IdentityId::new_v4(), &snapshot).await?;
+    let (identifier_value, identifier_kind) = user.identifier();
+    let display_name = DisplayName::parse(&user.display_name())
+        .map_err(|_| ApiError::internal(anyhow::anyhow!("derived display name is invalid")))?;
+    let upsert = IdentityUpsert { display_name, identifier_value, identifier_kind };
+    state.boxes.upsert_identity(identity_id, &upsert).await.map_err(ApiError::Unavailable)?;
+
+    // 7 (material first, so a signing fault leaves nothing behind).
+    let sid = SessionId::new_v4();
+    let csrf_token = session::random_token();
+    let csrf_hash = session::csrf_hash(&csrf_token);
+    let refresh_token = session::random_token();
+    let s = &state.settings;
+    let (access_token, _) =
+        session::access_token(&state.signer, identity_id, sid, s.session_acr, &csrf_hash, &app.client_id, s.access_token_ttl)?;
+
+    // 6 and 7: consent and session in one transaction.
+    let mut client = client;
+    let tx = client.transaction().await?;
+    store::record_consent(&tx, &app.client_id, &req.app_id, &user.reference).await?;
+    let refresh_hash = domain::auth::sha256_b64u(&refresh_token);
+    store::insert_session(
+        &tx,
+        &store::NewSession {
+            sid,
+            identity_id,
+            client_id: &app.client_id,
+            app_id: &req.app_id,
+            refresh_hash: &refresh_hash,
+            csrf_hash: &csrf_hash,
+            refresh_ttl_secs: s.refresh_token_ttl,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(%identity_id, %sid, reference = %user.reference, "session opened");
+
+    Ok(LoggedIn {
+        tokens: TokenResponse {
+            identity_id,
+            token_type: "bearer",
+            access_token,
+            expires_in: s.access_token_ttl,
+            refresh_token,
+            csrf_token: Some(csrf_token),
+        },
+    })
+}

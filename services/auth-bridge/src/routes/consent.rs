@@ -1,0 +1,97 @@
+//! `GET /api/v1/accounts/consent/get_consent/` (§10.6, seed path and parameters): the hostapp's
+//! server asks whether a user already consented to share data with our miniapp.
+//!
+//! Checks in the §3.7 order: hostapp credentials (401), query parameters (400), then whether the
+//! credentials belong to the hostapp named in the query (403).
+
+use std::collections::HashMap;
+
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{web, HttpRequest, HttpResponse};
+use domain::error::{Detail, ErrorBody, Origin};
+use domain::input::Report;
+use domain::Timestamp;
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::store;
+
+#[derive(Serialize)]
+struct Consent {
+    client_id: String,
+    app_id: String,
+    user_reference: String,
+    consent: bool,
+    consented_at: Option<Timestamp>,
+}
+
+fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn get_consent(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    // Authentication: the credentials name the calling hostapp.
+    let authorization = header(&req, AUTHORIZATION.as_str())
+        .ok_or_else(|| ErrorBody::unauthorized(Origin::Headers, "hostapp credentials are required").with("Authorization", Detail::Required))?;
+    let caller = state
+        .registry
+        .by_credentials(authorization)
+        .ok_or_else(|| ErrorBody::unauthorized(Origin::Headers, "bad hostapp credentials").with("Authorization", Detail::Invalid))?;
+    match header(&req, "X-Hostapp-Client-ID") {
+        Some(id) if id == caller.client_id => {}
+        Some(_) => {
+            return Err(ErrorBody::unauthorized(Origin::Headers, "X-Hostapp-Client-ID does not match the credentials")
+                .with("X-Hostapp-Client-ID", Detail::Invalid)
+                .into())
+        }
+        None => {
+            return Err(ErrorBody::unauthorized(Origin::Headers, "X-Hostapp-Client-ID is required")
+                .with("X-Hostapp-Client-ID", Detail::Required)
+                .into())
+        }
+    }
+
+    // The seed's three parameters.
+    let query = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .map_err(|_| ErrorBody::bad_request(Origin::Query, "malformed query string").with("query", Detail::Malformed))?;
+    let mut r = Report::new();
+    let mut param = |name: &str| match query.get(name).map(String::as_str) {
+        None | Some("") => {
+            r.fail(name, Detail::Required);
+            None
+        }
+        Some(v) if v.chars().count() > 100 => {
+            r.fail(name, Detail::Invalid);
+            None
+        }
+        Some(v) => Some(v.to_owned()),
+    };
+    let (client_id, app_id, user_reference) = (param("client_id"), param("app_id"), param("user_reference"));
+    let (client_id, app_id, user_reference) = r.finish_at(
+        Origin::Query,
+        match (client_id, app_id, user_reference) {
+            (Some(c), Some(a), Some(u)) => Some((c, a, u)),
+            _ => None,
+        },
+    )?;
+
+    // Authorisation: a hostapp asks only about its own users.
+    if client_id != caller.client_id {
+        return Err(ErrorBody::forbidden(Origin::Query, "these credentials belong to another hostapp")
+            .with("client_id", Detail::Forbidden)
+            .into());
+    }
+
+    let client = state.pool.get().await?;
+    let at = store::consented_at(&client, &client_id, &app_id, &user_reference).await?;
+    tracing::info!(%client_id, %app_id, consent = at.is_some(), "consent looked up");
+    Ok(HttpResponse::Ok().json(Consent {
+        client_id,
+        app_id,
+        user_reference,
+        consent: at.is_some(),
+        consented_at: at.map(Timestamp::from),
+    }))
+}

@@ -1,0 +1,133 @@
+//! `POST /auth/login` (§10.2), `POST /auth/refresh` and `POST /auth/logout` (§10.5).
+
+use actix_web::cookie::Cookie;
+use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
+use domain::auth::{check_csrf, pick_token, sha256_b64u, token_error, Presented};
+use domain::error::{Detail, ErrorBody, Origin};
+use domain::input::{Obj, Report};
+use domain::realtime::{revoked_sid_key, types, user_channel, Envelope, SessionRevoked};
+
+use crate::error::ApiError;
+use crate::input;
+use crate::login::{self, LoginRequest};
+use crate::session::{self, TokenResponse, ACCESS_COOKIE, REFRESH_COOKIE, TYPE_COOKIE};
+use crate::startup::AppState;
+use crate::store;
+
+const CSRF_HEADER: &str = "X-CSRF-Token";
+
+fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).map(|v| v.to_str().unwrap_or(""))
+}
+
+fn with_cookies(mut res: HttpResponseBuilder, cookies: [Cookie<'static>; 3]) -> HttpResponseBuilder {
+    for c in cookies {
+        res.cookie(c);
+    }
+    res
+}
+
+fn answer(state: &AppState, tokens: &TokenResponse) -> HttpResponse {
+    let s = &state.settings;
+    with_cookies(HttpResponse::Ok(), session::cookies(s.cookie_secure, tokens, s.refresh_token_ttl)).json(tokens)
+}
+
+/// Logs a hostapp user in: 200 with the token body and the three session cookies.
+#[tracing::instrument(skip_all)]
+pub async fn login(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let body = input::json_body(&req, payload).await?;
+    let request = LoginRequest::parse(&body, false)?;
+    let done = login::run(&state, &request).await?;
+    Ok(answer(&state, &done.tokens))
+}
+
+/// Rotates the refresh token and issues a new access token for the same session.
+#[tracing::instrument(skip_all)]
+pub async fn refresh(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let body = input::optional_json_body(&req, payload).await?;
+    let from_body = match &body {
+        Some(v) => {
+            let o = Obj::body(v)?;
+            let mut r = Report::new();
+            let t = o.str("refresh_token", false, &mut r).map(str::to_owned);
+            r.finish(Some(t))?
+        }
+        None => None,
+    };
+    let (refresh_token, origin) = match from_body {
+        Some(t) => (t, Origin::Body),
+        None => match req.cookie(REFRESH_COOKIE).map(|c| c.value().to_owned()).filter(|v| !v.is_empty()) {
+            Some(t) => (t, Origin::Cookies),
+            None => {
+                return Err(ErrorBody::unauthorized(Origin::Body, "a refresh token is required")
+                    .with("refresh_token", Detail::Required)
+                    .into())
+            }
+        },
+    };
+    let field = if origin == Origin::Cookies { REFRESH_COOKIE } else { "refresh_token" };
+
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let row = store::session_for_refresh(&tx, &sha256_b64u(&refresh_token)).await?;
+    let Some(row) = row.filter(|r| r.usable) else {
+        return Err(ErrorBody::unauthorized(origin, "unknown, expired or revoked refresh token").with(field, Detail::Invalid).into());
+    };
+    match header(&req, CSRF_HEADER) {
+        None if origin == Origin::Cookies => {
+            return Err(ErrorBody::forbidden(Origin::Headers, "X-CSRF-Token is required").with(CSRF_HEADER, Detail::Required).into())
+        }
+        Some(h) if session::csrf_hash(h) != row.csrf_hash => {
+            return Err(ErrorBody::forbidden(Origin::Headers, "X-CSRF-Token is invalid").with(CSRF_HEADER, Detail::Invalid).into())
+        }
+        _ => {}
+    }
+
+    let s = &state.settings;
+    let new_refresh = session::random_token();
+    let (access_token, _) =
+        session::access_token(&state.signer, row.identity_id, row.sid, s.session_acr, &row.csrf_hash, &row.client_id, s.access_token_ttl)?;
+    store::rotate_refresh(&tx, row.sid, &sha256_b64u(&new_refresh), s.refresh_token_ttl).await?;
+    tx.commit().await?;
+    tracing::info!(sid = %row.sid, identity_id = %row.identity_id, "session refreshed");
+
+    let tokens = TokenResponse {
+        identity_id: row.identity_id,
+        token_type: "bearer",
+        access_token,
+        expires_in: s.access_token_ttl,
+        refresh_token: new_refresh,
+        csrf_token: None,
+    };
+    Ok(answer(&state, &tokens))
+}
+
+/// Revokes the caller's session everywhere: PostgreSQL, the Redis marker every service reads,
+/// and a `session.revoked` message that makes realtime close the session's sockets. 204, also
+/// when the session was already revoked.
+#[tracing::instrument(skip_all)]
+pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let access = req.cookie(ACCESS_COOKIE);
+    let kind = req.cookie(TYPE_COOKIE);
+    let presented = Presented {
+        query: None,
+        authorization: header(&req, "Authorization"),
+        cookie_token: access.as_ref().map(Cookie::value),
+        cookie_type: kind.as_ref().map(Cookie::value),
+    };
+    let (token, transport) = pick_token(&presented)?;
+    let claims = state.verifier.verify(token).map_err(|e| token_error(e, transport))?;
+    claims.require_acr(1)?;
+    check_csrf(&claims, transport, true, header(&req, CSRF_HEADER))?;
+
+    let client = state.pool.get().await?;
+    let newly = store::revoke_session(&client, claims.sid).await?;
+    let mut redis = state.redis.clone();
+    let ttl = state.settings.access_token_ttl.max(0) + 60;
+    redis::cmd("SET").arg(revoked_sid_key(claims.sid)).arg(1).arg("EX").arg(ttl).query_async::<()>(&mut redis).await?;
+    let envelope = Envelope::new(types::SESSION_REVOKED, SessionRevoked { sid: claims.sid }).to_json();
+    redis::cmd("PUBLISH").arg(user_channel(claims.sub)).arg(envelope).query_async::<i64>(&mut redis).await?;
+    tracing::info!(sid = %claims.sid, identity_id = %claims.sub, newly_revoked = newly, "session revoked");
+
+    Ok(with_cookies(HttpResponse::NoContent(), session::cleared_cookies(state.settings.cookie_secure)).finish())
+}

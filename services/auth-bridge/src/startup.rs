@@ -1,0 +1,160 @@
+//! Builds auth-bridge: loads keys and the hostapp registry, runs the migrations, connects to
+//! PostgreSQL and Redis, binds the listener and serves until a signal (graceful shutdown).
+
+use std::net::TcpListener;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_cors::Cors;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::{header, Method};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use domain::auth::{Jwk, Signer, Verifier};
+use secrecy::ExposeSecret;
+use tracing::Instrument;
+
+use crate::config::Settings;
+use crate::error::not_found;
+use crate::hostapp::HostappClient;
+use crate::internal::BoxesInternal;
+use crate::registry::Registry;
+use crate::routes;
+use crate::store;
+
+/// Time limit of one SQL statement (§13.3).
+const STATEMENT_TIMEOUT_MS: u64 = 5000;
+
+/// What every handler shares.
+pub struct AppState {
+    pub settings: Settings,
+    pub pool: Pool,
+    pub redis: redis::aio::ConnectionManager,
+    pub signer: Signer,
+    pub verifier: Verifier,
+    pub jwk: Jwk,
+    pub registry: Registry,
+    pub hostapps: HostappClient,
+    pub boxes: BoxesInternal,
+}
+
+/// A bound, not yet running server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let state = build_state(settings).await?;
+        let listener =
+            TcpListener::bind(&state.settings.bind_addr).with_context(|| format!("binding {}", state.settings.bind_addr))?;
+        let port = listener.local_addr().context("reading the bound address")?.port();
+        tracing::info!(port, hostapps = state.registry.len(), "auth-bridge listening");
+        let origins = state.settings.origins();
+        let state = web::Data::from(Arc::new(state));
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(log_request))
+                .wrap(cors(&origins))
+                .app_data(state.clone())
+                .configure(routes::configure)
+                .default_service(web::to(not_found))
+        })
+        .listen(listener)
+        .context("starting the HTTP server")?
+        .shutdown_timeout(10)
+        .run();
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT/SIGTERM, then finishes in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
+    let private_pem = std::fs::read_to_string(&settings.jwt_private_key_file)
+        .with_context(|| format!("reading JWT_PRIVATE_KEY_FILE {}", settings.jwt_private_key_file.display()))?;
+    let public_pem = std::fs::read_to_string(&settings.jwt_public_key_file)
+        .with_context(|| format!("reading JWT_PUBLIC_KEY_FILE {}", settings.jwt_public_key_file.display()))?;
+    let signer = Signer::new(&private_pem, &public_pem, &settings.jwt_issuer).context("loading the JWT key pair")?;
+    let verifier = Verifier::from_public_pems(&[public_pem.as_str()], &settings.jwt_issuer).context("loading the JWT public key")?;
+    let jwk = Jwk::from_public_pem(&public_pem).context("the JWT public key is not Ed25519")?;
+    let registry = Registry::load(&settings.hostapps_config)?;
+
+    let db_url = settings.database_url.expose_secret();
+    migrate(db_url).await?;
+    let mut pg = tokio_postgres::Config::from_str(db_url).context("parsing DATABASE_URL")?;
+    pg.options(format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"));
+    pg.connect_timeout(Duration::from_secs(3));
+    let manager = Manager::from_config(pg, tokio_postgres::NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let pool = Pool::builder(manager)
+        .max_size(16)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(3)))
+        .create_timeout(Some(Duration::from_secs(3)))
+        .build()
+        .context("building the PostgreSQL pool")?;
+
+    let redis_client = redis::Client::open(settings.redis_url.expose_secret()).context("parsing REDIS_URL")?;
+    let redis_config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(2))
+        .set_response_timeout(Duration::from_secs(2))
+        .set_number_of_retries(2);
+    let redis = redis::aio::ConnectionManager::new_with_config(redis_client, redis_config)
+        .await
+        .context("connecting to Redis")?;
+
+    let boxes = BoxesInternal::new(&settings.boxes_internal_url, settings.internal_api_token.clone())?;
+    Ok(AppState { settings, pool, redis, signer, verifier, jwk, registry, hostapps: HostappClient::new()?, boxes })
+}
+
+/// Runs the embedded migrations; their history table is ours alone, so other services may share
+/// the database.
+async fn migrate(db_url: &str) -> anyhow::Result<()> {
+    let (mut client, conn) = tokio_postgres::connect(db_url, tokio_postgres::NoTls).await.context("connecting to PostgreSQL")?;
+    let conn = tokio::spawn(conn);
+    let mut runner = store::migrations::runner();
+    runner.set_migration_table_name("auth_refinery_schema_history");
+    runner.run_async(&mut client).await.context("running the auth migrations")?;
+    drop(client);
+    conn.await.ok();
+    Ok(())
+}
+
+/// §2.1: the configured origins, with credentials; preflights answered for them.
+fn cors(origins: &[String]) -> Cors {
+    let allowed = origins.to_vec();
+    Cors::default()
+        .allowed_origin_fn(move |origin, _| origin.to_str().is_ok_and(|o| allowed.iter().any(|a| a == o)))
+        .allowed_methods([Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allowed_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::HeaderName::from_static("x-csrf-token")])
+        .expose_headers([header::HeaderName::from_static("x-total-count")])
+        .supports_credentials()
+        .block_on_origin_mismatch(false)
+        .max_age(600)
+}
+
+/// One span per request with a request id, and one line when it ends. Only the path is logged,
+/// never the query string, headers, cookies or body.
+async fn log_request(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let span = tracing::info_span!("request", request_id = %uuid::Uuid::new_v4(), method = %req.method(), path = %req.path());
+    async move {
+        let started = std::time::Instant::now();
+        let res = next.call(req).await?;
+        tracing::info!(status = res.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request done");
+        Ok(res)
+    }
+    .instrument(span)
+    .await
+}
