@@ -1,8 +1,35 @@
-//! Not yet implemented.
+//! Unread counters (§7.10): the REST ack resets the caller's counter of a box.
 
-use actix_web::HttpResponse;
+use actix_web::{web, HttpRequest, HttpResponse};
+use domain::boxes::parse_ack;
+use domain::input::path_id;
+use domain::realtime::{types, Ack, Envelope};
+use domain::{BoxId, Detail, ErrorBody, Origin};
 
-pub async fn ack() -> HttpResponse {
-    HttpResponse::NotImplemented().finish()
+use crate::auth;
+use crate::body;
+use crate::error::ApiResult;
+use crate::notify::Outbox;
+use crate::state::AppState;
+
+/// `PUT /boxes/{id}/new-events-count/ack`, body `{"identity_id"}` naming the caller. Membership is
+/// not checked and the call is idempotent.
+#[tracing::instrument(skip_all, fields(box_id = %id))]
+pub async fn ack(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let caller = auth::authenticate(&req, &state).await?;
+    let box_id: BoxId = path_id(&id, "id")?;
+    let identity = parse_ack(&body::read_json(&req, payload).await?)?;
+    if identity != caller.id() {
+        return Err(ErrorBody::forbidden(Origin::Body, "identity_id must be the caller").with("identity_id", Detail::Forbidden).into());
+    }
+    let mut outbox = Outbox::new();
+    outbox.reset(identity, box_id);
+    outbox.publish(identity, &Envelope::new(types::ACK, Ack { sender_id: identity, box_id }));
+    outbox.send(&state.redis).await;
+    Ok(HttpResponse::NoContent().finish())
 }
-

@@ -1,12 +1,68 @@
-//! Not yet implemented.
+//! Per-identity box settings (§7.13): read with defaults, upsert, and tell the caller's sockets.
 
-use actix_web::HttpResponse;
+use actix_web::{web, HttpRequest, HttpResponse};
+use domain::boxes::{parse_settings, BoxSetting};
+use domain::input::path_id;
+use domain::realtime::{types, Envelope};
+use domain::{BoxId, ErrorBody, IdentityId};
 
-pub async fn get() -> HttpResponse {
-    HttpResponse::NotImplemented().finish()
+use crate::auth;
+use crate::body;
+use crate::error::ApiResult;
+use crate::notify::Outbox;
+use crate::state::AppState;
+use crate::store::{self, GenericClient};
+
+fn parse_path(raw: &(String, String)) -> ApiResult<(IdentityId, BoxId)> {
+    let id = path_id::<IdentityId>(&raw.0, "id");
+    let bid = path_id::<BoxId>(&raw.1, "bid");
+    match (id, bid) {
+        (Ok(id), Ok(bid)) => Ok((id, bid)),
+        (Err(mut e), Err(other)) => {
+            e.details.extend(other.details);
+            Err(e.into())
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e.into()),
+    }
 }
 
-pub async fn put() -> HttpResponse {
-    HttpResponse::NotImplemented().finish()
+async fn require_member<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId) -> ApiResult<()> {
+    if store::membership::is_member(c, box_id, who).await? {
+        Ok(())
+    } else {
+        Err(ErrorBody::box_rule("not_member").into())
+    }
 }
 
+/// `GET /box-users/{id}/boxes/{bid}/settings`: the stored settings, or the defaults.
+#[tracing::instrument(skip_all)]
+pub async fn get(req: HttpRequest, state: web::Data<AppState>, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+    let caller = auth::authenticate(&req, &state).await?;
+    let (id, box_id) = parse_path(&path)?;
+    caller.require_self(id)?;
+    let client = state.db.get().await?;
+    require_member(&client, box_id, id).await?;
+    let setting = store::settings::get(&client, id, box_id).await?;
+    Ok(HttpResponse::Ok().json(setting))
+}
+
+/// `PUT /box-users/{id}/boxes/{bid}/settings`, body `{"muted": bool}`.
+#[tracing::instrument(skip_all)]
+pub async fn put(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let caller = auth::authenticate(&req, &state).await?;
+    let (id, box_id) = parse_path(&path)?;
+    let muted = parse_settings(&body::read_json(&req, payload).await?)?;
+    caller.require_self(id)?;
+    let client = state.db.get().await?;
+    require_member(&client, box_id, id).await?;
+    store::settings::upsert(&client, id, box_id, muted).await?;
+    let mut outbox = Outbox::new();
+    outbox.publish(id, &Envelope::new(types::BOX_SETTINGS, BoxSetting { identity_id: id, box_id, muted }));
+    outbox.send(&state.redis).await;
+    Ok(HttpResponse::NoContent().finish())
+}
