@@ -398,7 +398,12 @@ impl Reconciler {
         let op = match (wanted, have) {
             (true, false) => Op::Subscribe,
             (false, true) => Op::Unsubscribe,
-            _ => return,
+            (true, true) => {
+                // Sockets that came back while the subscription was still held.
+                hub.activate(identity);
+                return;
+            }
+            (false, false) => return,
         };
         self.in_flight.insert(identity);
         let mut sink = self.sink.clone();

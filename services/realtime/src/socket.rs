@@ -28,6 +28,8 @@ pub struct SocketConfig {
 
 /// Close code for an idle socket.
 const IDLE: u16 = 1001;
+/// How long the client has to answer our close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// Close code for a frame above the size limit (§2.4).
 const TOO_BIG: u16 = 1009;
 
@@ -130,11 +132,11 @@ impl Socket {
                         Some(Ok(Message::Close(_))) => break End::Echo,
                         Some(Ok(Message::Binary(_) | Message::Pong(_) | Message::Continuation(_) | Message::Nop)) => {}
                         Some(Err(ProtocolError::Overflow)) => break End::Close(TOO_BIG, "message too big"),
+                        Some(Err(ProtocolError::Io(_))) | None => break End::Gone,
                         Some(Err(e)) => {
                             tracing::debug!(identity = %identity, error = %e, "websocket protocol error");
                             break End::Close(1002, "protocol error");
                         }
-                        None => break End::Gone,
                     }
                 }
                 _ = ping.tick() => {
@@ -154,7 +156,22 @@ impl Socket {
             End::Echo => None,
             End::Gone => return,
         };
-        let _ = tokio::time::timeout(config.write_timeout, session.close(reason)).await;
+        let answered = reason.is_none();
+        // Closing the session ends the response body, and with it the connection, once no clone
+        // is left; this clone keeps the connection for the closing handshake below.
+        let _hold_open = session.clone();
+        if tokio::time::timeout(config.write_timeout, session.close(reason)).await.is_err() || answered {
+            return;
+        }
+        // Closing handshake: give the client a moment to answer before the connection is dropped.
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            while let Some(Ok(frame)) = stream.recv().await {
+                if matches!(frame, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 }
 
