@@ -47,9 +47,11 @@ pub async fn authenticate(req: &HttpRequest, state: &AppState) -> ApiResult<Call
     Ok(Caller { claims, transport })
 }
 
-/// Optional authentication: an invalid or absent token makes the request anonymous (§3.7).
+/// Optional authentication: an invalid or absent token makes the request anonymous (§3.7), and
+/// so does a token below the required ACR, which must not unlock more than no token does.
 pub async fn authenticate_optional(req: &HttpRequest, state: &AppState) -> ApiResult<Option<Caller>> {
     match verify_token(req, state).await {
+        Ok((claims, _)) if claims.require_acr(REQUIRED_ACR).is_err() => Ok(None),
         Ok((claims, transport)) => Ok(Some(Caller { claims, transport })),
         Err(ApiError::Client(_)) => Ok(None),
         Err(e) => Err(e),
