@@ -1,0 +1,155 @@
+//! Refresh rotation and logout (§10.5).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use domain::auth::Verifier;
+use redis::AsyncCommands;
+use serde_json::{json, Value};
+
+async fn refresh_body(app: &TestApp, refresh: &str) -> reqwest::Response {
+    app.http.post(app.url("/auth/refresh")).json(&json!({"refresh_token": refresh})).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn refresh_rotates_the_token() {
+    let app = spawn().await;
+    let login = app.login_ok("alice").await;
+    let old = login["refresh_token"].as_str().unwrap();
+
+    let res = refresh_body(&app, old).await;
+    assert_eq!(res.status(), 200);
+    let cookies = set_cookies(&res);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["identity_id"], login["identity_id"]);
+    assert_eq!(body["token_type"], "bearer");
+    assert_eq!(body["expires_in"], 3600);
+    assert!(body["csrf_token"].is_null());
+    assert!(body.as_object().unwrap().contains_key("csrf_token"));
+    let new = body["refresh_token"].as_str().unwrap();
+    assert_ne!(new, old);
+    assert_eq!(cookie_value(cookie(&cookies, "refreshtoken")), new);
+    assert_eq!(cookie_value(cookie(&cookies, "accesstoken")), body["access_token"].as_str().unwrap());
+    assert_eq!(cookie_value(cookie(&cookies, "tokentype")), "bearer");
+
+    // Same session, same CSRF binding, fresh token.
+    let verifier = Verifier::from_public_pems(&[app.keys.public_pem.as_str()], test_support::ISSUER).unwrap();
+    let before = verifier.verify(login["access_token"].as_str().unwrap()).unwrap();
+    let after = verifier.verify(body["access_token"].as_str().unwrap()).unwrap();
+    assert_eq!((after.sid, after.sub, &after.csh), (before.sid, before.sub, &before.csh));
+    assert_ne!(after.jti, before.jti);
+
+    // The old token stops working at once; the new one works once.
+    let res = refresh_body(&app, old).await;
+    assert_error(res, 401, "unauthorized", &[("refresh_token", "invalid")]).await;
+    assert_eq!(refresh_body(&app, new).await.status(), 200);
+    assert_eq!(refresh_body(&app, new).await.status(), 401);
+
+    let res = refresh_body(&app, "never-issued").await;
+    assert_error(res, 401, "unauthorized", &[]).await;
+    let res = app.http.post(app.url("/auth/refresh")).send().await.unwrap();
+    assert_error(res, 401, "unauthorized", &[("refresh_token", "required")]).await;
+}
+
+#[tokio::test]
+async fn cookie_refresh_needs_the_csrf_token() {
+    let app = spawn().await;
+    let login = app.login_ok("bob").await;
+    let refresh = login["refresh_token"].as_str().unwrap();
+    let csrf = login["csrf_token"].as_str().unwrap();
+    let with_cookie = || app.http.post(app.url("/auth/refresh")).header("Cookie", format!("refreshtoken={refresh}"));
+
+    let res = with_cookie().send().await.unwrap();
+    let body = assert_error(res, 403, "forbidden", &[("X-CSRF-Token", "required")]).await;
+    assert_eq!(body["origin"], "headers");
+    let res = with_cookie().header("X-CSRF-Token", "wrong").send().await.unwrap();
+    assert_error(res, 403, "forbidden", &[("X-CSRF-Token", "invalid")]).await;
+
+    // The refused attempts did not rotate anything.
+    let res = with_cookie().header("X-CSRF-Token", csrf).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_ne!(body["refresh_token"].as_str().unwrap(), refresh);
+
+    // A body-borne token with a wrong header sent anyway is checked too.
+    let res = app
+        .http
+        .post(app.url("/auth/refresh"))
+        .header("X-CSRF-Token", "wrong")
+        .json(&json!({"refresh_token": body["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, 403, "forbidden", &[("X-CSRF-Token", "invalid")]).await;
+}
+
+#[tokio::test]
+async fn logout_revokes_everywhere() {
+    let app = spawn().await;
+    let login = app.login_ok("alice").await;
+    let access = login["access_token"].as_str().unwrap();
+    let identity = login["identity_id"].as_str().unwrap();
+    let claims = Verifier::from_public_pems(&[app.keys.public_pem.as_str()], test_support::ISSUER).unwrap().verify(access).unwrap();
+    let mut sub = test_support::Subscriber::new(&[format!("user_{identity}:ws")]).await.unwrap();
+
+    // Cookie-authenticated logout needs the CSRF token.
+    let cookie_header = format!("accesstoken={access}; tokentype=bearer");
+    let res = app.http.post(app.url("/auth/logout")).header("Cookie", &cookie_header).send().await.unwrap();
+    assert_error(res, 403, "forbidden", &[("X-CSRF-Token", "required")]).await;
+    let res = app.http.post(app.url("/auth/logout")).send().await.unwrap();
+    assert_error(res, 401, "unauthorized", &[]).await;
+
+    let res = app
+        .http
+        .post(app.url("/auth/logout"))
+        .header("Cookie", &cookie_header)
+        .header("X-CSRF-Token", login["csrf_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let cookies = set_cookies(&res);
+    for name in ["accesstoken", "tokentype", "refreshtoken"] {
+        let line = cookie(&cookies, name);
+        assert!(line.contains("Max-Age=0"), "{line}");
+        assert_eq!(cookie_value(line), "");
+    }
+    assert!(res.text().await.unwrap().is_empty());
+
+    // Redis marker with its TTL, and the control message.
+    let mut redis = test_support::redis_conn().await;
+    let key = format!("auth:revoked_sid:{}", claims.sid);
+    assert!(redis.exists::<_, bool>(&key).await.unwrap());
+    let ttl: i64 = redis.ttl(&key).await.unwrap();
+    assert!(ttl > 3600 && ttl <= 3660, "{ttl}");
+    let (channel, payload) = sub.next_json(WAIT).await.expect("session.revoked published");
+    assert_eq!(channel, format!("user_{identity}:ws"));
+    assert_eq!(payload, json!({"type": "session.revoked", "object": {"sid": claims.sid.to_string()}}));
+
+    // PostgreSQL, refresh refused, and a repeat is harmless.
+    let revoked: bool =
+        app.db().await.query_one("SELECT revoked_at IS NOT NULL FROM auth.sessions WHERE sid = $1", &[claims.sid.as_uuid()]).await.unwrap().get(0);
+    assert!(revoked);
+    let res = refresh_body(&app, login["refresh_token"].as_str().unwrap()).await;
+    assert_error(res, 401, "unauthorized", &[]).await;
+    let res = app.http.post(app.url("/auth/logout")).bearer_auth(access).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+}
+
+#[tokio::test]
+async fn bearer_logout_needs_no_csrf_but_checks_a_sent_one() {
+    let app = spawn().await;
+    let login = app.login_ok("carol").await;
+    let access = login["access_token"].as_str().unwrap();
+    let res = app.http.post(app.url("/auth/logout")).bearer_auth(access).header("X-CSRF-Token", "wrong").send().await.unwrap();
+    assert_error(res, 403, "forbidden", &[("X-CSRF-Token", "invalid")]).await;
+    let res = app.http.post(app.url("/auth/logout")).bearer_auth(access).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    let res = app.http.post(app.url("/auth/logout")).bearer_auth("not.a.jwt").send().await.unwrap();
+    assert_error(res, 401, "unauthorized", &[]).await;
+    // A token signed by another key is refused.
+    let other = test_support::TestKeys::generate().session(domain::IdentityId::new_v4());
+    let res = app.http.post(app.url("/auth/logout")).header("Authorization", other.bearer()).send().await.unwrap();
+    assert_error(res, 401, "unauthorized", &[]).await;
+}
