@@ -59,7 +59,8 @@ pub async fn authenticate_optional(req: &HttpRequest, state: &AppState) -> ApiRe
 }
 
 async fn verify_token(req: &HttpRequest, state: &AppState) -> ApiResult<(Claims, Transport)> {
-    let authorization = req.headers().get(actix_web::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    // A header that is present but not text still takes precedence over cookies, and is refused.
+    let authorization = req.headers().get(actix_web::http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or_default());
     let cookie_token = req.cookie("accesstoken");
     let cookie_type = req.cookie("tokentype");
     let presented = Presented {

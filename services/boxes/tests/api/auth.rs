@@ -212,6 +212,9 @@ async fn tokentype_cookie_is_required_and_must_be_bearer() {
     assert_error(res, 401, "Authorization", "malformed").await;
     let res = app.client.get(&url).header("Authorization", "Bearer nope").header("Cookie", alice.session.cookie()).send().await.unwrap();
     assert_eq!(res.status(), 401);
+    let binary = reqwest::header::HeaderValue::from_bytes(b"Bearer \xff\xfe").unwrap();
+    let res = app.client.get(&url).header("Authorization", binary).header("Cookie", alice.session.cookie()).send().await.unwrap();
+    assert_error(res, 401, "Authorization", "malformed").await;
 }
 
 #[tokio::test]
