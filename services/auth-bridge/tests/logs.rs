@@ -1,0 +1,120 @@
+//! Nothing secret reaches the logs: auth codes, hostapp tokens, refresh tokens, CSRF tokens and
+//! access tokens. The whole test binary logs into one capturing writer (the services log from
+//! their worker threads, so the subscriber is global), and this file holds a single test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use serde_json::json;
+use tracing_subscriber::fmt::MakeWriter;
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Capture {
+    type Writer = CaptureWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        CaptureWriter(self.0.clone())
+    }
+}
+
+impl Capture {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).to_string()
+    }
+}
+
+#[tokio::test]
+async fn no_secret_reaches_the_logs() {
+    let capture = Capture::default();
+    tracing::subscriber::set_global_default(auth_bridge::telemetry::subscriber("trace", capture.clone())).unwrap();
+
+    let hostapp_token = format!("hostapp-access-{}", uuid::Uuid::new_v4().simple());
+    let hostapp_refresh = format!("hostapp-refresh-{}", uuid::Uuid::new_v4().simple());
+    let token_answer = json_response(&json!({"access_token": hostapp_token, "refresh_token": hostapp_refresh}));
+    let user_answer = json_response(&json!({"user_data": {"reference": "m1", "email": "m1@example.com"}}));
+    let mock = MockServer::start(move |r| if r.path.starts_with("/token") { token_answer.clone() } else { user_answer.clone() }).await;
+    let app = spawn_with(Options { extra_hostapps: mock_entry("mock-hostapp", &mock), ..Options::default() }).await;
+
+    let mut secrets: Vec<String> = vec![hostapp_token.clone(), hostapp_refresh.clone()];
+
+    // Login through the reference hostapp with a one-time code, then refresh by cookie and log out.
+    let code = app.code_for("alice").await;
+    secrets.push(code.clone());
+    let res = app.login(&code).await;
+    assert_eq!(res.status(), 200);
+    let login: serde_json::Value = res.json().await.unwrap();
+    for k in ["access_token", "refresh_token", "csrf_token"] {
+        secrets.push(login[k].as_str().unwrap().to_owned());
+    }
+    let res = app
+        .http
+        .post(app.url("/auth/refresh"))
+        .header("Cookie", format!("refreshtoken={}", login["refresh_token"].as_str().unwrap()))
+        .header("X-CSRF-Token", login["csrf_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let refreshed: serde_json::Value = res.json().await.unwrap();
+    secrets.push(refreshed["access_token"].as_str().unwrap().to_owned());
+    secrets.push(refreshed["refresh_token"].as_str().unwrap().to_owned());
+    // A wrong CSRF token and a replayed refresh token are refused and logged as refusals.
+    let res = app.http.post(app.url("/auth/logout")).bearer_auth(refreshed["access_token"].as_str().unwrap()).header("X-CSRF-Token", "bad-csrf-value-123").send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    secrets.push("bad-csrf-value-123".to_owned());
+    let res = app.http.post(app.url("/auth/refresh")).json(&json!({"refresh_token": login["refresh_token"]})).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let res = app.http.post(app.url("/auth/logout")).bearer_auth(refreshed["access_token"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+
+    // Login through the mock hostapp (known hostapp tokens), and a refused code.
+    let mock_code = format!("mock-code-{}", uuid::Uuid::new_v4().simple());
+    secrets.push(mock_code.clone());
+    let res = app.login_as("mock-hostapp", &mock_code).await;
+    assert_eq!(res.status(), 200);
+    let bogus = format!("bogus-code-{}", uuid::Uuid::new_v4().simple());
+    secrets.push(bogus.clone());
+    assert_eq!(app.login(&bogus).await.status(), 401);
+
+    // The SDK endpoint.
+    let sdk_code = app.code_for("bob").await;
+    secrets.push(sdk_code.clone());
+    let res = app.http.post(app.url("/api/v1/authorize/")).json(&json!({"auth_code": sdk_code, "client_id": "ref-hostapp", "app_id": APP_ID})).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let sdk: serde_json::Value = res.json().await.unwrap();
+    secrets.push(sdk["token"].as_str().unwrap().to_owned());
+    secrets.push(sdk["refresh_token"].as_str().unwrap().to_owned());
+
+    // The secrets reached the wire, so they really were in play.
+    assert!(mock.recorded().iter().any(|r| r.header("Authorization") == Some(&format!("Token {hostapp_token}"))));
+
+    let logs = capture.text();
+    assert!(logs.contains("request done"), "no request lines were captured");
+    assert!(logs.contains("session opened") && logs.contains("session revoked"), "{logs}");
+    assert!(logs.lines().count() > 10);
+    for s in &secrets {
+        assert!(!logs.contains(s.as_str()), "a secret of length {} reached the logs", s.len());
+    }
+    // The Basic-style hostapp credentials never appear either.
+    assert!(!logs.contains("cmVmLWhvc3RhcHA6cmVmLXNlY3JldA"));
+    assert!(!logs.contains(INTERNAL_TOKEN));
+}
