@@ -17,11 +17,11 @@ pub struct Settings {
     pub bind_addr: String,
 
     /// PostgreSQL connection URL (schema `auth` is created by the embedded migrations).
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/boxes", value_parser = parse_secret)]
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/boxes", value_parser = parse_secret, hide_env_values = true)]
     pub database_url: SecretString,
 
     /// Redis connection URL (revocation markers and `session.revoked` messages).
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379", value_parser = parse_secret)]
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379", value_parser = parse_secret, hide_env_values = true)]
     pub redis_url: SecretString,
 
     /// Ed25519 private key that signs access tokens (PKCS#8 PEM).
@@ -49,7 +49,7 @@ pub struct Settings {
     pub session_acr: u32,
 
     /// Token sent as `X-Internal-Token` to the boxes internal API.
-    #[arg(long, env = "INTERNAL_API_TOKEN", value_parser = parse_secret)]
+    #[arg(long, env = "INTERNAL_API_TOKEN", value_parser = parse_secret, hide_env_values = true)]
     pub internal_api_token: SecretString,
 
     /// Base URL of the boxes internal API.

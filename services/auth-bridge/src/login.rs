@@ -95,8 +95,10 @@ pub async fn run(state: &AppState, req: &LoginRequest) -> Result<LoggedIn, ApiEr
 
     // 5. The identity: the link in PostgreSQL, then the public part in boxes.
     let snapshot = serde_json::to_value(&user).map_err(ApiError::internal)?;
-    let client = state.pool.get().await?;
-    let identity_id = store::upsert_hostapp_user(&client, &app.client_id, &user.reference, IdentityId::new_v4(), &snapshot).await?;
+    let identity_id = {
+        let client = state.pool.get().await?;
+        store::upsert_hostapp_user(&client, &app.client_id, &user.reference, IdentityId::new_v4(), &snapshot).await?
+    };
     let (identifier_value, identifier_kind) = user.identifier();
     let display_name = DisplayName::parse(&user.display_name())
         .map_err(|_| ApiError::internal(anyhow::anyhow!("derived display name is invalid")))?;
@@ -113,7 +115,7 @@ pub async fn run(state: &AppState, req: &LoginRequest) -> Result<LoggedIn, ApiEr
         session::access_token(&state.signer, identity_id, sid, s.session_acr, &csrf_hash, &app.client_id, s.access_token_ttl)?;
 
     // 6 and 7: consent and session in one transaction.
-    let mut client = client;
+    let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     store::record_consent(&tx, &app.client_id, &req.app_id, &user.reference).await?;
     let refresh_hash = domain::auth::sha256_b64u(&refresh_token);
