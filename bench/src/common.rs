@@ -1,0 +1,397 @@
+//! What every scenario shares: latency histograms, closed-loop drivers, readings of a service
+//! process (CPU time, resident memory, open files), session tokens minted with the development
+//! key, identities created through boxes' internal API, and the result row each scenario prints.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use domain::auth::{sha256_b64u, SessionClaims, Signer};
+use domain::{IdentityId, SessionId};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Latencies in microseconds, from 1 µs to 10 minutes, three significant digits.
+pub fn histogram() -> anyhow::Result<Histogram<u64>> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).context("creating a latency histogram")
+}
+
+/// Records one latency, saturating at the histogram's upper bound.
+pub fn record(h: &mut Histogram<u64>, d: Duration) {
+    h.saturating_record(d.as_micros().clamp(1, 600_000_000) as u64);
+}
+
+/// p50, p99 and max of a histogram of microseconds, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Latency {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Latency {
+    pub fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Latency::default();
+        }
+        Latency {
+            p50_ms: h.value_at_quantile(0.50) as f64 / 1000.0,
+            p99_ms: h.value_at_quantile(0.99) as f64 / 1000.0,
+            max_ms: h.max() as f64 / 1000.0,
+        }
+    }
+}
+
+/// One line of the results table; `scripts/bench` collects them (JSON lines) and `loadgen report`
+/// prints them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Row {
+    /// Scenario and variant, e.g. `1. POST events, 32 clients`.
+    pub scenario: String,
+    /// The headline figure and its unit, e.g. `4120 req/s`.
+    pub figure: String,
+    pub latency: Option<Latency>,
+    /// The baseline's figure as printed, e.g. `pgbench 6100 tps`.
+    pub baseline: Option<String>,
+    pub ratio: Option<f64>,
+    pub target: String,
+    /// `None` when the scenario has no target or could not be measured.
+    pub met: Option<bool>,
+    /// Anything the reader needs to interpret the figure (errors, caps, CPU use).
+    pub notes: String,
+}
+
+impl Row {
+    /// Prints the row as a JSON line on stdout and appends it to `out` when given.
+    pub fn emit(&self, out: Option<&Path>) -> anyhow::Result<()> {
+        let line = serde_json::to_string(self).context("serialising a result row")?;
+        println!("{line}");
+        if let Some(path) = out {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            writeln!(f, "{line}").context("writing a result row")?;
+        }
+        Ok(())
+    }
+}
+
+/// Formats a rate with a sensible number of digits.
+pub fn rate(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// Readings of one service process from `/proc`.
+#[derive(Debug, Clone, Copy)]
+pub struct Proc(pub u32);
+
+impl Proc {
+    /// CPU time used by every thread of the process so far (`/proc/<pid>/task/*/schedstat`).
+    pub fn cpu(&self) -> anyhow::Result<Duration> {
+        let dir = format!("/proc/{}/task", self.0);
+        let mut total: u64 = 0;
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
+            let Ok(entry) = entry else { continue };
+            // A thread may exit between listing and reading: skip it.
+            let Ok(s) = std::fs::read_to_string(entry.path().join("schedstat")) else { continue };
+            total += s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        }
+        Ok(Duration::from_nanos(total))
+    }
+
+    /// Resident memory (`VmRSS`) in bytes.
+    pub fn rss(&self) -> anyhow::Result<u64> {
+        let path = format!("/proc/{}/status", self.0);
+        let s = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        let kb = s
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .context("no VmRSS line")?;
+        Ok(kb * 1024)
+    }
+
+    /// Open file descriptors.
+    pub fn open_files(&self) -> anyhow::Result<usize> {
+        let dir = format!("/proc/{}/fd", self.0);
+        Ok(std::fs::read_dir(&dir).with_context(|| format!("reading {dir}"))?.count())
+    }
+
+    /// The soft limit on open files.
+    pub fn max_open_files(&self) -> anyhow::Result<usize> {
+        let path = format!("/proc/{}/limits", self.0);
+        let s = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        s.lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .and_then(|v| v.parse().ok())
+            .context("no `Max open files` line")
+    }
+}
+
+/// CPU time of several processes over a window.
+pub struct CpuWindow {
+    procs: Vec<Proc>,
+    start: Vec<Duration>,
+    wall: Instant,
+}
+
+impl CpuWindow {
+    pub fn start(procs: &[Proc]) -> anyhow::Result<Self> {
+        let start = procs.iter().map(Proc::cpu).collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(CpuWindow { procs: procs.to_vec(), start, wall: Instant::now() })
+    }
+
+    /// CPU seconds used by each process since `start`, and the wall time.
+    pub fn stop(&self) -> anyhow::Result<(Vec<f64>, f64)> {
+        let mut used = Vec::new();
+        for (p, s) in self.procs.iter().zip(&self.start) {
+            used.push(p.cpu()?.saturating_sub(*s).as_secs_f64());
+        }
+        Ok((used, self.wall.elapsed().as_secs_f64()))
+    }
+}
+
+/// Mints session tokens the way auth-bridge does, with the development private key.
+pub struct Minter {
+    signer: Signer,
+}
+
+impl Minter {
+    pub fn from_files(private: &Path, public: &Path) -> anyhow::Result<Self> {
+        let private_pem = std::fs::read_to_string(private).with_context(|| format!("reading {}", private.display()))?;
+        let public_pem = std::fs::read_to_string(public).with_context(|| format!("reading {}", public.display()))?;
+        let signer = Signer::new(&private_pem, &public_pem, "auth-bridge").context("loading the signing key")?;
+        Ok(Minter { signer })
+    }
+
+    /// An access token for `sub` (ACR 2, four hours), bound to a random CSRF token nobody needs:
+    /// the load generator authenticates with `Authorization: Bearer`.
+    pub fn token(&self, sub: IdentityId) -> anyhow::Result<String> {
+        let csrf = uuid::Uuid::new_v4().simple().to_string();
+        let (jwt, _) = self
+            .signer
+            .sign(SessionClaims {
+                sub,
+                sid: SessionId::new_v4(),
+                acr: "2",
+                csrf_hash: &sha256_b64u(&csrf),
+                client_id: "ref-hostapp",
+                ttl_secs: 4 * 3600,
+            })
+            .context("signing a token")?;
+        Ok(jwt)
+    }
+}
+
+/// A benchmark user: an identity known to boxes and its bearer token.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: IdentityId,
+    pub bearer: String,
+}
+
+/// The HTTP client every scenario uses: keep-alive pool, no proxy, generous timeouts.
+pub fn http_client(pool: usize) -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(pool)
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("building the HTTP client")
+}
+
+/// Creates `n` identities through `PUT /internal/identities/{id}` and mints their tokens.
+pub async fn create_users(
+    http: &reqwest::Client,
+    boxes_url: &str,
+    internal_token: &str,
+    minter: &Minter,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<Vec<User>> {
+    use futures_util::{StreamExt, TryStreamExt};
+    let mut users = Vec::with_capacity(n);
+    for _ in 0..n {
+        let id = IdentityId::new_v4();
+        users.push(User { id, bearer: format!("Bearer {}", minter.token(id)?) });
+    }
+    futures_util::stream::iter(users.iter().enumerate())
+        .map(|(i, u)| async move {
+            let res = http
+                .put(format!("{boxes_url}/internal/identities/{}", u.id))
+                .header("X-Internal-Token", internal_token)
+                .json(&serde_json::json!({
+                    "display_name": format!("Bench user {i}"),
+                    "identifier_value": format!("bench{i}@example.com"),
+                    "identifier_kind": "email",
+                }))
+                .send()
+                .await
+                .context("PUT /internal/identities")?;
+            if res.status() != 204 {
+                bail!("PUT /internal/identities answered {}: {}", res.status(), res.text().await.unwrap_or_default());
+            }
+            Ok(())
+        })
+        .buffer_unordered(concurrency)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(users)
+}
+
+/// A b64u string of `len` characters (a stand-in for ciphertext; only its shape is checked).
+pub fn b64u_filler(len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    (0..len).map(|i| ALPHABET[(i * 7 + 3) % ALPHABET.len()] as char).collect()
+}
+
+/// A 32-byte public key in b64u, as a client would send.
+pub const PUBLIC_KEY: &str = "SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw";
+
+/// Creates a box owned by `admin` and returns its id.
+pub async fn create_box(http: &reqwest::Client, boxes_url: &str, admin: &User, title: &str) -> anyhow::Result<String> {
+    let res = http
+        .post(format!("{boxes_url}/boxes"))
+        .header("Authorization", &admin.bearer)
+        .json(&serde_json::json!({"title": title, "public_key": PUBLIC_KEY}))
+        .send()
+        .await
+        .context("POST /boxes")?;
+    let status = res.status();
+    let body: serde_json::Value = res.json().await.context("reading the POST /boxes answer")?;
+    if status != 201 {
+        bail!("POST /boxes answered {status}: {body}");
+    }
+    body["id"].as_str().map(str::to_owned).context("POST /boxes answer without id")
+}
+
+/// Posts one event and checks the status.
+pub async fn post_event(
+    http: &reqwest::Client,
+    boxes_url: &str,
+    box_id: &str,
+    user: &User,
+    body: &serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let res = http
+        .post(format!("{boxes_url}/boxes/{box_id}/events"))
+        .header("Authorization", &user.bearer)
+        .json(body)
+        .send()
+        .await
+        .context("POST /boxes/{id}/events")?;
+    let status = res.status();
+    let answer: serde_json::Value = res.json().await.unwrap_or(serde_json::Value::Null);
+    if status != 201 {
+        bail!("POST /boxes/{box_id}/events ({}) answered {status}: {answer}", body["type"]);
+    }
+    Ok(answer)
+}
+
+/// Makes `member` a member of the box: `access.add` by the admin, then `member.join` (§6.3).
+pub async fn add_member(http: &reqwest::Client, boxes_url: &str, box_id: &str, admin: &User, member: &User) -> anyhow::Result<()> {
+    let add = serde_json::json!({
+        "type": "access.add",
+        "content": {"restriction_type": "identity_id", "value": member.id.to_string()},
+    });
+    post_event(http, boxes_url, box_id, admin, &add).await?;
+    post_event(http, boxes_url, box_id, member, &serde_json::json!({"type": "member.join"})).await?;
+    Ok(())
+}
+
+/// What a closed-loop run measured.
+pub struct LoopResult {
+    pub ok: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    pub histogram: Histogram<u64>,
+    pub elapsed: f64,
+}
+
+impl LoopResult {
+    pub fn rate(&self) -> f64 {
+        if self.elapsed > 0.0 {
+            self.ok as f64 / self.elapsed
+        } else {
+            0.0
+        }
+    }
+
+    pub fn error_note(&self) -> String {
+        match (&self.first_error, self.errors) {
+            (_, 0) => String::new(),
+            (Some(e), n) => format!("{n} errors (first: {e})"),
+            (None, n) => format!("{n} errors"),
+        }
+    }
+}
+
+/// Runs `clients` loops of `op` for `warmup` (not recorded) then `duration`, each loop waiting for
+/// its answer before the next request: the classic closed-loop benchmark.
+pub async fn closed_loop<F, Fut>(clients: usize, warmup: Duration, duration: Duration, op: F) -> anyhow::Result<LoopResult>
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let op = Arc::new(op);
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let end = measure_from + duration;
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let op = op.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut h = histogram()?;
+            let (mut ok, mut errors, mut first_error) = (0u64, 0u64, None);
+            let mut i = 0u64;
+            loop {
+                let t0 = Instant::now();
+                if t0 >= end {
+                    break;
+                }
+                let r = op(c, i).await;
+                i += 1;
+                if t0 < measure_from {
+                    continue;
+                }
+                match r {
+                    Ok(()) => {
+                        ok += 1;
+                        record(&mut h, t0.elapsed());
+                    }
+                    Err(e) => {
+                        errors += 1;
+                        if first_error.is_none() {
+                            first_error = Some(format!("{e:#}"));
+                        }
+                    }
+                }
+            }
+            anyhow::Ok((h, ok, errors, first_error))
+        }));
+    }
+    let mut result = LoopResult { ok: 0, errors: 0, first_error: None, histogram: histogram()?, elapsed: 0.0 };
+    for t in tasks {
+        let (h, ok, errors, first_error) = t.await.context("a client task panicked")??;
+        result.histogram.add(&h).context("merging histograms")?;
+        result.ok += ok;
+        result.errors += errors;
+        if result.first_error.is_none() {
+            result.first_error = first_error;
+        }
+    }
+    // Requests started before `end` may finish after it: the window includes that overrun.
+    result.elapsed = Instant::now().saturating_duration_since(measure_from).as_secs_f64();
+    Ok(result)
+}

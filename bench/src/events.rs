@@ -1,0 +1,183 @@
+//! Scenarios 1 and 2: posting messages (`POST /boxes/{id}/events`) and reading a page of events
+//! (`GET /boxes/{id}/events?limit=50`), each closed-loop at a given number of clients. The
+//! baseline of scenario 1 (pgbench) is run by `scripts/bench` and passed in; the baseline of
+//! scenario 2 is the service's own list query through a bare tokio-postgres client, run here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde_json::json;
+
+use crate::common::{self, closed_loop, rate, Latency, Row, User};
+use crate::Common;
+
+/// Characters of ciphertext in each message: 1 KiB.
+pub const CIPHERTEXT_LEN: usize = 1024;
+
+pub fn msg_text() -> serde_json::Value {
+    json!({"type": "msg.text", "content": {"encrypted": common::b64u_filler(CIPHERTEXT_LEN), "public_key": common::PUBLIC_KEY}})
+}
+
+/// Scenario 1 at one concurrency: each client owns a box and posts 1 KiB messages into it.
+pub async fn post(c: &Common, clients: usize, baseline_tps: Option<f64>) -> anyhow::Result<()> {
+    let http = common::http_client(clients)?;
+    let minter = c.minter()?;
+    let users = common::create_users(&http, &c.boxes_url, &c.internal_token, &minter, clients, 16).await?;
+    let mut boxes = Vec::new();
+    for u in &users {
+        boxes.push(common::create_box(&http, &c.boxes_url, u, "Bench post").await?);
+    }
+    let work = Arc::new((users, boxes, msg_text(), http, c.boxes_url.clone()));
+    let r = closed_loop(clients, c.warmup(), c.duration(), move |client, _| {
+        let work = work.clone();
+        async move {
+            let (users, boxes, body, http, url) = &*work;
+            let res = http
+                .post(format!("{url}/boxes/{}/events", boxes[client]))
+                .header("Authorization", &users[client].bearer)
+                .json(body)
+                .send()
+                .await
+                .context("POST events")?;
+            let status = res.status();
+            res.bytes().await.context("reading the answer")?;
+            if status != 201 {
+                bail!("answered {status}");
+            }
+            Ok(())
+        }
+    })
+    .await?;
+    let latency = Latency::of(&r.histogram);
+    let ratio = baseline_tps.filter(|b| *b > 0.0).map(|b| r.rate() / b);
+    let (target, met) = if clients >= 32 {
+        ("≥ 0.7× baseline, p99 ≤ 5 ms", ratio.map(|x| x >= 0.7 && latency.p99_ms <= 5.0))
+    } else {
+        ("≥ 0.7× baseline", ratio.map(|x| x >= 0.7))
+    };
+    Row {
+        scenario: format!("1. POST events (msg.text, 1 KiB), {clients} client{}", if clients == 1 { "" } else { "s" }),
+        figure: format!("{} events/s", rate(r.rate())),
+        latency: Some(latency),
+        baseline: baseline_tps.map(|b| format!("pgbench insert {} tps", rate(b))),
+        ratio,
+        target: target.into(),
+        met: if r.errors > 0 { Some(false) } else { met },
+        notes: r.error_note(),
+    }
+    .emit(c.out.as_deref())
+}
+
+/// Scenario 2: one box holding 200 messages; `clients` members read its newest 50 events, through
+/// boxes and then through a bare tokio-postgres client running the same list query.
+pub async fn list(c: &Common, clients: usize) -> anyhow::Result<()> {
+    let http = common::http_client(clients)?;
+    let minter = c.minter()?;
+    let users = common::create_users(&http, &c.boxes_url, &c.internal_token, &minter, 1, 1).await?;
+    let owner = users.first().context("no user")?.clone();
+    let box_id = common::create_box(&http, &c.boxes_url, &owner, "Bench list").await?;
+    let body = msg_text();
+    for _ in 0..200 {
+        common::post_event(&http, &c.boxes_url, &box_id, &owner, &body).await?;
+    }
+    let url = format!("{}/boxes/{box_id}/events?limit=50", c.boxes_url);
+    let first: serde_json::Value =
+        http.get(&url).header("Authorization", &owner.bearer).send().await?.json().await.context("first page")?;
+    let n = first.as_array().map(Vec::len).unwrap_or(0);
+    if n != 50 {
+        bail!("GET events returned {n} events, expected 50: {first}");
+    }
+
+    let work: Arc<(reqwest::Client, String, User)> = Arc::new((http, url, owner));
+    let api = closed_loop(clients, c.warmup(), c.duration(), move |_, _| {
+        let work = work.clone();
+        async move {
+            let (http, url, owner) = &*work;
+            let res = http.get(url).header("Authorization", &owner.bearer).send().await.context("GET events")?;
+            let status = res.status();
+            res.bytes().await.context("reading the answer")?;
+            if status != 200 {
+                bail!("answered {status}");
+            }
+            Ok(())
+        }
+    })
+    .await?;
+
+    let db = c.database_url.as_deref().context("--database-url is required for the list baseline")?;
+    let box_uuid = uuid::Uuid::parse_str(&box_id).context("box id")?;
+    let mut conns = Vec::new();
+    for _ in 0..clients {
+        let (client, conn) = tokio_postgres::connect(db, tokio_postgres::NoTls).await.context("connecting to PostgreSQL")?;
+        tokio::spawn(conn);
+        // The query of `store::events::list_visible` in boxes, with the visible types of §6.2.
+        let stmt = client
+            .prepare(
+                "SELECT id, box_id, seq, type, sender_id, content, referrer_id, created_at FROM boxes.events
+                 WHERE box_id = $1 AND type = ANY($2) ORDER BY seq DESC OFFSET $3 LIMIT $4",
+            )
+            .await
+            .context("preparing the list query")?;
+        conns.push((client, stmt));
+    }
+    let visible: Vec<String> = domain::event::EventType::visible_strs().into_iter().map(str::to_owned).collect();
+    let conns = Arc::new((conns, visible));
+    let bare = closed_loop(clients, c.warmup(), c.duration(), move |client, _| {
+        let conns = conns.clone();
+        async move {
+            let (conns, visible) = &*conns;
+            let (pg, stmt) = &conns[client];
+            let rows = pg.query(stmt, &[&box_uuid, visible, &0i64, &50i64]).await.context("list query")?;
+            for r in &rows {
+                let _: Option<serde_json::Value> = r.get(5);
+            }
+            if rows.len() != 50 {
+                bail!("{} rows", rows.len());
+            }
+            Ok(())
+        }
+    })
+    .await?;
+
+    let ratio = if bare.rate() > 0.0 { Some(api.rate() / bare.rate()) } else { None };
+    let bl = Latency::of(&bare.histogram);
+    Row {
+        scenario: format!("2. GET events?limit=50, {clients} client{}", if clients == 1 { "" } else { "s" }),
+        figure: format!("{} req/s", rate(api.rate())),
+        latency: Some(Latency::of(&api.histogram)),
+        baseline: Some(format!("tokio-postgres {} q/s (p99 {:.2} ms)", rate(bare.rate()), bl.p99_ms)),
+        ratio,
+        target: "≥ 0.6× baseline".into(),
+        met: if api.errors > 0 || bare.errors > 0 { Some(false) } else { ratio.map(|x| x >= 0.6) },
+        notes: [api.error_note(), bare.error_note()].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join("; "),
+    }
+    .emit(c.out.as_deref())
+}
+
+/// Reads pgbench's per-transaction logs (`--log --log-prefix`) and prints p50/p99/max.
+pub fn pgbench_latency(prefix: &str) -> anyhow::Result<Latency> {
+    let path = std::path::Path::new(prefix);
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let stem = path.file_name().and_then(|s| s.to_str()).context("log prefix")?;
+    let mut h = common::histogram()?;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.starts_with(&format!("{stem}.")) {
+            continue;
+        }
+        let text = std::fs::read_to_string(entry.path())?;
+        // client_id transaction_no time_us script_no time_epoch time_us_fraction
+        for line in text.lines() {
+            if let Some(us) = line.split_whitespace().nth(2).and_then(|v| v.parse::<u64>().ok()) {
+                common::record(&mut h, Duration::from_micros(us));
+            }
+        }
+    }
+    if h.is_empty() {
+        bail!("no pgbench log lines under {prefix}.*");
+    }
+    Ok(Latency::of(&h))
+}

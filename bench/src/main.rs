@@ -1,0 +1,205 @@
+//! `loadgen`: the load generator of `scripts/bench`.
+//!
+//! Each subcommand runs one scenario against services that are already running (the script
+//! starts them, pinned to their own core) and prints one JSON result row per figure, appending it
+//! to `--out`; `loadgen report` turns those rows into the results table. The scenarios talk to the
+//! services the way clients do: HTTP with bearer tokens, websockets waiting for `ready`. Tokens are
+//! minted with the development private key, and identities created through boxes' internal API,
+//! so only scenario 6 goes through auth-bridge.
+
+mod common;
+mod events;
+mod login;
+mod report;
+mod ws;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", about = "Load generator and results table of the benchmark suite (scripts/bench)")]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the services are and how long each measurement lasts.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    #[arg(long, env = "BENCH_BOXES_URL", default_value = "http://127.0.0.1:8081")]
+    pub boxes_url: String,
+    #[arg(long, env = "BENCH_REALTIME_URL", default_value = "http://127.0.0.1:8082")]
+    pub realtime_url: String,
+    #[arg(long, env = "BENCH_BRIDGE_URL", default_value = "http://127.0.0.1:8083")]
+    pub bridge_url: String,
+    /// Ed25519 private key (PKCS#8 PEM) the services trust, to mint session tokens.
+    #[arg(long, env = "JWT_PRIVATE_KEY_FILE", default_value = ".stack/jwt-private.pem")]
+    pub private_key: PathBuf,
+    /// The matching public key (SPKI PEM), for the key id.
+    #[arg(long, env = "JWT_PUBLIC_KEY_FILE", default_value = ".stack/jwt-public.pem")]
+    pub public_key: PathBuf,
+    /// boxes' `INTERNAL_API_TOKEN`, to create identities.
+    #[arg(long, env = "INTERNAL_API_TOKEN", default_value = "", hide_env_values = true)]
+    pub internal_token: String,
+    /// The database boxes uses (scenario 2's baseline reads it directly).
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    #[arg(long, env = "BENCH_BOXES_PID")]
+    pub boxes_pid: Option<u32>,
+    #[arg(long, env = "BENCH_REALTIME_PID")]
+    pub realtime_pid: Option<u32>,
+    #[arg(long, env = "BENCH_BRIDGE_PID")]
+    pub bridge_pid: Option<u32>,
+    #[arg(long, env = "BENCH_HOSTAPP_PID")]
+    pub hostapp_pid: Option<u32>,
+    /// Measured seconds of each run.
+    #[arg(long, env = "BENCH_DURATION", default_value_t = 15.0)]
+    pub duration: f64,
+    /// Seconds of load before measuring.
+    #[arg(long, env = "BENCH_WARMUP", default_value_t = 2.0)]
+    pub warmup: f64,
+    /// JSON-lines file the result rows are appended to.
+    #[arg(long, env = "BENCH_OUT")]
+    pub out: Option<PathBuf>,
+}
+
+impl Common {
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs_f64(self.duration.max(0.1))
+    }
+
+    pub fn warmup(&self) -> Duration {
+        Duration::from_secs_f64(self.warmup.max(0.0))
+    }
+
+    pub fn minter(&self) -> anyhow::Result<common::Minter> {
+        common::Minter::from_files(&self.private_key, &self.public_key)
+    }
+
+    /// The same settings as arguments, for worker processes.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut a = vec![
+            format!("--boxes-url={}", self.boxes_url),
+            format!("--realtime-url={}", self.realtime_url),
+            format!("--bridge-url={}", self.bridge_url),
+            format!("--private-key={}", self.private_key.display()),
+            format!("--public-key={}", self.public_key.display()),
+            format!("--duration={}", self.duration),
+            format!("--warmup={}", self.warmup),
+        ];
+        if let Some(p) = self.realtime_pid {
+            a.push(format!("--realtime-pid={p}"));
+        }
+        a
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Scenario 1: POST /boxes/{id}/events with 1 KiB msg.text, closed loop.
+    PostEvents {
+        #[arg(long, default_value_t = 1)]
+        clients: usize,
+        /// pgbench's rate for the same concurrency (transactions per second).
+        #[arg(long)]
+        baseline_tps: Option<f64>,
+    },
+    /// Scenario 2: GET /boxes/{id}/events?limit=50, and the same query through tokio-postgres.
+    ListEvents {
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+    },
+    /// Scenario 3: idle authenticated websockets; resident memory of realtime per socket.
+    Idle {
+        #[arg(long, default_value_t = 20_000)]
+        sockets: usize,
+    },
+    /// A worker process of scenario 3 (started by `idle`).
+    #[command(hide = true)]
+    IdleWorker {
+        #[arg(long)]
+        sockets: usize,
+        #[arg(long, default_value_t = 0)]
+        source_offset: usize,
+    },
+    /// Scenario 4: fan-out latency at a fixed delivery rate, then the saturation rate.
+    Fanout {
+        #[arg(long, default_value_t = 10_000)]
+        users: usize,
+        /// Deliveries per second of the latency phase.
+        #[arg(long, default_value_t = 5_000.0)]
+        rate: f64,
+        /// Concurrent posting clients of the saturation phase.
+        #[arg(long, default_value_t = 64)]
+        posters: usize,
+        /// redis-benchmark's PUBLISH rate on this machine.
+        #[arg(long)]
+        baseline_publish: Option<f64>,
+    },
+    /// Scenario 5: websocket connect storm.
+    Storm {
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+    },
+    /// Scenario 6: logins through auth-bridge.
+    Login {
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+    },
+    /// p50/p99/max (ms) of pgbench's per-transaction logs, as JSON.
+    PgbenchLatency {
+        /// The `--log-prefix` given to pgbench.
+        #[arg(long)]
+        prefix: String,
+    },
+    /// Adds the latency of a pgbench run to a baseline row (used by scripts/bench).
+    BaselineRow {
+        #[arg(long)]
+        scenario: String,
+        #[arg(long)]
+        figure: String,
+        #[arg(long)]
+        pgbench_prefix: Option<String>,
+        #[arg(long, default_value = "")]
+        notes: String,
+    },
+    /// Prints the results table from the JSON-lines file.
+    Report {
+        file: PathBuf,
+        /// Markdown (for BENCHMARKS.md) instead of the terminal layout.
+        #[arg(long)]
+        markdown: bool,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let c = &cli.common;
+    match cli.command {
+        Command::PostEvents { clients, baseline_tps } => events::post(c, clients, baseline_tps).await,
+        Command::ListEvents { clients } => events::list(c, clients).await,
+        Command::Idle { sockets } => ws::idle(c, sockets).await,
+        Command::IdleWorker { sockets, source_offset } => ws::idle_worker(c, sockets, source_offset).await,
+        Command::Fanout { users, rate, posters, baseline_publish } => ws::fanout(c, users, rate, posters, baseline_publish).await,
+        Command::Storm { clients } => ws::storm(c, clients).await,
+        Command::Login { clients } => login::login(c, clients).await,
+        Command::PgbenchLatency { prefix } => {
+            println!("{}", serde_json::to_string(&events::pgbench_latency(&prefix)?)?);
+            Ok(())
+        }
+        Command::BaselineRow { scenario, figure, pgbench_prefix, notes } => {
+            let latency = pgbench_prefix.map(|p| events::pgbench_latency(&p)).transpose()?;
+            common::Row { scenario, figure, latency, target: "(baseline)".into(), notes, ..Default::default() }.emit(c.out.as_deref())
+        }
+        Command::Report { file, markdown } => report::print(&file, markdown),
+    }
+}
