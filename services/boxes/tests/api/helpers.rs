@@ -194,58 +194,25 @@ pub async fn assert_error(res: Response, status: u16, key: &str, value: &str) ->
     body
 }
 
-/// A direct connection to the test database, for seeding rows the API cannot create yet and for
-/// checking what is stored.
+/// A direct connection to the test database, for seeding rows no endpoint creates directly and
+/// for checking what is stored.
 pub async fn db(app: &TestApp) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(&app.database_url, tokio_postgres::NoTls).await.expect("connect test db");
     tokio::spawn(conn);
     client
 }
 
-/// Inserts a box created by `admin` (its `create` event included) with `members` joined, straight
-/// into the database. Returns the box id.
+/// A box without key shares created by `admin` through the API, which `members` have joined.
+/// Returns the box id.
 pub async fn seed_box(app: &TestApp, admin: &User, members: &[&User]) -> String {
-    let c = db(app).await;
-    let box_id = uuid::Uuid::new_v4();
-    let key = box_key(&box_id.to_string());
-    c.execute(
-        "INSERT INTO boxes.boxes (id, creator_id, title, public_key, created_at, last_event_at, last_visible_at, last_seq)
-         VALUES ($1, $2, 'Seeded', $3, now(), now(), now(), 1)",
-        &[&box_id, admin.id.as_uuid(), &key],
-    )
-    .await
-    .expect("seed box");
-    c.execute(
-        "INSERT INTO boxes.events (id, box_id, seq, type, sender_id, content, created_at)
-         VALUES ($1, $2, 1, 'create', $3, $4, now())",
-        &[&uuid::Uuid::new_v4(), &box_id, admin.id.as_uuid(), &json!({"public_key": key, "title": "Seeded"})],
-    )
-    .await
-    .expect("seed create event");
-    c.execute(
-        "INSERT INTO boxes.members (box_id, identity_id, join_event_id, joined_seq) VALUES ($1, $2, NULL, 1)",
-        &[&box_id, admin.id.as_uuid()],
-    )
-    .await
-    .expect("seed admin membership");
-    for (i, m) in members.iter().enumerate() {
-        let seq = i as i64 + 2;
-        let join = uuid::Uuid::new_v4();
-        c.execute(
-            "INSERT INTO boxes.events (id, box_id, seq, type, sender_id, created_at) VALUES ($1, $2, $3, 'member.join', $4, now())",
-            &[&join, &box_id, &seq, m.id.as_uuid()],
-        )
-        .await
-        .expect("seed join event");
-        c.execute(
-            "INSERT INTO boxes.members (box_id, identity_id, join_event_id, joined_seq) VALUES ($1, $2, $3, $4)",
-            &[&box_id, m.id.as_uuid(), &join, &seq],
-        )
-        .await
-        .expect("seed membership");
-        c.execute("UPDATE boxes.boxes SET last_seq = $2 WHERE id = $1", &[&box_id, &seq]).await.expect("seed last_seq");
+    let res = app.post(admin, "/boxes", json!({"title": "Seeded", "public_key": box_key("Seeded")})).await;
+    assert_eq!(res.status(), 201, "create box");
+    let created: Value = res.json().await.expect("box json");
+    let box_id = created["id"].as_str().expect("box id").to_owned();
+    for m in members {
+        app.add_member(admin, m, &box_id).await;
     }
-    box_id.to_string()
+    box_id
 }
 
 /// Inserts a crypto action addressed to `to`, straight into the database. Returns its id.

@@ -322,3 +322,33 @@ async fn crypto_action_list_is_capped_at_500() {
     assert_eq!(list[0]["encrypted"], "e1");
     assert_eq!(list[499]["encrypted"], "e500");
 }
+
+#[tokio::test]
+async fn a_new_box_key_share_reaches_other_members_as_crypto_actions() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("Alice").await;
+    let bob = app.user("Bob").await;
+    let created = app.create_box(&alice, "Project").await;
+    let box_id = created["id"].as_str().unwrap().to_owned();
+    app.add_member(&alice, &bob, &box_id).await;
+
+    let extra = json!({"misakey_share": "bmV3", "other_share_hash": crate::helpers::test_key("rotated"), "encrypted_invitation_key_share": "c2VjcmV0"});
+    let res = app.post_event(&alice, &box_id, json!({"type": "state.key_share", "extra": extra})).await;
+    assert_eq!(res.status(), 201);
+
+    let list: Value = app.get(&bob, &format!("/identities/{}/crypto/actions", bob.id)).await.json().await.unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["type"], "set_box_key_share");
+    assert_eq!(list[0]["box_id"], box_id);
+    assert_eq!(list[0]["encrypted"], "c2VjcmV0");
+    assert_eq!(list[0]["encryption_public_key"], created["public_key"]);
+    let alices: Value = app.get(&alice, &format!("/identities/{}/crypto/actions", alice.id)).await.json().await.unwrap();
+    assert_eq!(alices, json!([]), "not for the sender");
+
+    let id = list[0]["id"].as_str().unwrap();
+    let res = app.send(&bob, Method::DELETE, &format!("/identities/{}/crypto/actions/{id}", bob.id), None).await;
+    assert_eq!(res.status(), 204);
+    let list: Value = app.get(&bob, &format!("/identities/{}/crypto/actions", bob.id)).await.json().await.unwrap();
+    assert_eq!(list, json!([]));
+}

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, db, seed_box, test_key, Auth, TestApp};
+use crate::helpers::{assert_error, db, new_key_share, seed_box, test_key, Auth, TestApp};
 
 fn share_body(box_id: &str, hash: &str) -> Value {
     json!({"misakey_share": "lBHT1vfwFAIBig5Nj+sD+w==", "other_share_hash": hash,
@@ -181,4 +181,44 @@ async fn encrypted_invitation_key_share_is_the_newest_as_a_bare_string() {
     assert_eq!(body["origin"], "query");
     let res = app.get(&bob, "/box-key-shares/encrypted-invitation-key-share?box_id=xyz").await;
     assert_error(res, 400, "box_id", "malformed").await;
+}
+
+#[tokio::test]
+async fn shares_of_an_api_created_box_follow_membership() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("Alice").await;
+    let bob = app.user("Bob").await;
+    let share = new_key_share();
+    let res = app.post(&alice, "/boxes", json!({"title": "Project", "public_key": test_key("box"), "key_share": share})).await;
+    assert_eq!(res.status(), 201);
+    let created: Value = res.json().await.unwrap();
+    let box_id = created["id"].as_str().unwrap().to_owned();
+    let hash = share["other_share_hash"].as_str().unwrap().to_owned();
+
+    let read: Value = app.get(&alice, &format!("/box-key-shares/{hash}")).await.json().await.unwrap();
+    assert_eq!(read["misakey_share"], share["misakey_share"]);
+    assert_eq!(read["encrypted_invitation_key_share"], share["encrypted_invitation_key_share"]);
+    assert_eq!(read["box_id"], box_id);
+    let res = app.get(&bob, &format!("/box-key-shares/{hash}")).await;
+    assert_error(res, 403, "reason", "not_member").await;
+
+    app.add_member(&alice, &bob, &box_id).await;
+    let res = app.get(&bob, &format!("/box-key-shares/{hash}")).await;
+    assert_eq!(res.status(), 200);
+    let newer = fresh_hash();
+    let mut body = share_body(&box_id, &newer);
+    body["encrypted_invitation_key_share"] = json!("bmV3ZXI");
+    assert_eq!(app.post(&bob, "/box-key-shares", body).await.status(), 201);
+    let res = app.get(&bob, &format!("/box-key-shares/encrypted-invitation-key-share?box_id={box_id}")).await;
+    assert_eq!(res.json::<Value>().await.unwrap(), json!("bmV3ZXI"));
+    // The hash used at box creation is taken for good.
+    let res = app.post(&bob, "/box-key-shares", share_body(&box_id, &hash)).await;
+    assert_error(res, 409, "other_share_hash", "conflict").await;
+
+    let res = app.post_event(&bob, &box_id, json!({"type": "member.leave"})).await;
+    assert_eq!(res.status(), 201);
+    let res = app.get(&bob, &format!("/box-key-shares/{hash}")).await;
+    assert_error(res, 403, "reason", "not_member").await;
+    let res = app.post(&bob, "/box-key-shares", share_body(&box_id, &fresh_hash())).await;
+    assert_error(res, 403, "reason", "not_member").await;
 }

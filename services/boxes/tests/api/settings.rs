@@ -163,3 +163,35 @@ async fn ack_is_for_the_caller_only() {
     let res = app.send_as(&bob, Method::PUT, &path, Some(json!({"identity_id": bob.id.to_string()})), Auth::CookieNoCsrf).await;
     assert_error(res, 403, "X-CSRF-Token", "required").await;
 }
+
+#[tokio::test]
+async fn muting_stops_the_unread_counter_and_ack_clears_it() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("Alice").await;
+    let bob = app.user("Bob").await;
+    let created = app.create_box(&alice, "Project").await;
+    let box_id = created["id"].as_str().unwrap().to_owned();
+    app.add_member(&alice, &bob, &box_id).await;
+    let bobs_settings = format!("/box-users/{}/boxes/{box_id}/settings", bob.id);
+    let count = |v: &Value| v["events_count"].as_i64().unwrap();
+
+    let res = app.send(&bob, Method::PUT, &bobs_settings, Some(json!({"muted": true}))).await;
+    assert_eq!(res.status(), 204);
+    app.say(&alice, &box_id, "bXV0ZWQ").await;
+    let seen: Value = app.get(&bob, &format!("/boxes/{box_id}")).await.json().await.unwrap();
+    assert_eq!(count(&seen), 0, "muted: no unread count");
+    assert_eq!(seen["settings"], json!({"identity_id": bob.id.to_string(), "box_id": box_id, "muted": true}));
+
+    let res = app.send(&bob, Method::PUT, &bobs_settings, Some(json!({"muted": false}))).await;
+    assert_eq!(res.status(), 204);
+    app.say(&alice, &box_id, "bG91ZA").await;
+    app.say(&alice, &box_id, "bG91ZDI").await;
+    let seen: Value = app.get(&bob, &format!("/boxes/{box_id}")).await.json().await.unwrap();
+    assert_eq!(count(&seen), 2);
+    assert_eq!(seen["settings"]["muted"], false);
+
+    let res = app.send(&bob, Method::PUT, &format!("/boxes/{box_id}/new-events-count/ack"), Some(json!({"identity_id": bob.id.to_string()}))).await;
+    assert_eq!(res.status(), 204);
+    let seen: Value = app.get(&bob, &format!("/boxes/{box_id}")).await.json().await.unwrap();
+    assert_eq!(count(&seen), 0);
+}
