@@ -476,3 +476,30 @@ async fn access_rm_kicks_only_the_member_whose_rule_went() {
     assert_eq!(types, vec!["member.kick", "state.access_mode", "member.join", "member.join", "state.access_mode", "create"]);
     assert_eq!(list[0]["sender"]["id"], carol.id.to_string());
 }
+
+#[tokio::test]
+async fn concurrent_posts_get_a_total_order() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("Alice").await;
+    let bob = app.user("Bob").await;
+    let id = two_member_box(&app, &alice, &bob).await;
+    let posts = (0..24).map(|i| {
+        let (app, id) = (&app, &id);
+        let who = if i % 2 == 0 { &alice } else { &bob };
+        async move { app.post_event(who, id, text(&format!("Y29uY3VycmVudA{i:02}"))).await.status().as_u16() }
+    });
+    let statuses = futures_util::future::join_all(posts).await;
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+
+    let list = events(&app, &alice, &id).await;
+    assert_eq!(list.len(), 26);
+    let c = db(&app).await;
+    let uid = uuid::Uuid::parse_str(&id).unwrap();
+    let rows = c.query("SELECT seq, created_at FROM boxes.events WHERE box_id = $1 ORDER BY seq", &[&uid]).await.unwrap();
+    let seqs: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(seqs, (1..=rows.len() as i64).collect::<Vec<_>>(), "no gaps, no duplicates");
+    let times: Vec<chrono::DateTime<chrono::Utc>> = rows.iter().map(|r| r.get(1)).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "time never goes backwards");
+    let last_seq: i64 = c.query_one("SELECT last_seq FROM boxes.boxes WHERE id = $1", &[&uid]).await.unwrap().get(0);
+    assert_eq!(last_seq, rows.len() as i64);
+}
