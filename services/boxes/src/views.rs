@@ -7,8 +7,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use domain::boxes::BoxView;
-use domain::event::{fold_message, kick_content, Event, EventType};
+use domain::boxes::{BoxSetting, BoxView};
+use domain::event::{fold_message, kick_content, EditState, Event, EventType};
 use domain::identity::{IdentityRecord, IdentityView};
 use domain::realtime::counter_key;
 use domain::{BoxId, EventId, IdentityId, Timestamp};
@@ -17,7 +17,6 @@ use crate::error::ApiResult;
 use crate::store::boxes::BoxRow;
 use crate::store::events::EventRow;
 use crate::store::{self, GenericClient};
-use domain::event::EditState;
 
 /// What rendering a set of events needs besides the rows.
 #[derive(Debug, Default)]
@@ -135,7 +134,7 @@ pub async fn boxes_for<C: GenericClient>(
             access_mode: b.access_mode,
             creator: view_of(&creators, b.creator_id, b.is_admin(caller)),
             events_count: counts.get(&b.id).copied().unwrap_or(0),
-            settings: settings.remove(&b.id).unwrap_or(domain::boxes::BoxSetting { identity_id: caller, box_id: b.id, muted: false }),
+            settings: settings.remove(&b.id).unwrap_or(BoxSetting { identity_id: caller, box_id: b.id, muted: false }),
             last_event: last_events.remove(&b.id),
         })
         .collect())
