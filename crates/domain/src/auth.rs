@@ -292,7 +292,7 @@ pub fn pick_token<'a>(p: &Presented<'a>) -> Result<(&'a str, Transport), ErrorBo
         (Some(_), None) => {
             Err(ErrorBody::unauthorized(Origin::Cookies, "token type must be bearer").with("tokentype", Detail::Required))
         }
-        (Some(t), Some(kind)) if kind == "bearer" => Ok((t, Transport::Cookie)),
+        (Some(t), Some("bearer")) => Ok((t, Transport::Cookie)),
         (Some(_), Some(_)) => {
             Err(ErrorBody::unauthorized(Origin::Cookies, "token type must be bearer").with("tokentype", Detail::Invalid))
         }
