@@ -11,7 +11,6 @@
 pub mod config;
 pub mod error;
 pub mod hostapp;
-pub mod input;
 pub mod internal;
 pub mod login;
 pub mod registry;
@@ -19,4 +18,3 @@ pub mod routes;
 pub mod session;
 pub mod startup;
 pub mod store;
-pub mod telemetry;

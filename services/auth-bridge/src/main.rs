@@ -2,13 +2,12 @@
 
 use auth_bridge::config::Settings;
 use auth_bridge::startup::Application;
-use auth_bridge::telemetry;
 use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
-    telemetry::init(telemetry::subscriber("auth_bridge=info,info", std::io::stdout));
+    web_kit::telemetry::init("json");
     Application::build(settings).await?.run_until_stopped().await?;
     Ok(())
 }

@@ -6,20 +6,15 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_cors::Cors;
-use actix_web::body::MessageBody;
-use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
-use actix_web::http::{header, Method};
-use actix_web::middleware::{from_fn, Next};
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use domain::auth::{Jwk, Signer, Verifier};
 use secrecy::ExposeSecret;
-use tracing::Instrument;
 
 use crate::config::Settings;
-use crate::error::not_found;
 use crate::hostapp::HostappClient;
 use crate::internal::BoxesInternal;
 use crate::registry::Registry;
@@ -59,11 +54,11 @@ impl Application {
         let state = web::Data::from(Arc::new(state));
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(from_fn(log_request))
-                .wrap(cors(&origins))
+                .wrap(from_fn(web_kit::telemetry::log_request))
+                .wrap(web_kit::cors(&origins))
                 .app_data(state.clone())
                 .configure(routes::configure)
-                .default_service(web::to(not_found))
+                .default_service(web::to(web_kit::not_found))
         })
         .listen(listener)
         .context("starting the HTTP server")?
@@ -132,29 +127,3 @@ async fn migrate(db_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// §2.1: the configured origins, with credentials; preflights answered for them.
-fn cors(origins: &[String]) -> Cors {
-    let allowed = origins.to_vec();
-    Cors::default()
-        .allowed_origin_fn(move |origin, _| origin.to_str().is_ok_and(|o| allowed.iter().any(|a| a == o)))
-        .allowed_methods([Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
-        .allowed_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::HeaderName::from_static("x-csrf-token")])
-        .expose_headers([header::HeaderName::from_static("x-total-count")])
-        .supports_credentials()
-        .block_on_origin_mismatch(false)
-        .max_age(600)
-}
-
-/// One span per request with a request id, and one line when it ends. Only the path is logged,
-/// never the query string, headers, cookies or body.
-async fn log_request(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let span = tracing::info_span!("request", request_id = %uuid::Uuid::new_v4(), method = %req.method(), path = %req.path());
-    async move {
-        let started = std::time::Instant::now();
-        let res = next.call(req).await?;
-        tracing::info!(status = res.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request done");
-        Ok(res)
-    }
-    .instrument(span)
-    .await
-}

@@ -45,7 +45,7 @@ impl Capture {
 #[tokio::test]
 async fn no_secret_reaches_the_logs() {
     let capture = Capture::default();
-    tracing::subscriber::set_global_default(auth_bridge::telemetry::subscriber("trace", capture.clone())).unwrap();
+    tracing::subscriber::set_global_default(web_kit::telemetry::subscriber("trace", "json", capture.clone())).unwrap();
 
     let hostapp_token = format!("hostapp-access-{}", uuid::Uuid::new_v4().simple());
     let hostapp_refresh = format!("hostapp-refresh-{}", uuid::Uuid::new_v4().simple());

@@ -2,12 +2,11 @@
 //! actions (`SPEC.md` §5–§8, §12).
 //!
 //! A request goes through `routes/` (parse, authorise, do, answer), which uses `auth` for the
-//! token checks of §3, `body` to read JSON, and `store/` for SQL. Every multi-row effect runs in
+//! token checks of §3, `web_kit::body` to read JSON, and `store/` for SQL. Every multi-row effect runs in
 //! one PostgreSQL transaction; `notify` publishes realtime envelopes to Redis only after commit.
 //! The server stores ciphertext exactly as received and never logs it.
 
 pub mod auth;
-pub mod body;
 pub mod config;
 pub mod error;
 pub mod notify;
@@ -15,5 +14,4 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod store;
-pub mod telemetry;
 pub mod views;

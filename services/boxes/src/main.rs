@@ -5,6 +5,6 @@ use clap::Parser;
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
-    boxes::telemetry::init(&settings.log_format);
+    web_kit::telemetry::init(&settings.log_format);
     Application::build(settings).await?.run_until_stopped().await
 }

@@ -3,19 +3,17 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
-use actix_cors::Cors;
 use actix_web::dev::Server;
-use actix_web::{http, web, App, HttpServer};
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use domain::auth::Verifier;
 use secrecy::ExposeSecret;
-use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
 use crate::routes;
 use crate::state::AppState;
-use crate::telemetry::PathOnlySpan;
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -45,8 +43,8 @@ impl Application {
         let data = web::Data::new(state);
         let mut server = HttpServer::new(move || {
             App::new()
-                .wrap(cors(&origins))
-                .wrap(TracingLogger::<PathOnlySpan>::new())
+                .wrap(from_fn(web_kit::telemetry::log_request))
+                .wrap(web_kit::cors(&origins))
                 .app_data(data.clone())
                 .configure(routes::configure)
         })
@@ -67,18 +65,6 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await.context("running the HTTP server")
     }
-}
-
-fn cors(origins: &[String]) -> Cors {
-    let any = origins.iter().any(|o| o == "*");
-    let allowed: Vec<String> = origins.to_vec();
-    Cors::default()
-        .allowed_origin_fn(move |origin, _| any || origin.to_str().is_ok_and(|o| allowed.iter().any(|a| a == o)))
-        .allowed_methods(vec!["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
-        .allowed_headers(vec![http::header::CONTENT_TYPE, http::header::AUTHORIZATION, http::header::HeaderName::from_static("x-csrf-token")])
-        .expose_headers(vec![http::header::HeaderName::from_static("x-total-count")])
-        .supports_credentials()
-        .max_age(600)
 }
 
 fn pg_config(settings: &Settings) -> anyhow::Result<tokio_postgres::Config> {

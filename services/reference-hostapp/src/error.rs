@@ -34,12 +34,3 @@ impl ResponseError for ApiError {
     }
 }
 
-/// Unknown route: 404 with the §4 body.
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ErrorBody::route_not_found().into())
-}
-
-/// Known route, wrong method: 405 with the §4 body.
-pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ErrorBody::not_allowed().into())
-}

@@ -3,15 +3,12 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
-use actix_web::middleware::{from_fn, Next};
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use tracing::Instrument;
 
 use crate::config::Settings;
-use crate::error::not_found;
 use crate::routes;
 use crate::store::Grants;
 use crate::users::Users;
@@ -41,10 +38,10 @@ impl Application {
         let state = web::Data::from(Arc::new(AppState { settings, users, grants: Grants::default() }));
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(from_fn(log_request))
+                .wrap(from_fn(web_kit::telemetry::log_request))
                 .app_data(state.clone())
                 .configure(routes::configure)
-                .default_service(web::to(not_found))
+                .default_service(web::to(web_kit::not_found))
         })
         .listen(listener)
         .context("starting the HTTP server")?
@@ -63,16 +60,3 @@ impl Application {
     }
 }
 
-/// One span per request with a request id, and one line when it ends. Only the path is logged,
-/// never the query string or headers.
-async fn log_request(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let span = tracing::info_span!("request", request_id = %uuid::Uuid::new_v4(), method = %req.method(), path = %req.path());
-    async move {
-        let started = std::time::Instant::now();
-        let res = next.call(req).await?;
-        tracing::info!(status = res.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request done");
-        Ok(res)
-    }
-    .instrument(span)
-    .await
-}

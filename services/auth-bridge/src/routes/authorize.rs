@@ -7,7 +7,6 @@ use domain::IdentityId;
 use serde::Serialize;
 
 use crate::error::ApiError;
-use crate::input;
 use crate::login::{self, LoginRequest};
 use crate::startup::AppState;
 
@@ -22,7 +21,7 @@ struct Authorized {
 
 #[tracing::instrument(skip_all)]
 pub async fn authorize(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let body = input::json_body(&req, payload).await?;
+    let body = web_kit::body::json_body(&req, payload).await?;
     let request = LoginRequest::parse(&body, true)?;
     let t = login::run(&state, &request).await?.tokens;
     Ok(HttpResponse::Ok().json(Authorized {

@@ -9,10 +9,9 @@ pub mod sessions;
 
 use actix_web::{web, Route};
 
-use crate::error::method_not_allowed;
 
 fn resource(path: &str, routes: Vec<Route>) -> actix_web::Resource {
-    routes.into_iter().fold(web::resource(path), |r, route| r.route(route)).default_service(web::to(method_not_allowed))
+    routes.into_iter().fold(web::resource(path), |r, route| r.route(route)).default_service(web::to(web_kit::method_not_allowed))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

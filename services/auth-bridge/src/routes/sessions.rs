@@ -8,7 +8,6 @@ use domain::input::{Obj, Report};
 use domain::realtime::{revoked_sid_key, types, user_channel, Envelope, SessionRevoked};
 
 use crate::error::ApiError;
-use crate::input;
 use crate::login::{self, LoginRequest};
 use crate::session::{self, TokenResponse, ACCESS_COOKIE, REFRESH_COOKIE, TYPE_COOKIE};
 use crate::startup::AppState;
@@ -35,7 +34,7 @@ fn answer(state: &AppState, tokens: &TokenResponse) -> HttpResponse {
 /// Logs a hostapp user in: 200 with the token body and the three session cookies.
 #[tracing::instrument(skip_all)]
 pub async fn login(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let body = input::json_body(&req, payload).await?;
+    let body = web_kit::body::json_body(&req, payload).await?;
     let request = LoginRequest::parse(&body, false)?;
     let done = login::run(&state, &request).await?;
     Ok(answer(&state, &done.tokens))
@@ -44,7 +43,7 @@ pub async fn login(req: HttpRequest, payload: web::Payload, state: web::Data<App
 /// Rotates the refresh token and issues a new access token for the same session.
 #[tracing::instrument(skip_all)]
 pub async fn refresh(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let body = input::optional_json_body(&req, payload).await?;
+    let body = web_kit::body::optional_json_body(&req, payload).await?;
     let from_body = match &body {
         Some(v) => {
             let o = Obj::body(v)?;

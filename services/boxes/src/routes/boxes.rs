@@ -11,7 +11,6 @@ use domain::realtime::{types, BoxDelete, Envelope};
 use domain::{BoxId, Detail, ErrorBody, IdentityId, Origin};
 
 use crate::auth::authenticate;
-use crate::body::read_json;
 use crate::error::ApiResult;
 use crate::notify::Outbox;
 use crate::state::AppState;
@@ -74,7 +73,7 @@ pub(super) fn hash_conflict(field: &str) -> ErrorBody {
 /// `POST /boxes` (§7.2).
 pub async fn create(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> ApiResult<HttpResponse> {
     let caller = authenticate(&req, &state).await?;
-    let body = read_json(&req, payload).await?;
+    let body = web_kit::body::json_body(&req, payload).await?;
     let new = BoxCreate::parse(&body)?;
 
     let mut client = state.db.get().await?;
@@ -173,7 +172,7 @@ pub async fn delete(
 ) -> ApiResult<HttpResponse> {
     let caller = authenticate(&req, &state).await?;
     let box_id: BoxId = path_id(&path, "id")?;
-    let body = read_json(&req, payload).await?;
+    let body = web_kit::body::json_body(&req, payload).await?;
     parse_delete_confirmation(&body)?;
 
     let mut client = state.db.get().await?;

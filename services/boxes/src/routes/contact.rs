@@ -10,7 +10,6 @@ use domain::{Detail, ErrorBody, IdentityId, Origin};
 
 use super::boxes::{announce_create, hash_conflict, insert_box};
 use crate::auth::authenticate;
-use crate::body::read_json;
 use crate::error::ApiResult;
 use crate::notify::Outbox;
 use crate::state::AppState;
@@ -26,7 +25,7 @@ pub async fn contact(
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     let caller = authenticate(&req, &state).await?;
-    let body = read_json(&req, payload).await?;
+    let body = web_kit::body::json_body(&req, payload).await?;
     let path_identity: IdentityId = path_id(&path, "id")?;
     let new = ContactRequest::parse(&body, caller.id())?;
     caller.require_self(path_identity)?;

@@ -7,7 +7,6 @@ use domain::realtime::{types, Ack, Envelope};
 use domain::{BoxId, Detail, ErrorBody, Origin};
 
 use crate::auth;
-use crate::body;
 use crate::error::ApiResult;
 use crate::notify::Outbox;
 use crate::state::AppState;
@@ -23,7 +22,7 @@ pub async fn ack(
 ) -> ApiResult<HttpResponse> {
     let caller = auth::authenticate(&req, &state).await?;
     let box_id: BoxId = path_id(&id, "id")?;
-    let identity = parse_ack(&body::read_json(&req, payload).await?)?;
+    let identity = parse_ack(&web_kit::body::json_body(&req, payload).await?)?;
     if identity != caller.id() {
         return Err(ErrorBody::forbidden(Origin::Body, "identity_id must be the caller").with("identity_id", Detail::Forbidden).into());
     }

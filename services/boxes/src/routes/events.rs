@@ -17,7 +17,6 @@ use serde_json::json;
 
 use super::boxes::{hash_conflict, page, total_count};
 use crate::auth::authenticate;
-use crate::body::read_json;
 use crate::error::ApiResult;
 use crate::notify::Outbox;
 use crate::state::AppState;
@@ -89,7 +88,7 @@ pub async fn post(
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     let caller = authenticate(&req, &state).await?;
-    let body = read_json(&req, payload).await?;
+    let body = web_kit::body::json_body(&req, payload).await?;
     let box_id: BoxId = path_id(&path, "id")?;
     let new = NewEvent::parse(&body)?;
     let me = caller.id();

@@ -6,7 +6,6 @@ use domain::input::path_id;
 use domain::{ErrorBody, IdentityId, Origin};
 
 use crate::auth;
-use crate::body;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store;
@@ -47,7 +46,7 @@ pub async fn public_keys(
 ) -> ApiResult<HttpResponse> {
     let caller = auth::authenticate(&req, &state).await?;
     let id: IdentityId = path_id(&id, "id")?;
-    let update = PublicKeysUpdate::parse(&body::read_json(&req, payload).await?)?;
+    let update = PublicKeysUpdate::parse(&web_kit::body::json_body(&req, payload).await?)?;
     caller.require_self(id)?;
     let client = state.db.get().await?;
     let record = store::identities::set_keys(

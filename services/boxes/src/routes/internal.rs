@@ -8,7 +8,6 @@ use domain::input::path_id;
 use domain::{Detail, ErrorBody, IdentityId, Origin};
 use secrecy::ExposeSecret;
 
-use crate::body;
 use crate::error::ApiResult;
 use crate::state::AppState;
 use crate::store;
@@ -44,7 +43,7 @@ pub async fn upsert_identity(
 ) -> ApiResult<HttpResponse> {
     check_token(&req, &state)?;
     let id: IdentityId = path_id(&id, "id")?;
-    let upsert = IdentityUpsert::parse(&body::read_json(&req, payload).await?)?;
+    let upsert = IdentityUpsert::parse(&web_kit::body::json_body(&req, payload).await?)?;
     let client = state.db.get().await?;
     store::identities::upsert(&client, id, &upsert).await?;
     Ok(HttpResponse::NoContent().finish())

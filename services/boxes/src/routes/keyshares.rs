@@ -10,7 +10,6 @@ use domain::keyshare::KeyShareCreate;
 use domain::{BoxId, Detail, ErrorBody, IdentityId, Origin};
 
 use crate::auth;
-use crate::body;
 use crate::error::ApiResult;
 use crate::state::AppState;
 use crate::store::{self, GenericClient};
@@ -29,7 +28,7 @@ async fn require_member<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId)
 #[tracing::instrument(skip_all)]
 pub async fn create(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> ApiResult<HttpResponse> {
     let caller = auth::authenticate(&req, &state).await?;
-    let input = KeyShareCreate::parse(&body::read_json(&req, payload).await?)?;
+    let input = KeyShareCreate::parse(&web_kit::body::json_body(&req, payload).await?)?;
     let client = state.db.get().await?;
     require_member(&client, input.box_id, caller.id()).await?;
     let share = store::keyshares::insert(&client, input.box_id, caller.id(), &input.share)

@@ -1,8 +1,7 @@
 //! The route table of §7, §8 and §12. Literal routes come before the ones with a variable segment
 //! that could match them (`/box-key-shares/encrypted-invitation-key-share`, §7.12).
 
-use actix_web::{web, HttpResponse};
-use domain::ErrorBody;
+use actix_web::web;
 
 mod boxes;
 mod contact;
@@ -16,17 +15,8 @@ mod keyshares;
 mod members;
 mod settings;
 
-/// Answer for a known path with a method it does not serve.
-async fn method_not_allowed() -> HttpResponse {
-    HttpResponse::MethodNotAllowed().json(ErrorBody::not_allowed())
-}
-
-async fn not_found() -> HttpResponse {
-    HttpResponse::NotFound().json(ErrorBody::route_not_found())
-}
-
 fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
+    web::resource(path).default_service(web::to(web_kit::method_not_allowed))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -71,5 +61,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::delete().to(crypto_actions::delete)),
         )
         .service(resource("/internal/identities/{id}").route(web::put().to(internal::upsert_identity)))
-        .default_service(web::to(not_found));
+        .default_service(web::to(web_kit::not_found));
 }

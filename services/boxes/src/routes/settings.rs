@@ -7,7 +7,6 @@ use domain::realtime::{types, Envelope};
 use domain::{BoxId, ErrorBody, IdentityId};
 
 use crate::auth;
-use crate::body;
 use crate::error::ApiResult;
 use crate::notify::Outbox;
 use crate::state::AppState;
@@ -56,7 +55,7 @@ pub async fn put(
 ) -> ApiResult<HttpResponse> {
     let caller = auth::authenticate(&req, &state).await?;
     let (id, box_id) = parse_path(&path)?;
-    let muted = parse_settings(&body::read_json(&req, payload).await?)?;
+    let muted = parse_settings(&web_kit::body::json_body(&req, payload).await?)?;
     caller.require_self(id)?;
     let client = state.db.get().await?;
     require_member(&client, box_id, id).await?;

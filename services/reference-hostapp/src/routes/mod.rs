@@ -6,26 +6,25 @@ pub mod hostapp;
 
 use actix_web::web;
 
-use crate::error::method_not_allowed;
 
 /// Every route of the service; wrong methods on a known path answer 405.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/hostapp/get-access-token")
             .route(web::post().to(hostapp::get_access_token))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(web::to(web_kit::method_not_allowed)),
     )
     .service(
         web::resource("/hostapp/get-user-data")
             .route(web::get().to(hostapp::get_user_data))
             .route(web::post().to(hostapp::get_user_data))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(web::to(web_kit::method_not_allowed)),
     )
     .service(
         web::resource("/_test/auth-codes")
             .route(web::post().to(auth_codes::create))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(web::to(web_kit::method_not_allowed)),
     )
-    .service(web::resource("/healthz").route(web::get().to(health::healthz)).default_service(web::to(method_not_allowed)))
-    .service(web::resource("/readyz").route(web::get().to(health::healthz)).default_service(web::to(method_not_allowed)));
+    .service(web::resource("/healthz").route(web::get().to(health::healthz)).default_service(web::to(web_kit::method_not_allowed)))
+    .service(web::resource("/readyz").route(web::get().to(health::healthz)).default_service(web::to(web_kit::method_not_allowed)));
 }
