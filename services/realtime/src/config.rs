@@ -22,7 +22,7 @@ pub struct Settings {
 
     /// Ed25519 public key files (SPKI PEM) that session tokens may be signed with; several files,
     /// comma separated, during a key rotation.
-    #[arg(long, env = "JWT_PUBLIC_KEY_FILE", value_delimiter = ',', required = true)]
+    #[arg(long = "jwt-public-key-file", env = "JWT_PUBLIC_KEY_FILE", value_delimiter = ',', required = true)]
     pub jwt_public_key_files: Vec<PathBuf>,
 
     /// Expected `iss` of session tokens.
@@ -153,7 +153,7 @@ mod tests {
 
     #[test]
     fn defaults_follow_the_spec() {
-        let s = Settings::parse_from(["realtime", "--jwt-public-key-files", "a.pem,b.pem"]);
+        let s = Settings::parse_from(["realtime", "--jwt-public-key-file", "a.pem,b.pem"]);
         assert_eq!(s.jwt_public_key_files.len(), 2);
         assert_eq!(s.ping_interval(), Duration::from_secs(45));
         assert_eq!(s.idle_timeout(), Duration::from_secs(120));

@@ -48,8 +48,9 @@ pub mod close {
 pub enum Outbound {
     /// The identity's subscription is live: send `ready`.
     Ready,
-    /// A payload to forward verbatim.
-    Text(ByteString),
+    /// A payload to forward verbatim, shared by every socket it goes to. Behind one pointer so
+    /// the queue's slots stay small.
+    Text(Arc<ByteString>),
     /// Close the socket with this code.
     Close(u16),
 }
@@ -201,7 +202,7 @@ impl Hub {
     }
 
     /// Fans a payload out to every socket of `identity`. Never waits: a full queue drops the socket.
-    fn deliver(&self, identity: IdentityId, payload: &ByteString) {
+    fn deliver(&self, identity: IdentityId, payload: &Arc<ByteString>) {
         // A message on the channel proves the subscription is live.
         self.activate(identity);
         let emptied = {
@@ -216,7 +217,7 @@ impl Hub {
                     tracing::warn!(identity = %identity, "slow consumer: outbound queue full, closing socket");
                     return false;
                 }
-                slot.tx.try_send(Outbound::Text(payload.clone())).is_ok()
+                slot.tx.try_send(Outbound::Text(Arc::clone(payload))).is_ok()
             });
             let removed = before - entry.slots.len();
             let emptied = entry.slots.is_empty();
@@ -502,7 +503,7 @@ fn dispatch(hub: &Hub, msg: &redis::Msg) {
         }
         return;
     }
-    hub.deliver(identity, &payload);
+    hub.deliver(identity, &Arc::new(payload));
 }
 
 /// `Some(..)` when the payload is a `session.revoked` envelope (`Some(None)` if its object is bad).
@@ -553,7 +554,7 @@ mod tests {
         hub.activate(id);
         assert!(ready(&mut rx1) && ready(&mut rx2));
 
-        let payload = ByteString::from_static("{}");
+        let payload = Arc::new(ByteString::from_static("{}"));
         hub.deliver(id, &payload);
         assert!(matches!(rx1.try_recv(), Ok(Outbound::Text(_))));
         // rx2 never reads: two more messages overflow its queue of 2.

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytestring::ByteString;
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError, Session};
 use domain::realtime::{types, Ack, Envelope, Ready};
 use domain::IdentityId;
@@ -106,7 +107,7 @@ impl Socket {
                             let code = code_after_drop(&mut queue);
                             break End::Close(code, reason(code));
                         }
-                        Some(Outbound::Text(text)) => text,
+                        Some(Outbound::Text(text)) => ByteString::clone(&text),
                         Some(Outbound::Ready) => Envelope::new(types::READY, Ready { identity_id: identity }).to_json().into(),
                         Some(Outbound::Close(code)) => break End::Close(code, reason(code)),
                         None => break End::Close(close::SLOW_CONSUMER, reason(close::SLOW_CONSUMER)),
@@ -123,7 +124,10 @@ impl Socket {
                 frame = stream.recv() => {
                     idle.as_mut().reset(Instant::now() + config.idle_timeout);
                     match frame {
-                        Some(Ok(Message::Text(text))) => on_client_text(identity, &text, &store).await,
+                        Some(Ok(Message::Text(text))) => {
+                            // Boxed: the Redis round trips are large futures an idle socket should not carry.
+                            Box::pin(on_client_text(identity, &text, &store)).await
+                        }
                         Some(Ok(Message::Ping(bytes))) => {
                             if !matches!(tokio::time::timeout(config.write_timeout, session.pong(&bytes)).await, Ok(Ok(()))) {
                                 break End::Gone;
