@@ -17,9 +17,13 @@
 //! - [`store`]: the shared command connection for revocation lookups, counter resets and the ack
 //!   echo.
 //!
-//! Memory per idle socket is kept small on purpose: the socket's task, a queue of at most
+//! Memory per idle socket is kept small on purpose: the socket's task (about 1.4 KB of future
+//! state; Redis round trips are boxed only while they run), a queue of at most
 //! `WS_QUEUE_CAPACITY` entries (each a pointer-sized handle on a shared payload), one registry
 //! slot, and actix's connection buffers. No socket has a Redis connection of its own.
+//! `tests/memory.rs` measures it on the release binary: about 16 KiB of resident memory per idle
+//! socket, of which about 10 KiB is actix-http's per-connection read and write buffers (an idle
+//! keep-alive HTTP connection costs the same).
 
 pub mod config;
 pub mod error;
