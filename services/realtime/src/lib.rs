@@ -32,4 +32,3 @@ pub mod routes;
 pub mod socket;
 pub mod startup;
 pub mod store;
-pub mod telemetry;

@@ -5,6 +5,6 @@ use realtime::startup::Application;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
-    realtime::telemetry::init(&settings.log_format);
+    web_kit::telemetry::init(&settings.log_format);
     Application::build(settings).await?.run_until_stopped().await
 }

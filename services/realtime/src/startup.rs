@@ -13,7 +13,6 @@ use anyhow::Context;
 use domain::auth::Verifier;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use tracing_actix_web::TracingLogger;
 
 use crate::config::{mask_userinfo, Settings};
 use crate::hub::{run_subscriber, Hub, SubscriberConfig};
@@ -21,7 +20,6 @@ use crate::routes;
 use crate::routes::ws::OriginPolicy;
 use crate::socket::SocketConfig;
 use crate::store::Store;
-use crate::telemetry::PathOnlySpan;
 
 /// What handlers share.
 pub struct AppState {
@@ -92,16 +90,16 @@ impl Application {
         let port = listener.local_addr().context("reading the bound address")?.port();
         let mut server = HttpServer::new(move || {
             App::new()
-                .wrap(TracingLogger::<PathOnlySpan>::new())
+                .wrap(actix_web::middleware::from_fn(web_kit::telemetry::log_request))
                 .app_data(state.clone())
                 .service(
                     web::resource("/box-users/{id}/ws")
                         .route(web::get().to(routes::ws::ws))
-                        .default_service(web::to(routes::method_not_allowed)),
+                        .default_service(web::to(web_kit::method_not_allowed)),
                 )
                 .route("/healthz", web::get().to(routes::health::healthz))
                 .route("/readyz", web::get().to(routes::health::readyz))
-                .default_service(web::to(routes::not_found))
+                .default_service(web::to(web_kit::not_found))
         })
         .listen(listener)
         .context("listening")?

@@ -69,7 +69,7 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(keys: Arc<TestKeys>, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
-        realtime::telemetry::init("pretty");
+        web_kit::telemetry::init("pretty");
     }
     let mut s = settings(&keys);
     tweak(&mut s);
