@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde_json::json;
 
-use crate::common::{self, closed_loop, rate, Latency, Row, User};
+use crate::common::{self, closed_loop, rate, CpuWindow, Latency, Row, User};
 use crate::Common;
 
 /// Characters of ciphertext in each message: 1 KiB.
@@ -29,6 +29,7 @@ pub async fn post(c: &Common, clients: usize, baseline_tps: Option<f64>) -> anyh
         boxes.push(common::create_box(&http, &c.boxes_url, u, "Bench post").await?);
     }
     let work = Arc::new((users, boxes, msg_text(), http, c.boxes_url.clone()));
+    let cpu = c.boxes_cpu()?;
     let r = closed_loop(clients, c.warmup(), c.duration(), move |client, _| {
         let work = work.clone();
         async move {
@@ -64,7 +65,7 @@ pub async fn post(c: &Common, clients: usize, baseline_tps: Option<f64>) -> anyh
         ratio,
         target: target.into(),
         met: if r.errors > 0 { Some(false) } else { met },
-        notes: r.error_note(),
+        notes: [cpu_note(cpu)?, r.error_note()].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join("; "),
     }
     .emit(c.out.as_deref())
 }
@@ -90,6 +91,7 @@ pub async fn list(c: &Common, clients: usize) -> anyhow::Result<()> {
     }
 
     let work: Arc<(reqwest::Client, String, User)> = Arc::new((http, url, owner));
+    let cpu = c.boxes_cpu()?;
     let api = closed_loop(clients, c.warmup(), c.duration(), move |_, _| {
         let work = work.clone();
         async move {
@@ -104,6 +106,7 @@ pub async fn list(c: &Common, clients: usize) -> anyhow::Result<()> {
         }
     })
     .await?;
+    let boxes_cpu = cpu_note(cpu)?;
 
     let db = c.database_url.as_deref().context("--database-url is required for the list baseline")?;
     let box_uuid = uuid::Uuid::parse_str(&box_id).context("box id")?;
@@ -150,9 +153,16 @@ pub async fn list(c: &Common, clients: usize) -> anyhow::Result<()> {
         ratio,
         target: "≥ 0.6× baseline".into(),
         met: if api.errors > 0 || bare.errors > 0 { Some(false) } else { ratio.map(|x| x >= 0.6) },
-        notes: [api.error_note(), bare.error_note()].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join("; "),
+        notes: [boxes_cpu, api.error_note(), bare.error_note()].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join("; "),
     }
     .emit(c.out.as_deref())
+}
+
+/// `boxes at N% of one core` over the window, when boxes' pid is known.
+fn cpu_note(window: Option<CpuWindow>) -> anyhow::Result<String> {
+    let Some(w) = window else { return Ok(String::new()) };
+    let (used, wall) = w.stop()?;
+    Ok(format!("boxes at {:.0}% of one core", 100.0 * used.first().copied().unwrap_or(0.0) / wall.max(0.001)))
 }
 
 /// Reads pgbench's per-transaction logs (`--log --log-prefix`) and prints p50/p99/max.

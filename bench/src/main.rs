@@ -80,6 +80,11 @@ impl Common {
         common::Minter::from_files(&self.private_key, &self.public_key)
     }
 
+    /// Starts measuring boxes' CPU time, when its pid is known.
+    pub fn boxes_cpu(&self) -> anyhow::Result<Option<common::CpuWindow>> {
+        self.boxes_pid.map(|p| common::CpuWindow::start(&[common::Proc(p)])).transpose()
+    }
+
     /// The same settings as arguments, for worker processes.
     pub fn to_args(&self) -> Vec<String> {
         let mut a = vec![
