@@ -388,6 +388,7 @@ pub async fn fanout(c: &Common, n_users: usize, target_rate: f64, posters: usize
     let duration = c.duration();
     let expected = Arc::new(AtomicU64::new(0));
     let post_errors = Arc::new(AtomicU64::new(0));
+    let post_latency = Arc::new(Mutex::new(common::histogram()?));
     let start = tokio::time::Instant::now();
     let mut k = 0u64;
     let mut inflight = Vec::new();
@@ -396,10 +397,14 @@ pub async fn fanout(c: &Common, n_users: usize, target_rate: f64, posters: usize
         tokio::time::sleep_until(start + interval.mul_f64(k as f64)).await;
         k += 1;
         let fut = post(0, rng.gen());
-        let (expected, post_errors) = (expected.clone(), post_errors.clone());
+        let (expected, post_errors, post_latency) = (expected.clone(), post_errors.clone(), post_latency.clone());
         inflight.push(tokio::spawn(async move {
+            let t0 = Instant::now();
             match fut.await {
                 Ok(n) => {
+                    if let Ok(mut h) = post_latency.lock() {
+                        common::record(&mut h, t0.elapsed());
+                    }
                     expected.fetch_add(n, Ordering::Relaxed);
                 }
                 Err(e) => {
@@ -423,9 +428,14 @@ pub async fn fanout(c: &Common, n_users: usize, target_rate: f64, posters: usize
     let latency = arrivals.histograms[0].lock().map(|h| Latency::of(&h)).unwrap_or_default();
     let achieved = got as f64 / sent_for;
     let errors0 = post_errors.load(Ordering::Relaxed);
+    let answered = post_latency.lock().map(|h| Latency::of(&h)).unwrap_or_default();
     let mut notes = vec![format!(
-        "{n_users} users, {} boxes (mean {mean_size:.1} members), {k} posts in {sent_for:.1} s, {got}/{want} deliveries arrived",
-        boxes.len()
+        "{n_users} users, {} boxes (mean {mean_size:.1} members), {k} posts in {sent_for:.1} s, {got}/{want} deliveries arrived; \
+         POST answered in p50 {:.2} / p99 {:.2} / max {:.2} ms",
+        boxes.len(),
+        answered.p50_ms,
+        answered.p99_ms,
+        answered.max_ms
     )];
     if errors0 > 0 {
         notes.push(format!("{errors0} POSTs failed"));
