@@ -1,6 +1,12 @@
 //! Session-token checks of §3, in the order of §3.7: authentication (401, including revocation and
 //! unknown `sub`), ACR (403), CSRF for writes (403). Path identity (§3.5) is checked by handlers
 //! after they have validated the path, with [`Caller::require_self`].
+//!
+//! Most handlers call [`authenticate`]. The hot handlers (posting a message, listing events) take
+//! the steps one by one instead: [`verify`] (signature and claims), [`Pending::revocation`]
+//! (Redis), then [`Pending::finish`] with the answer of their own first statement to "is `sub` a
+//! known identity", so the identity lookup travels with their queries. [`Pending::precheck`]
+//! tells them beforehand whether ACR and CSRF will pass.
 
 use actix_web::http::Method;
 use actix_web::HttpRequest;
@@ -38,27 +44,24 @@ fn is_write(method: &Method) -> bool {
     matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
 }
 
-/// Authenticates a request; see the module header for the order.
-pub async fn authenticate(req: &HttpRequest, state: &AppState) -> ApiResult<Caller> {
-    let (claims, transport) = verify_token(req, state).await?;
+/// Steps 2 and 3 of §3.7: ACR, then CSRF for writes.
+fn check_acr_and_csrf(req: &HttpRequest, claims: &Claims, transport: Transport) -> ApiResult<()> {
     claims.require_acr(REQUIRED_ACR)?;
     let csrf = req.headers().get("X-CSRF-Token").and_then(|v| v.to_str().ok());
-    check_csrf(&claims, transport, is_write(req.method()), csrf)?;
-    Ok(Caller { claims, transport })
+    check_csrf(claims, transport, is_write(req.method()), csrf)?;
+    Ok(())
 }
 
-/// Optional authentication: an invalid or absent token makes the request anonymous (§3.7), and
-/// so does a token below the required ACR, which must not unlock more than no token does.
-pub async fn authenticate_optional(req: &HttpRequest, state: &AppState) -> ApiResult<Option<Caller>> {
-    match verify_token(req, state).await {
-        Ok((claims, _)) if claims.require_acr(REQUIRED_ACR).is_err() => Ok(None),
-        Ok((claims, transport)) => Ok(Some(Caller { claims, transport })),
-        Err(ApiError::Client(_)) => Ok(None),
-        Err(e) => Err(e),
-    }
+/// A token whose signature and claims are valid (§3.3 step 1); revocation and the identity are
+/// still to be checked.
+#[derive(Debug)]
+pub struct Pending {
+    claims: Claims,
+    transport: Transport,
 }
 
-async fn verify_token(req: &HttpRequest, state: &AppState) -> ApiResult<(Claims, Transport)> {
+/// §3.3 step 1: picks the token (§3.2) and verifies it. No I/O.
+pub fn verify(req: &HttpRequest, state: &AppState) -> ApiResult<Pending> {
     // A header that is present but not text still takes precedence over cookies, and is refused.
     let authorization = req.headers().get(actix_web::http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or_default());
     let cookie_token = req.cookie("accesstoken");
@@ -71,14 +74,74 @@ async fn verify_token(req: &HttpRequest, state: &AppState) -> ApiResult<(Claims,
     };
     let (token, transport) = pick_token(&presented)?;
     let claims = state.verifier.verify(token).map_err(|e| token_error(e, transport))?;
-    let mut redis = state.redis.clone();
-    let revoked: Option<String> = redis.get(revoked_sid_key(claims.sid)).await.map_err(|e| ApiError::Unavailable(e.into()))?;
-    if revoked.is_some() {
-        return Err(revoked_error(transport).into());
+    Ok(Pending { claims, transport })
+}
+
+impl Pending {
+    pub fn id(&self) -> IdentityId {
+        self.claims.sub
     }
+
+    /// §3.3 step 2: a revoked session is 401; Redis out of reach is 503 (fail closed).
+    pub async fn revocation(&self, state: &AppState) -> ApiResult<()> {
+        let mut redis = state.redis.clone();
+        let revoked: Option<String> =
+            redis.get(revoked_sid_key(self.claims.sid)).await.map_err(|e| ApiError::Unavailable(e.into()))?;
+        if revoked.is_some() {
+            return Err(revoked_error(self.transport).into());
+        }
+        Ok(())
+    }
+
+    /// The checks that follow authentication (ACR, then CSRF for writes), without the identity.
+    pub fn precheck(&self, req: &HttpRequest) -> ApiResult<()> {
+        check_acr_and_csrf(req, &self.claims, self.transport)
+    }
+
+    /// §3.3 step 3 with `known` (whether `sub` names an identity), then ACR and CSRF.
+    pub fn finish(self, req: &HttpRequest, known: bool) -> ApiResult<Caller> {
+        let caller = self.confirmed(known)?;
+        check_acr_and_csrf(req, &caller.claims, caller.transport)?;
+        Ok(caller)
+    }
+
+    fn confirmed(self, known: bool) -> ApiResult<Caller> {
+        if !known {
+            return Err(ErrorBody::unauthorized(self.transport.origin(), "unknown identity").with("sub", Detail::NotFound).into());
+        }
+        Ok(Caller { claims: self.claims, transport: self.transport })
+    }
+}
+
+/// Whether `id` names a known identity, on a connection of its own.
+pub async fn known_identity(state: &AppState, id: IdentityId) -> ApiResult<bool> {
     let client = state.db.get().await?;
-    if !store::identities::exists(&client, claims.sub).await? {
-        return Err(ErrorBody::unauthorized(transport.origin(), "unknown identity").with("sub", Detail::NotFound).into());
+    Ok(store::identities::exists(&client, id).await?)
+}
+
+/// Steps 2 and 3 of §3.3, run concurrently (Redis and PostgreSQL); their answers are then taken
+/// in the order of §3.3, so the outcome is the one of running them one after the other.
+async fn verify_and_confirm(req: &HttpRequest, state: &AppState) -> ApiResult<Caller> {
+    let pending = verify(req, state)?;
+    let (revocation, known) = futures_util::join!(pending.revocation(state), known_identity(state, pending.id()));
+    revocation?;
+    pending.confirmed(known?)
+}
+
+/// Authenticates a request; see the module header for the order.
+pub async fn authenticate(req: &HttpRequest, state: &AppState) -> ApiResult<Caller> {
+    let caller = verify_and_confirm(req, state).await?;
+    check_acr_and_csrf(req, &caller.claims, caller.transport)?;
+    Ok(caller)
+}
+
+/// Optional authentication: an invalid or absent token makes the request anonymous (§3.7), and
+/// so does a token below the required ACR, which must not unlock more than no token does.
+pub async fn authenticate_optional(req: &HttpRequest, state: &AppState) -> ApiResult<Option<Caller>> {
+    match verify_and_confirm(req, state).await {
+        Ok(caller) if caller.claims.require_acr(REQUIRED_ACR).is_err() => Ok(None),
+        Ok(caller) => Ok(Some(caller)),
+        Err(ApiError::Client(_)) => Ok(None),
+        Err(e) => Err(e),
     }
-    Ok((claims, transport))
 }

@@ -15,7 +15,7 @@ use domain::{BoxId, EventId, IdentityId, Timestamp};
 
 use crate::error::ApiResult;
 use crate::store::boxes::BoxRow;
-use crate::store::events::EventRow;
+use crate::store::events::{EventRow, FoldedRow};
 use crate::store::{self, GenericClient};
 
 /// What rendering a set of events needs besides the rows.
@@ -59,6 +59,12 @@ impl EventContext {
         Ok(EventContext { identities, edits, deletions })
     }
 
+    /// A context for events that fold nothing (a message that was just posted) and name only
+    /// these identities.
+    pub fn of_identities(records: impl IntoIterator<Item = IdentityRecord>) -> Self {
+        EventContext { identities: records.into_iter().map(|r| (r.id, r)).collect(), ..EventContext::default() }
+    }
+
     /// The event as one viewer sees it; identity views are transparent only for the admin.
     pub fn render(&self, e: &EventRow, transparent: bool) -> Event {
         let content = match e.kind {
@@ -87,6 +93,32 @@ impl EventContext {
 /// Renders a page of events for one viewer, folded (§6.5).
 pub async fn events_for<C: GenericClient>(c: &C, rows: &[EventRow], transparent: bool) -> ApiResult<Vec<Event>> {
     let ctx = EventContext::load(c, rows, true).await?;
+    Ok(rows.iter().map(|e| ctx.render(e, transparent)).collect())
+}
+
+/// Renders a page read with its folding data and identities ([`store::events::page_folded`]);
+/// the identities of kickers, which the page does not carry, are loaded when there are any.
+pub async fn folded_page_for<C: GenericClient>(c: &C, page: Vec<FoldedRow>, transparent: bool) -> ApiResult<Vec<Event>> {
+    let mut ctx = EventContext::default();
+    let mut rows = Vec::with_capacity(page.len());
+    for r in page {
+        for record in r.sender.into_iter().chain(r.deleter) {
+            ctx.identities.entry(record.id).or_insert(record);
+        }
+        if let Some(edit) = r.edit {
+            ctx.edits.insert(r.event.id, edit);
+        }
+        if let Some(deletion) = r.deletion {
+            ctx.deletions.insert(r.event.id, deletion);
+        }
+        rows.push(r.event);
+    }
+    let mut kickers: Vec<IdentityId> = rows.iter().filter_map(kicker_of).filter(|k| !ctx.identities.contains_key(k)).collect();
+    if !kickers.is_empty() {
+        kickers.sort_unstable();
+        kickers.dedup();
+        ctx.identities.extend(store::identities::get_many(c, &kickers).await?.into_iter().map(|r| (r.id, r)));
+    }
     Ok(rows.iter().map(|e| ctx.render(e, transparent)).collect())
 }
 

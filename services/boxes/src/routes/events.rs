@@ -9,15 +9,15 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use domain::boxes::AccessMode;
 use domain::crypto_action::CryptoActionType;
 use domain::event::{access_add_content, EventType, NewEvent, Restriction};
-use domain::input::path_id;
+use domain::input::{path_id, Page};
 use domain::keyshare::NewKeyShare;
 use domain::realtime::{types, Envelope, Notification};
 use domain::{BoxId, Detail, ErrorBody, ErrorCode, EventId, IdentityId, Origin};
 use serde_json::json;
 
 use super::boxes::{hash_conflict, page, total_count};
-use crate::auth::authenticate;
-use crate::error::ApiResult;
+use crate::auth::{self, authenticate};
+use crate::error::{ApiError, ApiResult};
 use crate::notify::Outbox;
 use crate::state::AppState;
 use crate::store::boxes::BoxRow;
@@ -81,16 +81,36 @@ async fn insert<C: GenericClient>(
 }
 
 /// `POST /boxes/{id}/events` (§7.7).
+///
+/// Messages (`msg.text`, `msg.file`), by far the most frequent, take a shorter path with the
+/// same outcome: the identity check of authentication, the box lock, the membership check, the
+/// insert and the member list travel to PostgreSQL as one pipelined transaction
+/// ([`store::events::post_message`]). Every other type goes through [`apply`].
 pub async fn post(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let caller = authenticate(&req, &state).await?;
-    let body = web_kit::body::json_body(&req, payload).await?;
-    let box_id: BoxId = path_id(&path, "id")?;
-    let new = NewEvent::parse(&body)?;
+    let pending = auth::verify(&req, &state)?;
+    pending.revocation(&state).await?;
+    let me = pending.id();
+    // Steps 2 to 4 of §3.7 need no database; their failures wait for the identity check (step 1).
+    let parsed = match pending.precheck(&req) {
+        Ok(()) => parse_post(&req, payload, &path).await,
+        Err(e) => Err(e),
+    };
+    let (box_id, new) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            pending.finish(&req, auth::known_identity(&state, me).await?)?;
+            return Err(e);
+        }
+    };
+    if matches!(new, NewEvent::MsgText { .. } | NewEvent::MsgFile { .. }) {
+        return post_message(&req, &state, pending, box_id, &new).await;
+    }
+    let caller = pending.finish(&req, auth::known_identity(&state, me).await?)?;
     let me = caller.id();
 
     let mut client = state.db.get().await?;
@@ -119,6 +139,48 @@ pub async fn post(
         outbox.publish(*to, &Envelope::new(types::NOTIFICATION, n));
     }
     let response = ctx.render(&effects.posted, bx.is_admin(me));
+    outbox.send(&state.redis).await;
+    Ok(HttpResponse::Created().json(response))
+}
+
+/// Step 4 of §3.7 for a posted event: the body, the path, the event.
+async fn parse_post(req: &HttpRequest, payload: web::Payload, path: &str) -> ApiResult<(BoxId, NewEvent)> {
+    let body = web_kit::body::json_body(req, payload).await?;
+    let box_id: BoxId = path_id(path, "id")?;
+    let new = NewEvent::parse(&body)?;
+    Ok((box_id, new))
+}
+
+/// A `msg.text` or `msg.file` (§6.3: the sender must be a member; an unknown box is
+/// `not_member` too), with the effects of §6.4: `event.new` to the members and the sender, unread
+/// counters +1 for the members other than the sender that did not mute the box.
+async fn post_message(
+    req: &HttpRequest,
+    state: &AppState,
+    pending: auth::Pending,
+    box_id: BoxId,
+    new: &NewEvent,
+) -> ApiResult<HttpResponse> {
+    let me = pending.id();
+    let content = new.stored_content();
+    let client = state.db.get().await?;
+    let posted = store::events::post_message(&client, box_id, me, new.kind(), content.as_ref()).await?;
+    drop(client);
+    pending.finish(req, posted.sender.is_some())?;
+    let (Some(bx), Some(event), Some(sender)) = (posted.bx, posted.event, posted.sender) else {
+        return Err(ErrorBody::box_rule("not_member").into());
+    };
+    tracing::info!(box_id = %box_id, event_id = %event.id, kind = new.kind().as_str(), "event posted");
+
+    let ctx = EventContext::of_identities([sender]);
+    let mut outbox = Outbox::new();
+    let mut recipients: Vec<IdentityId> = posted.members.iter().map(|(m, _)| *m).collect();
+    recipients.push(me);
+    views::announce(&mut outbox, &ctx, &event, bx.creator_id, &recipients);
+    for (m, _) in posted.members.iter().filter(|(m, muted)| *m != me && !muted) {
+        outbox.increment(*m, box_id);
+    }
+    let response = ctx.render(&event, bx.is_admin(me));
     outbox.send(&state.redis).await;
     Ok(HttpResponse::Created().json(response))
 }
@@ -319,15 +381,47 @@ async fn member_box<C: GenericClient>(c: &C, box_id: BoxId, me: IdentityId) -> A
 }
 
 /// `GET /boxes/{id}/events` (§7.8): visible events, newest first, folded.
+///
+/// The revocation check (Redis) and one pipelined round trip to PostgreSQL
+/// ([`store::events::page_folded`]: identity, box and membership, the folded page) run
+/// concurrently; their answers are then taken in the order of §3.7.
 pub async fn list(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let caller = authenticate(&req, &state).await?;
-    let box_id: BoxId = path_id(&path, "id")?;
-    let page = page(&req, EVENTS_DEFAULT, EVENTS_MAX)?;
-    let client = state.db.get().await?;
-    let bx = member_box(&client, box_id, caller.id()).await?;
-    let rows = store::events::list_visible(&client, box_id, page).await?;
-    let events = views::events_for(&client, &rows, bx.is_admin(caller.id())).await?;
+    let pending = auth::verify(&req, &state)?;
+    let me = pending.id();
+    let parsed = match pending.precheck(&req) {
+        Ok(()) => parse_list(&req, &path),
+        Err(e) => Err(e),
+    };
+    let (box_id, page) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            let (revocation, known) = futures_util::join!(pending.revocation(&state), auth::known_identity(&state, me));
+            revocation?;
+            pending.finish(&req, known?)?;
+            return Err(e);
+        }
+    };
+    let read = async {
+        let client = state.db.get().await?;
+        let read = store::events::page_folded(&client, box_id, me, page).await?;
+        Ok::<_, ApiError>((client, read))
+    };
+    let (revocation, read) = futures_util::join!(pending.revocation(&state), read);
+    revocation?;
+    let (client, read) = read?;
+    pending.finish(&req, read.reader_known)?;
+    let bx = match read.bx {
+        Some((bx, true)) => bx,
+        _ => return Err(ErrorBody::box_rule("not_member").into()),
+    };
+    let events = views::folded_page_for(&client, read.rows, bx.is_admin(me)).await?;
     Ok(HttpResponse::Ok().json(events))
+}
+
+/// Step 4 of §3.7 for a listing: the path, then the page.
+fn parse_list(req: &HttpRequest, path: &str) -> ApiResult<(BoxId, Page)> {
+    let box_id: BoxId = path_id(path, "id")?;
+    Ok((box_id, page(req, EVENTS_DEFAULT, EVENTS_MAX)?))
 }
 
 /// `HEAD /boxes/{id}/events` (§7.8).

@@ -12,9 +12,9 @@ use domain::input::Page;
 use domain::{BoxId, EventId, IdentityId, Timestamp};
 use tokio_postgres::Row;
 
-use super::GenericClient;
+use super::{sql, GenericClient};
 
-const COLUMNS: &str = "id, creator_id, title, public_key, access_mode, created_at, last_event_at, last_visible_at";
+const COLUMNS: &str = box_columns!();
 
 /// A box as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +35,7 @@ impl BoxRow {
     }
 }
 
-fn box_row(row: &Row) -> BoxRow {
+pub(super) fn box_row(row: &Row) -> BoxRow {
     let mode: String = row.get("access_mode");
     BoxRow {
         id: BoxId::from(row.get::<_, uuid::Uuid>("id")),
@@ -59,8 +59,7 @@ pub async fn insert<C: GenericClient>(
     title: &str,
     public_key: &str,
 ) -> Result<BoxRow, tokio_postgres::Error> {
-    let row = c
-        .query_one(
+    let row = sql::query_one(c, 
             &format!(
                 "INSERT INTO boxes.boxes (id, creator_id, title, public_key, access_mode, created_at, last_event_at, last_visible_at)
                  VALUES ($1, $2, $3, $4, 'limited', clock_timestamp(), clock_timestamp(), clock_timestamp())
@@ -69,7 +68,7 @@ pub async fn insert<C: GenericClient>(
             &[id.as_uuid(), creator.as_uuid(), &title, &public_key],
         )
         .await?;
-    c.execute(
+    sql::execute(c, 
         "INSERT INTO boxes.members (box_id, identity_id, join_event_id, joined_seq) VALUES ($1, $2, NULL, 1)",
         &[id.as_uuid(), creator.as_uuid()],
     )
@@ -78,42 +77,40 @@ pub async fn insert<C: GenericClient>(
 }
 
 pub async fn get<C: GenericClient>(c: &C, id: BoxId) -> Result<Option<BoxRow>, tokio_postgres::Error> {
-    let row = c.query_opt(&format!("SELECT {COLUMNS} FROM boxes.boxes WHERE id = $1"), &[id.as_uuid()]).await?;
+    let row = sql::query_opt(c, &format!("SELECT {COLUMNS} FROM boxes.boxes WHERE id = $1"), &[id.as_uuid()]).await?;
     Ok(row.as_ref().map(box_row))
 }
 
 /// Reads the box and locks its row until the transaction ends: every write to a box's events
 /// and members goes through this lock, which gives the per-box total order of §13.1.
 pub async fn lock<C: GenericClient>(c: &C, id: BoxId) -> Result<Option<BoxRow>, tokio_postgres::Error> {
-    let row = c.query_opt(&format!("SELECT {COLUMNS} FROM boxes.boxes WHERE id = $1 FOR UPDATE"), &[id.as_uuid()]).await?;
+    let row = sql::query_opt(c, &format!("SELECT {COLUMNS} FROM boxes.boxes WHERE id = $1 FOR UPDATE"), &[id.as_uuid()]).await?;
     Ok(row.as_ref().map(box_row))
 }
 
 pub async fn set_access_mode<C: GenericClient>(c: &C, id: BoxId, mode: AccessMode) -> Result<(), tokio_postgres::Error> {
-    c.execute("UPDATE boxes.boxes SET access_mode = $2 WHERE id = $1", &[id.as_uuid(), &mode.as_str()]).await?;
+    sql::execute(c, "UPDATE boxes.boxes SET access_mode = $2 WHERE id = $1", &[id.as_uuid(), &mode.as_str()]).await?;
     Ok(())
 }
 
 /// Removes the box; events, members, key shares, settings and crypto actions of the box go
 /// with it (foreign keys with `ON DELETE CASCADE`).
 pub async fn delete<C: GenericClient>(c: &C, id: BoxId) -> Result<bool, tokio_postgres::Error> {
-    c.execute("DELETE FROM boxes.crypto_actions WHERE box_id = $1", &[id.as_uuid()]).await?;
-    Ok(c.execute("DELETE FROM boxes.boxes WHERE id = $1", &[id.as_uuid()]).await? > 0)
+    sql::execute(c, "DELETE FROM boxes.crypto_actions WHERE box_id = $1", &[id.as_uuid()]).await?;
+    Ok(sql::execute(c, "DELETE FROM boxes.boxes WHERE id = $1", &[id.as_uuid()]).await? > 0)
 }
 
 // ---- members ----
 
 pub async fn is_member<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId) -> Result<bool, tokio_postgres::Error> {
-    let row = c
-        .query_opt("SELECT 1 FROM boxes.members WHERE box_id = $1 AND identity_id = $2", &[box_id.as_uuid(), who.as_uuid()])
+    let row = sql::query_opt(c, "SELECT 1 FROM boxes.members WHERE box_id = $1 AND identity_id = $2", &[box_id.as_uuid(), who.as_uuid()])
         .await?;
     Ok(row.is_some())
 }
 
 /// The current members: the admin first (it joined with the `create` event), then by join order.
 pub async fn member_ids<C: GenericClient>(c: &C, box_id: BoxId) -> Result<Vec<IdentityId>, tokio_postgres::Error> {
-    let rows = c
-        .query(
+    let rows = sql::query(c, 
             "SELECT m.identity_id FROM boxes.members m JOIN boxes.boxes b ON b.id = m.box_id
              WHERE m.box_id = $1 ORDER BY (m.identity_id = b.creator_id) DESC, m.joined_seq, m.identity_id",
             &[box_id.as_uuid()],
@@ -136,8 +133,7 @@ fn joined(row: &Row) -> Option<Joined> {
 
 /// The join of `who`, if it is a member that joined (the admin has none).
 pub async fn join_of<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId) -> Result<Option<Joined>, tokio_postgres::Error> {
-    let row = c
-        .query_opt(
+    let row = sql::query_opt(c, 
             "SELECT identity_id, join_event_id FROM boxes.members WHERE box_id = $1 AND identity_id = $2",
             &[box_id.as_uuid(), who.as_uuid()],
         )
@@ -152,7 +148,7 @@ pub async fn add_member<C: GenericClient>(
     join_event_id: EventId,
     joined_seq: i64,
 ) -> Result<(), tokio_postgres::Error> {
-    c.execute(
+    sql::execute(c, 
         "INSERT INTO boxes.members (box_id, identity_id, join_event_id, joined_seq) VALUES ($1, $2, $3, $4)",
         &[box_id.as_uuid(), who.as_uuid(), join_event_id.as_uuid(), &joined_seq],
     )
@@ -161,14 +157,13 @@ pub async fn add_member<C: GenericClient>(
 }
 
 pub async fn remove_member<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId) -> Result<(), tokio_postgres::Error> {
-    c.execute("DELETE FROM boxes.members WHERE box_id = $1 AND identity_id = $2", &[box_id.as_uuid(), who.as_uuid()]).await?;
+    sql::execute(c, "DELETE FROM boxes.members WHERE box_id = $1 AND identity_id = $2", &[box_id.as_uuid(), who.as_uuid()]).await?;
     Ok(())
 }
 
 /// Non-admin members that no active `identity_id` rule names any more (§6.1 "legitimate").
 pub async fn illegitimate_members<C: GenericClient>(c: &C, box_id: BoxId) -> Result<Vec<Joined>, tokio_postgres::Error> {
-    let rows = c
-        .query(
+    let rows = sql::query(c, 
             "SELECT m.identity_id, m.join_event_id FROM boxes.members m JOIN boxes.boxes b ON b.id = m.box_id
              WHERE m.box_id = $1 AND m.identity_id <> b.creator_id
                AND NOT EXISTS (
@@ -189,8 +184,7 @@ pub async fn illegitimate_members<C: GenericClient>(c: &C, box_id: BoxId) -> Res
 
 /// Whether an active `identity_id` rule names `who`.
 pub async fn has_identity_rule<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId) -> Result<bool, tokio_postgres::Error> {
-    let row = c
-        .query_opt(
+    let row = sql::query_opt(c, 
             "SELECT 1 FROM boxes.events a
              WHERE a.box_id = $1 AND a.type = 'access.add'
                AND a.content->>'restriction_type' = 'identity_id' AND a.content->>'value' = $2
@@ -215,8 +209,7 @@ pub async fn can_join<C: GenericClient>(c: &C, b: &BoxRow, who: IdentityId) -> R
 
 /// Boxes where `who` is a member, the one with the newest visible event first.
 pub async fn joined_by<C: GenericClient>(c: &C, who: IdentityId, page: Page) -> Result<Vec<BoxRow>, tokio_postgres::Error> {
-    let rows = c
-        .query(
+    let rows = sql::query(c, 
             "SELECT b.id, b.creator_id, b.title, b.public_key, b.access_mode, b.created_at, b.last_event_at, b.last_visible_at
              FROM boxes.members m JOIN boxes.boxes b ON b.id = m.box_id
              WHERE m.identity_id = $1
@@ -229,7 +222,7 @@ pub async fn joined_by<C: GenericClient>(c: &C, who: IdentityId, page: Page) -> 
 }
 
 pub async fn count_joined<C: GenericClient>(c: &C, who: IdentityId) -> Result<i64, tokio_postgres::Error> {
-    let row = c.query_one("SELECT count(*) AS n FROM boxes.members WHERE identity_id = $1", &[who.as_uuid()]).await?;
+    let row = sql::query_one(c, "SELECT count(*) AS n FROM boxes.members WHERE identity_id = $1", &[who.as_uuid()]).await?;
     Ok(row.get("n"))
 }
 
@@ -240,8 +233,7 @@ pub async fn settings_for<C: GenericClient>(
     boxes: &[BoxId],
 ) -> Result<HashMap<BoxId, BoxSetting>, tokio_postgres::Error> {
     let ids: Vec<uuid::Uuid> = boxes.iter().map(|b| b.into_uuid()).collect();
-    let rows = c
-        .query(
+    let rows = sql::query(c, 
             "SELECT box_id, muted FROM boxes.box_settings WHERE identity_id = $1 AND box_id = ANY($2)",
             &[who.as_uuid(), &ids],
         )

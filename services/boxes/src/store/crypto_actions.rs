@@ -4,7 +4,7 @@ use domain::crypto_action::{CryptoAction, CryptoActionType, LIST_CAP};
 use domain::{BoxId, CryptoActionId, IdentityId, Timestamp};
 use tokio_postgres::Row;
 
-use super::GenericClient;
+use super::{sql, GenericClient};
 
 const COLUMNS: &str = "id, type, box_id, encryption_public_key, encrypted, created_at";
 
@@ -31,8 +31,7 @@ pub struct NewCryptoAction<'a> {
 }
 
 pub async fn insert<C: GenericClient>(c: &C, a: &NewCryptoAction<'_>) -> Result<CryptoAction, tokio_postgres::Error> {
-    let row = c
-        .query_one(
+    let row = sql::query_one(c, 
             &format!(
                 "INSERT INTO boxes.crypto_actions (id, identity_id, type, box_id, sender_id, encryption_public_key, encrypted)
                  VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
@@ -53,8 +52,7 @@ pub async fn insert<C: GenericClient>(c: &C, a: &NewCryptoAction<'_>) -> Result<
 
 /// Oldest first, at most [`LIST_CAP`].
 pub async fn list<C: GenericClient>(c: &C, identity: IdentityId) -> Result<Vec<CryptoAction>, tokio_postgres::Error> {
-    let rows = c
-        .query(
+    let rows = sql::query(c, 
             &format!("SELECT {COLUMNS} FROM boxes.crypto_actions WHERE identity_id = $1 ORDER BY created_at, id LIMIT $2"),
             &[identity.as_uuid(), &LIST_CAP],
         )
@@ -67,8 +65,7 @@ pub async fn get<C: GenericClient>(
     identity: IdentityId,
     id: CryptoActionId,
 ) -> Result<Option<CryptoAction>, tokio_postgres::Error> {
-    let row = c
-        .query_opt(
+    let row = sql::query_opt(c, 
             &format!("SELECT {COLUMNS} FROM boxes.crypto_actions WHERE id = $1 AND identity_id = $2"),
             &[id.as_uuid(), identity.as_uuid()],
         )
@@ -78,8 +75,7 @@ pub async fn get<C: GenericClient>(
 
 /// `true` when an action of this identity was deleted.
 pub async fn delete<C: GenericClient>(c: &C, identity: IdentityId, id: CryptoActionId) -> Result<bool, tokio_postgres::Error> {
-    let n = c
-        .execute("DELETE FROM boxes.crypto_actions WHERE id = $1 AND identity_id = $2", &[id.as_uuid(), identity.as_uuid()])
+    let n = sql::execute(c, "DELETE FROM boxes.crypto_actions WHERE id = $1 AND identity_id = $2", &[id.as_uuid(), identity.as_uuid()])
         .await?;
     Ok(n > 0)
 }

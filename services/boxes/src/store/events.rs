@@ -7,15 +7,17 @@
 use std::collections::HashMap;
 
 use domain::event::{EditState, EventType};
+use domain::identity::IdentityRecord;
 use domain::input::Page;
 use domain::{BoxId, EventId, IdentityId, Timestamp};
 use serde_json::Value;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use super::boxes::visible_types;
-use super::GenericClient;
+use super::boxes::{visible_types, BoxRow};
+use super::{boxes, identities, sql, GenericClient};
 
-const COLUMNS: &str = "id, box_id, seq, type, sender_id, content, referrer_id, created_at";
+const COLUMNS: &str = event_columns!();
 
 /// An event as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,8 +62,7 @@ pub struct NewEventRow<'a> {
 pub async fn insert<C: GenericClient>(c: &C, e: &NewEventRow<'_>) -> Result<EventRow, tokio_postgres::Error> {
     let id = EventId::new_v4();
     let visible = e.kind.is_visible();
-    let row = c
-        .query_one(
+    let row = sql::query_one(c, 
             &format!(
                 "WITH t AS (
                      SELECT greatest(clock_timestamp(), last_event_at) AS at FROM boxes.boxes WHERE id = $2 FOR UPDATE
@@ -91,23 +92,21 @@ pub async fn insert<C: GenericClient>(c: &C, e: &NewEventRow<'_>) -> Result<Even
 
 /// An event of this box, whatever its type.
 pub async fn get_in_box<C: GenericClient>(c: &C, box_id: BoxId, id: EventId) -> Result<Option<EventRow>, tokio_postgres::Error> {
-    let row = c
-        .query_opt(&format!("SELECT {COLUMNS} FROM boxes.events WHERE id = $1 AND box_id = $2"), &[id.as_uuid(), box_id.as_uuid()])
+    let row = sql::query_opt(c, &format!("SELECT {COLUMNS} FROM boxes.events WHERE id = $1 AND box_id = $2"), &[id.as_uuid(), box_id.as_uuid()])
         .await?;
     Ok(row.as_ref().map(event_row))
 }
 
 /// Whether a `msg.delete` refers to this message.
 pub async fn is_deleted<C: GenericClient>(c: &C, message: EventId) -> Result<bool, tokio_postgres::Error> {
-    let row = c
-        .query_opt("SELECT 1 FROM boxes.events WHERE referrer_id = $1 AND type = 'msg.delete' LIMIT 1", &[message.as_uuid()])
+    let row = sql::query_opt(c, "SELECT 1 FROM boxes.events WHERE referrer_id = $1 AND type = 'msg.delete' LIMIT 1", &[message.as_uuid()])
         .await?;
     Ok(row.is_some())
 }
 
 /// Wipes the ciphertext of a deleted message and of its edits (§6.5 SHOULD).
 pub async fn wipe_message<C: GenericClient>(c: &C, message: EventId) -> Result<(), tokio_postgres::Error> {
-    c.execute(
+    sql::execute(c, 
         "UPDATE boxes.events SET content = NULL
          WHERE id = $1 OR (referrer_id = $1 AND type = 'msg.edit')",
         &[message.as_uuid()],
@@ -118,8 +117,7 @@ pub async fn wipe_message<C: GenericClient>(c: &C, message: EventId) -> Result<(
 
 /// Whether `id` is an `access.add` of this box that no `access.rm` refers to.
 pub async fn is_active_access<C: GenericClient>(c: &C, box_id: BoxId, id: EventId) -> Result<bool, tokio_postgres::Error> {
-    let row = c
-        .query_opt(
+    let row = sql::query_opt(c, 
             "SELECT 1 FROM boxes.events a
              WHERE a.id = $1 AND a.box_id = $2 AND a.type = 'access.add'
                AND NOT EXISTS (SELECT 1 FROM boxes.events r
@@ -132,8 +130,7 @@ pub async fn is_active_access<C: GenericClient>(c: &C, box_id: BoxId, id: EventI
 
 /// The active access rules of the box, oldest first.
 pub async fn active_accesses<C: GenericClient>(c: &C, box_id: BoxId) -> Result<Vec<EventRow>, tokio_postgres::Error> {
-    let rows = c
-        .query(
+    let rows = sql::query(c, 
             &format!(
                 "SELECT {COLUMNS} FROM boxes.events a
                  WHERE a.box_id = $1 AND a.type = 'access.add'
@@ -149,8 +146,7 @@ pub async fn active_accesses<C: GenericClient>(c: &C, box_id: BoxId) -> Result<V
 
 /// Visible events of the box, newest first.
 pub async fn list_visible<C: GenericClient>(c: &C, box_id: BoxId, page: Page) -> Result<Vec<EventRow>, tokio_postgres::Error> {
-    let rows = c
-        .query(
+    let rows = sql::query(c, 
             &format!(
                 "SELECT {COLUMNS} FROM boxes.events WHERE box_id = $1 AND type = ANY($2)
                  ORDER BY seq DESC OFFSET $3 LIMIT $4"
@@ -162,8 +158,7 @@ pub async fn list_visible<C: GenericClient>(c: &C, box_id: BoxId, page: Page) ->
 }
 
 pub async fn count_visible<C: GenericClient>(c: &C, box_id: BoxId) -> Result<i64, tokio_postgres::Error> {
-    let row = c
-        .query_one("SELECT count(*) AS n FROM boxes.events WHERE box_id = $1 AND type = ANY($2)", &[box_id.as_uuid(), &visible_types()])
+    let row = sql::query_one(c, "SELECT count(*) AS n FROM boxes.events WHERE box_id = $1 AND type = ANY($2)", &[box_id.as_uuid(), &visible_types()])
         .await?;
     Ok(row.get("n"))
 }
@@ -171,8 +166,7 @@ pub async fn count_visible<C: GenericClient>(c: &C, box_id: BoxId) -> Result<i64
 /// The newest visible event of each of `boxes` (one query for the whole list).
 pub async fn last_visible<C: GenericClient>(c: &C, boxes: &[BoxId]) -> Result<HashMap<BoxId, EventRow>, tokio_postgres::Error> {
     let ids: Vec<uuid::Uuid> = boxes.iter().map(|b| b.into_uuid()).collect();
-    let rows = c
-        .query(
+    let rows = sql::query(c, 
             &format!(
                 "SELECT DISTINCT ON (box_id) {COLUMNS} FROM boxes.events
                  WHERE box_id = ANY($1) AND type = ANY($2)
@@ -190,8 +184,7 @@ pub async fn latest_edits<C: GenericClient>(c: &C, messages: &[EventId]) -> Resu
         return Ok(HashMap::new());
     }
     let ids: Vec<uuid::Uuid> = messages.iter().map(|m| m.into_uuid()).collect();
-    let rows = c
-        .query(
+    let rows = sql::query(c, 
             "SELECT DISTINCT ON (referrer_id) referrer_id, content, created_at FROM boxes.events
              WHERE referrer_id = ANY($1) AND type = 'msg.edit'
              ORDER BY referrer_id, seq DESC",
@@ -219,8 +212,7 @@ pub async fn deletions<C: GenericClient>(
         return Ok(HashMap::new());
     }
     let ids: Vec<uuid::Uuid> = messages.iter().map(|m| m.into_uuid()).collect();
-    let rows = c
-        .query(
+    let rows = sql::query(c, 
             "SELECT DISTINCT ON (referrer_id) referrer_id, sender_id, created_at FROM boxes.events
              WHERE referrer_id = ANY($1) AND type = 'msg.delete'
              ORDER BY referrer_id, seq",
@@ -236,4 +228,190 @@ pub async fn deletions<C: GenericClient>(
             )
         })
         .collect())
+}
+
+// ---- the hot paths: one round trip each ----
+
+/// What [`post_message`] found and did.
+#[derive(Debug)]
+pub struct PostedMessage {
+    /// The sender's identity; `None` when `sub` names no identity (§3.3 step 3).
+    pub sender: Option<IdentityRecord>,
+    /// The box, `None` when it does not exist.
+    pub bx: Option<BoxRow>,
+    /// The inserted event, `None` when the sender is not a member (or the box does not exist).
+    pub event: Option<EventRow>,
+    /// The members after the insert, the admin first, each with whether it muted the box.
+    pub members: Vec<(IdentityId, bool)>,
+}
+
+const POST_IDENTITY: &str = concat!("SELECT ", identity_columns!(), " FROM boxes.identities WHERE id = $1");
+const POST_LOCK: &str = concat!("SELECT ", box_columns!(), " FROM boxes.boxes WHERE id = $1 FOR UPDATE");
+/// [`insert`] for a sender that must be a member: the membership is read after the box lock
+/// was taken (by the previous statement of the transaction), so it is current.
+const POST_INSERT: &str = concat!(
+    "WITH t AS (
+         SELECT greatest(clock_timestamp(), last_event_at) AS at FROM boxes.boxes
+         WHERE id = $2 AND EXISTS (SELECT 1 FROM boxes.members WHERE box_id = $2 AND identity_id = $4)
+         FOR UPDATE
+     ), b AS (
+         UPDATE boxes.boxes SET last_seq = last_seq + 1, last_event_at = t.at,
+             last_visible_at = CASE WHEN $6 THEN t.at ELSE last_visible_at END
+         FROM t WHERE id = $2
+         RETURNING last_seq, last_event_at
+     )
+     INSERT INTO boxes.events (id, box_id, seq, type, sender_id, content, referrer_id, created_at)
+     SELECT $1, $2, b.last_seq, $3, $4, $5, NULL, b.last_event_at FROM b
+     RETURNING ",
+    event_columns!()
+);
+/// `boxes::member_ids` and `settings::muted_among` in one statement.
+const POST_MEMBERS: &str = "SELECT m.identity_id, COALESCE(s.muted, false) AS muted
+     FROM boxes.members m JOIN boxes.boxes b ON b.id = m.box_id
+     LEFT JOIN boxes.box_settings s ON s.box_id = m.box_id AND s.identity_id = m.identity_id
+     WHERE m.box_id = $1 ORDER BY (m.identity_id = b.creator_id) DESC, m.joined_seq, m.identity_id";
+
+/// Posts a message (`msg.text`, `msg.file`: no referrer, the sender must be a member) in one
+/// transaction sent as a single pipeline: `BEGIN`, the sender's identity, the box lock, the
+/// insert (only if the sender is a member once the lock is held), the members with their muted
+/// flag, `COMMIT`. When the sender is unknown or not a member nothing is inserted and the commit
+/// only releases the lock. If a statement fails, the ones after it fail too and `COMMIT` rolls
+/// the transaction back.
+pub async fn post_message<C: GenericClient>(
+    c: &C,
+    box_id: BoxId,
+    sender: IdentityId,
+    kind: EventType,
+    content: Option<&Value>,
+) -> Result<PostedMessage, tokio_postgres::Error> {
+    let (identity, lock, insert, members) = futures_util::try_join!(
+        c.prepare_cached(POST_IDENTITY),
+        c.prepare_cached(POST_LOCK),
+        c.prepare_cached(POST_INSERT),
+        c.prepare_cached(POST_MEMBERS),
+    )?;
+    let id = EventId::new_v4();
+    let visible = kind.is_visible();
+    let kind = kind.as_str();
+    let sender_params: [&(dyn ToSql + Sync); 1] = [sender.as_uuid()];
+    let box_params: [&(dyn ToSql + Sync); 1] = [box_id.as_uuid()];
+    let insert_params: [&(dyn ToSql + Sync); 6] = [id.as_uuid(), box_id.as_uuid(), &kind, sender.as_uuid(), &content, &visible];
+    // Every request is queued on the connection when the futures are first polled, in this
+    // order, so the whole transaction leaves in one write even if this future is dropped.
+    let (_, sender_row, box_row, event_row_, member_rows, _) = futures_util::try_join!(
+        c.batch_execute("BEGIN"),
+        c.query_opt(&identity, &sender_params),
+        c.query_opt(&lock, &box_params),
+        c.query_opt(&insert, &insert_params),
+        c.query(&members, &box_params),
+        c.batch_execute("COMMIT"),
+    )?;
+    Ok(PostedMessage {
+        sender: sender_row.as_ref().map(identities::record),
+        bx: box_row.as_ref().map(boxes::box_row),
+        event: event_row_.as_ref().map(event_row),
+        members: member_rows
+            .iter()
+            .map(|r| (IdentityId::from(r.get::<_, uuid::Uuid>("identity_id")), r.get::<_, bool>("muted")))
+            .collect(),
+    })
+}
+
+/// A visible event of a page with what folding it needs (§6.5) and the identities it names.
+#[derive(Debug)]
+pub struct FoldedRow {
+    pub event: EventRow,
+    /// The latest edit of a message.
+    pub edit: Option<EditState>,
+    /// The first deletion of a message: when and by whom.
+    pub deletion: Option<(Timestamp, IdentityId)>,
+    pub sender: Option<IdentityRecord>,
+    pub deleter: Option<IdentityRecord>,
+}
+
+/// What [`page_folded`] read.
+#[derive(Debug)]
+pub struct FoldedPage {
+    /// Whether the reader names an identity (§3.3 step 3).
+    pub reader_known: bool,
+    /// The box, and whether the reader is a member; `None` when the box does not exist.
+    pub bx: Option<(BoxRow, bool)>,
+    /// The page, newest first; empty when the reader is not a member.
+    pub rows: Vec<FoldedRow>,
+}
+
+const PAGE_READER: &str = "SELECT 1 FROM boxes.identities WHERE id = $1";
+const PAGE_BOX: &str = concat!(
+    "SELECT ",
+    box_columns!(),
+    ", EXISTS (SELECT 1 FROM boxes.members m WHERE m.box_id = $1 AND m.identity_id = $2) AS is_member
+     FROM boxes.boxes WHERE id = $1"
+);
+/// [`list_visible`] (for members only), each row with the latest edit and the first deletion of
+/// a message ([`latest_edits`], [`deletions`]) and the sender's and deleter's identities.
+const PAGE_ROWS: &str = concat!(
+    "SELECT e.id, e.box_id, e.seq, e.type, e.sender_id, e.content, e.referrer_id, e.created_at,
+            ed.content, ed.created_at, dl.sender_id, dl.created_at,
+            s.id, s.display_name, s.identifier_value, s.identifier_kind, s.pubkey, s.non_identified_pubkey, s.created_at,
+            d.id, d.display_name, d.identifier_value, d.identifier_kind, d.pubkey, d.non_identified_pubkey, d.created_at
+     FROM (SELECT ",
+    event_columns!(),
+    " FROM boxes.events
+           WHERE box_id = $1 AND type = ANY($2)
+             AND EXISTS (SELECT 1 FROM boxes.members WHERE box_id = $1 AND identity_id = $5)
+           ORDER BY seq DESC OFFSET $3 LIMIT $4) e
+     LEFT JOIN LATERAL (SELECT x.content, x.created_at FROM boxes.events x
+                        WHERE e.type IN ('msg.text', 'msg.file') AND x.referrer_id = e.id AND x.type = 'msg.edit'
+                        ORDER BY x.seq DESC LIMIT 1) ed ON true
+     LEFT JOIN LATERAL (SELECT x.sender_id, x.created_at FROM boxes.events x
+                        WHERE e.type IN ('msg.text', 'msg.file') AND x.referrer_id = e.id AND x.type = 'msg.delete'
+                        ORDER BY x.seq LIMIT 1) dl ON true
+     LEFT JOIN boxes.identities s ON s.id = e.sender_id
+     LEFT JOIN boxes.identities d ON d.id = dl.sender_id
+     ORDER BY e.seq DESC"
+);
+
+fn folded_row(row: &Row) -> FoldedRow {
+    let edit = row.get::<_, Option<chrono::DateTime<chrono::Utc>>>(9).map(|at| {
+        let content: Option<Value> = row.get(8);
+        let field = |k: &str| content.as_ref().and_then(|c| c.get(k)).cloned().unwrap_or(Value::Null);
+        EditState { new_encrypted: field("new_encrypted"), new_public_key: field("new_public_key"), at: Timestamp(at) }
+    });
+    let deletion = row
+        .get::<_, Option<chrono::DateTime<chrono::Utc>>>(11)
+        .zip(row.get::<_, Option<uuid::Uuid>>(10))
+        .map(|(at, by)| (Timestamp(at), IdentityId::from(by)));
+    FoldedRow {
+        event: event_row(row),
+        edit,
+        deletion,
+        sender: identities::record_at(row, 12),
+        deleter: identities::record_at(row, 19),
+    }
+}
+
+/// `GET /boxes/{id}/events` in one round trip: whether the reader is known, the box and the
+/// reader's membership, and the folded page (three statements, pipelined).
+pub async fn page_folded<C: GenericClient>(
+    c: &C,
+    box_id: BoxId,
+    reader: IdentityId,
+    page: Page,
+) -> Result<FoldedPage, tokio_postgres::Error> {
+    let (known, bx, rows) =
+        futures_util::try_join!(c.prepare_cached(PAGE_READER), c.prepare_cached(PAGE_BOX), c.prepare_cached(PAGE_ROWS))?;
+    let types = visible_types();
+    let reader_params: [&(dyn ToSql + Sync); 1] = [reader.as_uuid()];
+    let box_params: [&(dyn ToSql + Sync); 2] = [box_id.as_uuid(), reader.as_uuid()];
+    let rows_params: [&(dyn ToSql + Sync); 5] = [box_id.as_uuid(), &types, &page.offset, &page.limit, reader.as_uuid()];
+    let (known, bx, rows) = futures_util::try_join!(
+        c.query_opt(&known, &reader_params),
+        c.query_opt(&bx, &box_params),
+        c.query(&rows, &rows_params),
+    )?;
+    Ok(FoldedPage {
+        reader_known: known.is_some(),
+        bx: bx.as_ref().map(|r| (boxes::box_row(r), r.get::<_, bool>("is_member"))),
+        rows: rows.iter().map(folded_row).collect(),
+    })
 }

@@ -4,11 +4,26 @@ use domain::identity::{IdentityRecord, IdentityUpsert};
 use domain::{IdentityId, Timestamp};
 use tokio_postgres::Row;
 
-use super::GenericClient;
+use super::{sql, GenericClient};
 
-const COLUMNS: &str = "id, display_name, identifier_value, identifier_kind, pubkey, non_identified_pubkey, created_at";
+const COLUMNS: &str = identity_columns!();
 
-fn record(row: &Row) -> IdentityRecord {
+/// The identity in the columns `start..start + 7` (in the order of [`COLUMNS`]), `None` when its
+/// id is NULL (an outer join that found nothing).
+pub(super) fn record_at(row: &Row, start: usize) -> Option<IdentityRecord> {
+    let id: Option<uuid::Uuid> = row.get(start);
+    Some(IdentityRecord {
+        id: IdentityId::from(id?),
+        display_name: row.get(start + 1),
+        identifier_value: row.get(start + 2),
+        identifier_kind: row.get(start + 3),
+        pubkey: row.get(start + 4),
+        non_identified_pubkey: row.get(start + 5),
+        created_at: Timestamp(row.get(start + 6)),
+    })
+}
+
+pub(super) fn record(row: &Row) -> IdentityRecord {
     IdentityRecord {
         id: IdentityId::from(row.get::<_, uuid::Uuid>("id")),
         display_name: row.get("display_name"),
@@ -21,25 +36,25 @@ fn record(row: &Row) -> IdentityRecord {
 }
 
 pub async fn exists<C: GenericClient>(c: &C, id: IdentityId) -> Result<bool, tokio_postgres::Error> {
-    let row = c.query_opt("SELECT 1 FROM boxes.identities WHERE id = $1", &[id.as_uuid()]).await?;
+    let row = sql::query_opt(c, "SELECT 1 FROM boxes.identities WHERE id = $1", &[id.as_uuid()]).await?;
     Ok(row.is_some())
 }
 
 pub async fn get<C: GenericClient>(c: &C, id: IdentityId) -> Result<Option<IdentityRecord>, tokio_postgres::Error> {
-    let row = c.query_opt(&format!("SELECT {COLUMNS} FROM boxes.identities WHERE id = $1"), &[id.as_uuid()]).await?;
+    let row = sql::query_opt(c, &format!("SELECT {COLUMNS} FROM boxes.identities WHERE id = $1"), &[id.as_uuid()]).await?;
     Ok(row.as_ref().map(record))
 }
 
 /// The identities among `ids` that exist, in no particular order.
 pub async fn get_many<C: GenericClient>(c: &C, ids: &[IdentityId]) -> Result<Vec<IdentityRecord>, tokio_postgres::Error> {
     let ids: Vec<uuid::Uuid> = ids.iter().map(|i| i.into_uuid()).collect();
-    let rows = c.query(&format!("SELECT {COLUMNS} FROM boxes.identities WHERE id = ANY($1)"), &[&ids]).await?;
+    let rows = sql::query(c, &format!("SELECT {COLUMNS} FROM boxes.identities WHERE id = ANY($1)"), &[&ids]).await?;
     Ok(rows.iter().map(record).collect())
 }
 
 /// Creates the identity or updates its name and identifier; keys and `created_at` stay (§12).
 pub async fn upsert<C: GenericClient>(c: &C, id: IdentityId, u: &IdentityUpsert) -> Result<(), tokio_postgres::Error> {
-    c.execute(
+    sql::execute(c, 
         "INSERT INTO boxes.identities (id, display_name, identifier_value, identifier_kind)
          VALUES ($1, $2, $3, $4)
          ON CONFLICT (id) DO UPDATE SET display_name = EXCLUDED.display_name,
@@ -57,8 +72,7 @@ pub async fn set_keys<C: GenericClient>(
     pubkey: Option<&str>,
     non_identified_pubkey: Option<&str>,
 ) -> Result<Option<IdentityRecord>, tokio_postgres::Error> {
-    let row = c
-        .query_opt(
+    let row = sql::query_opt(c, 
             &format!(
                 "UPDATE boxes.identities SET pubkey = COALESCE($2, pubkey),
                      non_identified_pubkey = COALESCE($3, non_identified_pubkey)

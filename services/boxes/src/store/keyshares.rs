@@ -4,7 +4,7 @@ use domain::keyshare::{KeyShare, NewKeyShare};
 use domain::{BoxId, IdentityId};
 use tokio_postgres::Row;
 
-use super::GenericClient;
+use super::{sql, GenericClient};
 use crate::error::is_unique_violation;
 
 /// The primary key; a duplicate `other_share_hash` violates it.
@@ -28,8 +28,7 @@ pub async fn insert<C: GenericClient>(
     s: &NewKeyShare,
 ) -> Result<Option<KeyShare>, tokio_postgres::Error> {
     let eiks = s.encrypted_invitation_key_share.as_ref().map(|e| e.as_str());
-    let res = c
-        .query_one(
+    let res = sql::query_one(c, 
             "INSERT INTO boxes.key_shares (other_share_hash, box_id, misakey_share, encrypted_invitation_key_share, creator_id)
              VALUES ($1, $2, $3, $4, $5)
              RETURNING other_share_hash, box_id, misakey_share, encrypted_invitation_key_share",
@@ -44,12 +43,11 @@ pub async fn insert<C: GenericClient>(
 }
 
 pub async fn hash_exists<C: GenericClient>(c: &C, hash: &str) -> Result<bool, tokio_postgres::Error> {
-    Ok(c.query_opt("SELECT 1 FROM boxes.key_shares WHERE other_share_hash = $1", &[&hash]).await?.is_some())
+    Ok(sql::query_opt(c, "SELECT 1 FROM boxes.key_shares WHERE other_share_hash = $1", &[&hash]).await?.is_some())
 }
 
 pub async fn get<C: GenericClient>(c: &C, hash: &str) -> Result<Option<KeyShare>, tokio_postgres::Error> {
-    let row = c
-        .query_opt(
+    let row = sql::query_opt(c, 
             "SELECT other_share_hash, box_id, misakey_share, encrypted_invitation_key_share
              FROM boxes.key_shares WHERE other_share_hash = $1",
             &[&hash],
@@ -59,8 +57,7 @@ pub async fn get<C: GenericClient>(c: &C, hash: &str) -> Result<Option<KeyShare>
 }
 
 pub async fn newest_for_box<C: GenericClient>(c: &C, box_id: BoxId) -> Result<Option<KeyShare>, tokio_postgres::Error> {
-    let row = c
-        .query_opt(
+    let row = sql::query_opt(c, 
             "SELECT other_share_hash, box_id, misakey_share, encrypted_invitation_key_share
              FROM boxes.key_shares WHERE box_id = $1 ORDER BY created_at DESC LIMIT 1",
             &[box_id.as_uuid()],
@@ -70,5 +67,5 @@ pub async fn newest_for_box<C: GenericClient>(c: &C, box_id: BoxId) -> Result<Op
 }
 
 pub async fn delete_for_box<C: GenericClient>(c: &C, box_id: BoxId) -> Result<u64, tokio_postgres::Error> {
-    c.execute("DELETE FROM boxes.key_shares WHERE box_id = $1", &[box_id.as_uuid()]).await
+    sql::execute(c, "DELETE FROM boxes.key_shares WHERE box_id = $1", &[box_id.as_uuid()]).await
 }

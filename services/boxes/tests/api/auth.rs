@@ -528,3 +528,57 @@ async fn redis_down_fails_closed_with_503() {
     }
     assert!(recovered, "answers again once Redis is back");
 }
+
+/// `POST /boxes/{id}/events` and `GET /boxes/{id}/events` check the identity in the same round
+/// trip as their own statements; the order of §3.7 must still hold there.
+#[tokio::test]
+async fn event_post_and_list_keep_the_order_of_checks() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("Alice").await;
+    let bob = app.user("Bob").await;
+    let box_id = seed_box(&app, &alice, &[]).await;
+    let events = format!("/boxes/{box_id}/events");
+    let text = json!({"type":"msg.text","content":{"encrypted":"abcd","public_key":"SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw"}});
+    let post = |token: &str, body: Value| app.client.post(app.url(&events)).header("Authorization", format!("Bearer {token}")).json(&body);
+
+    // (1) an unknown `sub` is 401 before membership (6), body (4), ACR (2) and CSRF (3).
+    let ghost = app.keys.session(IdentityId::new_v4());
+    assert_error(post(&ghost.token, text.clone()).send().await.unwrap(), 401, "sub", "not_found").await;
+    assert_error(post(&ghost.token, json!({"type":"msg.text"})).send().await.unwrap(), 401, "sub", "not_found").await;
+    let res = app.client.get(app.url(&events)).header("Authorization", ghost.bearer()).send().await.unwrap();
+    assert_error(res, 401, "sub", "not_found").await;
+    let res = app.client.get(app.url(&format!("{events}?limit=oops"))).header("Authorization", ghost.bearer()).send().await.unwrap();
+    assert_error(res, 401, "sub", "not_found").await;
+    let weak_ghost = app.keys.session_with(IdentityId::new_v4(), TokenOptions { acr: "0".into(), ..TokenOptions::default() });
+    assert_error(post(&weak_ghost.token, text.clone()).send().await.unwrap(), 401, "sub", "not_found").await;
+    let res = app.client.post(app.url(&events)).header("Cookie", ghost.cookie()).json(&text).send().await.unwrap();
+    assert_error(res, 401, "sub", "not_found").await;
+
+    // (1) a revoked session is 401.
+    let revoked = app.keys.session(alice.id);
+    let mut redis = test_support::redis_conn().await;
+    let _: () = redis.set_ex(revoked_sid_key(revoked.sid), "1", 600).await.unwrap();
+    assert_error(post(&revoked.token, text.clone()).send().await.unwrap(), 401, "Authorization", "expired").await;
+    let res = app.client.get(app.url(&events)).header("Authorization", revoked.bearer()).send().await.unwrap();
+    assert_error(res, 401, "Authorization", "expired").await;
+
+    // (2) ACR and (3) CSRF come before the body (4) and membership (6).
+    let weak = app.keys.session_with(bob.id, TokenOptions { acr: "0".into(), ..TokenOptions::default() });
+    assert_error(post(&weak.token, json!({"type":"msg.text"})).send().await.unwrap(), 403, "acr", "forbidden").await;
+    let res = app.client.get(app.url(&format!("{events}?limit=oops"))).header("Authorization", weak.bearer()).send().await.unwrap();
+    assert_error(res, 403, "acr", "forbidden").await;
+    let res = app.send_as(&bob, Method::POST, &events, Some(json!({"type":"msg.text"})), Auth::CookieNoCsrf).await;
+    assert_error(res, 403, "X-CSRF-Token", "required").await;
+
+    // (4) the body and the page come before membership (6).
+    assert_error(app.post_event(&bob, &box_id, json!({"type":"msg.text"})).await, 400, "content", "required").await;
+    let res = app.get(&bob, &format!("{events}?limit=oops")).await;
+    assert_eq!(res.status(), 400);
+    assert_error(app.post_event(&bob, &box_id, text.clone()).await, 403, "reason", "not_member").await;
+
+    // Only the create event is there: none of the refused requests wrote anything.
+    let stored = db(&app).await.query_one("SELECT count(*) FROM boxes.events", &[]).await.unwrap();
+    assert_eq!(stored.get::<_, i64>(0), 1);
+    let res = app.post_event(&alice, &box_id, text).await;
+    assert_eq!(res.status(), 201);
+}
