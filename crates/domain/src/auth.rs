@@ -186,9 +186,19 @@ impl Verifier {
 
 /// Signs session tokens (auth-bridge only).
 pub struct Signer {
-    key: EncodingKey,
+    key: SigningKey,
     kid: String,
     issuer: String,
+}
+
+/// Computes the Ed25519 signature of a message with a key pair the caller parsed once.
+pub type Ed25519Sign = Box<dyn Fn(&[u8]) -> [u8; 64] + Send + Sync>;
+
+enum SigningKey {
+    /// jsonwebtoken's key: it keeps the PKCS#8 DER and derives the key pair again at every signature.
+    Pkcs8(EncodingKey),
+    /// A ready key pair: a signature costs one Ed25519 signing and nothing more.
+    KeyPair(Ed25519Sign),
 }
 
 impl Signer {
@@ -196,7 +206,21 @@ impl Signer {
     pub fn new(private_pem: &str, public_pem: &str, issuer: &str) -> Result<Self, KeyError> {
         let key = EncodingKey::from_ed_pem(private_pem.as_bytes()).map_err(|_| KeyError::BadPrivateKey)?;
         let raw = ed25519_public_raw(public_pem).ok_or(KeyError::BadPublicKey)?;
-        Ok(Signer { key, kid: kid_for(&raw), issuer: issuer.to_owned() })
+        Ok(Signer { key: SigningKey::Pkcs8(key), kid: kid_for(&raw), issuer: issuer.to_owned() })
+    }
+
+    /// Signs with a key pair already parsed by the caller's Ed25519 library, so no signature
+    /// re-derives it. The pair must match `public_pem`: a probe signature is checked against it
+    /// here, so a mismatch is refused at start rather than showing up as unverifiable tokens.
+    pub fn from_key_pair(sign: Ed25519Sign, public_pem: &str, issuer: &str) -> Result<Self, KeyError> {
+        let raw = ed25519_public_raw(public_pem).ok_or(KeyError::BadPublicKey)?;
+        let public = DecodingKey::from_ed_pem(public_pem.as_bytes()).map_err(|_| KeyError::BadPublicKey)?;
+        let probe = b"auth-bridge key pair probe";
+        let signature = URL_SAFE_NO_PAD.encode(sign(probe));
+        if !jsonwebtoken::crypto::verify(&signature, probe, &public, Algorithm::EdDSA).unwrap_or(false) {
+            return Err(KeyError::BadPrivateKey);
+        }
+        Ok(Signer { key: SigningKey::KeyPair(sign), kid: kid_for(&raw), issuer: issuer.to_owned() })
     }
 
     pub fn kid(&self) -> &str {
@@ -220,7 +244,19 @@ impl Signer {
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
-        let jwt = encode(&header, &claims, &self.key)?;
+        let jwt = match &self.key {
+            SigningKey::Pkcs8(key) => encode(&header, &claims, key)?,
+            SigningKey::KeyPair(sign) => {
+                // The same compact serialisation as jsonwebtoken::encode: b64u(header).b64u(claims).b64u(signature).
+                let mut jwt = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?);
+                jwt.push('.');
+                URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(&claims)?, &mut jwt);
+                let signature = sign(jwt.as_bytes());
+                jwt.push('.');
+                URL_SAFE_NO_PAD.encode_string(signature, &mut jwt);
+                jwt
+            }
+        };
         Ok((jwt, claims))
     }
 }
@@ -376,6 +412,42 @@ mod tests {
                 Err(e) => panic!("sign: {e}"),
             }
         }
+    }
+
+    fn key_pair(private: &str) -> Ed25519Sign {
+        use ed25519_dalek::pkcs8::DecodePrivateKey;
+        use ed25519_dalek::Signer as _;
+        let Ok(sk) = ed25519_dalek::SigningKey::from_pkcs8_pem(private) else { panic!("private key") };
+        Box::new(move |m| sk.sign(m).to_bytes())
+    }
+
+    #[test]
+    fn a_parsed_key_pair_signs_the_same_tokens() {
+        let (private, public) = keys();
+        let Ok(fast) = Signer::from_key_pair(key_pair(&private), &public, "auth-bridge") else { panic!("keys") };
+        let Ok(slow) = Signer::new(&private, &public, "auth-bridge") else { panic!("keys") };
+        let Ok(v) = Verifier::from_public_pems(&[public.as_str()], "auth-bridge") else { panic!("keys") };
+        let (jwt, claims) = fast.sign(session(60)).unwrap_or_default_pair();
+        assert_eq!(v.verify(&jwt), Ok(claims.clone()));
+        assert_eq!(fast.kid(), slow.kid());
+        // Ed25519 is deterministic: both paths give the same bytes for the same header and claims.
+        let header = jwt.split('.').next().unwrap_or_default();
+        let (other, _) = slow.sign(session(60)).unwrap_or_default_pair();
+        assert_eq!(other.split('.').next(), Some(header));
+        let message = jwt.rsplit_once('.').map(|(m, _)| m).unwrap_or_default();
+        let Ok(key) = EncodingKey::from_ed_pem(private.as_bytes()) else { panic!("private key") };
+        let reference = jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::EdDSA).ok();
+        assert_eq!(jwt.rsplit_once('.').map(|(_, s)| s.to_owned()), reference);
+        let (expired, _) = fast.sign(session(-120)).unwrap_or_default_pair();
+        assert_eq!(v.verify(&expired), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn a_key_pair_that_does_not_match_the_public_key_is_refused() {
+        let (private, _) = keys();
+        let (_, other_public) = keys();
+        let refused = Signer::from_key_pair(key_pair(&private), &other_public, "auth-bridge").err();
+        assert_eq!(refused, Some(KeyError::BadPrivateKey));
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! failure mapping of §10.4.
 //!
 //! Each exchange is one request, never retried (auth codes are single use): no redirects are
-//! followed, idle connections are not pooled (so the HTTP stack never replays a request on a
-//! stale connection), the whole exchange including the body must finish within the hostapp's
+//! followed, the whole exchange including the body must finish within the hostapp's
 //! `timeout_ms`, and the body is read with a 64 KiB cap. Codes and tokens are never logged.
+//! Idle connections are kept for reuse (see [`HostappClient::new`] for why that cannot replay a
+//! request).
 
 use std::time::Duration;
 
@@ -18,6 +19,9 @@ use crate::registry::{HostApp, UserDataMethod};
 pub const BODY_LIMIT: usize = 64 * 1024;
 /// Longest accepted hostapp access token (seed `String(1000)`).
 pub const ACCESS_TOKEN_MAX: usize = 1000;
+
+/// How long an idle connection to a hostapp is kept for reuse.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Which call failed (`details.hostapp_step`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,10 +114,23 @@ pub struct HostappClient {
 }
 
 impl HostappClient {
+    /// Idle connections are pooled: opening a TCP connection for each of the two calls of a
+    /// login cost more than the rest of the exchange on both ends.
+    ///
+    /// Pooling cannot send a get-access-token request twice. The connection pool
+    /// (hyper-util's legacy client) resends a request only when hyper hands it back unsent:
+    /// hyper does so only while the request still sits in the connection's queue, before the
+    /// connection task has taken it to write (`Envelope` dropped, or a queued request cancelled
+    /// on a connection error); once taken, any failure is returned without the request, so it
+    /// cannot be sent again. reqwest's own retry layer, which by default retries HTTP/2
+    /// refusals, is turned off. A pooled connection that the hostapp closes while our request
+    /// is being written fails that login with `unreachable` (502), never with a second call;
+    /// the idle timeout stays below the usual 5 s server keep-alive to keep that race rare.
     pub fn new() -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(0)
+            .retry(reqwest::retry::never())
+            .pool_idle_timeout(IDLE_TIMEOUT)
             .build()?;
         Ok(HostappClient { http })
     }

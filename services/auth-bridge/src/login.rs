@@ -114,25 +114,24 @@ pub async fn run(state: &AppState, req: &LoginRequest) -> Result<LoggedIn, ApiEr
     let (access_token, _) =
         session::access_token(&state.signer, identity_id, sid, s.session_acr, &csrf_hash, &app.client_id, s.access_token_ttl)?;
 
-    // 6 and 7: consent and session in one transaction.
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    store::record_consent(&tx, &app.client_id, &req.app_id, &user.reference).await?;
+    // 6 and 7: consent and session in one statement.
+    let client = state.pool.get().await?;
     let refresh_hash = domain::auth::sha256_b64u(&refresh_token);
-    store::insert_session(
-        &tx,
+    store::record_consent_and_open_session(
+        &client,
         &store::NewSession {
             sid,
             identity_id,
             client_id: &app.client_id,
             app_id: &req.app_id,
+            user_reference: &user.reference,
             refresh_hash: &refresh_hash,
             csrf_hash: &csrf_hash,
             refresh_ttl_secs: s.refresh_token_ttl,
         },
     )
     .await?;
-    tx.commit().await?;
+    drop(client);
     tracing::info!(%identity_id, %sid, reference = %user.reference, "session opened");
 
     Ok(LoggedIn {

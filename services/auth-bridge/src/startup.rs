@@ -11,7 +11,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use domain::auth::{Jwk, Signer, Verifier};
+use domain::auth::{Jwk, KeyError, Signer, Verifier};
 use secrecy::ExposeSecret;
 
 use crate::config::Settings;
@@ -82,7 +82,7 @@ async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         .with_context(|| format!("reading JWT_PRIVATE_KEY_FILE {}", settings.jwt_private_key_file.display()))?;
     let public_pem = std::fs::read_to_string(&settings.jwt_public_key_file)
         .with_context(|| format!("reading JWT_PUBLIC_KEY_FILE {}", settings.jwt_public_key_file.display()))?;
-    let signer = Signer::new(&private_pem, &public_pem, &settings.jwt_issuer).context("loading the JWT key pair")?;
+    let signer = load_signer(&private_pem, &public_pem, &settings.jwt_issuer)?;
     let verifier = Verifier::from_public_pems(&[public_pem.as_str()], &settings.jwt_issuer).context("loading the JWT public key")?;
     let jwk = Jwk::from_public_pem(&public_pem).context("the JWT public key is not Ed25519")?;
     let registry = Registry::load(&settings.hostapps_config)?;
@@ -112,6 +112,18 @@ async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
 
     let boxes = BoxesInternal::new(&settings.boxes_internal_url, settings.internal_api_token.clone())?;
     Ok(AppState { settings, pool, redis, signer, verifier, jwk, registry, hostapps: HostappClient::new()?, boxes })
+}
+
+/// The token signer, with the Ed25519 key pair parsed once here: jsonwebtoken's own key would
+/// derive it again from the PKCS#8 DER at every signature, which costs as much as the signature.
+fn load_signer(private_pem: &str, public_pem: &str, issuer: &str) -> anyhow::Result<Signer> {
+    use ed25519_dalek::pkcs8::DecodePrivateKey;
+    use ed25519_dalek::Signer as _;
+    let key = ed25519_dalek::SigningKey::from_pkcs8_pem(private_pem)
+        .map_err(|_| KeyError::BadPrivateKey)
+        .context("loading the JWT private key")?;
+    Signer::from_key_pair(Box::new(move |message| key.sign(message).to_bytes()), public_pem, issuer)
+        .context("loading the JWT key pair")
 }
 
 /// Runs the embedded migrations; their history table is ours alone, so other services may share

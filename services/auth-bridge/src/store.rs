@@ -1,6 +1,8 @@
 //! SQL of the `auth` schema (§13.3), as small functions over a client or a transaction.
 //!
 //! Only hashes of refresh and CSRF tokens are stored. Timestamps come from the database clock.
+//! Statements are prepared once per pooled connection (`prepare_cached`), so each runs in one
+//! round trip.
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -20,29 +22,17 @@ pub async fn upsert_hostapp_user(
     new_id: IdentityId,
     user_data: &Value,
 ) -> Result<IdentityId, Error> {
-    let row = c
-        .query_one(
+    let stmt = c
+        .prepare_cached(
             "INSERT INTO auth.hostapp_users (client_id, reference, identity_id, user_data)
              VALUES ($1, $2, $3, $4)
              ON CONFLICT (client_id, reference)
              DO UPDATE SET user_data = EXCLUDED.user_data, last_login_at = now()
              RETURNING identity_id",
-            &[&client_id, &reference, new_id.as_uuid(), user_data],
         )
         .await?;
+    let row = c.query_one(&stmt, &[&client_id, &reference, new_id.as_uuid(), user_data]).await?;
     Ok(IdentityId::from(row.get::<_, uuid::Uuid>(0)))
-}
-
-/// Records the consent: `consented_at` keeps the first login, `last_login_at` moves.
-#[tracing::instrument(skip(c))]
-pub async fn record_consent(c: &impl GenericClient, client_id: &str, app_id: &str, reference: &str) -> Result<(), Error> {
-    c.execute(
-        "INSERT INTO auth.consents (client_id, app_id, user_reference) VALUES ($1, $2, $3)
-         ON CONFLICT (client_id, app_id, user_reference) DO UPDATE SET last_login_at = now()",
-        &[&client_id, &app_id, &reference],
-    )
-    .await?;
-    Ok(())
 }
 
 /// When the user consented, if ever.
@@ -53,31 +43,41 @@ pub async fn consented_at(
     app_id: &str,
     reference: &str,
 ) -> Result<Option<DateTime<Utc>>, Error> {
-    let row = c
-        .query_opt(
-            "SELECT consented_at FROM auth.consents WHERE client_id = $1 AND app_id = $2 AND user_reference = $3",
-            &[&client_id, &app_id, &reference],
-        )
+    let stmt = c
+        .prepare_cached("SELECT consented_at FROM auth.consents WHERE client_id = $1 AND app_id = $2 AND user_reference = $3")
         .await?;
+    let row = c.query_opt(&stmt, &[&client_id, &app_id, &reference]).await?;
     Ok(row.map(|r| r.get(0)))
 }
 
-/// A session about to be opened.
+/// A session about to be opened, and the consent it implies.
 pub struct NewSession<'a> {
     pub sid: SessionId,
     pub identity_id: IdentityId,
     pub client_id: &'a str,
     pub app_id: &'a str,
+    pub user_reference: &'a str,
     pub refresh_hash: &'a str,
     pub csrf_hash: &'a str,
     pub refresh_ttl_secs: i64,
 }
 
+/// Records the consent (`consented_at` keeps the first login, `last_login_at` moves) and opens
+/// the session, in one statement: both happen or neither does, in one round trip.
 #[tracing::instrument(skip_all, fields(sid = %s.sid, identity_id = %s.identity_id))]
-pub async fn insert_session(c: &impl GenericClient, s: &NewSession<'_>) -> Result<(), Error> {
+pub async fn record_consent_and_open_session(c: &impl GenericClient, s: &NewSession<'_>) -> Result<(), Error> {
+    let stmt = c
+        .prepare_cached(
+            "WITH consent AS (
+                 INSERT INTO auth.consents (client_id, app_id, user_reference) VALUES ($3, $4, $8)
+                 ON CONFLICT (client_id, app_id, user_reference) DO UPDATE SET last_login_at = now()
+             )
+             INSERT INTO auth.sessions (sid, identity_id, client_id, app_id, refresh_hash, csrf_hash, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7))",
+        )
+        .await?;
     c.execute(
-        "INSERT INTO auth.sessions (sid, identity_id, client_id, app_id, refresh_hash, csrf_hash, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7))",
+        &stmt,
         &[
             s.sid.as_uuid(),
             s.identity_id.as_uuid(),
@@ -86,6 +86,7 @@ pub async fn insert_session(c: &impl GenericClient, s: &NewSession<'_>) -> Resul
             &s.refresh_hash,
             &s.csrf_hash,
             &(s.refresh_ttl_secs as f64),
+            &s.user_reference,
         ],
     )
     .await?;
@@ -106,13 +107,13 @@ pub struct SessionRow {
 /// expired or the session was revoked.
 #[tracing::instrument(skip_all)]
 pub async fn session_for_refresh(c: &impl GenericClient, refresh_hash: &str) -> Result<Option<SessionRow>, Error> {
-    let row = c
-        .query_opt(
+    let stmt = c
+        .prepare_cached(
             "SELECT sid, identity_id, client_id, csrf_hash, (revoked_at IS NULL AND expires_at > now())
              FROM auth.sessions WHERE refresh_hash = $1 FOR UPDATE",
-            &[&refresh_hash],
         )
         .await?;
+    let row = c.query_opt(&stmt, &[&refresh_hash]).await?;
     Ok(row.map(|r| SessionRow {
         sid: SessionId::from(r.get::<_, uuid::Uuid>(0)),
         identity_id: IdentityId::from(r.get::<_, uuid::Uuid>(1)),
@@ -125,20 +126,18 @@ pub async fn session_for_refresh(c: &impl GenericClient, refresh_hash: &str) -> 
 /// Replaces the refresh token of a session; the old one stops working at once.
 #[tracing::instrument(skip(c, new_hash))]
 pub async fn rotate_refresh(c: &impl GenericClient, sid: SessionId, new_hash: &str, ttl_secs: i64) -> Result<(), Error> {
-    c.execute(
-        "UPDATE auth.sessions SET refresh_hash = $2, expires_at = now() + make_interval(secs => $3) WHERE sid = $1",
-        &[sid.as_uuid(), &new_hash, &(ttl_secs as f64)],
-    )
-    .await?;
+    let stmt = c
+        .prepare_cached("UPDATE auth.sessions SET refresh_hash = $2, expires_at = now() + make_interval(secs => $3) WHERE sid = $1")
+        .await?;
+    c.execute(&stmt, &[sid.as_uuid(), &new_hash, &(ttl_secs as f64)]).await?;
     Ok(())
 }
 
 /// Marks a session revoked; true when this call revoked it.
 #[tracing::instrument(skip(c))]
 pub async fn revoke_session(c: &impl GenericClient, sid: SessionId) -> Result<bool, Error> {
-    let n = c
-        .execute("UPDATE auth.sessions SET revoked_at = now() WHERE sid = $1 AND revoked_at IS NULL", &[sid.as_uuid()])
-        .await?;
+    let stmt = c.prepare_cached("UPDATE auth.sessions SET revoked_at = now() WHERE sid = $1 AND revoked_at IS NULL").await?;
+    let n = c.execute(&stmt, &[sid.as_uuid()]).await?;
     Ok(n == 1)
 }
 
