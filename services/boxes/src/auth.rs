@@ -8,9 +8,14 @@
 //! known identity", so the identity lookup travels with their queries. [`Pending::precheck`]
 //! tells them beforehand whether ACR and CSRF will pass.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use actix_web::http::Method;
 use actix_web::HttpRequest;
-use domain::auth::{check_csrf, check_path_identity, pick_token, revoked_error, token_error, Claims, Presented, Transport};
+use domain::auth::{
+    check_csrf, check_path_identity, pick_token, revoked_error, token_error, Claims, Presented, TokenError, Transport, Verifier,
+};
 use domain::realtime::revoked_sid_key;
 use domain::{Detail, ErrorBody, IdentityId};
 use redis::AsyncCommands;
@@ -73,8 +78,55 @@ pub fn verify(req: &HttpRequest, state: &AppState) -> ApiResult<Pending> {
         cookie_type: cookie_type.as_ref().map(|c| c.value()),
     };
     let (token, transport) = pick_token(&presented)?;
-    let claims = state.verifier.verify(token).map_err(|e| token_error(e, transport))?;
+    let claims = state.verified.verify(&state.verifier, token).map_err(|e| token_error(e, transport))?;
     Ok(Pending { claims, transport })
+}
+
+/// Claims of tokens whose signature was verified recently, keyed by the whole token: a client
+/// presents the same token on every request until it refreshes it, and the Ed25519 verification
+/// is the largest CPU cost of a request. The verdict on a given token string can only change
+/// with time (the keys are loaded once at start), so a cached token is accepted only while its
+/// `exp` is still ahead; from then on it goes through the full verification again, which applies
+/// the leeway and answers `expired` exactly as before. Only successes are kept.
+#[derive(Debug, Default)]
+pub struct VerifiedTokens {
+    claims: Mutex<HashMap<Box<str>, Claims>>,
+}
+
+impl VerifiedTokens {
+    /// Tokens kept at most; when full, expired entries are dropped, then everything if needed.
+    const CAPACITY: usize = 8192;
+
+    pub fn verify(&self, verifier: &Verifier, token: &str) -> Result<Claims, TokenError> {
+        let now = unix_now();
+        if let Some(claims) = self.lock().get(token).filter(|c| c.exp > now) {
+            return Ok(claims.clone());
+        }
+        let claims = verifier.verify(token)?;
+        if claims.exp > now {
+            let mut cache = self.lock();
+            if cache.len() >= Self::CAPACITY {
+                cache.retain(|_, c| c.exp > now);
+                if cache.len() >= Self::CAPACITY {
+                    cache.clear();
+                }
+            }
+            cache.insert(token.into(), claims.clone());
+        }
+        Ok(claims)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Claims>> {
+        // A panic while holding the lock leaves a map that is still consistent: keep using it.
+        self.claims.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 impl Pending {

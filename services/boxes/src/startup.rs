@@ -35,7 +35,13 @@ impl Application {
             .map(|f| std::fs::read_to_string(f).with_context(|| format!("reading public key file {f}")))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let verifier = Verifier::from_public_pems(&pems, &settings.jwt_issuer).context("loading JWT public keys")?;
-        let state = AppState { db, redis, verifier, internal_token: settings.internal_api_token.clone() };
+        let state = AppState {
+            db,
+            redis,
+            verifier,
+            verified: Default::default(),
+            internal_token: settings.internal_api_token.clone(),
+        };
 
         let listener = TcpListener::bind(&settings.bind_addr).with_context(|| format!("binding {}", settings.bind_addr))?;
         let port = listener.local_addr()?.port();
