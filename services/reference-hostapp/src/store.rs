@@ -11,17 +11,35 @@ use rand::RngCore;
 pub const CODE_TTL: Duration = Duration::from_secs(60);
 pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(600);
 
+/// How often issuing a grant also drops the expired ones. Sweeping at every issue made each
+/// issue walk every grant of the last ten minutes.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Clone)]
 struct Grant {
     reference: String,
     expires: Instant,
 }
 
-/// Codes and tokens in flight, each mapped to the user reference it was issued for.
+/// Grants by value, and when expired ones are next dropped.
+#[derive(Debug)]
+struct Table {
+    grants: HashMap<String, Grant>,
+    next_sweep: Instant,
+}
+
+impl Default for Table {
+    fn default() -> Self {
+        Table { grants: HashMap::new(), next_sweep: Instant::now() }
+    }
+}
+
+/// Codes and tokens in flight, each mapped to the user reference it was issued for. Expired
+/// entries are refused when looked up and dropped at most [`SWEEP_INTERVAL`] after expiring.
 #[derive(Debug, Default)]
 pub struct Grants {
-    codes: Mutex<HashMap<String, Grant>>,
-    tokens: Mutex<HashMap<String, Grant>>,
+    codes: Mutex<Table>,
+    tokens: Mutex<Table>,
 }
 
 pub fn random_token() -> String {
@@ -30,12 +48,19 @@ pub fn random_token() -> String {
     domain::auth::b64u_token(&bytes)
 }
 
-fn insert(map: &Mutex<HashMap<String, Grant>>, reference: &str, ttl: Duration) -> String {
+fn lock(table: &Mutex<Table>) -> std::sync::MutexGuard<'_, Table> {
+    table.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn insert(table: &Mutex<Table>, reference: &str, ttl: Duration) -> String {
     let value = random_token();
     let now = Instant::now();
-    let mut guard = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    guard.retain(|_, g| g.expires > now);
-    guard.insert(value.clone(), Grant { reference: reference.to_owned(), expires: now + ttl });
+    let mut guard = lock(table);
+    if now >= guard.next_sweep {
+        guard.grants.retain(|_, g| g.expires > now);
+        guard.next_sweep = now + SWEEP_INTERVAL;
+    }
+    guard.grants.insert(value.clone(), Grant { reference: reference.to_owned(), expires: now + ttl });
     value
 }
 
@@ -47,7 +72,7 @@ impl Grants {
 
     /// Consumes a one-time code; `None` when unknown, used or expired.
     pub fn take_code(&self, code: &str) -> Option<String> {
-        let grant = self.codes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(code)?;
+        let grant = lock(&self.codes).grants.remove(code)?;
         (grant.expires > Instant::now()).then_some(grant.reference)
     }
 
@@ -58,8 +83,8 @@ impl Grants {
 
     /// The reference a known, unexpired access token was issued for.
     pub fn token_reference(&self, token: &str) -> Option<String> {
-        let guard = self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        guard.get(token).filter(|g| g.expires > Instant::now()).map(|g| g.reference.clone())
+        let guard = lock(&self.tokens);
+        guard.grants.get(token).filter(|g| g.expires > Instant::now()).map(|g| g.reference.clone())
     }
 }
 
