@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 use domain::identity::IdentityUpsert;
 use domain::IdentityId;
 use secrecy::{ExposeSecret, SecretString};
@@ -14,7 +14,8 @@ pub const TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone)]
 pub struct BoxesInternal {
     http: reqwest::Client,
-    base_url: String,
+    /// Parsed once: each call only appends its path segments.
+    base_url: reqwest::Url,
     token: SecretString,
 }
 
@@ -25,7 +26,11 @@ impl BoxesInternal {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .context("building the internal API client")?;
-        Ok(BoxesInternal { http, base_url: base_url.trim_end_matches('/').to_owned(), token })
+        let base_url = reqwest::Url::parse(base_url).context("parsing BOXES_INTERNAL_URL")?;
+        if base_url.cannot_be_a_base() {
+            bail!("BOXES_INTERNAL_URL must be an http(s) base URL");
+        }
+        Ok(BoxesInternal { http, base_url, token })
     }
 
     /// `PUT {BOXES_INTERNAL_URL}/internal/identities/{id}`; only a 2xx counts as success.
@@ -33,7 +38,7 @@ impl BoxesInternal {
     pub async fn upsert_identity(&self, id: IdentityId, body: &IdentityUpsert) -> anyhow::Result<()> {
         let res = self
             .http
-            .put(format!("{}/internal/identities/{id}", self.base_url))
+            .put(self.identity_url(id)?)
             .header("X-Internal-Token", self.token.expose_secret())
             .json(body)
             .send()
@@ -43,5 +48,36 @@ impl BoxesInternal {
             bail!("the boxes internal API answered {}", res.status());
         }
         Ok(())
+    }
+
+    /// `{BOXES_INTERNAL_URL}/internal/identities/{id}`, a trailing slash of the base ignored.
+    fn identity_url(&self, id: IdentityId) -> anyhow::Result<reqwest::Url> {
+        let mut url = self.base_url.clone();
+        url.path_segments_mut()
+            .map_err(|()| anyhow!("BOXES_INTERNAL_URL cannot be a base"))?
+            .pop_if_empty()
+            .extend(["internal", "identities", &id.to_string()]);
+        Ok(url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_urls_append_to_the_base() {
+        let id = IdentityId::new_v4();
+        for (base, expected) in [
+            ("http://127.0.0.1:8081", format!("http://127.0.0.1:8081/internal/identities/{id}")),
+            ("http://boxes:8081/", format!("http://boxes:8081/internal/identities/{id}")),
+            ("http://gw/boxes/", format!("http://gw/boxes/internal/identities/{id}")),
+            ("http://gw/boxes", format!("http://gw/boxes/internal/identities/{id}")),
+        ] {
+            let client = BoxesInternal::new(base, SecretString::from("t")).ok();
+            let url = client.and_then(|c| c.identity_url(id).ok()).map(String::from);
+            assert_eq!(url, Some(expected), "{base}");
+        }
+        assert!(BoxesInternal::new("not a url", SecretString::from("t")).is_err());
     }
 }
