@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -202,4 +203,55 @@ async fn internal_api_failure_gives_503_and_no_session() {
         let consents: i64 = app.db().await.query_one("SELECT count(*) FROM auth.consents", &[]).await.unwrap().get(0);
         assert_eq!(consents, 0);
     }
+}
+
+/// A hostapp that keeps connections alive, answers the first get-access-token and every
+/// get-user-data, and closes the connection on any later get-access-token after reading it,
+/// without answering. Each recorded request carries the number of its connection.
+async fn hostapp_dying_on_the_second_code() -> (MockServer, Arc<Mutex<Vec<usize>>>) {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let connections = Arc::new(Mutex::new(Vec::new()));
+    let (recorded, conns) = (requests.clone(), connections.clone());
+    tokio::spawn(async move {
+        for conn in 0.. {
+            let Ok((mut socket, _)) = listener.accept().await else { break };
+            let (recorded, conns) = (recorded.clone(), conns.clone());
+            tokio::spawn(async move {
+                while let Some(req) = read_request(&mut socket).await {
+                    let tokens_before = recorded.lock().unwrap().iter().filter(|r: &&Recorded| r.path == "/token").count();
+                    let is_token = req.path == "/token";
+                    recorded.lock().unwrap().push(req);
+                    conns.lock().unwrap().push(conn);
+                    if is_token && tokens_before > 0 {
+                        return; // dropped: the connection closes with the request unanswered
+                    }
+                    let body = if is_token { json!({"access_token": "t"}) } else { json!({"user_data": {"reference": "k1", "email": "k1@example.com"}}) };
+                    let body = body.to_string();
+                    let head = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+                    if socket.write_all(format!("{head}{body}").as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (MockServer { base, requests }, connections)
+}
+
+#[tokio::test]
+async fn a_get_access_token_lost_on_a_pooled_connection_is_not_sent_again() {
+    let (mock, connections) = hostapp_dying_on_the_second_code().await;
+    let app = spawn_with_mock(&mock).await;
+    assert_eq!(app.login_as("mock-hostapp", "code-1").await.status(), 200);
+    assert_error(app.login_as("mock-hostapp", "code-2").await, 502, "bad_gateway", &[("hostapp", "unreachable"), STEP_TOKEN]).await;
+
+    let paths: Vec<String> = mock.recorded().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(paths, ["/token", "/user", "/token"], "the second code reached the hostapp once");
+    assert_eq!(mock.recorded()[2].json(), json!({"auth_code": "code-2"}));
+    // All three went over one kept-alive connection, so the lost call was on a reused one.
+    assert_eq!(*connections.lock().unwrap(), [0, 0, 0]);
+    assert_eq!(app.session_count().await, 1);
 }
