@@ -125,7 +125,8 @@ impl HostappClient {
     /// cannot be sent again. reqwest's own retry layer, which by default retries HTTP/2
     /// refusals, is turned off. A pooled connection that the hostapp closes while our request
     /// is being written fails that login with `unreachable` (502), never with a second call;
-    /// the idle timeout stays below the usual 5 s server keep-alive to keep that race rare.
+    /// the idle timeout stays below the 5 s default keep-alive of actix-web and Node.js to keep
+    /// that race rare.
     pub fn new() -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
