@@ -160,7 +160,8 @@ pub fn parse_help(help: &str) -> Vec<Setting> {
         let Some(flag) = flag else { return };
         let Some(start) = block.find("[env: ") else { return };
         let rest = &block[start + 6..];
-        let env = rest.split('=').next().unwrap_or_default().trim().to_owned();
+        // `[env: NAME=value]`, or `[env: NAME]` when values are hidden.
+        let env = rest.split(['=', ']']).next().unwrap_or_default().trim().to_owned();
         let default = block.find("[default: ").map(|i| {
             let r = &block[i + 10..];
             r[..r.find(']').unwrap_or(r.len())].to_owned()
