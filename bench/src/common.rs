@@ -300,7 +300,13 @@ pub async fn post_event(
 }
 
 /// Makes `member` a member of the box: `access.add` by the admin, then `member.join` (§6.3).
-pub async fn add_member(http: &reqwest::Client, boxes_url: &str, box_id: &str, admin: &User, member: &User) -> anyhow::Result<()> {
+pub async fn add_member(
+    http: &reqwest::Client,
+    boxes_url: &str,
+    box_id: &str,
+    admin: &User,
+    member: &User,
+) -> anyhow::Result<()> {
     let add = serde_json::json!({
         "type": "access.add",
         "content": {"restriction_type": "identity_id", "value": member.id.to_string()},
@@ -339,7 +345,12 @@ impl LoopResult {
 
 /// Runs `clients` loops of `op` for `warmup` (not recorded) then `duration`, each loop waiting for
 /// its answer before the next request: the classic closed-loop benchmark.
-pub async fn closed_loop<F, Fut>(clients: usize, warmup: Duration, duration: Duration, op: F) -> anyhow::Result<LoopResult>
+pub async fn closed_loop<F, Fut>(
+    clients: usize,
+    warmup: Duration,
+    duration: Duration,
+    op: F,
+) -> anyhow::Result<LoopResult>
 where
     F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,

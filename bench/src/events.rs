@@ -112,7 +112,8 @@ pub async fn list(c: &Common, clients: usize) -> anyhow::Result<()> {
     let box_uuid = uuid::Uuid::parse_str(&box_id).context("box id")?;
     let mut conns = Vec::new();
     for _ in 0..clients {
-        let (client, conn) = tokio_postgres::connect(db, tokio_postgres::NoTls).await.context("connecting to PostgreSQL")?;
+        let (client, conn) =
+            tokio_postgres::connect(db, tokio_postgres::NoTls).await.context("connecting to PostgreSQL")?;
         tokio::spawn(conn);
         // The query of `store::events::list_visible` in boxes, with the visible types of §6.2.
         let stmt = client
@@ -153,7 +154,11 @@ pub async fn list(c: &Common, clients: usize) -> anyhow::Result<()> {
         ratio,
         target: "≥ 0.6× baseline".into(),
         met: if api.errors > 0 || bare.errors > 0 { Some(false) } else { ratio.map(|x| x >= 0.6) },
-        notes: [boxes_cpu, api.error_note(), bare.error_note()].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join("; "),
+        notes: [boxes_cpu, api.error_note(), bare.error_note()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("; "),
     }
     .emit(c.out.as_deref())
 }

@@ -10,10 +10,11 @@ use crate::common::{self, rate, CpuWindow, Latency, Proc, Row};
 use crate::Common;
 
 pub async fn login(c: &Common, clients: usize) -> anyhow::Result<()> {
-    let procs: Vec<(&str, Proc)> = [("auth-bridge", c.bridge_pid), ("reference-hostapp", c.hostapp_pid), ("boxes", c.boxes_pid)]
-        .into_iter()
-        .filter_map(|(n, p)| p.map(|p| (n, Proc(p))))
-        .collect();
+    let procs: Vec<(&str, Proc)> =
+        [("auth-bridge", c.bridge_pid), ("reference-hostapp", c.hostapp_pid), ("boxes", c.boxes_pid)]
+            .into_iter()
+            .filter_map(|(n, p)| p.map(|p| (n, Proc(p))))
+            .collect();
     if procs.len() != 3 {
         bail!("--bridge-pid, --hostapp-pid and --boxes-pid are required");
     }
@@ -59,11 +60,8 @@ pub async fn login(c: &Common, clients: usize) -> anyhow::Result<()> {
         .zip(&used)
         .map(|((name, _), secs)| format!("{name} {:.0}%", 100.0 * secs / wall.max(0.001)))
         .collect();
-    let mut notes = vec![format!(
-        "{} logins/s wall, {clients} clients; CPU of one core: {}",
-        rate(r.rate()),
-        shares.join(", ")
-    )];
+    let mut notes =
+        vec![format!("{} logins/s wall, {clients} clients; CPU of one core: {}", rate(r.rate()), shares.join(", "))];
     if r.errors > 0 {
         notes.push(r.error_note());
     }

@@ -194,7 +194,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ListEvents { clients } => events::list(c, clients).await,
         Command::Idle { sockets } => ws::idle(c, sockets).await,
         Command::IdleWorker { sockets, source_offset } => ws::idle_worker(c, sockets, source_offset).await,
-        Command::Fanout { users, rate, posters, baseline_publish } => ws::fanout(c, users, rate, posters, baseline_publish).await,
+        Command::Fanout { users, rate, posters, baseline_publish } => {
+            ws::fanout(c, users, rate, posters, baseline_publish).await
+        }
         Command::Storm { clients } => ws::storm(c, clients).await,
         Command::Login { clients } => login::login(c, clients).await,
         Command::PgbenchLatency { prefix } => {
@@ -203,7 +205,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::BaselineRow { scenario, figure, pgbench_prefix, notes } => {
             let latency = pgbench_prefix.map(|p| events::pgbench_latency(&p)).transpose()?;
-            common::Row { scenario, figure, latency, target: "(baseline)".into(), notes, ..Default::default() }.emit(c.out.as_deref())
+            common::Row { scenario, figure, latency, target: "(baseline)".into(), notes, ..Default::default() }
+                .emit(c.out.as_deref())
         }
         Command::Report { file, markdown } => report::print(&file, markdown),
     }

@@ -95,7 +95,9 @@ pub async fn idle(c: &Common, wanted: usize) -> anyhow::Result<()> {
     let n = wanted.min(possible);
     let mut notes = Vec::new();
     if n < wanted {
-        notes.push(format!("capped at {n} sockets: realtime may open {limit} files (hard limit of this machine), {used} already open"));
+        notes.push(format!(
+            "capped at {n} sockets: realtime may open {limit} files (hard limit of this machine), {used} already open"
+        ));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = rt.rss()?;
@@ -122,7 +124,8 @@ pub async fn idle(c: &Common, wanted: usize) -> anyhow::Result<()> {
             .await
             .context("an idle worker did not report within 300 s")??
             .context("an idle worker exited early")?;
-        let count: usize = line.strip_prefix("connected ").and_then(|v| v.trim().parse().ok()).context("worker report")?;
+        let count: usize =
+            line.strip_prefix("connected ").and_then(|v| v.trim().parse().ok()).context("worker report")?;
         opened += count;
     }
     let connect_secs = started.elapsed().as_secs_f64();
@@ -256,10 +259,9 @@ impl Arrivals {
         }
         let Some(at) = text.find(KEY) else { return };
         let rest = &text[at + KEY.len()..];
-        let (Some(phase), Some(sent)) = (
-            rest.get(..1).and_then(|p| p.parse::<usize>().ok()),
-            rest.get(1..21).and_then(|d| d.parse::<u64>().ok()),
-        ) else {
+        let (Some(phase), Some(sent)) =
+            (rest.get(..1).and_then(|p| p.parse::<usize>().ok()), rest.get(1..21).and_then(|d| d.parse::<u64>().ok()))
+        else {
             return;
         };
         if phase >= 2 {
@@ -287,7 +289,13 @@ struct FanBox {
 /// Scenario 4: `n_users` connected users in boxes of 2 to 100 members. Phase 0 posts at a fixed
 /// rate of `target_rate` deliveries per second and measures POST-to-socket latency; phase 1 posts
 /// closed-loop with `posters` clients to find the saturation rate, per CPU-second of realtime.
-pub async fn fanout(c: &Common, n_users: usize, target_rate: f64, posters: usize, baseline_publish: Option<f64>) -> anyhow::Result<()> {
+pub async fn fanout(
+    c: &Common,
+    n_users: usize,
+    target_rate: f64,
+    posters: usize,
+    baseline_publish: Option<f64>,
+) -> anyhow::Result<()> {
     let rt = Proc(c.realtime_pid.context("--realtime-pid is required")?);
     let server = realtime_addr(&c.realtime_url)?;
     let http = common::http_client(256)?;
@@ -336,7 +344,11 @@ pub async fn fanout(c: &Common, n_users: usize, target_rate: f64, posters: usize
         .await?;
     let memberships: usize = boxes.iter().map(|b| b.members.len()).sum();
     let mean_size = memberships as f64 / boxes.len().max(1) as f64;
-    eprintln!("fan-out: {} boxes, {memberships} memberships (mean {mean_size:.1}) in {:.1} s", boxes.len(), t.elapsed().as_secs_f64());
+    eprintln!(
+        "fan-out: {} boxes, {memberships} memberships (mean {mean_size:.1}) in {:.1} s",
+        boxes.len(),
+        t.elapsed().as_secs_f64()
+    );
 
     let arrivals = Arc::new(Arrivals {
         epoch: Instant::now(),
@@ -372,7 +384,8 @@ pub async fn fanout(c: &Common, n_users: usize, target_rate: f64, posters: usize
         let arrivals = arrivals.clone();
         let url = c.boxes_url.clone();
         move |phase: usize, pick: u64| {
-            let (http, users, boxes, arrivals, url) = (http.clone(), users.clone(), boxes.clone(), arrivals.clone(), url.clone());
+            let (http, users, boxes, arrivals, url) =
+                (http.clone(), users.clone(), boxes.clone(), arrivals.clone(), url.clone());
             async move {
                 let b = &boxes[(pick as usize) % boxes.len()];
                 let sender = &users[b.members[(pick as usize / boxes.len()) % b.members.len()]];

@@ -76,7 +76,9 @@ fn every_binary_documents_its_settings_with_env_and_defaults() {
         assert!(bind.default.is_some(), "{service}: BIND_ADDR has a default");
     }
     let boxes: BTreeSet<String> = settings_of("boxes").into_iter().map(|s| s.env).collect();
-    for var in ["DATABASE_URL", "REDIS_URL", "JWT_PUBLIC_KEY_FILE", "JWT_ISSUER", "INTERNAL_API_TOKEN", "ALLOWED_ORIGINS"] {
+    for var in
+        ["DATABASE_URL", "REDIS_URL", "JWT_PUBLIC_KEY_FILE", "JWT_ISSUER", "INTERNAL_API_TOKEN", "ALLOWED_ORIGINS"]
+    {
         assert!(boxes.contains(var), "boxes documents {var}");
     }
 }
@@ -131,11 +133,21 @@ fn nginx_locations(conf: &str) -> Vec<Location> {
             let target = if body.contains("return 404") || body.contains("deny all") {
                 Route::Refused
             } else {
-                let up = Regex::new(r"proxy_pass\s+http://(\w+)").unwrap().captures(body).map(|m| m[1].to_owned()).expect("proxy_pass");
+                let up = Regex::new(r"proxy_pass\s+http://(\w+)")
+                    .unwrap()
+                    .captures(body)
+                    .map(|m| m[1].to_owned())
+                    .expect("proxy_pass");
                 let host = upstreams.get(&up).unwrap_or_else(|| panic!("upstream {up}"));
-                Route::To(APP_SERVICES.into_iter().find(|s| *s == host).unwrap_or_else(|| panic!("unknown host {host}")))
+                Route::To(
+                    APP_SERVICES.into_iter().find(|s| *s == host).unwrap_or_else(|| panic!("unknown host {host}")),
+                )
             };
-            Location { modifier: c.get(1).map(|m| m.as_str().to_owned()).unwrap_or_default(), pattern: c[2].to_owned(), target }
+            Location {
+                modifier: c.get(1).map(|m| m.as_str().to_owned()).unwrap_or_default(),
+                pattern: c[2].to_owned(),
+                target,
+            }
         })
         .collect()
 }
@@ -207,12 +219,8 @@ fn kubernetes_manifests_are_complete() {
         let container = &dep["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz", "{service} readiness");
         assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz", "{service} liveness");
-        let env: BTreeSet<String> = container["env"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .map(|e| e["name"].as_str().unwrap().to_owned())
-            .collect();
+        let env: BTreeSet<String> =
+            container["env"].as_sequence().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_owned()).collect();
         check_settings(service, &env, "deploy/k8s");
         for e in container["env"].as_sequence().unwrap() {
             if let Some(secret) = e["valueFrom"]["secretKeyRef"]["name"].as_str() {
@@ -238,7 +246,8 @@ fn kubernetes_manifests_are_complete() {
 
 /// ingress-nginx with `use-regex`: exact paths, then regex/prefix paths, longest first.
 fn ingress_route(ingress: &Value, path: &str) -> Option<Route> {
-    let snippet = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/server-snippet"].as_str().unwrap_or_default();
+    let snippet =
+        ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/server-snippet"].as_str().unwrap_or_default();
     for c in Regex::new(r"location\s+~\s+(\S+)\s*\{\s*return 404;").unwrap().captures_iter(snippet) {
         if Regex::new(&c[1]).unwrap().is_match(path) {
             return Some(Route::Refused);

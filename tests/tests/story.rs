@@ -33,11 +33,17 @@ async fn start_system() -> System {
     let private = keys.private_file.path().display().to_string();
     let public = keys.public_file.path().display().to_string();
     let internal = format!("internal-{}", uuid::Uuid::new_v4().simple());
-    let env = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>();
+    let env =
+        |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>();
 
     let mut hostapp = Service::start(
         "reference-hostapp",
-        &env(&[("REF_CLIENT_ID", "ref-hostapp"), ("REF_SECRET", "ref-secret"), ("REF_APP_IDS", "boxes-miniapp"), ("REF_STATIC_CODES", "true")]),
+        &env(&[
+            ("REF_CLIENT_ID", "ref-hostapp"),
+            ("REF_SECRET", "ref-secret"),
+            ("REF_APP_IDS", "boxes-miniapp"),
+            ("REF_STATIC_CODES", "true"),
+        ]),
     )
     .unwrap();
     hostapp.wait_ready("/healthz").await.unwrap();
@@ -45,10 +51,16 @@ async fn start_system() -> System {
     let redis = test_support::redis_url();
     let mut boxes = Service::start(
         "boxes",
-        &env(&[("DATABASE_URL", &database_url), ("REDIS_URL", &redis), ("JWT_PUBLIC_KEY_FILE", &public), ("INTERNAL_API_TOKEN", &internal)]),
+        &env(&[
+            ("DATABASE_URL", &database_url),
+            ("REDIS_URL", &redis),
+            ("JWT_PUBLIC_KEY_FILE", &public),
+            ("INTERNAL_API_TOKEN", &internal),
+        ]),
     )
     .unwrap();
-    let mut realtime = Service::start("realtime", &env(&[("REDIS_URL", &redis), ("JWT_PUBLIC_KEY_FILE", &public)])).unwrap();
+    let mut realtime =
+        Service::start("realtime", &env(&[("REDIS_URL", &redis), ("JWT_PUBLIC_KEY_FILE", &public)])).unwrap();
     let registry = temp_file(&format!(
         r#"[[hostapp]]
 client_id = "ref-hostapp"
@@ -117,7 +129,13 @@ async fn login(sys: &System, http: &reqwest::Client, reference: &str) -> User {
 }
 
 /// A cookie-authenticated request with the CSRF header, as the seed describes.
-async fn call(http: &reqwest::Client, user: &User, method: reqwest::Method, url: String, body: Option<Value>) -> reqwest::Response {
+async fn call(
+    http: &reqwest::Client,
+    user: &User,
+    method: reqwest::Method,
+    url: String,
+    body: Option<Value>,
+) -> reqwest::Response {
     let mut b = http.request(method, url).header(COOKIE, &user.cookies).header("X-CSRF-Token", &user.csrf);
     if let Some(body) = body {
         b = b.json(&body);
@@ -126,7 +144,8 @@ async fn call(http: &reqwest::Client, user: &User, method: reqwest::Method, url:
 }
 
 async fn connect(sys: &System, user: &User) -> Ws {
-    let mut req = format!("ws://127.0.0.1:{}/box-users/{}/ws", sys.realtime.port, user.id).into_client_request().unwrap();
+    let mut req =
+        format!("ws://127.0.0.1:{}/box-users/{}/ws", sys.realtime.port, user.id).into_client_request().unwrap();
     req.headers_mut().insert(COOKIE, user.cookies.parse().unwrap());
     let (mut ws, res) = tokio_tungstenite::connect_async(req).await.unwrap();
     assert_eq!(res.status(), 101);
@@ -178,7 +197,11 @@ async fn event_with_id(ws: &mut Ws, id: &Value) -> Value {
 
 fn key(seed: &str) -> String {
     use base64::Engine;
-    let digest: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(31).wrapping_add(seed.len() as u8).wrapping_add(seed.as_bytes()[i as usize % seed.len()])).collect();
+    let digest: Vec<u8> = (0..32u8)
+        .map(|i| {
+            i.wrapping_mul(31).wrapping_add(seed.len() as u8).wrapping_add(seed.as_bytes()[i as usize % seed.len()])
+        })
+        .collect();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
 }
 
@@ -195,7 +218,14 @@ async fn alice_and_bob_live_the_whole_story() {
 
     let (alice_key, bob_key) = (key("alice-identity"), key("bob-identity"));
     for (user, k) in [(&alice, &alice_key), (&bob, &bob_key)] {
-        let res = call(&http, user, Method::PUT, format!("{api}/identities/{}/public-keys", user.id), Some(json!({"non_identified_pubkey": k}))).await;
+        let res = call(
+            &http,
+            user,
+            Method::PUT,
+            format!("{api}/identities/{}/public-keys", user.id),
+            Some(json!({"non_identified_pubkey": k})),
+        )
+        .await;
         assert_eq!(res.status(), 200);
     }
 
@@ -227,7 +257,11 @@ async fn alice_and_bob_live_the_whole_story() {
     let invite = next_of(&mut bob_ws, "notification").await;
     assert_eq!(invite["object"]["type"], "box.auto_invite");
     assert_eq!(invite["object"]["details"]["box_id"], box_id.as_str());
-    let actions: Value = call(&http, &bob, Method::GET, format!("{api}/identities/{}/crypto/actions", bob.id), None).await.json().await.unwrap();
+    let actions: Value = call(&http, &bob, Method::GET, format!("{api}/identities/{}/crypto/actions", bob.id), None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(actions[0]["type"], "invitation");
     assert_eq!(actions[0]["encrypted"], "ZW5jcnlwdGVkIGludml0YXRpb24=");
 
@@ -237,14 +271,28 @@ async fn alice_and_bob_live_the_whole_story() {
     assert_eq!(next_event(&mut alice_ws, "member.join").await["sender"]["id"], bob.id.as_str());
 
     // Messages both ways, an edit and a deletion.
-    let hello = call(&http, &alice, Method::POST, events.clone(), Some(json!({"type":"msg.text","content":{"encrypted":"aGVsbG8tYm9i","public_key": box_key}}))).await;
+    let hello = call(
+        &http,
+        &alice,
+        Method::POST,
+        events.clone(),
+        Some(json!({"type":"msg.text","content":{"encrypted":"aGVsbG8tYm9i","public_key": box_key}})),
+    )
+    .await;
     assert_eq!(hello.status(), 201);
     let hello: Value = hello.json().await.unwrap();
     let got = event_with_id(&mut bob_ws, &hello["id"]).await;
     assert_eq!(got["type"], "msg.text");
     assert_eq!(got["content"]["encrypted"], "aGVsbG8tYm9i");
 
-    let reply = call(&http, &bob, Method::POST, events.clone(), Some(json!({"type":"msg.text","content":{"encrypted":"aGktYWxpY2U","public_key": box_key}}))).await;
+    let reply = call(
+        &http,
+        &bob,
+        Method::POST,
+        events.clone(),
+        Some(json!({"type":"msg.text","content":{"encrypted":"aGktYWxpY2U","public_key": box_key}})),
+    )
+    .await;
     assert_eq!(reply.status(), 201);
     let reply: Value = reply.json().await.unwrap();
     assert_eq!(event_with_id(&mut alice_ws, &reply["id"]).await["sender"]["id"], bob.id.as_str());
@@ -254,7 +302,9 @@ async fn alice_and_bob_live_the_whole_story() {
     let edit: Value = edit.json().await.unwrap();
     assert_eq!(event_with_id(&mut bob_ws, &edit["id"]).await["referrer_id"], hello["id"]);
 
-    let delete = call(&http, &bob, Method::POST, events.clone(), Some(json!({"type":"msg.delete","referrer_id": reply["id"]}))).await;
+    let delete =
+        call(&http, &bob, Method::POST, events.clone(), Some(json!({"type":"msg.delete","referrer_id": reply["id"]})))
+            .await;
     assert_eq!(delete.status(), 201);
     let delete: Value = delete.json().await.unwrap();
     assert_eq!(event_with_id(&mut alice_ws, &delete["id"]).await["referrer_id"], reply["id"]);
@@ -269,8 +319,16 @@ async fn alice_and_bob_live_the_whole_story() {
         "misakey_share":"bmV3LXNoYXJl","other_share_hash": key("other-share-2"),"encrypted_invitation_key_share":"bmV3LWludml0YXRpb24"}}))).await;
     assert_eq!(rotate.status(), 201);
     next_event(&mut bob_ws, "state.key_share").await;
-    let actions: Value = call(&http, &bob, Method::GET, format!("{api}/identities/{}/crypto/actions", bob.id), None).await.json().await.unwrap();
-    assert!(actions.as_array().unwrap().iter().any(|a| a["type"] == "set_box_key_share" && a["encrypted"] == "bmV3LWludml0YXRpb24"));
+    let actions: Value = call(&http, &bob, Method::GET, format!("{api}/identities/{}/crypto/actions", bob.id), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["type"] == "set_box_key_share" && a["encrypted"] == "bmV3LWludml0YXRpb24"));
 
     // bob leaves; his access rule stays, so he can come back.
     let leave = call(&http, &bob, Method::POST, events.clone(), Some(json!({"type":"member.leave"}))).await;
@@ -280,7 +338,14 @@ async fn alice_and_bob_live_the_whole_story() {
     assert_eq!(rejoin.status(), 201);
 
     // alice deletes the box; bob is told.
-    let res = call(&http, &alice, Method::DELETE, format!("{api}/boxes/{box_id}"), Some(json!({"user_confirmation":"delete"}))).await;
+    let res = call(
+        &http,
+        &alice,
+        Method::DELETE,
+        format!("{api}/boxes/{box_id}"),
+        Some(json!({"user_confirmation":"delete"})),
+    )
+    .await;
     assert_eq!(res.status(), 204);
     let gone = next_of(&mut bob_ws, "box.delete").await;
     assert_eq!(gone["object"]["id"], box_id.as_str());
@@ -305,7 +370,13 @@ async fn alice_and_bob_live_the_whole_story() {
     // No service logged a token, a CSRF token or ciphertext.
     for svc in [&sys.boxes, &sys.realtime, &sys.bridge, &sys.hostapp] {
         let log = svc.log_text();
-        for secret in [&alice.csrf, &bob.csrf, &bob.refresh, &"aGVsbG8tYm9i".to_owned(), &"ZW5jcnlwdGVkIGludml0YXRpb24=".to_owned()] {
+        for secret in [
+            &alice.csrf,
+            &bob.csrf,
+            &bob.refresh,
+            &"aGVsbG8tYm9i".to_owned(),
+            &"ZW5jcnlwdGVkIGludml0YXRpb24=".to_owned(),
+        ] {
             assert!(!log.contains(secret.as_str()), "{} logged a secret", svc.name);
         }
         let token = alice.cookies.split("; ").find_map(|c| c.strip_prefix("accesstoken=")).unwrap();

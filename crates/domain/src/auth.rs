@@ -326,11 +326,13 @@ pub fn pick_token<'a>(p: &Presented<'a>) -> Result<(&'a str, Transport), ErrorBo
             Err(ErrorBody::unauthorized(Origin::Cookies, "no credentials").with("accesstoken", Detail::Required))
         }
         (Some(_), None) => {
-            Err(ErrorBody::unauthorized(Origin::Cookies, "token type must be bearer").with("tokentype", Detail::Required))
+            Err(ErrorBody::unauthorized(Origin::Cookies, "token type must be bearer")
+                .with("tokentype", Detail::Required))
         }
         (Some(t), Some("bearer")) => Ok((t, Transport::Cookie)),
         (Some(_), Some(_)) => {
-            Err(ErrorBody::unauthorized(Origin::Cookies, "token type must be bearer").with("tokentype", Detail::Invalid))
+            Err(ErrorBody::unauthorized(Origin::Cookies, "token type must be bearer")
+                .with("tokentype", Detail::Invalid))
         }
     }
 }
@@ -351,17 +353,25 @@ pub fn revoked_error(transport: Transport) -> ErrorBody {
 }
 
 /// §3.4: cookie-authenticated writes need `X-CSRF-Token`; any sent header is checked.
-pub fn check_csrf(claims: &Claims, transport: Transport, is_write: bool, header: Option<&str>) -> Result<(), ErrorBody> {
+pub fn check_csrf(
+    claims: &Claims,
+    transport: Transport,
+    is_write: bool,
+    header: Option<&str>,
+) -> Result<(), ErrorBody> {
     if !is_write {
         return Ok(());
     }
     match header {
         None if transport == Transport::Cookie => {
-            Err(ErrorBody::forbidden(Origin::Headers, "X-CSRF-Token is required").with("X-CSRF-Token", Detail::Required))
+            Err(ErrorBody::forbidden(Origin::Headers, "X-CSRF-Token is required")
+                .with("X-CSRF-Token", Detail::Required))
         }
         None => Ok(()),
         Some(h) if sha256_b64u(h) == claims.csh => Ok(()),
-        Some(_) => Err(ErrorBody::forbidden(Origin::Headers, "X-CSRF-Token is invalid").with("X-CSRF-Token", Detail::Invalid)),
+        Some(_) => {
+            Err(ErrorBody::forbidden(Origin::Headers, "X-CSRF-Token is invalid").with("X-CSRF-Token", Detail::Invalid))
+        }
     }
 }
 
@@ -388,7 +398,14 @@ mod tests {
     }
 
     fn session<'a>(ttl: i64) -> SessionClaims<'a> {
-        SessionClaims { sub: IdentityId::new_v4(), sid: SessionId::new_v4(), acr: "2", csrf_hash: "h", client_id: "c", ttl_secs: ttl }
+        SessionClaims {
+            sub: IdentityId::new_v4(),
+            sid: SessionId::new_v4(),
+            acr: "2",
+            csrf_hash: "h",
+            client_id: "c",
+            ttl_secs: ttl,
+        }
     }
 
     #[test]
@@ -474,13 +491,19 @@ mod tests {
         let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
         let body = URL_SAFE_NO_PAD.encode(r#"{"sub":"x"}"#);
         assert!(v.verify(&format!("{header}.{body}.")).is_err());
-        let hs = encode(&Header::new(Algorithm::HS256), &serde_json::json!({"sub":"x"}), &EncodingKey::from_secret(b"k"));
+        let hs =
+            encode(&Header::new(Algorithm::HS256), &serde_json::json!({"sub":"x"}), &EncodingKey::from_secret(b"k"));
         assert_eq!(hs.ok().map(|t| v.verify(&t)), Some(Err(TokenError::Invalid)));
     }
 
     #[test]
     fn token_precedence_and_cookie_rules() {
-        let p = Presented { query: Some("q"), authorization: Some("Bearer h"), cookie_token: Some("c"), cookie_type: Some("bearer") };
+        let p = Presented {
+            query: Some("q"),
+            authorization: Some("Bearer h"),
+            cookie_token: Some("c"),
+            cookie_type: Some("bearer"),
+        };
         assert_eq!(pick_token(&p).ok(), Some(("q", Transport::Query)));
         let p = Presented { query: None, ..p };
         assert_eq!(pick_token(&p).ok(), Some(("h", Transport::Bearer)));
@@ -497,8 +520,16 @@ mod tests {
     #[test]
     fn csrf_rules() {
         let claims = Claims {
-            iss: "i".into(), aud: AUDIENCE.into(), sub: IdentityId::new_v4(), acr: "2".into(), iat: 0, exp: 0,
-            jti: uuid::Uuid::new_v4(), sid: SessionId::new_v4(), csh: sha256_b64u("secret"), cid: "c".into(),
+            iss: "i".into(),
+            aud: AUDIENCE.into(),
+            sub: IdentityId::new_v4(),
+            acr: "2".into(),
+            iat: 0,
+            exp: 0,
+            jti: uuid::Uuid::new_v4(),
+            sid: SessionId::new_v4(),
+            csh: sha256_b64u("secret"),
+            cid: "c".into(),
         };
         assert!(check_csrf(&claims, Transport::Cookie, false, None).is_ok());
         assert_eq!(check_csrf(&claims, Transport::Cookie, true, None).err().map(|e| e.status()), Some(403));

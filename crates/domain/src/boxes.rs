@@ -111,10 +111,13 @@ impl BoxCreate {
         let mut r = Report::new();
         let title = read_title(&o, &mut r);
         let public_key = o.b64u("public_key", limits::PUBLIC_KEY, true, &mut r);
-        let key_share = o.object("key_share", "key_share", false, &mut r).map(|ks| NewKeyShare::read(&ks, true, &mut r));
+        let key_share =
+            o.object("key_share", "key_share", false, &mut r).map(|ks| NewKeyShare::read(&ks, true, &mut r));
         let value = match (title, public_key, key_share) {
             (Some(title), Some(public_key), None) => Some(BoxCreate { title, public_key, key_share: None }),
-            (Some(title), Some(public_key), Some(Some(ks))) => Some(BoxCreate { title, public_key, key_share: Some(ks) }),
+            (Some(title), Some(public_key), Some(Some(ks))) => {
+                Some(BoxCreate { title, public_key, key_share: Some(ks) })
+            }
             _ => None,
         };
         r.finish(value)
@@ -187,7 +190,13 @@ impl ContactRequest {
             }
         };
         let value = match (contacted, title, public_key, key_share, extra) {
-            (Some(contacted_identity_id), Some(title), Some(public_key), Some(key_share), Some((invitation_key, invitation))) => {
+            (
+                Some(contacted_identity_id),
+                Some(title),
+                Some(public_key),
+                Some(key_share),
+                Some((invitation_key, invitation)),
+            ) => {
                 Some(ContactRequest { contacted_identity_id, title, public_key, key_share, invitation_key, invitation })
             }
             _ => None,

@@ -163,7 +163,8 @@ impl ErrorBody {
 
     /// 400 `{"Content-Type": "invalid"}` (§2.1).
     pub fn bad_content_type() -> Self {
-        Self::bad_request(Origin::Headers, "Content-Type must be application/json").with("Content-Type", Detail::Invalid)
+        Self::bad_request(Origin::Headers, "Content-Type must be application/json")
+            .with("Content-Type", Detail::Invalid)
     }
 
     pub fn too_large() -> Self {

@@ -160,7 +160,9 @@ impl NewEvent {
     /// The `content` to store, rebuilt from the typed value so that no client key survives (§6.2).
     pub fn stored_content(&self) -> Option<Value> {
         match self {
-            NewEvent::MsgText { encrypted, public_key } => Some(json!({"encrypted": encrypted, "public_key": public_key})),
+            NewEvent::MsgText { encrypted, public_key } => {
+                Some(json!({"encrypted": encrypted, "public_key": public_key}))
+            }
             NewEvent::MsgFile { encrypted, public_key, encrypted_file_id } => Some(
                 json!({"encrypted": encrypted, "public_key": public_key, "encrypted_file_id": encrypted_file_id.to_string()}),
             ),
@@ -168,17 +170,22 @@ impl NewEvent {
                 Some(json!({"new_encrypted": new_encrypted, "new_public_key": new_public_key}))
             }
             NewEvent::StateAccessMode { value } => Some(json!({"value": value})),
-            NewEvent::AccessAdd { restriction, auto_invite } => Some(access_add_content(restriction, auto_invite.is_some())),
-            NewEvent::MsgDelete { .. } | NewEvent::MemberJoin | NewEvent::MemberLeave | NewEvent::StateKeyShare { .. } => None,
+            NewEvent::AccessAdd { restriction, auto_invite } => {
+                Some(access_add_content(restriction, auto_invite.is_some()))
+            }
+            NewEvent::MsgDelete { .. }
+            | NewEvent::MemberJoin
+            | NewEvent::MemberLeave
+            | NewEvent::StateKeyShare { .. } => None,
             NewEvent::AccessRm { .. } => None,
         }
     }
 
     pub fn referrer_id(&self) -> Option<EventId> {
         match self {
-            NewEvent::MsgEdit { referrer_id, .. } | NewEvent::MsgDelete { referrer_id } | NewEvent::AccessRm { referrer_id } => {
-                Some(*referrer_id)
-            }
+            NewEvent::MsgEdit { referrer_id, .. }
+            | NewEvent::MsgDelete { referrer_id }
+            | NewEvent::AccessRm { referrer_id } => Some(*referrer_id),
             _ => None,
         }
     }
@@ -336,7 +343,11 @@ pub struct EditState {
 }
 
 /// Folds a message's latest edit or its deletion into its stored content (§6.5).
-pub fn fold_message(content: Option<Value>, edit: Option<EditState>, deleted: Option<(Timestamp, IdentityView)>) -> Value {
+pub fn fold_message(
+    content: Option<Value>,
+    edit: Option<EditState>,
+    deleted: Option<(Timestamp, IdentityView)>,
+) -> Value {
     if let Some((at, by)) = deleted {
         return json!({"deleted": {"at_time": at, "by_identity": by}});
     }
@@ -392,18 +403,38 @@ mod tests {
 
     #[test]
     fn text_messages() {
-        let ok = parse(json!({"type":"msg.text","content":{"encrypted":"UrxdLg-Z5cyeRMz8_zk2aK","public_key":"SXva","x":1}}));
-        assert_eq!(ok.ok().and_then(|e| e.stored_content()), Some(json!({"encrypted":"UrxdLg-Z5cyeRMz8_zk2aK","public_key":"SXva"})));
-        assert_eq!(detail(json!({"type":"msg.text","content":{"encrypted":"a+b=","public_key":"SXva"}}), "content.encrypted").as_deref(), Some("malformed"));
+        let ok = parse(
+            json!({"type":"msg.text","content":{"encrypted":"UrxdLg-Z5cyeRMz8_zk2aK","public_key":"SXva","x":1}}),
+        );
+        assert_eq!(
+            ok.ok().and_then(|e| e.stored_content()),
+            Some(json!({"encrypted":"UrxdLg-Z5cyeRMz8_zk2aK","public_key":"SXva"}))
+        );
+        assert_eq!(
+            detail(json!({"type":"msg.text","content":{"encrypted":"a+b=","public_key":"SXva"}}), "content.encrypted")
+                .as_deref(),
+            Some("malformed")
+        );
         assert_eq!(detail(json!({"type":"msg.text","content":{"encrypted":"abcd","public_key":"SXva"},"referrer_id":"74ee16b5-89be-44f7-bcdd-117f496a90a7"}), "referrer_id").as_deref(), Some("forbidden"));
         assert_eq!(detail(json!({"type":"msg.text"}), "content").as_deref(), Some("required"));
         let big = "a".repeat(limits::MESSAGE + 1);
-        assert_eq!(detail(json!({"type":"msg.text","content":{"encrypted":big,"public_key":"SXva"}}), "content.encrypted").as_deref(), Some("invalid"));
+        assert_eq!(
+            detail(json!({"type":"msg.text","content":{"encrypted":big,"public_key":"SXva"}}), "content.encrypted")
+                .as_deref(),
+            Some("invalid")
+        );
     }
 
     #[test]
     fn edits_deletes_joins() {
-        assert_eq!(detail(json!({"type":"msg.edit","content":{"new_encrypted":"abcd","new_public_key":"abcd"}}), "referrer_id").as_deref(), Some("required"));
+        assert_eq!(
+            detail(
+                json!({"type":"msg.edit","content":{"new_encrypted":"abcd","new_public_key":"abcd"}}),
+                "referrer_id"
+            )
+            .as_deref(),
+            Some("required")
+        );
         assert_eq!(detail(json!({"type":"msg.delete","referrer_id":"x"}), "referrer_id").as_deref(), Some("malformed"));
         assert_eq!(detail(json!({"type":"member.join","content":{}}), "content").as_deref(), Some("forbidden"));
         assert_eq!(parse(json!({"type":"member.leave","content":null})).ok(), Some(NewEvent::MemberLeave));
@@ -412,25 +443,56 @@ mod tests {
     #[test]
     fn access_rules() {
         let id = "0f10d6a5-0626-4492-8e4c-2c37b258f921";
-        assert_eq!(detail(json!({"type":"access.add","content":{"restriction_type":"email_domain","value":"x.com"}}), "content.restriction_type").as_deref(), Some("not_supported"));
+        assert_eq!(
+            detail(
+                json!({"type":"access.add","content":{"restriction_type":"email_domain","value":"x.com"}}),
+                "content.restriction_type"
+            )
+            .as_deref(),
+            Some("not_supported")
+        );
         assert_eq!(detail(json!({"type":"access.add","content":{"restriction_type":"identity_id","value":id},"extra":{"k":"abcd"}}), "content.auto_invite").as_deref(), Some("invalid"));
-        assert_eq!(detail(json!({"type":"access.add","content":{"restriction_type":"identity_id","value":id,"auto_invite":true}}), "extra").as_deref(), Some("required"));
+        assert_eq!(
+            detail(
+                json!({"type":"access.add","content":{"restriction_type":"identity_id","value":id,"auto_invite":true}}),
+                "extra"
+            )
+            .as_deref(),
+            Some("required")
+        );
         assert_eq!(detail(json!({"type":"access.add","content":{"restriction_type":"identity_id","value":id,"auto_invite":true},"extra":{"a":"abcd","b":"abcd"}}), "extra").as_deref(), Some("invalid"));
-        let ok = parse(json!({"type":"access.add","content":{"restriction_type":"identity_id","value":id,"auto_invite":true},"extra":{"key":"abcd=="}}));
+        let ok = parse(
+            json!({"type":"access.add","content":{"restriction_type":"identity_id","value":id,"auto_invite":true},"extra":{"key":"abcd=="}}),
+        );
         assert!(matches!(ok, Ok(NewEvent::AccessAdd { auto_invite: Some(_), .. })));
     }
 
     #[test]
     fn key_share_rotation_reads_extra() {
-        let ok = parse(json!({"type":"state.key_share","extra":{"misakey_share":"abcd","other_share_hash":"abcd","encrypted_invitation_key_share":"abcd"}}));
+        let ok = parse(
+            json!({"type":"state.key_share","extra":{"misakey_share":"abcd","other_share_hash":"abcd","encrypted_invitation_key_share":"abcd"}}),
+        );
         assert!(matches!(ok, Ok(NewEvent::StateKeyShare { .. })));
-        assert_eq!(detail(json!({"type":"state.key_share","extra":{"misakey_share":"abcd"}}), "extra.other_share_hash").as_deref(), Some("required"));
-        assert_eq!(detail(json!({"type":"state.access_mode","content":{"value":"open"}}), "content.value").as_deref(), Some("invalid"));
+        assert_eq!(
+            detail(json!({"type":"state.key_share","extra":{"misakey_share":"abcd"}}), "extra.other_share_hash")
+                .as_deref(),
+            Some("required")
+        );
+        assert_eq!(
+            detail(json!({"type":"state.access_mode","content":{"value":"open"}}), "content.value").as_deref(),
+            Some("invalid")
+        );
     }
 
     #[test]
     fn folding() {
-        let view = IdentityView { id: IdentityId::new_v4(), display_name: "A".into(), avatar_url: None, identifier_value: String::new(), identifier_kind: String::new() };
+        let view = IdentityView {
+            id: IdentityId::new_v4(),
+            display_name: "A".into(),
+            avatar_url: None,
+            identifier_value: String::new(),
+            identifier_kind: String::new(),
+        };
         let c = Some(json!({"encrypted":"a","public_key":"b"}));
         assert_eq!(fold_message(c.clone(), None, None)["last_edited_at"], Value::Null);
         let at = Timestamp::now();

@@ -163,15 +163,16 @@ impl IdentityUpsert {
     pub fn parse(body: &Value) -> Result<Self, ErrorBody> {
         let o = Obj::body(body)?;
         let mut r = Report::new();
-        let display_name =
-            o.str("display_name", true, &mut r).and_then(|s| DisplayName::parse(s).map_err(|d| r.fail("display_name", d)).ok());
+        let display_name = o
+            .str("display_name", true, &mut r)
+            .and_then(|s| DisplayName::parse(s).map_err(|d| r.fail("display_name", d)).ok());
         let identifier_value = o.str("identifier_value", true, &mut r).map(str::to_owned);
         if identifier_value.as_ref().is_some_and(|v| v.is_empty() || v.chars().count() > 320) {
             r.fail("identifier_value", Detail::Invalid);
         }
-        let identifier_kind = o
-            .str("identifier_kind", true, &mut r)
-            .and_then(|s| IdentifierKind::parse(s).ok_or(()).map_err(|_| r.fail("identifier_kind", Detail::Invalid)).ok());
+        let identifier_kind = o.str("identifier_kind", true, &mut r).and_then(|s| {
+            IdentifierKind::parse(s).ok_or(()).map_err(|_| r.fail("identifier_kind", Detail::Invalid)).ok()
+        });
         let value = match (display_name, identifier_value, identifier_kind) {
             (Some(display_name), Some(identifier_value), Some(identifier_kind)) => {
                 Some(IdentityUpsert { display_name, identifier_value, identifier_kind })
@@ -232,8 +233,14 @@ mod tests {
 
     #[test]
     fn upsert_validation() {
-        assert!(IdentityUpsert::parse(&json!({"display_name":"A","identifier_value":"a@b.c","identifier_kind":"email"})).is_ok());
-        let e = IdentityUpsert::parse(&json!({"display_name":"","identifier_kind":"fax"})).err().map(|e| e.details).unwrap_or_default();
+        assert!(IdentityUpsert::parse(
+            &json!({"display_name":"A","identifier_value":"a@b.c","identifier_kind":"email"})
+        )
+        .is_ok());
+        let e = IdentityUpsert::parse(&json!({"display_name":"","identifier_kind":"fax"}))
+            .err()
+            .map(|e| e.details)
+            .unwrap_or_default();
         assert_eq!(e.get("display_name").map(String::as_str), Some("invalid"));
         assert_eq!(e.get("identifier_value").map(String::as_str), Some("required"));
         assert_eq!(e.get("identifier_kind").map(String::as_str), Some("invalid"));

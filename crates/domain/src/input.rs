@@ -196,10 +196,12 @@ pub fn path_id<T: std::str::FromStr<Err = MalformedId>>(raw: &str, name: &str) -
 /// Parses a query parameter as an id, answering 400 with origin `query`.
 pub fn query_id<T: std::str::FromStr<Err = MalformedId>>(raw: Option<&str>, name: &str) -> Result<T, ErrorBody> {
     match raw {
-        None | Some("") => Err(ErrorBody::bad_request(Origin::Query, format!("{name} is required")).with(name, Detail::Required)),
-        Some(s) => s
-            .parse::<T>()
-            .map_err(|_| ErrorBody::bad_request(Origin::Query, format!("invalid {name}")).with(name, Detail::Malformed)),
+        None | Some("") => {
+            Err(ErrorBody::bad_request(Origin::Query, format!("{name} is required")).with(name, Detail::Required))
+        }
+        Some(s) => s.parse::<T>().map_err(|_| {
+            ErrorBody::bad_request(Origin::Query, format!("invalid {name}")).with(name, Detail::Malformed)
+        }),
     }
 }
 
@@ -211,7 +213,12 @@ pub struct Page {
 }
 
 impl Page {
-    pub fn parse(offset: Option<&str>, limit: Option<&str>, default_limit: i64, max_limit: i64) -> Result<Self, ErrorBody> {
+    pub fn parse(
+        offset: Option<&str>,
+        limit: Option<&str>,
+        default_limit: i64,
+        max_limit: i64,
+    ) -> Result<Self, ErrorBody> {
         let mut r = Report::new();
         let offset = match offset {
             None => Some(0),

@@ -31,7 +31,11 @@ impl NewKeyShare {
         let misakey_share = o.b64(key, limits::MISAKEY_SHARE, true, r);
         let other_share_hash = o.b64u("other_share_hash", limits::OTHER_SHARE_HASH, true, r);
         let eiks = o.b64("encrypted_invitation_key_share", limits::ENCRYPTED_INVITATION_KEY_SHARE, eiks_required, r);
-        Some(NewKeyShare { misakey_share: misakey_share?, other_share_hash: other_share_hash?, encrypted_invitation_key_share: eiks })
+        Some(NewKeyShare {
+            misakey_share: misakey_share?,
+            other_share_hash: other_share_hash?,
+            encrypted_invitation_key_share: eiks,
+        })
     }
 }
 

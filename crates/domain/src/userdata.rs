@@ -95,13 +95,15 @@ impl UserData {
         if reference.is_none() && !d.contains_key("user_data.reference") {
             d.insert("user_data.reference".into(), Detail::Required.into());
         }
-        let email = text("email", usize::MAX, &mut d).and_then(|s| {
-            Email::parse(&s).map_err(|e| d.insert("user_data.email".into(), e.into())).ok()
-        });
-        let phone = text("phone", usize::MAX, &mut d).and_then(|s| {
-            E164Phone::parse(&s).map_err(|e| d.insert("user_data.phone".into(), e.into())).ok()
-        });
-        if email.is_none() && phone.is_none() && !d.contains_key("user_data.email") && !d.contains_key("user_data.phone") {
+        let email = text("email", usize::MAX, &mut d)
+            .and_then(|s| Email::parse(&s).map_err(|e| d.insert("user_data.email".into(), e.into())).ok());
+        let phone = text("phone", usize::MAX, &mut d)
+            .and_then(|s| E164Phone::parse(&s).map_err(|e| d.insert("user_data.phone".into(), e.into())).ok());
+        if email.is_none()
+            && phone.is_none()
+            && !d.contains_key("user_data.email")
+            && !d.contains_key("user_data.phone")
+        {
             d.insert("user_data.email".into(), Detail::Required.into());
         }
         let first_name = text("first_name", NAME_MAX, &mut d);
@@ -160,7 +162,9 @@ mod tests {
 
     #[test]
     fn fixture_users() {
-        let alice = UserData::validate(Some(&json!({"reference":"alice","email":"Alice@Example.com","first_name":"Alice","last_name":"Martin","custom_attributes":{"tier":"gold"}})));
+        let alice = UserData::validate(Some(
+            &json!({"reference":"alice","email":"Alice@Example.com","first_name":"Alice","last_name":"Martin","custom_attributes":{"tier":"gold"}}),
+        ));
         let alice = alice.ok();
         assert_eq!(alice.as_ref().map(|a| a.display_name()).as_deref(), Some("Alice Martin"));
         assert_eq!(alice.map(|a| a.identifier().0).as_deref(), Some("alice@example.com"));
@@ -168,13 +172,15 @@ mod tests {
         assert_eq!(bob.map(|b| b.identifier()), Some(("+33612345678".to_owned(), IdentifierKind::Phone)));
         let nora = UserData::validate(Some(&json!({"reference":"nora","first_name":"Nora"}))).err().unwrap_or_default();
         assert_eq!(nora.get("user_data.email").map(String::as_str), Some("required"));
-        let bad = UserData::validate(Some(&json!({"reference":"badphone","phone":"0612345678"}))).err().unwrap_or_default();
+        let bad =
+            UserData::validate(Some(&json!({"reference":"badphone","phone":"0612345678"}))).err().unwrap_or_default();
         assert_eq!(bad.get("user_data.phone").map(String::as_str), Some("malformed"));
     }
 
     #[test]
     fn reference_limits_and_anonymous() {
-        let long = UserData::validate(Some(&json!({"reference":"r".repeat(101),"email":"a@b.c"}))).err().unwrap_or_default();
+        let long =
+            UserData::validate(Some(&json!({"reference":"r".repeat(101),"email":"a@b.c"}))).err().unwrap_or_default();
         assert_eq!(long.get("user_data.reference").map(String::as_str), Some("invalid"));
         let anon = UserData::validate(Some(&json!({"reference":"x","email":"a@b.c","first_name":"  "}))).ok();
         assert_eq!(anon.map(|a| a.display_name()).as_deref(), Some("Anonymous"));

@@ -27,7 +27,8 @@ pub fn redis_url() -> String {
 /// Creates an empty database named by a uuid and returns its URL.
 pub async fn fresh_database() -> anyhow::Result<String> {
     let admin = admin_database_url();
-    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.context("connecting to PostgreSQL")?;
+    let (client, conn) =
+        tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.context("connecting to PostgreSQL")?;
     tokio::spawn(conn);
     let name = format!("test_{}", uuid::Uuid::new_v4().simple());
     client.batch_execute(&format!("CREATE DATABASE {name}")).await.context("creating the test database")?;

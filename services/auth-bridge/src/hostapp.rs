@@ -72,7 +72,8 @@ impl HostappError {
     /// The §10.4 row: 401 for a refused auth code, 504 for a time-out, 502 otherwise.
     pub fn body(&self) -> ErrorBody {
         let step = self.step.as_str();
-        let gateway = |desc: &str| ErrorBody::new(ErrorCode::BadGateway, Origin::NotDefined, desc).with("hostapp_step", step);
+        let gateway =
+            |desc: &str| ErrorBody::new(ErrorCode::BadGateway, Origin::NotDefined, desc).with("hostapp_step", step);
         match &self.failure {
             Failure::ErrorCode(code) if self.step == Step::GetAccessToken && code == INVALID_AUTH_CODE => {
                 ErrorBody::unauthorized(Origin::Body, "the hostapp refused the auth code")
@@ -80,11 +81,15 @@ impl HostappError {
                     .with("hostapp_error", code.as_str())
                     .with("hostapp_step", step)
             }
-            Failure::ErrorCode(code) => gateway("the hostapp answered with an error").with("hostapp_error", code.as_str()),
+            Failure::ErrorCode(code) => {
+                gateway("the hostapp answered with an error").with("hostapp_error", code.as_str())
+            }
             Failure::InvalidUserData(details) => gateway("the hostapp sent invalid user data")
                 .with("hostapp_error", INVALID_USER_DATA)
                 .with_details(details.clone()),
-            Failure::Http(status) => gateway("the hostapp answered with an unexpected status").with("hostapp", format!("http_{status}")),
+            Failure::Http(status) => {
+                gateway("the hostapp answered with an unexpected status").with("hostapp", format!("http_{status}"))
+            }
             Failure::Malformed => gateway("the hostapp answer is malformed").with("hostapp", Detail::Malformed),
             Failure::Unreachable => gateway("the hostapp is unreachable").with("hostapp", "unreachable"),
             Failure::TimedOut => ErrorBody::new(ErrorCode::GatewayTimeout, Origin::NotDefined, "the hostapp timed out")
@@ -100,7 +105,9 @@ pub fn sanitise_error_code(value: Option<&Value>) -> Option<String> {
     match value {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.is_empty() => None,
-        Some(Value::String(s)) if s.len() <= 64 && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') => {
+        Some(Value::String(s))
+            if s.len() <= 64 && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') =>
+        {
             Some(s.clone())
         }
         Some(_) => Some("UNKNOWN".to_owned()),

@@ -53,10 +53,11 @@ impl BoxesInternal {
     /// `{BOXES_INTERNAL_URL}/internal/identities/{id}`, a trailing slash of the base ignored.
     fn identity_url(&self, id: IdentityId) -> anyhow::Result<reqwest::Url> {
         let mut url = self.base_url.clone();
-        url.path_segments_mut()
-            .map_err(|()| anyhow!("BOXES_INTERNAL_URL cannot be a base"))?
-            .pop_if_empty()
-            .extend(["internal", "identities", &id.to_string()]);
+        url.path_segments_mut().map_err(|()| anyhow!("BOXES_INTERNAL_URL cannot be a base"))?.pop_if_empty().extend([
+            "internal",
+            "identities",
+            &id.to_string(),
+        ]);
         Ok(url)
     }
 }

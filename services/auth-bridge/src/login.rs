@@ -80,7 +80,9 @@ pub async fn run(state: &AppState, req: &LoginRequest) -> Result<LoggedIn, ApiEr
         .get(&req.client_id)
         .ok_or_else(|| ErrorBody::bad_request(Origin::Body, "unknown hostapp").with("client_id", Detail::NotFound))?;
     if !app.allows_app(&req.app_id) {
-        return Err(ErrorBody::bad_request(Origin::Body, "app_id is not allowed for this hostapp").with("app_id", Detail::Invalid).into());
+        return Err(ErrorBody::bad_request(Origin::Body, "app_id is not allowed for this hostapp")
+            .with("app_id", Detail::Invalid)
+            .into());
     }
 
     // 2–4. Access token, user data, validation.
@@ -111,8 +113,15 @@ pub async fn run(state: &AppState, req: &LoginRequest) -> Result<LoggedIn, ApiEr
     let csrf_hash = session::csrf_hash(&csrf_token);
     let refresh_token = session::random_token();
     let s = &state.settings;
-    let (access_token, _) =
-        session::access_token(&state.signer, identity_id, sid, s.session_acr, &csrf_hash, &app.client_id, s.access_token_ttl)?;
+    let (access_token, _) = session::access_token(
+        &state.signer,
+        identity_id,
+        sid,
+        s.session_acr,
+        &csrf_hash,
+        &app.client_id,
+        s.access_token_ttl,
+    )?;
 
     // 6 and 7: consent and session in one statement.
     let client = state.pool.get().await?;

@@ -92,7 +92,8 @@ pub struct Registry {
 impl Registry {
     /// Reads the file and takes secrets from the process environment.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading the hostapp registry {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the hostapp registry {}", path.display()))?;
         Self::parse(&text, |name| std::env::var(name).ok())
             .with_context(|| format!("loading the hostapp registry {}", path.display()))
     }
@@ -109,9 +110,9 @@ impl Registry {
             if apps.iter().any(|a| a.client_id == id) {
                 bail!("hostapp {id} is registered twice");
             }
-            let secret = env(&secret_env_var(&id))
-                .or(e.hostapp_secret_key)
-                .with_context(|| format!("hostapp {id} has no secret (hostapp_secret_key or {})", secret_env_var(&id)))?;
+            let secret = env(&secret_env_var(&id)).or(e.hostapp_secret_key).with_context(|| {
+                format!("hostapp {id} has no secret (hostapp_secret_key or {})", secret_env_var(&id))
+            })?;
             let method = match e.user_data_method.as_deref().map(str::to_ascii_uppercase).as_deref() {
                 None | Some("GET") => UserDataMethod::Get,
                 Some("POST") => UserDataMethod::Post,
@@ -193,7 +194,9 @@ user_data_method = "post"
         assert_eq!(o.map(|a| a.hostapp_secret_key.expose_secret().to_owned()).as_deref(), Some("from-env"));
         assert_eq!(o.map(|a| a.user_data_method), Some(UserDataMethod::Post));
         assert_eq!(o.map(|a| a.timeout), Some(Duration::from_millis(DEFAULT_TIMEOUT_MS)));
-        assert!(reg.by_credentials("Token cmVmLWhvc3RhcHA6cmVmLXNlY3JldA==").is_some_and(|a| a.client_id == "ref-hostapp"));
+        assert!(reg
+            .by_credentials("Token cmVmLWhvc3RhcHA6cmVmLXNlY3JldA==")
+            .is_some_and(|a| a.client_id == "ref-hostapp"));
         assert!(reg.by_credentials("Token bm9wZQ==").is_none());
     }
 

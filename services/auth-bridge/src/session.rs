@@ -68,8 +68,20 @@ pub fn cleared_cookies(secure: bool) -> [Cookie<'static>; 3] {
     ]
 }
 
-fn cookie(name: &'static str, value: String, path: &'static str, secure: bool, max_age: CookieDuration) -> Cookie<'static> {
-    Cookie::build(name, value).http_only(true).secure(secure).same_site(SameSite::Strict).path(path).max_age(max_age).finish()
+fn cookie(
+    name: &'static str,
+    value: String,
+    path: &'static str,
+    secure: bool,
+    max_age: CookieDuration,
+) -> Cookie<'static> {
+    Cookie::build(name, value)
+        .http_only(true)
+        .secure(secure)
+        .same_site(SameSite::Strict)
+        .path(path)
+        .max_age(max_age)
+        .finish()
 }
 
 /// `b64u(SHA-256(csrf_token))`, the `csh` claim and the stored CSRF hash.

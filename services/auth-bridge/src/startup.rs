@@ -46,8 +46,8 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let state = build_state(settings).await?;
-        let listener =
-            TcpListener::bind(&state.settings.bind_addr).with_context(|| format!("binding {}", state.settings.bind_addr))?;
+        let listener = TcpListener::bind(&state.settings.bind_addr)
+            .with_context(|| format!("binding {}", state.settings.bind_addr))?;
         let port = listener.local_addr().context("reading the bound address")?.port();
         tracing::info!(port, hostapps = state.registry.len(), "auth-bridge listening");
         let origins = state.settings.origins();
@@ -83,7 +83,8 @@ async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     let public_pem = std::fs::read_to_string(&settings.jwt_public_key_file)
         .with_context(|| format!("reading JWT_PUBLIC_KEY_FILE {}", settings.jwt_public_key_file.display()))?;
     let signer = load_signer(&private_pem, &public_pem, &settings.jwt_issuer)?;
-    let verifier = Verifier::from_public_pems(&[public_pem.as_str()], &settings.jwt_issuer).context("loading the JWT public key")?;
+    let verifier = Verifier::from_public_pems(&[public_pem.as_str()], &settings.jwt_issuer)
+        .context("loading the JWT public key")?;
     let jwk = Jwk::from_public_pem(&public_pem).context("the JWT public key is not Ed25519")?;
     let registry = Registry::load(&settings.hostapps_config)?;
 
@@ -92,7 +93,8 @@ async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     let mut pg = tokio_postgres::Config::from_str(db_url).context("parsing DATABASE_URL")?;
     pg.options(format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"));
     pg.connect_timeout(Duration::from_secs(3));
-    let manager = Manager::from_config(pg, tokio_postgres::NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let manager =
+        Manager::from_config(pg, tokio_postgres::NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
     let pool = Pool::builder(manager)
         .max_size(16)
         .runtime(Runtime::Tokio1)
@@ -129,7 +131,8 @@ fn load_signer(private_pem: &str, public_pem: &str, issuer: &str) -> anyhow::Res
 /// Runs the embedded migrations; their history table is ours alone, so other services may share
 /// the database.
 async fn migrate(db_url: &str) -> anyhow::Result<()> {
-    let (mut client, conn) = tokio_postgres::connect(db_url, tokio_postgres::NoTls).await.context("connecting to PostgreSQL")?;
+    let (mut client, conn) =
+        tokio_postgres::connect(db_url, tokio_postgres::NoTls).await.context("connecting to PostgreSQL")?;
     let conn = tokio::spawn(conn);
     let mut runner = store::migrations::runner();
     runner.set_migration_table_name("auth_refinery_schema_history");
@@ -138,4 +141,3 @@ async fn migrate(db_url: &str) -> anyhow::Result<()> {
     conn.await.ok();
     Ok(())
 }
-

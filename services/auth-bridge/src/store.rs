@@ -44,7 +44,9 @@ pub async fn consented_at(
     reference: &str,
 ) -> Result<Option<DateTime<Utc>>, Error> {
     let stmt = c
-        .prepare_cached("SELECT consented_at FROM auth.consents WHERE client_id = $1 AND app_id = $2 AND user_reference = $3")
+        .prepare_cached(
+            "SELECT consented_at FROM auth.consents WHERE client_id = $1 AND app_id = $2 AND user_reference = $3",
+        )
         .await?;
     let row = c.query_opt(&stmt, &[&client_id, &app_id, &reference]).await?;
     Ok(row.map(|r| r.get(0)))
@@ -125,9 +127,16 @@ pub async fn session_for_refresh(c: &impl GenericClient, refresh_hash: &str) -> 
 
 /// Replaces the refresh token of a session; the old one stops working at once.
 #[tracing::instrument(skip(c, new_hash))]
-pub async fn rotate_refresh(c: &impl GenericClient, sid: SessionId, new_hash: &str, ttl_secs: i64) -> Result<(), Error> {
+pub async fn rotate_refresh(
+    c: &impl GenericClient,
+    sid: SessionId,
+    new_hash: &str,
+    ttl_secs: i64,
+) -> Result<(), Error> {
     let stmt = c
-        .prepare_cached("UPDATE auth.sessions SET refresh_hash = $2, expires_at = now() + make_interval(secs => $3) WHERE sid = $1")
+        .prepare_cached(
+            "UPDATE auth.sessions SET refresh_hash = $2, expires_at = now() + make_interval(secs => $3) WHERE sid = $1",
+        )
         .await?;
     c.execute(&stmt, &[sid.as_uuid(), &new_hash, &(ttl_secs as f64)]).await?;
     Ok(())
@@ -136,7 +145,8 @@ pub async fn rotate_refresh(c: &impl GenericClient, sid: SessionId, new_hash: &s
 /// Marks a session revoked; true when this call revoked it.
 #[tracing::instrument(skip(c))]
 pub async fn revoke_session(c: &impl GenericClient, sid: SessionId) -> Result<bool, Error> {
-    let stmt = c.prepare_cached("UPDATE auth.sessions SET revoked_at = now() WHERE sid = $1 AND revoked_at IS NULL").await?;
+    let stmt =
+        c.prepare_cached("UPDATE auth.sessions SET revoked_at = now() WHERE sid = $1 AND revoked_at IS NULL").await?;
     let n = c.execute(&stmt, &[sid.as_uuid()]).await?;
     Ok(n == 1)
 }

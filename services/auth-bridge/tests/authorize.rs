@@ -36,7 +36,13 @@ async fn the_sdk_gets_a_token_without_cookies() {
         assert_eq!(claims.sub.to_string(), body["identity_id"].as_str().unwrap());
 
         // The miniapp refreshes with the body-borne refresh token.
-        let res = app.http.post(app.url("/auth/refresh")).json(&json!({"refresh_token": body["refresh_token"]})).send().await.unwrap();
+        let res = app
+            .http
+            .post(app.url("/auth/refresh"))
+            .json(&json!({"refresh_token": body["refresh_token"]}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200);
     }
 }
@@ -44,20 +50,36 @@ async fn the_sdk_gets_a_token_without_cookies() {
 #[tokio::test]
 async fn every_failure_is_non_2xx() {
     let app = spawn().await;
-    let res = authorize(&app, "/api/v1/authorize/", json!({"auth_code": "bogus", "client_id": "ref-hostapp", "app_id": APP_ID})).await;
+    let res = authorize(
+        &app,
+        "/api/v1/authorize/",
+        json!({"auth_code": "bogus", "client_id": "ref-hostapp", "app_id": APP_ID}),
+    )
+    .await;
     assert_error(res, 401, "unauthorized", &[("hostapp_error", "INVALID_AUTH_CODE")]).await;
 
     let code = app.code_for("alice").await;
-    let res = authorize(&app, "/api/v1/authorize/", json!({"auth_code": code, "client_id": "ref-hostapp", "app_id": APP_ID, "user_reference": "bob"})).await;
+    let res = authorize(
+        &app,
+        "/api/v1/authorize/",
+        json!({"auth_code": code, "client_id": "ref-hostapp", "app_id": APP_ID, "user_reference": "bob"}),
+    )
+    .await;
     let body = assert_error(res, 401, "unauthorized", &[("user_reference", "invalid")]).await;
     assert_eq!(body["origin"], "body");
     assert_eq!(app.session_count().await, 0);
 
-    let res = authorize(&app, "/api/v1/authorize/", json!({"auth_code": "code-nora", "client_id": "ref-hostapp", "app_id": APP_ID})).await;
+    let res = authorize(
+        &app,
+        "/api/v1/authorize/",
+        json!({"auth_code": "code-nora", "client_id": "ref-hostapp", "app_id": APP_ID}),
+    )
+    .await;
     assert_error(res, 502, "bad_gateway", &[("hostapp_error", "INVALID_USER_DATA")]).await;
     let res = authorize(&app, "/api/v1/authorize/", json!({"client_id": "ref-hostapp", "app_id": APP_ID})).await;
     assert_error(res, 400, "bad_request", &[("auth_code", "required")]).await;
-    let res = authorize(&app, "/api/v1/authorize/", json!({"auth_code": "c", "client_id": "x", "app_id": APP_ID})).await;
+    let res =
+        authorize(&app, "/api/v1/authorize/", json!({"auth_code": "c", "client_id": "x", "app_id": APP_ID})).await;
     assert_error(res, 400, "bad_request", &[("client_id", "not_found")]).await;
 }
 

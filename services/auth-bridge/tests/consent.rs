@@ -12,7 +12,13 @@ fn creds(id: &str, secret: &str) -> String {
     format!("Token {}", STANDARD.encode(format!("{id}:{secret}")))
 }
 
-async fn ask(app: &TestApp, path: &str, query: &str, authorization: Option<&str>, client_header: Option<&str>) -> reqwest::Response {
+async fn ask(
+    app: &TestApp,
+    path: &str,
+    query: &str,
+    authorization: Option<&str>,
+    client_header: Option<&str>,
+) -> reqwest::Response {
     let mut req = app.http.get(app.url(&format!("{path}?{query}")));
     if let Some(a) = authorization {
         req = req.header("Authorization", a);
@@ -52,9 +58,18 @@ async fn consent_before_and_after_a_login() {
     }
 
     // Another miniapp or another user: no consent.
-    let res = ask(&app, PATH, "client_id=ref-hostapp&app_id=other&user_reference=alice", Some(&good), Some("ref-hostapp")).await;
+    let res =
+        ask(&app, PATH, "client_id=ref-hostapp&app_id=other&user_reference=alice", Some(&good), Some("ref-hostapp"))
+            .await;
     assert_eq!(res.json::<Value>().await.unwrap()["consent"], false);
-    let res = ask(&app, PATH, "client_id=ref-hostapp&app_id=boxes-miniapp&user_reference=bob", Some(&good), Some("ref-hostapp")).await;
+    let res = ask(
+        &app,
+        PATH,
+        "client_id=ref-hostapp&app_id=boxes-miniapp&user_reference=bob",
+        Some(&good),
+        Some("ref-hostapp"),
+    )
+    .await;
     assert_eq!(res.json::<Value>().await.unwrap()["consent"], false);
 }
 
@@ -63,23 +78,65 @@ async fn consent_authentication_and_parameters() {
     let app = spawn().await;
     let good = creds("ref-hostapp", "ref-secret");
 
-    let body = assert_error(ask(&app, PATH, QUERY, None, Some("ref-hostapp")).await, 401, "unauthorized", &[("Authorization", "required")]).await;
+    let body = assert_error(
+        ask(&app, PATH, QUERY, None, Some("ref-hostapp")).await,
+        401,
+        "unauthorized",
+        &[("Authorization", "required")],
+    )
+    .await;
     assert_eq!(body["origin"], "headers");
     let wrong = creds("ref-hostapp", "nope");
-    assert_error(ask(&app, PATH, QUERY, Some(&wrong), Some("ref-hostapp")).await, 401, "unauthorized", &[("Authorization", "invalid")]).await;
+    assert_error(
+        ask(&app, PATH, QUERY, Some(&wrong), Some("ref-hostapp")).await,
+        401,
+        "unauthorized",
+        &[("Authorization", "invalid")],
+    )
+    .await;
     let basic = format!("Basic {}", STANDARD.encode("ref-hostapp:ref-secret"));
     assert_error(ask(&app, PATH, QUERY, Some(&basic), Some("ref-hostapp")).await, 401, "unauthorized", &[]).await;
-    assert_error(ask(&app, PATH, QUERY, Some(&good), None).await, 401, "unauthorized", &[("X-Hostapp-Client-ID", "required")]).await;
-    assert_error(ask(&app, PATH, QUERY, Some(&good), Some("other-hostapp")).await, 401, "unauthorized", &[("X-Hostapp-Client-ID", "invalid")]).await;
+    assert_error(
+        ask(&app, PATH, QUERY, Some(&good), None).await,
+        401,
+        "unauthorized",
+        &[("X-Hostapp-Client-ID", "required")],
+    )
+    .await;
+    assert_error(
+        ask(&app, PATH, QUERY, Some(&good), Some("other-hostapp")).await,
+        401,
+        "unauthorized",
+        &[("X-Hostapp-Client-ID", "invalid")],
+    )
+    .await;
 
     // Valid credentials of another hostapp.
     let other = creds("other-hostapp", OTHER_SECRET);
-    let body = assert_error(ask(&app, PATH, QUERY, Some(&other), Some("other-hostapp")).await, 403, "forbidden", &[("client_id", "forbidden")]).await;
+    let body = assert_error(
+        ask(&app, PATH, QUERY, Some(&other), Some("other-hostapp")).await,
+        403,
+        "forbidden",
+        &[("client_id", "forbidden")],
+    )
+    .await;
     assert_eq!(body["origin"], "query");
 
-    let body = assert_error(ask(&app, PATH, "client_id=ref-hostapp", Some(&good), Some("ref-hostapp")).await, 400, "bad_request", &[("app_id", "required"), ("user_reference", "required")]).await;
+    let body = assert_error(
+        ask(&app, PATH, "client_id=ref-hostapp", Some(&good), Some("ref-hostapp")).await,
+        400,
+        "bad_request",
+        &[("app_id", "required"), ("user_reference", "required")],
+    )
+    .await;
     assert_eq!(body["origin"], "query");
-    let body = assert_error(ask(&app, PATH, "app_id=boxes-miniapp&user_reference=&client_id=", Some(&good), Some("ref-hostapp")).await, 400, "bad_request", &[("client_id", "required"), ("user_reference", "required")]).await;
+    let body = assert_error(
+        ask(&app, PATH, "app_id=boxes-miniapp&user_reference=&client_id=", Some(&good), Some("ref-hostapp")).await,
+        400,
+        "bad_request",
+        &[("client_id", "required"), ("user_reference", "required")],
+    )
+    .await;
     assert_eq!(body["origin"], "query");
     let res = app.http.post(app.url(PATH)).send().await.unwrap();
     assert_error(res, 405, "method_not_allowed", &[]).await;

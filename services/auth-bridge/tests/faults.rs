@@ -17,7 +17,13 @@ const STEP_USER: (&str, &str) = ("hostapp_step", "get_user_data");
 async fn reference_hostapp_fault_codes() {
     let app = spawn().await;
 
-    let body = assert_error(app.login("no-such-code").await, 401, "unauthorized", &[("auth_code", "invalid"), ("hostapp_error", "INVALID_AUTH_CODE"), STEP_TOKEN]).await;
+    let body = assert_error(
+        app.login("no-such-code").await,
+        401,
+        "unauthorized",
+        &[("auth_code", "invalid"), ("hostapp_error", "INVALID_AUTH_CODE"), STEP_TOKEN],
+    )
+    .await;
     assert_eq!(body["origin"], "body");
 
     // A one-time code works once; the second use is the hostapp's INVALID_AUTH_CODE.
@@ -25,18 +31,42 @@ async fn reference_hostapp_fault_codes() {
     assert_eq!(app.login(&code).await.status(), 200);
     assert_error(app.login(&code).await, 401, "unauthorized", &[("hostapp_error", "INVALID_AUTH_CODE")]).await;
 
-    let body = assert_error(app.login("fail-error-SOMETHING_ELSE").await, 502, "bad_gateway", &[("hostapp_error", "SOMETHING_ELSE"), STEP_TOKEN]).await;
+    let body = assert_error(
+        app.login("fail-error-SOMETHING_ELSE").await,
+        502,
+        "bad_gateway",
+        &[("hostapp_error", "SOMETHING_ELSE"), STEP_TOKEN],
+    )
+    .await;
     assert_eq!(body["origin"], "not_defined");
     assert_error(app.login("fail-error-lower_case").await, 502, "bad_gateway", &[("hostapp_error", "UNKNOWN")]).await;
     assert_error(app.login("fail-error-BAD<script>").await, 502, "bad_gateway", &[("hostapp_error", "UNKNOWN")]).await;
-    assert_error(app.login(&format!("fail-error-{}", "A".repeat(65))).await, 502, "bad_gateway", &[("hostapp_error", "UNKNOWN")]).await;
+    assert_error(
+        app.login(&format!("fail-error-{}", "A".repeat(65))).await,
+        502,
+        "bad_gateway",
+        &[("hostapp_error", "UNKNOWN")],
+    )
+    .await;
     assert_error(app.login("fail-no-token").await, 502, "bad_gateway", &[("hostapp", "malformed"), STEP_TOKEN]).await;
     assert_error(app.login("fail-malformed").await, 502, "bad_gateway", &[("hostapp", "malformed"), STEP_TOKEN]).await;
     assert_error(app.login("fail-500").await, 502, "bad_gateway", &[("hostapp", "http_500"), STEP_TOKEN]).await;
-    assert_error(app.login("fail-bad-access-token").await, 502, "bad_gateway", &[("hostapp_error", "INVALID_ACCESS_TOKEN"), STEP_USER]).await;
+    assert_error(
+        app.login("fail-bad-access-token").await,
+        502,
+        "bad_gateway",
+        &[("hostapp_error", "INVALID_ACCESS_TOKEN"), STEP_USER],
+    )
+    .await;
 
     // Credentials the hostapp does not accept: it answers HTTP 401.
-    assert_error(app.login_as("other-hostapp", "code-alice").await, 502, "bad_gateway", &[("hostapp", "http_401"), STEP_TOKEN]).await;
+    assert_error(
+        app.login_as("other-hostapp", "code-alice").await,
+        502,
+        "bad_gateway",
+        &[("hostapp", "http_401"), STEP_TOKEN],
+    )
+    .await;
 
     assert_eq!(app.session_count().await, 1);
     assert_eq!(app.upserts().len(), 1);
@@ -45,9 +75,21 @@ async fn reference_hostapp_fault_codes() {
 #[tokio::test]
 async fn invalid_user_data_is_refused() {
     let app = spawn().await;
-    let body = assert_error(app.login("code-nora").await, 502, "bad_gateway", &[("hostapp_error", "INVALID_USER_DATA"), ("user_data.email", "required"), STEP_USER]).await;
+    let body = assert_error(
+        app.login("code-nora").await,
+        502,
+        "bad_gateway",
+        &[("hostapp_error", "INVALID_USER_DATA"), ("user_data.email", "required"), STEP_USER],
+    )
+    .await;
     assert_eq!(body["origin"], "not_defined");
-    assert_error(app.login(&app.code_for("badphone").await).await, 502, "bad_gateway", &[("hostapp_error", "INVALID_USER_DATA"), ("user_data.phone", "malformed")]).await;
+    assert_error(
+        app.login(&app.code_for("badphone").await).await,
+        502,
+        "bad_gateway",
+        &[("hostapp_error", "INVALID_USER_DATA"), ("user_data.phone", "malformed")],
+    )
+    .await;
     assert_eq!(app.session_count().await, 0);
     assert!(app.upserts().is_empty());
     let links: i64 = app.db().await.query_one("SELECT count(*) FROM auth.hostapp_users", &[]).await.unwrap().get(0);
@@ -79,7 +121,9 @@ fn good_user() -> Vec<u8> {
 
 #[tokio::test]
 async fn mock_hostapp_happy_path_sends_the_seed_headers() {
-    let mock = mock_hostapp(json_response(&json!({"access_token": "hostapp-token-1", "refresh_token": "r"})), good_user()).await;
+    let mock =
+        mock_hostapp(json_response(&json!({"access_token": "hostapp-token-1", "refresh_token": "r"})), good_user())
+            .await;
     let app = spawn_with_mock(&mock).await;
     let res = app.login_as("mock-hostapp", "some-code").await;
     assert_eq!(res.status(), 200);
@@ -103,10 +147,12 @@ async fn mock_hostapp_happy_path_sends_the_seed_headers() {
 
 #[tokio::test]
 async fn redirects_are_not_followed() {
-    let redirect = b"HTTP/1.1 302 Found\r\nLocation: /token-again\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec();
+    let redirect =
+        b"HTTP/1.1 302 Found\r\nLocation: /token-again\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec();
     let mock = mock_hostapp(redirect, good_user()).await;
     let app = spawn_with_mock(&mock).await;
-    assert_error(app.login_as("mock-hostapp", "c").await, 502, "bad_gateway", &[("hostapp", "http_302"), STEP_TOKEN]).await;
+    assert_error(app.login_as("mock-hostapp", "c").await, 502, "bad_gateway", &[("hostapp", "http_302"), STEP_TOKEN])
+        .await;
     assert_eq!(mock.recorded().len(), 1, "the redirect must not be followed, and nothing is retried");
 }
 
@@ -118,17 +164,21 @@ async fn oversized_bodies_are_malformed() {
     streamed.extend_from_slice(json!({"access_token": "t", "padding": padding}).to_string().as_bytes());
     let mock = mock_hostapp(streamed, good_user()).await;
     let app = spawn_with_mock(&mock).await;
-    assert_error(app.login_as("mock-hostapp", "c").await, 502, "bad_gateway", &[("hostapp", "malformed"), STEP_TOKEN]).await;
+    assert_error(app.login_as("mock-hostapp", "c").await, 502, "bad_gateway", &[("hostapp", "malformed"), STEP_TOKEN])
+        .await;
 
     let declared = json_response(&json!({"access_token": "t", "padding": "y".repeat(65 * 1024)}));
     let mock = mock_hostapp(declared, good_user()).await;
     let app = spawn_with_mock(&mock).await;
     assert_error(app.login_as("mock-hostapp", "c").await, 502, "bad_gateway", &[("hostapp", "malformed")]).await;
 
-    let big_user = json_response(&json!({"user_data": {"reference": "m", "email": "a@b.c", "custom_attributes": {"p": "z".repeat(65 * 1024)}}}));
+    let big_user = json_response(
+        &json!({"user_data": {"reference": "m", "email": "a@b.c", "custom_attributes": {"p": "z".repeat(65 * 1024)}}}),
+    );
     let mock = mock_hostapp(json_response(&json!({"access_token": "t"})), big_user).await;
     let app = spawn_with_mock(&mock).await;
-    assert_error(app.login_as("mock-hostapp", "c").await, 502, "bad_gateway", &[("hostapp", "malformed"), STEP_USER]).await;
+    assert_error(app.login_as("mock-hostapp", "c").await, 502, "bad_gateway", &[("hostapp", "malformed"), STEP_USER])
+        .await;
 }
 
 #[tokio::test]
@@ -154,7 +204,8 @@ async fn bad_token_answers() {
 #[tokio::test]
 async fn token_edge_cases_that_succeed() {
     // An empty error_code counts as absent; a 1000-character token is accepted.
-    let mock = mock_hostapp(json_response(&json!({"error_code": "", "access_token": "t".repeat(1000)})), good_user()).await;
+    let mock =
+        mock_hostapp(json_response(&json!({"error_code": "", "access_token": "t".repeat(1000)})), good_user()).await;
     let app = spawn_with_mock(&mock).await;
     assert_eq!(app.login_as("mock-hostapp", "c").await.status(), 200);
 }
@@ -174,21 +225,45 @@ async fn bad_user_data_answers() {
         let res = app.login_as("mock-hostapp", "c").await;
         assert_error(res, 502, "bad_gateway", &[("hostapp_error", "INVALID_USER_DATA"), expected, STEP_USER]).await;
     }
-    let mock = mock_hostapp(json_response(&json!({"access_token": "t"})), json_response(&json!({"error_code": "odd code"}))).await;
+    let mock =
+        mock_hostapp(json_response(&json!({"access_token": "t"})), json_response(&json!({"error_code": "odd code"})))
+            .await;
     let app = spawn_with_mock(&mock).await;
-    assert_error(app.login_as("mock-hostapp", "c").await, 502, "bad_gateway", &[("hostapp_error", "UNKNOWN"), STEP_USER]).await;
+    assert_error(
+        app.login_as("mock-hostapp", "c").await,
+        502,
+        "bad_gateway",
+        &[("hostapp_error", "UNKNOWN"), STEP_USER],
+    )
+    .await;
 
-    let mock = mock_hostapp(json_response(&json!({"access_token": "t"})), http_response(404, "text/html", b"<h1>no</h1>")).await;
+    let mock =
+        mock_hostapp(json_response(&json!({"access_token": "t"})), http_response(404, "text/html", b"<h1>no</h1>"))
+            .await;
     let app = spawn_with_mock(&mock).await;
-    assert_error(app.login_as("mock-hostapp", "c").await, 502, "bad_gateway", &[("hostapp", "http_404"), STEP_USER]).await;
+    assert_error(app.login_as("mock-hostapp", "c").await, 502, "bad_gateway", &[("hostapp", "http_404"), STEP_USER])
+        .await;
 }
 
 #[tokio::test]
 async fn an_unreachable_hostapp() {
     let port = closed_port().await;
-    let entry = hostapp_entry("gone-hostapp", "s", &format!("http://127.0.0.1:{port}/t"), &format!("http://127.0.0.1:{port}/u"), "GET", 2000);
+    let entry = hostapp_entry(
+        "gone-hostapp",
+        "s",
+        &format!("http://127.0.0.1:{port}/t"),
+        &format!("http://127.0.0.1:{port}/u"),
+        "GET",
+        2000,
+    );
     let app = spawn_with(Options { extra_hostapps: entry, ..Options::default() }).await;
-    assert_error(app.login_as("gone-hostapp", "c").await, 502, "bad_gateway", &[("hostapp", "unreachable"), STEP_TOKEN]).await;
+    assert_error(
+        app.login_as("gone-hostapp", "c").await,
+        502,
+        "bad_gateway",
+        &[("hostapp", "unreachable"), STEP_TOKEN],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -221,16 +296,24 @@ async fn hostapp_dying_on_the_second_code() -> (MockServer, Arc<Mutex<Vec<usize>
             let (recorded, conns) = (recorded.clone(), conns.clone());
             tokio::spawn(async move {
                 while let Some(req) = read_request(&mut socket).await {
-                    let tokens_before = recorded.lock().unwrap().iter().filter(|r: &&Recorded| r.path == "/token").count();
+                    let tokens_before =
+                        recorded.lock().unwrap().iter().filter(|r: &&Recorded| r.path == "/token").count();
                     let is_token = req.path == "/token";
                     recorded.lock().unwrap().push(req);
                     conns.lock().unwrap().push(conn);
                     if is_token && tokens_before > 0 {
                         return; // dropped: the connection closes with the request unanswered
                     }
-                    let body = if is_token { json!({"access_token": "t"}) } else { json!({"user_data": {"reference": "k1", "email": "k1@example.com"}}) };
+                    let body = if is_token {
+                        json!({"access_token": "t"})
+                    } else {
+                        json!({"user_data": {"reference": "k1", "email": "k1@example.com"}})
+                    };
                     let body = body.to_string();
-                    let head = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    );
                     if socket.write_all(format!("{head}{body}").as_bytes()).await.is_err() {
                         return;
                     }
@@ -246,7 +329,13 @@ async fn a_get_access_token_lost_on_a_pooled_connection_is_not_sent_again() {
     let (mock, connections) = hostapp_dying_on_the_second_code().await;
     let app = spawn_with_mock(&mock).await;
     assert_eq!(app.login_as("mock-hostapp", "code-1").await.status(), 200);
-    assert_error(app.login_as("mock-hostapp", "code-2").await, 502, "bad_gateway", &[("hostapp", "unreachable"), STEP_TOKEN]).await;
+    assert_error(
+        app.login_as("mock-hostapp", "code-2").await,
+        502,
+        "bad_gateway",
+        &[("hostapp", "unreachable"), STEP_TOKEN],
+    )
+    .await;
 
     let paths: Vec<String> = mock.recorded().iter().map(|r| r.path.clone()).collect();
     assert_eq!(paths, ["/token", "/user", "/token"], "the second code reached the hostapp once");

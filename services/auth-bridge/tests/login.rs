@@ -86,7 +86,8 @@ async fn alice_logs_in_with_cookies_claims_identity_and_consent() {
         .await
         .unwrap();
     let first: chrono::DateTime<chrono::Utc> = consent.get(0);
-    let session = db.query_one("SELECT sid, refresh_hash, csrf_hash, revoked_at IS NULL FROM auth.sessions", &[]).await.unwrap();
+    let session =
+        db.query_one("SELECT sid, refresh_hash, csrf_hash, revoked_at IS NULL FROM auth.sessions", &[]).await.unwrap();
     assert_eq!(session.get::<_, uuid::Uuid>(0), *claims.sid.as_uuid());
     assert_eq!(session.get::<_, String>(1), sha256_b64u(refresh));
     assert_eq!(session.get::<_, String>(2), sha256_b64u(csrf));
@@ -111,7 +112,10 @@ async fn bob_is_a_phone_identity() {
     let body = app.login_ok("bob").await;
     let puts = app.upserts();
     assert_eq!(puts[0].path, format!("/internal/identities/{}", body["identity_id"].as_str().unwrap()));
-    assert_eq!(puts[0].json(), json!({"display_name": "Bob", "identifier_value": "+33612345678", "identifier_kind": "phone"}));
+    assert_eq!(
+        puts[0].json(),
+        json!({"display_name": "Bob", "identifier_value": "+33612345678", "identifier_kind": "phone"})
+    );
 }
 
 #[tokio::test]
@@ -155,7 +159,13 @@ async fn login_body_validation() {
     assert_error(res, 400, "bad_request", &[("auth_code", "required")]).await;
 
     let res = post(json!({"auth_code": "x".repeat(1001), "app_id": "", "client_id": "c".repeat(101)})).await.unwrap();
-    let body = assert_error(res, 400, "bad_request", &[("auth_code", "invalid"), ("app_id", "invalid"), ("client_id", "invalid")]).await;
+    let body = assert_error(
+        res,
+        400,
+        "bad_request",
+        &[("auth_code", "invalid"), ("app_id", "invalid"), ("client_id", "invalid")],
+    )
+    .await;
     assert_eq!(body["origin"], "body");
 
     let res = post(json!({"auth_code": 5, "app_id": APP_ID, "client_id": "ref-hostapp"})).await.unwrap();
@@ -164,10 +174,18 @@ async fn login_body_validation() {
     let res = post(json!([1, 2])).await.unwrap();
     assert_error(res, 400, "bad_request", &[("body", "malformed")]).await;
 
-    let res = app.http.post(app.url("/auth/login")).header("Content-Type", "application/json").body("{nope").send().await.unwrap();
+    let res = app
+        .http
+        .post(app.url("/auth/login"))
+        .header("Content-Type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
     assert_error(res, 400, "bad_request", &[("body", "malformed")]).await;
 
-    let res = app.http.post(app.url("/auth/login")).header("Content-Type", "text/plain").body("{}").send().await.unwrap();
+    let res =
+        app.http.post(app.url("/auth/login")).header("Content-Type", "text/plain").body("{}").send().await.unwrap();
     let body = assert_error(res, 400, "bad_request", &[("Content-Type", "invalid")]).await;
     assert_eq!(body["origin"], "headers");
 
@@ -178,7 +196,9 @@ async fn login_body_validation() {
     let res = post(json!({"auth_code": "code-alice", "app_id": APP_ID, "client_id": "nobody"})).await.unwrap();
     assert_error(res, 400, "bad_request", &[("client_id", "not_found")]).await;
 
-    let res = post(json!({"auth_code": "code-alice", "app_id": "another-miniapp", "client_id": "ref-hostapp"})).await.unwrap();
+    let res = post(json!({"auth_code": "code-alice", "app_id": "another-miniapp", "client_id": "ref-hostapp"}))
+        .await
+        .unwrap();
     assert_error(res, 400, "bad_request", &[("app_id", "invalid")]).await;
 
     assert_eq!(app.session_count().await, 0);

@@ -51,7 +51,10 @@ async fn no_secret_reaches_the_logs() {
     let hostapp_refresh = format!("hostapp-refresh-{}", uuid::Uuid::new_v4().simple());
     let token_answer = json_response(&json!({"access_token": hostapp_token, "refresh_token": hostapp_refresh}));
     let user_answer = json_response(&json!({"user_data": {"reference": "m1", "email": "m1@example.com"}}));
-    let mock = MockServer::start(move |r| if r.path.starts_with("/token") { token_answer.clone() } else { user_answer.clone() }).await;
+    let mock = MockServer::start(
+        move |r| if r.path.starts_with("/token") { token_answer.clone() } else { user_answer.clone() },
+    )
+    .await;
     let app = spawn_with(Options { extra_hostapps: mock_entry("mock-hostapp", &mock), ..Options::default() }).await;
 
     let mut secrets: Vec<String> = vec![hostapp_token.clone(), hostapp_refresh.clone()];
@@ -78,12 +81,31 @@ async fn no_secret_reaches_the_logs() {
     secrets.push(refreshed["access_token"].as_str().unwrap().to_owned());
     secrets.push(refreshed["refresh_token"].as_str().unwrap().to_owned());
     // A wrong CSRF token and a replayed refresh token are refused and logged as refusals.
-    let res = app.http.post(app.url("/auth/logout")).bearer_auth(refreshed["access_token"].as_str().unwrap()).header("X-CSRF-Token", "bad-csrf-value-123").send().await.unwrap();
+    let res = app
+        .http
+        .post(app.url("/auth/logout"))
+        .bearer_auth(refreshed["access_token"].as_str().unwrap())
+        .header("X-CSRF-Token", "bad-csrf-value-123")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 403);
     secrets.push("bad-csrf-value-123".to_owned());
-    let res = app.http.post(app.url("/auth/refresh")).json(&json!({"refresh_token": login["refresh_token"]})).send().await.unwrap();
+    let res = app
+        .http
+        .post(app.url("/auth/refresh"))
+        .json(&json!({"refresh_token": login["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
-    let res = app.http.post(app.url("/auth/logout")).bearer_auth(refreshed["access_token"].as_str().unwrap()).send().await.unwrap();
+    let res = app
+        .http
+        .post(app.url("/auth/logout"))
+        .bearer_auth(refreshed["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 204);
 
     // Login through the mock hostapp (known hostapp tokens), and a refused code.
@@ -98,7 +120,13 @@ async fn no_secret_reaches_the_logs() {
     // The SDK endpoint.
     let sdk_code = app.code_for("bob").await;
     secrets.push(sdk_code.clone());
-    let res = app.http.post(app.url("/api/v1/authorize/")).json(&json!({"auth_code": sdk_code, "client_id": "ref-hostapp", "app_id": APP_ID})).send().await.unwrap();
+    let res = app
+        .http
+        .post(app.url("/api/v1/authorize/"))
+        .json(&json!({"auth_code": sdk_code, "client_id": "ref-hostapp", "app_id": APP_ID}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let sdk: serde_json::Value = res.json().await.unwrap();
     secrets.push(sdk["token"].as_str().unwrap().to_owned());

@@ -90,7 +90,10 @@ async fn logout_revokes_everywhere() {
     let login = app.login_ok("alice").await;
     let access = login["access_token"].as_str().unwrap();
     let identity = login["identity_id"].as_str().unwrap();
-    let claims = Verifier::from_public_pems(&[app.keys.public_pem.as_str()], test_support::ISSUER).unwrap().verify(access).unwrap();
+    let claims = Verifier::from_public_pems(&[app.keys.public_pem.as_str()], test_support::ISSUER)
+        .unwrap()
+        .verify(access)
+        .unwrap();
     let mut sub = test_support::Subscriber::new(&[format!("user_{identity}:ws")]).await.unwrap();
 
     // Cookie-authenticated logout needs the CSRF token.
@@ -128,8 +131,13 @@ async fn logout_revokes_everywhere() {
     assert_eq!(payload, json!({"type": "session.revoked", "object": {"sid": claims.sid.to_string()}}));
 
     // PostgreSQL, refresh refused, and a repeat is harmless.
-    let revoked: bool =
-        app.db().await.query_one("SELECT revoked_at IS NOT NULL FROM auth.sessions WHERE sid = $1", &[claims.sid.as_uuid()]).await.unwrap().get(0);
+    let revoked: bool = app
+        .db()
+        .await
+        .query_one("SELECT revoked_at IS NOT NULL FROM auth.sessions WHERE sid = $1", &[claims.sid.as_uuid()])
+        .await
+        .unwrap()
+        .get(0);
     assert!(revoked);
     let res = refresh_body(&app, login["refresh_token"].as_str().unwrap()).await;
     assert_error(res, 401, "unauthorized", &[]).await;
@@ -142,7 +150,14 @@ async fn bearer_logout_needs_no_csrf_but_checks_a_sent_one() {
     let app = spawn().await;
     let login = app.login_ok("carol").await;
     let access = login["access_token"].as_str().unwrap();
-    let res = app.http.post(app.url("/auth/logout")).bearer_auth(access).header("X-CSRF-Token", "wrong").send().await.unwrap();
+    let res = app
+        .http
+        .post(app.url("/auth/logout"))
+        .bearer_auth(access)
+        .header("X-CSRF-Token", "wrong")
+        .send()
+        .await
+        .unwrap();
     assert_error(res, 403, "forbidden", &[("X-CSRF-Token", "invalid")]).await;
     let res = app.http.post(app.url("/auth/logout")).bearer_auth(access).send().await.unwrap();
     assert_eq!(res.status(), 204);

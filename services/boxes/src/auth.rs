@@ -14,7 +14,8 @@ use std::sync::Mutex;
 use actix_web::http::Method;
 use actix_web::HttpRequest;
 use domain::auth::{
-    check_csrf, check_path_identity, pick_token, revoked_error, token_error, Claims, Presented, TokenError, Transport, Verifier,
+    check_csrf, check_path_identity, pick_token, revoked_error, token_error, Claims, Presented, TokenError, Transport,
+    Verifier,
 };
 use domain::realtime::revoked_sid_key;
 use domain::{Detail, ErrorBody, IdentityId};
@@ -68,7 +69,8 @@ pub struct Pending {
 /// §3.3 step 1: picks the token (§3.2) and verifies it. No I/O.
 pub fn verify(req: &HttpRequest, state: &AppState) -> ApiResult<Pending> {
     // A header that is present but not text still takes precedence over cookies, and is refused.
-    let authorization = req.headers().get(actix_web::http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or_default());
+    let authorization =
+        req.headers().get(actix_web::http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or_default());
     let cookie_token = req.cookie("accesstoken");
     let cookie_type = req.cookie("tokentype");
     let presented = Presented {
@@ -159,7 +161,9 @@ impl Pending {
 
     fn confirmed(self, known: bool) -> ApiResult<Caller> {
         if !known {
-            return Err(ErrorBody::unauthorized(self.transport.origin(), "unknown identity").with("sub", Detail::NotFound).into());
+            return Err(ErrorBody::unauthorized(self.transport.origin(), "unknown identity")
+                .with("sub", Detail::NotFound)
+                .into());
         }
         Ok(Caller { claims: self.claims, transport: self.transport })
     }

@@ -43,7 +43,8 @@ impl Application {
             internal_token: settings.internal_api_token.clone(),
         };
 
-        let listener = TcpListener::bind(&settings.bind_addr).with_context(|| format!("binding {}", settings.bind_addr))?;
+        let listener =
+            TcpListener::bind(&settings.bind_addr).with_context(|| format!("binding {}", settings.bind_addr))?;
         let port = listener.local_addr()?.port();
         let origins = settings.allowed_origins.clone();
         let data = web::Data::new(state);
@@ -98,7 +99,8 @@ async fn connect_db(settings: &Settings) -> anyhow::Result<Pool> {
 
 /// Runs the embedded migrations under an advisory lock, so replicas starting together take turns.
 async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let (mut client, conn) = pg_config(settings)?.connect(tokio_postgres::NoTls).await.context("connecting to PostgreSQL")?;
+    let (mut client, conn) =
+        pg_config(settings)?.connect(tokio_postgres::NoTls).await.context("connecting to PostgreSQL")?;
     let conn = tokio::spawn(conn);
     client.batch_execute("SELECT pg_advisory_lock(816001)").await?;
     client.batch_execute("CREATE SCHEMA IF NOT EXISTS boxes").await?;

@@ -69,7 +69,8 @@ impl EventContext {
     pub fn render(&self, e: &EventRow, transparent: bool) -> Event {
         let content = match e.kind {
             EventType::MsgText | EventType::MsgFile => {
-                let deleted = self.deletions.get(&e.id).map(|(at, by)| (*at, view_of(&self.identities, *by, transparent)));
+                let deleted =
+                    self.deletions.get(&e.id).map(|(at, by)| (*at, view_of(&self.identities, *by, transparent)));
                 Some(fold_message(e.content.clone(), self.edits.get(&e.id).cloned(), deleted))
             }
             EventType::MemberKick => match kicker_of(e) {
@@ -98,7 +99,11 @@ pub async fn events_for<C: GenericClient>(c: &C, rows: &[EventRow], transparent:
 
 /// Renders a page read with its folding data and identities ([`store::events::page_folded`]);
 /// the identities of kickers, which the page does not carry, are loaded when there are any.
-pub async fn folded_page_for<C: GenericClient>(c: &C, page: Vec<FoldedRow>, transparent: bool) -> ApiResult<Vec<Event>> {
+pub async fn folded_page_for<C: GenericClient>(
+    c: &C,
+    page: Vec<FoldedRow>,
+    transparent: bool,
+) -> ApiResult<Vec<Event>> {
     let mut ctx = EventContext::default();
     let mut rows = Vec::with_capacity(page.len());
     for r in page {
@@ -113,7 +118,8 @@ pub async fn folded_page_for<C: GenericClient>(c: &C, page: Vec<FoldedRow>, tran
         }
         rows.push(r.event);
     }
-    let mut kickers: Vec<IdentityId> = rows.iter().filter_map(kicker_of).filter(|k| !ctx.identities.contains_key(k)).collect();
+    let mut kickers: Vec<IdentityId> =
+        rows.iter().filter_map(kicker_of).filter(|k| !ctx.identities.contains_key(k)).collect();
     if !kickers.is_empty() {
         kickers.sort_unstable();
         kickers.dedup();
@@ -185,7 +191,13 @@ pub async fn box_for<C: GenericClient>(
 
 /// Queues `event.new` for `e` to each of `recipients` (duplicates are sent once). The admin's
 /// copy has transparent identity views, everyone else's not, so each copy is serialised once.
-pub fn announce(outbox: &mut crate::notify::Outbox, ctx: &EventContext, e: &EventRow, admin: IdentityId, recipients: &[IdentityId]) {
+pub fn announce(
+    outbox: &mut crate::notify::Outbox,
+    ctx: &EventContext,
+    e: &EventRow,
+    admin: IdentityId,
+    recipients: &[IdentityId],
+) {
     use domain::realtime::{types, Envelope};
     let mut seen = HashSet::new();
     let mut plain: Option<Envelope> = None;

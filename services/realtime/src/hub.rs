@@ -353,10 +353,11 @@ async fn connect(client: &redis::Client) -> anyhow::Result<(PubSub, Option<Socke
     let info = client.get_connection_info();
     match &info.addr {
         ConnectionAddr::Tcp(host, port) => {
-            let tcp = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect((host.as_str(), *port)))
-                .await
-                .context("connecting to Redis timed out")?
-                .context("connecting to Redis")?;
+            let tcp =
+                tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect((host.as_str(), *port)))
+                    .await
+                    .context("connecting to Redis timed out")?
+                    .context("connecting to Redis")?;
             tcp.set_nodelay(true).context("setting TCP_NODELAY")?;
             let addr = tcp.local_addr().ok();
             let pubsub = tokio::time::timeout(Duration::from_secs(5), PubSub::new(&info.redis, tcp))
@@ -444,13 +445,15 @@ async fn serve_connection(
     config: SubscriberConfig,
 ) {
     let (sink, mut stream) = pubsub.split();
-    let mut rec = Reconciler { sink, subscribed: HashSet::new(), in_flight: HashSet::new(), ops: FuturesUnordered::new() };
+    let mut rec =
+        Reconciler { sink, subscribed: HashSet::new(), in_flight: HashSet::new(), ops: FuturesUnordered::new() };
     // Requests queued while disconnected are covered by a full pass over the registry.
     while wake.try_recv().is_ok() {}
     for identity in hub.wanted() {
         rec.reconcile(hub, identity);
     }
-    let mut health = tokio::time::interval_at(tokio::time::Instant::now() + config.health_interval, config.health_interval);
+    let mut health =
+        tokio::time::interval_at(tokio::time::Instant::now() + config.health_interval, config.health_interval);
     health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytestring::ByteString;
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError, Session};
+use bytestring::ByteString;
 use domain::realtime::{types, Ack, Envelope, Ready};
 use domain::IdentityId;
 use tokio::sync::mpsc;

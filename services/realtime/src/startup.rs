@@ -61,7 +61,8 @@ impl Application {
         for file in &settings.jwt_public_key_files {
             pems.push(std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?);
         }
-        let verifier = Verifier::from_public_pems(&pems, &settings.jwt_issuer).context("loading JWT_PUBLIC_KEY_FILE")?;
+        let verifier =
+            Verifier::from_public_pems(&pems, &settings.jwt_issuer).context("loading JWT_PUBLIC_KEY_FILE")?;
         let client = redis::Client::open(settings.redis_url.as_str())
             .with_context(|| format!("parsing REDIS_URL {}", mask_userinfo(&settings.redis_url)))?;
 
@@ -86,7 +87,8 @@ impl Application {
             },
         });
 
-        let listener = TcpListener::bind(&settings.bind_addr).with_context(|| format!("binding {}", settings.bind_addr))?;
+        let listener =
+            TcpListener::bind(&settings.bind_addr).with_context(|| format!("binding {}", settings.bind_addr))?;
         let port = listener.local_addr().context("reading the bound address")?.port();
         let mut server = HttpServer::new(move || {
             App::new()

@@ -35,10 +35,11 @@ impl Store {
             .set_response_timeout(COMMAND_TIMEOUT)
             .set_number_of_retries(1)
             .set_max_delay(500);
-        let conn = tokio::time::timeout(2 * COMMAND_TIMEOUT, ConnectionManager::new_with_config(self.client.clone(), config))
-            .await
-            .context("connecting to Redis timed out")?
-            .context("connecting to Redis")?;
+        let conn =
+            tokio::time::timeout(2 * COMMAND_TIMEOUT, ConnectionManager::new_with_config(self.client.clone(), config))
+                .await
+                .context("connecting to Redis timed out")?
+                .context("connecting to Redis")?;
         *slot = Some(conn.clone());
         Ok(conn)
     }

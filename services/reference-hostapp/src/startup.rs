@@ -32,7 +32,8 @@ impl Application {
             Some(path) => Users::from_file(path)?,
             None => Users::builtin(),
         };
-        let listener = TcpListener::bind(&settings.bind_addr).with_context(|| format!("binding {}", settings.bind_addr))?;
+        let listener =
+            TcpListener::bind(&settings.bind_addr).with_context(|| format!("binding {}", settings.bind_addr))?;
         let port = listener.local_addr().context("reading the bound address")?.port();
         tracing::info!(port, users = users.len(), static_codes = settings.static_codes, "reference hostapp listening");
         let state = web::Data::from(Arc::new(AppState { settings, users, grants: Grants::default() }));
@@ -59,4 +60,3 @@ impl Application {
         self.server.await
     }
 }
-

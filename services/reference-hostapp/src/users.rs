@@ -27,7 +27,8 @@ impl Users {
 
     /// Reads a fixture: a JSON array of objects, each with a string `reference`.
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading the user fixture {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading the user fixture {}", path.display()))?;
         Self::from_json(&text).with_context(|| format!("parsing the user fixture {}", path.display()))
     }
 

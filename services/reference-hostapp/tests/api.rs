@@ -33,7 +33,12 @@ fn credentials() -> String {
 
 impl Ref {
     async fn code_for(&self, reference: &str) -> reqwest::Response {
-        self.http.post(format!("{}/_test/auth-codes", self.base)).json(&json!({"reference": reference})).send().await.unwrap()
+        self.http
+            .post(format!("{}/_test/auth-codes", self.base))
+            .json(&json!({"reference": reference}))
+            .send()
+            .await
+            .unwrap()
     }
 
     async fn access_token_raw(&self, auth_code: &str, authorization: &str, app_id: &str) -> reqwest::Response {

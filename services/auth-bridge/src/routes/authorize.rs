@@ -20,7 +20,11 @@ struct Authorized {
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn authorize(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn authorize(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let body = web_kit::body::json_body(&req, payload).await?;
     let request = LoginRequest::parse(&body, true)?;
     let t = login::run(&state, &request).await?.tokens;

@@ -33,12 +33,13 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
 #[tracing::instrument(skip_all)]
 pub async fn get_consent(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     // Authentication: the credentials name the calling hostapp.
-    let authorization = header(&req, AUTHORIZATION.as_str())
-        .ok_or_else(|| ErrorBody::unauthorized(Origin::Headers, "hostapp credentials are required").with("Authorization", Detail::Required))?;
-    let caller = state
-        .registry
-        .by_credentials(authorization)
-        .ok_or_else(|| ErrorBody::unauthorized(Origin::Headers, "bad hostapp credentials").with("Authorization", Detail::Invalid))?;
+    let authorization = header(&req, AUTHORIZATION.as_str()).ok_or_else(|| {
+        ErrorBody::unauthorized(Origin::Headers, "hostapp credentials are required")
+            .with("Authorization", Detail::Required)
+    })?;
+    let caller = state.registry.by_credentials(authorization).ok_or_else(|| {
+        ErrorBody::unauthorized(Origin::Headers, "bad hostapp credentials").with("Authorization", Detail::Invalid)
+    })?;
     match header(&req, "X-Hostapp-Client-ID") {
         Some(id) if id == caller.client_id => {}
         Some(_) => {
@@ -54,8 +55,9 @@ pub async fn get_consent(req: HttpRequest, state: web::Data<AppState>) -> Result
     }
 
     // The seed's three parameters.
-    let query = web::Query::<HashMap<String, String>>::from_query(req.query_string())
-        .map_err(|_| ErrorBody::bad_request(Origin::Query, "malformed query string").with("query", Detail::Malformed))?;
+    let query = web::Query::<HashMap<String, String>>::from_query(req.query_string()).map_err(|_| {
+        ErrorBody::bad_request(Origin::Query, "malformed query string").with("query", Detail::Malformed)
+    })?;
     let mut r = Report::new();
     let mut param = |name: &str| match query.get(name).map(String::as_str) {
         None | Some("") => {

@@ -9,9 +9,11 @@ pub mod sessions;
 
 use actix_web::{web, Route};
 
-
 fn resource(path: &str, routes: Vec<Route>) -> actix_web::Resource {
-    routes.into_iter().fold(web::resource(path), |r, route| r.route(route)).default_service(web::to(web_kit::method_not_allowed))
+    routes
+        .into_iter()
+        .fold(web::resource(path), |r, route| r.route(route))
+        .default_service(web::to(web_kit::method_not_allowed))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -33,7 +33,11 @@ fn answer(state: &AppState, tokens: &TokenResponse) -> HttpResponse {
 
 /// Logs a hostapp user in: 200 with the token body and the three session cookies.
 #[tracing::instrument(skip_all)]
-pub async fn login(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn login(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let body = web_kit::body::json_body(&req, payload).await?;
     let request = LoginRequest::parse(&body, false)?;
     let done = login::run(&state, &request).await?;
@@ -42,7 +46,11 @@ pub async fn login(req: HttpRequest, payload: web::Payload, state: web::Data<App
 
 /// Rotates the refresh token and issues a new access token for the same session.
 #[tracing::instrument(skip_all)]
-pub async fn refresh(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn refresh(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let body = web_kit::body::optional_json_body(&req, payload).await?;
     let from_body = match &body {
         Some(v) => {
@@ -70,22 +78,35 @@ pub async fn refresh(req: HttpRequest, payload: web::Payload, state: web::Data<A
     let tx = client.transaction().await?;
     let row = store::session_for_refresh(&tx, &sha256_b64u(&refresh_token)).await?;
     let Some(row) = row.filter(|r| r.usable) else {
-        return Err(ErrorBody::unauthorized(origin, "unknown, expired or revoked refresh token").with(field, Detail::Invalid).into());
+        return Err(ErrorBody::unauthorized(origin, "unknown, expired or revoked refresh token")
+            .with(field, Detail::Invalid)
+            .into());
     };
     match header(&req, CSRF_HEADER) {
         None if origin == Origin::Cookies => {
-            return Err(ErrorBody::forbidden(Origin::Headers, "X-CSRF-Token is required").with(CSRF_HEADER, Detail::Required).into())
+            return Err(ErrorBody::forbidden(Origin::Headers, "X-CSRF-Token is required")
+                .with(CSRF_HEADER, Detail::Required)
+                .into())
         }
         Some(h) if session::csrf_hash(h) != row.csrf_hash => {
-            return Err(ErrorBody::forbidden(Origin::Headers, "X-CSRF-Token is invalid").with(CSRF_HEADER, Detail::Invalid).into())
+            return Err(ErrorBody::forbidden(Origin::Headers, "X-CSRF-Token is invalid")
+                .with(CSRF_HEADER, Detail::Invalid)
+                .into())
         }
         _ => {}
     }
 
     let s = &state.settings;
     let new_refresh = session::random_token();
-    let (access_token, _) =
-        session::access_token(&state.signer, row.identity_id, row.sid, s.session_acr, &row.csrf_hash, &row.client_id, s.access_token_ttl)?;
+    let (access_token, _) = session::access_token(
+        &state.signer,
+        row.identity_id,
+        row.sid,
+        s.session_acr,
+        &row.csrf_hash,
+        &row.client_id,
+        s.access_token_ttl,
+    )?;
     store::rotate_refresh(&tx, row.sid, &sha256_b64u(&new_refresh), s.refresh_token_ttl).await?;
     tx.commit().await?;
     tracing::info!(sid = %row.sid, identity_id = %row.identity_id, "session refreshed");

@@ -93,10 +93,8 @@ pub async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<Recorded
     let mut first = lines.next()?.split(' ');
     let method = first.next()?.to_owned();
     let path = first.next()?.to_owned();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
     let length: usize = headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
@@ -187,7 +185,14 @@ impl Drop for TestApp {
 }
 
 /// A hostapp registry entry in TOML.
-pub fn hostapp_entry(client_id: &str, secret: &str, token_url: &str, user_url: &str, method: &str, timeout_ms: u64) -> String {
+pub fn hostapp_entry(
+    client_id: &str,
+    secret: &str,
+    token_url: &str,
+    user_url: &str,
+    method: &str,
+    timeout_ms: u64,
+) -> String {
     format!(
         r#"
 [[hostapp]]
@@ -206,7 +211,14 @@ timeout_ms = {timeout_ms}
 
 /// A hostapp played by a mock server: `/token` and `/user`.
 pub fn mock_entry(client_id: &str, mock: &MockServer) -> String {
-    hostapp_entry(client_id, "mock-secret", &format!("{}/token", mock.base), &format!("{}/user", mock.base), "GET", 2000)
+    hostapp_entry(
+        client_id,
+        "mock-secret",
+        &format!("{}/token", mock.base),
+        &format!("{}/user", mock.base),
+        "GET",
+        2000,
+    )
 }
 
 pub async fn spawn() -> TestApp {
@@ -283,7 +295,13 @@ impl TestApp {
 
     /// A one-time auth code from the reference hostapp.
     pub async fn code_for(&self, reference: &str) -> String {
-        let res = self.http.post(format!("{}/_test/auth-codes", self.ref_base)).json(&json!({"reference": reference})).send().await.unwrap();
+        let res = self
+            .http
+            .post(format!("{}/_test/auth-codes", self.ref_base))
+            .json(&json!({"reference": reference}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200);
         res.json::<Value>().await.unwrap()["auth_code"].as_str().unwrap().to_owned()
     }

@@ -25,9 +25,9 @@ const JOINED_MAX: i64 = 50;
 
 /// The query string as a map (last value wins); an unparsable one is 400, origin `query`.
 pub(super) fn query(req: &HttpRequest) -> ApiResult<HashMap<String, String>> {
-    web::Query::<HashMap<String, String>>::from_query(req.query_string())
-        .map(web::Query::into_inner)
-        .map_err(|_| ErrorBody::bad_request(Origin::Query, "malformed query string").with("query", Detail::Malformed).into())
+    web::Query::<HashMap<String, String>>::from_query(req.query_string()).map(web::Query::into_inner).map_err(|_| {
+        ErrorBody::bad_request(Origin::Query, "malformed query string").with("query", Detail::Malformed).into()
+    })
 }
 
 /// `offset`/`limit` from the query string.
@@ -52,7 +52,13 @@ pub(super) async fn insert_box<C: GenericClient>(
     let content = create_content(public_key, title);
     let create = store::events::insert(
         c,
-        &NewEventRow { box_id: row.id, kind: EventType::Create, sender_id: creator, content: Some(&content), referrer_id: None },
+        &NewEventRow {
+            box_id: row.id,
+            kind: EventType::Create,
+            sender_id: creator,
+            content: Some(&content),
+            referrer_id: None,
+        },
     )
     .await?;
     Ok((row, create))
@@ -142,8 +148,9 @@ pub async fn public(req: HttpRequest, state: web::Data<AppState>, path: web::Pat
                 .with("other_share_hash", Detail::Required)
                 .into())
         }
-        Some(h) => B64u::parse(h, limits::OTHER_SHARE_HASH)
-            .map_err(|d| ErrorBody::bad_request(Origin::Query, "invalid other_share_hash").with("other_share_hash", d))?,
+        Some(h) => B64u::parse(h, limits::OTHER_SHARE_HASH).map_err(|d| {
+            ErrorBody::bad_request(Origin::Query, "invalid other_share_hash").with("other_share_hash", d)
+        })?,
     };
     let client = state.db.get().await?;
     let Some(share) = store::keyshares::get(&client, hash.as_str()).await? else {
@@ -187,7 +194,8 @@ pub async fn delete(
     tracing::info!(box_id = %box_id, members = members.len(), "box deleted");
 
     let mut outbox = Outbox::new();
-    let notice = Envelope::new(types::BOX_DELETE, BoxDelete { id: box_id, sender_id: caller.id(), public_key: row.public_key });
+    let notice =
+        Envelope::new(types::BOX_DELETE, BoxDelete { id: box_id, sender_id: caller.id(), public_key: row.public_key });
     for m in &members {
         outbox.reset(*m, box_id);
         outbox.publish(*m, &notice);

@@ -36,7 +36,12 @@ pub async fn contact(
         .await?
         .ok_or_else(|| ErrorBody::not_found(Origin::Body, "contacted_identity_id"))?;
     if contacted.invitation_key().is_none() {
-        return Err(ErrorBody::conflict(Origin::Body, "contacted_identity_id", "the contacted identity has no public key").into());
+        return Err(ErrorBody::conflict(
+            Origin::Body,
+            "contacted_identity_id",
+            "the contacted identity has no public key",
+        )
+        .into());
     }
     if !contacted.has_key(&new.invitation_key) {
         return Err(ErrorBody::bad_request(Origin::Body, "extra must be keyed by the contacted identity's public key")
@@ -55,7 +60,13 @@ pub async fn contact(
     let rule = access_add_content(&Restriction::IdentityId(contacted.id), true);
     store::events::insert(
         &tx,
-        &NewEventRow { box_id: row.id, kind: EventType::AccessAdd, sender_id: me, content: Some(&rule), referrer_id: None },
+        &NewEventRow {
+            box_id: row.id,
+            kind: EventType::AccessAdd,
+            sender_id: me,
+            content: Some(&rule),
+            referrer_id: None,
+        },
     )
     .await?;
     let action = store::crypto_actions::insert(

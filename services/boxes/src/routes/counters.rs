@@ -24,7 +24,9 @@ pub async fn ack(
     let box_id: BoxId = path_id(&id, "id")?;
     let identity = parse_ack(&web_kit::body::json_body(&req, payload).await?)?;
     if identity != caller.id() {
-        return Err(ErrorBody::forbidden(Origin::Body, "identity_id must be the caller").with("identity_id", Detail::Forbidden).into());
+        return Err(ErrorBody::forbidden(Origin::Body, "identity_id must be the caller")
+            .with("identity_id", Detail::Forbidden)
+            .into());
     }
     let mut outbox = Outbox::new();
     outbox.reset(identity, box_id);

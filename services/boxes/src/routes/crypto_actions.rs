@@ -40,7 +40,11 @@ fn parse_path(raw: &(String, String)) -> ApiResult<(IdentityId, CryptoActionId)>
 
 /// `GET /identities/{id}/crypto/actions/{action_id}`.
 #[tracing::instrument(skip_all)]
-pub async fn get(req: HttpRequest, state: web::Data<AppState>, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+pub async fn get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
     let caller = auth::authenticate(&req, &state).await?;
     let (id, action_id) = parse_path(&path)?;
     caller.require_self(id)?;
@@ -51,7 +55,11 @@ pub async fn get(req: HttpRequest, state: web::Data<AppState>, path: web::Path<(
 
 /// `DELETE /identities/{id}/crypto/actions/{action_id}`: deleting again answers 404.
 #[tracing::instrument(skip_all)]
-pub async fn delete(req: HttpRequest, state: web::Data<AppState>, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
     let caller = auth::authenticate(&req, &state).await?;
     let (id, action_id) = parse_path(&path)?;
     caller.require_self(id)?;

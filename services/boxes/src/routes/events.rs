@@ -205,11 +205,16 @@ async fn apply<C: GenericClient>(c: &C, bx: &BoxRow, me: IdentityId, new: &NewEv
         }
         NewEvent::MsgEdit { referrer_id, .. } => {
             require_member()?;
-            let target = store::events::get_in_box(c, box_id, *referrer_id).await?.ok_or_else(|| not_found("referrer_id"))?;
+            let target =
+                store::events::get_in_box(c, box_id, *referrer_id).await?.ok_or_else(|| not_found("referrer_id"))?;
             match target.kind {
                 EventType::MsgText => {}
                 EventType::MsgFile => return Err(ErrorBody::box_rule("not_editable").into()),
-                _ => return Err(ErrorBody::bad_request(Origin::Body, "only msg.text can be edited").with("referrer_id", Detail::Invalid).into()),
+                _ => {
+                    return Err(ErrorBody::bad_request(Origin::Body, "only msg.text can be edited")
+                        .with("referrer_id", Detail::Invalid)
+                        .into())
+                }
             }
             if target.sender_id != me {
                 return Err(ErrorBody::box_rule("not_author").into());
@@ -221,9 +226,12 @@ async fn apply<C: GenericClient>(c: &C, bx: &BoxRow, me: IdentityId, new: &NewEv
         }
         NewEvent::MsgDelete { referrer_id } => {
             require_member()?;
-            let target = store::events::get_in_box(c, box_id, *referrer_id).await?.ok_or_else(|| not_found("referrer_id"))?;
+            let target =
+                store::events::get_in_box(c, box_id, *referrer_id).await?.ok_or_else(|| not_found("referrer_id"))?;
             if !target.kind.is_message() {
-                return Err(ErrorBody::bad_request(Origin::Body, "only messages can be deleted").with("referrer_id", Detail::Invalid).into());
+                return Err(ErrorBody::bad_request(Origin::Body, "only messages can be deleted")
+                    .with("referrer_id", Detail::Invalid)
+                    .into());
             }
             if target.sender_id != me && !is_admin {
                 return Err(ErrorBody::box_rule("not_author").into());
@@ -278,11 +286,15 @@ async fn apply<C: GenericClient>(c: &C, bx: &BoxRow, me: IdentityId, new: &NewEv
             let Restriction::IdentityId(target) = restriction;
             let record = store::identities::get(c, *target).await?.ok_or_else(|| not_found("content.value"))?;
             if store::boxes::has_identity_rule(c, box_id, *target).await? {
-                return Err(ErrorBody::conflict(Origin::Body, "content.value", "an identical access rule exists").into());
+                return Err(
+                    ErrorBody::conflict(Origin::Body, "content.value", "an identical access rule exists").into()
+                );
             }
             if let Some((key, ciphertext)) = auto_invite {
                 if record.invitation_key().is_none() {
-                    return Err(ErrorBody::conflict(Origin::Body, "content.value", "the target has no public key").into());
+                    return Err(
+                        ErrorBody::conflict(Origin::Body, "content.value", "the target has no public key").into()
+                    );
                 }
                 if !record.has_key(key) {
                     return Err(ErrorBody::bad_request(Origin::Body, "extra must be keyed by the target's public key")
@@ -317,7 +329,9 @@ async fn apply<C: GenericClient>(c: &C, bx: &BoxRow, me: IdentityId, new: &NewEv
             let rm = insert(c, box_id, EventType::AccessRm, me, None, Some(*referrer_id)).await?;
             let kicker = json!({"kicker_id": me});
             for j in store::boxes::illegitimate_members(c, box_id).await? {
-                let kick = insert(c, box_id, EventType::MemberKick, j.identity_id, Some(&kicker), Some(j.join_event_id)).await?;
+                let kick =
+                    insert(c, box_id, EventType::MemberKick, j.identity_id, Some(&kicker), Some(j.join_event_id))
+                        .await?;
                 store::boxes::remove_member(c, box_id, j.identity_id).await?;
                 notifications.push((j.identity_id, Notification::kicked(box_id, &bx.title)));
                 kicks.push(kick);
@@ -345,7 +359,12 @@ async fn apply<C: GenericClient>(c: &C, bx: &BoxRow, me: IdentityId, new: &NewEv
 
 /// `state.key_share`: replace the box's key shares and hand the new invitation share to every
 /// other member as a `set_box_key_share` crypto action, all in the caller's transaction.
-async fn rotate_key_share<C: GenericClient>(c: &C, bx: &BoxRow, me: IdentityId, share: &NewKeyShare) -> ApiResult<EventRow> {
+async fn rotate_key_share<C: GenericClient>(
+    c: &C,
+    bx: &BoxRow,
+    me: IdentityId,
+    share: &NewKeyShare,
+) -> ApiResult<EventRow> {
     if store::keyshares::hash_exists(c, share.other_share_hash.as_str()).await? {
         return Err(hash_conflict("extra.other_share_hash").into());
     }

@@ -29,7 +29,9 @@ fn check_token(req: &HttpRequest, state: &AppState) -> Result<(), ErrorBody> {
             Err(ErrorBody::unauthorized(Origin::Headers, "internal token is required").with(HEADER, Detail::Required))
         }
         Some(Some(token)) if same_secret(token, state.internal_token.expose_secret()) => Ok(()),
-        Some(_) => Err(ErrorBody::unauthorized(Origin::Headers, "internal token is invalid").with(HEADER, Detail::Invalid)),
+        Some(_) => {
+            Err(ErrorBody::unauthorized(Origin::Headers, "internal token is invalid").with(HEADER, Detail::Invalid))
+        }
     }
 }
 

@@ -43,7 +43,8 @@ pub async fn create(req: HttpRequest, state: web::Data<AppState>, payload: web::
 pub async fn get(req: HttpRequest, state: web::Data<AppState>, hash: web::Path<String>) -> ApiResult<HttpResponse> {
     let caller = auth::authenticate(&req, &state).await?;
     let hash = B64u::parse(&hash, limits::OTHER_SHARE_HASH).map_err(|d| {
-        ErrorBody::bad_request(Origin::Path, "other_share_hash must be unpadded url-safe base64").with("other_share_hash", d)
+        ErrorBody::bad_request(Origin::Path, "other_share_hash must be unpadded url-safe base64")
+            .with("other_share_hash", d)
     })?;
     let client = state.db.get().await?;
     let share = store::keyshares::get(&client, hash.as_str())
@@ -58,8 +59,9 @@ pub async fn get(req: HttpRequest, state: web::Data<AppState>, hash: web::Path<S
 #[tracing::instrument(skip_all)]
 pub async fn encrypted_invitation_key_share(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let caller = auth::authenticate(&req, &state).await?;
-    let query = web::Query::<HashMap<String, String>>::from_query(req.query_string())
-        .map_err(|_| ErrorBody::bad_request(Origin::Query, "malformed query string").with("box_id", Detail::Malformed))?;
+    let query = web::Query::<HashMap<String, String>>::from_query(req.query_string()).map_err(|_| {
+        ErrorBody::bad_request(Origin::Query, "malformed query string").with("box_id", Detail::Malformed)
+    })?;
     let box_id: BoxId = query_id(query.get("box_id").map(String::as_str), "box_id")?;
     let client = state.db.get().await?;
     require_member(&client, box_id, caller.id()).await?;
@@ -67,8 +69,12 @@ pub async fn encrypted_invitation_key_share(req: HttpRequest, state: web::Data<A
         .await?
         .and_then(|s| s.encrypted_invitation_key_share)
         .ok_or_else(|| {
-            ErrorBody::new(domain::ErrorCode::NotFound, Origin::NotDefined, "the box has no encrypted invitation key share")
-                .with("encrypted_invitation_key_share", Detail::NotFound)
+            ErrorBody::new(
+                domain::ErrorCode::NotFound,
+                Origin::NotDefined,
+                "the box has no encrypted invitation key share",
+            )
+            .with("encrypted_invitation_key_share", Detail::NotFound)
         })?;
     Ok(HttpResponse::Ok().json(eiks))
 }

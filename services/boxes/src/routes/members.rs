@@ -29,7 +29,11 @@ pub async fn members(req: HttpRequest, state: web::Data<AppState>, path: web::Pa
 }
 
 /// `GET /boxes/{id}/accesses`: the active `access.add` events, oldest first, admin only.
-pub async fn accesses(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn accesses(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let caller = authenticate(&req, &state).await?;
     let box_id: BoxId = path_id(&path, "id")?;
     let client = state.db.get().await?;

@@ -24,9 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/readyz").route(web::get().to(health::readyz)))
         .service(resource("/boxes").route(web::post().to(boxes::create)))
         .service(
-            resource("/boxes/joined")
-                .route(web::get().to(boxes::joined))
-                .route(web::head().to(boxes::joined_count)),
+            resource("/boxes/joined").route(web::get().to(boxes::joined)).route(web::head().to(boxes::joined_count)),
         )
         .service(resource("/boxes/{id}").route(web::get().to(boxes::get)).route(web::delete().to(boxes::delete)))
         .service(resource("/boxes/{id}/public").route(web::get().to(boxes::public)))

@@ -35,7 +35,11 @@ async fn require_member<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId)
 
 /// `GET /box-users/{id}/boxes/{bid}/settings`: the stored settings, or the defaults.
 #[tracing::instrument(skip_all)]
-pub async fn get(req: HttpRequest, state: web::Data<AppState>, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+pub async fn get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
     let caller = auth::authenticate(&req, &state).await?;
     let (id, box_id) = parse_path(&path)?;
     caller.require_self(id)?;

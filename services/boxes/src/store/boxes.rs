@@ -59,7 +59,7 @@ pub async fn insert<C: GenericClient>(
     title: &str,
     public_key: &str,
 ) -> Result<BoxRow, tokio_postgres::Error> {
-    let row = sql::query_one(c, 
+    let row = sql::query_one(c,
             &format!(
                 "INSERT INTO boxes.boxes (id, creator_id, title, public_key, access_mode, created_at, last_event_at, last_visible_at)
                  VALUES ($1, $2, $3, $4, 'limited', clock_timestamp(), clock_timestamp(), clock_timestamp())
@@ -68,7 +68,8 @@ pub async fn insert<C: GenericClient>(
             &[id.as_uuid(), creator.as_uuid(), &title, &public_key],
         )
         .await?;
-    sql::execute(c, 
+    sql::execute(
+        c,
         "INSERT INTO boxes.members (box_id, identity_id, join_event_id, joined_seq) VALUES ($1, $2, NULL, 1)",
         &[id.as_uuid(), creator.as_uuid()],
     )
@@ -84,11 +85,17 @@ pub async fn get<C: GenericClient>(c: &C, id: BoxId) -> Result<Option<BoxRow>, t
 /// Reads the box and locks its row until the transaction ends: every write to a box's events
 /// and members goes through this lock, which gives the per-box total order of §13.1.
 pub async fn lock<C: GenericClient>(c: &C, id: BoxId) -> Result<Option<BoxRow>, tokio_postgres::Error> {
-    let row = sql::query_opt(c, &format!("SELECT {COLUMNS} FROM boxes.boxes WHERE id = $1 FOR UPDATE"), &[id.as_uuid()]).await?;
+    let row =
+        sql::query_opt(c, &format!("SELECT {COLUMNS} FROM boxes.boxes WHERE id = $1 FOR UPDATE"), &[id.as_uuid()])
+            .await?;
     Ok(row.as_ref().map(box_row))
 }
 
-pub async fn set_access_mode<C: GenericClient>(c: &C, id: BoxId, mode: AccessMode) -> Result<(), tokio_postgres::Error> {
+pub async fn set_access_mode<C: GenericClient>(
+    c: &C,
+    id: BoxId,
+    mode: AccessMode,
+) -> Result<(), tokio_postgres::Error> {
     sql::execute(c, "UPDATE boxes.boxes SET access_mode = $2 WHERE id = $1", &[id.as_uuid(), &mode.as_str()]).await?;
     Ok(())
 }
@@ -103,19 +110,24 @@ pub async fn delete<C: GenericClient>(c: &C, id: BoxId) -> Result<bool, tokio_po
 // ---- members ----
 
 pub async fn is_member<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId) -> Result<bool, tokio_postgres::Error> {
-    let row = sql::query_opt(c, "SELECT 1 FROM boxes.members WHERE box_id = $1 AND identity_id = $2", &[box_id.as_uuid(), who.as_uuid()])
-        .await?;
+    let row = sql::query_opt(
+        c,
+        "SELECT 1 FROM boxes.members WHERE box_id = $1 AND identity_id = $2",
+        &[box_id.as_uuid(), who.as_uuid()],
+    )
+    .await?;
     Ok(row.is_some())
 }
 
 /// The current members: the admin first (it joined with the `create` event), then by join order.
 pub async fn member_ids<C: GenericClient>(c: &C, box_id: BoxId) -> Result<Vec<IdentityId>, tokio_postgres::Error> {
-    let rows = sql::query(c, 
-            "SELECT m.identity_id FROM boxes.members m JOIN boxes.boxes b ON b.id = m.box_id
+    let rows = sql::query(
+        c,
+        "SELECT m.identity_id FROM boxes.members m JOIN boxes.boxes b ON b.id = m.box_id
              WHERE m.box_id = $1 ORDER BY (m.identity_id = b.creator_id) DESC, m.joined_seq, m.identity_id",
-            &[box_id.as_uuid()],
-        )
-        .await?;
+        &[box_id.as_uuid()],
+    )
+    .await?;
     Ok(rows.iter().map(|r| IdentityId::from(r.get::<_, uuid::Uuid>("identity_id"))).collect())
 }
 
@@ -128,16 +140,24 @@ pub struct Joined {
 
 fn joined(row: &Row) -> Option<Joined> {
     let join: Option<uuid::Uuid> = row.get("join_event_id");
-    join.map(|j| Joined { identity_id: IdentityId::from(row.get::<_, uuid::Uuid>("identity_id")), join_event_id: EventId::from(j) })
+    join.map(|j| Joined {
+        identity_id: IdentityId::from(row.get::<_, uuid::Uuid>("identity_id")),
+        join_event_id: EventId::from(j),
+    })
 }
 
 /// The join of `who`, if it is a member that joined (the admin has none).
-pub async fn join_of<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId) -> Result<Option<Joined>, tokio_postgres::Error> {
-    let row = sql::query_opt(c, 
-            "SELECT identity_id, join_event_id FROM boxes.members WHERE box_id = $1 AND identity_id = $2",
-            &[box_id.as_uuid(), who.as_uuid()],
-        )
-        .await?;
+pub async fn join_of<C: GenericClient>(
+    c: &C,
+    box_id: BoxId,
+    who: IdentityId,
+) -> Result<Option<Joined>, tokio_postgres::Error> {
+    let row = sql::query_opt(
+        c,
+        "SELECT identity_id, join_event_id FROM boxes.members WHERE box_id = $1 AND identity_id = $2",
+        &[box_id.as_uuid(), who.as_uuid()],
+    )
+    .await?;
     Ok(row.as_ref().and_then(joined))
 }
 
@@ -148,7 +168,8 @@ pub async fn add_member<C: GenericClient>(
     join_event_id: EventId,
     joined_seq: i64,
 ) -> Result<(), tokio_postgres::Error> {
-    sql::execute(c, 
+    sql::execute(
+        c,
         "INSERT INTO boxes.members (box_id, identity_id, join_event_id, joined_seq) VALUES ($1, $2, $3, $4)",
         &[box_id.as_uuid(), who.as_uuid(), join_event_id.as_uuid(), &joined_seq],
     )
@@ -156,15 +177,28 @@ pub async fn add_member<C: GenericClient>(
     Ok(())
 }
 
-pub async fn remove_member<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId) -> Result<(), tokio_postgres::Error> {
-    sql::execute(c, "DELETE FROM boxes.members WHERE box_id = $1 AND identity_id = $2", &[box_id.as_uuid(), who.as_uuid()]).await?;
+pub async fn remove_member<C: GenericClient>(
+    c: &C,
+    box_id: BoxId,
+    who: IdentityId,
+) -> Result<(), tokio_postgres::Error> {
+    sql::execute(
+        c,
+        "DELETE FROM boxes.members WHERE box_id = $1 AND identity_id = $2",
+        &[box_id.as_uuid(), who.as_uuid()],
+    )
+    .await?;
     Ok(())
 }
 
 /// Non-admin members that no active `identity_id` rule names any more (§6.1 "legitimate").
-pub async fn illegitimate_members<C: GenericClient>(c: &C, box_id: BoxId) -> Result<Vec<Joined>, tokio_postgres::Error> {
-    let rows = sql::query(c, 
-            "SELECT m.identity_id, m.join_event_id FROM boxes.members m JOIN boxes.boxes b ON b.id = m.box_id
+pub async fn illegitimate_members<C: GenericClient>(
+    c: &C,
+    box_id: BoxId,
+) -> Result<Vec<Joined>, tokio_postgres::Error> {
+    let rows = sql::query(
+        c,
+        "SELECT m.identity_id, m.join_event_id FROM boxes.members m JOIN boxes.boxes b ON b.id = m.box_id
              WHERE m.box_id = $1 AND m.identity_id <> b.creator_id
                AND NOT EXISTS (
                    SELECT 1 FROM boxes.events a
@@ -174,26 +208,31 @@ pub async fn illegitimate_members<C: GenericClient>(c: &C, box_id: BoxId) -> Res
                      AND NOT EXISTS (SELECT 1 FROM boxes.events r
                                      WHERE r.box_id = a.box_id AND r.type = 'access.rm' AND r.referrer_id = a.id))
              ORDER BY m.joined_seq",
-            &[box_id.as_uuid()],
-        )
-        .await?;
+        &[box_id.as_uuid()],
+    )
+    .await?;
     Ok(rows.iter().filter_map(joined).collect())
 }
 
 // ---- access rules ----
 
 /// Whether an active `identity_id` rule names `who`.
-pub async fn has_identity_rule<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId) -> Result<bool, tokio_postgres::Error> {
-    let row = sql::query_opt(c, 
-            "SELECT 1 FROM boxes.events a
+pub async fn has_identity_rule<C: GenericClient>(
+    c: &C,
+    box_id: BoxId,
+    who: IdentityId,
+) -> Result<bool, tokio_postgres::Error> {
+    let row = sql::query_opt(
+        c,
+        "SELECT 1 FROM boxes.events a
              WHERE a.box_id = $1 AND a.type = 'access.add'
                AND a.content->>'restriction_type' = 'identity_id' AND a.content->>'value' = $2
                AND NOT EXISTS (SELECT 1 FROM boxes.events r
                                WHERE r.box_id = a.box_id AND r.type = 'access.rm' AND r.referrer_id = a.id)
              LIMIT 1",
-            &[box_id.as_uuid(), &who.to_string()],
-        )
-        .await?;
+        &[box_id.as_uuid(), &who.to_string()],
+    )
+    .await?;
     Ok(row.is_some())
 }
 
@@ -208,8 +247,12 @@ pub async fn can_join<C: GenericClient>(c: &C, b: &BoxRow, who: IdentityId) -> R
 // ---- the joined-boxes list ----
 
 /// Boxes where `who` is a member, the one with the newest visible event first.
-pub async fn joined_by<C: GenericClient>(c: &C, who: IdentityId, page: Page) -> Result<Vec<BoxRow>, tokio_postgres::Error> {
-    let rows = sql::query(c, 
+pub async fn joined_by<C: GenericClient>(
+    c: &C,
+    who: IdentityId,
+    page: Page,
+) -> Result<Vec<BoxRow>, tokio_postgres::Error> {
+    let rows = sql::query(c,
             "SELECT b.id, b.creator_id, b.title, b.public_key, b.access_mode, b.created_at, b.last_event_at, b.last_visible_at
              FROM boxes.members m JOIN boxes.boxes b ON b.id = m.box_id
              WHERE m.identity_id = $1
@@ -222,7 +265,8 @@ pub async fn joined_by<C: GenericClient>(c: &C, who: IdentityId, page: Page) -> 
 }
 
 pub async fn count_joined<C: GenericClient>(c: &C, who: IdentityId) -> Result<i64, tokio_postgres::Error> {
-    let row = sql::query_one(c, "SELECT count(*) AS n FROM boxes.members WHERE identity_id = $1", &[who.as_uuid()]).await?;
+    let row =
+        sql::query_one(c, "SELECT count(*) AS n FROM boxes.members WHERE identity_id = $1", &[who.as_uuid()]).await?;
     Ok(row.get("n"))
 }
 
@@ -233,11 +277,12 @@ pub async fn settings_for<C: GenericClient>(
     boxes: &[BoxId],
 ) -> Result<HashMap<BoxId, BoxSetting>, tokio_postgres::Error> {
     let ids: Vec<uuid::Uuid> = boxes.iter().map(|b| b.into_uuid()).collect();
-    let rows = sql::query(c, 
-            "SELECT box_id, muted FROM boxes.box_settings WHERE identity_id = $1 AND box_id = ANY($2)",
-            &[who.as_uuid(), &ids],
-        )
-        .await?;
+    let rows = sql::query(
+        c,
+        "SELECT box_id, muted FROM boxes.box_settings WHERE identity_id = $1 AND box_id = ANY($2)",
+        &[who.as_uuid(), &ids],
+    )
+    .await?;
     let stored: HashMap<BoxId, bool> =
         rows.iter().map(|r| (BoxId::from(r.get::<_, uuid::Uuid>("box_id")), r.get::<_, bool>("muted"))).collect();
     Ok(boxes

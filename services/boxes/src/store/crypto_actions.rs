@@ -31,7 +31,7 @@ pub struct NewCryptoAction<'a> {
 }
 
 pub async fn insert<C: GenericClient>(c: &C, a: &NewCryptoAction<'_>) -> Result<CryptoAction, tokio_postgres::Error> {
-    let row = sql::query_one(c, 
+    let row = sql::query_one(c,
             &format!(
                 "INSERT INTO boxes.crypto_actions (id, identity_id, type, box_id, sender_id, encryption_public_key, encrypted)
                  VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
@@ -52,11 +52,12 @@ pub async fn insert<C: GenericClient>(c: &C, a: &NewCryptoAction<'_>) -> Result<
 
 /// Oldest first, at most [`LIST_CAP`].
 pub async fn list<C: GenericClient>(c: &C, identity: IdentityId) -> Result<Vec<CryptoAction>, tokio_postgres::Error> {
-    let rows = sql::query(c, 
-            &format!("SELECT {COLUMNS} FROM boxes.crypto_actions WHERE identity_id = $1 ORDER BY created_at, id LIMIT $2"),
-            &[identity.as_uuid(), &LIST_CAP],
-        )
-        .await?;
+    let rows = sql::query(
+        c,
+        &format!("SELECT {COLUMNS} FROM boxes.crypto_actions WHERE identity_id = $1 ORDER BY created_at, id LIMIT $2"),
+        &[identity.as_uuid(), &LIST_CAP],
+    )
+    .await?;
     Ok(rows.iter().map(action).collect())
 }
 
@@ -65,17 +66,26 @@ pub async fn get<C: GenericClient>(
     identity: IdentityId,
     id: CryptoActionId,
 ) -> Result<Option<CryptoAction>, tokio_postgres::Error> {
-    let row = sql::query_opt(c, 
-            &format!("SELECT {COLUMNS} FROM boxes.crypto_actions WHERE id = $1 AND identity_id = $2"),
-            &[id.as_uuid(), identity.as_uuid()],
-        )
-        .await?;
+    let row = sql::query_opt(
+        c,
+        &format!("SELECT {COLUMNS} FROM boxes.crypto_actions WHERE id = $1 AND identity_id = $2"),
+        &[id.as_uuid(), identity.as_uuid()],
+    )
+    .await?;
     Ok(row.as_ref().map(action))
 }
 
 /// `true` when an action of this identity was deleted.
-pub async fn delete<C: GenericClient>(c: &C, identity: IdentityId, id: CryptoActionId) -> Result<bool, tokio_postgres::Error> {
-    let n = sql::execute(c, "DELETE FROM boxes.crypto_actions WHERE id = $1 AND identity_id = $2", &[id.as_uuid(), identity.as_uuid()])
-        .await?;
+pub async fn delete<C: GenericClient>(
+    c: &C,
+    identity: IdentityId,
+    id: CryptoActionId,
+) -> Result<bool, tokio_postgres::Error> {
+    let n = sql::execute(
+        c,
+        "DELETE FROM boxes.crypto_actions WHERE id = $1 AND identity_id = $2",
+        &[id.as_uuid(), identity.as_uuid()],
+    )
+    .await?;
     Ok(n > 0)
 }

@@ -62,9 +62,10 @@ pub struct NewEventRow<'a> {
 pub async fn insert<C: GenericClient>(c: &C, e: &NewEventRow<'_>) -> Result<EventRow, tokio_postgres::Error> {
     let id = EventId::new_v4();
     let visible = e.kind.is_visible();
-    let row = sql::query_one(c, 
-            &format!(
-                "WITH t AS (
+    let row = sql::query_one(
+        c,
+        &format!(
+            "WITH t AS (
                      SELECT greatest(clock_timestamp(), last_event_at) AS at FROM boxes.boxes WHERE id = $2 FOR UPDATE
                  ), b AS (
                      UPDATE boxes.boxes SET last_seq = last_seq + 1, last_event_at = t.at,
@@ -75,38 +76,51 @@ pub async fn insert<C: GenericClient>(c: &C, e: &NewEventRow<'_>) -> Result<Even
                  INSERT INTO boxes.events (id, box_id, seq, type, sender_id, content, referrer_id, created_at)
                  SELECT $1, $2, b.last_seq, $3, $4, $5, $6, b.last_event_at FROM b
                  RETURNING {COLUMNS}"
-            ),
-            &[
-                id.as_uuid(),
-                e.box_id.as_uuid(),
-                &e.kind.as_str(),
-                e.sender_id.as_uuid(),
-                &e.content,
-                &e.referrer_id.map(EventId::into_uuid),
-                &visible,
-            ],
-        )
-        .await?;
+        ),
+        &[
+            id.as_uuid(),
+            e.box_id.as_uuid(),
+            &e.kind.as_str(),
+            e.sender_id.as_uuid(),
+            &e.content,
+            &e.referrer_id.map(EventId::into_uuid),
+            &visible,
+        ],
+    )
+    .await?;
     Ok(event_row(&row))
 }
 
 /// An event of this box, whatever its type.
-pub async fn get_in_box<C: GenericClient>(c: &C, box_id: BoxId, id: EventId) -> Result<Option<EventRow>, tokio_postgres::Error> {
-    let row = sql::query_opt(c, &format!("SELECT {COLUMNS} FROM boxes.events WHERE id = $1 AND box_id = $2"), &[id.as_uuid(), box_id.as_uuid()])
-        .await?;
+pub async fn get_in_box<C: GenericClient>(
+    c: &C,
+    box_id: BoxId,
+    id: EventId,
+) -> Result<Option<EventRow>, tokio_postgres::Error> {
+    let row = sql::query_opt(
+        c,
+        &format!("SELECT {COLUMNS} FROM boxes.events WHERE id = $1 AND box_id = $2"),
+        &[id.as_uuid(), box_id.as_uuid()],
+    )
+    .await?;
     Ok(row.as_ref().map(event_row))
 }
 
 /// Whether a `msg.delete` refers to this message.
 pub async fn is_deleted<C: GenericClient>(c: &C, message: EventId) -> Result<bool, tokio_postgres::Error> {
-    let row = sql::query_opt(c, "SELECT 1 FROM boxes.events WHERE referrer_id = $1 AND type = 'msg.delete' LIMIT 1", &[message.as_uuid()])
-        .await?;
+    let row = sql::query_opt(
+        c,
+        "SELECT 1 FROM boxes.events WHERE referrer_id = $1 AND type = 'msg.delete' LIMIT 1",
+        &[message.as_uuid()],
+    )
+    .await?;
     Ok(row.is_some())
 }
 
 /// Wipes the ciphertext of a deleted message and of its edits (§6.5 SHOULD).
 pub async fn wipe_message<C: GenericClient>(c: &C, message: EventId) -> Result<(), tokio_postgres::Error> {
-    sql::execute(c, 
+    sql::execute(
+        c,
         "UPDATE boxes.events SET content = NULL
          WHERE id = $1 OR (referrer_id = $1 AND type = 'msg.edit')",
         &[message.as_uuid()],
@@ -116,88 +130,114 @@ pub async fn wipe_message<C: GenericClient>(c: &C, message: EventId) -> Result<(
 }
 
 /// Whether `id` is an `access.add` of this box that no `access.rm` refers to.
-pub async fn is_active_access<C: GenericClient>(c: &C, box_id: BoxId, id: EventId) -> Result<bool, tokio_postgres::Error> {
-    let row = sql::query_opt(c, 
-            "SELECT 1 FROM boxes.events a
+pub async fn is_active_access<C: GenericClient>(
+    c: &C,
+    box_id: BoxId,
+    id: EventId,
+) -> Result<bool, tokio_postgres::Error> {
+    let row = sql::query_opt(
+        c,
+        "SELECT 1 FROM boxes.events a
              WHERE a.id = $1 AND a.box_id = $2 AND a.type = 'access.add'
                AND NOT EXISTS (SELECT 1 FROM boxes.events r
                                WHERE r.box_id = a.box_id AND r.type = 'access.rm' AND r.referrer_id = a.id)",
-            &[id.as_uuid(), box_id.as_uuid()],
-        )
-        .await?;
+        &[id.as_uuid(), box_id.as_uuid()],
+    )
+    .await?;
     Ok(row.is_some())
 }
 
 /// The active access rules of the box, oldest first.
 pub async fn active_accesses<C: GenericClient>(c: &C, box_id: BoxId) -> Result<Vec<EventRow>, tokio_postgres::Error> {
-    let rows = sql::query(c, 
-            &format!(
-                "SELECT {COLUMNS} FROM boxes.events a
+    let rows = sql::query(
+        c,
+        &format!(
+            "SELECT {COLUMNS} FROM boxes.events a
                  WHERE a.box_id = $1 AND a.type = 'access.add'
                    AND NOT EXISTS (SELECT 1 FROM boxes.events r
                                    WHERE r.box_id = a.box_id AND r.type = 'access.rm' AND r.referrer_id = a.id)
                  ORDER BY a.seq"
-            ),
-            &[box_id.as_uuid()],
-        )
-        .await?;
+        ),
+        &[box_id.as_uuid()],
+    )
+    .await?;
     Ok(rows.iter().map(event_row).collect())
 }
 
 /// Visible events of the box, newest first.
-pub async fn list_visible<C: GenericClient>(c: &C, box_id: BoxId, page: Page) -> Result<Vec<EventRow>, tokio_postgres::Error> {
-    let rows = sql::query(c, 
-            &format!(
-                "SELECT {COLUMNS} FROM boxes.events WHERE box_id = $1 AND type = ANY($2)
+pub async fn list_visible<C: GenericClient>(
+    c: &C,
+    box_id: BoxId,
+    page: Page,
+) -> Result<Vec<EventRow>, tokio_postgres::Error> {
+    let rows = sql::query(
+        c,
+        &format!(
+            "SELECT {COLUMNS} FROM boxes.events WHERE box_id = $1 AND type = ANY($2)
                  ORDER BY seq DESC OFFSET $3 LIMIT $4"
-            ),
-            &[box_id.as_uuid(), &visible_types(), &page.offset, &page.limit],
-        )
-        .await?;
+        ),
+        &[box_id.as_uuid(), &visible_types(), &page.offset, &page.limit],
+    )
+    .await?;
     Ok(rows.iter().map(event_row).collect())
 }
 
 pub async fn count_visible<C: GenericClient>(c: &C, box_id: BoxId) -> Result<i64, tokio_postgres::Error> {
-    let row = sql::query_one(c, "SELECT count(*) AS n FROM boxes.events WHERE box_id = $1 AND type = ANY($2)", &[box_id.as_uuid(), &visible_types()])
-        .await?;
+    let row = sql::query_one(
+        c,
+        "SELECT count(*) AS n FROM boxes.events WHERE box_id = $1 AND type = ANY($2)",
+        &[box_id.as_uuid(), &visible_types()],
+    )
+    .await?;
     Ok(row.get("n"))
 }
 
 /// The newest visible event of each of `boxes` (one query for the whole list).
-pub async fn last_visible<C: GenericClient>(c: &C, boxes: &[BoxId]) -> Result<HashMap<BoxId, EventRow>, tokio_postgres::Error> {
+pub async fn last_visible<C: GenericClient>(
+    c: &C,
+    boxes: &[BoxId],
+) -> Result<HashMap<BoxId, EventRow>, tokio_postgres::Error> {
     let ids: Vec<uuid::Uuid> = boxes.iter().map(|b| b.into_uuid()).collect();
-    let rows = sql::query(c, 
-            &format!(
-                "SELECT DISTINCT ON (box_id) {COLUMNS} FROM boxes.events
+    let rows = sql::query(
+        c,
+        &format!(
+            "SELECT DISTINCT ON (box_id) {COLUMNS} FROM boxes.events
                  WHERE box_id = ANY($1) AND type = ANY($2)
                  ORDER BY box_id, seq DESC"
-            ),
-            &[&ids, &visible_types()],
-        )
-        .await?;
+        ),
+        &[&ids, &visible_types()],
+    )
+    .await?;
     Ok(rows.iter().map(event_row).map(|e| (e.box_id, e)).collect())
 }
 
 /// The latest edit of each of `messages` (one query).
-pub async fn latest_edits<C: GenericClient>(c: &C, messages: &[EventId]) -> Result<HashMap<EventId, EditState>, tokio_postgres::Error> {
+pub async fn latest_edits<C: GenericClient>(
+    c: &C,
+    messages: &[EventId],
+) -> Result<HashMap<EventId, EditState>, tokio_postgres::Error> {
     if messages.is_empty() {
         return Ok(HashMap::new());
     }
     let ids: Vec<uuid::Uuid> = messages.iter().map(|m| m.into_uuid()).collect();
-    let rows = sql::query(c, 
-            "SELECT DISTINCT ON (referrer_id) referrer_id, content, created_at FROM boxes.events
+    let rows = sql::query(
+        c,
+        "SELECT DISTINCT ON (referrer_id) referrer_id, content, created_at FROM boxes.events
              WHERE referrer_id = ANY($1) AND type = 'msg.edit'
              ORDER BY referrer_id, seq DESC",
-            &[&ids],
-        )
-        .await?;
+        &[&ids],
+    )
+    .await?;
     Ok(rows
         .iter()
         .map(|r| {
             let content: Option<Value> = r.get("content");
             let field = |k: &str| content.as_ref().and_then(|c| c.get(k)).cloned().unwrap_or(Value::Null);
-            let state =
-                EditState { new_encrypted: field("new_encrypted"), new_public_key: field("new_public_key"), at: Timestamp(r.get("created_at")) };
+            let state = EditState {
+                new_encrypted: field("new_encrypted"),
+                new_public_key: field("new_public_key"),
+                at: Timestamp(r.get("created_at")),
+            };
             (EventId::from(r.get::<_, uuid::Uuid>("referrer_id")), state)
         })
         .collect())
@@ -212,13 +252,14 @@ pub async fn deletions<C: GenericClient>(
         return Ok(HashMap::new());
     }
     let ids: Vec<uuid::Uuid> = messages.iter().map(|m| m.into_uuid()).collect();
-    let rows = sql::query(c, 
-            "SELECT DISTINCT ON (referrer_id) referrer_id, sender_id, created_at FROM boxes.events
+    let rows = sql::query(
+        c,
+        "SELECT DISTINCT ON (referrer_id) referrer_id, sender_id, created_at FROM boxes.events
              WHERE referrer_id = ANY($1) AND type = 'msg.delete'
              ORDER BY referrer_id, seq",
-            &[&ids],
-        )
-        .await?;
+        &[&ids],
+    )
+    .await?;
     Ok(rows
         .iter()
         .map(|r| {
@@ -295,7 +336,8 @@ pub async fn post_message<C: GenericClient>(
     let kind = kind.as_str();
     let sender_params: [&(dyn ToSql + Sync); 1] = [sender.as_uuid()];
     let box_params: [&(dyn ToSql + Sync); 1] = [box_id.as_uuid()];
-    let insert_params: [&(dyn ToSql + Sync); 6] = [id.as_uuid(), box_id.as_uuid(), &kind, sender.as_uuid(), &content, &visible];
+    let insert_params: [&(dyn ToSql + Sync); 6] =
+        [id.as_uuid(), box_id.as_uuid(), &kind, sender.as_uuid(), &content, &visible];
     // Every request is queued on the connection when the futures are first polled, in this
     // order, so the whole transaction leaves in one write even if this future is dropped.
     let (_, sender_row, box_row, event_row_, member_rows, _) = futures_util::try_join!(
@@ -398,8 +440,11 @@ pub async fn page_folded<C: GenericClient>(
     reader: IdentityId,
     page: Page,
 ) -> Result<FoldedPage, tokio_postgres::Error> {
-    let (known, bx, rows) =
-        futures_util::try_join!(c.prepare_cached(PAGE_READER), c.prepare_cached(PAGE_BOX), c.prepare_cached(PAGE_ROWS))?;
+    let (known, bx, rows) = futures_util::try_join!(
+        c.prepare_cached(PAGE_READER),
+        c.prepare_cached(PAGE_BOX),
+        c.prepare_cached(PAGE_ROWS)
+    )?;
     let types = visible_types();
     let reader_params: [&(dyn ToSql + Sync); 1] = [reader.as_uuid()];
     let box_params: [&(dyn ToSql + Sync); 2] = [box_id.as_uuid(), reader.as_uuid()];

@@ -41,12 +41,16 @@ pub async fn exists<C: GenericClient>(c: &C, id: IdentityId) -> Result<bool, tok
 }
 
 pub async fn get<C: GenericClient>(c: &C, id: IdentityId) -> Result<Option<IdentityRecord>, tokio_postgres::Error> {
-    let row = sql::query_opt(c, &format!("SELECT {COLUMNS} FROM boxes.identities WHERE id = $1"), &[id.as_uuid()]).await?;
+    let row =
+        sql::query_opt(c, &format!("SELECT {COLUMNS} FROM boxes.identities WHERE id = $1"), &[id.as_uuid()]).await?;
     Ok(row.as_ref().map(record))
 }
 
 /// The identities among `ids` that exist, in no particular order.
-pub async fn get_many<C: GenericClient>(c: &C, ids: &[IdentityId]) -> Result<Vec<IdentityRecord>, tokio_postgres::Error> {
+pub async fn get_many<C: GenericClient>(
+    c: &C,
+    ids: &[IdentityId],
+) -> Result<Vec<IdentityRecord>, tokio_postgres::Error> {
     let ids: Vec<uuid::Uuid> = ids.iter().map(|i| i.into_uuid()).collect();
     let rows = sql::query(c, &format!("SELECT {COLUMNS} FROM boxes.identities WHERE id = ANY($1)"), &[&ids]).await?;
     Ok(rows.iter().map(record).collect())
@@ -54,7 +58,8 @@ pub async fn get_many<C: GenericClient>(c: &C, ids: &[IdentityId]) -> Result<Vec
 
 /// Creates the identity or updates its name and identifier; keys and `created_at` stay (§12).
 pub async fn upsert<C: GenericClient>(c: &C, id: IdentityId, u: &IdentityUpsert) -> Result<(), tokio_postgres::Error> {
-    sql::execute(c, 
+    sql::execute(
+        c,
         "INSERT INTO boxes.identities (id, display_name, identifier_value, identifier_kind)
          VALUES ($1, $2, $3, $4)
          ON CONFLICT (id) DO UPDATE SET display_name = EXCLUDED.display_name,
@@ -72,14 +77,15 @@ pub async fn set_keys<C: GenericClient>(
     pubkey: Option<&str>,
     non_identified_pubkey: Option<&str>,
 ) -> Result<Option<IdentityRecord>, tokio_postgres::Error> {
-    let row = sql::query_opt(c, 
-            &format!(
-                "UPDATE boxes.identities SET pubkey = COALESCE($2, pubkey),
+    let row = sql::query_opt(
+        c,
+        &format!(
+            "UPDATE boxes.identities SET pubkey = COALESCE($2, pubkey),
                      non_identified_pubkey = COALESCE($3, non_identified_pubkey)
                  WHERE id = $1 RETURNING {COLUMNS}"
-            ),
-            &[id.as_uuid(), &pubkey, &non_identified_pubkey],
-        )
-        .await?;
+        ),
+        &[id.as_uuid(), &pubkey, &non_identified_pubkey],
+    )
+    .await?;
     Ok(row.as_ref().map(record))
 }

@@ -28,7 +28,7 @@ pub async fn insert<C: GenericClient>(
     s: &NewKeyShare,
 ) -> Result<Option<KeyShare>, tokio_postgres::Error> {
     let eiks = s.encrypted_invitation_key_share.as_ref().map(|e| e.as_str());
-    let res = sql::query_one(c, 
+    let res = sql::query_one(c,
             "INSERT INTO boxes.key_shares (other_share_hash, box_id, misakey_share, encrypted_invitation_key_share, creator_id)
              VALUES ($1, $2, $3, $4, $5)
              RETURNING other_share_hash, box_id, misakey_share, encrypted_invitation_key_share",
@@ -47,22 +47,24 @@ pub async fn hash_exists<C: GenericClient>(c: &C, hash: &str) -> Result<bool, to
 }
 
 pub async fn get<C: GenericClient>(c: &C, hash: &str) -> Result<Option<KeyShare>, tokio_postgres::Error> {
-    let row = sql::query_opt(c, 
-            "SELECT other_share_hash, box_id, misakey_share, encrypted_invitation_key_share
+    let row = sql::query_opt(
+        c,
+        "SELECT other_share_hash, box_id, misakey_share, encrypted_invitation_key_share
              FROM boxes.key_shares WHERE other_share_hash = $1",
-            &[&hash],
-        )
-        .await?;
+        &[&hash],
+    )
+    .await?;
     Ok(row.as_ref().map(share))
 }
 
 pub async fn newest_for_box<C: GenericClient>(c: &C, box_id: BoxId) -> Result<Option<KeyShare>, tokio_postgres::Error> {
-    let row = sql::query_opt(c, 
-            "SELECT other_share_hash, box_id, misakey_share, encrypted_invitation_key_share
+    let row = sql::query_opt(
+        c,
+        "SELECT other_share_hash, box_id, misakey_share, encrypted_invitation_key_share
              FROM boxes.key_shares WHERE box_id = $1 ORDER BY created_at DESC LIMIT 1",
-            &[box_id.as_uuid()],
-        )
-        .await?;
+        &[box_id.as_uuid()],
+    )
+    .await?;
     Ok(row.as_ref().map(share))
 }
 

@@ -6,17 +6,28 @@ use domain::{BoxId, IdentityId};
 use super::{sql, GenericClient};
 
 /// The stored settings, or the defaults.
-pub async fn get<C: GenericClient>(c: &C, identity: IdentityId, box_id: BoxId) -> Result<BoxSetting, tokio_postgres::Error> {
-    let row = sql::query_opt(c, 
-            "SELECT muted FROM boxes.box_settings WHERE identity_id = $1 AND box_id = $2",
-            &[identity.as_uuid(), box_id.as_uuid()],
-        )
-        .await?;
+pub async fn get<C: GenericClient>(
+    c: &C,
+    identity: IdentityId,
+    box_id: BoxId,
+) -> Result<BoxSetting, tokio_postgres::Error> {
+    let row = sql::query_opt(
+        c,
+        "SELECT muted FROM boxes.box_settings WHERE identity_id = $1 AND box_id = $2",
+        &[identity.as_uuid(), box_id.as_uuid()],
+    )
+    .await?;
     Ok(BoxSetting { identity_id: identity, box_id, muted: row.is_some_and(|r| r.get::<_, bool>("muted")) })
 }
 
-pub async fn upsert<C: GenericClient>(c: &C, identity: IdentityId, box_id: BoxId, muted: bool) -> Result<(), tokio_postgres::Error> {
-    sql::execute(c, 
+pub async fn upsert<C: GenericClient>(
+    c: &C,
+    identity: IdentityId,
+    box_id: BoxId,
+    muted: bool,
+) -> Result<(), tokio_postgres::Error> {
+    sql::execute(
+        c,
         "INSERT INTO boxes.box_settings (identity_id, box_id, muted) VALUES ($1, $2, $3)
          ON CONFLICT (identity_id, box_id) DO UPDATE SET muted = EXCLUDED.muted",
         &[identity.as_uuid(), box_id.as_uuid(), &muted],
@@ -26,12 +37,17 @@ pub async fn upsert<C: GenericClient>(c: &C, identity: IdentityId, box_id: BoxId
 }
 
 /// Which of `ids` muted the box; counters skip them (§6.4).
-pub async fn muted_among<C: GenericClient>(c: &C, box_id: BoxId, ids: &[IdentityId]) -> Result<Vec<IdentityId>, tokio_postgres::Error> {
+pub async fn muted_among<C: GenericClient>(
+    c: &C,
+    box_id: BoxId,
+    ids: &[IdentityId],
+) -> Result<Vec<IdentityId>, tokio_postgres::Error> {
     let ids: Vec<uuid::Uuid> = ids.iter().map(|i| i.into_uuid()).collect();
-    let rows = sql::query(c, 
-            "SELECT identity_id FROM boxes.box_settings WHERE box_id = $1 AND muted AND identity_id = ANY($2)",
-            &[box_id.as_uuid(), &ids],
-        )
-        .await?;
+    let rows = sql::query(
+        c,
+        "SELECT identity_id FROM boxes.box_settings WHERE box_id = $1 AND muted AND identity_id = ANY($2)",
+        &[box_id.as_uuid(), &ids],
+    )
+    .await?;
     Ok(rows.iter().map(|r| IdentityId::from(r.get::<_, uuid::Uuid>("identity_id"))).collect())
 }

@@ -112,7 +112,8 @@ async fn hs256_with_public_key(app: &TestApp, valid: &str) -> String {
     let vector = hmac_sha256(&c, b"Jefe", b"what do ya want for nothing?").await;
     let hex: String = vector.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
-    let signing_input = format!("{}.{}", b64u_json(&json!({"alg": "HS256", "typ": "JWT"})), b64u_json(&payload_of(valid)));
+    let signing_input =
+        format!("{}.{}", b64u_json(&json!({"alg": "HS256", "typ": "JWT"})), b64u_json(&payload_of(valid)));
     let mac = hmac_sha256(&c, app.keys.public_pem.as_bytes(), signing_input.as_bytes()).await;
     format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(mac))
 }
@@ -139,7 +140,12 @@ async fn every_bad_token_is_401_on_read_and_write() {
     let app = TestApp::spawn().await;
     let alice = app.user("Alice").await;
     let box_id = seed_box(&app, &alice, &[]).await;
-    let endpoints = [Endpoint::read(&alice), Endpoint::write(&alice), Endpoint::settings_get(&alice, &box_id), Endpoint::settings_put(&alice, &box_id)];
+    let endpoints = [
+        Endpoint::read(&alice),
+        Endpoint::write(&alice),
+        Endpoint::settings_get(&alice, &box_id),
+        Endpoint::settings_put(&alice, &box_id),
+    ];
     for e in &endpoints {
         let res = call(&app, e, None, Via::Bearer, None).await;
         assert_eq!(res.status(), 401, "no token on {}", e.path);
@@ -199,21 +205,45 @@ async fn tokentype_cookie_is_required_and_must_be_bearer() {
     let res = app.client.get(&url).header("Cookie", format!("accesstoken={token}")).send().await.unwrap();
     let body = assert_error(res, 401, "tokentype", "required").await;
     assert_eq!(body["origin"], "cookies");
-    let res = app.client.get(&url).header("Cookie", format!("accesstoken={token}; tokentype=mac")).send().await.unwrap();
+    let res =
+        app.client.get(&url).header("Cookie", format!("accesstoken={token}; tokentype=mac")).send().await.unwrap();
     assert_error(res, 401, "tokentype", "invalid").await;
-    let res = app.client.get(&url).header("Cookie", format!("accesstoken={token}; tokentype=Bearer")).send().await.unwrap();
+    let res =
+        app.client.get(&url).header("Cookie", format!("accesstoken={token}; tokentype=Bearer")).send().await.unwrap();
     assert_error(res, 401, "tokentype", "invalid").await;
     let res = app.client.get(&url).header("Cookie", "tokentype=bearer").send().await.unwrap();
     assert_eq!(res.status(), 401);
-    let res = app.client.get(&url).header("Cookie", format!("accesstoken={token}; tokentype=bearer")).send().await.unwrap();
+    let res =
+        app.client.get(&url).header("Cookie", format!("accesstoken={token}; tokentype=bearer")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     // Authorization wins over cookies, and must then be a bearer token.
-    let res = app.client.get(&url).header("Authorization", format!("Basic {token}")).header("Cookie", alice.session.cookie()).send().await.unwrap();
+    let res = app
+        .client
+        .get(&url)
+        .header("Authorization", format!("Basic {token}"))
+        .header("Cookie", alice.session.cookie())
+        .send()
+        .await
+        .unwrap();
     assert_error(res, 401, "Authorization", "malformed").await;
-    let res = app.client.get(&url).header("Authorization", "Bearer nope").header("Cookie", alice.session.cookie()).send().await.unwrap();
+    let res = app
+        .client
+        .get(&url)
+        .header("Authorization", "Bearer nope")
+        .header("Cookie", alice.session.cookie())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
     let binary = reqwest::header::HeaderValue::from_bytes(b"Bearer \xff\xfe").unwrap();
-    let res = app.client.get(&url).header("Authorization", binary).header("Cookie", alice.session.cookie()).send().await.unwrap();
+    let res = app
+        .client
+        .get(&url)
+        .header("Authorization", binary)
+        .header("Cookie", alice.session.cookie())
+        .send()
+        .await
+        .unwrap();
     assert_error(res, 401, "Authorization", "malformed").await;
 }
 
@@ -222,7 +252,13 @@ async fn unknown_sub_is_401() {
     let app = TestApp::spawn().await;
     let ghost = IdentityId::new_v4();
     let session = app.keys.session(ghost);
-    let res = app.client.get(app.url(&format!("/identities/{ghost}"))).header("Authorization", session.bearer()).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url(&format!("/identities/{ghost}")))
+        .header("Authorization", session.bearer())
+        .send()
+        .await
+        .unwrap();
     let body = assert_error(res, 401, "sub", "not_found").await;
     assert_eq!(body["code"], "unauthorized");
     let res = app
@@ -264,7 +300,12 @@ async fn other_identity_in_the_path_is_403() {
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let box_id = seed_box(&app, &alice, &[&bob]).await;
-    for e in [Endpoint::read(&alice), Endpoint::write(&alice), Endpoint::settings_get(&alice, &box_id), Endpoint::settings_put(&alice, &box_id)] {
+    for e in [
+        Endpoint::read(&alice),
+        Endpoint::write(&alice),
+        Endpoint::settings_get(&alice, &box_id),
+        Endpoint::settings_put(&alice, &box_id),
+    ] {
         let res = call(&app, &e, Some(&bob.session.token), Via::Cookie, Some(&bob.session.csrf)).await;
         let body = assert_error(res, 403, "id", "forbidden").await;
         assert_eq!(body["origin"], "path", "{}", e.path);
@@ -314,21 +355,36 @@ async fn checks_run_in_the_documented_order() {
     let keys_path = format!("/identities/{}/public-keys", alice.id);
 
     // (1) before (4): a bad token with a bad body is 401.
-    let res = app.client.put(app.url(&keys_path)).header("Authorization", "Bearer nope").body("{not json").send().await.unwrap();
+    let res = app
+        .client
+        .put(app.url(&keys_path))
+        .header("Authorization", "Bearer nope")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
     let res = app.client.put(app.url(&keys_path)).body("{}").send().await.unwrap();
     assert_eq!(res.status(), 401, "no token, no Content-Type");
 
     // (2) before (3): a weak token without CSRF is 403 acr.
     let weak = app.keys.session_with(alice.id, TokenOptions { acr: "0".into(), ..TokenOptions::default() });
-    let res = app.client.put(app.url(&keys_path)).header("Cookie", weak.cookie()).json(&json!({})).send().await.unwrap();
+    let res =
+        app.client.put(app.url(&keys_path)).header("Cookie", weak.cookie()).json(&json!({})).send().await.unwrap();
     let body = assert_error(res, 403, "acr", "forbidden").await;
     assert_eq!(body["origin"], "acr");
 
     // (3) before (4): missing CSRF with an invalid body is 403 CSRF.
     let res = app.send_as(&alice, Method::PUT, &keys_path, Some(json!({"pubkey": "+++"})), Auth::CookieNoCsrf).await;
     assert_error(res, 403, "X-CSRF-Token", "required").await;
-    let res = app.client.put(app.url(&keys_path)).header("Cookie", alice.session.cookie()).body("{oops").send().await.unwrap();
+    let res = app
+        .client
+        .put(app.url(&keys_path))
+        .header("Cookie", alice.session.cookie())
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
     assert_error(res, 403, "X-CSRF-Token", "required").await;
 
     // (4) before (5): invalid path or body with another identity is 400.
@@ -354,7 +410,15 @@ async fn body_rules_content_type_size_and_syntax() {
     let res = app.client.put(&url).header("Authorization", &auth).body(r#"{"pubkey":"abcd"}"#).send().await.unwrap();
     let body = assert_error(res, 400, "Content-Type", "invalid").await;
     assert_eq!(body["origin"], "headers");
-    let res = app.client.put(&url).header("Authorization", &auth).header("Content-Type", "text/plain").body(r#"{"pubkey":"abcd"}"#).send().await.unwrap();
+    let res = app
+        .client
+        .put(&url)
+        .header("Authorization", &auth)
+        .header("Content-Type", "text/plain")
+        .body(r#"{"pubkey":"abcd"}"#)
+        .send()
+        .await
+        .unwrap();
     assert_error(res, 400, "Content-Type", "invalid").await;
     let res = app
         .client
@@ -368,13 +432,28 @@ async fn body_rules_content_type_size_and_syntax() {
     assert_eq!(res.status(), 200, "parameters after the media type are fine");
 
     for raw in ["{not json", "", "[1,2]", "\"string\"", "null"] {
-        let res = app.client.put(&url).header("Authorization", &auth).header("Content-Type", "application/json").body(raw).send().await.unwrap();
+        let res = app
+            .client
+            .put(&url)
+            .header("Authorization", &auth)
+            .header("Content-Type", "application/json")
+            .body(raw)
+            .send()
+            .await
+            .unwrap();
         let body = assert_error(res, 400, "body", "malformed").await;
         assert_eq!(body["origin"], "body", "{raw:?}");
     }
 
     let padding = "a".repeat(64 * 1024);
-    let res = app.client.put(&url).header("Authorization", &auth).json(&json!({"pubkey": "abcd", "padding": padding})).send().await.unwrap();
+    let res = app
+        .client
+        .put(&url)
+        .header("Authorization", &auth)
+        .json(&json!({"pubkey": "abcd", "padding": padding}))
+        .send()
+        .await
+        .unwrap();
     let body: Value = {
         assert_eq!(res.status(), 413);
         res.json().await.unwrap()
@@ -382,7 +461,14 @@ async fn body_rules_content_type_size_and_syntax() {
     assert_eq!(body["code"], "request_entity_too_large");
     // Just under the limit is read.
     let padding = "a".repeat(64 * 1024 - 100);
-    let res = app.client.put(&url).header("Authorization", &auth).json(&json!({"pubkey": "abcd", "padding": padding})).send().await.unwrap();
+    let res = app
+        .client
+        .put(&url)
+        .header("Authorization", &auth)
+        .json(&json!({"pubkey": "abcd", "padding": padding}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     // A cookie write without CSRF and without Content-Type is 403: CSRF comes first.
     let res = app.client.put(&url).header("Cookie", alice.session.cookie()).body("x").send().await.unwrap();
@@ -397,7 +483,15 @@ async fn internal_endpoint_takes_only_the_internal_token() {
     let body = json!({"display_name": "A", "identifier_value": "a@example.com", "identifier_kind": "email"});
     let res = app.client.put(&url).json(&body).send().await.unwrap();
     assert_error(res, 401, "X-Internal-Token", "required").await;
-    let res = app.client.put(&url).header("Cookie", alice.session.cookie()).header("X-CSRF-Token", &alice.session.csrf).json(&body).send().await.unwrap();
+    let res = app
+        .client
+        .put(&url)
+        .header("Cookie", alice.session.cookie())
+        .header("X-CSRF-Token", &alice.session.csrf)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_error(res, 401, "X-Internal-Token", "required").await;
     let res = app.client.put(&url).header("X-Internal-Token", "internal-test-tokem").json(&body).send().await.unwrap();
     assert_error(res, 401, "X-Internal-Token", "invalid").await;
@@ -433,7 +527,13 @@ async fn optional_auth_profile_treats_bad_tokens_as_anonymous() {
             assert_eq!(body["display_name"], "Alice");
         }
     }
-    let res = app.client.get(app.url(&e.path)).header("Cookie", format!("accesstoken={}", alice.session.token)).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url(&e.path))
+        .header("Cookie", format!("accesstoken={}", alice.session.token))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200, "missing tokentype: anonymous");
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["identifier_value"], "");
@@ -539,7 +639,9 @@ async fn event_post_and_list_keep_the_order_of_checks() {
     let box_id = seed_box(&app, &alice, &[]).await;
     let events = format!("/boxes/{box_id}/events");
     let text = json!({"type":"msg.text","content":{"encrypted":"abcd","public_key":"SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw"}});
-    let post = |token: &str, body: Value| app.client.post(app.url(&events)).header("Authorization", format!("Bearer {token}")).json(&body);
+    let post = |token: &str, body: Value| {
+        app.client.post(app.url(&events)).header("Authorization", format!("Bearer {token}")).json(&body)
+    };
 
     // (1) an unknown `sub` is 401 before membership (6), body (4), ACR (2) and CSRF (3).
     let ghost = app.keys.session(IdentityId::new_v4());
@@ -547,9 +649,16 @@ async fn event_post_and_list_keep_the_order_of_checks() {
     assert_error(post(&ghost.token, json!({"type":"msg.text"})).send().await.unwrap(), 401, "sub", "not_found").await;
     let res = app.client.get(app.url(&events)).header("Authorization", ghost.bearer()).send().await.unwrap();
     assert_error(res, 401, "sub", "not_found").await;
-    let res = app.client.get(app.url(&format!("{events}?limit=oops"))).header("Authorization", ghost.bearer()).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url(&format!("{events}?limit=oops")))
+        .header("Authorization", ghost.bearer())
+        .send()
+        .await
+        .unwrap();
     assert_error(res, 401, "sub", "not_found").await;
-    let weak_ghost = app.keys.session_with(IdentityId::new_v4(), TokenOptions { acr: "0".into(), ..TokenOptions::default() });
+    let weak_ghost =
+        app.keys.session_with(IdentityId::new_v4(), TokenOptions { acr: "0".into(), ..TokenOptions::default() });
     assert_error(post(&weak_ghost.token, text.clone()).send().await.unwrap(), 401, "sub", "not_found").await;
     let res = app.client.post(app.url(&events)).header("Cookie", ghost.cookie()).json(&text).send().await.unwrap();
     assert_error(res, 401, "sub", "not_found").await;
@@ -565,7 +674,13 @@ async fn event_post_and_list_keep_the_order_of_checks() {
     // (2) ACR and (3) CSRF come before the body (4) and membership (6).
     let weak = app.keys.session_with(bob.id, TokenOptions { acr: "0".into(), ..TokenOptions::default() });
     assert_error(post(&weak.token, json!({"type":"msg.text"})).send().await.unwrap(), 403, "acr", "forbidden").await;
-    let res = app.client.get(app.url(&format!("{events}?limit=oops"))).header("Authorization", weak.bearer()).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url(&format!("{events}?limit=oops")))
+        .header("Authorization", weak.bearer())
+        .send()
+        .await
+        .unwrap();
     assert_error(res, 403, "acr", "forbidden").await;
     let res = app.send_as(&bob, Method::POST, &events, Some(json!({"type":"msg.text"})), Auth::CookieNoCsrf).await;
     assert_error(res, 403, "X-CSRF-Token", "required").await;

@@ -37,7 +37,11 @@ pub fn assert_view(v: &Value, user: &User, transparent: bool) {
 }
 
 pub fn assert_event_shape(e: &Value) {
-    assert_eq!(keys(e), set(&["id", "type", "box_id", "server_event_created_at", "sender", "content", "referrer_id"]), "{e}");
+    assert_eq!(
+        keys(e),
+        set(&["id", "type", "box_id", "server_event_created_at", "sender", "content", "referrer_id"]),
+        "{e}"
+    );
     let at = e["server_event_created_at"].as_str().unwrap();
     assert!(at.ends_with('Z') && at.len() == 27, "microsecond RFC 3339: {at}");
 }
@@ -68,7 +72,17 @@ async fn create_answers_201_with_the_full_box() {
     let b: Value = res.json().await.unwrap();
     assert_eq!(
         keys(&b),
-        set(&["id", "server_created_at", "public_key", "title", "access_mode", "creator", "events_count", "settings", "last_event"])
+        set(&[
+            "id",
+            "server_created_at",
+            "public_key",
+            "title",
+            "access_mode",
+            "creator",
+            "events_count",
+            "settings",
+            "last_event"
+        ])
     );
     let id = box_id(&b);
     assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 4);
@@ -95,9 +109,12 @@ async fn create_answers_201_with_the_full_box() {
 async fn create_without_key_share_and_with_a_cookie_session() {
     let app = TestApp::spawn().await;
     let alice = app.user("Alice").await;
-    let res = app.send_as(&alice, Method::POST, "/boxes", Some(json!({"title": "t", "public_key": KEY})), Auth::CookieNoCsrf).await;
+    let res = app
+        .send_as(&alice, Method::POST, "/boxes", Some(json!({"title": "t", "public_key": KEY})), Auth::CookieNoCsrf)
+        .await;
     assert_error(res, 403, "X-CSRF-Token", "required").await;
-    let res = app.send_as(&alice, Method::POST, "/boxes", Some(json!({"title": "t", "public_key": KEY})), Auth::Cookie).await;
+    let res =
+        app.send_as(&alice, Method::POST, "/boxes", Some(json!({"title": "t", "public_key": KEY})), Auth::Cookie).await;
     assert_eq!(res.status(), 201);
     let res = app.client.post(app.url("/boxes")).json(&json!({"title": "t", "public_key": KEY})).send().await.unwrap();
     assert_eq!(res.status(), 401);
@@ -111,10 +128,18 @@ async fn create_validates_the_body() {
         (json!({"title": "x".repeat(51), "public_key": KEY}), "title", "invalid"),
         (json!({"title": "", "public_key": KEY}), "title", "invalid"),
         (json!({"public_key": KEY}), "title", "required"),
-        (json!({"title": "t", "public_key": "SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw=="}), "public_key", "malformed"),
+        (
+            json!({"title": "t", "public_key": "SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw=="}),
+            "public_key",
+            "malformed",
+        ),
         (json!({"title": "t", "public_key": "SXva+kvh/uhc"}), "public_key", "malformed"),
         (json!({"title": "t"}), "public_key", "required"),
-        (json!({"title": "t", "public_key": KEY, "key_share": {"misakey_share": "abcd"}}), "key_share.other_share_hash", "required"),
+        (
+            json!({"title": "t", "public_key": KEY, "key_share": {"misakey_share": "abcd"}}),
+            "key_share.other_share_hash",
+            "required",
+        ),
         (
             json!({"title": "t", "public_key": KEY, "key_share": {"misakey_share": "abcd", "other_share_hash": "Nz4nJMj5DOd4UGXXOlH8Ww==", "encrypted_invitation_key_share": "abcd"}}),
             "key_share.other_share_hash",
@@ -163,7 +188,11 @@ async fn get_box_rules() {
     assert_error(app.get(&bob, "/boxes/not-a-uuid").await, 400, "id", "malformed").await;
 
     let res = app
-        .post_event(&alice, &id, json!({"type":"access.add","content":{"restriction_type":"identity_id","value": bob.id.to_string()}}))
+        .post_event(
+            &alice,
+            &id,
+            json!({"type":"access.add","content":{"restriction_type":"identity_id","value": bob.id.to_string()}}),
+        )
         .await;
     assert_eq!(res.status(), 201);
     assert_error(app.get(&bob, &format!("/boxes/{id}")).await, 403, "reason", "not_member").await;
@@ -202,7 +231,11 @@ async fn joined_lists_boxes_by_latest_visible_event_with_paging() {
     // A new message moves the box up; an access rule (not visible) does not.
     app.say(&alice, &b1, "UrxdLg-Z5cyeRMz8_zk2aK").await;
     let res = app
-        .post_event(&alice, &b2, json!({"type":"access.add","content":{"restriction_type":"identity_id","value": bob.id.to_string()}}))
+        .post_event(
+            &alice,
+            &b2,
+            json!({"type":"access.add","content":{"restriction_type":"identity_id","value": bob.id.to_string()}}),
+        )
         .await;
     assert_eq!(res.status(), 201);
     let list = get_json(&app, &alice, "/boxes/joined").await;
@@ -258,13 +291,30 @@ async fn public_view_needs_the_share_hash() {
 
     let get = |q: String| app.client.get(app.url(&q)).send();
     assert_error(get(format!("/boxes/{id}/public")).await.unwrap(), 400, "other_share_hash", "required").await;
-    assert_error(get(format!("/boxes/{id}/public?other_share_hash={hash}%3D%3D")).await.unwrap(), 400, "other_share_hash", "malformed")
-        .await;
-    assert_error(get(format!("/boxes/{id}/public?other_share_hash=abcdabcd")).await.unwrap(), 404, "other_share_hash", "not_found").await;
+    assert_error(
+        get(format!("/boxes/{id}/public?other_share_hash={hash}%3D%3D")).await.unwrap(),
+        400,
+        "other_share_hash",
+        "malformed",
+    )
+    .await;
+    assert_error(
+        get(format!("/boxes/{id}/public?other_share_hash=abcdabcd")).await.unwrap(),
+        404,
+        "other_share_hash",
+        "not_found",
+    )
+    .await;
     let other_id = box_id(&other);
-    assert_error(get(format!("/boxes/{other_id}/public?other_share_hash={hash}")).await.unwrap(), 403, "other_share_hash", "invalid")
+    assert_error(
+        get(format!("/boxes/{other_id}/public?other_share_hash={hash}")).await.unwrap(),
+        403,
+        "other_share_hash",
+        "invalid",
+    )
+    .await;
+    assert_error(get(format!("/boxes/nope/public?other_share_hash={hash}")).await.unwrap(), 400, "id", "malformed")
         .await;
-    assert_error(get(format!("/boxes/nope/public?other_share_hash={hash}")).await.unwrap(), 400, "id", "malformed").await;
 }
 
 #[tokio::test]
@@ -283,7 +333,13 @@ async fn delete_needs_confirmation_and_the_admin() {
     assert_error(delete_box(&app, &alice, &unknown.to_string(), "delete").await, 403, "reason", "not_admin").await;
     assert_error(delete_box(&app, &alice, "123", "delete").await, 400, "id", "malformed").await;
     let res = app
-        .send_as(&alice, Method::DELETE, &format!("/boxes/{id}"), Some(json!({"user_confirmation": "delete"})), Auth::CookieNoCsrf)
+        .send_as(
+            &alice,
+            Method::DELETE,
+            &format!("/boxes/{id}"),
+            Some(json!({"user_confirmation": "delete"})),
+            Auth::CookieNoCsrf,
+        )
         .await;
     assert_error(res, 403, "X-CSRF-Token", "required").await;
 

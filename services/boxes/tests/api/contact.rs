@@ -23,7 +23,12 @@ fn seed_body(contacted: &User) -> Value {
 async fn seed_contact(app: &TestApp, name: &str) -> User {
     let user = app.user_with(name, false).await;
     let res = app
-        .send(&user, Method::PUT, &format!("/identities/{}/public-keys", user.id), Some(json!({"non_identified_pubkey": SEED_KEY})))
+        .send(
+            &user,
+            Method::PUT,
+            &format!("/identities/{}/public-keys", user.id),
+            Some(json!({"non_identified_pubkey": SEED_KEY})),
+        )
         .await;
     assert_eq!(res.status(), 200);
     User { key: SEED_KEY.to_owned(), ..user }
@@ -44,7 +49,17 @@ async fn the_seed_body_creates_a_limited_box_and_invites_the_contact() {
     let b: Value = res.json().await.unwrap();
     assert_eq!(
         keys(&b),
-        set(&["id", "server_created_at", "public_key", "title", "access_mode", "creator", "events_count", "settings", "last_event"])
+        set(&[
+            "id",
+            "server_created_at",
+            "public_key",
+            "title",
+            "access_mode",
+            "creator",
+            "events_count",
+            "settings",
+            "last_event"
+        ])
     );
     let id = box_id(&b);
     assert_eq!(b["title"], "User1 - User2");
@@ -55,7 +70,10 @@ async fn the_seed_body_creates_a_limited_box_and_invites_the_contact() {
     assert_eq!(b["settings"], json!({"identity_id": alice.id.to_string(), "box_id": id, "muted": false}));
     assert_event_shape(&b["last_event"]);
     assert_eq!(b["last_event"]["type"], "create");
-    assert_eq!(b["last_event"]["content"], json!({"public_key": "SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw", "title": "User1 - User2"}));
+    assert_eq!(
+        b["last_event"]["content"],
+        json!({"public_key": "SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw", "title": "User1 - User2"})
+    );
 
     // An identity_id access rule for the contacted identity.
     let accesses = get_json(&app, &alice, &format!("/boxes/{id}/accesses")).await;
@@ -106,9 +124,18 @@ async fn contact_checks_auth_csrf_and_path_identity() {
     assert_eq!(res.status(), 401);
     let res = app.send_as(&alice, Method::POST, &path, Some(seed_body(&bob)), Auth::CookieNoCsrf).await;
     assert_error(res, 403, "X-CSRF-Token", "required").await;
-    let res = app.client.post(app.url(&path)).header("Cookie", format!("accesstoken={}", alice.session.token)).json(&seed_body(&bob)).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url(&path))
+        .header("Cookie", format!("accesstoken={}", alice.session.token))
+        .json(&seed_body(&bob))
+        .send()
+        .await
+        .unwrap();
     assert_error(res, 401, "tokentype", "required").await;
-    let res = app.send_as(&alice, Method::POST, &format!("/box-users/{}/contact", bob.id), Some(seed_body(&bob)), Auth::Cookie).await;
+    let res = app
+        .send_as(&alice, Method::POST, &format!("/box-users/{}/contact", bob.id), Some(seed_body(&bob)), Auth::Cookie)
+        .await;
     assert_error(res, 403, "id", "forbidden").await;
     let res = app.send_as(&alice, Method::POST, "/box-users/nope/contact", Some(seed_body(&bob)), Auth::Cookie).await;
     assert_error(res, 400, "id", "malformed").await;
@@ -131,19 +158,54 @@ async fn contact_validation_and_conflicts() {
     };
     let cases: Vec<(Value, &str, &str, u16)> = vec![
         (with(&|v| v["box"]["title"] = json!("x".repeat(51))), "box.title", "invalid", 400),
-        (with(&|v| v["box"]["public_key"] = json!("SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw==")), "box.public_key", "malformed", 400),
-        (with(&|v| v["key_share"]["other_share_hash"] = json!("Nz4nJMj5DOd4UGXXOlH8Ww==")), "key_share.other_share_hash", "malformed", 400),
-        (with(&|v| v["key_share"]["other_share_hash"] = json!("Nz4n+Mj5DOd4UGXXOlH8Ww")), "key_share.other_share_hash", "malformed", 400),
-        (with(&|v| v["key_share"]["misakey_share"] = json!("not base64!")), "key_share.misakey_share", "malformed", 400),
-        (with(&|v| v["key_share"]["encrypted_invitation_key_share"] = Value::Null), "key_share.encrypted_invitation_key_share", "required", 400),
+        (
+            with(&|v| v["box"]["public_key"] = json!("SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw==")),
+            "box.public_key",
+            "malformed",
+            400,
+        ),
+        (
+            with(&|v| v["key_share"]["other_share_hash"] = json!("Nz4nJMj5DOd4UGXXOlH8Ww==")),
+            "key_share.other_share_hash",
+            "malformed",
+            400,
+        ),
+        (
+            with(&|v| v["key_share"]["other_share_hash"] = json!("Nz4n+Mj5DOd4UGXXOlH8Ww")),
+            "key_share.other_share_hash",
+            "malformed",
+            400,
+        ),
+        (
+            with(&|v| v["key_share"]["misakey_share"] = json!("not base64!")),
+            "key_share.misakey_share",
+            "malformed",
+            400,
+        ),
+        (
+            with(&|v| v["key_share"]["encrypted_invitation_key_share"] = Value::Null),
+            "key_share.encrypted_invitation_key_share",
+            "required",
+            400,
+        ),
         (with(&|v| v["contacted_identity_id"] = json!("nope")), "contacted_identity_id", "malformed", 400),
         (with(&|v| v["contacted_identity_id"] = json!(alice.id.to_string())), "contacted_identity_id", "invalid", 400),
         (with(&|v| v["extra"] = json!({SEED_KEY: "abcd", "other": "abcd"})), "extra", "invalid", 400),
         (with(&|v| v["extra"] = json!({"c29tZW9uZSBlbHNl": "abcd"})), "extra", "invalid", 400),
         (with(&|v| v["extra"] = Value::Null), "extra", "required", 400),
         (with(&|v| v["invitation_data"] = json!({SEED_KEY: "abcd"})), "extra", "invalid", 400),
-        (with(&|v| v["contacted_identity_id"] = json!(uuid::Uuid::new_v4().to_string())), "contacted_identity_id", "not_found", 404),
-        (with(&|v| v["contacted_identity_id"] = json!(keyless.id.to_string())), "contacted_identity_id", "conflict", 409),
+        (
+            with(&|v| v["contacted_identity_id"] = json!(uuid::Uuid::new_v4().to_string())),
+            "contacted_identity_id",
+            "not_found",
+            404,
+        ),
+        (
+            with(&|v| v["contacted_identity_id"] = json!(keyless.id.to_string())),
+            "contacted_identity_id",
+            "conflict",
+            409,
+        ),
     ];
     for (body, key, value, status) in cases {
         let res = contact(&app, &alice, body.clone()).await;

@@ -78,9 +78,21 @@ async fn posting_validates_the_body_and_path() {
         (json!({"type":"msg.text"}), "content", "required"),
         (json!({"type":"msg.text","content":{"encrypted":"abcd=","public_key":KEY}}), "content.encrypted", "malformed"),
         (json!({"type":"msg.text","content":{"encrypted":"ab+/","public_key":KEY}}), "content.encrypted", "malformed"),
-        (json!({"type":"msg.text","content":{"encrypted":"a".repeat(32769),"public_key":KEY}}), "content.encrypted", "invalid"),
-        (json!({"type":"msg.text","content":{"encrypted":"abcd","public_key":KEY},"referrer_id": some_id}), "referrer_id", "forbidden"),
-        (json!({"type":"msg.text","content":{"encrypted":"abcd","public_key":KEY},"extra":{"a":"b"}}), "extra", "forbidden"),
+        (
+            json!({"type":"msg.text","content":{"encrypted":"a".repeat(32769),"public_key":KEY}}),
+            "content.encrypted",
+            "invalid",
+        ),
+        (
+            json!({"type":"msg.text","content":{"encrypted":"abcd","public_key":KEY},"referrer_id": some_id}),
+            "referrer_id",
+            "forbidden",
+        ),
+        (
+            json!({"type":"msg.text","content":{"encrypted":"abcd","public_key":KEY},"extra":{"a":"b"}}),
+            "extra",
+            "forbidden",
+        ),
         (json!({"type":"msg.edit","content":{"new_encrypted":"abcd","new_public_key":KEY}}), "referrer_id", "required"),
         (json!({"type":"msg.delete","referrer_id":"nope"}), "referrer_id", "malformed"),
         (json!({"type":"msg.delete","referrer_id": some_id, "content": {"a": 1}}), "content", "forbidden"),
@@ -88,11 +100,31 @@ async fn posting_validates_the_body_and_path() {
         (json!({"type":"member.leave","referrer_id": some_id}), "referrer_id", "forbidden"),
         (json!({"type":"state.access_mode","content":{"value":"open"}}), "content.value", "invalid"),
         (json!({"type":"state.key_share","extra":{"misakey_share":"abcd"}}), "extra.other_share_hash", "required"),
-        (json!({"type":"state.key_share","content":{"a":1},"extra":{"misakey_share":"abcd","other_share_hash":"abcd","encrypted_invitation_key_share":"abcd"}}), "content", "forbidden"),
-        (json!({"type":"access.add","content":{"restriction_type":"email_domain","value":"x.com"}}), "content.restriction_type", "not_supported"),
-        (json!({"type":"access.add","content":{"restriction_type":"identity_id","value":"nope"}}), "content.value", "malformed"),
-        (json!({"type":"access.add","content":{"restriction_type":"identity_id","value": some_id},"extra":{"k":"abcd"}}), "content.auto_invite", "invalid"),
-        (json!({"type":"access.add","content":{"restriction_type":"identity_id","value": some_id,"auto_invite":true}}), "extra", "required"),
+        (
+            json!({"type":"state.key_share","content":{"a":1},"extra":{"misakey_share":"abcd","other_share_hash":"abcd","encrypted_invitation_key_share":"abcd"}}),
+            "content",
+            "forbidden",
+        ),
+        (
+            json!({"type":"access.add","content":{"restriction_type":"email_domain","value":"x.com"}}),
+            "content.restriction_type",
+            "not_supported",
+        ),
+        (
+            json!({"type":"access.add","content":{"restriction_type":"identity_id","value":"nope"}}),
+            "content.value",
+            "malformed",
+        ),
+        (
+            json!({"type":"access.add","content":{"restriction_type":"identity_id","value": some_id},"extra":{"k":"abcd"}}),
+            "content.auto_invite",
+            "invalid",
+        ),
+        (
+            json!({"type":"access.add","content":{"restriction_type":"identity_id","value": some_id,"auto_invite":true}}),
+            "extra",
+            "required",
+        ),
         (json!({"type":"access.rm"}), "referrer_id", "required"),
     ];
     for (body, key, value) in cases {
@@ -101,7 +133,8 @@ async fn posting_validates_the_body_and_path() {
         assert_eq!(b["origin"], "body", "{body}");
     }
     assert_error(app.post_event(&alice, "not-a-uuid", text("abcd")).await, 400, "id", "malformed").await;
-    let res = app.send_as(&alice, Method::POST, &format!("/boxes/{id}/events"), Some(text("abcd")), Auth::CookieNoCsrf).await;
+    let res =
+        app.send_as(&alice, Method::POST, &format!("/boxes/{id}/events"), Some(text("abcd")), Auth::CookieNoCsrf).await;
     assert_error(res, 403, "X-CSRF-Token", "required").await;
     // Nothing was stored by the refused requests.
     assert_eq!(total_count(&app, &alice, &format!("/boxes/{id}/events")).await, 1);
@@ -186,7 +219,8 @@ async fn delete_rules() {
     // The ciphertext is wiped from storage.
     let c = db(&app).await;
     let uid = uuid::Uuid::parse_str(by_bob["id"].as_str().unwrap()).unwrap();
-    let content: Option<Value> = c.query_one("SELECT content FROM boxes.events WHERE id = $1", &[&uid]).await.unwrap().get(0);
+    let content: Option<Value> =
+        c.query_one("SELECT content FROM boxes.events WHERE id = $1", &[&uid]).await.unwrap().get(0);
     assert_eq!(content, None);
 }
 
@@ -211,7 +245,11 @@ async fn edits_and_deletions_are_folded_in_lists_and_last_event() {
     let del = created(app.post_event(&alice, &id, delete(&first)).await).await;
     let list = events(&app, &bob, &id).await;
     let types: Vec<&str> = list.iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(types, vec!["msg.text", "msg.text", "member.join", "create"], "edits, deletions and access rules are not listed");
+    assert_eq!(
+        types,
+        vec!["msg.text", "msg.text", "member.join", "create"],
+        "edits, deletions and access rules are not listed"
+    );
     assert_eq!(list[0]["id"], second["id"]);
     assert_eq!(list[0]["content"]["encrypted"], "ZWRpdDI");
     assert_eq!(list[1]["id"], first["id"]);
@@ -271,7 +309,13 @@ async fn join_and_leave_rules() {
     let id = box_id(&app.create_box(&alice, "Box").await);
 
     assert_error(app.post_event(&alice, &id, json!({"type":"member.join"})).await, 409, "type", "conflict").await;
-    assert_error(app.post_event(&alice, &id, json!({"type":"member.leave"})).await, 403, "reason", "admin_cannot_leave").await;
+    assert_error(
+        app.post_event(&alice, &id, json!({"type":"member.leave"})).await,
+        403,
+        "reason",
+        "admin_cannot_leave",
+    )
+    .await;
     created(app.post_event(&alice, &id, access_add(&bob)).await).await;
     let join = created(app.post_event(&bob, &id, json!({"type":"member.join"})).await).await;
     assert_event_shape(&join);
@@ -292,11 +336,14 @@ async fn join_and_leave_rules() {
 
     // Public box: anyone joins, and gets an identity rule in the same transaction.
     assert_error(app.post_event(&carol, &id, json!({"type":"member.join"})).await, 403, "reason", "no_access").await;
-    let mode = created(app.post_event(&alice, &id, json!({"type":"state.access_mode","content":{"value":"public"}})).await).await;
+    let mode =
+        created(app.post_event(&alice, &id, json!({"type":"state.access_mode","content":{"value":"public"}})).await)
+            .await;
     assert_eq!(mode["content"], json!({"value":"public"}));
     created(app.post_event(&carol, &id, json!({"type":"member.join"})).await).await;
     let accesses = get_json(&app, &alice, &format!("/boxes/{id}/accesses")).await;
-    let carol_rule = accesses.as_array().unwrap().iter().find(|a| a["content"]["value"] == carol.id.to_string()).unwrap();
+    let carol_rule =
+        accesses.as_array().unwrap().iter().find(|a| a["content"]["value"] == carol.id.to_string()).unwrap();
     assert_view(&carol_rule["sender"], &carol, true);
     assert_eq!(carol_rule["content"]["restriction_type"], "identity_id");
 
@@ -344,8 +391,13 @@ async fn key_share_rotation() {
 
     let c = db(&app).await;
     let uid = uuid::Uuid::parse_str(&id).unwrap();
-    let shares: Vec<String> =
-        c.query("SELECT other_share_hash FROM boxes.key_shares WHERE box_id = $1", &[&uid]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    let shares: Vec<String> = c
+        .query("SELECT other_share_hash FROM boxes.key_shares WHERE box_id = $1", &[&uid])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     assert_eq!(shares, vec![hash.clone()]);
     let actions = c
         .query(
@@ -356,7 +408,11 @@ async fn key_share_rotation() {
         .unwrap();
     let mut expected = vec![*bob.id.as_uuid(), *carol.id.as_uuid()];
     expected.sort();
-    assert_eq!(actions.iter().map(|r| r.get::<_, uuid::Uuid>(0)).collect::<Vec<_>>(), expected, "one per member but the sender");
+    assert_eq!(
+        actions.iter().map(|r| r.get::<_, uuid::Uuid>(0)).collect::<Vec<_>>(),
+        expected,
+        "one per member but the sender"
+    );
     for r in &actions {
         assert_eq!(r.get::<_, String>(1), "set_box_key_share");
         assert_eq!(r.get::<_, String>(2), b["public_key"].as_str().unwrap());
@@ -366,7 +422,8 @@ async fn key_share_rotation() {
     assert_error(app.post_event(&alice, &id, body).await, 409, "extra.other_share_hash", "conflict").await;
     let reused = json!({"type":"state.key_share","extra":{"misakey_share":"abcd","other_share_hash": hash,"encrypted_invitation_key_share":"abcd"}});
     assert_error(app.post_event(&alice, &id, reused).await, 409, "extra.other_share_hash", "conflict").await;
-    let n: i64 = c.query_one("SELECT count(*) FROM boxes.crypto_actions WHERE box_id = $1", &[&uid]).await.unwrap().get(0);
+    let n: i64 =
+        c.query_one("SELECT count(*) FROM boxes.crypto_actions WHERE box_id = $1", &[&uid]).await.unwrap().get(0);
     assert_eq!(n, 2, "a refused rotation leaves nothing behind");
 }
 
@@ -381,17 +438,19 @@ async fn access_add_rules() {
     let rule = created(app.post_event(&alice, &id, access_add(&bob)).await).await;
     assert_event_shape(&rule);
     assert_eq!(rule["type"], "access.add");
-    assert_eq!(rule["content"], json!({"restriction_type":"identity_id","value": bob.id.to_string(),"auto_invite": false}));
+    assert_eq!(
+        rule["content"],
+        json!({"restriction_type":"identity_id","value": bob.id.to_string(),"auto_invite": false})
+    );
     assert_view(&rule["sender"], &alice, true);
     assert_error(app.post_event(&alice, &id, access_add(&bob)).await, 409, "content.value", "conflict").await;
     let ghost = json!({"type":"access.add","content":{"restriction_type":"identity_id","value": uuid::Uuid::new_v4().to_string()}});
     assert_error(app.post_event(&alice, &id, ghost).await, 404, "content.value", "not_found").await;
     assert_eq!(total_count(&app, &alice, &format!("/boxes/{id}/events")).await, 1, "access rules are not visible");
 
-    let invite = |user: &User, key: &str| {
-        json!({"type":"access.add","content":{"restriction_type":"identity_id","value": user.id.to_string(),"auto_invite": true},"extra":{key: "aW52aXRl"}})
-    };
-    assert_error(app.post_event(&alice, &id, invite(&keyless, &keyless.key)).await, 409, "content.value", "conflict").await;
+    let invite = |user: &User, key: &str| json!({"type":"access.add","content":{"restriction_type":"identity_id","value": user.id.to_string(),"auto_invite": true},"extra":{key: "aW52aXRl"}});
+    assert_error(app.post_event(&alice, &id, invite(&keyless, &keyless.key)).await, 409, "content.value", "conflict")
+        .await;
     let carol = app.user("Carol").await;
     assert_error(app.post_event(&alice, &id, invite(&carol, &bob.key)).await, 400, "extra", "invalid").await;
     let e = created(app.post_event(&alice, &id, invite(&carol, &carol.key)).await).await;
@@ -414,15 +473,33 @@ async fn access_rm_kicks_members_that_are_no_longer_legitimate() {
     let carol = app.user("Carol").await;
     let id = two_member_box(&app, &alice, &bob).await;
     app.add_member(&alice, &carol, &id).await;
-    let bob_join = events(&app, &bob, &id).await.into_iter().find(|e| e["type"] == "member.join" && e["sender"]["id"] == bob.id.to_string()).unwrap();
+    let bob_join = events(&app, &bob, &id)
+        .await
+        .into_iter()
+        .find(|e| e["type"] == "member.join" && e["sender"]["id"] == bob.id.to_string())
+        .unwrap();
     let accesses = get_json(&app, &alice, &format!("/boxes/{id}/accesses")).await;
-    let bob_rule = accesses.as_array().unwrap().iter().find(|a| a["content"]["value"] == bob.id.to_string()).unwrap().clone();
+    let bob_rule =
+        accesses.as_array().unwrap().iter().find(|a| a["content"]["value"] == bob.id.to_string()).unwrap().clone();
 
     let ghost = uuid::Uuid::new_v4().to_string();
-    assert_error(app.post_event(&alice, &id, json!({"type":"access.rm","referrer_id": ghost})).await, 404, "referrer_id", "not_found").await;
-    assert_error(app.post_event(&alice, &id, json!({"type":"access.rm","referrer_id": bob_join["id"]})).await, 404, "referrer_id", "not_found").await;
+    assert_error(
+        app.post_event(&alice, &id, json!({"type":"access.rm","referrer_id": ghost})).await,
+        404,
+        "referrer_id",
+        "not_found",
+    )
+    .await;
+    assert_error(
+        app.post_event(&alice, &id, json!({"type":"access.rm","referrer_id": bob_join["id"]})).await,
+        404,
+        "referrer_id",
+        "not_found",
+    )
+    .await;
 
-    let rm = created(app.post_event(&alice, &id, json!({"type":"access.rm","referrer_id": bob_rule["id"]})).await).await;
+    let rm =
+        created(app.post_event(&alice, &id, json!({"type":"access.rm","referrer_id": bob_rule["id"]})).await).await;
     assert_event_shape(&rm);
     assert_eq!(rm["type"], "access.rm");
     assert_eq!(rm["referrer_id"], bob_rule["id"]);
@@ -446,7 +523,13 @@ async fn access_rm_kicks_members_that_are_no_longer_legitimate() {
     assert_view(&admin_view[0]["content"]["kicker"], &alice, true);
 
     // The removed rule cannot be removed again, and it no longer lets bob in.
-    assert_error(app.post_event(&alice, &id, json!({"type":"access.rm","referrer_id": bob_rule["id"]})).await, 404, "referrer_id", "not_found").await;
+    assert_error(
+        app.post_event(&alice, &id, json!({"type":"access.rm","referrer_id": bob_rule["id"]})).await,
+        404,
+        "referrer_id",
+        "not_found",
+    )
+    .await;
     assert_error(app.post_event(&bob, &id, json!({"type":"member.join"})).await, 403, "reason", "no_access").await;
     let accesses = get_json(&app, &alice, &format!("/boxes/{id}/accesses")).await;
     assert_eq!(accesses.as_array().unwrap().len(), 1);
@@ -464,7 +547,8 @@ async fn access_rm_kicks_only_the_member_whose_rule_went() {
     created(app.post_event(&carol, &id, json!({"type":"member.join"})).await).await;
     created(app.post_event(&alice, &id, json!({"type":"state.access_mode","content":{"value":"limited"}})).await).await;
     let accesses = get_json(&app, &alice, &format!("/boxes/{id}/accesses")).await;
-    let values: Vec<&str> = accesses.as_array().unwrap().iter().map(|a| a["content"]["value"].as_str().unwrap()).collect();
+    let values: Vec<&str> =
+        accesses.as_array().unwrap().iter().map(|a| a["content"]["value"].as_str().unwrap()).collect();
     assert_eq!(values, vec![bob.id.to_string(), carol.id.to_string()], "auto rules, oldest first");
     created(app.post_event(&alice, &id, json!({"type":"access.rm","referrer_id": accesses[1]["id"]})).await).await;
 
@@ -473,7 +557,10 @@ async fn access_rm_kicks_only_the_member_whose_rule_went() {
     assert_eq!(ids, vec![alice.id.to_string(), bob.id.to_string()]);
     let list = events(&app, &bob, &id).await;
     let types: Vec<&str> = list.iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(types, vec!["member.kick", "state.access_mode", "member.join", "member.join", "state.access_mode", "create"]);
+    assert_eq!(
+        types,
+        vec!["member.kick", "state.access_mode", "member.join", "member.join", "state.access_mode", "create"]
+    );
     assert_eq!(list[0]["sender"]["id"], carol.id.to_string());
 }
 
@@ -495,7 +582,8 @@ async fn concurrent_posts_get_a_total_order() {
     assert_eq!(list.len(), 26);
     let c = db(&app).await;
     let uid = uuid::Uuid::parse_str(&id).unwrap();
-    let rows = c.query("SELECT seq, created_at FROM boxes.events WHERE box_id = $1 ORDER BY seq", &[&uid]).await.unwrap();
+    let rows =
+        c.query("SELECT seq, created_at FROM boxes.events WHERE box_id = $1 ORDER BY seq", &[&uid]).await.unwrap();
     let seqs: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(seqs, (1..=rows.len() as i64).collect::<Vec<_>>(), "no gaps, no duplicates");
     let times: Vec<chrono::DateTime<chrono::Utc>> = rows.iter().map(|r| r.get(1)).collect();

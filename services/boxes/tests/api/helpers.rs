@@ -84,7 +84,14 @@ impl TestApp {
         let key = test_key(name);
         let user = User { id, session, name: name.to_owned(), key: key.clone() };
         if with_key {
-            let res = self.send(&user, Method::PUT, &format!("/identities/{id}/public-keys"), Some(json!({"non_identified_pubkey": key}))).await;
+            let res = self
+                .send(
+                    &user,
+                    Method::PUT,
+                    &format!("/identities/{id}/public-keys"),
+                    Some(json!({"non_identified_pubkey": key})),
+                )
+                .await;
             assert_eq!(res.status(), 200, "public keys of {name}");
         }
         user
@@ -126,7 +133,9 @@ impl TestApp {
 
     /// Creates a box as `user` and returns its JSON.
     pub async fn create_box(&self, user: &User, title: &str) -> Value {
-        let res = self.post(user, "/boxes", json!({"title": title, "public_key": box_key(title), "key_share": new_key_share()})).await;
+        let res = self
+            .post(user, "/boxes", json!({"title": title, "public_key": box_key(title), "key_share": new_key_share()}))
+            .await;
         assert_eq!(res.status(), 201);
         res.json().await.expect("box json")
     }
@@ -197,7 +206,8 @@ pub async fn assert_error(res: Response, status: u16, key: &str, value: &str) ->
 /// A direct connection to the test database, for seeding rows no endpoint creates directly and
 /// for checking what is stored.
 pub async fn db(app: &TestApp) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(&app.database_url, tokio_postgres::NoTls).await.expect("connect test db");
+    let (client, conn) =
+        tokio_postgres::connect(&app.database_url, tokio_postgres::NoTls).await.expect("connect test db");
     tokio::spawn(conn);
     client
 }
@@ -216,7 +226,14 @@ pub async fn seed_box(app: &TestApp, admin: &User, members: &[&User]) -> String 
 }
 
 /// Inserts a crypto action addressed to `to`, straight into the database. Returns its id.
-pub async fn seed_crypto_action(app: &TestApp, to: &User, from: &User, box_id: &str, kind: &str, encrypted: &str) -> String {
+pub async fn seed_crypto_action(
+    app: &TestApp,
+    to: &User,
+    from: &User,
+    box_id: &str,
+    kind: &str,
+    encrypted: &str,
+) -> String {
     let c = db(app).await;
     let id = uuid::Uuid::new_v4();
     let box_id = uuid::Uuid::parse_str(box_id).expect("box id");

@@ -77,11 +77,18 @@ async fn internal_upsert_validates_path_and_body() {
     let res = internal_put(&app, "not-a-uuid", Some(INTERNAL_TOKEN), upsert_body("A")).await;
     let body = assert_error(res, 400, "id", "malformed").await;
     assert_eq!(body["origin"], "path");
-    let res = internal_put(&app, &id, Some(INTERNAL_TOKEN), json!({"display_name": "", "identifier_kind": "fax"})).await;
+    let res =
+        internal_put(&app, &id, Some(INTERNAL_TOKEN), json!({"display_name": "", "identifier_kind": "fax"})).await;
     let body = assert_error(res, 400, "display_name", "invalid").await;
     assert_eq!(body["details"]["identifier_value"], "required");
     assert_eq!(body["details"]["identifier_kind"], "invalid");
-    let res = internal_put(&app, &id, Some(INTERNAL_TOKEN), json!({"display_name": "x".repeat(65), "identifier_value": "a@b.c", "identifier_kind": "email"})).await;
+    let res = internal_put(
+        &app,
+        &id,
+        Some(INTERNAL_TOKEN),
+        json!({"display_name": "x".repeat(65), "identifier_value": "a@b.c", "identifier_kind": "email"}),
+    )
+    .await;
     assert_error(res, 400, "display_name", "invalid").await;
     let res = app
         .client
@@ -102,7 +109,16 @@ async fn get_identity_returns_the_self_view_with_every_field() {
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
-    let mut expected = vec!["id", "display_name", "avatar_url", "identifier_value", "identifier_kind", "pubkey", "non_identified_pubkey", "created_at"];
+    let mut expected = vec![
+        "id",
+        "display_name",
+        "avatar_url",
+        "identifier_value",
+        "identifier_kind",
+        "pubkey",
+        "non_identified_pubkey",
+        "created_at",
+    ];
     expected.sort();
     let mut keys = keys;
     keys.sort();
@@ -137,7 +153,18 @@ async fn profile_hides_identifiers_from_others_and_is_public() {
     };
     let mut keys: Vec<&str> = anonymous.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort();
-    assert_eq!(keys, vec!["avatar_url", "contactable", "display_name", "id", "identifier_kind", "identifier_value", "non_identified_pubkey"]);
+    assert_eq!(
+        keys,
+        vec![
+            "avatar_url",
+            "contactable",
+            "display_name",
+            "id",
+            "identifier_kind",
+            "identifier_value",
+            "non_identified_pubkey"
+        ]
+    );
     assert_eq!(anonymous["identifier_value"], "");
     assert_eq!(anonymous["identifier_kind"], "");
     assert_eq!(anonymous["display_name"], "Alice");
@@ -175,7 +202,15 @@ async fn public_keys_replace_what_is_given() {
     assert_eq!(body["non_identified_pubkey"], Value::Null);
     assert_eq!(body["display_name"], "Alice");
 
-    let res = app.send_as(&alice, Method::PUT, &path, Some(json!({"non_identified_pubkey": "bm9uX2lk", "pubkey": null})), Auth::Cookie).await;
+    let res = app
+        .send_as(
+            &alice,
+            Method::PUT,
+            &path,
+            Some(json!({"non_identified_pubkey": "bm9uX2lk", "pubkey": null})),
+            Auth::Cookie,
+        )
+        .await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["pubkey"], "cHVia2V5", "absent or null keeps the stored key");
@@ -184,7 +219,15 @@ async fn public_keys_replace_what_is_given() {
     let stored: Value = app.get(&alice, &format!("/identities/{}", alice.id)).await.json().await.unwrap();
     assert_eq!(stored, body);
 
-    let profile: Value = app.client.get(app.url(&format!("/identities/{}/profile", alice.id))).send().await.unwrap().json().await.unwrap();
+    let profile: Value = app
+        .client
+        .get(app.url(&format!("/identities/{}/profile", alice.id)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(profile["contactable"], true);
 }
 
@@ -296,7 +339,15 @@ async fn crypto_actions_belong_to_the_path_identity() {
     // A malformed path wins over another identity in it.
     let res = app.get(&alice, &format!("/identities/{}/crypto/actions/not-a-uuid", bob.id)).await;
     assert_error(res, 400, "action_id", "malformed").await;
-    let res = app.send_as(&bob, Method::DELETE, &format!("/identities/{}/crypto/actions/{action}", bob.id), None, Auth::CookieNoCsrf).await;
+    let res = app
+        .send_as(
+            &bob,
+            Method::DELETE,
+            &format!("/identities/{}/crypto/actions/{action}", bob.id),
+            None,
+            Auth::CookieNoCsrf,
+        )
+        .await;
     assert_error(res, 403, "X-CSRF-Token", "required").await;
     let res = app.get(&bob, &format!("/identities/{}/crypto/actions/{action}", bob.id)).await;
     assert_eq!(res.status(), 200, "still there after the refused delete");
@@ -343,7 +394,8 @@ async fn a_new_box_key_share_reaches_other_members_as_crypto_actions() {
     assert_eq!(list[0]["box_id"], box_id);
     assert_eq!(list[0]["encrypted"], "c2VjcmV0");
     assert_eq!(list[0]["encryption_public_key"], created["public_key"]);
-    let alices: Value = app.get(&alice, &format!("/identities/{}/crypto/actions", alice.id)).await.json().await.unwrap();
+    let alices: Value =
+        app.get(&alice, &format!("/identities/{}/crypto/actions", alice.id)).await.json().await.unwrap();
     assert_eq!(alices, json!([]), "not for the sender");
 
     let id = list[0]["id"].as_str().unwrap();

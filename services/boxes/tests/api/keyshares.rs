@@ -40,7 +40,13 @@ async fn members_add_and_read_shares_exactly_as_sent() {
     // `share` is an alias of `misakey_share`; without the invitation share the field reads null.
     let hash2 = fresh_hash();
     let res = app
-        .send_as(&alice, reqwest::Method::POST, "/box-key-shares", Some(json!({"share": "c2hhcmU", "other_share_hash": hash2, "box_id": box_id})), Auth::Cookie)
+        .send_as(
+            &alice,
+            reqwest::Method::POST,
+            "/box-key-shares",
+            Some(json!({"share": "c2hhcmU", "other_share_hash": hash2, "box_id": box_id})),
+            Auth::Cookie,
+        )
         .await;
     assert_eq!(res.status(), 201);
     let created: Value = res.json().await.unwrap();
@@ -74,7 +80,8 @@ async fn only_members_touch_shares() {
     assert_error(res, 403, "reason", "not_member").await;
     let res = app.get(&eve, &format!("/box-key-shares/encrypted-invitation-key-share?box_id={box_id}")).await;
     assert_error(res, 403, "reason", "not_member").await;
-    let res = app.get(&eve, &format!("/box-key-shares/encrypted-invitation-key-share?box_id={}", uuid::Uuid::new_v4())).await;
+    let res =
+        app.get(&eve, &format!("/box-key-shares/encrypted-invitation-key-share?box_id={}", uuid::Uuid::new_v4())).await;
     assert_error(res, 403, "reason", "not_member").await;
 }
 
@@ -189,7 +196,9 @@ async fn shares_of_an_api_created_box_follow_membership() {
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let share = new_key_share();
-    let res = app.post(&alice, "/boxes", json!({"title": "Project", "public_key": test_key("box"), "key_share": share})).await;
+    let res = app
+        .post(&alice, "/boxes", json!({"title": "Project", "public_key": test_key("box"), "key_share": share}))
+        .await;
     assert_eq!(res.status(), 201);
     let created: Value = res.json().await.unwrap();
     let box_id = created["id"].as_str().unwrap().to_owned();

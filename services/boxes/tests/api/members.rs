@@ -53,7 +53,11 @@ async fn accesses_are_for_the_admin_only() {
     assert_eq!(get_json(&app, &alice, &format!("/boxes/{id}/accesses")).await, json!([]));
     app.add_member(&alice, &bob, &id).await;
     let res = app
-        .post_event(&alice, &id, json!({"type":"access.add","content":{"restriction_type":"identity_id","value": carol.id.to_string()}}))
+        .post_event(
+            &alice,
+            &id,
+            json!({"type":"access.add","content":{"restriction_type":"identity_id","value": carol.id.to_string()}}),
+        )
         .await;
     assert_eq!(res.status(), 201);
 
@@ -66,7 +70,10 @@ async fn accesses_are_for_the_admin_only() {
         assert_eq!(a["box_id"], id);
         assert_view(&a["sender"], &alice, true);
     }
-    assert_eq!(list[0]["content"], json!({"restriction_type":"identity_id","value": bob.id.to_string(),"auto_invite": false}));
+    assert_eq!(
+        list[0]["content"],
+        json!({"restriction_type":"identity_id","value": bob.id.to_string(),"auto_invite": false})
+    );
     assert_eq!(list[1]["content"]["value"], carol.id.to_string());
 
     assert_error(app.get(&bob, &format!("/boxes/{id}/accesses")).await, 403, "reason", "not_admin").await;

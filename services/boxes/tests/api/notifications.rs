@@ -118,7 +118,10 @@ async fn messages_reach_members_and_count_for_unmuted_others() {
     let to_alice = assert_event_new(&inbox.one(&alice), "msg.text", &id);
     assert_view(&to_alice["sender"], &bob, true);
     assert_eq!(to_alice["id"], msg["id"]);
-    assert_eq!(to_alice["content"], json!({"encrypted":"aGVsbG8","public_key": crate::boxes::KEY,"last_edited_at": null}));
+    assert_eq!(
+        to_alice["content"],
+        json!({"encrypted":"aGVsbG8","public_key": crate::boxes::KEY,"last_edited_at": null})
+    );
     for u in [&bob, &carol] {
         let e = assert_event_new(&inbox.one(u), "msg.text", &id);
         assert_view(&e["sender"], &bob, false);
@@ -163,7 +166,11 @@ async fn join_leave_and_access_mode() {
     let id = box_id(&app.create_box(&alice, "Box").await);
     app.add_member(&alice, &bob, &id).await;
     let res = app
-        .post_event(&alice, &id, json!({"type":"access.add","content":{"restriction_type":"identity_id","value": carol.id.to_string()}}))
+        .post_event(
+            &alice,
+            &id,
+            json!({"type":"access.add","content":{"restriction_type":"identity_id","value": carol.id.to_string()}}),
+        )
         .await;
     assert_eq!(res.status(), 201);
     let base = counters(&[&alice, &bob, &carol], &id).await;
@@ -235,7 +242,8 @@ async fn kicks_are_announced_to_the_remaining_members_and_the_kicked() {
     app.add_member(&alice, &bob, &id).await;
     app.add_member(&alice, &carol, &id).await;
     let accesses = get_json(&app, &alice, &format!("/boxes/{id}/accesses")).await;
-    let bob_rule = accesses.as_array().unwrap().iter().find(|a| a["content"]["value"] == bob.id.to_string()).unwrap().clone();
+    let bob_rule =
+        accesses.as_array().unwrap().iter().find(|a| a["content"]["value"] == bob.id.to_string()).unwrap().clone();
     let base = counters(&[&alice, &bob, &carol], &id).await;
 
     let mut sub = subscribe(&[&alice, &bob, &carol, &dave]).await;
@@ -254,7 +262,11 @@ async fn kicks_are_announced_to_the_remaining_members_and_the_kicked() {
     let details = assert_notification(&to_bob[1], "member.kick");
     assert_eq!(details, json!({"box_id": id, "box_title": "Kicks"}));
     assert!(inbox.of(&dave).is_empty());
-    assert_eq!(counters(&[&alice, &bob, &carol], &id).await, vec![base[0] + 1, base[1], base[2] + 1], "remaining - kicked");
+    assert_eq!(
+        counters(&[&alice, &bob, &carol], &id).await,
+        vec![base[0] + 1, base[1], base[2] + 1],
+        "remaining - kicked"
+    );
 }
 
 #[tokio::test]

@@ -32,13 +32,17 @@ async fn settings_default_then_stored_and_announced() {
     assert_eq!(res.text().await.unwrap(), "");
     let (channel, msg) = sub.next_json(WAIT).await.expect("box.settings published");
     assert_eq!(channel, user_channel(bob.id));
-    assert_eq!(msg, json!({"type": "box.settings", "object": {"identity_id": bob.id.to_string(), "box_id": box_id, "muted": true}}));
+    assert_eq!(
+        msg,
+        json!({"type": "box.settings", "object": {"identity_id": bob.id.to_string(), "box_id": box_id, "muted": true}})
+    );
     assert!(sub.drain(QUIET).await.is_empty(), "only the caller is told");
 
     let body: Value = app.get(&bob, &path).await.json().await.unwrap();
     assert_eq!(body["muted"], true);
     // Settings are per identity.
-    let alices: Value = app.get(&alice, &format!("/box-users/{}/boxes/{box_id}/settings", alice.id)).await.json().await.unwrap();
+    let alices: Value =
+        app.get(&alice, &format!("/box-users/{}/boxes/{box_id}/settings", alice.id)).await.json().await.unwrap();
     assert_eq!(alices["muted"], false);
 
     // Idempotent, and back again.
@@ -86,7 +90,13 @@ async fn settings_validation_comes_before_path_identity() {
 
     for body in [json!({}), json!({"muted": null}), json!({"muted": "yes"})] {
         let res = app.send(&alice, Method::PUT, &alices, Some(body.clone())).await;
-        let err = assert_error(res, 400, "muted", if body.get("muted").is_some_and(Value::is_string) { "invalid" } else { "required" }).await;
+        let err = assert_error(
+            res,
+            400,
+            "muted",
+            if body.get("muted").is_some_and(Value::is_string) { "invalid" } else { "required" },
+        )
+        .await;
         assert_eq!(err["origin"], "body");
     }
     // Invalid body and another identity: the 400 wins.
@@ -113,7 +123,8 @@ async fn ack_resets_the_counter_and_tells_the_caller() {
 
     let mut sub = Subscriber::new(&[user_channel(bob.id), user_channel(alice.id)]).await.unwrap();
     let path = format!("/boxes/{box_id}/new-events-count/ack");
-    let res = app.send_as(&bob, Method::PUT, &path, Some(json!({"identity_id": bob.id.to_string()})), Auth::Cookie).await;
+    let res =
+        app.send_as(&bob, Method::PUT, &path, Some(json!({"identity_id": bob.id.to_string()})), Auth::Cookie).await;
     assert_eq!(res.status(), 204);
     assert_eq!(res.text().await.unwrap(), "");
     let (channel, msg) = sub.next_json(WAIT).await.expect("ack published");
@@ -130,7 +141,8 @@ async fn ack_resets_the_counter_and_tells_the_caller() {
     let res = app.send(&bob, Method::PUT, &path, Some(json!({"identity_id": bob.id.to_string()}))).await;
     assert_eq!(res.status(), 204);
     let other = format!("/boxes/{}/new-events-count/ack", uuid::Uuid::new_v4());
-    let res = app.send(&bob, Method::PUT, &other, Some(json!({"identity_id": bob.id.to_string().to_uppercase()}))).await;
+    let res =
+        app.send(&bob, Method::PUT, &other, Some(json!({"identity_id": bob.id.to_string().to_uppercase()}))).await;
     assert_eq!(res.status(), 204);
 }
 
@@ -157,10 +169,14 @@ async fn ack_is_for_the_caller_only() {
     assert_error(res, 400, "identity_id", "required").await;
     let res = app.send(&bob, Method::PUT, &path, Some(json!({"identity_id": "x"}))).await;
     assert_error(res, 400, "identity_id", "malformed").await;
-    let res = app.send(&bob, Method::PUT, "/boxes/nope/new-events-count/ack", Some(json!({"identity_id": bob.id.to_string()}))).await;
+    let res = app
+        .send(&bob, Method::PUT, "/boxes/nope/new-events-count/ack", Some(json!({"identity_id": bob.id.to_string()})))
+        .await;
     let body = assert_error(res, 400, "id", "malformed").await;
     assert_eq!(body["origin"], "path");
-    let res = app.send_as(&bob, Method::PUT, &path, Some(json!({"identity_id": bob.id.to_string()})), Auth::CookieNoCsrf).await;
+    let res = app
+        .send_as(&bob, Method::PUT, &path, Some(json!({"identity_id": bob.id.to_string()})), Auth::CookieNoCsrf)
+        .await;
     assert_error(res, 403, "X-CSRF-Token", "required").await;
 }
 
@@ -190,7 +206,14 @@ async fn muting_stops_the_unread_counter_and_ack_clears_it() {
     assert_eq!(count(&seen), 2);
     assert_eq!(seen["settings"]["muted"], false);
 
-    let res = app.send(&bob, Method::PUT, &format!("/boxes/{box_id}/new-events-count/ack"), Some(json!({"identity_id": bob.id.to_string()}))).await;
+    let res = app
+        .send(
+            &bob,
+            Method::PUT,
+            &format!("/boxes/{box_id}/new-events-count/ack"),
+            Some(json!({"identity_id": bob.id.to_string()})),
+        )
+        .await;
     assert_eq!(res.status(), 204);
     let seen: Value = app.get(&bob, &format!("/boxes/{box_id}")).await.json().await.unwrap();
     assert_eq!(count(&seen), 0);

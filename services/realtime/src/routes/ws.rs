@@ -87,7 +87,9 @@ pub async fn ws(
     // 5. Origin.
     if let Some(origin) = req.headers().get(header::ORIGIN) {
         if !origin.to_str().is_ok_and(|o| state.origins.allows(o)) {
-            return Err(ErrorBody::forbidden(Origin::Headers, "origin not allowed").with("Origin", Detail::Forbidden).into());
+            return Err(ErrorBody::forbidden(Origin::Headers, "origin not allowed")
+                .with("Origin", Detail::Forbidden)
+                .into());
         }
     }
     // 6. The upgrade itself.

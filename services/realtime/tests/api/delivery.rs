@@ -111,7 +111,8 @@ async fn the_last_socket_leaving_unsubscribes_the_identity() {
         let channel = channel.clone();
         async move {
             let mut conn = conn;
-            let counts: Vec<(String, i64)> = redis::cmd("PUBSUB").arg("NUMSUB").arg(&channel).query_async(&mut conn).await.unwrap();
+            let counts: Vec<(String, i64)> =
+                redis::cmd("PUBSUB").arg("NUMSUB").arg(&channel).query_async(&mut conn).await.unwrap();
             counts[0].1
         }
     };

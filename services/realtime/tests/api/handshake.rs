@@ -51,9 +51,14 @@ async fn alg_none_is_401() {
     };
     let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
     let forged = format!("{header}.{}.", URL_SAFE_NO_PAD.encode(claims.to_string()));
-    let (status, body) =
-        refused(app.upgrade_request(&app.ws_url(s.identity)).header("Authorization", format!("Bearer {forged}")).send().await.unwrap())
-            .await;
+    let (status, body) = refused(
+        app.upgrade_request(&app.ws_url(s.identity))
+            .header("Authorization", format!("Bearer {forged}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 401);
     assert_eq!(body["code"], "unauthorized");
     assert_eq!(body["origin"], "headers");
@@ -63,7 +68,8 @@ async fn alg_none_is_401() {
 async fn expired_token_is_401() {
     let app = spawn_app().await;
     let s = app.keys.session_with(IdentityId::new_v4(), TokenOptions { ttl_secs: -120, ..TokenOptions::default() });
-    let (status, body) = refused(app.upgrade_request(&app.ws_url(s.identity)).header("Cookie", s.cookie()).send().await.unwrap()).await;
+    let (status, body) =
+        refused(app.upgrade_request(&app.ws_url(s.identity)).header("Cookie", s.cookie()).send().await.unwrap()).await;
     assert_eq!(status, 401);
     assert_eq!(body["origin"], "cookies");
     assert_eq!(body["details"]["accesstoken"], "expired");
@@ -82,7 +88,9 @@ async fn revoked_session_is_401() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let (status, body) = refused(app.upgrade_request(&app.ws_url(s.identity)).header("Authorization", s.bearer()).send().await.unwrap()).await;
+    let (status, body) =
+        refused(app.upgrade_request(&app.ws_url(s.identity)).header("Authorization", s.bearer()).send().await.unwrap())
+            .await;
     assert_eq!(status, 401);
     assert_eq!(body["code"], "unauthorized");
     assert_eq!(body["desc"], "session revoked");
@@ -93,12 +101,14 @@ async fn tokentype_cookie_is_required() {
     let app = spawn_app().await;
     let s = app.session();
     let only_token = format!("accesstoken={}", s.token);
-    let (status, body) = refused(app.upgrade_request(&app.ws_url(s.identity)).header("Cookie", only_token).send().await.unwrap()).await;
+    let (status, body) =
+        refused(app.upgrade_request(&app.ws_url(s.identity)).header("Cookie", only_token).send().await.unwrap()).await;
     assert_eq!(status, 401);
     assert_eq!(body["origin"], "cookies");
     assert_eq!(body["details"]["tokentype"], "required");
     let wrong = format!("accesstoken={}; tokentype=mac", s.token);
-    let (status, body) = refused(app.upgrade_request(&app.ws_url(s.identity)).header("Cookie", wrong).send().await.unwrap()).await;
+    let (status, body) =
+        refused(app.upgrade_request(&app.ws_url(s.identity)).header("Cookie", wrong).send().await.unwrap()).await;
     assert_eq!(status, 401);
     assert_eq!(body["details"]["tokentype"], "invalid");
 }
@@ -107,7 +117,8 @@ async fn tokentype_cookie_is_required() {
 async fn acr_zero_is_403_origin_acr() {
     let app = spawn_app().await;
     let s = app.keys.session_with(IdentityId::new_v4(), TokenOptions { acr: "0".into(), ..TokenOptions::default() });
-    let (status, body) = refused(app.upgrade_request(&app.ws_url(s.identity)).header("Cookie", s.cookie()).send().await.unwrap()).await;
+    let (status, body) =
+        refused(app.upgrade_request(&app.ws_url(s.identity)).header("Cookie", s.cookie()).send().await.unwrap()).await;
     assert_eq!(status, 403);
     assert_eq!(
         body,
@@ -119,7 +130,9 @@ async fn acr_zero_is_403_origin_acr() {
 async fn non_uuid_id_is_400() {
     let app = spawn_app().await;
     let s = app.session();
-    let (status, body) = refused(app.upgrade_request(&app.ws_url("not-a-uuid")).header("Cookie", s.cookie()).send().await.unwrap()).await;
+    let (status, body) =
+        refused(app.upgrade_request(&app.ws_url("not-a-uuid")).header("Cookie", s.cookie()).send().await.unwrap())
+            .await;
     assert_eq!(status, 400);
     assert_eq!(body["code"], "bad_request");
     assert_eq!(body["origin"], "path");
@@ -130,8 +143,10 @@ async fn non_uuid_id_is_400() {
 async fn other_identity_is_403() {
     let app = spawn_app().await;
     let s = app.session();
-    let (status, body) =
-        refused(app.upgrade_request(&app.ws_url(IdentityId::new_v4())).header("Cookie", s.cookie()).send().await.unwrap()).await;
+    let (status, body) = refused(
+        app.upgrade_request(&app.ws_url(IdentityId::new_v4())).header("Cookie", s.cookie()).send().await.unwrap(),
+    )
+    .await;
     assert_eq!(status, 403);
     assert_eq!(body["origin"], "path");
     assert_eq!(body["details"], json!({"id": "forbidden"}));
@@ -166,7 +181,12 @@ async fn origin_must_be_allowed() {
 async fn a_plain_get_is_400() {
     let app = spawn_app().await;
     let s = app.session();
-    let response = reqwest::Client::new().get(app.ws_url(s.identity).replace("ws://", "http://")).header("Authorization", s.bearer()).send().await.unwrap();
+    let response = reqwest::Client::new()
+        .get(app.ws_url(s.identity).replace("ws://", "http://"))
+        .header("Authorization", s.bearer())
+        .send()
+        .await
+        .unwrap();
     let (status, body) = refused(response).await;
     assert_eq!(status, 400);
     assert_eq!(body["code"], "bad_request");
@@ -178,11 +198,21 @@ async fn checks_run_in_the_contract_order() {
     let app = spawn_app().await;
     // A weak token on a malformed path of someone else, without upgrade: the ACR check wins.
     let s = app.keys.session_with(IdentityId::new_v4(), TokenOptions { acr: "0".into(), ..TokenOptions::default() });
-    let response = reqwest::Client::new().get(app.http_url("/box-users/nope/ws")).header("Authorization", s.bearer()).send().await.unwrap();
+    let response = reqwest::Client::new()
+        .get(app.http_url("/box-users/nope/ws"))
+        .header("Authorization", s.bearer())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(refused(response).await.1["origin"], "acr");
     // A good token: the malformed path (400) comes before the upgrade check.
     let s = app.session();
-    let response = reqwest::Client::new().get(app.http_url("/box-users/nope/ws")).header("Authorization", s.bearer()).send().await.unwrap();
+    let response = reqwest::Client::new()
+        .get(app.http_url("/box-users/nope/ws"))
+        .header("Authorization", s.bearer())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(refused(response).await.1["details"], json!({"id": "malformed"}));
 }
 
@@ -191,7 +221,8 @@ async fn revocation_lookup_without_redis_is_503() {
     let keys = Arc::new(TestKeys::generate());
     let app = spawn_app_with(keys, |s| s.redis_url = "redis://127.0.0.1:1".into()).await;
     let s = app.session();
-    let (status, body) = refused(app.upgrade_request(&app.ws_url(s.identity)).header("Cookie", s.cookie()).send().await.unwrap()).await;
+    let (status, body) =
+        refused(app.upgrade_request(&app.ws_url(s.identity)).header("Cookie", s.cookie()).send().await.unwrap()).await;
     assert_eq!(status, 503);
     assert_eq!(body["code"], "service_unavailable");
     let (status, _) = refused(reqwest::get(app.http_url("/readyz")).await.unwrap()).await;
@@ -204,7 +235,9 @@ async fn cookie_bearer_and_query_tokens_are_accepted() {
     let app = spawn_app().await;
     let s = app.session();
     for headers in [vec![("Cookie", s.cookie())], vec![("Authorization", s.bearer())]] {
-        let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(app.ws_url(s.identity)).unwrap();
+        let mut request =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(app.ws_url(s.identity))
+                .unwrap();
         for (name, value) in headers {
             request.headers_mut().insert(name, value.parse().unwrap());
         }
@@ -225,6 +258,9 @@ async fn health_endpoints_answer() {
     assert_eq!(readyz.status().as_u16(), 200);
     let (status, body) = refused(reqwest::get(app.http_url("/nowhere")).await.unwrap()).await;
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
-    let (status, _) = refused(reqwest::Client::new().post(app.ws_url(IdentityId::new_v4()).replace("ws://", "http://")).send().await.unwrap()).await;
+    let (status, _) = refused(
+        reqwest::Client::new().post(app.ws_url(IdentityId::new_v4()).replace("ws://", "http://")).send().await.unwrap(),
+    )
+    .await;
     assert_eq!(status, 405);
 }

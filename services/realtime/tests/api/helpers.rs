@@ -129,14 +129,17 @@ pub async fn send_text(ws: &mut Ws, text: &str) {
 
 pub async fn publish(identity: IdentityId, payload: &str) {
     let mut conn = test_support::redis_conn().await;
-    let _: i64 = redis::cmd("PUBLISH").arg(format!("user_{identity}:ws")).arg(payload).query_async(&mut conn).await.unwrap();
+    let _: i64 =
+        redis::cmd("PUBLISH").arg(format!("user_{identity}:ws")).arg(payload).query_async(&mut conn).await.unwrap();
 }
 
 /// Handshake through tungstenite with extra headers; the HTTP status of the answer.
 pub async fn handshake_status(url: &str, headers: &[(&str, &str)]) -> u16 {
     let mut request = url.into_client_request().unwrap();
     for (name, value) in headers {
-        request.headers_mut().insert(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
+        request
+            .headers_mut()
+            .insert(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
     }
     match tokio_tungstenite::connect_async(request).await {
         Ok((_, response)) => response.status().as_u16(),

@@ -18,7 +18,12 @@ async fn session_revoked_closes_that_session_with_4001_and_is_not_forwarded() {
     let revoked = app.session();
     let kept = app.keys.session(revoked.identity);
     let mut ws_revoked = app.open(&revoked).await;
-    let mut ws_revoked_2 = app.open(&app.keys.session_with(revoked.identity, TokenOptions { sid: Some(revoked.sid), ..TokenOptions::default() })).await;
+    let mut ws_revoked_2 = app
+        .open(
+            &app.keys
+                .session_with(revoked.identity, TokenOptions { sid: Some(revoked.sid), ..TokenOptions::default() }),
+        )
+        .await;
     let mut ws_kept = app.open(&kept).await;
 
     publish(revoked.identity, &json!({"type": "session.revoked", "object": {"sid": revoked.sid}}).to_string()).await;
@@ -58,12 +63,18 @@ async fn a_client_that_stops_reading_is_closed_with_1013_and_others_keep_receivi
         let mut conn = test_support::redis_conn().await;
         for i in 0..COUNT {
             let payload = format!(r#"{{"type":"event.new","object":{{"n":{i},"pad":"{filler}"}}}}"#);
-            let _: i64 = redis::cmd("PUBLISH").arg(format!("user_{}:ws", stalled.identity)).arg(payload).query_async(&mut conn).await.unwrap();
+            let _: i64 = redis::cmd("PUBLISH")
+                .arg(format!("user_{}:ws", stalled.identity))
+                .arg(payload)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
         }
     });
     let started = Instant::now();
     for i in 0..COUNT {
-        let text = next_text(&mut ws_reader, Duration::from_secs(10)).await.unwrap_or_else(|| panic!("reader stopped at {i}"));
+        let text =
+            next_text(&mut ws_reader, Duration::from_secs(10)).await.unwrap_or_else(|| panic!("reader stopped at {i}"));
         assert!(text.starts_with(&format!(r#"{{"type":"event.new","object":{{"n":{i},"#)));
     }
     publisher.await.unwrap();
@@ -129,7 +140,8 @@ async fn a_lost_subscription_closes_sockets_with_1011_and_the_subscriber_reconne
 
     // Kill only this process's subscriber connection, server side.
     let mut conn = test_support::redis_conn().await;
-    let killed: i64 = redis::cmd("CLIENT").arg("KILL").arg("ADDR").arg(addr.to_string()).query_async(&mut conn).await.unwrap();
+    let killed: i64 =
+        redis::cmd("CLIENT").arg("KILL").arg("ADDR").arg(addr.to_string()).query_async(&mut conn).await.unwrap();
     assert_eq!(killed, 1);
     assert_eq!(expect_close(&mut ws, WAIT).await.0, 1011);
 
@@ -150,7 +162,8 @@ async fn sockets_opened_while_redis_is_away_get_ready_after_the_reconnect() {
     let _first = app.open(&s).await;
     let addr = app.handle.hub().subscriber_addr().expect("subscriber address");
     let mut conn = test_support::redis_conn().await;
-    let _: i64 = redis::cmd("CLIENT").arg("KILL").arg("ADDR").arg(addr.to_string()).query_async(&mut conn).await.unwrap();
+    let _: i64 =
+        redis::cmd("CLIENT").arg("KILL").arg("ADDR").arg(addr.to_string()).query_async(&mut conn).await.unwrap();
     // Whenever this one lands, before or after the reconnect, it must end up subscribed.
     let mut ws = app.open(&app.keys.session(s.identity)).await;
     let payload = r#"{"type":"ack","object":{}}"#;

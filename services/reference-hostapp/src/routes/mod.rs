@@ -6,7 +6,6 @@ pub mod hostapp;
 
 use actix_web::web;
 
-
 /// Every route of the service; wrong methods on a known path answer 405.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -25,6 +24,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(auth_codes::create))
             .default_service(web::to(web_kit::method_not_allowed)),
     )
-    .service(web::resource("/healthz").route(web::get().to(health::healthz)).default_service(web::to(web_kit::method_not_allowed)))
-    .service(web::resource("/readyz").route(web::get().to(health::healthz)).default_service(web::to(web_kit::method_not_allowed)));
+    .service(
+        web::resource("/healthz")
+            .route(web::get().to(health::healthz))
+            .default_service(web::to(web_kit::method_not_allowed)),
+    )
+    .service(
+        web::resource("/readyz")
+            .route(web::get().to(health::healthz))
+            .default_service(web::to(web_kit::method_not_allowed)),
+    );
 }
