@@ -161,22 +161,29 @@ impl Hub {
     }
 
     fn deregister(&self, identity: IdentityId, key: u64) {
-        let emptied = {
+        self.retain_slots(identity, |s| s.key != key);
+    }
+
+    /// Keeps the sockets of `identity` for which `keep` is true, recounts, and when none is left
+    /// drops the identity and wakes the subscriber so it unsubscribes. Answers how many went.
+    fn retain_slots(&self, identity: IdentityId, keep: impl FnMut(&Slot) -> bool) -> usize {
+        let (removed, emptied) = {
             let mut reg = self.registry();
-            let Some(entry) = reg.identities.get_mut(&identity) else { return };
+            let Some(entry) = reg.identities.get_mut(&identity) else { return 0 };
             let before = entry.slots.len();
-            entry.slots.retain(|s| s.key != key);
+            entry.slots.retain(keep);
             let removed = before - entry.slots.len();
             let emptied = entry.slots.is_empty();
             if emptied {
                 reg.identities.remove(&identity);
             }
             reg.sockets -= removed;
-            emptied
+            (removed, emptied)
         };
         if emptied {
             let _ = self.inner.wake.send(identity);
         }
+        removed
     }
 
     /// Whether the registry wants `identity` subscribed.
@@ -205,58 +212,30 @@ impl Hub {
     fn deliver(&self, identity: IdentityId, payload: &Arc<ByteString>) {
         // A message on the channel proves the subscription is live.
         self.activate(identity);
-        let emptied = {
-            let mut reg = self.registry();
-            let Some(entry) = reg.identities.get_mut(&identity) else { return };
-            let before = entry.slots.len();
-            entry.slots.retain(|slot| {
-                if slot.tx.is_closed() {
-                    return false;
-                }
-                if slot.tx.capacity() <= 1 {
-                    tracing::warn!(identity = %identity, "slow consumer: outbound queue full, closing socket");
-                    return false;
-                }
-                slot.tx.try_send(Outbound::Text(Arc::clone(payload))).is_ok()
-            });
-            let removed = before - entry.slots.len();
-            let emptied = entry.slots.is_empty();
-            if emptied {
-                reg.identities.remove(&identity);
+        self.retain_slots(identity, |slot| {
+            if slot.tx.is_closed() {
+                return false;
             }
-            reg.sockets -= removed;
-            emptied
-        };
-        if emptied {
-            let _ = self.inner.wake.send(identity);
-        }
+            if slot.tx.capacity() <= 1 {
+                tracing::warn!(identity = %identity, "slow consumer: outbound queue full, closing socket");
+                return false;
+            }
+            slot.tx.try_send(Outbound::Text(Arc::clone(payload))).is_ok()
+        });
     }
 
     /// §9.3: closes the sockets of `identity` whose token belongs to session `sid`, with 4001.
     fn revoke(&self, identity: IdentityId, sid: SessionId) {
-        let emptied = {
-            let mut reg = self.registry();
-            let Some(entry) = reg.identities.get_mut(&identity) else { return };
-            let before = entry.slots.len();
-            entry.slots.retain(|slot| {
-                if slot.sid == sid {
-                    let _ = slot.tx.try_send(Outbound::Close(close::TOKEN_EXPIRED));
-                    false
-                } else {
-                    true
-                }
-            });
-            let removed = before - entry.slots.len();
-            tracing::info!(identity = %identity, sockets = removed, "session revoked, sockets closed");
-            let emptied = entry.slots.is_empty();
-            if emptied {
-                reg.identities.remove(&identity);
+        let removed = self.retain_slots(identity, |slot| {
+            if slot.sid == sid {
+                let _ = slot.tx.try_send(Outbound::Close(close::TOKEN_EXPIRED));
+                false
+            } else {
+                true
             }
-            reg.sockets -= removed;
-            emptied
-        };
-        if emptied {
-            let _ = self.inner.wake.send(identity);
+        });
+        if removed > 0 {
+            tracing::info!(identity = %identity, sockets = removed, "session revoked, sockets closed");
         }
     }
 
