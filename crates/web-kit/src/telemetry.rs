@@ -29,18 +29,27 @@ pub fn init(format: &str) {
     let _ = tracing::subscriber::set_global_default(subscriber("info", format, std::io::stdout));
 }
 
+/// The span every request is logged in: an id, the method and the path, never the query string.
+pub fn request_span(method: &str, path: &str) -> tracing::Span {
+    tracing::info_span!("request", request_id = %uuid::Uuid::new_v4(), method = %method, path = %path)
+}
+
+/// The line that ends a request's log, inside its [`request_span`].
+pub fn request_done(status: u16, started: std::time::Instant) {
+    let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    tracing::info!(status, elapsed_us, "request done");
+}
+
 /// Middleware (`actix_web::middleware::from_fn(log_request)`): one span and one line per request.
 pub async fn log_request(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let span =
-        tracing::info_span!("request", request_id = %uuid::Uuid::new_v4(), method = %req.method(), path = %req.path());
+    let span = request_span(req.method().as_str(), req.path());
     async move {
         let started = std::time::Instant::now();
         let res = next.call(req).await?;
-        let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        tracing::info!(status = res.status().as_u16(), elapsed_us, "request done");
+        request_done(res.status().as_u16(), started);
         Ok(res)
     }
     .instrument(span)

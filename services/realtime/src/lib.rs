@@ -17,15 +17,18 @@
 //! - [`store`]: the shared command connection for revocation lookups, counter resets and the ack
 //!   echo.
 //!
-//! Memory per idle socket is kept small on purpose: the socket's task (about 1.4 KB of future
-//! state; Redis round trips are boxed only while they run), a queue of at most
+//! Memory per idle socket is kept small on purpose. After the 101, [`routes::ws::upgrade`] keeps
+//! only the TCP stream and hands it to a task of its own, so actix-http's per-connection state
+//! (an 8 KiB read and an 8 KiB write buffer, and the dispatcher's task of about 9 KiB) is freed;
+//! [`conn`] reads into a buffer only while bytes are waiting. What stays is the socket's task
+//! (about 1.2 KB; Redis round trips are boxed only while they run), a queue of at most
 //! `WS_QUEUE_CAPACITY` entries (each a pointer-sized handle on a shared payload), one registry
-//! slot, and actix's connection buffers. No socket has a Redis connection of its own.
-//! `tests/memory.rs` measures it on the release binary: about 16 KiB of resident memory per idle
-//! socket, of which about 10 KiB is actix-http's per-connection read and write buffers (an idle
-//! keep-alive HTTP connection costs the same).
+//! slot and the stream's registration with the runtime. No socket has a Redis connection of its
+//! own. `tests/memory.rs` measures it on the release binary: about 3.7 KiB of resident memory per
+//! idle socket, where an idle keep-alive HTTP connection costs about 18 KiB.
 
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod hub;
 pub mod routes;

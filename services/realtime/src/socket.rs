@@ -2,19 +2,21 @@
 //! by the hub), the ping interval, the idle deadline and the token's expiry, and closes the socket
 //! with the code the contract gives for each way a connection ends.
 //!
-//! The task holds only what it needs: the identity and session, the hub registration (whose drop
-//! removes the socket from the registry), the queue receiver and the actix-ws session and stream.
+//! The task holds only what it needs: the identity, the hub registration (whose drop removes the
+//! socket from the registry), the queue receiver and the connection.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError, Session};
+use actix_http::ws::Frame;
+use actix_ws::{CloseCode, CloseReason, Message, ProtocolError};
 use bytestring::ByteString;
 use domain::realtime::{types, Ack, Envelope, Ready};
 use domain::IdentityId;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
+use crate::conn::Conn;
 use crate::hub::{close, Outbound, Registration};
 use crate::store::Store;
 
@@ -33,6 +35,8 @@ const IDLE: u16 = 1001;
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// Close code for a frame above the size limit (§2.4).
 const TOO_BIG: u16 = 1009;
+/// Close code for a text frame that is not UTF-8.
+const NOT_UTF8: u16 = 1007;
 
 /// Everything one socket task owns.
 pub struct Socket {
@@ -41,8 +45,7 @@ pub struct Socket {
     pub expires_at: i64,
     pub registration: Registration,
     pub queue: mpsc::Receiver<Outbound>,
-    pub session: Session,
-    pub stream: MessageStream,
+    pub conn: Conn,
     pub store: Arc<Store>,
     pub config: SocketConfig,
 }
@@ -87,8 +90,7 @@ fn code_after_drop(queue: &mut mpsc::Receiver<Outbound>) -> u16 {
 
 impl Socket {
     pub async fn run(self) {
-        let Socket { identity, expires_at, registration, mut queue, mut session, stream, store, config } = self;
-        let mut stream = stream.max_frame_size(config.max_frame_bytes);
+        let Socket { identity, expires_at, registration, mut queue, mut conn, store, config } = self;
         let expiry = sleep_until(deadline_for(expires_at));
         tokio::pin!(expiry);
         let idle = sleep_until(Instant::now() + config.idle_timeout);
@@ -112,7 +114,7 @@ impl Socket {
                         Some(Outbound::Close(code)) => break End::Close(code, reason(code)),
                         None => break End::Close(close::SLOW_CONSUMER, reason(close::SLOW_CONSUMER)),
                     };
-                    match tokio::time::timeout(config.write_timeout, session.text(text)).await {
+                    match tokio::time::timeout(config.write_timeout, conn.send(Message::Text(text))).await {
                         Ok(Ok(())) => {}
                         Ok(Err(_)) => break End::Gone,
                         Err(_) => {
@@ -121,20 +123,23 @@ impl Socket {
                         }
                     }
                 }
-                frame = stream.recv() => {
+                frame = conn.recv() => {
                     idle.as_mut().reset(Instant::now() + config.idle_timeout);
                     match frame {
-                        Some(Ok(Message::Text(text))) => {
+                        Some(Ok(Frame::Text(bytes))) => {
+                            let Ok(text) = std::str::from_utf8(&bytes) else {
+                                break End::Close(NOT_UTF8, "text frame is not UTF-8");
+                            };
                             // Boxed: the Redis round trips are large futures an idle socket should not carry.
-                            Box::pin(on_client_text(identity, &text, &store)).await
+                            Box::pin(on_client_text(identity, text, &store)).await
                         }
-                        Some(Ok(Message::Ping(bytes))) => {
-                            if !matches!(tokio::time::timeout(config.write_timeout, session.pong(&bytes)).await, Ok(Ok(()))) {
+                        Some(Ok(Frame::Ping(bytes))) => {
+                            if !matches!(tokio::time::timeout(config.write_timeout, conn.send(Message::Pong(bytes))).await, Ok(Ok(()))) {
                                 break End::Gone;
                             }
                         }
-                        Some(Ok(Message::Close(_))) => break End::Echo,
-                        Some(Ok(Message::Binary(_) | Message::Pong(_) | Message::Continuation(_) | Message::Nop)) => {}
+                        Some(Ok(Frame::Close(_))) => break End::Echo,
+                        Some(Ok(Frame::Binary(_) | Frame::Pong(_) | Frame::Continuation(_))) => {}
                         Some(Err(ProtocolError::Overflow)) => break End::Close(TOO_BIG, "message too big"),
                         Some(Err(ProtocolError::Io(_))) | None => break End::Gone,
                         Some(Err(e)) => {
@@ -144,7 +149,7 @@ impl Socket {
                     }
                 }
                 _ = ping.tick() => {
-                    if !matches!(tokio::time::timeout(config.write_timeout, session.ping(b"")).await, Ok(Ok(()))) {
+                    if !matches!(tokio::time::timeout(config.write_timeout, conn.send(Message::Ping(Default::default()))).await, Ok(Ok(()))) {
                         break End::Gone;
                     }
                 }
@@ -161,21 +166,21 @@ impl Socket {
             End::Gone => return,
         };
         let answered = reason.is_none();
-        // Closing the session ends the response body, and with it the connection, once no clone
-        // is left; this clone keeps the connection for the closing handshake below.
-        let _hold_open = session.clone();
-        if tokio::time::timeout(config.write_timeout, session.close(reason)).await.is_err() || answered {
+        if !matches!(tokio::time::timeout(config.write_timeout, conn.send(Message::Close(reason))).await, Ok(Ok(()))) {
             return;
         }
-        // Closing handshake: give the client a moment to answer before the connection is dropped.
-        let _ = tokio::time::timeout(CLOSE_GRACE, async {
-            while let Some(Ok(frame)) = stream.recv().await {
-                if matches!(frame, Message::Close(_)) {
-                    break;
+        if !answered {
+            // Closing handshake: give the client a moment to answer before the connection is dropped.
+            let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                while let Some(Ok(frame)) = conn.recv().await {
+                    if matches!(frame, Frame::Close(_)) {
+                        break;
+                    }
                 }
-            }
-        })
-        .await;
+            })
+            .await;
+        }
+        let _ = tokio::time::timeout(config.write_timeout, conn.shutdown()).await;
     }
 }
 

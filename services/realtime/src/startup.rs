@@ -7,12 +7,16 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::Server;
-use actix_web::{web, App, HttpServer};
+use actix_http::HttpService;
+use actix_server::Server;
+use actix_service::{fn_service, map_config};
+use actix_web::dev::AppConfig;
+use actix_web::{web, App};
 use anyhow::Context;
 use domain::auth::Verifier;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
 
 use crate::config::{mask_userinfo, Settings};
 use crate::hub::{run_subscriber, Hub, SubscriberConfig};
@@ -28,6 +32,9 @@ pub struct AppState {
     pub hub: Hub,
     pub origins: OriginPolicy,
     pub socket: SocketConfig,
+    /// The socket tasks, which outlive the HTTP connections they came from; shutdown waits for
+    /// them to send their close frames.
+    pub sockets: TaskTracker,
 }
 
 pub struct Application {
@@ -41,7 +48,9 @@ pub struct Application {
 #[derive(Clone)]
 pub struct AppHandle {
     hub: Hub,
+    sockets: TaskTracker,
     stop: Arc<Notify>,
+    shutdown_timeout: Duration,
 }
 
 impl AppHandle {
@@ -74,6 +83,7 @@ impl Application {
         };
         let subscriber = tokio::spawn(run_subscriber(hub.clone(), client.clone(), wake, subscriber_config));
 
+        let sockets = TaskTracker::new();
         let state = web::Data::new(AppState {
             verifier,
             store: Arc::new(Store::new(client)),
@@ -85,34 +95,49 @@ impl Application {
                 write_timeout: settings.write_timeout(),
                 max_frame_bytes: settings.max_frame_bytes,
             },
+            sockets: sockets.clone(),
         });
 
         let listener =
             TcpListener::bind(&settings.bind_addr).with_context(|| format!("binding {}", settings.bind_addr))?;
         let port = listener.local_addr().context("reading the bound address")?.port();
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .wrap(actix_web::middleware::from_fn(web_kit::telemetry::log_request))
-                .app_data(state.clone())
-                .service(
-                    web::resource("/box-users/{id}/ws")
-                        .route(web::get().to(routes::ws::ws))
-                        .default_service(web::to(web_kit::method_not_allowed)),
-                )
-                .route("/healthz", web::get().to(routes::health::healthz))
-                .route("/readyz", web::get().to(routes::health::readyz))
-                .default_service(web::to(web_kit::not_found))
-        })
-        .listen(listener)
-        .context("listening")?
-        .disable_signals()
-        .shutdown_timeout(settings.shutdown_timeout_secs);
+        // actix-web's `HttpServer` has no hook for upgrades, so the server is assembled from its
+        // parts: requests carrying `Upgrade: websocket` go to `routes::ws::upgrade` with their
+        // connection, every other request to the app.
+        let mut server = Server::build()
+            .listen("realtime", listener, move || {
+                let app = App::new()
+                    .wrap(actix_web::middleware::from_fn(web_kit::telemetry::log_request))
+                    .app_data(state.clone())
+                    .service(
+                        web::resource("/box-users/{id}/ws")
+                            .route(web::get().to(routes::ws::plain))
+                            .default_service(web::to(web_kit::method_not_allowed)),
+                    )
+                    .route("/healthz", web::get().to(routes::health::healthz))
+                    .route("/readyz", web::get().to(routes::health::readyz))
+                    .default_service(web::to(web_kit::not_found));
+                let state = state.clone();
+                HttpService::build()
+                    .upgrade(fn_service(move |upgrade| routes::ws::upgrade(state.clone(), upgrade)))
+                    .finish(map_config(app, |_| AppConfig::default()))
+                    .tcp()
+            })
+            .context("listening")?
+            .disable_signals()
+            .shutdown_timeout(settings.shutdown_timeout_secs);
         if settings.workers > 0 {
             server = server.workers(settings.workers);
         }
         tracing::info!(port, settings = ?settings, "realtime listening");
         let server = server.run();
-        Ok(Application { port, server, subscriber, handle: AppHandle { hub, stop: Arc::new(Notify::new()) } })
+        let handle = AppHandle {
+            hub,
+            sockets,
+            stop: Arc::new(Notify::new()),
+            shutdown_timeout: Duration::from_secs(settings.shutdown_timeout_secs),
+        };
+        Ok(Application { port, server, subscriber, handle })
     }
 
     pub fn port(&self) -> u16 {
@@ -135,6 +160,10 @@ impl Application {
             }
             let closed = handle.hub.shutdown();
             tracing::info!(sockets = closed, "shutting down");
+            handle.sockets.close();
+            if tokio::time::timeout(handle.shutdown_timeout, handle.sockets.wait()).await.is_err() {
+                tracing::warn!(sockets = handle.sockets.len(), "sockets still open at the shutdown timeout");
+            }
             server_handle.stop(true).await;
         });
         let result = server.await.context("http server");

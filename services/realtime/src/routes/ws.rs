@@ -1,14 +1,29 @@
 //! `GET /box-users/{id}/ws` (§9.1): the handshake checks in the contract's order, then the 101
-//! upgrade and the hand-over of the socket to its task.
+//! upgrade and the hand-over of the connection to its socket task.
+//!
+//! A request carrying `Upgrade: websocket` never reaches the actix-web app: actix-http hands it,
+//! with the connection, to [`upgrade`], which answers refusals itself and, once the 101 is out,
+//! keeps only the TCP stream (see [`crate::conn`]). Any other request to the path goes through the
+//! app to [`plain`], which runs the same checks and then refuses the missing upgrade.
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_codec::{Framed, FramedParts};
+use actix_http::body::{self, BodySize};
+use actix_http::h1::{self, Message as H1Message};
+use actix_http::header::{self, HeaderMap};
+use actix_http::{ws as handshake, ConnectionType, Method, Request, RequestHead};
+use actix_web::cookie::Cookie;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use domain::auth::{check_path_identity, pick_token, revoked_error, token_error, Presented};
-use domain::{Detail, ErrorBody, IdentityId, Origin};
+use domain::{Detail, ErrorBody, IdentityId, Origin, SessionId};
+use futures_util::SinkExt;
 use serde::Deserialize;
+use tokio::net::TcpStream;
+use tracing::Instrument;
 
+use crate::conn::Conn;
 use crate::error::ApiError;
 use crate::socket::Socket;
 use crate::startup::AppState;
@@ -50,23 +65,46 @@ impl OriginPolicy {
     }
 }
 
-#[tracing::instrument(name = "ws_handshake", skip_all)]
-pub async fn ws(
-    req: HttpRequest,
-    path: web::Path<String>,
-    body: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+/// Who may open the socket, once every check has passed.
+struct Authorized {
+    identity: IdentityId,
+    sid: SessionId,
+    expires_at: i64,
+}
+
+/// The `{id}` of `/box-users/{id}/ws`, or `None` for any other path.
+fn ws_path_id(path: &str) -> Option<&str> {
+    let id = path.strip_prefix("/box-users/")?.strip_suffix("/ws")?;
+    (!id.is_empty() && !id.contains('/')).then_some(id)
+}
+
+/// A cookie's percent-decoded value, read as actix-web reads cookies.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .filter_map(|h| h.to_str().ok())
+        .flat_map(|h| h.split(';'))
+        .filter_map(|c| Cookie::parse_encoded(c.trim()).ok())
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
+/// Steps 1 to 5 of the handshake (§9.1), in order.
+async fn authorize(head: &RequestHead, raw_id: &str, state: &AppState) -> Result<Authorized, ApiError> {
     // 1. Authentication (§3.2, §3.3): 401, or 503 when the revocation marker cannot be read.
-    let query = web::Query::<WsQuery>::from_query(req.query_string()).ok().and_then(|q| q.into_inner().access_token);
-    let authorization = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
-    let cookie_token = req.cookie("accesstoken");
-    let cookie_type = req.cookie("tokentype");
+    let query = head
+        .uri
+        .query()
+        .and_then(|q| web::Query::<WsQuery>::from_query(q).ok())
+        .and_then(|q| q.into_inner().access_token);
+    let authorization = head.headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
+    let cookie_token = cookie(&head.headers, "accesstoken");
+    let cookie_type = cookie(&head.headers, "tokentype");
     let presented = Presented {
         query: query.as_deref(),
         authorization,
-        cookie_token: cookie_token.as_ref().map(|c| c.value()),
-        cookie_type: cookie_type.as_ref().map(|c| c.value()),
+        cookie_token: cookie_token.as_deref(),
+        cookie_type: cookie_type.as_deref(),
     };
     let (token, transport) = pick_token(&presented)?;
     let claims = state.verifier.verify(token).map_err(|e| token_error(e, transport))?;
@@ -81,37 +119,118 @@ pub async fn ws(
     // 2. ACR.
     claims.require_acr(REQUIRED_ACR)?;
     // 3. Path syntax, 4. path identity.
-    let id = IdentityId::parse(&path)
+    let identity = IdentityId::parse(raw_id)
         .map_err(|_| ErrorBody::bad_request(Origin::Path, "invalid identity id").with("id", Detail::Malformed))?;
-    check_path_identity(id, &claims)?;
+    check_path_identity(identity, &claims)?;
     // 5. Origin.
-    if let Some(origin) = req.headers().get(header::ORIGIN) {
+    if let Some(origin) = head.headers.get(header::ORIGIN) {
         if !origin.to_str().is_ok_and(|o| state.origins.allows(o)) {
             return Err(ErrorBody::forbidden(Origin::Headers, "origin not allowed")
                 .with("Origin", Detail::Forbidden)
                 .into());
         }
     }
-    // 6. The upgrade itself.
-    let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
-        ApiError::from(ErrorBody::bad_request(Origin::Headers, e.to_string()).with("Upgrade", Detail::Invalid))
-    })?;
-    let Some((registration, queue)) = state.hub.register(id, claims.sid) else {
-        return Err(ApiError::unavailable("server is shutting down"));
+    Ok(Authorized { identity, sid: claims.sid, expires_at: claims.exp })
+}
+
+/// Step 6 refused: the request is not a valid websocket upgrade.
+fn bad_upgrade(e: handshake::HandshakeError) -> ApiError {
+    ErrorBody::bad_request(Origin::Headers, e.to_string()).with("Upgrade", Detail::Invalid).into()
+}
+
+/// The path requested without `Upgrade: websocket`: the checks, then the refusal of step 6.
+#[tracing::instrument(name = "ws_handshake", skip_all)]
+pub async fn plain(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    let refusal = match authorize(req.head(), &path, &state).await {
+        Err(e) => e,
+        Ok(_) => bad_upgrade(
+            handshake::verify_handshake(req.head()).err().unwrap_or(handshake::HandshakeError::NoWebsocketUpgrade),
+        ),
     };
-    tracing::info!(identity = %id, "socket opened");
+    refusal.error_response()
+}
+
+/// A request carrying `Upgrade: websocket`, with its connection (actix-http's upgrade service).
+/// Answers refusals as plain HTTP responses and closes; after a 101 hands the TCP stream to a
+/// socket task of its own and returns, so the connection's much larger HTTP state is freed.
+pub async fn upgrade(
+    state: web::Data<AppState>,
+    (req, mut framed): (Request, Framed<TcpStream, h1::Codec>),
+) -> Result<(), actix_http::Error> {
+    let span = web_kit::telemetry::request_span(req.method().as_str(), req.path());
+    let started = Instant::now();
+    let accepted = async {
+        let checked = match ws_path_id(req.path()) {
+            None => Err(ApiError::from(ErrorBody::route_not_found())),
+            Some(_) if req.method() != Method::GET => Err(ApiError::from(ErrorBody::not_allowed())),
+            Some(raw_id) => match authorize(req.head(), raw_id, &state).await {
+                Ok(auth) => handshake::verify_handshake(req.head()).map(|()| auth).map_err(bad_upgrade),
+                Err(e) => Err(e),
+            },
+        };
+        let registered = checked.and_then(|auth| match state.hub.register(auth.identity, auth.sid) {
+            Some(registration) => Ok((auth, registration)),
+            None => Err(ApiError::unavailable("server is shutting down")),
+        });
+        let response = match &registered {
+            Ok(_) => handshake::handshake_response(req.head()).finish().map_into_boxed_body(),
+            Err(e) => actix_http::Response::from(e.error_response()),
+        };
+        let status = response.status().as_u16();
+        let sent = send_response(&mut framed, response).await;
+        web_kit::telemetry::request_done(status, started);
+        match (registered, sent) {
+            (Ok(accepted), Ok(())) => {
+                tracing::info!(identity = %accepted.0.identity, "socket opened");
+                Some(accepted)
+            }
+            (_, Err(e)) => {
+                tracing::debug!(error = %e, "handshake answer not sent");
+                None
+            }
+            (Err(_), Ok(())) => None,
+        }
+    }
+    .instrument(span)
+    .await;
+
+    let Some((auth, (registration, queue))) = accepted else {
+        let _ = framed.close().await;
+        return Ok(());
+    };
+    drop(req);
+    // The dispatcher's buffers go here: only bytes the client sent after its request are kept.
+    let FramedParts { io, read_buf, write_buf, .. } = framed.into_parts();
+    let conn = Conn::new(io, &read_buf, state.socket.max_frame_bytes);
+    drop((read_buf, write_buf));
     let socket = Socket {
-        identity: id,
-        expires_at: claims.exp,
+        identity: auth.identity,
+        expires_at: auth.expires_at,
         registration,
         queue,
-        session,
-        stream,
+        conn,
         store: Arc::clone(&state.store),
         config: state.socket,
     };
-    actix_web::rt::spawn(socket.run());
-    Ok(response)
+    state.sockets.spawn_local(socket.run());
+    Ok(())
+}
+
+/// Writes a complete response: the head, then the body if any. A refusal also closes the
+/// connection, so the client does not send another request on it.
+async fn send_response(
+    framed: &mut Framed<TcpStream, h1::Codec>,
+    response: actix_http::Response<body::BoxBody>,
+) -> std::io::Result<()> {
+    let (mut head, body) = response.into_parts();
+    if head.status() == actix_http::StatusCode::SWITCHING_PROTOCOLS {
+        return framed.send(H1Message::Item((head, BodySize::None))).await;
+    }
+    head.head_mut().set_connection_type(ConnectionType::Close);
+    let bytes = body::to_bytes(body).await.unwrap_or_default();
+    framed.feed(H1Message::Item((head, BodySize::Sized(bytes.len() as u64)))).await?;
+    framed.feed(H1Message::Chunk(Some(bytes))).await?;
+    framed.send(H1Message::Chunk(None)).await
 }
 
 #[cfg(test)]

@@ -11,13 +11,6 @@ use test_support::{TestKeys, TokenOptions};
 
 use crate::helpers::*;
 
-async fn refused(response: reqwest::Response) -> (u16, Value) {
-    let status = response.status().as_u16();
-    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    assert!(content_type.starts_with("application/json"), "content type {content_type}");
-    (status, response.json().await.unwrap())
-}
-
 #[tokio::test]
 async fn no_token_is_401() {
     let app = spawn_app().await;

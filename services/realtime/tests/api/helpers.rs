@@ -80,6 +80,14 @@ pub async fn spawn_app_with(keys: Arc<TestKeys>, tweak: impl FnOnce(&mut Setting
     TestApp { port, handle, keys }
 }
 
+/// A refusal's status and its §4 JSON body.
+pub async fn refused(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    assert!(content_type.starts_with("application/json"), "content type {content_type}");
+    (status, response.json().await.unwrap())
+}
+
 pub async fn expect_ready(ws: &mut Ws, identity: IdentityId) {
     let text = next_text(ws, WAIT).await.expect("ready");
     let v: Value = serde_json::from_str(&text).unwrap();

@@ -5,3 +5,4 @@ mod delivery;
 mod handshake;
 mod helpers;
 mod lifecycle;
+mod wire;
