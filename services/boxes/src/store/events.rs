@@ -391,23 +391,32 @@ const PAGE_BOX: &str = concat!(
 );
 /// [`list_visible`] (for members only), each row with the latest edit and the first deletion of
 /// a message ([`latest_edits`], [`deletions`]) and the sender's and deleter's identities.
+///
+/// The edits and deletions of the page's messages are read by one index scan over all of them
+/// (`referrer_id = ANY`), not by a probe per row and per kind: the probes, each with its own
+/// sort, cost more than the rest of the statement.
 const PAGE_ROWS: &str = concat!(
-    "SELECT e.id, e.box_id, e.seq, e.type, e.sender_id, e.content, e.referrer_id, e.created_at,
+    "WITH e AS MATERIALIZED (
+         SELECT ",
+    event_columns!(),
+    " FROM boxes.events
+         WHERE box_id = $1 AND type = ANY($2)
+           AND EXISTS (SELECT 1 FROM boxes.members WHERE box_id = $1 AND identity_id = $5)
+         ORDER BY seq DESC OFFSET $3 LIMIT $4
+     ), f AS MATERIALIZED (
+         SELECT DISTINCT ON (x.referrer_id, x.type) x.referrer_id, x.type, x.content, x.sender_id, x.created_at
+         FROM boxes.events x
+         WHERE x.referrer_id = ANY (ARRAY(SELECT id FROM e WHERE type IN ('msg.text', 'msg.file')))
+           AND x.type IN ('msg.edit', 'msg.delete')
+         ORDER BY x.referrer_id, x.type, CASE WHEN x.type = 'msg.edit' THEN -x.seq ELSE x.seq END
+     )
+     SELECT e.id, e.box_id, e.seq, e.type, e.sender_id, e.content, e.referrer_id, e.created_at,
             ed.content, ed.created_at, dl.sender_id, dl.created_at,
             s.id, s.display_name, s.identifier_value, s.identifier_kind, s.pubkey, s.non_identified_pubkey, s.created_at,
             d.id, d.display_name, d.identifier_value, d.identifier_kind, d.pubkey, d.non_identified_pubkey, d.created_at
-     FROM (SELECT ",
-    event_columns!(),
-    " FROM boxes.events
-           WHERE box_id = $1 AND type = ANY($2)
-             AND EXISTS (SELECT 1 FROM boxes.members WHERE box_id = $1 AND identity_id = $5)
-           ORDER BY seq DESC OFFSET $3 LIMIT $4) e
-     LEFT JOIN LATERAL (SELECT x.content, x.created_at FROM boxes.events x
-                        WHERE e.type IN ('msg.text', 'msg.file') AND x.referrer_id = e.id AND x.type = 'msg.edit'
-                        ORDER BY x.seq DESC LIMIT 1) ed ON true
-     LEFT JOIN LATERAL (SELECT x.sender_id, x.created_at FROM boxes.events x
-                        WHERE e.type IN ('msg.text', 'msg.file') AND x.referrer_id = e.id AND x.type = 'msg.delete'
-                        ORDER BY x.seq LIMIT 1) dl ON true
+     FROM e
+     LEFT JOIN f ed ON ed.referrer_id = e.id AND ed.type = 'msg.edit'
+     LEFT JOIN f dl ON dl.referrer_id = e.id AND dl.type = 'msg.delete'
      LEFT JOIN boxes.identities s ON s.id = e.sender_id
      LEFT JOIN boxes.identities d ON d.id = dl.sender_id
      ORDER BY e.seq DESC"

@@ -300,6 +300,45 @@ async fn events_are_listed_newest_first_and_paged() {
     }
 }
 
+/// Every page folds its messages as the whole list does, wherever the page cuts the box: edits
+/// and deletions are listed nowhere but are folded into the messages they refer to.
+#[tokio::test]
+async fn pages_fold_their_messages_like_the_whole_list() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("Alice").await;
+    let bob = app.user("Bob").await;
+    let id = two_member_box(&app, &alice, &bob).await;
+    let mut sent = Vec::new();
+    for i in 0..12 {
+        let who = if i % 3 == 0 { &alice } else { &bob };
+        sent.push(app.say(who, &id, &format!("bXNn{i:02}")).await);
+    }
+    // Edited once, edited twice, edited then deleted, deleted by its author and by the admin.
+    created(app.post_event(&bob, &id, edit(&sent[1], "ZWRpdDE")).await).await;
+    created(app.post_event(&bob, &id, edit(&sent[4], "Zmlyc3Q")).await).await;
+    created(app.post_event(&alice, &id, edit(&sent[9], "ZWRpdDk")).await).await;
+    created(app.post_event(&bob, &id, edit(&sent[4], "c2Vjb25k")).await).await;
+    created(app.post_event(&bob, &id, edit(&sent[7], "ZWRpdDc")).await).await;
+    created(app.post_event(&bob, &id, delete(&sent[7])).await).await;
+    created(app.post_event(&bob, &id, delete(&sent[2])).await).await;
+    created(app.post_event(&alice, &id, delete(&sent[11])).await).await;
+
+    for user in [&alice, &bob] {
+        let all = get_json(&app, user, &format!("/boxes/{id}/events?limit=200")).await;
+        let all = all.as_array().unwrap();
+        assert_eq!(all.len(), 14, "the messages, bob's join and the creation");
+        assert_eq!(all[7]["content"]["encrypted"], "c2Vjb25k");
+        assert_eq!(all[10]["content"]["encrypted"], "ZWRpdDE");
+        assert_eq!(keys(&all[4]["content"]), set(&["deleted"]));
+        assert_eq!(keys(&all[0]["content"]), set(&["deleted"]));
+        for (offset, limit) in [(0, 1), (0, 5), (3, 4), (4, 1), (7, 8), (10, 50), (14, 3)] {
+            let page = get_json(&app, user, &format!("/boxes/{id}/events?offset={offset}&limit={limit}")).await;
+            let end = all.len().min(offset + limit);
+            assert_eq!(page.as_array().unwrap(), &all[offset..end], "offset {offset}, limit {limit}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn join_and_leave_rules() {
     let app = TestApp::spawn().await;
