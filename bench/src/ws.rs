@@ -395,21 +395,34 @@ pub async fn fanout(
         }
     };
 
-    // Phase 0: open loop at the target delivery rate.
+    // Phase 0: open loop at the target delivery rate. The warm-up posts (phase 2, which arrivals
+    // ignore) run at the same rate first, while the freshly spawned readers get their first poll.
     let posts_per_sec = target_rate / mean_size;
     let interval = Duration::from_secs_f64(1.0 / posts_per_sec);
     let duration = c.duration();
+    let warmup = c.warmup();
     let expected = Arc::new(AtomicU64::new(0));
     let post_errors = Arc::new(AtomicU64::new(0));
     let post_latency = Arc::new(Mutex::new(common::histogram()?));
     let start = tokio::time::Instant::now();
+    let measured_from = start + warmup;
+    let mut sent = 0u64;
     let mut k = 0u64;
     let mut inflight = Vec::new();
     let mut rng = StdRng::seed_from_u64(7);
-    while start.elapsed() < duration {
-        tokio::time::sleep_until(start + interval.mul_f64(k as f64)).await;
+    while start.elapsed() < warmup + duration {
+        let at = start + interval.mul_f64(k as f64);
+        tokio::time::sleep_until(at).await;
         k += 1;
-        let fut = post(0, rng.gen());
+        let measured = at >= measured_from;
+        let fut = post(if measured { 0 } else { 2 }, rng.gen());
+        if !measured {
+            inflight.push(tokio::spawn(async move {
+                let _ = fut.await;
+            }));
+            continue;
+        }
+        sent += 1;
         let (expected, post_errors, post_latency) = (expected.clone(), post_errors.clone(), post_latency.clone());
         inflight.push(tokio::spawn(async move {
             let t0 = Instant::now();
@@ -431,7 +444,7 @@ pub async fn fanout(
     for f in inflight {
         f.await.ok();
     }
-    let sent_for = start.elapsed().as_secs_f64();
+    let sent_for = start.elapsed().saturating_sub(warmup).as_secs_f64();
     let want = expected.load(Ordering::Relaxed);
     let wait_until = Instant::now() + Duration::from_secs(5);
     while arrivals.counts[0].load(Ordering::Relaxed) < want && Instant::now() < wait_until {
@@ -443,9 +456,10 @@ pub async fn fanout(
     let errors0 = post_errors.load(Ordering::Relaxed);
     let answered = post_latency.lock().map(|h| Latency::of(&h)).unwrap_or_default();
     let mut notes = vec![format!(
-        "{n_users} users, {} boxes (mean {mean_size:.1} members), {k} posts in {sent_for:.1} s, {got}/{want} deliveries arrived; \
+        "{n_users} users, {} boxes (mean {mean_size:.1} members), {sent} posts in {sent_for:.1} s after {:.0} s of warm-up, {got}/{want} deliveries arrived; \
          POST answered in p50 {:.2} / p99 {:.2} / max {:.2} ms",
         boxes.len(),
+        warmup.as_secs_f64(),
         answered.p50_ms,
         answered.p99_ms,
         answered.max_ms
@@ -467,7 +481,6 @@ pub async fn fanout(
     .emit(c.out.as_deref())?;
 
     // Phase 1: closed loop, as fast as boxes accepts posts.
-    let warmup = c.warmup();
     let before = Arc::new(Mutex::new(None::<(CpuWindow, u64)>));
     let mark = {
         let (before, arrivals) = (before.clone(), arrivals.clone());
