@@ -29,6 +29,11 @@ pub async fn post(c: &Common, clients: usize, baseline_tps: Option<f64>) -> anyh
     for u in &users {
         boxes.push(common::create_box(&http, &c.boxes_url, u, "Bench post").await?);
     }
+    let owners: Vec<(domain::BoxId, domain::IdentityId)> = boxes
+        .iter()
+        .zip(&users)
+        .map(|(b, u)| Ok((b.parse::<uuid::Uuid>().context("box id")?.into(), u.id)))
+        .collect::<anyhow::Result<_>>()?;
     let work = Arc::new((users, boxes, msg_text(), http, c.boxes_url.clone()));
     let cpu = c.boxes_cpu()?;
     let r = closed_loop(clients, c.warmup(), c.duration(), move |client, _| {
@@ -53,6 +58,8 @@ pub async fn post(c: &Common, clients: usize, baseline_tps: Option<f64>) -> anyh
     .await?;
     let latency = Latency::of(&r.histogram);
     let ratio = baseline_tps.filter(|b| *b > 0.0).map(|b| r.rate() / b);
+    let boxes_cpu = cpu_note(cpu)?;
+    let alone = post_transaction_alone(c, owners, baseline_tps).await?;
     let (target, met) = if clients >= 32 {
         ("≥ 0.7× baseline, p99 ≤ 5 ms", ratio.map(|x| x >= 0.7 && latency.p99_ms <= 5.0))
     } else {
@@ -66,9 +73,74 @@ pub async fn post(c: &Common, clients: usize, baseline_tps: Option<f64>) -> anyh
         ratio,
         target: target.into(),
         met: if r.errors > 0 { Some(false) } else { met },
-        notes: [cpu_note(cpu)?, r.error_note()].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join("; "),
+        notes: [boxes_cpu, alone, r.error_note()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("; "),
     }
     .emit(c.out.as_deref())
+}
+
+/// The transaction boxes runs for each message (`store::events::post_message`: the sender, the
+/// box lock, the insert, the members, pipelined), from bare PostgreSQL connections, one per client
+/// and box: what the database alone allows, the ceiling of scenario 1, as a note.
+async fn post_transaction_alone(
+    c: &Common,
+    owners: Vec<(domain::BoxId, domain::IdentityId)>,
+    baseline_tps: Option<f64>,
+) -> anyhow::Result<String> {
+    let clients = owners.len();
+    let pool = bare_pool(c, clients)?;
+    let mut conns = Vec::new();
+    for _ in 0..clients {
+        conns.push(pool.get().await.context("connecting to PostgreSQL")?);
+    }
+    let content = msg_text().get("content").cloned();
+    let work = Arc::new((conns, owners, content));
+    let r = closed_loop(clients, c.warmup(), c.duration(), move |client, _| {
+        let work = work.clone();
+        async move {
+            let (conns, owners, content) = &*work;
+            let (box_id, sender) = owners[client];
+            let posted = boxes::store::events::post_message(
+                &conns[client],
+                box_id,
+                sender,
+                domain::event::EventType::MsgText,
+                content.as_ref(),
+            )
+            .await
+            .context("post transaction")?;
+            if posted.event.is_none() {
+                bail!("nothing inserted");
+            }
+            Ok(())
+        }
+    })
+    .await?;
+    let l = Latency::of(&r.histogram);
+    let of_baseline = baseline_tps.filter(|b| *b > 0.0).map(|b| format!(", {:.2}× pgbench", r.rate() / b));
+    Ok(format!(
+        "boxes' post transaction alone, bare PostgreSQL: {} tx/s (p99 {:.2} ms){}{}",
+        rate(r.rate()),
+        l.p99_ms,
+        of_baseline.unwrap_or_default(),
+        r.error_note()
+    ))
+}
+
+/// A pool of bare PostgreSQL connections, for running boxes' store functions without boxes.
+fn bare_pool(c: &Common, size: usize) -> anyhow::Result<deadpool_postgres::Pool> {
+    let db = c.database_url.as_deref().context("--database-url is required for the bare baselines")?;
+    deadpool_postgres::Pool::builder(deadpool_postgres::Manager::new(
+        db.parse().context("--database-url")?,
+        tokio_postgres::NoTls,
+    ))
+    .max_size(size)
+    .runtime(deadpool_postgres::Runtime::Tokio1)
+    .build()
+    .context("PostgreSQL pool")
 }
 
 /// Scenario 2: one box holding 200 messages; `clients` members read its newest 50 events, through
@@ -116,14 +188,7 @@ pub async fn list(c: &Common, clients: usize) -> anyhow::Result<()> {
     // The baseline: the statements boxes sends for this page (`store::events::page_folded`: the
     // reader, the box with the membership, the folded page with the identities, pipelined), from
     // one PostgreSQL connection per client, the rows decoded as boxes decodes them.
-    let pool = deadpool_postgres::Pool::builder(deadpool_postgres::Manager::new(
-        db.parse().context("--database-url")?,
-        tokio_postgres::NoTls,
-    ))
-    .max_size(clients)
-    .runtime(deadpool_postgres::Runtime::Tokio1)
-    .build()
-    .context("PostgreSQL pool")?;
+    let pool = bare_pool(c, clients)?;
     let mut conns = Vec::new();
     for _ in 0..clients {
         conns.push(pool.get().await.context("connecting to PostgreSQL")?);
