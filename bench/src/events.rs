@@ -73,11 +73,7 @@ pub async fn post(c: &Common, clients: usize, baseline_tps: Option<f64>) -> anyh
         ratio,
         target: target.into(),
         met: if r.errors > 0 { Some(false) } else { met },
-        notes: [boxes_cpu, alone, r.error_note()]
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join("; "),
+        notes: [boxes_cpu, alone, r.error_note()].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join("; "),
     }
     .emit(c.out.as_deref())
 }
