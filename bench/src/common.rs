@@ -138,6 +138,36 @@ impl Proc {
     }
 }
 
+/// The PostgreSQL server, by its postmaster's pid: its CPU time is the postmaster's, that of the
+/// children it has reaped (backends of closed connections), and that of its live children.
+#[derive(Debug, Clone, Copy)]
+pub struct PgCluster(pub u32);
+
+/// Clock ticks per second of the times in `/proc/<pid>/stat` (`USER_HZ`, 100 on Linux).
+const USER_HZ: u64 = 100;
+
+impl PgCluster {
+    pub fn cpu(&self) -> anyhow::Result<Duration> {
+        let own = stat_ticks(self.0, 4).with_context(|| format!("reading the PostgreSQL process {}", self.0))?;
+        let path = format!("/proc/{0}/task/{0}/children", self.0);
+        let children = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        // A backend may exit between listing and reading; its time then moves to the postmaster's
+        // reaped-children fields, read above or at the next reading.
+        let live: u64 =
+            children.split_whitespace().filter_map(|c| c.parse().ok()).filter_map(|c| stat_ticks(c, 2).ok()).sum();
+        Ok(Duration::from_millis((own + live) * 1000 / USER_HZ))
+    }
+}
+
+/// The sum of the first `n` of utime, stime, cutime, cstime in `/proc/<pid>/stat`.
+fn stat_ticks(pid: u32, n: usize) -> anyhow::Result<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name may hold spaces; the fields after it start with the state (field 3).
+    let rest = s.rsplit_once(") ").map(|(_, r)| r).context("malformed stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    (11..11 + n).map(|i| fields.get(i).and_then(|v| v.parse::<u64>().ok()).context("malformed stat")).sum()
+}
+
 /// CPU time of several processes over a window.
 pub struct CpuWindow {
     procs: Vec<Proc>,

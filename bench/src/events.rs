@@ -94,6 +94,14 @@ async fn post_transaction_alone(
     }
     let content = msg_text().get("content").cloned();
     let work = Arc::new((conns, owners, content));
+    // PostgreSQL's CPU time over the measured window (after the warm-up).
+    let warmup = c.warmup();
+    let pg_start = c.pg_pid.map(|pid| {
+        tokio::spawn(async move {
+            tokio::time::sleep(warmup).await;
+            common::PgCluster(pid).cpu()
+        })
+    });
     let r = closed_loop(clients, c.warmup(), c.duration(), move |client, _| {
         let work = work.clone();
         async move {
@@ -115,13 +123,21 @@ async fn post_transaction_alone(
         }
     })
     .await?;
+    let pg_cpu = match (pg_start, c.pg_pid) {
+        (Some(start), Some(pid)) if r.ok > 0 => {
+            let used = common::PgCluster(pid).cpu()?.saturating_sub(start.await.context("CPU reading")??);
+            format!(", PostgreSQL CPU {:.0} µs per transaction", used.as_secs_f64() * 1e6 / r.ok as f64)
+        }
+        _ => String::new(),
+    };
     let l = Latency::of(&r.histogram);
     let of_baseline = baseline_tps.filter(|b| *b > 0.0).map(|b| format!(", {:.2}× pgbench", r.rate() / b));
     Ok(format!(
-        "boxes' post transaction alone, bare PostgreSQL: {} tx/s (p99 {:.2} ms){}{}",
+        "boxes' post transaction alone, bare PostgreSQL: {} tx/s (p99 {:.2} ms){}{}{}",
         rate(r.rate()),
         l.p99_ms,
         of_baseline.unwrap_or_default(),
+        pg_cpu,
         r.error_note()
     ))
 }

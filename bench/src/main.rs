@@ -16,6 +16,7 @@ mod ws;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -56,6 +57,9 @@ pub struct Common {
     pub bridge_pid: Option<u32>,
     #[arg(long, env = "BENCH_HOSTAPP_PID")]
     pub hostapp_pid: Option<u32>,
+    /// The PostgreSQL postmaster, to read the server's CPU time.
+    #[arg(long, env = "BENCH_PG_PID")]
+    pub pg_pid: Option<u32>,
     /// Measured seconds of each run.
     #[arg(long, env = "BENCH_DURATION", default_value_t = 15.0)]
     pub duration: f64,
@@ -172,6 +176,8 @@ enum Command {
         #[arg(long, default_value = "")]
         notes: String,
     },
+    /// Prints the CPU time PostgreSQL has used so far, in microseconds (needs `--pg-pid`).
+    PgCpu,
     /// Prints the results table from the JSON-lines file.
     Report {
         file: PathBuf,
@@ -207,6 +213,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let latency = pgbench_prefix.map(|p| events::pgbench_latency(&p)).transpose()?;
             common::Row { scenario, figure, latency, target: "(baseline)".into(), notes, ..Default::default() }
                 .emit(c.out.as_deref())
+        }
+        Command::PgCpu => {
+            let pid = c.pg_pid.context("--pg-pid is required")?;
+            println!("{}", common::PgCluster(pid).cpu()?.as_micros());
+            Ok(())
         }
         Command::Report { file, markdown } => report::print(&file, markdown),
     }
