@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
-use actix_web::{web, App, HttpServer};
+use actix_web::{App, HttpServer};
 use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use domain::auth::Verifier;
@@ -47,12 +47,13 @@ impl Application {
             TcpListener::bind(&settings.bind_addr).with_context(|| format!("binding {}", settings.bind_addr))?;
         let port = listener.local_addr()?.port();
         let origins = settings.allowed_origins.clone();
-        let data = web::Data::new(state);
+        let redis_url = settings.redis_url.clone();
         let mut server = HttpServer::new(move || {
+            let (state, redis_url) = (state.clone(), redis_url.clone());
             App::new()
                 .wrap(from_fn(web_kit::telemetry::log_request))
                 .wrap(web_kit::cors(&origins))
-                .app_data(data.clone())
+                .data_factory(move || worker_state(state.clone(), redis_url.clone()))
                 .configure(routes::configure)
         })
         .shutdown_timeout(10)
@@ -113,6 +114,18 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let _ = conn.await;
     outcome.context("running migrations")?;
     Ok(())
+}
+
+/// The state of one worker: the shared state with a Redis connection of its own, whose I/O task
+/// then runs on the worker's thread, so a Redis call does not hop to the main thread and back.
+async fn worker_state(state: AppState, redis_url: secrecy::SecretString) -> Result<AppState, std::convert::Infallible> {
+    match connect_redis(redis_url.expose_secret()).await {
+        Ok(redis) => Ok(AppState { redis, ..state }),
+        Err(e) => {
+            tracing::warn!(error = format!("{e:#}"), "worker Redis connection failed; using the shared one");
+            Ok(state)
+        }
+    }
 }
 
 async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
