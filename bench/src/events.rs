@@ -87,20 +87,17 @@ async fn post_transaction_alone(
     baseline_tps: Option<f64>,
 ) -> anyhow::Result<String> {
     let clients = owners.len();
-    let pool = bare_pool(c, clients)?;
-    let mut conns = Vec::new();
-    for _ in 0..clients {
-        conns.push(pool.get().await.context("connecting to PostgreSQL")?);
-    }
+    let conns = bare_connections(c, clients).await?;
     let content = msg_text().get("content").cloned();
     let work = Arc::new((conns, owners, content));
     // PostgreSQL's CPU time over the measured window (after the warm-up).
     let warmup = c.warmup();
     let pg_start = c.pg_pid.map(|pid| {
-        tokio::spawn(async move {
+        let start = tokio::spawn(async move {
             tokio::time::sleep(warmup).await;
             common::PgCluster(pid).cpu()
-        })
+        });
+        (pid, start)
     });
     let r = closed_loop(clients, c.warmup(), c.duration(), move |client, _| {
         let work = work.clone();
@@ -123,8 +120,8 @@ async fn post_transaction_alone(
         }
     })
     .await?;
-    let pg_cpu = match (pg_start, c.pg_pid) {
-        (Some(start), Some(pid)) if r.ok > 0 => {
+    let pg_cpu = match pg_start {
+        Some((pid, start)) if r.ok > 0 => {
             let used = common::PgCluster(pid).cpu()?.saturating_sub(start.await.context("CPU reading")??);
             format!(", PostgreSQL CPU {:.0} µs per transaction", used.as_secs_f64() * 1e6 / r.ok as f64)
         }
@@ -142,21 +139,27 @@ async fn post_transaction_alone(
     ))
 }
 
-/// A pool of bare PostgreSQL connections, for running boxes' store functions without boxes.
-fn bare_pool(c: &Common, size: usize) -> anyhow::Result<deadpool_postgres::Pool> {
+/// `n` bare PostgreSQL connections, one per client, for running boxes' store functions without
+/// boxes (they take a deadpool client, for its statement cache).
+async fn bare_connections(c: &Common, n: usize) -> anyhow::Result<Vec<deadpool_postgres::Object>> {
     let db = c.database_url.as_deref().context("--database-url is required for the bare baselines")?;
-    deadpool_postgres::Pool::builder(deadpool_postgres::Manager::new(
+    let pool = deadpool_postgres::Pool::builder(deadpool_postgres::Manager::new(
         db.parse().context("--database-url")?,
         tokio_postgres::NoTls,
     ))
-    .max_size(size)
+    .max_size(n)
     .runtime(deadpool_postgres::Runtime::Tokio1)
     .build()
-    .context("PostgreSQL pool")
+    .context("PostgreSQL pool")?;
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        conns.push(pool.get().await.context("connecting to PostgreSQL")?);
+    }
+    Ok(conns)
 }
 
 /// Scenario 2: one box holding 200 messages; `clients` members read its newest 50 events, through
-/// boxes and then through a bare tokio-postgres client running the same list query.
+/// boxes and then through bare PostgreSQL connections running boxes' statements for that page.
 pub async fn list(c: &Common, clients: usize) -> anyhow::Result<()> {
     let http = common::http_client(clients)?;
     let minter = c.minter()?;
@@ -200,12 +203,7 @@ pub async fn list(c: &Common, clients: usize) -> anyhow::Result<()> {
     // The baseline: the statements boxes sends for this page (`store::events::page_folded`: the
     // reader, the box with the membership, the folded page with the identities, pipelined), from
     // one PostgreSQL connection per client, the rows decoded as boxes decodes them.
-    let pool = bare_pool(c, clients)?;
-    let mut conns = Vec::new();
-    for _ in 0..clients {
-        conns.push(pool.get().await.context("connecting to PostgreSQL")?);
-    }
-    let conns = Arc::new(conns);
+    let conns = Arc::new(bare_connections(c, clients).await?);
     let page = domain::input::Page { offset: 0, limit: 50 };
     let bare = closed_loop(clients, c.warmup(), c.duration(), move |client, _| {
         let conns = conns.clone();
