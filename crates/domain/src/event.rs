@@ -93,17 +93,33 @@ impl EventType {
     }
 }
 
-/// An event as returned to one viewer (§5.5).
+/// An event as returned to one viewer (§5.5). `C` is how the content is held: a JSON value, or
+/// for a service that passes stored JSON through, whatever serialises as that JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Event {
+pub struct Event<C = Value> {
     pub id: EventId,
     #[serde(rename = "type")]
     pub kind: EventType,
     pub box_id: BoxId,
     pub server_event_created_at: Timestamp,
     pub sender: IdentityView,
-    pub content: Option<Value>,
+    pub content: Option<C>,
     pub referrer_id: Option<EventId>,
+}
+
+impl<C> Event<C> {
+    /// The same event with its content held another way.
+    pub fn map_content<D>(self, f: impl FnOnce(C) -> D) -> Event<D> {
+        Event {
+            id: self.id,
+            kind: self.kind,
+            box_id: self.box_id,
+            server_event_created_at: self.server_event_created_at,
+            sender: self.sender,
+            content: self.content.map(f),
+            referrer_id: self.referrer_id,
+        }
+    }
 }
 
 /// The restriction of an access rule (§6.1). Only `identity_id` is implemented.

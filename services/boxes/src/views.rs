@@ -12,10 +12,14 @@ use domain::event::{fold_message, kick_content, EditState, Event, EventType};
 use domain::identity::{IdentityRecord, IdentityView};
 use domain::realtime::counter_key;
 use domain::{BoxId, EventId, IdentityId, Timestamp};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 use crate::error::ApiResult;
 use crate::store::boxes::BoxRow;
 use crate::store::events::{EventRow, FoldedRow};
+use crate::store::sql::JsonText;
 use crate::store::{self, GenericClient};
 
 /// What rendering a set of events needs besides the rows.
@@ -97,13 +101,58 @@ pub async fn events_for<C: GenericClient>(c: &C, rows: &[EventRow], transparent:
     Ok(rows.iter().map(|e| ctx.render(e, transparent)).collect())
 }
 
+/// The content of an event in a page: a message's stored JSON passed through with only
+/// `last_edited_at` added, or the folded value.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum PageContent {
+    Stored(Box<RawValue>),
+    Folded(Value),
+}
+
+/// The stored content of a message that no edit or deletion folds, with `"last_edited_at": null`
+/// added as [`fold_message`] adds it; `None` when the text is not a JSON object. Stored message
+/// content never holds `last_edited_at` (`NewEvent::stored_content` writes only its own keys).
+fn unfolded_message(stored: &JsonText) -> Option<Box<RawValue>> {
+    let body = stored.0.trim_end().strip_suffix('}')?.trim_end();
+    if !body.starts_with('{') {
+        return None;
+    }
+    let mut text = String::with_capacity(body.len() + 24);
+    text.push_str(body);
+    text.push_str(if body == "{" { "\"last_edited_at\": null}" } else { ", \"last_edited_at\": null}" });
+    RawValue::from_string(text).ok()
+}
+
+impl EventContext {
+    /// [`EventContext::render`] for a row whose content was read as text: a message that nothing
+    /// folds keeps its stored JSON, without parsing or re-encoding it.
+    fn render_stored(&self, e: &EventRow<JsonText>, transparent: bool) -> Event<PageContent> {
+        let folds = self.edits.contains_key(&e.id) || self.deletions.contains_key(&e.id);
+        if e.kind.is_message() && !folds {
+            if let Some(content) = e.content.as_ref().and_then(unfolded_message) {
+                return Event {
+                    id: e.id,
+                    kind: e.kind,
+                    box_id: e.box_id,
+                    server_event_created_at: e.created_at,
+                    sender: view_of(&self.identities, e.sender_id, transparent),
+                    content: Some(PageContent::Stored(content)),
+                    referrer_id: e.referrer_id,
+                };
+            }
+        }
+        self.render(&e.parsed(), transparent).map_content(PageContent::Folded)
+    }
+}
+
 /// Renders a page read with its folding data and identities ([`store::events::page_folded`]);
 /// the identities of kickers, which the page does not carry, are loaded when there are any.
 pub async fn folded_page_for<C: GenericClient>(
     c: &C,
     page: Vec<FoldedRow>,
     transparent: bool,
-) -> ApiResult<Vec<Event>> {
+) -> ApiResult<Vec<Event<PageContent>>> {
     let mut ctx = EventContext::default();
     let mut rows = Vec::with_capacity(page.len());
     for r in page {
@@ -118,14 +167,18 @@ pub async fn folded_page_for<C: GenericClient>(
         }
         rows.push(r.event);
     }
-    let mut kickers: Vec<IdentityId> =
-        rows.iter().filter_map(kicker_of).filter(|k| !ctx.identities.contains_key(k)).collect();
+    let mut kickers: Vec<IdentityId> = rows
+        .iter()
+        .filter(|e| e.kind == EventType::MemberKick)
+        .filter_map(|e| kicker_of(&e.parsed()))
+        .filter(|k| !ctx.identities.contains_key(k))
+        .collect();
     if !kickers.is_empty() {
         kickers.sort_unstable();
         kickers.dedup();
         ctx.identities.extend(store::identities::get_many(c, &kickers).await?.into_iter().map(|r| (r.id, r)));
     }
-    Ok(rows.iter().map(|e| ctx.render(e, transparent)).collect())
+    Ok(rows.iter().map(|e| ctx.render_stored(e, transparent)).collect())
 }
 
 /// Reads the unread counters of `who` for `boxes` in one MGET; a missing key is 0.
@@ -208,5 +261,32 @@ pub fn announce(
             let env = plain.get_or_insert_with(|| Envelope::new(types::EVENT_NEW, ctx.render(e, false)));
             outbox.publish(to, env);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unfolded(stored: &str) -> Option<Value> {
+        unfolded_message(&JsonText(stored.to_owned())).and_then(|raw| serde_json::from_str(raw.get()).ok())
+    }
+
+    #[test]
+    fn an_unfolded_message_is_its_stored_object_with_a_null_edit_time() {
+        let stored = serde_json::json!({"encrypted": "YWJj", "public_key": "a2V5"});
+        let mut expected = stored.clone();
+        expected["last_edited_at"] = Value::Null;
+        assert_eq!(unfolded(&stored.to_string()), Some(expected.clone()));
+        assert_eq!(unfolded(r#"{"encrypted": "YWJj", "public_key": "a2V5"}  "#), Some(expected));
+        assert_eq!(unfolded("{}"), Some(serde_json::json!({"last_edited_at": null})));
+        assert_eq!(unfolded("{ }"), Some(serde_json::json!({"last_edited_at": null})));
+    }
+
+    #[test]
+    fn stored_content_that_is_not_an_object_is_left_to_folding() {
+        assert_eq!(unfolded("null"), None);
+        assert_eq!(unfolded("[1]"), None);
+        assert_eq!(unfolded(r#""}""#), None);
     }
 }

@@ -15,36 +15,58 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::boxes::{visible_types, BoxRow};
+use super::sql::JsonText;
 use super::{boxes, identities, sql, GenericClient};
 
 const COLUMNS: &str = event_columns!();
 
-/// An event as stored.
+/// An event as stored; `C` is how its content was read (parsed, or as [`JsonText`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct EventRow {
+pub struct EventRow<C = Value> {
     pub id: EventId,
     pub box_id: BoxId,
     pub seq: i64,
     pub kind: EventType,
     pub sender_id: IdentityId,
-    pub content: Option<Value>,
+    pub content: Option<C>,
     pub referrer_id: Option<EventId>,
     pub created_at: Timestamp,
 }
 
-fn event_row(row: &Row) -> EventRow {
-    let kind: String = row.get("type");
-    EventRow {
-        id: EventId::from(row.get::<_, uuid::Uuid>("id")),
-        box_id: BoxId::from(row.get::<_, uuid::Uuid>("box_id")),
-        seq: row.get("seq"),
-        // Only the server writes this column, always from `EventType::as_str`.
-        kind: EventType::parse(&kind).unwrap_or(EventType::Create),
-        sender_id: IdentityId::from(row.get::<_, uuid::Uuid>("sender_id")),
-        content: row.get("content"),
-        referrer_id: row.get::<_, Option<uuid::Uuid>>("referrer_id").map(EventId::from),
-        created_at: Timestamp(row.get("created_at")),
+impl EventRow<JsonText> {
+    /// The same row with its content parsed.
+    pub fn parsed(&self) -> EventRow {
+        EventRow {
+            id: self.id,
+            box_id: self.box_id,
+            seq: self.seq,
+            kind: self.kind,
+            sender_id: self.sender_id,
+            content: self.content.as_ref().and_then(|t| serde_json::from_str(&t.0).ok()),
+            referrer_id: self.referrer_id,
+            created_at: self.created_at,
+        }
     }
+}
+
+/// Reads the columns of [`event_columns!`], in that order, from the start of `row`.
+fn event_row_as<'a, C: tokio_postgres::types::FromSql<'a>>(row: &'a Row) -> EventRow<C> {
+    let kind: &str = row.get(3);
+    EventRow {
+        id: EventId::from(row.get::<_, uuid::Uuid>(0)),
+        box_id: BoxId::from(row.get::<_, uuid::Uuid>(1)),
+        seq: row.get(2),
+        // Only the server writes this column, always from `EventType::as_str`.
+        kind: EventType::parse(kind).unwrap_or(EventType::Create),
+        sender_id: IdentityId::from(row.get::<_, uuid::Uuid>(4)),
+        content: row.get(5),
+        referrer_id: row.get::<_, Option<uuid::Uuid>>(6).map(EventId::from),
+        created_at: Timestamp(row.get(7)),
+    }
+}
+
+fn event_row(row: &Row) -> EventRow {
+    event_row_as(row)
 }
 
 /// What to insert; the id, sequence number and time are the server's.
@@ -362,7 +384,8 @@ pub async fn post_message<C: GenericClient>(
 /// A visible event of a page with what folding it needs (§6.5) and the identities it names.
 #[derive(Debug)]
 pub struct FoldedRow {
-    pub event: EventRow,
+    /// The event, its content as stored: most of a page is passed through unchanged.
+    pub event: EventRow<JsonText>,
     /// The latest edit of a message.
     pub edit: Option<EditState>,
     /// The first deletion of a message: when and by whom.
@@ -433,7 +456,7 @@ fn folded_row(row: &Row) -> FoldedRow {
         .zip(row.get::<_, Option<uuid::Uuid>>(10))
         .map(|(at, by)| (Timestamp(at), IdentityId::from(by)));
     FoldedRow {
-        event: event_row(row),
+        event: event_row_as(row),
         edit,
         deletion,
         sender: identities::record_at(row, 12),

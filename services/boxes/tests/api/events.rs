@@ -340,6 +340,28 @@ async fn pages_fold_their_messages_like_the_whole_list() {
 }
 
 #[tokio::test]
+async fn a_listed_message_is_the_message_as_posted() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("Alice").await;
+    let bob = app.user("Bob").await;
+    let id = two_member_box(&app, &alice, &bob).await;
+    let file = json!({"type":"msg.file","content":{"encrypted":"ZmlsZQ","public_key": KEY,
+        "encrypted_file_id":"74ee16b5-89be-44f7-bcdd-117f496a90a7"}});
+    let posted = [
+        (&alice, created(app.post_event(&alice, &id, text("YWxpY2U")).await).await),
+        (&bob, created(app.post_event(&bob, &id, text("Ym9i")).await).await),
+        (&bob, created(app.post_event(&bob, &id, file).await).await),
+    ];
+    for (user, event) in &posted {
+        let page = get_json(&app, user, &format!("/boxes/{id}/events?limit=10")).await;
+        let listed = page.as_array().unwrap().iter().find(|e| e["id"] == event["id"]).expect("listed");
+        assert_eq!(listed, event);
+        assert_eq!(listed["content"]["last_edited_at"], Value::Null);
+        assert!(listed["content"].as_object().unwrap().contains_key("last_edited_at"));
+    }
+}
+
+#[tokio::test]
 async fn join_and_leave_rules() {
     let app = TestApp::spawn().await;
     let alice = app.user("Alice").await;
