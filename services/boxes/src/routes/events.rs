@@ -59,6 +59,8 @@ struct Effects {
     members: Vec<IdentityId>,
     muted: Vec<IdentityId>,
     notifications: Vec<(IdentityId, Notification)>,
+    /// Identities that stopped being members (leave, kick): their unread counters go.
+    departed: Vec<IdentityId>,
 }
 
 fn not_found(field: &str) -> ErrorBody {
@@ -137,6 +139,9 @@ pub async fn post(
     }
     for (to, n) in &effects.notifications {
         outbox.publish(*to, &Envelope::new(types::NOTIFICATION, n));
+    }
+    for who in &effects.departed {
+        outbox.reset(*who, box_id);
     }
     let response = ctx.render(&effects.posted, bx.is_admin(me));
     outbox.send(&state.redis).await;
@@ -349,12 +354,14 @@ async fn apply<C: GenericClient>(c: &C, bx: &BoxRow, me: IdentityId, new: &NewEv
         recipients.extend(extra_recipients);
         announced.push(Announced { event: posted.clone(), recipients });
     }
+    let mut departed = if posted.kind == EventType::MemberLeave { vec![me] } else { Vec::new() };
     for kick in kicks {
         let mut recipients = members.clone();
         recipients.push(kick.sender_id);
+        departed.push(kick.sender_id);
         announced.push(Announced { event: kick, recipients });
     }
-    Ok(Effects { posted, announced, members, muted, notifications })
+    Ok(Effects { posted, announced, members, muted, notifications, departed })
 }
 
 /// `state.key_share`: replace the box's key shares and hand the new invitation share to every

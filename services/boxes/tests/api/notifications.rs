@@ -264,8 +264,8 @@ async fn kicks_are_announced_to_the_remaining_members_and_the_kicked() {
     assert!(inbox.of(&dave).is_empty());
     assert_eq!(
         counters(&[&alice, &bob, &carol], &id).await,
-        vec![base[0] + 1, base[1], base[2] + 1],
-        "remaining - kicked"
+        vec![base[0] + 1, 0, base[2] + 1],
+        "remaining - kicked; the kicked member's counter is gone"
     );
 }
 
@@ -336,4 +336,35 @@ async fn contact_announces_the_box_and_invites_the_contact() {
     let actions = get_json(&app, &bob, &format!("/identities/{}/crypto/actions", bob.id)).await;
     assert_eq!(details, json!({"box_id": id, "box_title": "Alice - Bob", "cryptoaction_id": actions[0]["id"]}));
     assert!(inbox.of(&carol).is_empty());
+}
+
+#[tokio::test]
+async fn leaving_or_being_kicked_clears_the_unread_counter() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("Alice").await;
+    let bob = app.user("Bob").await;
+    let carol = app.user("Carol").await;
+    let id = box_id(&app.create_box(&alice, "Box").await);
+    app.add_member(&alice, &bob, &id).await;
+    app.add_member(&alice, &carol, &id).await;
+    app.say(&alice, &id, "b25l").await;
+    app.say(&alice, &id, "dHdv").await;
+    assert_eq!(counters(&[&bob, &carol], &id).await, vec![3, 2], "carol's join counted for bob");
+
+    let res = app.post_event(&bob, &id, json!({"type":"member.leave"})).await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(counter(&bob, &id).await, 0, "the leaver's counter is gone");
+    assert_eq!(counter(&carol, &id).await, 3, "the leave counts for the others");
+    // Rejoining starts from zero, not from what was unread before leaving.
+    let res = app.post_event(&bob, &id, json!({"type":"member.join"})).await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(get_json(&app, &bob, &format!("/boxes/{id}")).await["events_count"], 0);
+
+    let accesses = get_json(&app, &alice, &format!("/boxes/{id}/accesses")).await;
+    let carol_rule =
+        accesses.as_array().unwrap().iter().find(|a| a["content"]["value"] == carol.id.to_string()).unwrap().clone();
+    let res = app.post_event(&alice, &id, json!({"type":"access.rm","referrer_id": carol_rule["id"]})).await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(counter(&carol, &id).await, 0, "the kicked member's counter is gone");
+    assert_eq!(counter(&bob, &id).await, 1, "the kick counts for the remaining members");
 }
