@@ -151,6 +151,31 @@ pub async fn revoke_session(c: &impl GenericClient, sid: SessionId) -> Result<bo
     Ok(n == 1)
 }
 
+/// Revokes every live session of a hostapp's user; the sessions this call revoked, with their
+/// identity.
+#[tracing::instrument(skip(c))]
+pub async fn revoke_user_sessions(
+    c: &impl GenericClient,
+    client_id: &str,
+    reference: &str,
+) -> Result<Vec<(SessionId, IdentityId)>, Error> {
+    let stmt = c
+        .prepare_cached(
+            "UPDATE auth.sessions s SET revoked_at = now()
+             FROM auth.hostapp_users u
+             WHERE u.client_id = $1 AND u.reference = $2
+               AND s.identity_id = u.identity_id AND s.client_id = $1
+               AND s.revoked_at IS NULL AND s.expires_at > now()
+             RETURNING s.sid, s.identity_id",
+        )
+        .await?;
+    let rows = c.query(&stmt, &[&client_id, &reference]).await?;
+    Ok(rows
+        .iter()
+        .map(|r| (SessionId::from(r.get::<_, uuid::Uuid>(0)), IdentityId::from(r.get::<_, uuid::Uuid>(1))))
+        .collect())
+}
+
 /// Readiness probe.
 pub async fn ping(c: &impl GenericClient) -> Result<(), Error> {
     c.execute("SELECT 1", &[]).await.map(|_| ())

@@ -168,3 +168,102 @@ async fn bearer_logout_needs_no_csrf_but_checks_a_sent_one() {
     let res = app.http.post(app.url("/auth/logout")).header("Authorization", other.bearer()).send().await.unwrap();
     assert_error(res, 401, "unauthorized", &[]).await;
 }
+
+fn hostapp_creds(id: &str, secret: &str) -> String {
+    use base64::Engine;
+    format!("Token {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
+}
+
+async fn hostapp_revoke(app: &TestApp, creds: Option<(&str, &str)>, body: Value) -> reqwest::Response {
+    let mut req = app.http.post(app.url("/auth/hostapp/revoke")).json(&body);
+    if let Some((id, secret)) = creds {
+        req = req.header("Authorization", hostapp_creds(id, secret)).header("X-Hostapp-Client-ID", id);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_hostapp_can_sign_a_user_out_of_every_session() {
+    let app = spawn().await;
+    let first = app.login_ok("alice").await;
+    let second = app.login_ok("alice").await;
+    let bob = app.login_ok("bob").await;
+    let alice = first["identity_id"].as_str().unwrap();
+    assert_eq!(second["identity_id"], alice);
+    let verifier = Verifier::from_public_pems(&[app.keys.public_pem.as_str()], test_support::ISSUER).unwrap();
+    let sid = |login: &Value| verifier.verify(login["access_token"].as_str().unwrap()).unwrap().sid;
+    let mut sub = test_support::Subscriber::new(&[format!("user_{alice}:ws")]).await.unwrap();
+    let body = json!({"client_id": "ref-hostapp", "user_reference": "alice"});
+
+    // Credentials first, then the body, then whose user it is.
+    assert_error(hostapp_revoke(&app, None, body.clone()).await, 401, "unauthorized", &[("Authorization", "required")])
+        .await;
+    assert_error(
+        hostapp_revoke(&app, Some(("ref-hostapp", "nope")), body.clone()).await,
+        401,
+        "unauthorized",
+        &[("Authorization", "invalid")],
+    )
+    .await;
+    let good = Some(("ref-hostapp", "ref-secret"));
+    let long = "x".repeat(101);
+    assert_error(
+        hostapp_revoke(&app, good, json!({"client_id": "", "user_reference": long})).await,
+        400,
+        "bad_request",
+        &[("client_id", "required"), ("user_reference", "invalid")],
+    )
+    .await;
+    assert_error(
+        hostapp_revoke(&app, good, json!({"client_id": "ref-hostapp", "user_reference": 7})).await,
+        400,
+        "bad_request",
+        &[("user_reference", "invalid")],
+    )
+    .await;
+    assert_error(
+        hostapp_revoke(&app, Some(("other-hostapp", OTHER_SECRET)), body.clone()).await,
+        403,
+        "forbidden",
+        &[("client_id", "forbidden")],
+    )
+    .await;
+    assert!(sub.next_json(std::time::Duration::from_millis(200)).await.is_none(), "nothing revoked yet");
+
+    let res = hostapp_revoke(&app, good, body.clone()).await;
+    assert_eq!(res.status(), 204);
+    assert!(res.text().await.unwrap().is_empty());
+
+    // Both of alice's sessions, everywhere; bob's untouched.
+    let mut redis = test_support::redis_conn().await;
+    let db = app.db().await;
+    let mut announced = Vec::new();
+    for login in [&first, &second] {
+        let sid = sid(login);
+        assert!(redis.exists::<_, bool>(format!("auth:revoked_sid:{sid}")).await.unwrap());
+        let revoked: bool = db
+            .query_one("SELECT revoked_at IS NOT NULL FROM auth.sessions WHERE sid = $1", &[sid.as_uuid()])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(revoked);
+        let res = refresh_body(&app, login["refresh_token"].as_str().unwrap()).await;
+        assert_error(res, 401, "unauthorized", &[]).await;
+        let (channel, payload) = sub.next_json(WAIT).await.expect("session.revoked published");
+        assert_eq!(channel, format!("user_{alice}:ws"));
+        assert_eq!(payload["type"], "session.revoked");
+        announced.push(payload["object"]["sid"].as_str().unwrap().to_owned());
+    }
+    announced.sort();
+    let mut expected = vec![sid(&first).to_string(), sid(&second).to_string()];
+    expected.sort();
+    assert_eq!(announced, expected);
+    assert!(!redis.exists::<_, bool>(format!("auth:revoked_sid:{}", sid(&bob))).await.unwrap());
+    assert_eq!(refresh_body(&app, bob["refresh_token"].as_str().unwrap()).await.status(), 200);
+
+    // Repeating it, or naming a user who never logged in, revokes nothing and still answers 204.
+    assert_eq!(hostapp_revoke(&app, good, body).await.status(), 204);
+    let nobody = json!({"client_id": "ref-hostapp", "user_reference": "nobody"});
+    assert_eq!(hostapp_revoke(&app, good, nobody).await.status(), 204);
+    assert!(sub.next_json(std::time::Duration::from_millis(200)).await.is_none());
+}

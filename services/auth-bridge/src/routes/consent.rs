@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 
-use actix_web::http::header::AUTHORIZATION;
 use actix_web::{web, HttpRequest, HttpResponse};
 use domain::error::{Detail, ErrorBody, Origin};
 use domain::input::Report;
@@ -26,33 +25,9 @@ struct Consent {
     consented_at: Option<Timestamp>,
 }
 
-fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
 #[tracing::instrument(skip_all)]
 pub async fn get_consent(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    // Authentication: the credentials name the calling hostapp.
-    let authorization = header(&req, AUTHORIZATION.as_str()).ok_or_else(|| {
-        ErrorBody::unauthorized(Origin::Headers, "hostapp credentials are required")
-            .with("Authorization", Detail::Required)
-    })?;
-    let caller = state.registry.by_credentials(authorization).ok_or_else(|| {
-        ErrorBody::unauthorized(Origin::Headers, "bad hostapp credentials").with("Authorization", Detail::Invalid)
-    })?;
-    match header(&req, "X-Hostapp-Client-ID") {
-        Some(id) if id == caller.client_id => {}
-        Some(_) => {
-            return Err(ErrorBody::unauthorized(Origin::Headers, "X-Hostapp-Client-ID does not match the credentials")
-                .with("X-Hostapp-Client-ID", Detail::Invalid)
-                .into())
-        }
-        None => {
-            return Err(ErrorBody::unauthorized(Origin::Headers, "X-Hostapp-Client-ID is required")
-                .with("X-Hostapp-Client-ID", Detail::Required)
-                .into())
-        }
-    }
+    let caller = super::hostapp::caller(&req, &state)?;
 
     // The seed's three parameters.
     let query = web::Query::<HashMap<String, String>>::from_query(req.query_string()).map_err(|_| {

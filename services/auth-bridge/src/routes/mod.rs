@@ -4,6 +4,7 @@
 pub mod authorize;
 pub mod consent;
 pub mod health;
+pub mod hostapp;
 pub mod jwks;
 pub mod sessions;
 
@@ -20,6 +21,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/auth/login", vec![web::post().to(sessions::login)]))
         .service(resource("/auth/refresh", vec![web::post().to(sessions::refresh)]))
         .service(resource("/auth/logout", vec![web::post().to(sessions::logout)]))
+        .service(resource("/auth/hostapp/revoke", vec![web::post().to(hostapp::revoke)]))
         .service(resource("/.well-known/jwks.json", vec![web::get().to(jwks::jwks)]))
         .service(resource("/api/v1/accounts/consent/get_consent/", vec![web::get().to(consent::get_consent)]))
         .service(resource("/api/v1/accounts/consent/get_consent", vec![web::get().to(consent::get_consent)]))

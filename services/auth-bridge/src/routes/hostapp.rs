@@ -1,0 +1,93 @@
+//! What a hostapp's server calls with its own credentials (§10.5, §10.6): the credential check
+//! shared with the consent endpoint, and `POST /auth/hostapp/revoke`, which signs one of its
+//! users out of every session.
+
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{web, HttpRequest, HttpResponse};
+use domain::error::{Detail, ErrorBody, Origin};
+use domain::input::{Obj, Report};
+use domain::realtime::{revoked_sid_key, types, user_channel, Envelope, SessionRevoked};
+
+use crate::error::ApiError;
+use crate::registry::HostApp;
+use crate::startup::AppState;
+use crate::store;
+
+fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The hostapp whose credentials the request carries: `Authorization: <token_prefix>
+/// base64(id:secret)` and a matching `X-Hostapp-Client-ID`, else 401.
+pub fn caller<'s>(req: &HttpRequest, state: &'s AppState) -> Result<&'s HostApp, ApiError> {
+    let authorization = header(req, AUTHORIZATION.as_str()).ok_or_else(|| {
+        ErrorBody::unauthorized(Origin::Headers, "hostapp credentials are required")
+            .with("Authorization", Detail::Required)
+    })?;
+    let caller = state.registry.by_credentials(authorization).ok_or_else(|| {
+        ErrorBody::unauthorized(Origin::Headers, "bad hostapp credentials").with("Authorization", Detail::Invalid)
+    })?;
+    match header(req, "X-Hostapp-Client-ID") {
+        Some(id) if id == caller.client_id => Ok(caller),
+        Some(_) => Err(ErrorBody::unauthorized(Origin::Headers, "X-Hostapp-Client-ID does not match the credentials")
+            .with("X-Hostapp-Client-ID", Detail::Invalid)
+            .into()),
+        None => Err(ErrorBody::unauthorized(Origin::Headers, "X-Hostapp-Client-ID is required")
+            .with("X-Hostapp-Client-ID", Detail::Required)
+            .into()),
+    }
+}
+
+/// A required string field of 1 to 100 characters.
+fn reference<'a>(o: &Obj<'a>, key: &str, r: &mut Report) -> Option<&'a str> {
+    match o.str(key, true, r) {
+        Some("") => {
+            r.fail(key, Detail::Required);
+            None
+        }
+        Some(v) if v.chars().count() > 100 => {
+            r.fail(key, Detail::Invalid);
+            None
+        }
+        other => other,
+    }
+}
+
+/// `POST /auth/hostapp/revoke` `{client_id, user_reference}` (§10.5, OPTIONAL): revokes every
+/// live session of that user of the calling hostapp, as `/auth/logout` revokes one (PostgreSQL,
+/// the Redis marker, `session.revoked` to realtime). 204, also when there was nothing to revoke,
+/// so the call can be repeated.
+#[tracing::instrument(skip_all)]
+pub async fn revoke(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller(&req, &state)?;
+    let body = web_kit::body::json_body(&req, payload).await?;
+    let o = Obj::body(&body)?;
+    let mut r = Report::new();
+    let (client_id, user_reference) = (reference(&o, "client_id", &mut r), reference(&o, "user_reference", &mut r));
+    let (client_id, user_reference) = r.finish(client_id.zip(user_reference))?;
+    if client_id != caller.client_id {
+        return Err(ErrorBody::forbidden(Origin::Body, "these credentials belong to another hostapp")
+            .with("client_id", Detail::Forbidden)
+            .into());
+    }
+
+    let client = state.pool.get().await?;
+    let revoked = store::revoke_user_sessions(&client, client_id, user_reference).await?;
+    if !revoked.is_empty() {
+        let ttl = state.settings.access_token_ttl.max(0) + 60;
+        let mut pipe = redis::pipe();
+        for (sid, identity) in &revoked {
+            pipe.cmd("SET").arg(revoked_sid_key(*sid)).arg(1).arg("EX").arg(ttl).ignore();
+            let envelope = Envelope::new(types::SESSION_REVOKED, SessionRevoked { sid: *sid }).to_json();
+            pipe.cmd("PUBLISH").arg(user_channel(*identity)).arg(envelope).ignore();
+        }
+        let mut redis = state.redis.clone();
+        pipe.query_async::<()>(&mut redis).await?;
+    }
+    tracing::info!(client_id, sessions = revoked.len(), "hostapp revoked a user's sessions");
+    Ok(HttpResponse::NoContent().finish())
+}
