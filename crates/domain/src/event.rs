@@ -11,6 +11,7 @@ use crate::ids::{BoxId, EventId, IdentityId};
 use crate::input::{Obj, Report};
 use crate::keyshare::NewKeyShare;
 use crate::time::Timestamp;
+use crate::userdata::{E164Phone, Email};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventType {
@@ -122,22 +123,40 @@ impl<C> Event<C> {
     }
 }
 
-/// The restriction of an access rule (§6.1). Only `identity_id` is implemented.
+/// The restriction of an access rule (§6.1): `identity_id` and `identifier` are implemented,
+/// `email_domain` is not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Restriction {
     IdentityId(IdentityId),
+    /// An email address (lower-cased, as identities hold them) or an E.164 phone number, matched
+    /// against the identifier of the identity that wants in.
+    Identifier(String),
 }
 
 impl Restriction {
     pub fn restriction_type(&self) -> &'static str {
         match self {
             Restriction::IdentityId(_) => "identity_id",
+            Restriction::Identifier(_) => "identifier",
         }
     }
 
     pub fn value(&self) -> String {
         match self {
             Restriction::IdentityId(id) => id.to_string(),
+            Restriction::Identifier(v) => v.clone(),
+        }
+    }
+
+    /// The value of an `identifier` rule: an E.164 phone number as given, or an email address
+    /// lower-cased; `None` for anything else.
+    pub fn identifier(value: &str) -> Option<Restriction> {
+        if E164Phone::parse(value).is_ok() {
+            Some(Restriction::Identifier(value.to_owned()))
+        } else if Email::parse(value).is_ok() {
+            Some(Restriction::Identifier(value.to_lowercase()))
+        } else {
+            None
         }
     }
 }
@@ -305,12 +324,22 @@ impl NewEvent {
                             None
                         }
                     }),
+                    Some("identifier") => value.and_then(|v| {
+                        Restriction::identifier(v).or_else(|| {
+                            r.fail("content.value", Detail::Malformed);
+                            None
+                        })
+                    }),
                     Some(_) => {
                         r.fail("content.restriction_type", Detail::NotSupported);
                         None
                     }
                     None => None,
                 };
+                // An identifier may name nobody yet, so there is no key to invite with.
+                if auto_invite && restriction_type == Some("identifier") {
+                    r.fail("content.auto_invite", Detail::NotSupported);
+                }
                 let invitation = match (auto_invite, o.has("extra")) {
                     (false, true) => {
                         r.fail("content.auto_invite", Detail::Invalid);
@@ -481,6 +510,35 @@ mod tests {
             json!({"type":"access.add","content":{"restriction_type":"identity_id","value":id,"auto_invite":true},"extra":{"key":"abcd=="}}),
         );
         assert!(matches!(ok, Ok(NewEvent::AccessAdd { auto_invite: Some(_), .. })));
+    }
+
+    #[test]
+    fn identifier_rules_take_an_email_or_a_phone() {
+        let rule =
+            |value: &str| parse(json!({"type":"access.add","content":{"restriction_type":"identifier","value":value}}));
+        let restriction = |value: &str| match rule(value) {
+            Ok(NewEvent::AccessAdd { restriction, auto_invite: None }) => Some(restriction),
+            _ => None,
+        };
+        assert_eq!(restriction("Bob@Example.com"), Some(Restriction::Identifier("bob@example.com".into())));
+        assert_eq!(restriction("+33612345678"), Some(Restriction::Identifier("+33612345678".into())));
+        for bad in ["bob", "0612345678", "+0612345678", "bob@example"] {
+            assert_eq!(
+                rule(bad).err().and_then(|d| d.get("content.value").cloned()).as_deref(),
+                Some("malformed"),
+                "{bad}"
+            );
+        }
+        let invite = json!({"type":"access.add","content":{"restriction_type":"identifier","value":"bob@example.com","auto_invite":true},"extra":{"key":"abcd"}});
+        assert_eq!(detail(invite, "content.auto_invite").as_deref(), Some("not_supported"));
+        let stored =
+            parse(json!({"type":"access.add","content":{"restriction_type":"identifier","value":"Bob@Example.com"}}))
+                .ok()
+                .and_then(|e| e.stored_content());
+        assert_eq!(
+            stored,
+            Some(json!({"restriction_type":"identifier","value":"bob@example.com","auto_invite":false}))
+        );
     }
 
     #[test]

@@ -6,7 +6,6 @@
 //! kicks) are consistent. Realtime messages and counters (§6.4) are sent after commit.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use domain::boxes::AccessMode;
 use domain::crypto_action::CryptoActionType;
 use domain::event::{access_add_content, EventType, NewEvent, Restriction};
 use domain::input::{path_id, Page};
@@ -252,10 +251,10 @@ async fn apply<C: GenericClient>(c: &C, bx: &BoxRow, me: IdentityId, new: &NewEv
             if is_member {
                 return Err(ErrorBody::conflict(Origin::Body, "type", "already a member").into());
             }
-            let has_rule = store::boxes::has_identity_rule(c, box_id, me).await?;
-            if !has_rule && bx.access_mode != AccessMode::Public {
+            if !store::boxes::can_join(c, bx, me).await? {
                 return Err(ErrorBody::box_rule("no_access").into());
             }
+            let has_rule = store::boxes::has_identity_rule(c, box_id, me).await?;
             let join = insert(c, box_id, EventType::MemberJoin, me, None, None).await?;
             store::boxes::add_member(c, box_id, me, join.id, join.seq).await?;
             if !has_rule {
@@ -288,14 +287,21 @@ async fn apply<C: GenericClient>(c: &C, bx: &BoxRow, me: IdentityId, new: &NewEv
         NewEvent::AccessAdd { restriction, auto_invite } => {
             require_admin()?;
             announced_to_members = false;
-            let Restriction::IdentityId(target) = restriction;
-            let record = store::identities::get(c, *target).await?.ok_or_else(|| not_found("content.value"))?;
-            if store::boxes::has_identity_rule(c, box_id, *target).await? {
+            // An identifier rule may name someone who has no identity yet; domain refuses
+            // auto_invite for it.
+            let record = match restriction {
+                Restriction::IdentityId(target) => {
+                    Some(store::identities::get(c, *target).await?.ok_or_else(|| not_found("content.value"))?)
+                }
+                Restriction::Identifier(_) => None,
+            };
+            if store::boxes::has_rule(c, box_id, restriction).await? {
                 return Err(
                     ErrorBody::conflict(Origin::Body, "content.value", "an identical access rule exists").into()
                 );
             }
-            if let Some((key, ciphertext)) = auto_invite {
+            if let Some(((key, ciphertext), record)) = auto_invite.as_ref().zip(record) {
+                let target = &record.id;
                 if record.invitation_key().is_none() {
                     return Err(
                         ErrorBody::conflict(Origin::Body, "content.value", "the target has no public key").into()

@@ -596,6 +596,70 @@ async fn access_rm_kicks_members_that_are_no_longer_legitimate() {
     assert_eq!(accesses.as_array().unwrap().len(), 1);
 }
 
+fn identifier_rule(value: &str) -> Value {
+    json!({"type":"access.add","content":{"restriction_type":"identifier","value": value}})
+}
+
+#[tokio::test]
+async fn identifier_rules_let_in_whoever_has_that_email_or_phone() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("Alice").await;
+    let bob = app.user("Bob").await;
+    let carol = app.user("Carol").await;
+    let id = box_id(&app.create_box(&alice, "Box").await);
+    assert_error(app.get(&bob, &format!("/boxes/{id}")).await, 403, "reason", "no_access").await;
+
+    // Stored lower-cased, so the same address in another case is the same rule.
+    let rule = created(app.post_event(&alice, &id, identifier_rule("Bob@Example.COM")).await).await;
+    assert_eq!(rule["content"], json!({"restriction_type":"identifier","value":"bob@example.com","auto_invite":false}));
+    assert_error(
+        app.post_event(&alice, &id, identifier_rule("bob@example.com")).await,
+        409,
+        "content.value",
+        "conflict",
+    )
+    .await;
+    assert_error(app.post_event(&alice, &id, identifier_rule("bob")).await, 400, "content.value", "malformed").await;
+    assert_error(app.post_event(&bob, &id, identifier_rule("bob@example.com")).await, 403, "reason", "not_admin").await;
+    let phone = created(app.post_event(&alice, &id, identifier_rule("+33612345678")).await).await;
+    assert_eq!(phone["content"]["value"], "+33612345678");
+
+    // Bob's identifier matches: he can join; Carol's does not.
+    assert_error(app.get(&bob, &format!("/boxes/{id}")).await, 403, "reason", "not_member").await;
+    assert_error(app.get(&carol, &format!("/boxes/{id}")).await, 403, "reason", "no_access").await;
+    assert_error(app.post_event(&carol, &id, json!({"type":"member.join"})).await, 403, "reason", "no_access").await;
+    created(app.post_event(&bob, &id, json!({"type":"member.join"})).await).await;
+    // Joining added bob's own identity rule (§6.3), beside the identifier rules.
+    let accesses = get_json(&app, &alice, &format!("/boxes/{id}/accesses")).await;
+    let values: Vec<&str> =
+        accesses.as_array().unwrap().iter().map(|a| a["content"]["value"].as_str().unwrap()).collect();
+    assert_eq!(values, vec!["bob@example.com", "+33612345678", bob.id.to_string().as_str()]);
+}
+
+#[tokio::test]
+async fn an_identifier_rule_keeps_a_member_legitimate() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("Alice").await;
+    let bob = app.user("Bob").await;
+    let id = two_member_box(&app, &alice, &bob).await;
+    let email_rule = created(app.post_event(&alice, &id, identifier_rule("bob@example.com")).await).await;
+    let accesses = get_json(&app, &alice, &format!("/boxes/{id}/accesses")).await;
+    let bob_rule =
+        accesses.as_array().unwrap().iter().find(|a| a["content"]["value"] == bob.id.to_string()).unwrap().clone();
+
+    // Without his identity rule, the email rule still matches bob: no kick.
+    created(app.post_event(&alice, &id, json!({"type":"access.rm","referrer_id": bob_rule["id"]})).await).await;
+    assert_eq!(app.get(&bob, &format!("/boxes/{id}")).await.status(), 200);
+    assert!(events(&app, &alice, &id).await.iter().all(|e| e["type"] != "member.kick"));
+
+    // Without either, he is kicked.
+    created(app.post_event(&alice, &id, json!({"type":"access.rm","referrer_id": email_rule["id"]})).await).await;
+    assert_error(app.get(&bob, &format!("/boxes/{id}")).await, 403, "reason", "no_access").await;
+    let kick = &events(&app, &alice, &id).await[0];
+    assert_eq!(kick["type"], "member.kick");
+    assert_eq!(kick["sender"]["id"], bob.id.to_string());
+}
+
 #[tokio::test]
 async fn access_rm_kicks_only_the_member_whose_rule_went() {
     let app = TestApp::spawn().await;
