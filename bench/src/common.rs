@@ -436,3 +436,17 @@ where
     result.elapsed = Instant::now().saturating_duration_since(measure_from).as_secs_f64();
     Ok(result)
 }
+
+/// `VACUUM ANALYZE` and `CHECKPOINT`, as `settle` in `scripts/bench` does before each scenario:
+/// for scenarios whose own setup writes many rows, so that the autovacuum and the checkpoint the
+/// setup calls for do not run during the measurement. Nothing happens without a database URL.
+pub async fn settle(database_url: Option<&str>) -> anyhow::Result<()> {
+    let Some(db) = database_url else { return Ok(()) };
+    let (client, conn) =
+        tokio_postgres::connect(db, tokio_postgres::NoTls).await.context("connecting to PostgreSQL")?;
+    tokio::spawn(conn);
+    // Two calls: several statements in one would run as one transaction, which VACUUM refuses.
+    client.batch_execute("VACUUM ANALYZE").await.context("VACUUM ANALYZE")?;
+    client.batch_execute("CHECKPOINT").await.context("CHECKPOINT")?;
+    Ok(())
+}

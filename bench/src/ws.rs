@@ -349,6 +349,7 @@ pub async fn fanout(
         boxes.len(),
         t.elapsed().as_secs_f64()
     );
+    common::settle(c.database_url.as_deref()).await?;
 
     let arrivals = Arc::new(Arrivals {
         epoch: Instant::now(),
