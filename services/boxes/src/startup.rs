@@ -89,8 +89,11 @@ async fn connect_db(settings: &Settings) -> anyhow::Result<Pool> {
         tokio_postgres::NoTls,
         ManagerConfig { recycling_method: RecyclingMethod::Fast },
     );
+    // LIFO: at low concurrency the same few connections (and PostgreSQL backends) serve every
+    // request and stay hot in the CPU caches, instead of the whole pool taking turns.
     Pool::builder(manager)
         .max_size(settings.database_pool_size)
+        .queue_mode(deadpool_postgres::QueueMode::Lifo)
         .wait_timeout(Some(Duration::from_secs(5)))
         .create_timeout(Some(Duration::from_secs(5)))
         .runtime(deadpool_postgres::Runtime::Tokio1)
