@@ -12,6 +12,20 @@ async fn refresh_body(app: &TestApp, refresh: &str) -> reqwest::Response {
     app.http.post(app.url("/auth/refresh")).json(&json!({"refresh_token": refresh})).send().await.unwrap()
 }
 
+/// The session is revoked in PostgreSQL and its refresh token no longer works.
+async fn assert_revoked(app: &TestApp, sid: domain::SessionId, login: &Value) {
+    let revoked: bool = app
+        .db()
+        .await
+        .query_one("SELECT revoked_at IS NOT NULL FROM auth.sessions WHERE sid = $1", &[sid.as_uuid()])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(revoked, "session {sid} revoked in PostgreSQL");
+    let res = refresh_body(app, login["refresh_token"].as_str().unwrap()).await;
+    assert_error(res, 401, "unauthorized", &[]).await;
+}
+
 #[tokio::test]
 async fn refresh_rotates_the_token() {
     let app = spawn().await;
@@ -131,16 +145,7 @@ async fn logout_revokes_everywhere() {
     assert_eq!(payload, json!({"type": "session.revoked", "object": {"sid": claims.sid.to_string()}}));
 
     // PostgreSQL, refresh refused, and a repeat is harmless.
-    let revoked: bool = app
-        .db()
-        .await
-        .query_one("SELECT revoked_at IS NOT NULL FROM auth.sessions WHERE sid = $1", &[claims.sid.as_uuid()])
-        .await
-        .unwrap()
-        .get(0);
-    assert!(revoked);
-    let res = refresh_body(&app, login["refresh_token"].as_str().unwrap()).await;
-    assert_error(res, 401, "unauthorized", &[]).await;
+    assert_revoked(&app, claims.sid, &login).await;
     let res = app.http.post(app.url("/auth/logout")).bearer_auth(access).send().await.unwrap();
     assert_eq!(res.status(), 204);
 }
@@ -236,19 +241,11 @@ async fn the_hostapp_can_sign_a_user_out_of_every_session() {
 
     // Both of alice's sessions, everywhere; bob's untouched.
     let mut redis = test_support::redis_conn().await;
-    let db = app.db().await;
     let mut announced = Vec::new();
     for login in [&first, &second] {
         let sid = sid(login);
         assert!(redis.exists::<_, bool>(format!("auth:revoked_sid:{sid}")).await.unwrap());
-        let revoked: bool = db
-            .query_one("SELECT revoked_at IS NOT NULL FROM auth.sessions WHERE sid = $1", &[sid.as_uuid()])
-            .await
-            .unwrap()
-            .get(0);
-        assert!(revoked);
-        let res = refresh_body(&app, login["refresh_token"].as_str().unwrap()).await;
-        assert_error(res, 401, "unauthorized", &[]).await;
+        assert_revoked(&app, sid, login).await;
         let (channel, payload) = sub.next_json(WAIT).await.expect("session.revoked published");
         assert_eq!(channel, format!("user_{alice}:ws"));
         assert_eq!(payload["type"], "session.revoked");

@@ -402,9 +402,7 @@ async fn join_and_leave_rules() {
             .await;
     assert_eq!(mode["content"], json!({"value":"public"}));
     created(app.post_event(&carol, &id, json!({"type":"member.join"})).await).await;
-    let accesses = get_json(&app, &alice, &format!("/boxes/{id}/accesses")).await;
-    let carol_rule =
-        accesses.as_array().unwrap().iter().find(|a| a["content"]["value"] == carol.id.to_string()).unwrap();
+    let carol_rule = app.rule_for(&alice, &id, &carol.id.to_string()).await;
     assert_view(&carol_rule["sender"], &carol, true);
     assert_eq!(carol_rule["content"]["restriction_type"], "identity_id");
 
@@ -539,9 +537,7 @@ async fn access_rm_kicks_members_that_are_no_longer_legitimate() {
         .into_iter()
         .find(|e| e["type"] == "member.join" && e["sender"]["id"] == bob.id.to_string())
         .unwrap();
-    let accesses = get_json(&app, &alice, &format!("/boxes/{id}/accesses")).await;
-    let bob_rule =
-        accesses.as_array().unwrap().iter().find(|a| a["content"]["value"] == bob.id.to_string()).unwrap().clone();
+    let bob_rule = app.rule_for(&alice, &id, &bob.id.to_string()).await;
 
     let ghost = uuid::Uuid::new_v4().to_string();
     assert_error(
@@ -643,9 +639,7 @@ async fn an_identifier_rule_keeps_a_member_legitimate() {
     let bob = app.user("Bob").await;
     let id = two_member_box(&app, &alice, &bob).await;
     let email_rule = created(app.post_event(&alice, &id, identifier_rule("bob@example.com")).await).await;
-    let accesses = get_json(&app, &alice, &format!("/boxes/{id}/accesses")).await;
-    let bob_rule =
-        accesses.as_array().unwrap().iter().find(|a| a["content"]["value"] == bob.id.to_string()).unwrap().clone();
+    let bob_rule = app.rule_for(&alice, &id, &bob.id.to_string()).await;
 
     // Without his identity rule, the email rule still matches bob: no kick.
     created(app.post_event(&alice, &id, json!({"type":"access.rm","referrer_id": bob_rule["id"]})).await).await;

@@ -152,6 +152,15 @@ impl TestApp {
         res.json().await.expect("event json")
     }
 
+    /// The active access rule of the box whose value is `value`, as `admin` lists it.
+    pub async fn rule_for(&self, admin: &User, box_id: &str, value: &str) -> Value {
+        let res = self.get(admin, &format!("/boxes/{box_id}/accesses")).await;
+        assert_eq!(res.status(), 200, "GET accesses");
+        let accesses: Value = res.json().await.expect("accesses json");
+        let rule = accesses.as_array().and_then(|a| a.iter().find(|r| r["content"]["value"] == value)).cloned();
+        rule.unwrap_or_else(|| panic!("no rule for {value} in {accesses}"))
+    }
+
     /// Makes `admin` give `member` access to the box and `member` join it.
     pub async fn add_member(&self, admin: &User, member: &User, box_id: &str) {
         let res = self

@@ -241,9 +241,7 @@ async fn kicks_are_announced_to_the_remaining_members_and_the_kicked() {
     let id = box_id(&app.create_box(&alice, "Kicks").await);
     app.add_member(&alice, &bob, &id).await;
     app.add_member(&alice, &carol, &id).await;
-    let accesses = get_json(&app, &alice, &format!("/boxes/{id}/accesses")).await;
-    let bob_rule =
-        accesses.as_array().unwrap().iter().find(|a| a["content"]["value"] == bob.id.to_string()).unwrap().clone();
+    let bob_rule = app.rule_for(&alice, &id, &bob.id.to_string()).await;
     let base = counters(&[&alice, &bob, &carol], &id).await;
 
     let mut sub = subscribe(&[&alice, &bob, &carol, &dave]).await;
@@ -360,9 +358,7 @@ async fn leaving_or_being_kicked_clears_the_unread_counter() {
     assert_eq!(res.status(), 201);
     assert_eq!(get_json(&app, &bob, &format!("/boxes/{id}")).await["events_count"], 0);
 
-    let accesses = get_json(&app, &alice, &format!("/boxes/{id}/accesses")).await;
-    let carol_rule =
-        accesses.as_array().unwrap().iter().find(|a| a["content"]["value"] == carol.id.to_string()).unwrap().clone();
+    let carol_rule = app.rule_for(&alice, &id, &carol.id.to_string()).await;
     let res = app.post_event(&alice, &id, json!({"type":"access.rm","referrer_id": carol_rule["id"]})).await;
     assert_eq!(res.status(), 201);
     assert_eq!(counter(&carol, &id).await, 0, "the kicked member's counter is gone");
