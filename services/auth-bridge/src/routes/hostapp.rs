@@ -6,10 +6,10 @@ use actix_web::http::header::AUTHORIZATION;
 use actix_web::{web, HttpRequest, HttpResponse};
 use domain::error::{Detail, ErrorBody, Origin};
 use domain::input::{Obj, Report};
-use domain::realtime::{revoked_sid_key, types, user_channel, Envelope, SessionRevoked};
 
 use crate::error::ApiError;
 use crate::registry::HostApp;
+use crate::session;
 use crate::startup::AppState;
 use crate::store;
 
@@ -77,17 +77,7 @@ pub async fn revoke(
 
     let client = state.pool.get().await?;
     let revoked = store::revoke_user_sessions(&client, client_id, user_reference).await?;
-    if !revoked.is_empty() {
-        let ttl = state.settings.access_token_ttl.max(0) + 60;
-        let mut pipe = redis::pipe();
-        for (sid, identity) in &revoked {
-            pipe.cmd("SET").arg(revoked_sid_key(*sid)).arg(1).arg("EX").arg(ttl).ignore();
-            let envelope = Envelope::new(types::SESSION_REVOKED, SessionRevoked { sid: *sid }).to_json();
-            pipe.cmd("PUBLISH").arg(user_channel(*identity)).arg(envelope).ignore();
-        }
-        let mut redis = state.redis.clone();
-        pipe.query_async::<()>(&mut redis).await?;
-    }
+    session::announce_revoked(&state.redis, state.settings.access_token_ttl, &revoked).await?;
     tracing::info!(client_id, sessions = revoked.len(), "hostapp revoked a user's sessions");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -5,7 +5,6 @@ use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use domain::auth::{check_csrf, pick_token, sha256_b64u, token_error, Presented};
 use domain::error::{Detail, ErrorBody, Origin};
 use domain::input::{Obj, Report};
-use domain::realtime::{revoked_sid_key, types, user_channel, Envelope, SessionRevoked};
 
 use crate::error::ApiError;
 use crate::login::{self, LoginRequest};
@@ -142,11 +141,7 @@ pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
 
     let client = state.pool.get().await?;
     let newly = store::revoke_session(&client, claims.sid).await?;
-    let mut redis = state.redis.clone();
-    let ttl = state.settings.access_token_ttl.max(0) + 60;
-    redis::cmd("SET").arg(revoked_sid_key(claims.sid)).arg(1).arg("EX").arg(ttl).query_async::<()>(&mut redis).await?;
-    let envelope = Envelope::new(types::SESSION_REVOKED, SessionRevoked { sid: claims.sid }).to_json();
-    redis::cmd("PUBLISH").arg(user_channel(claims.sub)).arg(envelope).query_async::<i64>(&mut redis).await?;
+    session::announce_revoked(&state.redis, state.settings.access_token_ttl, &[(claims.sid, claims.sub)]).await?;
     tracing::info!(sid = %claims.sid, identity_id = %claims.sub, newly_revoked = newly, "session revoked");
 
     Ok(with_cookies(HttpResponse::NoContent(), session::cleared_cookies(state.settings.cookie_secure)).finish())
