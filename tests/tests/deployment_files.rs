@@ -91,6 +91,16 @@ fn docker_compose_runs_the_whole_system() {
     for s in ["postgres", "redis", "gateway"].iter().chain(APP_SERVICES.iter()) {
         assert!(names.contains(s), "compose service {s}");
     }
+    // Revocation markers and counters survive a Redis restart.
+    let redis_cmd: Vec<&str> = doc["services"]["redis"]["command"]
+        .as_sequence()
+        .expect("redis command")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(redis_cmd.windows(2).any(|w| w == ["--appendonly", "yes"]), "redis runs with append-only persistence");
+    assert!(doc["services"]["redis"]["volumes"].as_sequence().is_some_and(|v| !v.is_empty()), "redis keeps its data");
+    assert!(read("deploy/k8s/secrets.yaml").contains("appendonly yes"), "the k8s notes ask for a persistent Redis");
     let dockerfile = read("Dockerfile");
     assert!(dockerfile.matches("FROM ").count() >= 2, "multi-stage Dockerfile");
     assert!(dockerfile.contains("ARG SERVICE"));

@@ -15,6 +15,7 @@ pub enum ErrorCode {
     MethodNotAllowed,
     Conflict,
     Gone,
+    RequestTimeout,
     RequestEntityTooLarge,
     Internal,
     BadGateway,
@@ -32,6 +33,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Conflict => 409,
             ErrorCode::Gone => 410,
+            ErrorCode::RequestTimeout => 408,
             ErrorCode::RequestEntityTooLarge => 413,
             ErrorCode::Internal => 500,
             ErrorCode::BadGateway => 502,
@@ -169,6 +171,12 @@ impl ErrorBody {
 
     pub fn too_large() -> Self {
         Self::new(ErrorCode::RequestEntityTooLarge, Origin::Body, "request body is too large")
+    }
+
+    /// 408 `{"body": "timed_out"}`: the body did not arrive within the server's limit.
+    pub fn body_timeout() -> Self {
+        Self::new(ErrorCode::RequestTimeout, Origin::Body, "the request body did not arrive in time")
+            .with("body", Detail::TimedOut)
     }
 
     pub fn not_allowed() -> Self {

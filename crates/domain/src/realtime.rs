@@ -61,6 +61,11 @@ pub fn revoked_sid_key(sid: SessionId) -> String {
     format!("auth:revoked_sid:{sid}")
 }
 
+/// Set by auth-bridge once every revocation marker still needed is in Redis. While it is absent
+/// (a Redis that restarted empty) no verifier can tell a revoked session from a live one, so
+/// every token check answers 503.
+pub const REVOCATIONS_LOADED_KEY: &str = "auth:revocations_loaded";
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ready {
     pub identity_id: IdentityId,

@@ -163,6 +163,19 @@ impl Subscriber {
     }
 }
 
+/// Sets the flag auth-bridge sets once the revocation markers are in Redis, for tests that run
+/// boxes or realtime without auth-bridge: without it every token check answers 503.
+pub async fn mark_revocations_loaded(redis_url: &str) {
+    let client = redis::Client::open(redis_url).expect("redis url");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("redis connection");
+    let _: () = redis::cmd("SET")
+        .arg(domain::realtime::REVOCATIONS_LOADED_KEY)
+        .arg("tests")
+        .query_async(&mut conn)
+        .await
+        .expect("set the loaded flag");
+}
+
 /// A Redis connection for direct reads and writes in tests.
 pub async fn redis_conn() -> redis::aio::MultiplexedConnection {
     redis::Client::open(redis_url())
@@ -170,4 +183,69 @@ pub async fn redis_conn() -> redis::aio::MultiplexedConnection {
         .get_multiplexed_async_connection()
         .await
         .expect("redis connection")
+}
+
+/// A redis-server of a test's own on `port` (never the shared one), without persistence, so a
+/// restart comes back empty. Killed when dropped.
+pub struct PrivateRedis {
+    pub port: u16,
+    child: Option<std::process::Child>,
+    dir: std::path::PathBuf,
+}
+
+impl PrivateRedis {
+    pub async fn start(port: u16) -> Self {
+        let dir = std::env::temp_dir().join(format!("test-redis-{port}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let mut redis = PrivateRedis { port, child: None, dir };
+        redis.restart().await;
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again (empty) and waits until it answers PING.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        let client = redis::Client::open(self.url()).expect("redis url");
+        for _ in 0..100 {
+            if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+                if redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("private redis-server on {} did not start", self.port);
+    }
+
+    pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url()).expect("redis url").get_multiplexed_async_connection().await.expect("redis")
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

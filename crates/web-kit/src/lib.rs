@@ -1,9 +1,13 @@
-//! HTTP plumbing shared by the services: reading JSON bodies (§2.1, §2.4), request logging that
-//! never records query strings, headers or bodies (§1.4, §13.3), CORS (§2.1), the §4-shaped
-//! fallback answers, and log setup. The contract's types live in `domain`; this crate only adds
+//! HTTP plumbing shared by the services: reading JSON bodies (§2.1, §2.4), request time limits,
+//! request logging that never records query strings, headers or bodies (§1.4, §13.3), CORS
+//! (§2.1), the §4-shaped fallback answers, log setup, bounded Redis calls, and which PostgreSQL
+//! and Redis failures are unavailability (503). The contract's types live in `domain`; this crate only adds
 //! the actix glue around them.
 
 pub mod body;
+pub mod failure;
+pub mod limits;
+pub mod redis;
 pub mod telemetry;
 
 use actix_cors::Cors;

@@ -67,6 +67,9 @@ pub struct Settings {
     /// Hostapp registry (TOML, §10.1). A secret may instead come from `HOSTAPP_SECRET_<CLIENT_ID>`.
     #[arg(long, env = "HOSTAPPS_CONFIG", default_value = ".stack/hostapps.toml")]
     pub hostapps_config: PathBuf,
+
+    #[command(flatten)]
+    pub limits: web_kit::limits::LimitSettings,
 }
 
 fn parse_secret(s: &str) -> Result<SecretString, std::convert::Infallible> {

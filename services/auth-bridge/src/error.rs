@@ -53,26 +53,39 @@ impl From<ErrorBody> for ApiError {
 
 impl From<deadpool_postgres::PoolError> for ApiError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        ApiError::Unavailable(anyhow::Error::new(e).context("getting a PostgreSQL connection"))
+        let unavailable = web_kit::failure::pool_unavailable(&e);
+        let e = anyhow::Error::new(e).context("getting a PostgreSQL connection");
+        if unavailable {
+            ApiError::Unavailable(e)
+        } else {
+            ApiError::Internal(e)
+        }
     }
 }
 
 impl From<tokio_postgres::Error> for ApiError {
-    /// A lost connection or a cancelled (timed-out) statement is an unavailable database;
-    /// any other database error is a fault of ours.
+    /// A lost, refused or shut-down connection or a cancelled (timed-out) statement is an
+    /// unavailable database (`web_kit::failure`); any other database error is a fault of ours.
     fn from(e: tokio_postgres::Error) -> Self {
-        let cancelled = e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED);
-        if e.is_closed() || e.code().is_none() || cancelled {
-            ApiError::Unavailable(anyhow::Error::new(e).context("PostgreSQL"))
+        let unavailable = web_kit::failure::pg_unavailable(&e);
+        let e = anyhow::Error::new(e).context("PostgreSQL");
+        if unavailable {
+            ApiError::Unavailable(e)
         } else {
-            ApiError::Internal(anyhow::Error::new(e).context("PostgreSQL"))
+            ApiError::Internal(e)
         }
     }
 }
 
 impl From<redis::RedisError> for ApiError {
     fn from(e: redis::RedisError) -> Self {
-        ApiError::Unavailable(anyhow::Error::new(e).context("Redis"))
+        let unavailable = web_kit::failure::redis_unavailable(&e);
+        let e = anyhow::Error::new(e).context("Redis");
+        if unavailable {
+            ApiError::Unavailable(e)
+        } else {
+            ApiError::Internal(e)
+        }
     }
 }
 

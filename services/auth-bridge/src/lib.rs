@@ -5,7 +5,8 @@
 //! identity through the boxes internal API (`internal`), records the consent and opens a session
 //! (`store`, `session`): an EdDSA-signed access token that every other service verifies locally,
 //! a rotating refresh token and a CSRF token. It also serves refresh, logout (with the Redis
-//! revocation marker and the `session.revoked` message for realtime), the JWKS document, the Boxo
+//! revocation marker and the `session.revoked` message for realtime, kept in step with PostgreSQL by
+//! `revocation`), the JWKS document, the Boxo
 //! consent endpoint and the Boxo host web SDK's `authorize` endpoint.
 
 pub mod config;
@@ -14,6 +15,7 @@ pub mod hostapp;
 pub mod internal;
 pub mod login;
 pub mod registry;
+pub mod revocation;
 pub mod routes;
 pub mod session;
 pub mod startup;

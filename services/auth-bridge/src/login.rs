@@ -7,6 +7,7 @@ use domain::identity::{DisplayName, IdentityUpsert};
 use domain::input::{Obj, Report};
 use domain::{IdentityId, SessionId};
 use serde_json::Value;
+use web_kit::limits::paused;
 
 use crate::error::ApiError;
 use crate::session::{self, TokenResponse};
@@ -86,8 +87,9 @@ pub async fn run(state: &AppState, req: &LoginRequest) -> Result<LoggedIn, ApiEr
     }
 
     // 2–4. Access token, user data, validation.
-    let hostapp_token = state.hostapps.access_token(app, &req.app_id, &req.auth_code).await?;
-    let user = state.hostapps.user_data(app, &req.app_id, &hostapp_token).await?;
+    // The hostapp and internal calls have their own time limits, outside the request's.
+    let hostapp_token = paused(state.hostapps.access_token(app, &req.app_id, &req.auth_code)).await?;
+    let user = paused(state.hostapps.user_data(app, &req.app_id, &hostapp_token)).await?;
     drop(hostapp_token);
     if req.user_reference.as_ref().is_some_and(|r| *r != user.reference) {
         return Err(ErrorBody::unauthorized(Origin::Body, "user_reference does not match the hostapp user")
@@ -105,7 +107,7 @@ pub async fn run(state: &AppState, req: &LoginRequest) -> Result<LoggedIn, ApiEr
     let display_name = DisplayName::parse(&user.display_name())
         .map_err(|_| ApiError::internal(anyhow::anyhow!("derived display name is invalid")))?;
     let upsert = IdentityUpsert { display_name, identifier_value, identifier_kind };
-    state.boxes.upsert_identity(identity_id, &upsert).await.map_err(ApiError::Unavailable)?;
+    paused(state.boxes.upsert_identity(identity_id, &upsert)).await.map_err(ApiError::Unavailable)?;
 
     // 7 (material first, so a signing fault leaves nothing behind).
     let sid = SessionId::new_v4();

@@ -4,7 +4,6 @@
 use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::cookie::{Cookie, SameSite};
 use domain::auth::{sha256_b64u, Claims, SessionClaims, Signer};
-use domain::realtime::{revoked_sid_key, types, user_channel, Envelope, SessionRevoked};
 use domain::{IdentityId, SessionId};
 use rand::RngCore;
 use serde::Serialize;
@@ -88,27 +87,4 @@ fn cookie(
 /// `b64u(SHA-256(csrf_token))`, the `csh` claim and the stored CSRF hash.
 pub fn csrf_hash(csrf_token: &str) -> String {
     sha256_b64u(csrf_token)
-}
-
-/// Announces revoked sessions after their revocation in PostgreSQL, in one Redis round trip: the
-/// marker every service checks (kept as long as an access token of the session can live, plus
-/// a minute), and `session.revoked` on the owner's channel, which makes realtime close the
-/// session's sockets.
-pub async fn announce_revoked(
-    redis: &redis::aio::ConnectionManager,
-    access_token_ttl: i64,
-    revoked: &[(SessionId, IdentityId)],
-) -> redis::RedisResult<()> {
-    if revoked.is_empty() {
-        return Ok(());
-    }
-    let ttl = access_token_ttl.max(0) + 60;
-    let mut pipe = redis::pipe();
-    for (sid, identity) in revoked {
-        pipe.cmd("SET").arg(revoked_sid_key(*sid)).arg(1).arg("EX").arg(ttl).ignore();
-        let envelope = Envelope::new(types::SESSION_REVOKED, SessionRevoked { sid: *sid }).to_json();
-        pipe.cmd("PUBLISH").arg(user_channel(*identity)).arg(envelope).ignore();
-    }
-    let mut conn = redis.clone();
-    pipe.query_async::<()>(&mut conn).await
 }

@@ -18,6 +18,7 @@ use crate::config::Settings;
 use crate::hostapp::HostappClient;
 use crate::internal::BoxesInternal;
 use crate::registry::Registry;
+use crate::revocation;
 use crate::routes;
 use crate::store;
 
@@ -35,12 +36,15 @@ pub struct AppState {
     pub registry: Registry,
     pub hostapps: HostappClient,
     pub boxes: BoxesInternal,
+    /// Revocations whose announcement to Redis failed, retried by [`revocation::Loader`].
+    pub pending: Arc<revocation::Pending>,
 }
 
 /// A bound, not yet running server.
 pub struct Application {
     port: u16,
     server: Server,
+    loader: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -51,9 +55,18 @@ impl Application {
         let port = listener.local_addr().context("reading the bound address")?.port();
         tracing::info!(port, hostapps = state.registry.len(), "auth-bridge listening");
         let origins = state.settings.origins();
+        let limits = web_kit::limits::Limits::new(&state.settings.limits);
+        let loader = revocation::Loader {
+            pool: state.pool.clone(),
+            redis: state.redis.clone(),
+            pending: state.pending.clone(),
+            access_token_ttl: state.settings.access_token_ttl,
+        };
         let state = web::Data::from(Arc::new(state));
         let server = HttpServer::new(move || {
             App::new()
+                .app_data(limits.clone())
+                .wrap(from_fn(web_kit::limits::enforce))
                 .wrap(from_fn(web_kit::telemetry::log_request))
                 .wrap(web_kit::cors(&origins))
                 .app_data(state.clone())
@@ -64,7 +77,8 @@ impl Application {
         .context("starting the HTTP server")?
         .shutdown_timeout(10)
         .run();
-        Ok(Application { port, server })
+        let loader = tokio::spawn(loader.run());
+        Ok(Application { port, server, loader })
     }
 
     pub fn port(&self) -> u16 {
@@ -73,7 +87,9 @@ impl Application {
 
     /// Serves until SIGINT/SIGTERM, then finishes in-flight requests.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        self.loader.abort();
+        result
     }
 }
 
@@ -103,17 +119,22 @@ async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         .build()
         .context("building the PostgreSQL pool")?;
 
-    let redis_client = redis::Client::open(settings.redis_url.expose_secret()).context("parsing REDIS_URL")?;
-    let redis_config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Duration::from_secs(2))
-        .set_response_timeout(Duration::from_secs(2))
-        .set_number_of_retries(2);
-    let redis = redis::aio::ConnectionManager::new_with_config(redis_client, redis_config)
-        .await
-        .context("connecting to Redis")?;
+    let redis = web_kit::redis::connect(settings.redis_url.expose_secret()).await.context("connecting to Redis")?;
 
     let boxes = BoxesInternal::new(&settings.boxes_internal_url, settings.internal_api_token.clone())?;
-    Ok(AppState { settings, pool, redis, signer, verifier, jwk, registry, hostapps: HostappClient::new()?, boxes })
+    let pending = Arc::default();
+    Ok(AppState {
+        settings,
+        pool,
+        redis,
+        signer,
+        verifier,
+        jwk,
+        registry,
+        hostapps: HostappClient::new()?,
+        boxes,
+        pending,
+    })
 }
 
 /// The token signer, with the Ed25519 key pair parsed once here: jsonwebtoken's own key would

@@ -176,6 +176,19 @@ pub async fn revoke_user_sessions(
         .collect())
 }
 
+/// Sessions revoked in the last `window_secs` seconds, with the seconds left of that window.
+#[tracing::instrument(skip(c))]
+pub async fn revoked_within(c: &impl GenericClient, window_secs: i64) -> Result<Vec<(SessionId, i64)>, Error> {
+    let stmt = c
+        .prepare_cached(
+            "SELECT sid, ceil(extract(epoch FROM revoked_at + make_interval(secs => $1) - now()))::bigint
+             FROM auth.sessions WHERE revoked_at > now() - make_interval(secs => $1)",
+        )
+        .await?;
+    let rows = c.query(&stmt, &[&(window_secs as f64)]).await?;
+    Ok(rows.iter().map(|r| (SessionId::from(r.get::<_, uuid::Uuid>(0)), r.get(1))).collect())
+}
+
 /// Readiness probe.
 pub async fn ping(c: &impl GenericClient) -> Result<(), Error> {
     c.execute("SELECT 1", &[]).await.map(|_| ())

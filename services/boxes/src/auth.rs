@@ -17,9 +17,8 @@ use domain::auth::{
     check_csrf, check_path_identity, pick_token, revoked_error, token_error, Claims, Presented, TokenError, Transport,
     Verifier,
 };
-use domain::realtime::revoked_sid_key;
 use domain::{Detail, ErrorBody, IdentityId};
-use redis::AsyncCommands;
+use web_kit::redis::Revocation;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -136,15 +135,17 @@ impl Pending {
         self.claims.sub
     }
 
-    /// §3.3 step 2: a revoked session is 401; Redis out of reach is 503 (fail closed).
+    /// §3.3 step 2: a revoked session is 401; Redis out of reach, or without its revocation
+    /// markers (restarted empty, not loaded again yet), is 503 (fail closed).
     pub async fn revocation(&self, state: &AppState) -> ApiResult<()> {
-        let mut redis = state.redis.clone();
-        let revoked: Option<String> =
-            redis.get(revoked_sid_key(self.claims.sid)).await.map_err(|e| ApiError::Unavailable(e.into()))?;
-        if revoked.is_some() {
-            return Err(revoked_error(self.transport).into());
+        match web_kit::redis::revocation(&state.redis, self.claims.sid).await {
+            Ok(Revocation::Live) => Ok(()),
+            Ok(Revocation::Revoked) => Err(revoked_error(self.transport).into()),
+            Ok(Revocation::Unknown) => {
+                Err(ApiError::Unavailable(anyhow::anyhow!("revocation markers are not loaded in Redis")))
+            }
+            Err(e) => Err(ApiError::Unavailable(e.into())),
         }
-        Ok(())
     }
 
     /// The checks that follow authentication (ACR, then CSRF for writes), without the identity.

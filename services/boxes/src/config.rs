@@ -49,4 +49,7 @@ pub struct Settings {
     /// Log format: `json` or `pretty`.
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     pub log_format: String,
+
+    #[command(flatten)]
+    pub limits: web_kit::limits::LimitSettings,
 }

@@ -1,5 +1,6 @@
 //! The service's one error type. Client errors carry the §4 body as they are; dependency failures
-//! answer 503 and anything unexpected a bare 500. Causes are logged, never sent.
+//! answer 503 (which failures count as such is `web_kit::failure`'s rule) and anything unexpected a
+//! bare 500. Causes are logged, never sent.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -28,13 +29,17 @@ impl From<ErrorBody> for ApiError {
 
 impl From<deadpool_postgres::PoolError> for ApiError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        ApiError::Unavailable(e.into())
+        if web_kit::failure::pool_unavailable(&e) {
+            ApiError::Unavailable(e.into())
+        } else {
+            ApiError::Internal(e.into())
+        }
     }
 }
 
 impl From<tokio_postgres::Error> for ApiError {
     fn from(e: tokio_postgres::Error) -> Self {
-        if e.is_closed() || e.code().is_none() && e.as_db_error().is_none() && is_io(&e) {
+        if web_kit::failure::pg_unavailable(&e) {
             ApiError::Unavailable(e.into())
         } else {
             ApiError::Internal(e.into())
@@ -44,7 +49,11 @@ impl From<tokio_postgres::Error> for ApiError {
 
 impl From<redis::RedisError> for ApiError {
     fn from(e: redis::RedisError) -> Self {
-        ApiError::Unavailable(e.into())
+        if web_kit::failure::redis_unavailable(&e) {
+            ApiError::Unavailable(e.into())
+        } else {
+            ApiError::Internal(e.into())
+        }
     }
 }
 
@@ -52,10 +61,6 @@ impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
         ApiError::Internal(e)
     }
-}
-
-fn is_io(e: &tokio_postgres::Error) -> bool {
-    std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
 }
 
 /// Whether a PostgreSQL error is a violation of the named unique constraint.

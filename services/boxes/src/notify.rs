@@ -51,8 +51,7 @@ impl Outbox {
         for (to, payload) in &self.publishes {
             pipe.publish(user_channel(*to), payload).ignore();
         }
-        let mut conn = redis.clone();
-        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
+        if let Err(e) = web_kit::redis::query::<()>(redis, &pipe).await {
             tracing::warn!(error = %e, publishes = self.publishes.len(), "realtime publish failed");
         }
     }

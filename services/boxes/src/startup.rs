@@ -48,9 +48,12 @@ impl Application {
         let port = listener.local_addr()?.port();
         let origins = settings.allowed_origins.clone();
         let redis_url = settings.redis_url.clone();
+        let limits = web_kit::limits::Limits::new(&settings.limits);
         let mut server = HttpServer::new(move || {
             let (state, redis_url) = (state.clone(), redis_url.clone());
             App::new()
+                .app_data(limits.clone())
+                .wrap(from_fn(web_kit::limits::enforce))
                 .wrap(from_fn(web_kit::telemetry::log_request))
                 .wrap(web_kit::cors(&origins))
                 .data_factory(move || worker_state(state.clone(), redis_url.clone()))
@@ -132,10 +135,5 @@ async fn worker_state(state: AppState, redis_url: secrecy::SecretString) -> Resu
 }
 
 async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
-    let client = redis::Client::open(url).context("parsing REDIS_URL")?;
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Duration::from_secs(2))
-        .set_response_timeout(Duration::from_secs(2))
-        .set_number_of_retries(1);
-    redis::aio::ConnectionManager::new_with_config(client, config).await.context("connecting to Redis")
+    web_kit::redis::connect(url).await.context("connecting to Redis")
 }

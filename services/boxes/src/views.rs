@@ -188,8 +188,7 @@ async fn counters(redis: &redis::aio::ConnectionManager, who: IdentityId, boxes:
         return HashMap::new();
     }
     let keys: Vec<String> = boxes.iter().map(|b| counter_key(who, *b)).collect();
-    let mut conn = redis.clone();
-    match redis::cmd("MGET").arg(&keys).query_async::<Vec<Option<i64>>>(&mut conn).await {
+    match web_kit::redis::query::<Vec<Option<i64>>>(redis, redis::cmd("MGET").arg(&keys)).await {
         Ok(values) => boxes.iter().copied().zip(values.into_iter().map(|v| v.unwrap_or(0))).collect(),
         Err(e) => {
             tracing::warn!(error = %e, "reading unread counters failed");

@@ -9,7 +9,7 @@ use domain::input::{Obj, Report};
 
 use crate::error::ApiError;
 use crate::registry::HostApp;
-use crate::session;
+use crate::revocation;
 use crate::startup::AppState;
 use crate::store;
 
@@ -77,7 +77,7 @@ pub async fn revoke(
 
     let client = state.pool.get().await?;
     let revoked = store::revoke_user_sessions(&client, client_id, user_reference).await?;
-    session::announce_revoked(&state.redis, state.settings.access_token_ttl, &revoked).await?;
+    revocation::announce(&state.redis, &state.pending, state.settings.access_token_ttl, &revoked).await?;
     tracing::info!(client_id, sessions = revoked.len(), "hostapp revoked a user's sessions");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -8,6 +8,7 @@ use domain::input::{Obj, Report};
 
 use crate::error::ApiError;
 use crate::login::{self, LoginRequest};
+use crate::revocation;
 use crate::session::{self, TokenResponse, ACCESS_COOKIE, REFRESH_COOKIE, TYPE_COOKIE};
 use crate::startup::AppState;
 use crate::store;
@@ -141,7 +142,8 @@ pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
 
     let client = state.pool.get().await?;
     let newly = store::revoke_session(&client, claims.sid).await?;
-    session::announce_revoked(&state.redis, state.settings.access_token_ttl, &[(claims.sid, claims.sub)]).await?;
+    revocation::announce(&state.redis, &state.pending, state.settings.access_token_ttl, &[(claims.sid, claims.sub)])
+        .await?;
     tracing::info!(sid = %claims.sid, identity_id = %claims.sub, newly_revoked = newly, "session revoked");
 
     Ok(with_cookies(HttpResponse::NoContent(), session::cleared_cookies(state.settings.cookie_secure)).finish())

@@ -151,6 +151,8 @@ pub struct Options {
     pub ref_user_data_method: &'static str,
     pub cookie_secure: bool,
     pub allowed_origins: Vec<String>,
+    /// Another Redis than the shared one.
+    pub redis_url: Option<String>,
 }
 
 impl Default for Options {
@@ -163,6 +165,7 @@ impl Default for Options {
             ref_user_data_method: "GET",
             cookie_secure: true,
             allowed_origins: vec!["https://host.example".to_owned()],
+            redis_url: None,
         }
     }
 }
@@ -226,6 +229,10 @@ pub async fn spawn() -> TestApp {
 }
 
 pub async fn spawn_with(o: Options) -> TestApp {
+    spawn_with_limits(o, Default::default()).await
+}
+
+pub async fn spawn_with_limits(o: Options, limits: web_kit::limits::LimitSettings) -> TestApp {
     let mut ref_settings = reference_hostapp::config::Settings::defaults("127.0.0.1:0");
     ref_settings.timeout_delay_ms = o.ref_delay_ms;
     let reference = reference_hostapp::startup::Application::build(ref_settings).await.unwrap();
@@ -268,7 +275,7 @@ pub async fn spawn_with(o: Options) -> TestApp {
     let settings = Settings {
         bind_addr: "127.0.0.1:0".to_owned(),
         database_url: SecretString::from(db_url.clone()),
-        redis_url: SecretString::from(test_support::redis_url()),
+        redis_url: SecretString::from(o.redis_url.clone().unwrap_or_else(test_support::redis_url)),
         jwt_private_key_file: keys.private_file.path().to_owned(),
         jwt_public_key_file: keys.public_file.path().to_owned(),
         jwt_issuer: test_support::ISSUER.to_owned(),
@@ -280,6 +287,7 @@ pub async fn spawn_with(o: Options) -> TestApp {
         allowed_origins: o.allowed_origins.clone(),
         cookie_secure: o.cookie_secure,
         hostapps_config: registry_file.clone(),
+        limits,
     };
     let app = Application::build(settings.clone()).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());

@@ -49,14 +49,23 @@ pub fn settings(database_url: &str, keys: &TestKeys) -> Settings {
         db_statement_timeout_ms: 5000,
         workers: 2,
         log_format: "pretty".into(),
+        limits: Default::default(),
     }
 }
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Spawns with settings changed by `tweak`; the Redis it names must be running.
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
         let database_url = test_support::fresh_database().await.expect("fresh database");
         let keys = TestKeys::generate();
-        let app = Application::build(settings(&database_url, &keys)).await.expect("build app");
+        let mut s = settings(&database_url, &keys);
+        tweak(&mut s);
+        test_support::mark_revocations_loaded(secrecy::ExposeSecret::expose_secret(&s.redis_url)).await;
+        let app = Application::build(s).await.expect("build app");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");

@@ -13,4 +13,5 @@ mod identities;
 mod keyshares;
 mod members;
 mod notifications;
+mod outages;
 mod settings;
