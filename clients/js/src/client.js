@@ -1,0 +1,654 @@
+// The SDK client: sessions, identity key, boxes, messages, invitations, realtime.
+import * as c from './crypto.js';
+import { ApiError, errorFromResponse, networkError } from './errors.js';
+import { foldEvent } from './fold.js';
+import { MemoryKeyStore } from './keystore.js';
+
+/** @typedef {import('./keystore.js').KeyStore} KeyStore */
+/** @typedef {import('./fold.js').DecryptedEvent} DecryptedEvent */
+/**
+ * @typedef {{identityId: string, accessToken: string, refreshToken: string | null,
+ *   csrfToken: string | null, expiresAt: number}} Session
+ * @typedef {{authUrl: string, boxesUrl: string, realtimeUrl: string, store?: KeyStore,
+ *   fetch?: typeof fetch, WebSocket?: any, cookies?: boolean, autoRotate?: boolean,
+ *   onSession?: (s: Session | null) => void}} ClientOptions
+ * @typedef {{onEvent?: (e: DecryptedEvent) => void, onBoxDelete?: (o: {id: string}) => void,
+ *   onAck?: (o: {box_id: string}) => void, onSettings?: (o: any) => void,
+ *   onNotification?: (o: any) => void, onBoxes?: (boxes: any[]) => void,
+ *   onState?: (state: 'connecting' | 'open' | 'closed') => void, onError?: (e: unknown) => void}} RealtimeHandlers
+ */
+
+/** Seconds before expiry at which a request first refreshes the access token. */
+const REFRESH_MARGIN_S = 60;
+
+/** @param {string} jwt */
+function jwtClaims(jwt) {
+  const part = jwt.split('.')[1];
+  if (!part) throw new c.CryptoError('malformed token');
+  return JSON.parse(new TextDecoder().decode(c.fromB64(part)));
+}
+
+/** Full jitter between half and all of the exponential delay.
+ * @param {number} attempt 0-based
+ * @param {number} [base] ms
+ * @param {number} [max] ms
+ * @param {() => number} [random] */
+export function backoffDelay(attempt, base = 500, max = 30_000, random = Math.random) {
+  const exp = Math.min(max, base * 2 ** Math.min(attempt, 16));
+  return Math.round(exp / 2 + (random() * exp) / 2);
+}
+
+export class BoxesClient {
+  /** @param {ClientOptions} opts */
+  constructor(opts) {
+    this.authUrl = opts.authUrl.replace(/\/$/, '');
+    this.boxesUrl = opts.boxesUrl.replace(/\/$/, '');
+    this.realtimeUrl = opts.realtimeUrl.replace(/\/$/, '');
+    this.store = opts.store ?? new MemoryKeyStore();
+    this.fetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
+    this.WebSocket = opts.WebSocket ?? globalThis.WebSocket;
+    this.cookies = opts.cookies ?? false;
+    this.autoRotate = opts.autoRotate ?? true;
+    this.onSession = opts.onSession;
+    /** @type {Session | null} */
+    this.session = null;
+    /** @type {Uint8Array | null} */
+    this.identitySecret = null;
+    /** @type {Map<string, {secretKey: Uint8Array, publicKey: string, invitationShare: Uint8Array | null}>} */
+    this.boxKeys = new Map();
+    /** @type {Map<string, Set<string>>} event ids seen per box, for the catch-up */
+    this.seen = new Map();
+    /** @type {Promise<void> | null} */
+    this.refreshing = null;
+  }
+
+  get identityId() {
+    if (!this.session) throw new ApiError(401, 'unauthorized', 'not_defined', 'not logged in', {});
+    return this.session.identityId;
+  }
+
+  // ---- sessions ----------------------------------------------------------------------------
+
+  /** Development login and the miniapp-backend login (SPEC §10.2).
+   * @param {{authCode: string, appId: string, clientId: string}} p */
+  async login({ authCode, appId, clientId }) {
+    const body = await this.#raw('POST', `${this.authUrl}/auth/login`, {
+      auth_code: authCode,
+      app_id: appId,
+      client_id: clientId,
+    });
+    this.#setSession({
+      identityId: body.identity_id,
+      accessToken: body.access_token,
+      refreshToken: body.refresh_token,
+      csrfToken: body.csrf_token,
+      expiresAt: Date.now() / 1000 + body.expires_in,
+    });
+    await this.init();
+    return this.session;
+  }
+
+  /** Inside a Boxo host page: asks the host's web SDK (which calls POST /api/v1/authorize/) for
+   * `{token, refresh_token}`. `appboxo` is `@appboxo/js-sdk`'s default export; its `login()`
+   * waits for native init data in an iframe, so the event is sent directly.
+   * @param {{sendPromise(name: string, params?: any): Promise<any>}} appboxo */
+  async loginWithBoxo(appboxo) {
+    const answer = await appboxo.sendPromise('AppBoxoWebAppLogin', {});
+    const payload = answer?.payload ?? answer;
+    if (!payload?.token) throw new ApiError(401, 'unauthorized', 'not_defined', 'the host app gave no token', {});
+    await this.useTokens(payload.token, payload.refresh_token ?? null);
+    return this.session;
+  }
+
+  /** Resumes with tokens obtained elsewhere (host page, earlier run).
+   * @param {string} accessToken
+   * @param {string | null} refreshToken
+   * @param {string | null} [csrfToken] */
+  async useTokens(accessToken, refreshToken, csrfToken = null) {
+    const claims = jwtClaims(accessToken);
+    this.#setSession({ identityId: claims.sub, accessToken, refreshToken, csrfToken, expiresAt: claims.exp });
+    await this.init();
+  }
+
+  /** @param {Session | null} s */
+  #setSession(s) {
+    this.session = s;
+    this.onSession?.(s);
+  }
+
+  /** Rotates the refresh token and gets a new access token (SPEC §10.5). */
+  async refresh() {
+    this.refreshing ??= (async () => {
+      const s = this.session;
+      if (!s?.refreshToken && !this.cookies) throw new ApiError(401, 'unauthorized', 'not_defined', 'no refresh token', {});
+      const headers = /** @type {Record<string, string>} */ ({});
+      if (this.cookies && s?.csrfToken) headers['X-CSRF-Token'] = s.csrfToken;
+      const body = await this.#raw(
+        'POST',
+        `${this.authUrl}/auth/refresh`,
+        this.cookies ? {} : { refresh_token: s?.refreshToken },
+        headers,
+      );
+      this.#setSession({
+        identityId: body.identity_id ?? s?.identityId,
+        accessToken: body.access_token ?? body.token,
+        refreshToken: body.refresh_token ?? null,
+        csrfToken: body.csrf_token ?? s?.csrfToken ?? null,
+        expiresAt: Date.now() / 1000 + (body.expires_in ?? 3600),
+      });
+    })().finally(() => {
+      this.refreshing = null;
+    });
+    return this.refreshing;
+  }
+
+  async logout() {
+    try {
+      if (this.session) await this.#call('POST', `${this.authUrl}/auth/logout`, undefined, { retry: false });
+    } finally {
+      this.#setSession(null);
+      this.identitySecret = null;
+      this.boxKeys.clear();
+    }
+  }
+
+  // ---- HTTP --------------------------------------------------------------------------------
+
+  /** One request without session handling.
+   * @param {string} method @param {string} url @param {any} [body] @param {Record<string, string>} [headers] */
+  async #raw(method, url, body, headers = {}) {
+    /** @type {RequestInit} */
+    const init = { method, headers: { ...headers } };
+    if (body !== undefined) {
+      init.body = JSON.stringify(body);
+      /** @type {Record<string, string>} */ (init.headers)['Content-Type'] = 'application/json';
+    }
+    if (this.cookies) init.credentials = 'include';
+    let res;
+    try {
+      res = await this.fetch(url, init);
+    } catch (e) {
+      throw networkError(e);
+    }
+    const text = await res.text();
+    if (!res.ok) throw errorFromResponse(res.status, text);
+    return text ? JSON.parse(text) : null;
+  }
+
+  /** An authenticated request: refreshes before expiry, and once more on a 401.
+   * @param {string} method @param {string} url @param {any} [body] @param {{retry?: boolean}} [o]
+   * @returns {Promise<any>} */
+  async #call(method, url, body, o = {}) {
+    if (this.session?.refreshToken && this.session.expiresAt - Date.now() / 1000 < REFRESH_MARGIN_S) {
+      await this.refresh().catch(() => {});
+    }
+    const s = this.session;
+    if (!s) throw new ApiError(401, 'unauthorized', 'not_defined', 'not logged in', {});
+    /** @type {Record<string, string>} */
+    const headers = {};
+    if (!this.cookies) headers.Authorization = `Bearer ${s.accessToken}`;
+    else if (method !== 'GET' && method !== 'HEAD' && s.csrfToken) headers['X-CSRF-Token'] = s.csrfToken;
+    try {
+      return await this.#raw(method, url, body, headers);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401 && o.retry !== false && (s.refreshToken || this.cookies)) {
+        await this.refresh();
+        return this.#call(method, url, body, { retry: false });
+      }
+      throw e;
+    }
+  }
+
+  /** @param {string} method @param {string} path @param {any} [body] */
+  api(method, path, body) {
+    return this.#call(method, `${this.boxesUrl}${path}`, body);
+  }
+
+  // ---- identity key ------------------------------------------------------------------------
+
+  /** Loads (or makes) this device's identity key pair and publishes its public key. */
+  async init() {
+    const id = this.identityId;
+    const stored = await this.store.get(`identity:${id}`);
+    let kp;
+    if (stored) kp = c.keyPairFromSecretKey(c.fromB64(stored));
+    else {
+      kp = c.generateKeyPair();
+      await this.store.set(`identity:${id}`, c.toB64u(kp.secretKey));
+    }
+    this.identitySecret = kp.secretKey;
+    this.identityPublicKey = c.toB64u(kp.publicKey);
+    const me = await this.api('GET', `/identities/${id}`);
+    this.me = me;
+    if (me.non_identified_pubkey !== this.identityPublicKey) {
+      this.me = await this.api('PUT', `/identities/${id}/public-keys`, { non_identified_pubkey: this.identityPublicKey });
+    }
+  }
+
+  // ---- box keys ----------------------------------------------------------------------------
+
+  /** @param {string} boxId @param {Uint8Array} secretKey @param {string} publicKey @param {Uint8Array | null} invitationShare */
+  async #keepBoxKey(boxId, secretKey, publicKey, invitationShare) {
+    const entry = { secretKey, publicKey, invitationShare };
+    this.boxKeys.set(boxId, entry);
+    await this.store.set(
+      `box:${this.identityId}:${boxId}`,
+      JSON.stringify({
+        secret_key: c.toB64u(secretKey),
+        public_key: publicKey,
+        invitation_share: invitationShare ? c.toB64u(invitationShare) : null,
+      }),
+    );
+  }
+
+  /** @param {string} boxId */
+  async boxKey(boxId) {
+    const cached = this.boxKeys.get(boxId);
+    if (cached) return cached;
+    const stored = await this.store.get(`box:${this.identityId}:${boxId}`);
+    if (!stored) return null;
+    const j = JSON.parse(stored);
+    const entry = {
+      secretKey: c.fromB64(j.secret_key),
+      publicKey: j.public_key,
+      invitationShare: j.invitation_share ? c.fromB64(j.invitation_share) : null,
+    };
+    this.boxKeys.set(boxId, entry);
+    return entry;
+  }
+
+  /** @param {string} boxId */
+  async #forgetBox(boxId) {
+    this.boxKeys.delete(boxId);
+    this.seen.delete(boxId);
+    await this.store.delete(`box:${this.identityId}:${boxId}`);
+  }
+
+  // ---- boxes -------------------------------------------------------------------------------
+
+  /** @param {string} title */
+  async createBox(title) {
+    const keys = c.newBoxKeys();
+    const box = await this.api('POST', '/boxes', { title, public_key: keys.publicKey, key_share: keys.keyShare });
+    await this.#keepBoxKey(box.id, keys.secretKey, keys.publicKey, keys.invitationShare);
+    return box;
+  }
+
+  /** A two-person box with `identityId`, its invitation encrypted to that identity's public key.
+   * @param {string} identityId @param {string} title */
+  async contact(identityId, title) {
+    const profile = await this.api('GET', `/identities/${identityId}/profile`);
+    const theirKey = profile.non_identified_pubkey ?? profile.pubkey;
+    if (!theirKey) throw new ApiError(409, 'conflict', 'body', 'identity has no public key', { contacted_identity_id: 'conflict' });
+    const keys = c.newBoxKeys();
+    const box = await this.api('POST', `/box-users/${this.identityId}/contact`, {
+      contacted_identity_id: identityId,
+      box: { title, public_key: keys.publicKey },
+      key_share: keys.keyShare,
+      extra: { [theirKey]: c.encryptInvitation(keys.publicKey, keys.invitationShare, theirKey) },
+    });
+    await this.#keepBoxKey(box.id, keys.secretKey, keys.publicKey, keys.invitationShare);
+    return box;
+  }
+
+  /** @param {{limit?: number, offset?: number}} [p] */
+  listBoxes({ limit = 50, offset = 0 } = {}) {
+    return this.api('GET', `/boxes/joined?limit=${limit}&offset=${offset}`);
+  }
+
+  /** @param {string} boxId */
+  getBox(boxId) {
+    return this.api('GET', `/boxes/${boxId}`);
+  }
+
+  /** @param {string} boxId */
+  members(boxId) {
+    return this.api('GET', `/boxes/${boxId}/members`);
+  }
+
+  /** @param {string} boxId */
+  async deleteBox(boxId) {
+    await this.api('DELETE', `/boxes/${boxId}`, { user_confirmation: 'delete' });
+    await this.#forgetBox(boxId);
+  }
+
+  /** @param {string} boxId */
+  async leave(boxId) {
+    const ev = await this.api('POST', `/boxes/${boxId}/events`, { type: 'member.leave' });
+    await this.#forgetBox(boxId);
+    return ev;
+  }
+
+  /** @param {string} boxId */
+  ack(boxId) {
+    return this.api('PUT', `/boxes/${boxId}/new-events-count/ack`, { identity_id: this.identityId });
+  }
+
+  /** @param {string} boxId */
+  settings(boxId) {
+    return this.api('GET', `/box-users/${this.identityId}/boxes/${boxId}/settings`);
+  }
+
+  /** @param {string} boxId @param {boolean} muted */
+  setMuted(boxId, muted) {
+    return this.api('PUT', `/box-users/${this.identityId}/boxes/${boxId}/settings`, { muted });
+  }
+
+  // ---- messages ----------------------------------------------------------------------------
+
+  /** @param {string} boxId */
+  async #requireKey(boxId) {
+    const k = await this.boxKey(boxId);
+    if (k) return k;
+    const box = await this.getBox(boxId);
+    throw new c.CryptoError(`this device holds no key for box ${box.id}`);
+  }
+
+  /** @param {string} boxId @param {string} text */
+  async send(boxId, text) {
+    const k = await this.#requireKey(boxId);
+    return this.decryptEvent(
+      await this.api('POST', `/boxes/${boxId}/events`, {
+        type: 'msg.text',
+        content: { encrypted: c.encryptMessage(text, k.publicKey), public_key: k.publicKey },
+      }),
+    );
+  }
+
+  /** @param {string} boxId @param {string} messageId @param {string} text */
+  async edit(boxId, messageId, text) {
+    const k = await this.#requireKey(boxId);
+    return this.decryptEvent(
+      await this.api('POST', `/boxes/${boxId}/events`, {
+        type: 'msg.edit',
+        referrer_id: messageId,
+        content: { new_encrypted: c.encryptMessage(text, k.publicKey), new_public_key: k.publicKey },
+      }),
+    );
+  }
+
+  /** @param {string} boxId @param {string} messageId */
+  async deleteMessage(boxId, messageId) {
+    return this.decryptEvent(await this.api('POST', `/boxes/${boxId}/events`, { type: 'msg.delete', referrer_id: messageId }));
+  }
+
+  /** Decrypts what an event carries; never throws for a ciphertext it cannot open.
+   * @param {any} event
+   * @returns {Promise<DecryptedEvent>} */
+  async decryptEvent(event) {
+    /** @type {DecryptedEvent} */
+    const out = { ...event, text: null, deleted: false, edited_at: null, undecryptable: false };
+    const content = event.content;
+    const ciphertext = content?.encrypted ?? content?.new_encrypted;
+    if (content?.deleted) out.deleted = true;
+    if (event.type === 'msg.text' || event.type === 'msg.edit') {
+      out.edited_at = content?.last_edited_at ?? null;
+      if (typeof ciphertext === 'string') {
+        const k = await this.boxKey(event.box_id);
+        try {
+          if (!k) throw new c.CryptoError('no key');
+          out.text = c.decryptMessage(ciphertext, k.secretKey);
+        } catch {
+          out.undecryptable = true;
+        }
+      }
+    }
+    return out;
+  }
+
+  /** A page of a box's visible events, decrypted, oldest first.
+   * @param {string} boxId @param {{limit?: number, offset?: number}} [p] */
+  async listEvents(boxId, { limit = 50, offset = 0 } = {}) {
+    const page = await this.api('GET', `/boxes/${boxId}/events?limit=${limit}&offset=${offset}`);
+    const seen = this.seen.get(boxId) ?? new Set();
+    this.seen.set(boxId, seen);
+    const out = [];
+    for (const e of page.reverse()) {
+      seen.add(e.id);
+      out.push(await this.decryptEvent(e));
+    }
+    return out;
+  }
+
+  /** A whole timeline, folded (at most `max` events).
+   * @param {string} boxId @param {number} [max] */
+  async timeline(boxId, max = 1000) {
+    /** @type {DecryptedEvent[]} */
+    let all = [];
+    for (let offset = 0; offset < max; offset += 200) {
+      const page = await this.listEvents(boxId, { limit: 200, offset });
+      all = [...page, ...all];
+      if (page.length < 200) break;
+    }
+    return all.reduce(foldEvent, /** @type {DecryptedEvent[]} */ ([]));
+  }
+
+  // ---- invitations -------------------------------------------------------------------------
+
+  /** The current invitation share of a box: kept locally, or rebuilt from
+   * `encrypted_invitation_key_share` with the box secret key.
+   * @param {string} boxId */
+  async invitationShare(boxId) {
+    const k = await this.#requireKey(boxId);
+    if (k.invitationShare) return k.invitationShare;
+    const enc = await this.api('GET', `/box-key-shares/encrypted-invitation-key-share?box_id=${boxId}`);
+    const share = c.decryptInvitationShare(enc, k.secretKey);
+    await this.#keepBoxKey(boxId, k.secretKey, k.publicKey, share);
+    return share;
+  }
+
+  /** A link anyone can open to join (the admin's box is made public first).
+   * @param {string} boxId @param {string} baseUrl the miniapp page the link opens */
+  async invitationLink(boxId, baseUrl) {
+    const box = await this.getBox(boxId);
+    if (box.access_mode !== 'public' && box.creator?.id === this.identityId) {
+      await this.api('POST', `/boxes/${boxId}/events`, { type: 'state.access_mode', content: { value: 'public' } });
+    }
+    return c.makeInvitationLink(baseUrl, boxId, await this.invitationShare(boxId));
+  }
+
+  /** What a link shows before joining: `{title, creator}` (no login needed).
+   * @param {string} link */
+  async previewLink(link) {
+    const { boxId, otherShareHash } = c.parseInvitationLink(link);
+    return this.#raw('GET', `${this.boxesUrl}/boxes/${boxId}/public?other_share_hash=${otherShareHash}`);
+  }
+
+  /** @param {string} link */
+  async joinByLink(link) {
+    const { boxId, invitationShare } = c.parseInvitationLink(link);
+    return this.#joinWithShare(boxId, invitationShare, null);
+  }
+
+  /** Joins (if not yet a member), fetches `misakey_share` and rebuilds the box secret.
+   * @param {string} boxId @param {Uint8Array} invitationShare
+   * @param {string | null} expectedPublicKey the box key an invitation named */
+  async #joinWithShare(boxId, invitationShare, expectedPublicKey) {
+    try {
+      await this.api('POST', `/boxes/${boxId}/events`, { type: 'member.join' });
+    } catch (e) {
+      if (!(e instanceof ApiError && e.code === 'conflict')) throw e;
+    }
+    const share = await this.api('GET', `/box-key-shares/${c.shareHash(invitationShare)}`);
+    const box = await this.getBox(boxId);
+    if (expectedPublicKey !== null && box.public_key !== expectedPublicKey) {
+      throw new c.CryptoError('the box does not have the key the invitation names');
+    }
+    const secret = c.recoverBoxSecret(c.fromB64(share.misakey_share), invitationShare, box.public_key);
+    await this.#keepBoxKey(boxId, secret, box.public_key, invitationShare);
+    return box;
+  }
+
+  /** Handles pending crypto actions: accepts invitations, stores rotated invitation shares,
+   * deletes each action it handled. Returns the ids of the boxes joined. */
+  async processCryptoActions() {
+    const actions = await this.api('GET', `/identities/${this.identityId}/crypto/actions`);
+    /** @type {string[]} */
+    const joined = [];
+    for (const a of actions) {
+      try {
+        if (a.type === 'invitation') {
+          if (a.encryption_public_key !== this.identityPublicKey || !this.identitySecret) continue;
+          const { boxPublicKey, invitationShare } = c.decryptInvitation(a.encrypted, this.identitySecret);
+          await this.#joinWithShare(a.box_id, invitationShare, boxPublicKey);
+          joined.push(a.box_id);
+        } else if (a.type === 'set_box_key_share') {
+          const k = await this.boxKey(a.box_id);
+          if (k) {
+            const share = c.decryptInvitationShare(a.encrypted, k.secretKey);
+            await this.#keepBoxKey(a.box_id, k.secretKey, k.publicKey, share);
+          }
+        }
+      } catch (e) {
+        // A box deleted or an invitation withdrawn in the meantime: the action is spent.
+        if (!(e instanceof ApiError && (e.status === 403 || e.status === 404))) throw e;
+      }
+      await this.api('DELETE', `/identities/${this.identityId}/crypto/actions/${a.id}`).catch((/** @type {unknown} */ e) => {
+        if (!(e instanceof ApiError && e.status === 404)) throw e;
+      });
+    }
+    return joined;
+  }
+
+  /** A new split of the box secret (admin): old links and shares stop working.
+   * @param {string} boxId */
+  async rotateKeyShare(boxId) {
+    const k = await this.#requireKey(boxId);
+    const { invitationShare, keyShare } = c.newKeyShare(k.secretKey, k.publicKey);
+    await this.api('POST', `/boxes/${boxId}/events`, { type: 'state.key_share', extra: keyShare });
+    await this.#keepBoxKey(boxId, k.secretKey, k.publicKey, invitationShare);
+  }
+
+  // ---- realtime ----------------------------------------------------------------------------
+
+  /** Opens the socket, reconnects with backoff and jitter, re-syncs after each `ready` (§9.6).
+   * @param {RealtimeHandlers} h
+   * @returns {{close(): void, readonly connected: boolean}} */
+  connect(h = {}) {
+    let attempt = 0;
+    let stopped = false;
+    /** @type {any} */
+    let ws = null;
+    /** @type {ReturnType<typeof setTimeout> | null} */
+    let timer = null;
+    let connected = false;
+    const report = (/** @type {unknown} */ e) => h.onError?.(e);
+
+    const open = async () => {
+      if (stopped) return;
+      h.onState?.('connecting');
+      try {
+        if (this.session && this.session.expiresAt - Date.now() / 1000 < REFRESH_MARGIN_S) await this.refresh();
+      } catch (e) {
+        report(e);
+      }
+      if (!this.session || stopped) return;
+      const url = `${this.realtimeUrl}/box-users/${this.identityId}/ws?access_token=${encodeURIComponent(this.session.accessToken)}`;
+      ws = new this.WebSocket(url);
+      ws.onmessage = (/** @type {{data: any}} */ m) => {
+        let env;
+        try {
+          env = JSON.parse(typeof m.data === 'string' ? m.data : new TextDecoder().decode(m.data));
+        } catch {
+          return;
+        }
+        this.#dispatch(env, h, onReady).catch(report);
+      };
+      ws.onclose = (/** @type {{code: number}} */ ev) => {
+        connected = false;
+        h.onState?.('closed');
+        if (stopped) return;
+        const again = () => {
+          timer = setTimeout(open, backoffDelay(attempt++));
+        };
+        if (ev.code === 4001) this.refresh().then(again, (e) => (report(e), again()));
+        else again();
+      };
+      ws.onerror = () => {};
+    };
+
+    const onReady = async () => {
+      attempt = 0;
+      connected = true;
+      h.onState?.('open');
+      await this.catchUp(h).catch(report);
+    };
+    open();
+    return {
+      close() {
+        stopped = true;
+        if (timer) clearTimeout(timer);
+        ws?.close(1000);
+      },
+      get connected() {
+        return connected;
+      },
+    };
+  }
+
+  /** @param {any} env @param {RealtimeHandlers} h @param {() => Promise<void>} onReady */
+  async #dispatch(env, h, onReady) {
+    const o = env.object;
+    switch (env.type) {
+      case 'ready':
+        await onReady();
+        break;
+      case 'event.new': {
+        const seen = this.seen.get(o.box_id);
+        if (seen?.has(o.id)) return;
+        seen?.add(o.id);
+        if (this.autoRotate && (o.type === 'member.leave' || o.type === 'member.kick')) {
+          const k = await this.boxKey(o.box_id);
+          const box = k ? await this.getBox(o.box_id).catch(() => null) : null;
+          if (box?.creator?.id === this.identityId) await this.rotateKeyShare(o.box_id);
+        }
+        if (o.type === 'state.key_share') await this.processCryptoActions();
+        if ((o.type === 'member.leave' || o.type === 'member.kick') && o.sender?.id === this.identityId) {
+          await this.#forgetBox(o.box_id);
+        }
+        h.onEvent?.(await this.decryptEvent(o));
+        break;
+      }
+      case 'box.delete':
+        await this.#forgetBox(o.id);
+        h.onBoxDelete?.(o);
+        break;
+      case 'ack':
+        h.onAck?.(o);
+        break;
+      case 'box.settings':
+        h.onSettings?.(o);
+        break;
+      case 'notification':
+        if (o.type === 'box.auto_invite') await this.processCryptoActions();
+        h.onNotification?.(o);
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** The §9.6 re-sync: crypto actions, the box list, and the events missed in each box this
+   * client has listed before (paging until an event it already has).
+   * @param {RealtimeHandlers} h */
+  async catchUp(h = {}) {
+    await this.processCryptoActions();
+    const boxes = await this.listBoxes();
+    h.onBoxes?.(boxes);
+    for (const [boxId, seen] of this.seen) {
+      if (!boxes.some((/** @type {any} */ b) => b.id === boxId)) continue;
+      /** @type {any[]} */
+      const missed = [];
+      for (let offset = 0; offset < 1000; offset += 50) {
+        const page = await this.api('GET', `/boxes/${boxId}/events?limit=50&offset=${offset}`);
+        const fresh = page.filter((/** @type {any} */ e) => !seen.has(e.id));
+        missed.push(...fresh);
+        if (fresh.length < page.length || page.length < 50) break;
+      }
+      for (const e of missed.reverse()) {
+        seen.add(e.id);
+        h.onEvent?.(await this.decryptEvent(e));
+      }
+    }
+  }
+}
