@@ -1,6 +1,7 @@
 //! Liveness and readiness (§13.3).
 
 use actix_web::{web, HttpResponse};
+use domain::ErrorBody;
 use serde_json::json;
 
 use crate::state::AppState;
@@ -17,10 +18,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     };
     let mut redis = state.redis.clone();
     let redis_ok = redis::cmd("PING").query_async::<String>(&mut redis).await.is_ok();
-    let body = json!({"status": if db && redis_ok { "ok" } else { "unavailable" }, "postgres": db, "redis": redis_ok});
     if db && redis_ok {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
+        return HttpResponse::Ok().json(json!({"status": "ok", "postgres": true, "redis": true}));
     }
+    let down: Vec<&str> = [("postgres", db), ("redis", redis_ok)].iter().filter(|(_, ok)| !ok).map(|(n, _)| *n).collect();
+    HttpResponse::ServiceUnavailable().json(ErrorBody::unavailable(format!("not ready: {} unreachable", down.join(" and "))))
 }
