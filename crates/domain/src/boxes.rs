@@ -37,17 +37,33 @@ impl AccessMode {
     }
 }
 
-/// A box title: 1–50 Unicode scalar values (§2.4). Titles are plaintext metadata.
+/// A box title: 1–50 Unicode scalar values (§2.4), no control characters. Titles are plaintext
+/// metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(try_from = "String", into = "String")]
 pub struct Title(String);
+
+/// Deserializing validates, as [`Title::parse`] does.
+impl TryFrom<String> for Title {
+    type Error = Detail;
+
+    fn try_from(s: String) -> Result<Self, Detail> {
+        Title::parse(&s)
+    }
+}
+
+impl From<Title> for String {
+    fn from(v: Title) -> String {
+        v.0
+    }
+}
 
 impl Title {
     pub const MAX: usize = 50;
 
     pub fn parse(s: &str) -> Result<Self, Detail> {
         let n = s.chars().count();
-        if n == 0 || n > Self::MAX {
+        if n == 0 || n > Self::MAX || crate::input::has_control(s) {
             Err(Detail::Invalid)
         } else {
             Ok(Title(s.to_owned()))
@@ -296,5 +312,20 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(d.get("key_share.other_share_hash").map(String::as_str), Some("required"));
         assert_eq!(d.get("key_share.encrypted_invitation_key_share").map(String::as_str), Some("required"));
+    }
+
+    #[test]
+    fn validated_types_deserialize_only_through_their_validation() {
+        use crate::identity::DisplayName;
+        use crate::userdata::{E164Phone, Email};
+        assert!(serde_json::from_value::<Title>(json!("a\u{0}b")).is_err());
+        assert!(serde_json::from_value::<Title>(json!("")).is_err());
+        assert!(serde_json::from_value::<Title>(json!("x".repeat(51))).is_err());
+        assert_eq!(serde_json::from_value::<Title>(json!("ok")).ok(), Title::parse("ok").ok());
+        assert!(serde_json::from_value::<DisplayName>(json!("Al\u{1b}[31mice")).is_err());
+        assert!(serde_json::from_value::<Email>(json!("a\u{0}@example.com")).is_err());
+        assert!(serde_json::from_value::<Email>(json!("not-an-email")).is_err());
+        assert!(serde_json::from_value::<E164Phone>(json!("0612345678")).is_err());
+        assert_eq!(serde_json::to_value(Title::parse("ok").ok()).ok(), Some(json!("ok")));
     }
 }

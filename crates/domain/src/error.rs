@@ -86,6 +86,12 @@ impl Detail {
     }
 }
 
+impl std::fmt::Display for Detail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl From<Detail> for String {
     fn from(d: Detail) -> String {
         d.as_str().to_owned()

@@ -33,17 +33,32 @@ impl IdentifierKind {
     }
 }
 
-/// 1–64 characters, as the internal upsert requires (§12).
+/// 1–64 characters, not all blank, no control characters, as the internal upsert requires (§12).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(try_from = "String", into = "String")]
 pub struct DisplayName(String);
+
+/// Deserializing validates, as [`DisplayName::parse`] does.
+impl TryFrom<String> for DisplayName {
+    type Error = Detail;
+
+    fn try_from(s: String) -> Result<Self, Detail> {
+        DisplayName::parse(&s)
+    }
+}
+
+impl From<DisplayName> for String {
+    fn from(v: DisplayName) -> String {
+        v.0
+    }
+}
 
 impl DisplayName {
     pub const MAX: usize = 64;
 
     pub fn parse(s: &str) -> Result<Self, Detail> {
         let n = s.chars().count();
-        if n == 0 || n > Self::MAX || s.trim().is_empty() {
+        if n == 0 || n > Self::MAX || s.trim().is_empty() || crate::input::has_control(s) {
             Err(Detail::Invalid)
         } else {
             Ok(DisplayName(s.to_owned()))

@@ -9,6 +9,13 @@ use crate::b64::{B64u, B64};
 use crate::error::{Detail, Details, ErrorBody, Origin};
 use crate::ids::MalformedId;
 
+/// Whether `s` holds a control character (C0, DEL or C1: `char::is_control`). No free-text field
+/// accepts one: a NUL cannot even be stored in PostgreSQL `text`, and the rest only serve to
+/// forge log lines or confuse what a user sees. Every string [`Obj::str`] reads is checked.
+pub fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
 /// Collects field errors while a body is read; `finish` turns them into one 400.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -127,7 +134,7 @@ impl<'a> Obj<'a> {
                 }
                 None
             }
-            Some(Value::String(s)) => Some(s.as_str()),
+            Some(Value::String(s)) if !has_control(s) => Some(s.as_str()),
             Some(_) => {
                 r.fail(self.path(key), Detail::Invalid);
                 None
@@ -260,6 +267,18 @@ mod tests {
         assert_eq!(b.b64u("public_key", 10, true, &mut r), None);
         assert_eq!(r.details().get("box.title").map(String::as_str), Some("required"));
         assert_eq!(r.details().get("box.public_key").map(String::as_str), Some("malformed"));
+    }
+
+    #[test]
+    fn strings_with_control_characters_are_invalid() {
+        let v = json!({"a": "x\u{0}y", "b": "tab\there", "c": "del\u{7f}", "d": "c1\u{9b}", "e": "plain é ✓"});
+        let body = Obj::body(&v).unwrap_or(Obj::empty(""));
+        let mut r = Report::new();
+        for key in ["a", "b", "c", "d"] {
+            assert_eq!(body.str(key, true, &mut r), None, "{key}");
+            assert_eq!(r.details().get(key).map(String::as_str), Some("invalid"), "{key}");
+        }
+        assert_eq!(body.str("e", true, &mut r), Some("plain é ✓"));
     }
 
     #[test]

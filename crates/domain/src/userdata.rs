@@ -16,8 +16,23 @@ static E164: Lazy<Regex> = Lazy::new(|| Regex::new(r"^\+[1-9][0-9]{1,14}$").expe
 
 /// An E.164 phone number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(try_from = "String", into = "String")]
 pub struct E164Phone(String);
+
+/// Deserializing validates, as [`E164Phone::parse`] does.
+impl TryFrom<String> for E164Phone {
+    type Error = Detail;
+
+    fn try_from(s: String) -> Result<Self, Detail> {
+        E164Phone::parse(&s)
+    }
+}
+
+impl From<E164Phone> for String {
+    fn from(v: E164Phone) -> String {
+        v.0
+    }
+}
 
 impl E164Phone {
     pub fn parse(s: &str) -> Result<Self, Detail> {
@@ -35,14 +50,29 @@ impl E164Phone {
 
 /// An email address, checked loosely (the hostapp verified it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(try_from = "String", into = "String")]
 pub struct Email(String);
+
+/// Deserializing validates, as [`Email::parse`] does.
+impl TryFrom<String> for Email {
+    type Error = Detail;
+
+    fn try_from(s: String) -> Result<Self, Detail> {
+        Email::parse(&s)
+    }
+}
+
+impl From<Email> for String {
+    fn from(v: Email) -> String {
+        v.0
+    }
+}
 
 impl Email {
     pub const MAX: usize = 254;
 
     pub fn parse(s: &str) -> Result<Self, Detail> {
-        if s.chars().count() > Self::MAX {
+        if s.chars().count() > Self::MAX || crate::input::has_control(s) {
             Err(Detail::Invalid)
         } else if EMAIL.is_match(s) {
             Ok(Email(s.to_owned()))
@@ -71,6 +101,16 @@ pub const REFERENCE_MAX: usize = 100;
 pub const NAME_MAX: usize = 100;
 pub const CUSTOM_ATTRIBUTES_MAX: usize = 4096;
 
+/// Whether a string anywhere in `v`, key or value, holds a control character.
+fn holds_control(v: &Value) -> bool {
+    match v {
+        Value::String(s) => crate::input::has_control(s),
+        Value::Array(a) => a.iter().any(holds_control),
+        Value::Object(m) => m.iter().any(|(k, v)| crate::input::has_control(k) || holds_control(v)),
+        _ => false,
+    }
+}
+
 impl UserData {
     /// Validates a `user_data` value; failures are keyed `user_data.<field>`.
     pub fn validate(v: Option<&Value>) -> Result<UserData, Details> {
@@ -84,7 +124,9 @@ impl UserData {
             match get(k) {
                 None => None,
                 Some(Value::String(s)) if s.is_empty() => None,
-                Some(Value::String(s)) if s.chars().count() <= max => Some(s.clone()),
+                // A control character is refused, not stripped: a name is shown to other users
+                // as the hostapp sent it, or not at all.
+                Some(Value::String(s)) if s.chars().count() <= max && !crate::input::has_control(s) => Some(s.clone()),
                 Some(_) => {
                     d.insert(format!("user_data.{k}"), Detail::Invalid.into());
                     None
@@ -109,7 +151,7 @@ impl UserData {
         let first_name = text("first_name", NAME_MAX, &mut d);
         let last_name = text("last_name", NAME_MAX, &mut d);
         let custom_attributes = get("custom_attributes").cloned();
-        if custom_attributes.as_ref().is_some_and(|c| c.to_string().len() > CUSTOM_ATTRIBUTES_MAX) {
+        if custom_attributes.as_ref().is_some_and(|c| c.to_string().len() > CUSTOM_ATTRIBUTES_MAX || holds_control(c)) {
             d.insert("user_data.custom_attributes".into(), Detail::Invalid.into());
         }
         match reference {
@@ -186,5 +228,20 @@ mod tests {
         assert_eq!(anon.map(|a| a.display_name()).as_deref(), Some("Anonymous"));
         assert!(UserData::validate(None).is_err());
         assert!(UserData::validate(Some(&json!("encrypted"))).is_err());
+    }
+
+    #[test]
+    fn control_characters_make_user_data_invalid() {
+        for (field, value) in [("first_name", "Al\u{0}ice"), ("last_name", "M\nartin"), ("reference", "al\u{0}ice")] {
+            let mut v = json!({"reference":"alice","email":"alice@example.com"});
+            v[field] = json!(value);
+            let d = UserData::validate(Some(&v)).err().unwrap_or_default();
+            assert_eq!(d.get(&format!("user_data.{field}")).map(String::as_str), Some("invalid"), "{field}");
+        }
+        let v = json!({"reference":"a","email":"a@b.c","custom_attributes":{"k":["\u{0}"]}});
+        let d = UserData::validate(Some(&v)).err().unwrap_or_default();
+        assert_eq!(d.get("user_data.custom_attributes").map(String::as_str), Some("invalid"));
+        let d = UserData::validate(Some(&json!({"reference":"a","email":"a\u{0}@example.com"}))).err();
+        assert_eq!(d.unwrap_or_default().get("user_data.email").map(String::as_str), Some("invalid"));
     }
 }

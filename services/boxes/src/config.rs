@@ -11,7 +11,7 @@ pub struct Settings {
     pub bind_addr: String,
 
     /// PostgreSQL URL; the service owns the `boxes` schema and migrates it at start.
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/boxes")]
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/boxes", hide_env_values = true, hide_default_value = true)]
     pub database_url: SecretString,
 
     /// Maximum PostgreSQL connections in the pool.
@@ -19,7 +19,7 @@ pub struct Settings {
     pub database_pool_size: usize,
 
     /// Redis URL: realtime publishes, unread counters, session revocation markers.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379", hide_env_values = true, hide_default_value = true)]
     pub redis_url: SecretString,
 
     /// Session-token public key files (Ed25519, SPKI PEM), comma-separated to accept several during a rotation.
@@ -30,12 +30,18 @@ pub struct Settings {
     #[arg(long, env = "JWT_ISSUER", default_value = "auth-bridge")]
     pub jwt_issuer: String,
 
-    /// Shared secret auth-bridge presents in `X-Internal-Token` on `/internal/*`.
-    #[arg(long, env = "INTERNAL_API_TOKEN")]
+    /// Address and port of the internal API (`PUT /internal/identities/{id}`), never served on
+    /// `BIND_ADDR`; keep it reachable from auth-bridge only.
+    #[arg(long, env = "INTERNAL_BIND_ADDR", default_value = "127.0.0.1:9081")]
+    pub internal_bind_addr: String,
+
+    /// Shared secret auth-bridge presents in `X-Internal-Token` on `/internal/*`; at least 32 bytes.
+    #[arg(long, env = "INTERNAL_API_TOKEN", hide_env_values = true)]
     pub internal_api_token: SecretString,
 
-    /// Origins allowed by CORS, comma-separated, or `*`.
-    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',', default_value = "*")]
+    /// Browser origins allowed by CORS, comma-separated; none when empty; `*` (local development
+    /// only) allows any origin but never with credentials.
+    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',', default_value = "")]
     pub allowed_origins: Vec<String>,
 
     /// PostgreSQL statement timeout in milliseconds.
@@ -52,4 +58,37 @@ pub struct Settings {
 
     #[command(flatten)]
     pub limits: web_kit::limits::LimitSettings,
+}
+
+/// Shortest `INTERNAL_API_TOKEN` accepted, in bytes.
+pub const INTERNAL_TOKEN_MIN_BYTES: usize = 32;
+
+impl Settings {
+    /// Refuses settings that must not reach production: a short internal token, a bad origin list.
+    pub fn check(&self) -> anyhow::Result<()> {
+        use secrecy::ExposeSecret;
+        if self.internal_api_token.expose_secret().len() < INTERNAL_TOKEN_MIN_BYTES {
+            anyhow::bail!("INTERNAL_API_TOKEN must be at least {INTERNAL_TOKEN_MIN_BYTES} bytes");
+        }
+        web_kit::origins::OriginPolicy::parse(&self.allowed_origins)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn help_never_prints_secret_values() {
+        // Unique values, so other tests of this process are not affected.
+        std::env::set_var("DATABASE_URL", "postgres://u:db-secret-7f3a@h/boxes");
+        std::env::set_var("REDIS_URL", "redis://:redis-secret-7f3a@h");
+        std::env::set_var("INTERNAL_API_TOKEN", "internal-secret-7f3a-0123456789abcdef");
+        let help = super::Settings::command().render_long_help().to_string();
+        for secret in ["db-secret-7f3a", "redis-secret-7f3a", "internal-secret-7f3a", "postgres://", "redis://"] {
+            assert!(!help.contains(secret), "--help shows {secret}:\n{help}");
+        }
+        assert!(help.contains("INTERNAL_BIND_ADDR"));
+    }
 }

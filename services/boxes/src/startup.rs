@@ -21,11 +21,15 @@ mod embedded {
 
 pub struct Application {
     port: u16,
+    internal_port: u16,
     server: Server,
+    internal: Server,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings.check()?;
+        let origins = web_kit::origins::OriginPolicy::parse(&settings.allowed_origins)?;
         let db = connect_db(&settings).await?;
         migrate(&settings).await?;
         let redis = connect_redis(settings.redis_url.expose_secret()).await?;
@@ -46,7 +50,10 @@ impl Application {
         let listener =
             TcpListener::bind(&settings.bind_addr).with_context(|| format!("binding {}", settings.bind_addr))?;
         let port = listener.local_addr()?.port();
-        let origins = settings.allowed_origins.clone();
+        let internal_listener = TcpListener::bind(&settings.internal_bind_addr)
+            .with_context(|| format!("binding INTERNAL_BIND_ADDR {}", settings.internal_bind_addr))?;
+        let internal_port = internal_listener.local_addr()?.port();
+        let internal_state = actix_web::web::Data::new(state.clone());
         let redis_url = settings.redis_url.clone();
         let limits = web_kit::limits::Limits::new(&settings.limits);
         let mut server = HttpServer::new(move || {
@@ -55,7 +62,7 @@ impl Application {
                 .app_data(limits.clone())
                 .wrap(from_fn(web_kit::limits::enforce))
                 .wrap(from_fn(web_kit::telemetry::log_request))
-                .wrap(web_kit::cors(&origins))
+                .wrap(origins.cors())
                 .data_factory(move || worker_state(state.clone(), redis_url.clone()))
                 .configure(routes::configure)
         })
@@ -64,17 +71,34 @@ impl Application {
         if settings.workers > 0 {
             server = server.workers(settings.workers);
         }
-        tracing::info!(port, "boxes listening");
-        Ok(Application { port, server: server.run() })
+        // The internal API has its own listener and no CORS: browsers have no business there.
+        let internal = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(web_kit::telemetry::log_request))
+                .app_data(internal_state.clone())
+                .configure(routes::configure_internal)
+        })
+        .workers(1)
+        .shutdown_timeout(10)
+        .listen(internal_listener)?;
+        tracing::info!(port, internal_port, "boxes listening");
+        Ok(Application { port, internal_port, server: server.run(), internal: internal.run() })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// The port of the internal API.
+    pub fn internal_port(&self) -> u16 {
+        self.internal_port
+    }
+
     /// Runs until SIGINT/SIGTERM, then stops accepting and lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.await.context("running the HTTP server")
+        let (public, internal) = futures_util::join!(self.server, self.internal);
+        public.context("running the HTTP server")?;
+        internal.context("running the internal HTTP server")
     }
 }
 

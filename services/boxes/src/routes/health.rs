@@ -1,6 +1,7 @@
 //! Liveness and readiness (§13.3).
 
 use actix_web::{web, HttpResponse};
+use domain::ErrorBody;
 use serde_json::json;
 
 use crate::state::AppState;
@@ -19,10 +20,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     };
     let db = tokio::time::timeout(DB_CHECK_TIMEOUT, db_check).await.ok().flatten().is_some();
     let redis_ok = web_kit::redis::query::<String>(&state.redis, &redis::cmd("PING")).await.is_ok();
-    let body = json!({"status": if db && redis_ok { "ok" } else { "unavailable" }, "postgres": db, "redis": redis_ok});
     if db && redis_ok {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
+        return HttpResponse::Ok().json(json!({"status": "ok", "postgres": true, "redis": true}));
     }
+    let down: Vec<&str> = [("postgres", db), ("redis", redis_ok)].iter().filter(|(_, ok)| !ok).map(|(n, _)| *n).collect();
+    HttpResponse::ServiceUnavailable().json(ErrorBody::unavailable(format!("not ready: {} unreachable", down.join(" and "))))
 }

@@ -58,6 +58,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(crypto_actions::get))
                 .route(web::delete().to(crypto_actions::delete)),
         )
+        .default_service(web::to(web_kit::not_found));
+}
+
+/// The routes of the internal listener (§12), which serves nothing else.
+pub fn configure_internal(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/internal/identities/{id}").route(web::put().to(internal::upsert_identity)))
         .default_service(web::to(web_kit::not_found));
 }

@@ -479,7 +479,7 @@ async fn body_rules_content_type_size_and_syntax() {
 async fn internal_endpoint_takes_only_the_internal_token() {
     let app = TestApp::spawn().await;
     let alice = app.user("Alice").await;
-    let url = app.url(&format!("/internal/identities/{}", alice.id));
+    let url = app.internal_url(&format!("/internal/identities/{}", alice.id));
     let body = json!({"display_name": "A", "identifier_value": "a@example.com", "identifier_kind": "email"});
     let res = app.client.put(&url).json(&body).send().await.unwrap();
     assert_error(res, 401, "X-Internal-Token", "required").await;
@@ -493,7 +493,7 @@ async fn internal_endpoint_takes_only_the_internal_token() {
         .await
         .unwrap();
     assert_error(res, 401, "X-Internal-Token", "required").await;
-    let res = app.client.put(&url).header("X-Internal-Token", "internal-test-tokem").json(&body).send().await.unwrap();
+    let res = app.client.put(&url).header("X-Internal-Token", "internal-test-token-0123456789abcdeg").json(&body).send().await.unwrap();
     assert_error(res, 401, "X-Internal-Token", "invalid").await;
     // No CSRF is needed, and a wrong token beats a bad body.
     let res = app.client.put(&url).header("X-Internal-Token", "x").body("{").send().await.unwrap();

@@ -8,10 +8,11 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 use test_support::{Session, TestKeys};
 
-pub const INTERNAL_TOKEN: &str = "internal-test-token";
+pub const INTERNAL_TOKEN: &str = "internal-test-token-0123456789abcdef";
 
 pub struct TestApp {
     pub address: String,
+    pub internal_address: String,
     pub keys: TestKeys,
     pub client: reqwest::Client,
     pub database_url: String,
@@ -44,8 +45,9 @@ pub fn settings(database_url: &str, keys: &TestKeys) -> Settings {
         redis_url: SecretString::from(test_support::redis_url()),
         jwt_public_key_file: vec![keys.public_file.path().display().to_string()],
         jwt_issuer: test_support::ISSUER.into(),
+        internal_bind_addr: "127.0.0.1:0".into(),
         internal_api_token: SecretString::from(INTERNAL_TOKEN.to_owned()),
-        allowed_origins: vec!["*".into()],
+        allowed_origins: vec!["https://app.example".into()],
         db_statement_timeout_ms: 5000,
         workers: 2,
         log_format: "pretty".into(),
@@ -67,13 +69,19 @@ impl TestApp {
         test_support::mark_revocations_loaded(secrecy::ExposeSecret::expose_secret(&s.redis_url)).await;
         let app = Application::build(s).await.expect("build app");
         let address = format!("http://127.0.0.1:{}", app.port());
+        let internal_address = format!("http://127.0.0.1:{}", app.internal_port());
         tokio::spawn(app.run_until_stopped());
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        TestApp { address, keys, client, database_url }
+        TestApp { address, internal_address, keys, client, database_url }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
+    }
+
+    /// A URL on the internal listener.
+    pub fn internal_url(&self, path: &str) -> String {
+        format!("{}{}", self.internal_address, path)
     }
 
     /// Creates an identity through the internal API and a session for it. The identity has a
@@ -82,7 +90,7 @@ impl TestApp {
         let id = IdentityId::new_v4();
         let res = self
             .client
-            .put(self.url(&format!("/internal/identities/{id}")))
+            .put(self.internal_url(&format!("/internal/identities/{id}")))
             .header("X-Internal-Token", INTERNAL_TOKEN)
             .json(&json!({"display_name": name, "identifier_value": format!("{}@example.com", name.to_lowercase()), "identifier_kind": "email"}))
             .send()

@@ -10,7 +10,7 @@ fn upsert_body(name: &str) -> Value {
 }
 
 async fn internal_put(app: &TestApp, id: &str, token: Option<&str>, body: Value) -> reqwest::Response {
-    let mut b = app.client.put(app.url(&format!("/internal/identities/{id}"))).json(&body);
+    let mut b = app.client.put(app.internal_url(&format!("/internal/identities/{id}"))).json(&body);
     if let Some(t) = token {
         b = b.header("X-Internal-Token", t);
     }
@@ -31,7 +31,7 @@ async fn internal_upsert_needs_the_shared_token() {
     let user = app.user("Bob").await;
     let res = app
         .client
-        .put(app.url(&format!("/internal/identities/{id}")))
+        .put(app.internal_url(&format!("/internal/identities/{id}")))
         .header("Authorization", user.session.bearer())
         .json(&upsert_body("Alice"))
         .send()
@@ -92,7 +92,7 @@ async fn internal_upsert_validates_path_and_body() {
     assert_error(res, 400, "display_name", "invalid").await;
     let res = app
         .client
-        .put(app.url(&format!("/internal/identities/{id}")))
+        .put(app.internal_url(&format!("/internal/identities/{id}")))
         .header("X-Internal-Token", INTERNAL_TOKEN)
         .body(upsert_body("A").to_string())
         .send()

@@ -8,6 +8,7 @@ mod auth;
 mod boxes;
 mod contact;
 mod events;
+mod hardening;
 mod health;
 mod identities;
 mod keyshares;
