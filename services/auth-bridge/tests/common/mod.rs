@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use test_support::TestKeys;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-pub const INTERNAL_TOKEN: &str = "internal-test-token";
+pub const INTERNAL_TOKEN: &str = "internal-test-token-0123456789abcdef";
 pub const APP_ID: &str = "boxes-miniapp";
 pub const OTHER_SECRET: &str = "other-secret";
 
@@ -151,6 +151,7 @@ pub struct Options {
     pub ref_user_data_method: &'static str,
     pub cookie_secure: bool,
     pub allowed_origins: Vec<String>,
+    pub session_max_age: i64,
 }
 
 impl Default for Options {
@@ -163,6 +164,7 @@ impl Default for Options {
             ref_user_data_method: "GET",
             cookie_secure: true,
             allowed_origins: vec!["https://host.example".to_owned()],
+            session_max_age: 2_592_000,
         }
     }
 }
@@ -270,10 +272,11 @@ pub async fn spawn_with(o: Options) -> TestApp {
         database_url: SecretString::from(db_url.clone()),
         redis_url: SecretString::from(test_support::redis_url()),
         jwt_private_key_file: keys.private_file.path().to_owned(),
-        jwt_public_key_file: keys.public_file.path().to_owned(),
+        jwt_public_key_file: vec![keys.public_file.path().to_owned()],
         jwt_issuer: test_support::ISSUER.to_owned(),
         access_token_ttl: 3600,
         refresh_token_ttl: 2_592_000,
+        session_max_age: o.session_max_age,
         session_acr: 2,
         internal_api_token: SecretString::from(INTERNAL_TOKEN),
         boxes_internal_url: internal_url,
