@@ -244,7 +244,7 @@ pub fn http_client(pool: usize) -> anyhow::Result<reqwest::Client> {
 /// Creates `n` identities through `PUT /internal/identities/{id}` and mints their tokens.
 pub async fn create_users(
     http: &reqwest::Client,
-    boxes_url: &str,
+    boxes_internal_url: &str,
     internal_token: &str,
     minter: &Minter,
     n: usize,
@@ -259,7 +259,7 @@ pub async fn create_users(
     futures_util::stream::iter(users.iter().enumerate())
         .map(|(i, u)| async move {
             let res = http
-                .put(format!("{boxes_url}/internal/identities/{}", u.id))
+                .put(format!("{boxes_internal_url}/internal/identities/{}", u.id))
                 .header("X-Internal-Token", internal_token)
                 .json(&serde_json::json!({
                     "display_name": format!("Bench user {i}"),

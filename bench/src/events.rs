@@ -24,7 +24,7 @@ pub fn msg_text() -> serde_json::Value {
 pub async fn post(c: &Common, clients: usize, baseline_tps: Option<f64>) -> anyhow::Result<()> {
     let http = common::http_client(clients)?;
     let minter = c.minter()?;
-    let users = common::create_users(&http, &c.boxes_url, &c.internal_token, &minter, clients, 16).await?;
+    let users = common::create_users(&http, &c.boxes_internal_url, &c.internal_token, &minter, clients, 16).await?;
     let mut boxes = Vec::new();
     for u in &users {
         boxes.push(common::create_box(&http, &c.boxes_url, u, "Bench post").await?);
@@ -163,7 +163,7 @@ async fn bare_connections(c: &Common, n: usize) -> anyhow::Result<Vec<deadpool_p
 pub async fn list(c: &Common, clients: usize) -> anyhow::Result<()> {
     let http = common::http_client(clients)?;
     let minter = c.minter()?;
-    let users = common::create_users(&http, &c.boxes_url, &c.internal_token, &minter, 1, 1).await?;
+    let users = common::create_users(&http, &c.boxes_internal_url, &c.internal_token, &minter, 1, 1).await?;
     let owner = users.first().context("no user")?.clone();
     let box_id = common::create_box(&http, &c.boxes_url, &owner, "Bench list").await?;
     let body = msg_text();

@@ -33,6 +33,9 @@ struct Cli {
 pub struct Common {
     #[arg(long, env = "BENCH_BOXES_URL", default_value = "http://127.0.0.1:8081")]
     pub boxes_url: String,
+    /// boxes' internal listener (`INTERNAL_BIND_ADDR`), to create identities.
+    #[arg(long, env = "BENCH_BOXES_INTERNAL_URL", default_value = "http://127.0.0.1:9081")]
+    pub boxes_internal_url: String,
     #[arg(long, env = "BENCH_REALTIME_URL", default_value = "http://127.0.0.1:8082")]
     pub realtime_url: String,
     #[arg(long, env = "BENCH_BRIDGE_URL", default_value = "http://127.0.0.1:8083")]
@@ -93,6 +96,7 @@ impl Common {
     pub fn to_args(&self) -> Vec<String> {
         let mut a = vec![
             format!("--boxes-url={}", self.boxes_url),
+            format!("--boxes-internal-url={}", self.boxes_internal_url),
             format!("--realtime-url={}", self.realtime_url),
             format!("--bridge-url={}", self.bridge_url),
             format!("--private-key={}", self.private_key.display()),

@@ -301,7 +301,7 @@ pub async fn fanout(
     let http = common::http_client(256)?;
     let minter = c.minter()?;
     let t = Instant::now();
-    let users = common::create_users(&http, &c.boxes_url, &c.internal_token, &minter, n_users, 64).await?;
+    let users = common::create_users(&http, &c.boxes_internal_url, &c.internal_token, &minter, n_users, 64).await?;
     eprintln!("fan-out: {n_users} identities in {:.1} s", t.elapsed().as_secs_f64());
 
     // Boxes of 2..=100 members, every user in exactly one box.

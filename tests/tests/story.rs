@@ -49,6 +49,7 @@ async fn start_system() -> System {
     hostapp.wait_ready("/healthz").await.unwrap();
 
     let redis = test_support::redis_url();
+    let internal_addr = format!("127.0.0.1:{}", e2e::free_port());
     let mut boxes = Service::start(
         "boxes",
         &env(&[
@@ -56,6 +57,7 @@ async fn start_system() -> System {
             ("REDIS_URL", &redis),
             ("JWT_PUBLIC_KEY_FILE", &public),
             ("INTERNAL_API_TOKEN", &internal),
+            ("INTERNAL_BIND_ADDR", &internal_addr),
         ]),
     )
     .unwrap();
@@ -85,7 +87,7 @@ timeout_ms = 5000
             ("JWT_PRIVATE_KEY_FILE", &private),
             ("JWT_PUBLIC_KEY_FILE", &public),
             ("INTERNAL_API_TOKEN", &internal),
-            ("BOXES_INTERNAL_URL", &boxes.url()),
+            ("BOXES_INTERNAL_URL", &format!("http://{internal_addr}")),
             ("HOSTAPPS_CONFIG", &registry.path.display().to_string()),
             ("COOKIE_SECURE", "false"),
         ]),

@@ -17,20 +17,22 @@ pub struct Settings {
     pub bind_addr: String,
 
     /// PostgreSQL connection URL (schema `auth` is created by the embedded migrations).
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/boxes", value_parser = parse_secret, hide_env_values = true)]
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/boxes", value_parser = parse_secret, hide_env_values = true, hide_default_value = true)]
     pub database_url: SecretString,
 
     /// Redis connection URL (revocation markers and `session.revoked` messages).
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379", value_parser = parse_secret, hide_env_values = true)]
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379", value_parser = parse_secret, hide_env_values = true, hide_default_value = true)]
     pub redis_url: SecretString,
 
     /// Ed25519 private key that signs access tokens (PKCS#8 PEM).
     #[arg(long, env = "JWT_PRIVATE_KEY_FILE", default_value = ".stack/keys/jwt-private.pem")]
     pub jwt_private_key_file: PathBuf,
 
-    /// The matching public key (SPKI PEM), served at `/.well-known/jwks.json`.
-    #[arg(long, env = "JWT_PUBLIC_KEY_FILE", default_value = ".stack/keys/jwt-public.pem")]
-    pub jwt_public_key_file: PathBuf,
+    /// Public keys (SPKI PEM), comma separated: the private key's own and, during a rotation, the
+    /// ones tokens still in circulation were signed with. All are accepted and served at
+    /// `/.well-known/jwks.json`.
+    #[arg(long, env = "JWT_PUBLIC_KEY_FILE", default_value = ".stack/keys/jwt-public.pem", value_delimiter = ',')]
+    pub jwt_public_key_file: Vec<PathBuf>,
 
     /// `iss` claim of the access tokens.
     #[arg(long, env = "JWT_ISSUER", default_value = "auth-bridge")]
@@ -44,19 +46,24 @@ pub struct Settings {
     #[arg(long, env = "REFRESH_TOKEN_TTL", default_value_t = 2_592_000)]
     pub refresh_token_ttl: i64,
 
+    /// Absolute session lifetime in seconds, counted from the login: refreshing never extends it.
+    #[arg(long, env = "SESSION_MAX_AGE", default_value_t = 2_592_000)]
+    pub session_max_age: i64,
+
     /// `acr` claim given to hostapp SSO sessions.
     #[arg(long, env = "SESSION_ACR", default_value_t = 2)]
     pub session_acr: u32,
 
-    /// Token sent as `X-Internal-Token` to the boxes internal API.
+    /// Token sent as `X-Internal-Token` to the boxes internal API; at least 32 bytes.
     #[arg(long, env = "INTERNAL_API_TOKEN", value_parser = parse_secret, hide_env_values = true)]
     pub internal_api_token: SecretString,
 
-    /// Base URL of the boxes internal API.
-    #[arg(long, env = "BOXES_INTERNAL_URL", default_value = "http://127.0.0.1:8081")]
+    /// Base URL of the boxes internal API (boxes' `INTERNAL_BIND_ADDR`).
+    #[arg(long, env = "BOXES_INTERNAL_URL", default_value = "http://127.0.0.1:9081")]
     pub boxes_internal_url: String,
 
-    /// Browser origins allowed by CORS, with credentials (comma separated).
+    /// Browser origins allowed by CORS, with credentials (comma separated); none when empty; `*`
+    /// (local development only) allows any origin but never with credentials.
     #[arg(long, env = "ALLOWED_ORIGINS", default_value = "", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
@@ -76,9 +83,40 @@ fn parse_secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(SecretString::from(s))
 }
 
+/// Shortest `INTERNAL_API_TOKEN` accepted, in bytes.
+pub const INTERNAL_TOKEN_MIN_BYTES: usize = 32;
+
 impl Settings {
-    /// The configured origins, without empty entries.
-    pub fn origins(&self) -> Vec<String> {
-        self.allowed_origins.iter().map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect()
+    /// Refuses settings that must not reach production: a short internal token, a bad origin
+    /// list, no public key.
+    pub fn check(&self) -> anyhow::Result<()> {
+        use secrecy::ExposeSecret;
+        if self.internal_api_token.expose_secret().len() < INTERNAL_TOKEN_MIN_BYTES {
+            anyhow::bail!("INTERNAL_API_TOKEN must be at least {INTERNAL_TOKEN_MIN_BYTES} bytes");
+        }
+        if self.jwt_public_key_file.is_empty() {
+            anyhow::bail!("JWT_PUBLIC_KEY_FILE names no key");
+        }
+        if self.session_max_age <= 0 {
+            anyhow::bail!("SESSION_MAX_AGE must be positive");
+        }
+        web_kit::origins::OriginPolicy::parse(&self.allowed_origins)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn help_never_prints_secret_values() {
+        std::env::set_var("DATABASE_URL", "postgres://u:db-secret-9c1e@h/boxes");
+        std::env::set_var("REDIS_URL", "redis://:redis-secret-9c1e@h");
+        std::env::set_var("INTERNAL_API_TOKEN", "internal-secret-9c1e-0123456789abcdef");
+        let help = super::Settings::command().render_long_help().to_string();
+        for secret in ["db-secret-9c1e", "redis-secret-9c1e", "internal-secret-9c1e", "postgres://", "redis://"] {
+            assert!(!help.contains(secret), "--help shows {secret}:\n{help}");
+        }
     }
 }

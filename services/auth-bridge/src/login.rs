@@ -139,6 +139,7 @@ pub async fn run(state: &AppState, req: &LoginRequest) -> Result<LoggedIn, ApiEr
             refresh_hash: &refresh_hash,
             csrf_hash: &csrf_hash,
             refresh_ttl_secs: s.refresh_token_ttl,
+            max_age_secs: s.session_max_age,
         },
     )
     .await?;

@@ -84,6 +84,11 @@ fn cookie(
         .finish()
 }
 
+/// Token answers must not be kept by browsers or proxies (RFC 6749 §5.1).
+pub fn no_store(res: &mut actix_web::HttpResponseBuilder) -> &mut actix_web::HttpResponseBuilder {
+    res.insert_header(("Cache-Control", "no-store")).insert_header(("Pragma", "no-cache"))
+}
+
 /// `b64u(SHA-256(csrf_token))`, the `csh` claim and the stored CSRF hash.
 pub fn csrf_hash(csrf_token: &str) -> String {
     sha256_b64u(csrf_token)

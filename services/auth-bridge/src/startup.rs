@@ -32,7 +32,8 @@ pub struct AppState {
     pub redis: redis::aio::ConnectionManager,
     pub signer: Signer,
     pub verifier: Verifier,
-    pub jwk: Jwk,
+    /// Every accepted public key, the signing one first.
+    pub jwks: Vec<Jwk>,
     pub registry: Registry,
     pub hostapps: HostappClient,
     pub boxes: BoxesInternal,
@@ -49,12 +50,13 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings.check()?;
+        let origins = web_kit::origins::OriginPolicy::parse(&settings.allowed_origins)?;
         let state = build_state(settings).await?;
         let listener = TcpListener::bind(&state.settings.bind_addr)
             .with_context(|| format!("binding {}", state.settings.bind_addr))?;
         let port = listener.local_addr().context("reading the bound address")?.port();
         tracing::info!(port, hostapps = state.registry.len(), "auth-bridge listening");
-        let origins = state.settings.origins();
         let limits = web_kit::limits::Limits::new(&state.settings.limits);
         let loader = revocation::Loader {
             pool: state.pool.clone(),
@@ -68,7 +70,7 @@ impl Application {
                 .app_data(limits.clone())
                 .wrap(from_fn(web_kit::limits::enforce))
                 .wrap(from_fn(web_kit::telemetry::log_request))
-                .wrap(web_kit::cors(&origins))
+                .wrap(origins.cors())
                 .app_data(state.clone())
                 .configure(routes::configure)
                 .default_service(web::to(web_kit::not_found))
@@ -96,12 +98,14 @@ impl Application {
 async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     let private_pem = std::fs::read_to_string(&settings.jwt_private_key_file)
         .with_context(|| format!("reading JWT_PRIVATE_KEY_FILE {}", settings.jwt_private_key_file.display()))?;
-    let public_pem = std::fs::read_to_string(&settings.jwt_public_key_file)
-        .with_context(|| format!("reading JWT_PUBLIC_KEY_FILE {}", settings.jwt_public_key_file.display()))?;
-    let signer = load_signer(&private_pem, &public_pem, &settings.jwt_issuer)?;
-    let verifier = Verifier::from_public_pems(&[public_pem.as_str()], &settings.jwt_issuer)
-        .context("loading the JWT public key")?;
-    let jwk = Jwk::from_public_pem(&public_pem).context("the JWT public key is not Ed25519")?;
+    let public_pems = settings
+        .jwt_public_key_file
+        .iter()
+        .map(|f| std::fs::read_to_string(f).with_context(|| format!("reading JWT_PUBLIC_KEY_FILE {}", f.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (signer, jwks) = load_keys(&private_pem, &public_pems, &settings.jwt_issuer)?;
+    let verifier =
+        Verifier::from_public_pems(&public_pems, &settings.jwt_issuer).context("loading the JWT public keys")?;
     let registry = Registry::load(&settings.hostapps_config)?;
 
     let db_url = settings.database_url.expose_secret();
@@ -129,7 +133,7 @@ async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         redis,
         signer,
         verifier,
-        jwk,
+        jwks,
         registry,
         hostapps: HostappClient::new()?,
         boxes,
@@ -137,16 +141,37 @@ async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     })
 }
 
-/// The token signer, with the Ed25519 key pair parsed once here: jsonwebtoken's own key would
-/// derive it again from the PKCS#8 DER at every signature, which costs as much as the signature.
-fn load_signer(private_pem: &str, public_pem: &str, issuer: &str) -> anyhow::Result<Signer> {
+/// The token signer and the key set. The signer uses the private key with the listed public key
+/// that matches it (refusing to start when none does); every listed key verifies, so tokens
+/// signed before a rotation keep working until they expire. The Ed25519 key pair is parsed once
+/// here: jsonwebtoken's own key would derive it again from the PKCS#8 DER at every signature,
+/// which costs as much as the signature.
+fn load_keys(private_pem: &str, public_pems: &[String], issuer: &str) -> anyhow::Result<(Signer, Vec<Jwk>)> {
     use ed25519_dalek::pkcs8::DecodePrivateKey;
     use ed25519_dalek::Signer as _;
     let key = ed25519_dalek::SigningKey::from_pkcs8_pem(private_pem)
         .map_err(|_| KeyError::BadPrivateKey)
         .context("loading the JWT private key")?;
-    Signer::from_key_pair(Box::new(move |message| key.sign(message).to_bytes()), public_pem, issuer)
-        .context("loading the JWT key pair")
+    let own = key.verifying_key().to_bytes();
+    let mut jwks = Vec::with_capacity(public_pems.len());
+    let mut signing_pem = None;
+    for pem in public_pems {
+        let raw = domain::auth::ed25519_public_raw(pem).context("a JWT public key is not Ed25519")?;
+        let jwk = Jwk::from_public_pem(pem).context("a JWT public key is not Ed25519")?;
+        if jwks.iter().any(|j: &Jwk| j.kid == jwk.kid) {
+            continue;
+        }
+        if raw == own {
+            signing_pem = Some(pem.as_str());
+            jwks.insert(0, jwk);
+        } else {
+            jwks.push(jwk);
+        }
+    }
+    let signing_pem = signing_pem.context("JWT_PUBLIC_KEY_FILE does not list the private key's public key")?;
+    let signer = Signer::from_key_pair(Box::new(move |message| key.sign(message).to_bytes()), signing_pem, issuer)
+        .context("loading the JWT key pair")?;
+    Ok((signer, jwks))
 }
 
 /// Runs the embedded migrations; their history table is ours alone, so other services may share

@@ -62,6 +62,8 @@ pub struct NewSession<'a> {
     pub refresh_hash: &'a str,
     pub csrf_hash: &'a str,
     pub refresh_ttl_secs: i64,
+    /// Absolute lifetime of the session; no refresh extends it.
+    pub max_age_secs: i64,
 }
 
 /// Records the consent (`consented_at` keeps the first login, `last_login_at` moves) and opens
@@ -74,8 +76,10 @@ pub async fn record_consent_and_open_session(c: &impl GenericClient, s: &NewSess
                  INSERT INTO auth.consents (client_id, app_id, user_reference) VALUES ($3, $4, $8)
                  ON CONFLICT (client_id, app_id, user_reference) DO UPDATE SET last_login_at = now()
              )
-             INSERT INTO auth.sessions (sid, identity_id, client_id, app_id, refresh_hash, csrf_hash, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7))",
+             INSERT INTO auth.sessions
+                 (sid, identity_id, client_id, app_id, refresh_hash, csrf_hash, expires_at, max_expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6,
+                     now() + make_interval(secs => least($7::float8, $9::float8)), now() + make_interval(secs => $9::float8))",
         )
         .await?;
     c.execute(
@@ -89,6 +93,7 @@ pub async fn record_consent_and_open_session(c: &impl GenericClient, s: &NewSess
             &s.csrf_hash,
             &(s.refresh_ttl_secs as f64),
             &s.user_reference,
+            &(s.max_age_secs as f64),
         ],
     )
     .await?;
@@ -125,7 +130,9 @@ pub async fn session_for_refresh(c: &impl GenericClient, refresh_hash: &str) -> 
     }))
 }
 
-/// Replaces the refresh token of a session; the old one stops working at once.
+/// Replaces the refresh token of a session; the old one stops working at once and is kept as
+/// retired, so a later use of it is recognised as a reuse. The new expiry never passes the
+/// session's absolute limit.
 #[tracing::instrument(skip(c, new_hash))]
 pub async fn rotate_refresh(
     c: &impl GenericClient,
@@ -135,11 +142,32 @@ pub async fn rotate_refresh(
 ) -> Result<(), Error> {
     let stmt = c
         .prepare_cached(
-            "UPDATE auth.sessions SET refresh_hash = $2, expires_at = now() + make_interval(secs => $3) WHERE sid = $1",
+            "WITH old AS (SELECT refresh_hash FROM auth.sessions WHERE sid = $1),
+                  retired AS (INSERT INTO auth.retired_refresh_tokens (refresh_hash, sid)
+                              SELECT refresh_hash, $1 FROM old ON CONFLICT DO NOTHING)
+             UPDATE auth.sessions
+             SET refresh_hash = $2, expires_at = least(now() + make_interval(secs => $3), max_expires_at)
+             WHERE sid = $1",
         )
         .await?;
     c.execute(&stmt, &[sid.as_uuid(), &new_hash, &(ttl_secs as f64)]).await?;
     Ok(())
+}
+
+/// The session a rotated (retired) refresh token belonged to, with its identity.
+#[tracing::instrument(skip_all)]
+pub async fn session_of_retired_refresh(
+    c: &impl GenericClient,
+    refresh_hash: &str,
+) -> Result<Option<(SessionId, IdentityId)>, Error> {
+    let stmt = c
+        .prepare_cached(
+            "SELECT s.sid, s.identity_id FROM auth.retired_refresh_tokens r JOIN auth.sessions s USING (sid)
+             WHERE r.refresh_hash = $1",
+        )
+        .await?;
+    let row = c.query_opt(&stmt, &[&refresh_hash]).await?;
+    Ok(row.map(|r| (SessionId::from(r.get::<_, uuid::Uuid>(0)), IdentityId::from(r.get::<_, uuid::Uuid>(1)))))
 }
 
 /// Marks a session revoked; true when this call revoked it.

@@ -54,16 +54,96 @@ async fn refresh_rotates_the_token() {
     assert_eq!((after.sid, after.sub, &after.csh), (before.sid, before.sub, &before.csh));
     assert_ne!(after.jti, before.jti);
 
-    // The old token stops working at once; the new one works once.
-    let res = refresh_body(&app, old).await;
-    assert_error(res, 401, "unauthorized", &[("refresh_token", "invalid")]).await;
+    // The new token works once (a second use is a reuse, see below).
     assert_eq!(refresh_body(&app, new).await.status(), 200);
-    assert_eq!(refresh_body(&app, new).await.status(), 401);
+    let res = refresh_body(&app, new).await;
+    assert_error(res, 401, "unauthorized", &[("refresh_token", "invalid")]).await;
 
     let res = refresh_body(&app, "never-issued").await;
     assert_error(res, 401, "unauthorized", &[]).await;
     let res = app.http.post(app.url("/auth/refresh")).send().await.unwrap();
     assert_error(res, 401, "unauthorized", &[("refresh_token", "required")]).await;
+}
+
+#[tokio::test]
+async fn token_answers_are_never_cached() {
+    let app = spawn().await;
+    let code = app.code_for("alice").await;
+    let res = app.login(&code).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers().get("cache-control").unwrap(), "no-store");
+    let login: Value = res.json().await.unwrap();
+    let res = refresh_body(&app, login["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers().get("cache-control").unwrap(), "no-store");
+    assert_eq!(res.headers().get("pragma").unwrap(), "no-cache");
+}
+
+#[tokio::test]
+async fn reusing_a_rotated_refresh_token_revokes_the_session() {
+    let app = spawn().await;
+    let login = app.login_ok("alice").await;
+    let identity = login["identity_id"].as_str().unwrap();
+    let claims = Verifier::from_public_pems(&[app.keys.public_pem.as_str()], test_support::ISSUER)
+        .unwrap()
+        .verify(login["access_token"].as_str().unwrap())
+        .unwrap();
+    let stolen = login["refresh_token"].as_str().unwrap();
+    // The legitimate client rotates; then the copied, rotated token comes back.
+    let res = refresh_body(&app, stolen).await;
+    assert_eq!(res.status(), 200);
+    let current: Value = res.json().await.unwrap();
+    let mut sub = test_support::Subscriber::new(&[format!("user_{identity}:ws")]).await.unwrap();
+    let res = refresh_body(&app, stolen).await;
+    assert_error(res, 401, "unauthorized", &[("refresh_token", "invalid")]).await;
+
+    // The whole session is gone: PostgreSQL, the Redis marker, the realtime message, and the
+    // refresh token the legitimate client holds.
+    let (channel, payload) = sub.next_json(WAIT).await.expect("session.revoked published");
+    assert_eq!(channel, format!("user_{identity}:ws"));
+    assert_eq!(payload, json!({"type": "session.revoked", "object": {"sid": claims.sid.to_string()}}));
+    let mut redis = test_support::redis_conn().await;
+    assert!(redis.exists::<_, bool>(format!("auth:revoked_sid:{}", claims.sid)).await.unwrap());
+    assert_revoked(&app, claims.sid, &current).await;
+    // Other sessions of the same user are not concerned.
+    let other = app.login_ok("alice").await;
+    assert_eq!(refresh_body(&app, other["refresh_token"].as_str().unwrap()).await.status(), 200);
+}
+
+#[tokio::test]
+async fn refreshing_never_extends_the_absolute_session_lifetime() {
+    let app = spawn_with(Options { session_max_age: 3, ..Options::default() }).await;
+    let login = app.login_ok("alice").await;
+    let sid = Verifier::from_public_pems(&[app.keys.public_pem.as_str()], test_support::ISSUER)
+        .unwrap()
+        .verify(login["access_token"].as_str().unwrap())
+        .unwrap()
+        .sid;
+    let limits = || async {
+        let row = app
+            .db()
+            .await
+            .query_one(
+                "SELECT extract(epoch FROM expires_at)::float8, extract(epoch FROM max_expires_at)::float8,
+                        extract(epoch FROM max_expires_at - created_at)::float8
+                 FROM auth.sessions WHERE sid = $1",
+                &[sid.as_uuid()],
+            )
+            .await
+            .unwrap();
+        (row.get::<_, f64>(0), row.get::<_, f64>(1), row.get::<_, f64>(2))
+    };
+    let (expires, max, age) = limits().await;
+    assert!(expires <= max && (age - 3.0).abs() < 0.5, "{expires} {max} {age}");
+    let res = refresh_body(&app, login["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    let (expires_after, max_after, _) = limits().await;
+    assert_eq!(max_after, max, "the limit does not move");
+    assert!(expires_after <= max, "a refresh never passes the limit");
+    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    let res = refresh_body(&app, body["refresh_token"].as_str().unwrap()).await;
+    assert_error(res, 401, "unauthorized", &[("refresh_token", "invalid")]).await;
 }
 
 #[tokio::test]

@@ -11,7 +11,13 @@ pub struct Settings {
     pub bind_addr: String,
 
     /// PostgreSQL URL; the service owns the `boxes` schema and migrates it at start.
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/boxes", hide_env_values = true, hide_default_value = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/boxes",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
     pub database_url: SecretString,
 
     /// Maximum PostgreSQL connections in the pool.
@@ -19,7 +25,13 @@ pub struct Settings {
     pub database_pool_size: usize,
 
     /// Redis URL: realtime publishes, unread counters, session revocation markers.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379", hide_env_values = true, hide_default_value = true)]
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
     pub redis_url: SecretString,
 
     /// Session-token public key files (Ed25519, SPKI PEM), comma-separated to accept several during a rotation.

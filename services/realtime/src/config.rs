@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use secrecy::{ExposeSecret, SecretString};
 
 #[derive(Clone, Parser)]
 #[command(name = "realtime", version, about = "WebSocket notifications (GET /box-users/{id}/ws) fed by Redis pub/sub")]
@@ -17,8 +18,14 @@ pub struct Settings {
     pub bind_addr: String,
 
     /// Redis server: pub/sub subscriber, revocation markers, unread counters.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
-    pub redis_url: String,
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub redis_url: SecretString,
 
     /// Ed25519 public key files (SPKI PEM) that session tokens may be signed with; several files,
     /// comma separated, during a key rotation.
@@ -29,9 +36,10 @@ pub struct Settings {
     #[arg(long, env = "JWT_ISSUER", default_value = "auth-bridge")]
     pub jwt_issuer: String,
 
-    /// Origins allowed to open a socket (comma separated), or `*` for any. Requests without an
-    /// `Origin` header are always allowed.
-    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',', default_value = "*")]
+    /// Browser origins allowed to open a socket (comma separated); none when empty; `*` (local
+    /// development only) allows any origin but `null`, and then only with a token in the query or
+    /// `Authorization`, never cookies. Requests without an `Origin` header are always allowed.
+    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',', default_value = "")]
     pub allowed_origins: Vec<String>,
 
     /// Interval between server pings on each socket, in milliseconds.
@@ -80,10 +88,10 @@ impl Settings {
     pub fn with_defaults(jwt_public_key_files: Vec<PathBuf>, redis_url: impl Into<String>) -> Self {
         Settings {
             bind_addr: "127.0.0.1:0".into(),
-            redis_url: redis_url.into(),
+            redis_url: SecretString::from(redis_url.into()),
             jwt_public_key_files,
             jwt_issuer: "auth-bridge".into(),
-            allowed_origins: vec!["*".into()],
+            allowed_origins: vec![],
             ping_interval_ms: 45_000,
             idle_timeout_ms: 120_000,
             write_timeout_ms: 30_000,
@@ -115,7 +123,7 @@ impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
             .field("bind_addr", &self.bind_addr)
-            .field("redis_url", &mask_userinfo(&self.redis_url))
+            .field("redis_url", &mask_userinfo(self.redis_url.expose_secret()))
             .field("jwt_public_key_files", &self.jwt_public_key_files)
             .field("jwt_issuer", &self.jwt_issuer)
             .field("allowed_origins", &self.allowed_origins)
@@ -159,6 +167,16 @@ mod tests {
         assert_eq!(s.idle_timeout(), Duration::from_secs(120));
         assert_eq!(s.queue_capacity, 64);
         assert_eq!(s.max_frame_bytes, 8192);
-        assert_eq!(s.allowed_origins, vec!["*".to_owned()]);
+        assert!(web_kit::origins::OriginPolicy::parse(&s.allowed_origins).is_ok_and(|p| !p.allows("https://a.example")));
+    }
+
+    #[test]
+    fn help_never_prints_secret_values() {
+        use clap::CommandFactory;
+        std::env::set_var("REDIS_URL", "redis://:redis-secret-4b2d@h");
+        let help = Settings::command().render_long_help().to_string();
+        for secret in ["redis-secret-4b2d", "redis://"] {
+            assert!(!help.contains(secret), "--help shows {secret}:\n{help}");
+        }
     }
 }

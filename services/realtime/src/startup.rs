@@ -14,6 +14,7 @@ use actix_web::dev::AppConfig;
 use actix_web::{web, App};
 use anyhow::Context;
 use domain::auth::Verifier;
+use secrecy::ExposeSecret;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
@@ -21,7 +22,6 @@ use tokio_util::task::TaskTracker;
 use crate::config::{mask_userinfo, Settings};
 use crate::hub::{run_subscriber, Hub, SubscriberConfig};
 use crate::routes;
-use crate::routes::ws::OriginPolicy;
 use crate::socket::SocketConfig;
 use crate::store::Store;
 
@@ -30,7 +30,7 @@ pub struct AppState {
     pub verifier: Verifier,
     pub store: Arc<Store>,
     pub hub: Hub,
-    pub origins: OriginPolicy,
+    pub origins: web_kit::origins::OriginPolicy,
     pub socket: SocketConfig,
     /// The socket tasks, which outlive the HTTP connections they came from; shutdown waits for
     /// them to send their close frames.
@@ -66,14 +66,15 @@ impl AppHandle {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let origins = web_kit::origins::OriginPolicy::parse(&settings.allowed_origins)?;
         let mut pems = Vec::new();
         for file in &settings.jwt_public_key_files {
             pems.push(std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?);
         }
         let verifier =
             Verifier::from_public_pems(&pems, &settings.jwt_issuer).context("loading JWT_PUBLIC_KEY_FILE")?;
-        let client = redis::Client::open(settings.redis_url.as_str())
-            .with_context(|| format!("parsing REDIS_URL {}", mask_userinfo(&settings.redis_url)))?;
+        let client = redis::Client::open(settings.redis_url.expose_secret())
+            .with_context(|| format!("parsing REDIS_URL {}", mask_userinfo(settings.redis_url.expose_secret())))?;
 
         let queue_capacity = usize::try_from(settings.queue_capacity).unwrap_or(64);
         let (hub, wake) = Hub::new(queue_capacity);
@@ -88,7 +89,7 @@ impl Application {
             verifier,
             store: Arc::new(Store::new(client)),
             hub: hub.clone(),
-            origins: OriginPolicy::from_settings(&settings.allowed_origins),
+            origins,
             socket: SocketConfig {
                 ping_interval: settings.ping_interval(),
                 idle_timeout: settings.idle_timeout(),

@@ -20,7 +20,7 @@ pub struct Settings {
     pub client_id: String,
 
     /// Hostapp secret key, the second half of the `Authorization` credentials.
-    #[arg(long, env = "REF_SECRET", default_value = "ref-secret", value_parser = parse_secret, hide_env_values = true)]
+    #[arg(long, env = "REF_SECRET", default_value = "ref-secret", value_parser = parse_secret, hide_env_values = true, hide_default_value = true)]
     pub secret: SecretString,
 
     /// Miniapp ids accepted in `X-Miniapp-App-ID` (comma separated).

@@ -28,7 +28,7 @@ pub async fn authorize(
     let body = web_kit::body::json_body(&req, payload).await?;
     let request = LoginRequest::parse(&body, true)?;
     let t = login::run(&state, &request).await?.tokens;
-    Ok(HttpResponse::Ok().json(Authorized {
+    Ok(crate::session::no_store(&mut HttpResponse::Ok()).json(Authorized {
         auth_token: t.access_token.clone(),
         token: t.access_token,
         refresh_token: t.refresh_token,

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use domain::error::{Detail, ErrorBody, Origin};
-use domain::input::Report;
+use domain::input::{has_control, Report};
 use domain::Timestamp;
 use serde::Serialize;
 
@@ -39,7 +39,7 @@ pub async fn get_consent(req: HttpRequest, state: web::Data<AppState>) -> Result
             r.fail(name, Detail::Required);
             None
         }
-        Some(v) if v.chars().count() > 100 => {
+        Some(v) if v.chars().count() > 100 || has_control(v) => {
             r.fail(name, Detail::Invalid);
             None
         }

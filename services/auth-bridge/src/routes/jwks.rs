@@ -1,4 +1,5 @@
-//! `GET /.well-known/jwks.json`: the public key that verifies access tokens (§3.1).
+//! `GET /.well-known/jwks.json`: the public keys that verify access tokens (§3.1), the signing
+//! one first, then those kept during a rotation.
 
 use actix_web::{web, HttpResponse};
 
@@ -7,5 +8,5 @@ use crate::startup::AppState;
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=300"))
-        .json(serde_json::json!({"keys": [state.jwk]}))
+        .json(serde_json::json!({"keys": state.jwks}))
 }

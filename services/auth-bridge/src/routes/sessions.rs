@@ -28,7 +28,8 @@ fn with_cookies(mut res: HttpResponseBuilder, cookies: [Cookie<'static>; 3]) -> 
 
 fn answer(state: &AppState, tokens: &TokenResponse) -> HttpResponse {
     let s = &state.settings;
-    with_cookies(HttpResponse::Ok(), session::cookies(s.cookie_secure, tokens, s.refresh_token_ttl)).json(tokens)
+    let mut res = with_cookies(HttpResponse::Ok(), session::cookies(s.cookie_secure, tokens, s.refresh_token_ttl));
+    session::no_store(&mut res).json(tokens)
 }
 
 /// Logs a hostapp user in: 200 with the token body and the three session cookies.
@@ -74,13 +75,22 @@ pub async fn refresh(
     };
     let field = if origin == Origin::Cookies { REFRESH_COOKIE } else { "refresh_token" };
 
+    let refused =
+        || ErrorBody::unauthorized(origin, "unknown, expired or revoked refresh token").with(field, Detail::Invalid);
+    let refresh_hash = sha256_b64u(&refresh_token);
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let row = store::session_for_refresh(&tx, &sha256_b64u(&refresh_token)).await?;
+    let row = store::session_for_refresh(&tx, &refresh_hash).await?;
     let Some(row) = row.filter(|r| r.usable) else {
-        return Err(ErrorBody::unauthorized(origin, "unknown, expired or revoked refresh token")
-            .with(field, Detail::Invalid)
-            .into());
+        drop(tx);
+        // A rotated token presented again was copied: whoever holds the session now may be the
+        // thief, so the whole session ends (OAuth 2.0 Security BCP, refresh token rotation).
+        if let Some((sid, identity)) = store::session_of_retired_refresh(&client, &refresh_hash).await? {
+            let newly = store::revoke_session(&client, sid).await?;
+            session::announce_revoked(&state.redis, state.settings.access_token_ttl, &[(sid, identity)]).await?;
+            tracing::warn!(%sid, identity_id = %identity, newly_revoked = newly, "rotated refresh token reused: session revoked");
+        }
+        return Err(refused().into());
     };
     match header(&req, CSRF_HEADER) {
         None if origin == Origin::Cookies => {

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use test_support::TestKeys;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-pub const INTERNAL_TOKEN: &str = "internal-test-token";
+pub const INTERNAL_TOKEN: &str = "internal-test-token-0123456789abcdef";
 pub const APP_ID: &str = "boxes-miniapp";
 pub const OTHER_SECRET: &str = "other-secret";
 
@@ -153,6 +153,7 @@ pub struct Options {
     pub allowed_origins: Vec<String>,
     /// Another Redis than the shared one.
     pub redis_url: Option<String>,
+    pub session_max_age: i64,
 }
 
 impl Default for Options {
@@ -166,6 +167,7 @@ impl Default for Options {
             cookie_secure: true,
             allowed_origins: vec!["https://host.example".to_owned()],
             redis_url: None,
+            session_max_age: 2_592_000,
         }
     }
 }
@@ -277,10 +279,11 @@ pub async fn spawn_with_limits(o: Options, limits: web_kit::limits::LimitSetting
         database_url: SecretString::from(db_url.clone()),
         redis_url: SecretString::from(o.redis_url.clone().unwrap_or_else(test_support::redis_url)),
         jwt_private_key_file: keys.private_file.path().to_owned(),
-        jwt_public_key_file: keys.public_file.path().to_owned(),
+        jwt_public_key_file: vec![keys.public_file.path().to_owned()],
         jwt_issuer: test_support::ISSUER.to_owned(),
         access_token_ttl: 3600,
         refresh_token_ttl: 2_592_000,
+        session_max_age: o.session_max_age,
         session_acr: 2,
         internal_api_token: SecretString::from(INTERNAL_TOKEN),
         boxes_internal_url: internal_url,

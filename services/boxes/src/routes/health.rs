@@ -23,6 +23,8 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if db && redis_ok {
         return HttpResponse::Ok().json(json!({"status": "ok", "postgres": true, "redis": true}));
     }
-    let down: Vec<&str> = [("postgres", db), ("redis", redis_ok)].iter().filter(|(_, ok)| !ok).map(|(n, _)| *n).collect();
-    HttpResponse::ServiceUnavailable().json(ErrorBody::unavailable(format!("not ready: {} unreachable", down.join(" and "))))
+    let down: Vec<&str> =
+        [("postgres", db), ("redis", redis_ok)].iter().filter(|(_, ok)| !ok).map(|(n, _)| *n).collect();
+    HttpResponse::ServiceUnavailable()
+        .json(ErrorBody::unavailable(format!("not ready: {} unreachable", down.join(" and "))))
 }

@@ -493,7 +493,14 @@ async fn internal_endpoint_takes_only_the_internal_token() {
         .await
         .unwrap();
     assert_error(res, 401, "X-Internal-Token", "required").await;
-    let res = app.client.put(&url).header("X-Internal-Token", "internal-test-token-0123456789abcdeg").json(&body).send().await.unwrap();
+    let res = app
+        .client
+        .put(&url)
+        .header("X-Internal-Token", "internal-test-token-0123456789abcdeg")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_error(res, 401, "X-Internal-Token", "invalid").await;
     // No CSRF is needed, and a wrong token beats a bad body.
     let res = app.client.put(&url).header("X-Internal-Token", "x").body("{").send().await.unwrap();

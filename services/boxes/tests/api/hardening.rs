@@ -79,14 +79,8 @@ async fn origins_follow_the_shared_policy() {
     let url = format!("http://127.0.0.1:{}/boxes/joined", dev.port());
     tokio::spawn(dev.run_until_stopped());
     for (origin, allowed) in [("https://anything.example", true), ("null", false)] {
-        let res = app
-            .client
-            .get(&url)
-            .header("Origin", origin)
-            .header("Authorization", "Bearer x")
-            .send()
-            .await
-            .unwrap();
+        let res =
+            app.client.get(&url).header("Origin", origin).header("Authorization", "Bearer x").send().await.unwrap();
         let h = res.headers();
         assert_eq!(h.get("access-control-allow-origin").is_some(), allowed, "{origin}");
         assert!(h.get("access-control-allow-credentials").is_none(), "{origin}");
@@ -107,14 +101,17 @@ async fn control_characters_are_refused_with_400() {
         assert_error(res, 400, "title", "invalid").await;
     }
     let box_id = crate::helpers::seed_box(&app, &alice, &[]).await;
-    let rule = json!({"type": "access.add", "content": {"restriction_type": "identifier", "value": "a\u{0}@example.com"}});
+    let rule =
+        json!({"type": "access.add", "content": {"restriction_type": "identifier", "value": "a\u{0}@example.com"}});
     let res = app.post(&alice, &format!("/boxes/{box_id}/events"), rule).await;
     assert_error(res, 400, "content.value", "invalid").await;
     let res = app
         .client
         .put(app.internal_url(&format!("/internal/identities/{}", uuid::Uuid::new_v4())))
         .header("X-Internal-Token", INTERNAL_TOKEN)
-        .json(&json!({"display_name": "Al\u{0}ice", "identifier_value": "alice@example.com", "identifier_kind": "email"}))
+        .json(
+            &json!({"display_name": "Al\u{0}ice", "identifier_value": "alice@example.com", "identifier_kind": "email"}),
+        )
         .send()
         .await
         .unwrap();

@@ -16,7 +16,7 @@ use actix_http::header::{self, HeaderMap};
 use actix_http::{ws as handshake, ConnectionType, Method, Request, RequestHead};
 use actix_web::cookie::Cookie;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
-use domain::auth::{check_path_identity, pick_token, revoked_error, token_error, Presented};
+use domain::auth::{check_path_identity, pick_token, revoked_error, token_error, Presented, Transport};
 use domain::{Detail, ErrorBody, IdentityId, Origin, SessionId};
 use futures_util::SinkExt;
 use serde::Deserialize;
@@ -34,35 +34,6 @@ const REQUIRED_ACR: u32 = 1;
 #[derive(Deserialize)]
 struct WsQuery {
     access_token: Option<String>,
-}
-
-/// Which `Origin` values may open a socket.
-#[derive(Debug, Clone)]
-pub enum OriginPolicy {
-    Any,
-    List(Vec<String>),
-}
-
-impl OriginPolicy {
-    pub fn from_settings(origins: &[String]) -> Self {
-        let origins: Vec<String> =
-            origins.iter().map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect();
-        if origins.is_empty() || origins.iter().any(|o| o == "*") {
-            OriginPolicy::Any
-        } else {
-            OriginPolicy::List(origins)
-        }
-    }
-
-    fn allows(&self, origin: &str) -> bool {
-        match self {
-            OriginPolicy::Any => true,
-            OriginPolicy::List(list) => {
-                let origin = origin.trim_end_matches('/');
-                list.iter().any(|o| o.eq_ignore_ascii_case(origin))
-            }
-        }
-    }
 }
 
 /// Who may open the socket, once every check has passed.
@@ -122,9 +93,12 @@ async fn authorize(head: &RequestHead, raw_id: &str, state: &AppState) -> Result
     let identity = IdentityId::parse(raw_id)
         .map_err(|_| ErrorBody::bad_request(Origin::Path, "invalid identity id").with("id", Detail::Malformed))?;
     check_path_identity(identity, &claims)?;
-    // 5. Origin.
+    // 5. Origin. A page admitted only by `*` may not ride on cookies (see web_kit::origins).
     if let Some(origin) = head.headers.get(header::ORIGIN) {
-        if !origin.to_str().is_ok_and(|o| state.origins.allows(o)) {
+        let allowed = origin.to_str().is_ok_and(|o| {
+            state.origins.allows(o) && (transport != Transport::Cookie || state.origins.allows_credentials(o))
+        });
+        if !allowed {
             return Err(ErrorBody::forbidden(Origin::Headers, "origin not allowed")
                 .with("Origin", Detail::Forbidden)
                 .into());
@@ -231,18 +205,4 @@ async fn send_response(
     framed.feed(H1Message::Item((head, BodySize::Sized(bytes.len() as u64)))).await?;
     framed.feed(H1Message::Chunk(Some(bytes))).await?;
     framed.send(H1Message::Chunk(None)).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn origin_policy() {
-        assert!(OriginPolicy::from_settings(&["*".into()]).allows("https://evil.example"));
-        let list = OriginPolicy::from_settings(&["https://app.example/".into(), " http://localhost:3000".into()]);
-        assert!(list.allows("https://app.example"));
-        assert!(list.allows("http://localhost:3000"));
-        assert!(!list.allows("https://evil.example"));
-    }
 }

@@ -166,8 +166,51 @@ async fn origin_must_be_allowed() {
     let url = format!("{}?access_token={}", app.ws_url(s.identity), s.token);
     assert_eq!(handshake_status(&url, &[("Origin", "https://app.example")]).await, 101);
     assert_eq!(handshake_status(&url, &[("Origin", "https://evil.example")]).await, 403);
-    // No Origin header (a non-browser client) is allowed.
+    // No Origin header (a non-browser client) is allowed; `null` never is.
     assert_eq!(handshake_status(&url, &[]).await, 101);
+    assert_eq!(handshake_status(&url, &[("Origin", "null")]).await, 403);
+}
+
+#[tokio::test]
+async fn no_origin_is_allowed_by_default() {
+    let app = spawn_app().await;
+    let s = app.session();
+    let url = format!("{}?access_token={}", app.ws_url(s.identity), s.token);
+    assert_eq!(handshake_status(&url, &[("Origin", "https://app.example")]).await, 403);
+    assert_eq!(handshake_status(&url, &[]).await, 101);
+}
+
+#[tokio::test]
+async fn the_wildcard_admits_any_origin_but_null_and_never_with_cookies() {
+    let keys = Arc::new(TestKeys::generate());
+    let app = spawn_app_with(keys, |s| s.allowed_origins = vec!["*".into()]).await;
+    let s = app.session();
+    let url = format!("{}?access_token={}", app.ws_url(s.identity), s.token);
+    assert_eq!(handshake_status(&url, &[("Origin", "https://anything.example")]).await, 101);
+    assert_eq!(handshake_status(&url, &[("Origin", "null")]).await, 403);
+    // Cookies are ambient credentials: a page admitted only by `*` cannot use them.
+    let (status, body) = refused(
+        app.upgrade_request(&app.ws_url(s.identity))
+            .header("Cookie", s.cookie())
+            .header("Origin", "https://anything.example")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(body["details"], json!({"Origin": "forbidden"}));
+}
+
+#[tokio::test]
+async fn null_cannot_be_configured() {
+    let keys = TestKeys::generate();
+    let mut settings = realtime::config::Settings::with_defaults(
+        vec![keys.public_file.path().to_path_buf()],
+        test_support::redis_url(),
+    );
+    settings.allowed_origins = vec!["null".into()];
+    assert!(realtime::startup::Application::build(settings).await.is_err());
 }
 
 #[tokio::test]
@@ -212,14 +255,16 @@ async fn checks_run_in_the_contract_order() {
 #[tokio::test]
 async fn revocation_lookup_without_redis_is_503() {
     let keys = Arc::new(TestKeys::generate());
-    let app = spawn_app_with(keys, |s| s.redis_url = "redis://127.0.0.1:1".into()).await;
+    let app = spawn_app_with(keys, |s| s.redis_url = "redis://127.0.0.1:1".to_owned().into()).await;
     let s = app.session();
     let (status, body) =
         refused(app.upgrade_request(&app.ws_url(s.identity)).header("Cookie", s.cookie()).send().await.unwrap()).await;
     assert_eq!(status, 503);
     assert_eq!(body["code"], "service_unavailable");
-    let (status, _) = refused(reqwest::get(app.http_url("/readyz")).await.unwrap()).await;
+    let (status, body) = refused(reqwest::get(app.http_url("/readyz")).await.unwrap()).await;
     assert_eq!(status, 503);
+    assert_eq!((body["code"].as_str(), body["origin"].as_str()), (Some("service_unavailable"), Some("not_defined")));
+    assert!(body["desc"].is_string() && body["details"].is_object(), "{body}");
     assert_eq!(reqwest::get(app.http_url("/healthz")).await.unwrap().status().as_u16(), 200);
 }
 
