@@ -15,7 +15,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::body::{EitherBody, MessageBody};
+use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::ConnectionType;
 use actix_web::middleware::Next;
@@ -123,11 +123,10 @@ pub async fn paused<T>(work: impl std::future::Future<Output = T>) -> T {
 pub async fn enforce<B: MessageBody + 'static>(
     req: ServiceRequest,
     next: Next<B>,
-) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+) -> Result<ServiceResponse<B>, actix_web::Error> {
     let Some(limits) = req.app_data::<Limits>().cloned() else {
-        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+        return next.call(req).await;
     };
-    let http_req = req.request().clone();
     let budget = Rc::new(Budget {
         left: Cell::new(limits.request_timeout),
         since: Cell::new(Some(Instant::now())),
@@ -143,18 +142,37 @@ pub async fn enforce<B: MessageBody + 'static>(
                 if res.status() == actix_web::http::StatusCode::REQUEST_TIMEOUT {
                     res.response_mut().head_mut().set_connection_type(ConnectionType::Close);
                 }
-                return Ok(res.map_into_left_body());
+                return Ok(res);
             }
             _ = budget.changed.notified() => {}
             _ = sleep_until(deadline) => {
                 if budget.deadline().is_some_and(|d| d <= Instant::now()) {
                     tracing::warn!(budget_ms = limits.request_timeout.as_millis() as u64, "request ran out of time");
-                    let res = HttpResponse::ServiceUnavailable()
-                        .json(ErrorBody::unavailable("the request did not complete in time"));
-                    return Ok(ServiceResponse::new(http_req, res).map_into_right_body());
+                    return Err(OutOfTime.into());
                 }
             }
         }
+    }
+}
+
+/// The answer of a request that ran out of time (an error, since the request itself went to
+/// the handler that was dropped).
+#[derive(Debug)]
+struct OutOfTime;
+
+impl std::fmt::Display for OutOfTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the request did not complete in time")
+    }
+}
+
+impl actix_web::ResponseError for OutOfTime {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        actix_web::http::StatusCode::SERVICE_UNAVAILABLE
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::ServiceUnavailable().json(ErrorBody::unavailable(self.to_string()))
     }
 }
 
