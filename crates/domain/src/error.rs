@@ -16,6 +16,7 @@ pub enum ErrorCode {
     Conflict,
     Gone,
     RequestEntityTooLarge,
+    TooManyRequests,
     Internal,
     BadGateway,
     ServiceUnavailable,
@@ -33,6 +34,7 @@ impl ErrorCode {
             ErrorCode::Conflict => 409,
             ErrorCode::Gone => 410,
             ErrorCode::RequestEntityTooLarge => 413,
+            ErrorCode::TooManyRequests => 429,
             ErrorCode::Internal => 500,
             ErrorCode::BadGateway => 502,
             ErrorCode::ServiceUnavailable => 503,
@@ -169,6 +171,11 @@ impl ErrorBody {
 
     pub fn too_large() -> Self {
         Self::new(ErrorCode::RequestEntityTooLarge, Origin::Body, "request body is too large")
+    }
+
+    /// 429: a cap or a rate limit was reached.
+    pub fn too_many_requests(origin: Origin, desc: impl Into<String>) -> Self {
+        Self::new(ErrorCode::TooManyRequests, origin, desc)
     }
 
     pub fn not_allowed() -> Self {
