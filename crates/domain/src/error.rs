@@ -17,6 +17,7 @@ pub enum ErrorCode {
     Gone,
     RequestTimeout,
     RequestEntityTooLarge,
+    TooManyRequests,
     Internal,
     BadGateway,
     ServiceUnavailable,
@@ -35,6 +36,7 @@ impl ErrorCode {
             ErrorCode::Gone => 410,
             ErrorCode::RequestTimeout => 408,
             ErrorCode::RequestEntityTooLarge => 413,
+            ErrorCode::TooManyRequests => 429,
             ErrorCode::Internal => 500,
             ErrorCode::BadGateway => 502,
             ErrorCode::ServiceUnavailable => 503,
@@ -183,6 +185,11 @@ impl ErrorBody {
     pub fn body_timeout() -> Self {
         Self::new(ErrorCode::RequestTimeout, Origin::Body, "the request body did not arrive in time")
             .with("body", Detail::TimedOut)
+    }
+
+    /// 429: a cap or a rate limit was reached.
+    pub fn too_many_requests(origin: Origin, desc: impl Into<String>) -> Self {
+        Self::new(ErrorCode::TooManyRequests, origin, desc)
     }
 
     pub fn not_allowed() -> Self {

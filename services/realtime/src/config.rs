@@ -58,9 +58,18 @@ pub struct Settings {
     #[arg(long, env = "WS_QUEUE_CAPACITY", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     pub queue_capacity: u64,
 
-    /// Largest frame a client may send, in bytes; a bigger one closes the socket with 1009.
+    /// Largest message a client may send, in bytes, whether in one frame or reassembled from
+    /// continuation frames; a frame whose header announces more closes the socket with 1009.
     #[arg(long, env = "WS_MAX_FRAME_BYTES", default_value_t = 8 * 1024)]
     pub max_frame_bytes: usize,
+
+    /// Sockets one identity may hold on one process; the next handshake is refused with 429.
+    #[arg(long, env = "WS_MAX_SOCKETS_PER_IDENTITY", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_sockets_per_identity: u64,
+
+    /// Sockets one process holds at most; the next handshake is refused with 429.
+    #[arg(long, env = "WS_MAX_SOCKETS", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_sockets: u64,
 
     /// Longest wait between two attempts to reconnect the Redis subscriber, in milliseconds.
     #[arg(long, env = "REDIS_RECONNECT_MAX_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -97,6 +106,8 @@ impl Settings {
             write_timeout_ms: 30_000,
             queue_capacity: 64,
             max_frame_bytes: 8 * 1024,
+            max_sockets_per_identity: 16,
+            max_sockets: 50_000,
             redis_reconnect_max_ms: 5_000,
             redis_health_interval_ms: 15_000,
             shutdown_timeout_secs: 10,
@@ -132,6 +143,8 @@ impl fmt::Debug for Settings {
             .field("write_timeout_ms", &self.write_timeout_ms)
             .field("queue_capacity", &self.queue_capacity)
             .field("max_frame_bytes", &self.max_frame_bytes)
+            .field("max_sockets_per_identity", &self.max_sockets_per_identity)
+            .field("max_sockets", &self.max_sockets)
             .field("redis_reconnect_max_ms", &self.redis_reconnect_max_ms)
             .field("redis_health_interval_ms", &self.redis_health_interval_ms)
             .field("shutdown_timeout_secs", &self.shutdown_timeout_secs)
@@ -168,6 +181,7 @@ mod tests {
         assert_eq!(s.queue_capacity, 64);
         assert_eq!(s.max_frame_bytes, 8192);
         assert!(web_kit::origins::OriginPolicy::parse(&s.allowed_origins).is_ok_and(|p| !p.allows("https://a.example")));
+        assert_eq!(s.max_sockets_per_identity, 16);
     }
 
     #[test]

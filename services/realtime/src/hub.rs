@@ -81,7 +81,28 @@ struct Inner {
     connected: AtomicBool,
     closing: AtomicBool,
     subscriber_addr: Mutex<Option<SocketAddr>>,
-    queue_capacity: usize,
+    limits: HubLimits,
+}
+
+/// Sizes the hub enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct HubLimits {
+    /// Outbound messages queued per socket.
+    pub queue_capacity: usize,
+    /// Sockets one identity may hold on this process.
+    pub max_per_identity: usize,
+    /// Sockets this process holds at most.
+    pub max_total: usize,
+}
+
+/// Why [`Hub::register`] refused a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    ShuttingDown,
+    /// The identity already has `max_per_identity` sockets here.
+    IdentityFull,
+    /// The process already holds `max_total` sockets.
+    ProcessFull,
 }
 
 /// Handle on the registry; cheap to clone.
@@ -113,7 +134,7 @@ pub struct HubStats {
 
 impl Hub {
     /// A hub and the receiving end of its reconcile requests, for [`run_subscriber`].
-    pub fn new(queue_capacity: usize) -> (Hub, mpsc::UnboundedReceiver<IdentityId>) {
+    pub fn new(limits: HubLimits) -> (Hub, mpsc::UnboundedReceiver<IdentityId>) {
         let (wake, wake_rx) = mpsc::unbounded_channel();
         let inner = Inner {
             registry: Mutex::new(Registry::default()),
@@ -122,7 +143,7 @@ impl Hub {
             connected: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             subscriber_addr: Mutex::new(None),
-            queue_capacity: queue_capacity.max(1),
+            limits: HubLimits { queue_capacity: limits.queue_capacity.max(1), ..limits },
         };
         (Hub { inner: Arc::new(inner) }, wake_rx)
     }
@@ -134,17 +155,29 @@ impl Hub {
     }
 
     /// Registers a socket of `identity`. Its queue receives `Ready` once the subscription is live.
-    /// `None` when the server is shutting down.
-    pub fn register(&self, identity: IdentityId, sid: SessionId) -> Option<(Registration, mpsc::Receiver<Outbound>)> {
+    /// Refused when the server is shutting down or a socket cap is reached.
+    pub fn register(
+        &self,
+        identity: IdentityId,
+        sid: SessionId,
+    ) -> Result<(Registration, mpsc::Receiver<Outbound>), Refused> {
         if self.inner.closing.load(Ordering::Acquire) {
-            return None;
+            return Err(Refused::ShuttingDown);
         }
+        let limits = self.inner.limits;
         // One slot more than the limit: payloads stop at the limit, so a final `Close` always fits.
-        let (tx, rx) = mpsc::channel(self.inner.queue_capacity + 1);
+        let (tx, rx) = mpsc::channel(limits.queue_capacity + 1);
         let key = self.inner.next_key.fetch_add(1, Ordering::Relaxed);
         let is_new = {
             let mut reg = self.registry();
-            let is_new = !reg.identities.contains_key(&identity);
+            if reg.sockets >= limits.max_total {
+                return Err(Refused::ProcessFull);
+            }
+            let held = reg.identities.get(&identity).map_or(0, |e| e.slots.len());
+            if held >= limits.max_per_identity {
+                return Err(Refused::IdentityFull);
+            }
+            let is_new = held == 0;
             let entry = reg.identities.entry(identity).or_default();
             if entry.active {
                 // The queue is new and has room for at least one message.
@@ -157,7 +190,7 @@ impl Hub {
         if is_new {
             let _ = self.inner.wake.send(identity);
         }
-        Some((Registration { hub: self.clone(), identity, key }, rx))
+        Ok((Registration { hub: self.clone(), identity, key }, rx))
     }
 
     fn deregister(&self, identity: IdentityId, key: u64) {
@@ -515,6 +548,10 @@ mod tests {
         matches!(rx.try_recv(), Ok(Outbound::Ready))
     }
 
+    fn limits(queue_capacity: usize) -> HubLimits {
+        HubLimits { queue_capacity, max_per_identity: 16, max_total: 1000 }
+    }
+
     #[test]
     fn revocation_is_recognised_only_as_the_envelope_type() {
         let sid = SessionId::new_v4();
@@ -526,11 +563,11 @@ mod tests {
 
     #[tokio::test]
     async fn registry_fans_out_revokes_and_drops_slow_sockets() {
-        let (hub, mut wake) = Hub::new(2);
+        let (hub, mut wake) = Hub::new(limits(2));
         let id = IdentityId::new_v4();
         let (s1, s2) = (SessionId::new_v4(), SessionId::new_v4());
-        let (g1, mut rx1) = hub.register(id, s1).unwrap_or_else(|| panic!("open"));
-        let (g2, mut rx2) = hub.register(id, s2).unwrap_or_else(|| panic!("open"));
+        let (g1, mut rx1) = hub.register(id, s1).unwrap_or_else(|_| panic!("open"));
+        let (g2, mut rx2) = hub.register(id, s2).unwrap_or_else(|_| panic!("open"));
         assert_eq!(wake.try_recv().ok(), Some(id));
         assert!(wake.try_recv().is_err(), "one subscribe request per identity");
         hub.activate(id);
@@ -553,5 +590,23 @@ mod tests {
         assert_eq!(wake.try_recv().ok(), Some(id), "last socket gone: unsubscribe");
         drop((g1, g2));
         assert_eq!(hub.stats().sockets, 0);
+    }
+
+    #[test]
+    fn sockets_are_capped_per_identity_and_per_process() {
+        let (hub, _wake) = Hub::new(HubLimits { queue_capacity: 4, max_per_identity: 2, max_total: 3 });
+        let (a, b) = (IdentityId::new_v4(), IdentityId::new_v4());
+        let a1 = hub.register(a, SessionId::new_v4()).unwrap_or_else(|_| panic!("a1"));
+        let a2 = hub.register(a, SessionId::new_v4()).unwrap_or_else(|_| panic!("a2"));
+        assert_eq!(hub.register(a, SessionId::new_v4()).err(), Some(Refused::IdentityFull));
+        let b1 = hub.register(b, SessionId::new_v4()).unwrap_or_else(|_| panic!("b1"));
+        assert_eq!(hub.register(IdentityId::new_v4(), SessionId::new_v4()).err(), Some(Refused::ProcessFull));
+        // A socket that goes frees its place.
+        drop(a1);
+        let a3 = hub.register(a, SessionId::new_v4()).unwrap_or_else(|_| panic!("a3"));
+        assert_eq!(hub.stats().sockets, 3);
+        hub.shutdown();
+        assert_eq!(hub.register(b, SessionId::new_v4()).err(), Some(Refused::ShuttingDown));
+        drop((a2, a3, b1));
     }
 }

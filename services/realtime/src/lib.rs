@@ -11,7 +11,8 @@
 //! - [`socket`]: one task per socket selecting over client frames, the outbound queue, the ping
 //!   interval, the idle deadline and the token's `exp`. It consumes client `ack`s (§9.5) and
 //!   closes with the contract's codes: 4001 at expiry or revocation, 1013 for a slow consumer,
-//!   1009 for an oversized frame, 1011 when the Redis subscription is lost, 1001 at shutdown.
+//!   1009 for an oversized message, 1002 for a protocol violation, 1011 when the Redis
+//!   subscription is lost, 1001 at shutdown. The hub caps sockets per identity and per process.
 //! - [`routes`]: the handshake checks of §9.1, in order, answered with the §4 body; `/healthz`
 //!   and `/readyz`.
 //! - [`store`]: the shared command connection for revocation lookups, counter resets and the ack

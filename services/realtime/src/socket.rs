@@ -9,14 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_http::ws::Frame;
-use actix_ws::{CloseCode, CloseReason, Message, ProtocolError};
+use actix_ws::{CloseCode, CloseReason, Message};
 use bytestring::ByteString;
 use domain::realtime::{types, Ack, Envelope, Ready};
-use domain::IdentityId;
+use domain::{IdentityId, SessionId};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
-use crate::conn::Conn;
+use crate::conn::{Conn, RecvError};
 use crate::hub::{close, Outbound, Registration};
 use crate::store::Store;
 
@@ -31,16 +31,21 @@ pub struct SocketConfig {
 
 /// Close code for an idle socket.
 const IDLE: u16 = 1001;
-/// How long the client has to answer our close frame.
-const CLOSE_GRACE: Duration = Duration::from_secs(5);
-/// Close code for a frame above the size limit (§2.4).
+/// How long the client has, after our close frame, to answer it and close its side; shutdown
+/// waits for this at most once every socket's close frame is written.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// Close code for a frame or message above the size limit (§2.4).
 const TOO_BIG: u16 = 1009;
+/// Close code for a violation of RFC 6455 (reserved bits, unmasked frames, bad fragmentation...).
+const PROTOCOL_ERROR: u16 = 1002;
 /// Close code for a text frame that is not UTF-8.
 const NOT_UTF8: u16 = 1007;
 
 /// Everything one socket task owns.
 pub struct Socket {
     pub identity: IdentityId,
+    /// The token's session: its revocation marker is read again once the subscription is live.
+    pub sid: SessionId,
     /// Token `exp`, seconds since the epoch: the socket closes with 4001 then.
     pub expires_at: i64,
     pub registration: Registration,
@@ -90,7 +95,7 @@ fn code_after_drop(queue: &mut mpsc::Receiver<Outbound>) -> u16 {
 
 impl Socket {
     pub async fn run(self) {
-        let Socket { identity, expires_at, registration, mut queue, mut conn, store, config } = self;
+        let Socket { identity, sid, expires_at, registration, mut queue, mut conn, store, config } = self;
         let expiry = sleep_until(deadline_for(expires_at));
         tokio::pin!(expiry);
         let idle = sleep_until(Instant::now() + config.idle_timeout);
@@ -110,7 +115,20 @@ impl Socket {
                             break End::Close(code, reason(code));
                         }
                         Some(Outbound::Text(text)) => ByteString::clone(&text),
-                        Some(Outbound::Ready) => Envelope::new(types::READY, Ready { identity_id: identity }).to_json().into(),
+                        Some(Outbound::Ready) => {
+                            // A logout between the handshake's check and the subscription published
+                            // its `session.revoked` before this socket could hear it; its marker
+                            // is still there. Boxed like the ack's round trips.
+                            match Box::pin(store.is_revoked(sid)).await {
+                                Ok(false) => {}
+                                Ok(true) => break End::Close(close::TOKEN_EXPIRED, "session revoked"),
+                                Err(e) => {
+                                    tracing::warn!(identity = %identity, error = format!("{e:#}"), "revocation lookup failed");
+                                    break End::Close(close::SUBSCRIPTION_LOST, "revocation state unknown");
+                                }
+                            }
+                            Envelope::new(types::READY, Ready { identity_id: identity }).to_json().into()
+                        }
                         Some(Outbound::Close(code)) => break End::Close(code, reason(code)),
                         None => break End::Close(close::SLOW_CONSUMER, reason(close::SLOW_CONSUMER)),
                     };
@@ -139,12 +157,13 @@ impl Socket {
                             }
                         }
                         Some(Ok(Frame::Close(_))) => break End::Echo,
+                        // `recv` hands over whole messages, never a `Continuation`.
                         Some(Ok(Frame::Binary(_) | Frame::Pong(_) | Frame::Continuation(_))) => {}
-                        Some(Err(ProtocolError::Overflow)) => break End::Close(TOO_BIG, "message too big"),
-                        Some(Err(ProtocolError::Io(_))) | None => break End::Gone,
-                        Some(Err(e)) => {
+                        Some(Err(RecvError::TooBig)) => break End::Close(TOO_BIG, "message too big"),
+                        Some(Err(RecvError::Io(_))) | None => break End::Gone,
+                        Some(Err(RecvError::Protocol(e))) => {
                             tracing::debug!(identity = %identity, error = %e, "websocket protocol error");
-                            break End::Close(1002, "protocol error");
+                            break End::Close(PROTOCOL_ERROR, "protocol error");
                         }
                     }
                 }
@@ -169,18 +188,21 @@ impl Socket {
         if !matches!(tokio::time::timeout(config.write_timeout, conn.send(Message::Close(reason))).await, Ok(Ok(()))) {
             return;
         }
-        if !answered {
-            // Closing handshake: give the client a moment to answer before the connection is dropped.
-            let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        // Closing handshake, bounded: the client's close frame (unless it sent one first), our
+        // FIN, then its FIN. What it sends meanwhile is read and dropped, so the connection ends
+        // with FINs rather than a reset that could destroy the close frame in flight.
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            if !answered {
                 while let Some(Ok(frame)) = conn.recv().await {
                     if matches!(frame, Frame::Close(_)) {
                         break;
                     }
                 }
-            })
-            .await;
-        }
-        let _ = tokio::time::timeout(config.write_timeout, conn.shutdown()).await;
+            }
+            conn.shutdown().await;
+            conn.discard_until_eof().await;
+        })
+        .await;
     }
 }
 

@@ -1,7 +1,7 @@
 //! Wiring: settings in, a running server out. `Application::build` binds the listener (port 0
 //! works, for tests), starts the Redis subscriber task and the HTTP server; `run_until_stopped`
 //! serves until a signal or [`AppHandle::stop`], then closes every socket with a close frame and
-//! lets open connections finish.
+//! exits as soon as they are closed.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{mask_userinfo, Settings};
-use crate::hub::{run_subscriber, Hub, SubscriberConfig};
+use crate::hub::{run_subscriber, Hub, HubLimits, SubscriberConfig};
 use crate::routes;
 use crate::socket::SocketConfig;
 use crate::store::Store;
@@ -76,8 +76,11 @@ impl Application {
         let client = redis::Client::open(settings.redis_url.expose_secret())
             .with_context(|| format!("parsing REDIS_URL {}", mask_userinfo(settings.redis_url.expose_secret())))?;
 
-        let queue_capacity = usize::try_from(settings.queue_capacity).unwrap_or(64);
-        let (hub, wake) = Hub::new(queue_capacity);
+        let (hub, wake) = Hub::new(HubLimits {
+            queue_capacity: usize::try_from(settings.queue_capacity).unwrap_or(64),
+            max_per_identity: usize::try_from(settings.max_sockets_per_identity).unwrap_or(usize::MAX),
+            max_total: usize::try_from(settings.max_sockets).unwrap_or(usize::MAX),
+        });
         let subscriber_config = SubscriberConfig {
             reconnect_max: Duration::from_millis(settings.redis_reconnect_max_ms),
             health_interval: Duration::from_millis(settings.redis_health_interval_ms),
@@ -150,7 +153,8 @@ impl Application {
     }
 
     /// Serves until SIGINT, SIGTERM or [`AppHandle::stop`]; then stops accepting, sends every
-    /// socket a close frame (1001) and waits for connections to finish.
+    /// socket a close frame (1001), waits for their closing handshakes (at most
+    /// `SHUTDOWN_TIMEOUT_SECS`) and stops at once.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Application { server, subscriber, handle, .. } = self;
         let server_handle = server.handle();
@@ -159,13 +163,17 @@ impl Application {
                 _ = handle.stop.notified() => {}
                 _ = shutdown_signal() => {}
             }
+            server_handle.pause().await;
             let closed = handle.hub.shutdown();
             tracing::info!(sockets = closed, "shutting down");
             handle.sockets.close();
             if tokio::time::timeout(handle.shutdown_timeout, handle.sockets.wait()).await.is_err() {
                 tracing::warn!(sockets = handle.sockets.len(), "sockets still open at the shutdown timeout");
             }
-            server_handle.stop(true).await;
+            // Not graceful: what is left are idle keep-alive HTTP connections, which actix would
+            // wait for until its timeout, and health checks or handshakes in flight, which are
+            // refused during shutdown anyway.
+            server_handle.stop(false).await;
         });
         let result = server.await.context("http server");
         watcher.abort();

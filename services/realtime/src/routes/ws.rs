@@ -25,6 +25,7 @@ use tracing::Instrument;
 
 use crate::conn::Conn;
 use crate::error::ApiError;
+use crate::hub::Refused;
 use crate::socket::Socket;
 use crate::startup::AppState;
 
@@ -112,6 +113,17 @@ fn bad_upgrade(e: handshake::HandshakeError) -> ApiError {
     ErrorBody::bad_request(Origin::Headers, e.to_string()).with("Upgrade", Detail::Invalid).into()
 }
 
+/// The hub would not take the socket: 503 while shutting down, 429 over a socket cap.
+fn refused_registration(refused: Refused) -> ApiError {
+    match refused {
+        Refused::ShuttingDown => ApiError::unavailable("server is shutting down"),
+        Refused::IdentityFull => {
+            ErrorBody::too_many_requests(Origin::NotDefined, "too many sockets open for this identity").into()
+        }
+        Refused::ProcessFull => ErrorBody::too_many_requests(Origin::NotDefined, "too many sockets open").into(),
+    }
+}
+
 /// The path requested without `Upgrade: websocket`: the checks, then the refusal of step 6.
 #[tracing::instrument(name = "ws_handshake", skip_all)]
 pub async fn plain(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
@@ -143,8 +155,8 @@ pub async fn upgrade(
             },
         };
         let registered = checked.and_then(|auth| match state.hub.register(auth.identity, auth.sid) {
-            Some(registration) => Ok((auth, registration)),
-            None => Err(ApiError::unavailable("server is shutting down")),
+            Ok(registration) => Ok((auth, registration)),
+            Err(refused) => Err(refused_registration(refused)),
         });
         let response = match &registered {
             Ok(_) => handshake::handshake_response(req.head()).finish().map_into_boxed_body(),
@@ -179,6 +191,7 @@ pub async fn upgrade(
     drop((read_buf, write_buf));
     let socket = Socket {
         identity: auth.identity,
+        sid: auth.sid,
         expires_at: auth.expires_at,
         registration,
         queue,

@@ -9,6 +9,7 @@ use realtime::config::Settings;
 use realtime::startup::{AppHandle, Application};
 use serde_json::Value;
 use test_support::{redis_url, Session, TestKeys};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
@@ -167,4 +168,151 @@ pub async fn eventually(wait: Duration, mut cond: impl FnMut() -> bool) -> bool 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     cond()
+}
+
+/// A masked client frame: `first` is the first header byte (FIN, RSV1-3, opcode), the length
+/// field is whatever `payload` needs.
+pub fn raw_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut frame = vec![first];
+    frame.extend(length_field(payload.len() as u64));
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+/// The second header byte (MASK set) and extended length of a client frame of `len` bytes.
+pub fn length_field(len: u64) -> Vec<u8> {
+    match len {
+        n @ 0..=125 => vec![0x80 | n as u8],
+        n @ 126..=0xffff => [&[0x80 | 126][..], &(n as u16).to_be_bytes()].concat(),
+        n => [&[0x80 | 127][..], &n.to_be_bytes()].concat(),
+    }
+}
+
+pub fn handshake_request_at(port: u16, s: &Session) -> Vec<u8> {
+    format!(
+        "GET /box-users/{}/ws?access_token={} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        s.identity, s.token
+    )
+    .into_bytes()
+}
+
+/// Sends `first` (the handshake request, possibly followed by frames), reads the response head
+/// and asserts the 101. Returns the stream and whatever was read past the head.
+pub async fn raw_handshake_at(port: u16, first: &[u8]) -> (TcpStream, Vec<u8>) {
+    let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    tcp.write_all(first).await.unwrap();
+    let mut read = Vec::new();
+    let head_end = loop {
+        let mut chunk = [0u8; 1024];
+        let n = tokio::time::timeout(WAIT, tcp.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "connection closed during the handshake");
+        read.extend_from_slice(&chunk[..n]);
+        if let Some(i) = read.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&read[..head_end]).to_string();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="), "{head}");
+    (tcp, read.split_off(head_end))
+}
+
+/// Reads server frames (unmasked) from `reader`, `read` being what was already read, until the
+/// close frame; its code (1005 without one), or `None` if the stream ends or `wait` passes first.
+pub async fn raw_close_code(reader: &mut (impl AsyncRead + Unpin), mut read: Vec<u8>, wait: Duration) -> Option<u16> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        // Whole frames at the front of `read`.
+        while read.len() >= 2 {
+            let (opcode, short) = (read[0] & 0x0f, usize::from(read[1] & 0x7f));
+            let (start, len) = match short {
+                126 if read.len() >= 4 => (4, usize::from(u16::from_be_bytes([read[2], read[3]]))),
+                127 if read.len() >= 10 => (10, u64::from_be_bytes(read[2..10].try_into().unwrap()) as usize),
+                126 | 127 => break,
+                n => (2, n),
+            };
+            if read.len() < start + len {
+                break;
+            }
+            if opcode == 0x8 {
+                let payload = &read[start..start + len];
+                return Some(if len >= 2 { u16::from_be_bytes([payload[0], payload[1]]) } else { 1005 });
+            }
+            read.drain(..start + len);
+        }
+        let mut chunk = [0u8; 4096];
+        match tokio::time::timeout_at(deadline, reader.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => read.extend_from_slice(&chunk[..n]),
+            _ => return None,
+        }
+    }
+}
+
+/// A TCP proxy in front of the test Redis that can hold back what one client (known by its
+/// address) sends, while every other connection flows: a way to delay one Redis command of the
+/// service, such as the subscriber's `SUBSCRIBE`, without touching the shared Redis.
+pub struct RedisProxy {
+    pub url: String,
+    held: Arc<std::sync::Mutex<Option<std::net::SocketAddr>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl RedisProxy {
+    pub async fn start() -> Self {
+        let info = redis::Client::open(redis_url()).unwrap().get_connection_info().clone();
+        let redis::ConnectionAddr::Tcp(host, port) = info.addr else { panic!("the test Redis is not on TCP") };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}/{}", listener.local_addr().unwrap(), info.redis.db);
+        let held = Arc::new(std::sync::Mutex::new(None));
+        let held_by_conns = Arc::clone(&held);
+        let accept = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((client, peer)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect((host.as_str(), port)).await else { continue };
+                let held = Arc::clone(&held_by_conns);
+                conns.spawn(async move {
+                    let (mut client_rx, mut client_tx) = client.into_split();
+                    let (mut server_rx, mut server_tx) = server.into_split();
+                    let upstream = async {
+                        let mut chunk = vec![0u8; 16 * 1024];
+                        loop {
+                            let n = match client_rx.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            while *held.lock().unwrap() == Some(peer) {
+                                tokio::time::sleep(Duration::from_millis(5)).await;
+                            }
+                            if server_tx.write_all(&chunk[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    tokio::select! {
+                        _ = upstream => {}
+                        _ = tokio::io::copy(&mut server_rx, &mut client_tx) => {}
+                    }
+                });
+            }
+        });
+        RedisProxy { url, held, accept }
+    }
+
+    /// Holds back what `peer` sends from now on, until [`RedisProxy::release`].
+    pub fn hold(&self, peer: std::net::SocketAddr) {
+        *self.held.lock().unwrap() = Some(peer);
+    }
+
+    pub fn release(&self) {
+        *self.held.lock().unwrap() = None;
+    }
+}
+
+impl Drop for RedisProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
 }

@@ -179,3 +179,80 @@ async fn graceful_shutdown_sends_close_frames() {
     app.handle.stop();
     assert_eq!(expect_close(&mut ws, WAIT).await.0, 1001);
 }
+
+#[tokio::test]
+async fn a_logout_between_the_handshake_and_the_subscription_still_closes_the_socket_with_4001() {
+    let proxy = RedisProxy::start().await;
+    let keys = Arc::new(TestKeys::generate());
+    let url = proxy.url.clone();
+    let app = spawn_app_with(keys, |s| s.redis_url = url).await;
+    let s = app.session();
+    assert!(eventually(WAIT, || app.handle.hub().subscriber_addr().is_some()).await, "subscriber not connected");
+    // The subscriber's SUBSCRIBE for this identity will not reach Redis until released.
+    proxy.hold(app.handle.hub().subscriber_addr().unwrap());
+
+    let url = format!("{}?access_token={}", app.ws_url(s.identity), s.token);
+    let (mut ws, response) = tokio_tungstenite::connect_async(url).await.expect("handshake");
+    assert_eq!(response.status().as_u16(), 101);
+    // Logout, as auth-bridge does it: the marker, then `session.revoked`, which nobody hears yet.
+    let mut conn = test_support::redis_conn().await;
+    let _: () = redis::pipe()
+        .cmd("SET")
+        .arg(domain::realtime::revoked_sid_key(s.sid))
+        .arg(1)
+        .arg("EX")
+        .arg(60)
+        .ignore()
+        .cmd("PUBLISH")
+        .arg(format!("user_{}:ws", s.identity))
+        .arg(json!({"type": "session.revoked", "object": {"sid": s.sid}}).to_string())
+        .ignore()
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    proxy.release();
+    // Once subscribed, the socket reads the marker again instead of sending `ready`.
+    assert_eq!(expect_close(&mut ws, WAIT).await, (4001, 0));
+}
+
+#[tokio::test]
+async fn sockets_are_capped_per_identity_with_429() {
+    let app = spawn_app().await;
+    let s = app.session();
+    let mut open = Vec::new();
+    for _ in 0..16 {
+        open.push(app.open(&app.keys.session(s.identity)).await);
+    }
+    let (status, body) =
+        refused(app.upgrade_request(&app.ws_url(s.identity)).header("Authorization", s.bearer()).send().await.unwrap())
+            .await;
+    assert_eq!(status, 429);
+    assert_eq!(body["code"], "too_many_requests");
+    assert_eq!(body["details"], json!({}));
+    // Other identities are not affected, and a socket that closes frees its place.
+    let _other = app.open(&app.session()).await;
+    let mut first = open.remove(0);
+    first.close(None).await.unwrap();
+    assert!(eventually(WAIT, || app.handle.hub().stats().sockets == 16).await);
+    let _again = app.open(&s).await;
+}
+
+#[tokio::test]
+async fn sockets_are_capped_per_process_with_429() {
+    let keys = Arc::new(TestKeys::generate());
+    let app = spawn_app_with(keys, |s| s.max_sockets = 3).await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(app.open(&app.session()).await);
+    }
+    let s = app.session();
+    let (status, body) =
+        refused(app.upgrade_request(&app.ws_url(s.identity)).header("Authorization", s.bearer()).send().await.unwrap())
+            .await;
+    assert_eq!((status, body["code"].as_str()), (429, Some("too_many_requests")));
+    assert_eq!(body["desc"], "too many sockets open");
+    drop(open.pop());
+    assert!(eventually(WAIT, || app.handle.hub().stats().sockets == 2).await);
+    let _now = app.open(&s).await;
+}

@@ -5,4 +5,5 @@ mod delivery;
 mod handshake;
 mod helpers;
 mod lifecycle;
+mod process;
 mod wire;

@@ -15,18 +15,7 @@ use crate::helpers::*;
 
 /// A client frame (FIN set, masked) with `opcode` and `payload`.
 fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [0x37, 0xfa, 0x21, 0x3d];
-    let mut frame = vec![0x80 | opcode];
-    match payload.len() {
-        n @ 0..=125 => frame.push(0x80 | n as u8),
-        n => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&u16::try_from(n).unwrap().to_be_bytes());
-        }
-    }
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    frame
+    raw_frame(0x80 | opcode, payload)
 }
 
 fn text_frame(text: &str) -> Vec<u8> {
@@ -34,33 +23,11 @@ fn text_frame(text: &str) -> Vec<u8> {
 }
 
 fn handshake_request(app: &TestApp, s: &Session) -> Vec<u8> {
-    format!(
-        "GET /box-users/{}/ws?access_token={} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: Upgrade\r\n\
-         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-        s.identity, s.token, app.port
-    )
-    .into_bytes()
+    handshake_request_at(app.port, s)
 }
 
-/// Sends `first` (the handshake request, possibly followed by frames), reads the response head
-/// and asserts the 101. Returns the stream and whatever was read past the head.
 async fn raw_handshake(app: &TestApp, first: &[u8]) -> (TcpStream, Vec<u8>) {
-    let mut tcp = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
-    tcp.write_all(first).await.unwrap();
-    let mut read = Vec::new();
-    let head_end = loop {
-        let mut chunk = [0u8; 1024];
-        let n = tokio::time::timeout(WAIT, tcp.read(&mut chunk)).await.unwrap().unwrap();
-        assert!(n > 0, "connection closed during the handshake");
-        read.extend_from_slice(&chunk[..n]);
-        if let Some(i) = read.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&read[..head_end]).to_string();
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="), "{head}");
-    (tcp, read.split_off(head_end))
+    raw_handshake_at(app.port, first).await
 }
 
 /// Continues on a raw stream as a regular client.
@@ -162,4 +129,91 @@ async fn upgrade_requests_for_other_paths_or_methods_get_the_error_body() {
     // A refused upgrade closes the connection rather than waiting for another request on it.
     let response = app.upgrade_request(&app.ws_url(s.identity)).send().await.unwrap();
     assert_eq!(response.headers().get("connection").and_then(|v| v.to_str().ok()), Some("close"));
+}
+
+#[tokio::test]
+async fn an_ack_sent_as_three_frames_is_reassembled_around_a_ping() {
+    let app = spawn_app().await;
+    let s = app.session();
+    let mut watcher = app.open(&app.keys.session(s.identity)).await;
+    let (mut tcp, leftover) = raw_handshake(&app, &handshake_request(&app, &s)).await;
+
+    let sent = ack(&s);
+    let bytes = sent.as_bytes();
+    let (a, rest) = bytes.split_at(10);
+    let (b, c) = rest.split_at(30);
+    // Text without FIN, a control frame in between (allowed), continuation, final continuation.
+    for frame in [raw_frame(0x01, a), client_frame(0x9, b"between"), raw_frame(0x00, b), raw_frame(0x80, c)] {
+        tcp.write_all(&frame).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let echo: Value =
+        serde_json::from_str(&next_text(&mut watcher, WAIT).await.expect("echo of the split ack")).unwrap();
+    assert_eq!(echo, serde_json::from_str::<Value>(&sent).unwrap());
+    // The socket stays open and usable.
+    let mut ws = as_client(tcp, leftover).await;
+    expect_ready(&mut ws, s.identity).await;
+    assert_eq!(next_text(&mut ws, WAIT).await.map(|t| serde_json::from_str::<Value>(&t).unwrap()), Some(echo));
+}
+
+#[tokio::test]
+async fn a_split_message_over_the_limit_closes_with_1009() {
+    let app = spawn_app().await;
+    let s = app.session();
+    let (mut tcp, leftover) = raw_handshake(&app, &handshake_request(&app, &s)).await;
+    // Three fragments of 3 KiB each: every frame is within 8 KiB, the message is not.
+    let part = vec![b'x'; 3 * 1024];
+    for frame in [raw_frame(0x01, &part), raw_frame(0x00, &part), raw_frame(0x80, &part)] {
+        tcp.write_all(&frame).await.unwrap();
+    }
+    let (mut reader, _writer) = tcp.into_split();
+    assert_eq!(raw_close_code(&mut reader, leftover, WAIT).await, Some(1009));
+}
+
+#[tokio::test]
+async fn protocol_violations_close_with_1002() {
+    let app = spawn_app().await;
+    let ack_text = ack(&app.session());
+    let unmasked = [&[0x81, 5][..], b"hello"].concat();
+    let violations: Vec<(&str, Vec<u8>)> = vec![
+        ("RSV1", raw_frame(0x80 | 0x40 | 0x1, ack_text.as_bytes())),
+        ("RSV2", raw_frame(0x80 | 0x20 | 0x1, b"{}")),
+        ("RSV3", raw_frame(0x80 | 0x10 | 0x9, b"")),
+        ("unmasked frame", unmasked),
+        ("continuation without a first frame", raw_frame(0x80, b"{}")),
+        ("new message inside a fragmented one", [raw_frame(0x01, b"{"), raw_frame(0x81, b"{}")].concat()),
+        ("fragmented ping", raw_frame(0x09, b"")),
+        ("ping over 125 bytes", raw_frame(0x89, &[0u8; 126])),
+        ("reserved opcode", raw_frame(0x83, b"")),
+    ];
+    for (what, frame) in violations {
+        let s = app.session();
+        let (mut tcp, leftover) = raw_handshake(&app, &handshake_request(&app, &s)).await;
+        tcp.write_all(&frame).await.unwrap();
+        let (mut reader, _writer) = tcp.into_split();
+        assert_eq!(raw_close_code(&mut reader, leftover, WAIT).await, Some(1002), "{what}");
+    }
+}
+
+#[tokio::test]
+async fn a_frame_announcing_more_than_the_limit_is_refused_by_its_header() {
+    let app = spawn_app().await;
+    let s = app.session();
+    let (tcp, leftover) = raw_handshake(&app, &handshake_request(&app, &s)).await;
+    let (mut reader, mut writer) = tcp.into_split();
+    // 2^40 bytes announced; the client keeps sending payload until the server hangs up.
+    let streamer = tokio::spawn(async move {
+        let header = [&[0x81][..], &length_field(1 << 40), &[1, 2, 3, 4]].concat();
+        writer.write_all(&header).await.unwrap();
+        let chunk = vec![0x55u8; 64 * 1024];
+        while writer.write_all(&chunk).await.is_ok() {}
+    });
+    let started = std::time::Instant::now();
+    assert_eq!(raw_close_code(&mut reader, leftover, WAIT).await, Some(1009));
+    assert!(started.elapsed() < Duration::from_secs(1), "1009 after {:?}", started.elapsed());
+    // The server ends the connection soon after, whatever the client still sends.
+    let abort = streamer.abort_handle();
+    let ended = tokio::time::timeout(Duration::from_secs(5), streamer).await;
+    abort.abort();
+    assert!(ended.is_ok(), "the server still reads the oversized frame");
 }
