@@ -42,7 +42,11 @@ pub struct Service {
 
 impl Service {
     pub fn start(name: &str, env: &HashMap<String, String>) -> anyhow::Result<Service> {
-        let port = free_port();
+        Service::start_on(name, env, free_port())
+    }
+
+    /// Starts the service on a given port (a restarted service keeps its address).
+    pub fn start_on(name: &str, env: &HashMap<String, String>, port: u16) -> anyhow::Result<Service> {
         let log = std::env::temp_dir().join(format!("e2e-{name}-{}.log", uuid::Uuid::new_v4().simple()));
         let out = std::fs::File::create(&log)?;
         let child = Command::new(bin(name))
@@ -79,6 +83,15 @@ impl Service {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         anyhow::bail!("{} not ready: {}", self.name, self.log_text())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     pub fn log_text(&self) -> String {
