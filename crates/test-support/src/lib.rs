@@ -167,7 +167,8 @@ impl Subscriber {
 /// boxes or realtime without auth-bridge: without it every token check answers 503.
 pub async fn mark_revocations_loaded(redis_url: &str) {
     let client = redis::Client::open(redis_url).expect("redis url");
-    let mut conn = client.get_multiplexed_async_connection().await.expect("redis connection");
+    // A test of a Redis that is down has nothing to mark.
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else { return };
     let _: () = redis::cmd("SET")
         .arg(domain::realtime::REVOCATIONS_LOADED_KEY)
         .arg("tests")

@@ -22,6 +22,8 @@ pub const BOXES_PORT: u16 = 18081;
 pub const REALTIME_PORT: u16 = 18082;
 pub const BRIDGE_PORT: u16 = 18083;
 pub const HOSTAPP_PORT: u16 = 18090;
+/// boxes' internal listener (`PUT /internal/identities/{id}`), which only auth-bridge calls.
+pub const BOXES_INTERNAL_PORT: u16 = 18091;
 
 /// Sends `signal` (a name such as `KILL`) to `pid`.
 pub fn signal(pid: u32, signal: &str) {
@@ -368,6 +370,7 @@ timeout_ms = 5000
                 ("REDIS_URL", redis_url),
                 ("JWT_PUBLIC_KEY_FILE", &public),
                 ("INTERNAL_API_TOKEN", &internal),
+                ("INTERNAL_BIND_ADDR", &format!("127.0.0.1:{BOXES_INTERNAL_PORT}")),
             ]),
         );
         envs.insert(REALTIME, env(&[("REDIS_URL", redis_url), ("JWT_PUBLIC_KEY_FILE", &public)]));
@@ -379,7 +382,7 @@ timeout_ms = 5000
                 ("JWT_PRIVATE_KEY_FILE", &private),
                 ("JWT_PUBLIC_KEY_FILE", &public),
                 ("INTERNAL_API_TOKEN", &internal),
-                ("BOXES_INTERNAL_URL", &url_of(BOXES)),
+                ("BOXES_INTERNAL_URL", &format!("http://127.0.0.1:{BOXES_INTERNAL_PORT}")),
                 ("HOSTAPPS_CONFIG", &registry.path.display().to_string()),
                 ("COOKIE_SECURE", "false"),
             ]),

@@ -13,13 +13,19 @@ pub async fn healthz() -> HttpResponse {
 }
 
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    // Any failure here means "not ready" (503), whatever it would be on another route: a missing
+    // database, for one, is a fault of the deployment, not of a request.
     let db = async {
-        let client = state.pool.get().await?;
-        store::ping(&client).await.map_err(ApiError::from)
+        let client = state.pool.get().await.map_err(|e| anyhow::anyhow!("PostgreSQL pool: {e}"))?;
+        store::ping(&client).await.map_err(|e| anyhow::anyhow!("PostgreSQL: {e}"))
     };
     tokio::time::timeout(DB_CHECK_TIMEOUT, db)
         .await
-        .map_err(|_| ApiError::unavailable(anyhow::anyhow!("PostgreSQL did not answer in time")))??;
-    web_kit::redis::query::<String>(&state.redis, &redis::cmd("PING")).await?;
+        .map_err(|_| anyhow::anyhow!("PostgreSQL did not answer in time"))
+        .and_then(|r| r)
+        .map_err(ApiError::unavailable)?;
+    web_kit::redis::query::<String>(&state.redis, &redis::cmd("PING"))
+        .await
+        .map_err(|e| ApiError::unavailable(anyhow::anyhow!("Redis: {e}")))?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ok"})))
 }
