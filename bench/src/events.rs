@@ -79,7 +79,7 @@ pub async fn post(c: &Common, clients: usize, baseline_tps: Option<f64>) -> anyh
 }
 
 /// The transaction boxes runs for each message (`store::events::post_message`: the sender, the
-/// box lock, the insert, the members, pipelined), from bare PostgreSQL connections, one per client
+/// box lock, the insert, the members, the deadline check, pipelined), from bare PostgreSQL connections, one per client
 /// and box: what the database alone allows, the ceiling of scenario 1, as a note.
 async fn post_transaction_alone(
     c: &Common,
@@ -110,6 +110,8 @@ async fn post_transaction_alone(
                 sender,
                 domain::event::EventType::MsgText,
                 content.as_ref(),
+                Some(std::time::SystemTime::now() + std::time::Duration::from_secs(5)),
+                || {},
             )
             .await
             .context("post transaction")?;

@@ -166,6 +166,12 @@ impl ErrorBody {
         Self::new(ErrorCode::ServiceUnavailable, Origin::NotDefined, desc)
     }
 
+    /// 504 `{"commit": "timed_out"}`: the request ran out of time after its COMMIT was sent, so
+    /// its change may or may not have been saved (unlike a 503, after which nothing was).
+    pub fn commit_unknown(desc: impl Into<String>) -> Self {
+        Self::new(ErrorCode::GatewayTimeout, Origin::NotDefined, desc).with("commit", Detail::TimedOut)
+    }
+
     /// 400 `{"body": "malformed"}` for a body that is not a JSON object.
     pub fn malformed_body() -> Self {
         Self::bad_request(Origin::Body, "request body is not a JSON object").with("body", Detail::Malformed)

@@ -7,13 +7,16 @@
 //! - the rest of the request (authentication, PostgreSQL, Redis) must finish within
 //!   `REQUEST_TIMEOUT_MS`, or the answer is 503. Time spent waiting for the body, and time in
 //!   [`paused`] sections (calls with limits of their own, such as a hostapp's), is not counted.
+//!   A request past its point of no return ([`in_doubt`]: a COMMIT that may be applied) answers
+//!   504 `{"commit":"timed_out"}` instead: its change may or may not be saved, so a client must
+//!   look before it retries, while a 503 always means nothing was changed.
 //!
 //! [`enforce`] is the middleware; it finds the [`Limits`] in the app data.
 
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -81,6 +84,8 @@ struct Budget {
     left: Cell<Duration>,
     since: Cell<Option<Instant>>,
     changed: Notify,
+    /// Past the point of no return: a change may be committed even if the answer is not sent.
+    in_doubt: Cell<bool>,
 }
 
 impl Budget {
@@ -102,6 +107,27 @@ impl Budget {
 
 tokio::task_local! {
     static BUDGET: Rc<Budget>;
+}
+
+/// The wall-clock time at which the current request runs out of time, less `margin`: a deadline
+/// to hand to PostgreSQL, so a transaction that reaches its end later than that (after a freeze,
+/// say) fails there instead of committing behind a 503. `None` outside [`enforce`] or while paused.
+pub fn deadline(margin: Duration) -> Option<SystemTime> {
+    let at = BUDGET.try_with(|b| b.deadline()).ok().flatten()?;
+    let left = at.saturating_duration_since(Instant::now()).saturating_sub(margin);
+    Some(SystemTime::now() + left)
+}
+
+/// Marks the current request as past its point of no return (a COMMIT is on its way): if it runs
+/// out of time from now on, the answer is 504 (outcome unknown) rather than 503 (nothing done).
+pub fn in_doubt() {
+    let _ = BUDGET.try_with(|b| b.in_doubt.set(true));
+}
+
+/// Awaits a COMMIT (or any write whose outcome a lost answer would leave unknown) as [`in_doubt`].
+pub async fn committing<T>(commit: impl std::future::Future<Output = T>) -> T {
+    in_doubt();
+    commit.await
 }
 
 /// Runs `work` without counting its time against the request budget: for waits that have a
@@ -131,6 +157,7 @@ pub async fn enforce<B: MessageBody + 'static>(
         left: Cell::new(limits.request_timeout),
         since: Cell::new(Some(Instant::now())),
         changed: Notify::new(),
+        in_doubt: Cell::new(false),
     });
     let work = BUDGET.scope(budget.clone(), next.call(req));
     tokio::pin!(work);
@@ -147,8 +174,9 @@ pub async fn enforce<B: MessageBody + 'static>(
             _ = budget.changed.notified() => {}
             _ = sleep_until(deadline) => {
                 if budget.deadline().is_some_and(|d| d <= Instant::now()) {
-                    tracing::warn!(budget_ms = limits.request_timeout.as_millis() as u64, "request ran out of time");
-                    return Err(OutOfTime.into());
+                    let in_doubt = budget.in_doubt.get();
+                    tracing::warn!(budget_ms = limits.request_timeout.as_millis() as u64, in_doubt, "request ran out of time");
+                    return Err(OutOfTime { in_doubt }.into());
                 }
             }
         }
@@ -158,21 +186,35 @@ pub async fn enforce<B: MessageBody + 'static>(
 /// The answer of a request that ran out of time (an error, since the request itself went to
 /// the handler that was dropped).
 #[derive(Debug)]
-struct OutOfTime;
+struct OutOfTime {
+    in_doubt: bool,
+}
 
 impl std::fmt::Display for OutOfTime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the request did not complete in time")
+        if self.in_doubt {
+            f.write_str("the request did not complete in time; its change may or may not have been saved")
+        } else {
+            f.write_str("the request did not complete in time")
+        }
     }
 }
 
 impl actix_web::ResponseError for OutOfTime {
     fn status_code(&self) -> actix_web::http::StatusCode {
-        actix_web::http::StatusCode::SERVICE_UNAVAILABLE
+        if self.in_doubt {
+            actix_web::http::StatusCode::GATEWAY_TIMEOUT
+        } else {
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE
+        }
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::ServiceUnavailable().json(ErrorBody::unavailable(self.to_string()))
+        if self.in_doubt {
+            HttpResponse::GatewayTimeout().json(ErrorBody::commit_unknown(self.to_string()))
+        } else {
+            HttpResponse::ServiceUnavailable().json(ErrorBody::unavailable(self.to_string()))
+        }
     }
 }
 

@@ -24,6 +24,8 @@ pub const BRIDGE_PORT: u16 = 18083;
 pub const HOSTAPP_PORT: u16 = 18090;
 /// boxes' internal listener (`PUT /internal/identities/{id}`), which only auth-bridge calls.
 pub const BOXES_INTERNAL_PORT: u16 = 18091;
+/// The request budget of boxes and auth-bridge in the suite (their default is 6 s).
+pub const REQUEST_TIMEOUT_MS: &str = "5000";
 
 /// Sends `signal` (a name such as `KILL`) to `pid`.
 pub fn signal(pid: u32, signal: &str) {
@@ -371,6 +373,7 @@ timeout_ms = 5000
                 ("JWT_PUBLIC_KEY_FILE", &public),
                 ("INTERNAL_API_TOKEN", &internal),
                 ("INTERNAL_BIND_ADDR", &format!("127.0.0.1:{BOXES_INTERNAL_PORT}")),
+                ("REQUEST_TIMEOUT_MS", REQUEST_TIMEOUT_MS),
             ]),
         );
         envs.insert(REALTIME, env(&[("REDIS_URL", redis_url), ("JWT_PUBLIC_KEY_FILE", &public)]));
@@ -385,6 +388,7 @@ timeout_ms = 5000
                 ("BOXES_INTERNAL_URL", &format!("http://127.0.0.1:{BOXES_INTERNAL_PORT}")),
                 ("HOSTAPPS_CONFIG", &registry.path.display().to_string()),
                 ("COOKIE_SECURE", "false"),
+                ("REQUEST_TIMEOUT_MS", REQUEST_TIMEOUT_MS),
             ]),
         );
         let mut s =

@@ -21,20 +21,12 @@ mod scenarios;
 
 use std::time::{Duration, Instant};
 
-use checks::{defect, Check};
+use checks::Check;
 use scenarios::{Length, Outcome, PgFault};
 
 /// Fixes not merged yet: their checks are reported as "pending" instead of failing the run.
-/// Remove a tag once its fix is in (or run with `FAULTS_PENDING=none` to see them all enforced).
-pub const PENDING: &[&str] = &[
-    // Their checks passed in a bounded run after the fixes, but they measure answer times on a
-    // shared 2-core machine; they are enforced by `FAULTS_PENDING=none` (and `scripts/faults`).
-    defect::REDIS_WAITS,
-    defect::REALTIME_REDIS_WAITS,
-    defect::RESTART_ERRORS,
-    // A frozen PostgreSQL still holds some answers past the 6 s budget (pg-freeze).
-    defect::PG_DEADLINE,
-];
+/// Empty now that every defect of the faults issue is fixed; `FAULTS_PENDING=a,b` sets it.
+pub const PENDING: &[&str] = &[];
 
 const SCENARIOS: &[&str] = &[
     "redis-restart-aof",
@@ -51,9 +43,8 @@ const SCENARIOS: &[&str] = &[
 ];
 
 /// Scenarios left out of the bounded run (`scripts/test`) because they still fail; `scripts/faults`
-/// and explicit names run them. pg-freeze: a post whose transaction outlives the 6 s request budget
-/// is answered 503 and yet commits once PostgreSQL resumes, so a client that retries duplicates it.
-const KNOWN_FAILING: &[&str] = &["pg-freeze"];
+/// and explicit names run them.
+const KNOWN_FAILING: &[&str] = &[];
 
 fn pending() -> Vec<String> {
     match std::env::var("FAULTS_PENDING") {

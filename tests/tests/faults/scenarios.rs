@@ -14,7 +14,8 @@ use crate::infra::{Postgres, Redis, Services, BOXES, BRIDGE, REALTIME};
 
 /// Longest answer while Redis is down: a Redis call has a bounded wait and fails fast.
 pub const REDIS_BUDGET: Duration = Duration::from_secs(2);
-/// Longest answer while PostgreSQL is gone or frozen: the 5 s statement deadline, plus 1 s.
+/// Longest answer while PostgreSQL is gone or frozen: the services' request budget
+/// ([`crate::infra::REQUEST_TIMEOUT_MS`], 5 s), plus 1 s for a loaded machine.
 pub const PG_BUDGET: Duration = Duration::from_secs(6);
 /// Longest answer from a service the fault does not touch.
 pub const CALM_BUDGET: Duration = Duration::from_secs(2);
@@ -222,9 +223,11 @@ pub async fn redis_restart(pg: &Postgres, len: Length, persistent: bool) -> anyh
             logs.answers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(a);
         });
         sleep(len.pick(Duration::from_millis(500), Duration::from_secs(5))).await;
+        // Redis cannot answer before it is started; the fault lasts until it answers PING.
+        let restarted = Instant::now();
         blocking(|| sys.redis.spawn())?;
         let end = Instant::now();
-        windows.push(Window { start, end, redis_down: true });
+        windows.push(Window { start, end, redis_down: Some(restarted) });
         sleep(Duration::from_millis(300)).await;
         checks.push(
             logout_takes_effect(&sys, &watch.load, &sys.spare[2 * c + 1], "logout-after-redis-restart-takes-effect")
@@ -249,7 +252,9 @@ pub async fn redis_restart(pg: &Postgres, len: Length, persistent: bool) -> anyh
         dropped_ok: false,
         revoked_defect: (!persistent).then_some(defect::REVOCATION_RESEED),
         errors_defect: None,
-        no_503_after: true,
+        // An empty Redis makes every verifier answer 503 until auth-bridge has re-seeded the
+        // revocations (by design; the recovery check bounds it). A persistent one must not.
+        no_503_after: persistent,
     };
     checks.extend(obs.standard_checks(&windows, &expect));
     let note = format!(
@@ -301,7 +306,7 @@ pub async fn postgres(pg: &mut Postgres, len: Length, fault: PgFault) -> anyhow:
                 blocking(|| pg.thaw());
             }
         }
-        windows.push(Window { start, end: Instant::now(), redis_down: false });
+        windows.push(Window { start, end: Instant::now(), redis_down: None });
         sleep(len.pick(SETTLE, Duration::from_secs(5))).await;
     }
     let obs = watch.finish(&sys).await?;
@@ -341,7 +346,7 @@ pub async fn boxes_kill_loop(pg: &Postgres, len: Length) -> anyhow::Result<Outco
         blocking(|| sys.services.kill(BOXES));
         let ready = sys.services.spawn(BOXES).await?;
         slowest = slowest.max(ready);
-        windows.push(Window { start, end: Instant::now(), redis_down: false });
+        windows.push(Window { start, end: Instant::now(), redis_down: None });
         sleep(Duration::from_millis(1500)).await;
     }
     sleep(Duration::from_secs(2)).await;
@@ -375,12 +380,12 @@ pub async fn realtime_restart(pg: &Postgres, len: Length) -> anyhow::Result<Outc
     let start = Instant::now();
     let exit = blocking(|| sys.services.terminate(REALTIME, Duration::from_secs(15)));
     sys.services.spawn(REALTIME).await?;
-    windows.push(Window { start, end: Instant::now(), redis_down: false });
+    windows.push(Window { start, end: Instant::now(), redis_down: None });
     sleep(SETTLE).await;
     let start = Instant::now();
     blocking(|| sys.services.kill(REALTIME));
     sys.services.spawn(REALTIME).await?;
-    windows.push(Window { start, end: Instant::now(), redis_down: false });
+    windows.push(Window { start, end: Instant::now(), redis_down: None });
     sleep(SETTLE).await;
     let first = windows[0];
     let obs = watch.finish(&sys).await?;
@@ -439,7 +444,7 @@ pub async fn slow_consumer(pg: &Postgres, len: Length) -> anyhow::Result<Outcome
     let peak = sys.services.pid(REALTIME).map_or(0, crate::infra::rss);
     let (frames, code) = slow.until_close(Duration::from_secs(10)).await?;
     sleep(SETTLE).await;
-    let windows = [Window { start, end, redis_down: false }];
+    let windows = [Window { start, end, redis_down: None }];
     let obs = watch.finish(&sys).await?;
     let expect = Expect {
         budgets: vec![(BOXES, CALM_BUDGET, None), (REALTIME, CALM_BUDGET, None), (BRIDGE, CALM_BUDGET, None)],
@@ -495,7 +500,7 @@ pub async fn oversized_frames(pg: &Postgres, len: Length) -> anyhow::Result<Outc
     let end = Instant::now();
     sleep(Duration::from_secs(2)).await;
 
-    let windows = [Window { start, end, redis_down: false }];
+    let windows = [Window { start, end, redis_down: None }];
     let obs = watch.finish(&sys).await?;
     let expect = Expect {
         budgets: vec![(REALTIME, CALM_BUDGET, None), (BOXES, CALM_BUDGET, None)],
@@ -562,7 +567,7 @@ pub async fn split_frames(pg: &Postgres, len: Length) -> anyhow::Result<Outcome>
     let end = Instant::now();
     sleep(Duration::from_secs(1)).await;
 
-    let windows = [Window { start, end, redis_down: false }];
+    let windows = [Window { start, end, redis_down: None }];
     let obs = watch.finish(&sys).await?;
     let expect =
         Expect { budgets: vec![(REALTIME, CALM_BUDGET, None)], recovers: vec![(REALTIME, None)], ..Expect::default() };
@@ -615,7 +620,7 @@ pub async fn stalled_bodies(pg: &Postgres, len: Length) -> anyhow::Result<Outcom
     }
     let end = Instant::now();
     sleep(SETTLE).await;
-    let windows = [Window { start, end, redis_down: false }];
+    let windows = [Window { start, end, redis_down: None }];
     let obs = watch.finish(&sys).await?;
     let expect = Expect {
         budgets: vec![(BOXES, CALM_BUDGET, None), (BRIDGE, CALM_BUDGET, None)],

@@ -87,7 +87,8 @@ pub async fn refresh(
         // thief, so the whole session ends (OAuth 2.0 Security BCP, refresh token rotation).
         if let Some((sid, identity)) = store::session_of_retired_refresh(&client, &refresh_hash).await? {
             let newly = store::revoke_session(&client, sid).await?;
-            revocation::announce(&state.redis, &state.pending, state.settings.access_token_ttl, &[(sid, identity)]).await?;
+            revocation::announce(&state.redis, &state.pending, state.settings.access_token_ttl, &[(sid, identity)])
+                .await?;
             tracing::warn!(%sid, identity_id = %identity, newly_revoked = newly, "rotated refresh token reused: session revoked");
         }
         return Err(refused().into());
@@ -118,7 +119,7 @@ pub async fn refresh(
         s.access_token_ttl,
     )?;
     store::rotate_refresh(&tx, row.sid, &sha256_b64u(&new_refresh), s.refresh_token_ttl).await?;
-    tx.commit().await?;
+    web_kit::limits::committing(tx.commit()).await?;
     tracing::info!(sid = %row.sid, identity_id = %row.identity_id, "session refreshed");
 
     let tokens = TokenResponse {

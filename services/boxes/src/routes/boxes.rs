@@ -95,7 +95,7 @@ pub async fn create(req: HttpRequest, state: web::Data<AppState>, payload: web::
             return Err(hash_conflict("key_share.other_share_hash").into());
         }
     }
-    tx.commit().await?;
+    web_kit::limits::committing(tx.commit()).await?;
     tracing::info!(box_id = %row.id, "box created");
 
     let mut outbox = Outbox::new();
@@ -190,7 +190,7 @@ pub async fn delete(
     };
     let members = store::boxes::member_ids(&tx, box_id).await?;
     store::boxes::delete(&tx, box_id).await?;
-    tx.commit().await?;
+    web_kit::limits::committing(tx.commit()).await?;
     tracing::info!(box_id = %box_id, members = members.len(), "box deleted");
 
     let mut outbox = Outbox::new();

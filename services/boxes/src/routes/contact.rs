@@ -81,7 +81,7 @@ pub async fn contact(
         },
     )
     .await?;
-    tx.commit().await?;
+    web_kit::limits::committing(tx.commit()).await?;
     tracing::info!(box_id = %row.id, contacted = %contacted.id, "contact box created");
 
     let mut outbox = Outbox::new();

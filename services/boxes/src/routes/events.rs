@@ -121,7 +121,7 @@ pub async fn post(
         return Err(ErrorBody::box_rule(reason).into());
     };
     let effects = apply(&tx, &bx, me, &new).await?;
-    tx.commit().await?;
+    web_kit::limits::committing(tx.commit()).await?;
     tracing::info!(box_id = %box_id, event_id = %effects.posted.id, kind = new.kind().as_str(), "event posted");
 
     let mut outbox = Outbox::new();
@@ -155,6 +155,10 @@ async fn parse_post(req: &HttpRequest, payload: web::Payload, path: &str) -> Api
     Ok((box_id, new))
 }
 
+/// How long before the request's own deadline PostgreSQL must have reached the end of a post's
+/// transaction: room for the answer to travel back and for clock differences between hosts.
+const COMMIT_MARGIN: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// A `msg.text` or `msg.file` (§6.3: the sender must be a member; an unknown box is
 /// `not_member` too), with the effects of §6.4: `event.new` to the members and the sender, unread
 /// counters +1 for the members other than the sender that did not mute the box.
@@ -168,7 +172,17 @@ async fn post_message(
     let me = pending.id();
     let content = new.stored_content();
     let client = state.db.get().await?;
-    let posted = store::events::post_message(&client, box_id, me, new.kind(), content.as_ref()).await?;
+    let deadline = web_kit::limits::deadline(COMMIT_MARGIN);
+    let posted = store::events::post_message(
+        &client,
+        box_id,
+        me,
+        new.kind(),
+        content.as_ref(),
+        deadline,
+        web_kit::limits::in_doubt,
+    )
+    .await?;
     drop(client);
     pending.finish(req, posted.sender.is_some())?;
     let (Some(bx), Some(event), Some(sender)) = (posted.bx, posted.event, posted.sender) else {

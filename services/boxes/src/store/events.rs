@@ -5,6 +5,7 @@
 //! transaction; the insert statement itself also updates the box row, so it is serialised anyway.
 
 use std::collections::HashMap;
+use std::time::SystemTime;
 
 use domain::event::{EditState, EventType};
 use domain::identity::IdentityRecord;
@@ -328,6 +329,7 @@ const POST_INSERT: &str = concat!(
      RETURNING ",
     event_columns!()
 );
+const POST_DEADLINE: &str = "SELECT boxes.check_deadline($1)";
 /// `boxes::member_ids` and `settings::muted_among` in one statement.
 const POST_MEMBERS: &str = "SELECT m.identity_id, COALESCE(s.muted, false) AS muted
      FROM boxes.members m JOIN boxes.boxes b ON b.id = m.box_id
@@ -337,21 +339,30 @@ const POST_MEMBERS: &str = "SELECT m.identity_id, COALESCE(s.muted, false) AS mu
 /// Posts a message (`msg.text`, `msg.file`: no referrer, the sender must be a member) in one
 /// transaction sent as a single pipeline: `BEGIN`, the sender's identity, the box lock, the
 /// insert (only if the sender is a member once the lock is held), the members with their muted
-/// flag, `COMMIT`. When the sender is unknown or not a member nothing is inserted and the commit
-/// only releases the lock. If a statement fails, the ones after it fail too and `COMMIT` rolls
-/// the transaction back.
+/// flag, a check of `deadline`, `COMMIT`. When the sender is unknown or not a member nothing is
+/// inserted and the commit only releases the lock. If a statement fails, the ones after it fail
+/// too and `COMMIT` rolls the transaction back.
+///
+/// `COMMIT` leaves with the rest, so without the check a transaction held up by PostgreSQL (a
+/// freeze) past the caller's deadline would still commit once PostgreSQL resumes, after the
+/// caller has given up and answered. The check fails it instead when PostgreSQL reaches it too
+/// late; `on_no_return` runs when the check's answer arrives, from which point only `COMMIT`
+/// remains and the outcome is settled by PostgreSQL alone.
 pub async fn post_message<C: GenericClient>(
     c: &C,
     box_id: BoxId,
     sender: IdentityId,
     kind: EventType,
     content: Option<&Value>,
+    deadline: Option<SystemTime>,
+    on_no_return: impl FnOnce(),
 ) -> Result<PostedMessage, tokio_postgres::Error> {
-    let (identity, lock, insert, members) = futures_util::try_join!(
+    let (identity, lock, insert, members, check) = futures_util::try_join!(
         c.prepare_cached(POST_IDENTITY),
         c.prepare_cached(POST_LOCK),
         c.prepare_cached(POST_INSERT),
         c.prepare_cached(POST_MEMBERS),
+        c.prepare_cached(POST_DEADLINE),
     )?;
     let id = EventId::new_v4();
     let visible = kind.is_visible();
@@ -360,14 +371,23 @@ pub async fn post_message<C: GenericClient>(
     let box_params: [&(dyn ToSql + Sync); 1] = [box_id.as_uuid()];
     let insert_params: [&(dyn ToSql + Sync); 6] =
         [id.as_uuid(), box_id.as_uuid(), &kind, sender.as_uuid(), &content, &visible];
+    let deadline_params: [&(dyn ToSql + Sync); 1] = [&deadline];
+    let checked = async {
+        let done = c.execute(&check, &deadline_params).await;
+        if done.is_ok() {
+            on_no_return();
+        }
+        done
+    };
     // Every request is queued on the connection when the futures are first polled, in this
     // order, so the whole transaction leaves in one write even if this future is dropped.
-    let (_, sender_row, box_row, event_row_, member_rows, _) = futures_util::try_join!(
+    let (_, sender_row, box_row, event_row_, member_rows, _, _) = futures_util::try_join!(
         c.batch_execute("BEGIN"),
         c.query_opt(&identity, &sender_params),
         c.query_opt(&lock, &box_params),
         c.query_opt(&insert, &insert_params),
         c.query(&members, &box_params),
+        checked,
         c.batch_execute("COMMIT"),
     )?;
     Ok(PostedMessage {

@@ -127,6 +127,48 @@ async fn a_database_that_does_not_answer_is_503_within_the_request_budget() {
     assert_eq!(timed_get(&app, &alice, "/boxes/joined").await.0, 200);
 }
 
+#[tokio::test]
+async fn a_post_answered_503_is_never_stored_even_when_postgres_resumes_later() {
+    let app = TestApp::spawn_with(|s| {
+        s.db_statement_timeout_ms = 60_000;
+        s.limits.request_timeout_ms = 1000;
+    })
+    .await;
+    let alice = app.user("Alice").await;
+    let bx = app.create_box(&alice, "Held").await;
+    let box_id = bx["id"].as_str().unwrap().to_owned();
+    // The box row locked by another transaction: the post's pipeline (COMMIT included) is sent
+    // and waits at the box lock past the request's deadline.
+    let (holder, conn) = tokio_postgres::connect(&app.database_url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    holder.batch_execute(&format!("BEGIN; SELECT 1 FROM boxes.boxes WHERE id = '{box_id}' FOR UPDATE")).await.unwrap();
+
+    let started = Instant::now();
+    let res = app
+        .post_event(
+            &alice,
+            &box_id,
+            serde_json::json!({"type": "msg.text", "content": {"encrypted": "bGF0ZQ", "public_key": "SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw"}}),
+        )
+        .await;
+    assert_eq!(res.status(), 503, "answered {:?} after {:?}", res.status(), started.elapsed());
+    assert!(started.elapsed() < Duration::from_millis(2500), "answered after {:?}", started.elapsed());
+
+    // The lock is released: the held transaction goes on, reaches its deadline check too late
+    // and is rolled back instead of committing behind the 503.
+    holder.batch_execute("COMMIT").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let check = crate::helpers::db(&app).await;
+    let stored: i64 = check
+        .query_one("SELECT count(*) FROM boxes.events WHERE box_id = $1::text::uuid AND type = 'msg.text'", &[&box_id])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 0, "the post answered 503 was stored");
+    // And the box takes posts again.
+    app.say(&alice, &box_id, "b250aW1l").await;
+}
+
 /// Sends a POST head announcing a 100-byte body and only 10 bytes of it.
 async fn stalled_post(port: u16, path: &str, auth: Option<&str>) -> tokio::net::TcpStream {
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
