@@ -41,6 +41,15 @@ impl Quota {
         }
     }
 
+    /// `count` requests per `secs` seconds (`off` when either is 0), for constant defaults.
+    pub const fn per(count: u32, secs: u64) -> Self {
+        if count == 0 || secs == 0 {
+            Quota::OFF
+        } else {
+            Quota(Some((count, Duration::from_secs(secs))))
+        }
+    }
+
     pub fn is_off(self) -> bool {
         self.0.is_none()
     }
@@ -250,5 +259,27 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a, "2001:db8:1:2::/64");
         assert_eq!(address_subject("::ffff:10.0.0.1".parse().unwrap_or(IpAddr::from([0u8; 4]))), "10.0.0.1");
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_behind_trusted_proxies() {
+        use actix_web::test::TestRequest;
+        let peer: std::net::SocketAddr = "192.0.2.9:5000".parse().unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
+        let req = |xff: Option<&str>| {
+            let r = TestRequest::default().peer_addr(peer);
+            match xff {
+                Some(v) => r.insert_header(("X-Forwarded-For", v)).to_http_request(),
+                None => r.to_http_request(),
+            }
+        };
+        // No trusted proxy: the header is the client's own claim.
+        assert_eq!(client_address(&req(Some("203.0.113.1")), 0), "192.0.2.9");
+        // One proxy: the entry it appended, not what the client put before it.
+        assert_eq!(client_address(&req(Some("6.6.6.6, 203.0.113.1")), 1), "203.0.113.1");
+        assert_eq!(client_address(&req(Some("6.6.6.6, 203.0.113.1, 198.51.100.2")), 2), "203.0.113.1");
+        // Missing or unreadable: the peer.
+        assert_eq!(client_address(&req(None), 1), "192.0.2.9");
+        assert_eq!(client_address(&req(Some("203.0.113.1")), 2), "192.0.2.9");
+        assert_eq!(client_address(&req(Some("not-an-ip")), 1), "192.0.2.9");
     }
 }
