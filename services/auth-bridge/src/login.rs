@@ -117,7 +117,12 @@ pub async fn run(state: &AppState, req: &LoginRequest, address: &str) -> Result<
     let (identifier_value, identifier_kind) = user.identifier();
     let display_name = DisplayName::parse(&user.display_name())
         .map_err(|_| ApiError::internal(anyhow::anyhow!("derived display name is invalid")))?;
-    let upsert = IdentityUpsert { display_name, identifier_value, identifier_kind };
+    let upsert = IdentityUpsert {
+        display_name,
+        identifier_value,
+        identifier_kind,
+        identifier_verified: app.verifies_identifiers,
+    };
     paused(state.boxes.upsert_identity(identity_id, &upsert)).await.map_err(ApiError::Unavailable)?;
 
     // 7 (material first, so a signing fault leaves nothing behind).

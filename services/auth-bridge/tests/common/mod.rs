@@ -157,6 +157,8 @@ pub struct Options {
     /// Rate limits; `TRUSTED_PROXY_HOPS` is 1 so that each app's client has an address of its
     /// own ([`TestApp::address`]) in the shared Redis.
     pub rates: RateSettings,
+    /// `verifies_identifiers` of the `ref-hostapp` entry.
+    pub ref_verifies_identifiers: bool,
 }
 
 impl Default for Options {
@@ -172,6 +174,7 @@ impl Default for Options {
             redis_url: None,
             session_max_age: 2_592_000,
             rates: RateSettings { trusted_proxy_hops: 1, ..RateSettings::default() },
+            ref_verifies_identifiers: false,
         }
     }
 }
@@ -265,6 +268,9 @@ pub async fn spawn_with_limits(o: Options, limits: web_kit::limits::LimitSetting
         o.ref_user_data_method,
         o.ref_timeout_ms,
     );
+    if o.ref_verifies_identifiers {
+        registry.push_str("verifies_identifiers = true\n");
+    }
     // Registered here with a secret the reference hostapp does not know: its calls get HTTP 401.
     registry.push_str(&hostapp_entry(
         "other-hostapp",

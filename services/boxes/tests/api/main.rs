@@ -15,4 +15,5 @@ mod keyshares;
 mod members;
 mod notifications;
 mod outages;
+mod ratelimits;
 mod settings;
