@@ -10,6 +10,7 @@ mod contact;
 mod events;
 mod hardening;
 mod health;
+mod hostile;
 mod identities;
 mod keyshares;
 mod members;
