@@ -3,8 +3,7 @@
 //! huge paging values, sent over raw sockets to the real service. No answer may be a 5xx, none
 //! may take longer than `hostile::ANSWER_WITHIN`, and the service must still serve afterwards.
 
-use serde_json::json;
-use test_support::hostile::{bad_bodies, request, send_raw, Outcome, BAD_IDS, BAD_QUERIES};
+use test_support::hostile::{attack, Target};
 
 use crate::helpers::{TestApp, User, INTERNAL_TOKEN};
 
@@ -47,77 +46,6 @@ const INTERNAL: &[(&str, &str, &[&str])] =
 
 fn port_of(url: &str) -> u16 {
     url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port")
-}
-
-struct Target<'a> {
-    port: u16,
-    auth: Vec<(&'a str, String)>,
-}
-
-/// Every hostile variant of one endpoint; returns what went wrong.
-async fn attack(
-    t: &Target<'_>,
-    method: &str,
-    path: &str,
-    fields: &[&str],
-    ids: &[(&str, String)],
-    seen: &mut std::collections::BTreeMap<String, usize>,
-) -> Vec<String> {
-    let mut failures = Vec::new();
-    let fill = |p: &str, with: Option<&str>| {
-        ids.iter().fold(p.to_owned(), |acc, (name, value)| acc.replace(name, with.unwrap_or(value)))
-    };
-    let real = fill(path, None);
-    let auth: Vec<(&str, &str)> = t.auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let json_headers: Vec<(&str, &str)> =
-        auth.iter().copied().chain([("Content-Type", "application/json")]).collect();
-    let mut cases: Vec<(String, Vec<u8>, bool)> = Vec::new();
-
-    let mut bodies = bad_bodies(if fields.is_empty() { &["x"] } else { fields });
-    bodies.push(("a valid-looking body".into(), json!({"title": "t"}).to_string().into_bytes()));
-    for (name, body) in &bodies {
-        cases.push((format!("body with {name}"), request(method, real.as_bytes(), &json_headers, body), false));
-    }
-    cases.push(("no authentication".into(), request(method, real.as_bytes(), &[("Content-Type", "application/json")], b"{}"), false));
-    cases.push(("text/plain body".into(), request(method, real.as_bytes(), &[auth[0], ("Content-Type", "text/plain")], b"{}"), false));
-    cases.push(("oversize body".into(), request(method, real.as_bytes(), &json_headers, format!("{{\"title\":\"{}\"}}", "a".repeat(70 * 1024)).as_bytes()), false));
-    let announced: Vec<(&str, &str)> = json_headers.iter().copied().chain([("Content-Length", "100000000")]).collect();
-    cases.push(("a 100 MB body announced, never sent".into(), request(method, real.as_bytes(), &announced, b""), false));
-    cases.push(("oversize header".into(), request(method, real.as_bytes(), &[auth[0], ("X-Big", &"b".repeat(100 * 1024))], b""), true));
-    cases.push(("oversize Authorization".into(), request(method, real.as_bytes(), &[("Authorization", &format!("Bearer {}", "a".repeat(20 * 1024)))], b""), true));
-    cases.push(("garbage bearer".into(), request(method, real.as_bytes(), &[("Authorization", "Bearer a.b.c")], b""), false));
-    cases.push(("garbage cookies".into(), request(method, real.as_bytes(), &[("Cookie", "accesstoken=%FF%00; tokentype=\u{7f}"), ("X-CSRF-Token", "x")], b""), false));
-    let mut bad_header = request(method, real.as_bytes(), &auth, b"");
-    let at = bad_header.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0);
-    bad_header.splice(at..at, b"\r\nX-Csrf-Token: \xff\xfe".iter().copied());
-    cases.push(("invalid UTF-8 in a header".into(), bad_header, true));
-    cases.push(("invalid UTF-8 in the query".into(), request(method, format!("{real}?limit=").as_bytes().iter().copied().chain(*b"\xff\xfe").collect::<Vec<u8>>().as_slice(), &auth, b""), true));
-    let chunked: Vec<(&str, &str)> = json_headers.iter().copied().chain([("Transfer-Encoding", "chunked")]).collect();
-    cases.push(("a bad chunk size".into(), request(method, real.as_bytes(), &chunked, b"zz\r\n{}\r\n0\r\n\r\n"), true));
-    for q in BAD_QUERIES {
-        cases.push((format!("query {q}"), request(method, format!("{real}?{q}").as_bytes(), &json_headers, b"{}"), false));
-    }
-    for (name, _) in ids.iter().filter(|(name, _)| path.contains(name)) {
-        for bad in BAD_IDS.iter().map(|b| b.to_string()).chain([format!("{}", "9".repeat(5000))]) {
-            let p = ids.iter().fold(path.to_owned(), |acc, (n, v)| acc.replace(n, if n == name { &bad } else { v }));
-            cases.push((format!("{name} = {:.40}", bad), request(method, p.as_bytes(), &json_headers, b"{}"), false));
-        }
-    }
-    let raw_path: Vec<u8> = real.as_bytes().iter().copied().chain(*b"/\xff").collect();
-    cases.push(("invalid UTF-8 in the path".into(), request(method, &raw_path, &auth, b""), true));
-
-    for (name, bytes, may_close) in cases {
-        let outcome = send_raw(t.port, &bytes).await;
-        *seen.entry(format!("{outcome:?}")).or_default() += 1;
-        let ok = match outcome {
-            Outcome::Closed => may_close,
-            ref o => o.is_acceptable(),
-        };
-        if !ok {
-            failures.push(format!("{method} {path}: {name}: {outcome:?}"));
-        }
-    }
-    failures
 }
 
 async fn still_serves(app: &TestApp, user: &User) {
