@@ -44,7 +44,9 @@ pub async fn send_raw(port: u16, bytes: &[u8]) -> Outcome {
         loop {
             if let Some(end) = got.windows(2).position(|w| w == b"\r\n") {
                 let line = String::from_utf8_lossy(&got[..end]).to_string();
-                return Some(line.split(' ').nth(1).and_then(|c| c.parse().ok()).map_or(Outcome::Closed, Outcome::Status));
+                return Some(
+                    line.split(' ').nth(1).and_then(|c| c.parse().ok()).map_or(Outcome::Closed, Outcome::Status),
+                );
             }
             match s.read(&mut chunk).await {
                 Ok(0) | Err(_) => return Some(Outcome::Closed),
@@ -70,9 +72,9 @@ pub fn request(method: &str, target: &[u8], headers: &[(&str, &str)], body: &[u8
     for (k, v) in headers {
         out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
     }
-    let framed = headers.iter().any(|(k, _)| {
-        k.eq_ignore_ascii_case("Content-Length") || k.eq_ignore_ascii_case("Transfer-Encoding")
-    });
+    let framed = headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("Content-Length") || k.eq_ignore_ascii_case("Transfer-Encoding"));
     if !framed && (!body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH")) {
         out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
     }
@@ -167,8 +169,7 @@ pub async fn attack(
     };
     let real = fill(path, None);
     let auth: Vec<(&str, &str)> = t.auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let json_headers: Vec<(&str, &str)> =
-        auth.iter().copied().chain([("Content-Type", "application/json")]).collect();
+    let json_headers: Vec<(&str, &str)> = auth.iter().copied().chain([("Content-Type", "application/json")]).collect();
     let mut cases: Vec<(String, Vec<u8>, bool)> = Vec::new();
 
     let mut bodies = bad_bodies(if fields.is_empty() { &["x"] } else { fields });
@@ -176,27 +177,92 @@ pub async fn attack(
     for (name, body) in &bodies {
         cases.push((format!("body with {name}"), request(method, real.as_bytes(), &json_headers, body), false));
     }
-    cases.push(("no authentication".into(), request(method, real.as_bytes(), &[("Content-Type", "application/json")], b"{}"), false));
-    cases.push(("text/plain body".into(), request(method, real.as_bytes(), &[auth.first().copied().unwrap_or(("X-None", "1")), ("Content-Type", "text/plain")], b"{}"), false));
-    cases.push(("oversize body".into(), request(method, real.as_bytes(), &json_headers, format!("{{\"title\":\"{}\"}}", "a".repeat(70 * 1024)).as_bytes()), false));
+    cases.push((
+        "no authentication".into(),
+        request(method, real.as_bytes(), &[("Content-Type", "application/json")], b"{}"),
+        false,
+    ));
+    cases.push((
+        "text/plain body".into(),
+        request(
+            method,
+            real.as_bytes(),
+            &[auth.first().copied().unwrap_or(("X-None", "1")), ("Content-Type", "text/plain")],
+            b"{}",
+        ),
+        false,
+    ));
+    cases.push((
+        "oversize body".into(),
+        request(
+            method,
+            real.as_bytes(),
+            &json_headers,
+            format!("{{\"title\":\"{}\"}}", "a".repeat(70 * 1024)).as_bytes(),
+        ),
+        false,
+    ));
     let announced: Vec<(&str, &str)> = json_headers.iter().copied().chain([("Content-Length", "100000000")]).collect();
-    cases.push(("a 100 MB body announced, never sent".into(), request(method, real.as_bytes(), &announced, b""), false));
-    cases.push(("oversize header".into(), request(method, real.as_bytes(), &[auth.first().copied().unwrap_or(("X-None", "1")), ("X-Big", &"b".repeat(100 * 1024))], b""), true));
-    cases.push(("oversize Authorization".into(), request(method, real.as_bytes(), &[("Authorization", &format!("Bearer {}", "a".repeat(20 * 1024)))], b""), true));
-    cases.push(("garbage bearer".into(), request(method, real.as_bytes(), &[("Authorization", "Bearer a.b.c")], b""), false));
-    cases.push(("garbage cookies".into(), request(method, real.as_bytes(), &[("Cookie", "accesstoken=%FF%00; tokentype=\u{7f}"), ("X-CSRF-Token", "x")], b""), false));
+    cases.push((
+        "a 100 MB body announced, never sent".into(),
+        request(method, real.as_bytes(), &announced, b""),
+        false,
+    ));
+    cases.push((
+        "oversize header".into(),
+        request(
+            method,
+            real.as_bytes(),
+            &[auth.first().copied().unwrap_or(("X-None", "1")), ("X-Big", &"b".repeat(100 * 1024))],
+            b"",
+        ),
+        true,
+    ));
+    cases.push((
+        "oversize Authorization".into(),
+        request(method, real.as_bytes(), &[("Authorization", &format!("Bearer {}", "a".repeat(20 * 1024)))], b""),
+        true,
+    ));
+    cases.push((
+        "garbage bearer".into(),
+        request(method, real.as_bytes(), &[("Authorization", "Bearer a.b.c")], b""),
+        false,
+    ));
+    cases.push((
+        "garbage cookies".into(),
+        request(
+            method,
+            real.as_bytes(),
+            &[("Cookie", "accesstoken=%FF%00; tokentype=\u{7f}"), ("X-CSRF-Token", "x")],
+            b"",
+        ),
+        false,
+    ));
     let mut bad_header = request(method, real.as_bytes(), &auth, b"");
     let at = bad_header.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0);
     bad_header.splice(at..at, b"\r\nX-Csrf-Token: \xff\xfe".iter().copied());
     cases.push(("invalid UTF-8 in a header".into(), bad_header, true));
-    cases.push(("invalid UTF-8 in the query".into(), request(method, format!("{real}?limit=").as_bytes().iter().copied().chain(*b"\xff\xfe").collect::<Vec<u8>>().as_slice(), &auth, b""), true));
+    cases.push((
+        "invalid UTF-8 in the query".into(),
+        request(
+            method,
+            format!("{real}?limit=").as_bytes().iter().copied().chain(*b"\xff\xfe").collect::<Vec<u8>>().as_slice(),
+            &auth,
+            b"",
+        ),
+        true,
+    ));
     let chunked: Vec<(&str, &str)> = json_headers.iter().copied().chain([("Transfer-Encoding", "chunked")]).collect();
     cases.push(("a bad chunk size".into(), request(method, real.as_bytes(), &chunked, b"zz\r\n{}\r\n0\r\n\r\n"), true));
     for q in BAD_QUERIES {
-        cases.push((format!("query {q}"), request(method, format!("{real}?{q}").as_bytes(), &json_headers, b"{}"), false));
+        cases.push((
+            format!("query {q}"),
+            request(method, format!("{real}?{q}").as_bytes(), &json_headers, b"{}"),
+            false,
+        ));
     }
     for (name, _) in ids.iter().filter(|(name, _)| path.contains(name)) {
-        for bad in BAD_IDS.iter().map(|b| b.to_string()).chain([format!("{}", "9".repeat(5000))]) {
+        for bad in BAD_IDS.iter().map(|b| b.to_string()).chain(["9".repeat(5000)]) {
             let p = ids.iter().fold(path.to_owned(), |acc, (n, v)| acc.replace(n, if n == name { &bad } else { v }));
             cases.push((format!("{name} = {:.40}", bad), request(method, p.as_bytes(), &json_headers, b"{}"), false));
         }
@@ -217,4 +283,3 @@ pub async fn attack(
     }
     failures
 }
-

@@ -75,7 +75,9 @@ impl FromStr for Quota {
         if t.eq_ignore_ascii_case("off") {
             return Ok(Quota::OFF);
         }
-        let parsed = t.split_once('/').and_then(|(n, secs)| Some((n.trim().parse::<u32>().ok()?, secs.trim().parse::<u32>().ok()?)));
+        let parsed = t
+            .split_once('/')
+            .and_then(|(n, secs)| Some((n.trim().parse::<u32>().ok()?, secs.trim().parse::<u32>().ok()?)));
         match parsed {
             Some((n, secs)) if n > 0 && secs > 0 => Ok(Quota::new(n, Duration::from_secs(u64::from(secs)))),
             _ => Err(BadQuota(s.to_owned())),
@@ -182,8 +184,7 @@ pub enum LimitError {
 
 /// Charges the request against every budget of `checks` that is not off, in one script call.
 pub async fn enforce(redis: &ConnectionManager, checks: &[Check]) -> Result<(), LimitError> {
-    let active: Vec<(&Check, (f64, f64))> =
-        checks.iter().filter_map(|c| c.quota.gcra_ms().map(|g| (c, g))).collect();
+    let active: Vec<(&Check, (f64, f64))> = checks.iter().filter_map(|c| c.quota.gcra_ms().map(|g| (c, g))).collect();
     if active.is_empty() {
         return Ok(());
     }

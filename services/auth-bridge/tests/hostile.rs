@@ -23,7 +23,8 @@ async fn no_hostile_request_gets_a_5xx_or_hangs_or_crashes_auth_bridge() {
 
     let anonymous = Target { port, auth: vec![("X-Anonymous", "1".to_owned())] };
     let user = Target { port, auth: vec![("Authorization", bearer), ("X-CSRF-Token", "x".to_owned())] };
-    let host = Target { port, auth: vec![("Authorization", hostapp), ("X-Hostapp-Client-ID", "ref-hostapp".to_owned())] };
+    let host =
+        Target { port, auth: vec![("Authorization", hostapp), ("X-Hostapp-Client-ID", "ref-hostapp".to_owned())] };
     let endpoints: &[(&Target, &str, &str, &[&str])] = &[
         (&anonymous, "POST", "/auth/login", LOGIN),
         (&anonymous, "POST", "/api/v1/authorize/", LOGIN),

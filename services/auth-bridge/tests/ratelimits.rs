@@ -179,7 +179,9 @@ async fn consent_and_revoke_are_limited_per_host_app() {
     let auth = creds(&lone, "lone-secret");
     let consent = || {
         app.http
-            .get(app.url(&format!("/api/v1/accounts/consent/get_consent/?client_id={lone}&app_id={APP_ID}&user_reference=u")))
+            .get(app.url(&format!(
+                "/api/v1/accounts/consent/get_consent/?client_id={lone}&app_id={APP_ID}&user_reference=u"
+            )))
             .header("Authorization", &auth)
             .header("X-Hostapp-Client-ID", &lone)
             .send()

@@ -89,7 +89,8 @@ pub async fn refresh(
         // thief, so the whole session ends (OAuth 2.0 Security BCP, refresh token rotation).
         if let Some((sid, identity)) = store::session_of_retired_refresh(&client, &refresh_hash).await? {
             let newly = store::revoke_session(&client, sid).await?;
-            revocation::announce(&state.redis, &state.pending, state.settings.access_token_ttl, &[(sid, identity)]).await?;
+            revocation::announce(&state.redis, &state.pending, state.settings.access_token_ttl, &[(sid, identity)])
+                .await?;
             tracing::warn!(%sid, identity_id = %identity, newly_revoked = newly, "rotated refresh token reused: session revoked");
         }
         return Err(refused().into());

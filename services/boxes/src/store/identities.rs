@@ -66,7 +66,13 @@ pub async fn upsert<C: GenericClient>(c: &C, id: IdentityId, u: &IdentityUpsert)
          ON CONFLICT (id) DO UPDATE SET display_name = EXCLUDED.display_name,
              identifier_value = EXCLUDED.identifier_value, identifier_kind = EXCLUDED.identifier_kind,
              identifier_verified = EXCLUDED.identifier_verified",
-        &[id.as_uuid(), &u.display_name.as_str(), &u.identifier_value, &u.identifier_kind.as_str(), &u.identifier_verified],
+        &[
+            id.as_uuid(),
+            &u.display_name.as_str(),
+            &u.identifier_value,
+            &u.identifier_kind.as_str(),
+            &u.identifier_verified,
+        ],
     )
     .await?;
     Ok(())

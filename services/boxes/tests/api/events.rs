@@ -678,8 +678,7 @@ async fn only_a_verified_identifier_satisfies_an_identifier_rule() {
     created(app.post_event(&alice, &id, identifier_rule("bob@example.com")).await).await;
 
     assert_error(app.get(&mallory, &format!("/boxes/{id}")).await, 403, "reason", "no_access").await;
-    assert_error(app.post_event(&mallory, &id, json!({"type":"member.join"})).await, 403, "reason", "no_access")
-        .await;
+    assert_error(app.post_event(&mallory, &id, json!({"type":"member.join"})).await, 403, "reason", "no_access").await;
     // An upsert without the flag (an older caller) counts as unverified too.
     let res = app
         .client
@@ -690,8 +689,7 @@ async fn only_a_verified_identifier_satisfies_an_identifier_rule() {
         .await
         .unwrap();
     assert_eq!(res.status(), 204);
-    assert_error(app.post_event(&mallory, &id, json!({"type":"member.join"})).await, 403, "reason", "no_access")
-        .await;
+    assert_error(app.post_event(&mallory, &id, json!({"type":"member.join"})).await, 403, "reason", "no_access").await;
 
     // The real Bob, from a host app that verifies, joins.
     let bob = app.user("Bob").await;

@@ -41,8 +41,11 @@ const PUBLIC: &[(&str, &str, &[&str])] = &[
     ("DELETE", "/boxes/{box}", &[]),
 ];
 
-const INTERNAL: &[(&str, &str, &[&str])] =
-    &[("PUT", "/internal/identities/{other}", &["display_name", "identifier_value", "identifier_kind", "identifier_verified"])];
+const INTERNAL: &[(&str, &str, &[&str])] = &[(
+    "PUT",
+    "/internal/identities/{other}",
+    &["display_name", "identifier_value", "identifier_kind", "identifier_verified"],
+)];
 
 fn port_of(url: &str) -> u16 {
     url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port")
@@ -71,7 +74,8 @@ async fn no_hostile_request_gets_a_5xx_or_hangs_or_crashes_boxes() {
     for (method, path, fields) in PUBLIC {
         failures.extend(attack(&public, method, path, fields, &ids, &mut seen).await);
     }
-    let internal = Target { port: port_of(&app.internal_address), auth: vec![("X-Internal-Token", INTERNAL_TOKEN.to_owned())] };
+    let internal =
+        Target { port: port_of(&app.internal_address), auth: vec![("X-Internal-Token", INTERNAL_TOKEN.to_owned())] };
     for (method, path, fields) in INTERNAL {
         failures.extend(attack(&internal, method, path, fields, &ids, &mut seen).await);
     }

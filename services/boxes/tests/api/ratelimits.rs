@@ -44,7 +44,8 @@ async fn crypto_actions(app: &TestApp) -> i64 {
 async fn contacts_and_auto_invites_share_a_budget_per_identity() {
     let app = TestApp::spawn_with(|s| s.invites_per_identity = Quota::per(3, 60)).await;
     let alice = app.user("Alice").await;
-    let (bob, carol, dave, erin) = (app.user("Bob").await, app.user("Carol").await, app.user("Dave").await, app.user("Erin").await);
+    let (bob, carol, dave, erin) =
+        (app.user("Bob").await, app.user("Carol").await, app.user("Dave").await, app.user("Erin").await);
 
     assert_eq!(contact(&app, &alice, &bob).await.status(), 201);
     assert_eq!(contact(&app, &alice, &carol).await.status(), 201);

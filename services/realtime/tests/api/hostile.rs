@@ -63,7 +63,10 @@ async fn hostile_frames_close_the_socket_with_a_documented_code_or_are_ignored()
         ("invalid UTF-8 text", raw_frame(0x81, b"{\"type\":\"\xff\xfe\"}")),
         ("garbage JSON", raw_frame(0x81, b"{\"type\":")),
         ("unknown type", raw_frame(0x81, br#"{"type":"nope","object":{"box_id":1e999}}"#)),
-        ("ack with a huge number", raw_frame(0x81, br#"{"type":"ack","object":{"box_id":123456789012345678901234567890}}"#)),
+        (
+            "ack with a huge number",
+            raw_frame(0x81, br#"{"type":"ack","object":{"box_id":123456789012345678901234567890}}"#),
+        ),
         ("control characters", raw_frame(0x81, b"{\"type\":\"ack\\u0000\",\"object\":{\"box_id\":\"\\u0007\"}}")),
         ("unknown opcode", raw_frame(0x83, b"x")),
         ("oversize ping", raw_frame(0x89, &[0u8; 200])),

@@ -114,7 +114,8 @@ async fn pings_keep_a_reading_client_and_silence_closes_an_idle_one() {
     // A raw socket that reads nothing and writes nothing: a websocket client library would
     // answer the queued pings as soon as it reads, and fail writing them once the server,
     // after its close frame and grace period, has closed the connection.
-    let (mut idle, idle_read) = raw_handshake_at(app.port, &handshake_request_at(app.port, &app.keys.session(s.identity))).await;
+    let (mut idle, idle_read) =
+        raw_handshake_at(app.port, &handshake_request_at(app.port, &app.keys.session(s.identity))).await;
 
     // The reading client answers pings (tungstenite does it while reading) and stays open.
     let until = Instant::now() + Duration::from_millis(2_500);
