@@ -172,6 +172,10 @@ pub struct IdentityUpsert {
     pub display_name: DisplayName,
     pub identifier_value: String,
     pub identifier_kind: IdentifierKind,
+    /// The host app vouches for the identifier (registry `verifies_identifiers`): only then can
+    /// it satisfy `identifier` access rules. Absent means `false`.
+    #[serde(default)]
+    pub identifier_verified: bool,
 }
 
 impl IdentityUpsert {
@@ -188,9 +192,10 @@ impl IdentityUpsert {
         let identifier_kind = o.str("identifier_kind", true, &mut r).and_then(|s| {
             IdentifierKind::parse(s).ok_or(()).map_err(|_| r.fail("identifier_kind", Detail::Invalid)).ok()
         });
+        let identifier_verified = o.bool("identifier_verified", false, &mut r).unwrap_or(false);
         let value = match (display_name, identifier_value, identifier_kind) {
             (Some(display_name), Some(identifier_value), Some(identifier_kind)) => {
-                Some(IdentityUpsert { display_name, identifier_value, identifier_kind })
+                Some(IdentityUpsert { display_name, identifier_value, identifier_kind, identifier_verified })
             }
             _ => None,
         };

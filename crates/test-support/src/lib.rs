@@ -13,6 +13,8 @@ use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use futures_util::StreamExt;
 
+pub mod hostile;
+
 pub const ISSUER: &str = "auth-bridge";
 
 /// The server PostgreSQL tests create their databases on.

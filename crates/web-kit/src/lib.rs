@@ -1,13 +1,14 @@
 //! HTTP plumbing shared by the services: reading JSON bodies (§2.1, §2.4), request time limits,
 //! request logging that never records query strings, headers or bodies (§1.4, §13.3), the
 //! browser-origin policy of CORS and websockets (§2.1), the §4-shaped fallback answers, log setup,
-//! bounded Redis calls, and which PostgreSQL and Redis failures are unavailability (503). The
+//! bounded Redis calls, rate limits kept in Redis, and which PostgreSQL and Redis failures are unavailability (503). The
 //! contract's types live in `domain`; this crate only adds the actix glue around them.
 
 pub mod body;
 pub mod failure;
 pub mod limits;
 pub mod origins;
+pub mod ratelimit;
 pub mod redis;
 pub mod telemetry;
 

@@ -63,6 +63,16 @@ impl Query for redis::Pipeline {
     }
 }
 
+impl Query for redis::ScriptInvocation<'_> {
+    /// `EVALSHA`, loading the script first when this Redis does not know it yet.
+    fn run<'a, T: FromRedisValue + Send + 'a>(
+        &'a self,
+        conn: &'a mut ConnectionManager,
+    ) -> BoxFuture<'a, RedisResult<T>> {
+        Box::pin(self.invoke_async(conn))
+    }
+}
+
 /// Runs `q` within [`CALL_TIMEOUT`], sending it a second time when the first attempt found the
 /// connection closed before anything reached the server.
 pub async fn query<T: FromRedisValue + Send>(conn: &ConnectionManager, q: &impl Query) -> RedisResult<T> {

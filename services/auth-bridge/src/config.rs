@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser};
 use secrecy::SecretString;
+use web_kit::ratelimit::Quota;
 
 /// Everything auth-bridge needs to start.
 #[derive(Debug, Clone, Parser)]
@@ -77,7 +78,59 @@ pub struct Settings {
 
     #[command(flatten)]
     pub limits: web_kit::limits::LimitSettings,
+
+    #[command(flatten)]
+    pub rates: RateSettings,
 }
+
+/// Rate limits (README, "Rate limits"): `<count>/<seconds>`, all of `count` available at once,
+/// or `off`. Kept in Redis, so they hold across instances.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RateSettings {
+    /// `/auth/login` and `/api/v1/authorize/` per client address (IPv6: per /64).
+    #[arg(long, env = "RATE_LOGIN_PER_ADDRESS", default_value_t = LOGIN_PER_ADDRESS)]
+    pub login_per_address: Quota,
+
+    /// `/auth/login` and `/api/v1/authorize/` per host app.
+    #[arg(long, env = "RATE_LOGIN_PER_HOSTAPP", default_value_t = LOGIN_PER_HOSTAPP)]
+    pub login_per_hostapp: Quota,
+
+    /// `/auth/refresh` per session.
+    #[arg(long, env = "RATE_REFRESH_PER_SESSION", default_value_t = REFRESH_PER_SESSION)]
+    pub refresh_per_session: Quota,
+
+    /// The consent endpoint per host app.
+    #[arg(long, env = "RATE_CONSENT_PER_HOSTAPP", default_value_t = CONSENT_PER_HOSTAPP)]
+    pub consent_per_hostapp: Quota,
+
+    /// `/auth/hostapp/revoke` per host app.
+    #[arg(long, env = "RATE_REVOKE_PER_HOSTAPP", default_value_t = REVOKE_PER_HOSTAPP)]
+    pub revoke_per_hostapp: Quota,
+
+    /// Proxies in front of the service that each append the address they saw to
+    /// `X-Forwarded-For`; 0 takes the TCP peer as the client's address.
+    #[arg(long, env = "TRUSTED_PROXY_HOPS", default_value_t = 0)]
+    pub trusted_proxy_hops: usize,
+}
+
+impl Default for RateSettings {
+    fn default() -> Self {
+        RateSettings {
+            login_per_address: LOGIN_PER_ADDRESS,
+            login_per_hostapp: LOGIN_PER_HOSTAPP,
+            refresh_per_session: REFRESH_PER_SESSION,
+            consent_per_hostapp: CONSENT_PER_HOSTAPP,
+            revoke_per_hostapp: REVOKE_PER_HOSTAPP,
+            trusted_proxy_hops: 0,
+        }
+    }
+}
+
+const LOGIN_PER_ADDRESS: Quota = Quota::per(300, 60);
+const LOGIN_PER_HOSTAPP: Quota = Quota::per(30_000, 60);
+const REFRESH_PER_SESSION: Quota = Quota::per(30, 60);
+const CONSENT_PER_HOSTAPP: Quota = Quota::per(6000, 60);
+const REVOKE_PER_HOSTAPP: Quota = Quota::per(6000, 60);
 
 fn parse_secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(SecretString::from(s))

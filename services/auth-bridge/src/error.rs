@@ -18,6 +18,9 @@ pub enum ApiError {
     /// 401, 502 or 504: the hostapp refused the code or answered wrongly (§10.4).
     #[error(transparent)]
     Hostapp(#[from] HostappError),
+    /// 429 with `Retry-After`: a rate limit was reached (README, "Rate limits").
+    #[error(transparent)]
+    Limited(#[from] web_kit::ratelimit::Limited),
     /// 503 with `details` `{}`: PostgreSQL, Redis or the boxes internal API is down.
     #[error("a dependency is unavailable: {0:#}")]
     Unavailable(anyhow::Error),
@@ -31,6 +34,7 @@ impl ApiError {
         match self {
             ApiError::Client(body) => body.clone(),
             ApiError::Hostapp(e) => e.body(),
+            ApiError::Limited(l) => l.body(),
             ApiError::Unavailable(_) => ErrorBody::unavailable("a dependency is unavailable"),
             ApiError::Internal(_) => ErrorBody::internal(),
         }
@@ -89,14 +93,28 @@ impl From<redis::RedisError> for ApiError {
     }
 }
 
+impl From<web_kit::ratelimit::LimitError> for ApiError {
+    /// A limit that cannot be read fails closed: Redis being down is a 503 like any other.
+    fn from(e: web_kit::ratelimit::LimitError) -> Self {
+        match e {
+            web_kit::ratelimit::LimitError::Limited(l) => ApiError::Limited(l),
+            web_kit::ratelimit::LimitError::Redis(e) => e.into(),
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.body().status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let ApiError::Limited(l) = self {
+            return l.error_response();
+        }
         let body = self.body();
         match self {
+            ApiError::Limited(_) => {}
             ApiError::Client(_) => tracing::info!(status = body.status(), details = ?body.details, "request refused"),
             ApiError::Hostapp(e) => {
                 tracing::warn!(hostapp = %e.client_id, step = e.step.as_str(), failure = ?e.failure, "hostapp failure")

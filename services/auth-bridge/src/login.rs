@@ -8,6 +8,7 @@ use domain::input::{Obj, Report};
 use domain::{IdentityId, SessionId};
 use serde_json::Value;
 use web_kit::limits::paused;
+use web_kit::ratelimit::Check;
 
 use crate::error::ApiError;
 use crate::session::{self, TokenResponse};
@@ -72,9 +73,9 @@ pub struct LoggedIn {
     pub tokens: TokenResponse,
 }
 
-/// Runs steps 1–7.
+/// Runs steps 1–7 for a client at `address` (`web_kit::ratelimit::client_address`).
 #[tracing::instrument(skip_all, fields(client_id = %req.client_id, app_id = %req.app_id))]
-pub async fn run(state: &AppState, req: &LoginRequest) -> Result<LoggedIn, ApiError> {
+pub async fn run(state: &AppState, req: &LoginRequest, address: &str) -> Result<LoggedIn, ApiError> {
     // 1. The hostapp and the miniapp.
     let app = state
         .registry
@@ -85,6 +86,16 @@ pub async fn run(state: &AppState, req: &LoginRequest) -> Result<LoggedIn, ApiEr
             .with("app_id", Detail::Invalid)
             .into());
     }
+    // Before any call to the hostapp: failed attempts (a guessed code) pay too.
+    let rates = &state.settings.rates;
+    web_kit::ratelimit::enforce(
+        &state.redis,
+        &[
+            Check::new("login_per_address", address, rates.login_per_address),
+            Check::new("login_per_hostapp", &app.client_id, rates.login_per_hostapp),
+        ],
+    )
+    .await?;
 
     // 2–4. Access token, user data, validation.
     // The hostapp and internal calls have their own time limits, outside the request's.
@@ -106,7 +117,12 @@ pub async fn run(state: &AppState, req: &LoginRequest) -> Result<LoggedIn, ApiEr
     let (identifier_value, identifier_kind) = user.identifier();
     let display_name = DisplayName::parse(&user.display_name())
         .map_err(|_| ApiError::internal(anyhow::anyhow!("derived display name is invalid")))?;
-    let upsert = IdentityUpsert { display_name, identifier_value, identifier_kind };
+    let upsert = IdentityUpsert {
+        display_name,
+        identifier_value,
+        identifier_kind,
+        identifier_verified: app.verifies_identifiers,
+    };
     paused(state.boxes.upsert_identity(identity_id, &upsert)).await.map_err(ApiError::Unavailable)?;
 
     // 7 (material first, so a signing fault leaves nothing behind).

@@ -33,6 +33,10 @@ pub struct HostApp {
     pub user_data_method: UserDataMethod,
     pub allowed_app_ids: Vec<String>,
     pub timeout: Duration,
+    /// The host app checks its users' email or phone before sending it (`verifies_identifiers`
+    /// in the file, default false); only then may the identifier satisfy `identifier` access
+    /// rules in boxes.
+    pub verifies_identifiers: bool,
 }
 
 impl HostApp {
@@ -65,6 +69,8 @@ struct FileEntry {
     #[serde(default)]
     allowed_app_ids: Vec<String>,
     timeout_ms: Option<u64>,
+    #[serde(default)]
+    verifies_identifiers: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,6 +139,7 @@ impl Registry {
                 user_data_method: method,
                 allowed_app_ids: e.allowed_app_ids,
                 timeout: Duration::from_millis(timeout_ms),
+                verifies_identifiers: e.verifies_identifiers,
                 client_id: id,
             });
         }
@@ -172,6 +179,7 @@ get_user_data_url   = "http://localhost:8090/hostapp/get-user-data"
 user_data_method = "GET"
 allowed_app_ids = ["boxes-miniapp"]
 timeout_ms = 5000
+verifies_identifiers = true
 
 [[hostapp]]
 client_id = "other.app-2"
@@ -194,6 +202,7 @@ user_data_method = "post"
         assert_eq!(o.map(|a| a.hostapp_secret_key.expose_secret().to_owned()).as_deref(), Some("from-env"));
         assert_eq!(o.map(|a| a.user_data_method), Some(UserDataMethod::Post));
         assert_eq!(o.map(|a| a.timeout), Some(Duration::from_millis(DEFAULT_TIMEOUT_MS)));
+        assert_eq!((r.map(|a| a.verifies_identifiers), o.map(|a| a.verifies_identifiers)), (Some(true), Some(false)));
         assert!(reg
             .by_credentials("Token cmVmLWhvc3RhcHA6cmVmLXNlY3JldA==")
             .is_some_and(|a| a.client_id == "ref-hostapp"));

@@ -67,7 +67,7 @@ async fn alice_logs_in_with_cookies_claims_identity_and_consent() {
     assert_eq!(puts[0].header("X-Internal-Token"), Some(INTERNAL_TOKEN));
     assert_eq!(
         puts[0].json(),
-        json!({"display_name": "Alice Martin", "identifier_value": "alice@example.com", "identifier_kind": "email"})
+        json!({"display_name": "Alice Martin", "identifier_value": "alice@example.com", "identifier_kind": "email", "identifier_verified": false})
     );
 
     // Link, snapshot, consent and session rows.
@@ -114,7 +114,7 @@ async fn bob_is_a_phone_identity() {
     assert_eq!(puts[0].path, format!("/internal/identities/{}", body["identity_id"].as_str().unwrap()));
     assert_eq!(
         puts[0].json(),
-        json!({"display_name": "Bob", "identifier_value": "+33612345678", "identifier_kind": "phone"})
+        json!({"display_name": "Bob", "identifier_value": "+33612345678", "identifier_kind": "phone", "identifier_verified": false})
     );
 }
 
@@ -124,7 +124,7 @@ async fn carol_has_both_and_the_email_wins() {
     app.login_ok("carol").await;
     assert_eq!(
         app.upserts()[0].json(),
-        json!({"display_name": "Carol Smith", "identifier_value": "carol@example.org", "identifier_kind": "email"})
+        json!({"display_name": "Carol Smith", "identifier_value": "carol@example.org", "identifier_kind": "email", "identifier_verified": false})
     );
 }
 
@@ -225,4 +225,20 @@ async fn unknown_routes_methods_health_and_jwks() {
     assert_eq!(jwks["keys"][0], serde_json::to_value(&expected).unwrap());
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
     assert_eq!(jwks["keys"][0]["kty"], "OKP");
+}
+
+#[tokio::test]
+async fn the_identifier_is_verified_only_for_a_host_app_that_verifies_identifiers() {
+    // By default a registered host app does not vouch for its users' email or phone.
+    let app = spawn().await;
+    app.login_ok("alice").await;
+    assert_eq!(app.upserts()[0].json()["identifier_verified"], false);
+
+    let app = spawn_with(Options { ref_verifies_identifiers: true, ..Options::default() }).await;
+    app.login_ok("alice").await;
+    app.login_ok("bob").await;
+    let puts = app.upserts();
+    assert_eq!(puts[0].json()["identifier_verified"], true);
+    assert_eq!(puts[1].json()["identifier_verified"], true);
+    assert_eq!(puts[1].json()["identifier_kind"], "phone");
 }

@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use secrecy::SecretString;
+use web_kit::ratelimit::Quota;
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "boxes", about = "Encrypted boxes service: boxes, events, key shares, identities, crypto actions")]
@@ -70,7 +71,17 @@ pub struct Settings {
 
     #[command(flatten)]
     pub limits: web_kit::limits::LimitSettings,
+
+    /// Invitations an identity may send, counted together: contact boxes
+    /// (`POST /box-users/{id}/contact`) and `access.add` with `auto_invite`, each of which leaves
+    /// a crypto action with someone else. `<count>/<seconds>`, all of `count` available at once,
+    /// or `off`; kept in Redis, so the limit holds across instances.
+    #[arg(long, env = "RATE_INVITES_PER_IDENTITY", default_value_t = INVITES_PER_IDENTITY)]
+    pub invites_per_identity: Quota,
 }
+
+/// Default of `RATE_INVITES_PER_IDENTITY`.
+pub const INVITES_PER_IDENTITY: Quota = Quota::per(100, 600);
 
 /// Shortest `INTERNAL_API_TOKEN` accepted, in bytes.
 pub const INTERNAL_TOKEN_MIN_BYTES: usize = 32;

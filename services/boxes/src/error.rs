@@ -11,6 +11,9 @@ pub enum ApiError {
     /// A 4xx whose body explains the problem to the client.
     #[error("{0}")]
     Client(ErrorBody),
+    /// 429 with `Retry-After`: a rate limit was reached (README, "Rate limits").
+    #[error(transparent)]
+    Limited(#[from] web_kit::ratelimit::Limited),
     /// 503: PostgreSQL or Redis cannot be reached.
     #[error("dependency unavailable")]
     Unavailable(#[source] anyhow::Error),
@@ -57,6 +60,15 @@ impl From<redis::RedisError> for ApiError {
     }
 }
 
+impl From<web_kit::ratelimit::LimitError> for ApiError {
+    fn from(e: web_kit::ratelimit::LimitError) -> Self {
+        match e {
+            web_kit::ratelimit::LimitError::Limited(l) => ApiError::Limited(l),
+            web_kit::ratelimit::LimitError::Redis(e) => e.into(),
+        }
+    }
+}
+
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
         ApiError::Internal(e)
@@ -74,6 +86,7 @@ impl ApiError {
     fn body(&self) -> ErrorBody {
         match self {
             ApiError::Client(body) => body.clone(),
+            ApiError::Limited(l) => l.body(),
             ApiError::Unavailable(_) => ErrorBody::unavailable("a dependency is unavailable"),
             ApiError::Internal(_) => ErrorBody::internal(),
         }
@@ -88,6 +101,7 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         match self {
             ApiError::Client(_) => {}
+            ApiError::Limited(l) => return l.error_response(),
             ApiError::Unavailable(cause) => tracing::warn!(error = format!("{cause:#}"), "dependency unavailable"),
             ApiError::Internal(cause) => tracing::error!(error = format!("{cause:#}"), "internal error"),
         }

@@ -45,6 +45,7 @@ impl Application {
             verifier,
             verified: Default::default(),
             internal_token: settings.internal_api_token.clone(),
+            invites_per_identity: settings.invites_per_identity,
         };
 
         let listener =

@@ -3,9 +3,12 @@
 use std::sync::Arc;
 
 use domain::auth::Verifier;
+use domain::IdentityId;
 use secrecy::SecretString;
+use web_kit::ratelimit::{Check, Quota};
 
 use crate::auth::VerifiedTokens;
+use crate::error::ApiError;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -15,4 +18,15 @@ pub struct AppState {
     /// Recently verified tokens (see [`crate::auth::VerifiedTokens`]).
     pub verified: Arc<VerifiedTokens>,
     pub internal_token: SecretString,
+    /// `RATE_INVITES_PER_IDENTITY`.
+    pub invites_per_identity: Quota,
+}
+
+impl AppState {
+    /// Charges one invitation (a crypto action left with someone else) to `sender`; 429 over
+    /// the limit, 503 when Redis cannot tell (the limit fails closed, as authentication does).
+    pub async fn charge_invitation(&self, sender: IdentityId) -> Result<(), ApiError> {
+        let check = Check::new("invites_per_identity", sender, self.invites_per_identity);
+        web_kit::ratelimit::enforce(&self.redis, &[check]).await.map_err(ApiError::from)
+    }
 }

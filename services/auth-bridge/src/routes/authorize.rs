@@ -27,7 +27,8 @@ pub async fn authorize(
 ) -> Result<HttpResponse, ApiError> {
     let body = web_kit::body::json_body(&req, payload).await?;
     let request = LoginRequest::parse(&body, true)?;
-    let t = login::run(&state, &request).await?.tokens;
+    let address = web_kit::ratelimit::client_address(&req, state.settings.rates.trusted_proxy_hops);
+    let t = login::run(&state, &request, &address).await?.tokens;
     Ok(crate::session::no_store(&mut HttpResponse::Ok()).json(Authorized {
         auth_token: t.access_token.clone(),
         token: t.access_token,

@@ -11,6 +11,7 @@ use domain::error::{Detail, ErrorBody, Origin};
 use domain::input::{has_control, Report};
 use domain::Timestamp;
 use serde::Serialize;
+use web_kit::ratelimit::Check;
 
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -28,6 +29,8 @@ struct Consent {
 #[tracing::instrument(skip_all)]
 pub async fn get_consent(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let caller = super::hostapp::caller(&req, &state)?;
+    let per_hostapp = Check::new("consent_per_hostapp", &caller.client_id, state.settings.rates.consent_per_hostapp);
+    web_kit::ratelimit::enforce(&state.redis, &[per_hostapp]).await?;
 
     // The seed's three parameters.
     let query = web::Query::<HashMap<String, String>>::from_query(req.query_string()).map_err(|_| {

@@ -6,6 +6,7 @@ use actix_web::http::header::AUTHORIZATION;
 use actix_web::{web, HttpRequest, HttpResponse};
 use domain::error::{Detail, ErrorBody, Origin};
 use domain::input::{Obj, Report};
+use web_kit::ratelimit::Check;
 
 use crate::error::ApiError;
 use crate::registry::HostApp;
@@ -64,6 +65,8 @@ pub async fn revoke(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = caller(&req, &state)?;
+    let per_hostapp = Check::new("revoke_per_hostapp", &caller.client_id, state.settings.rates.revoke_per_hostapp);
+    web_kit::ratelimit::enforce(&state.redis, &[per_hostapp]).await?;
     let body = web_kit::body::json_body(&req, payload).await?;
     let o = Obj::body(&body)?;
     let mut r = Report::new();

@@ -5,6 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use domain::auth::{check_csrf, pick_token, sha256_b64u, token_error, Presented};
 use domain::error::{Detail, ErrorBody, Origin};
 use domain::input::{Obj, Report};
+use web_kit::ratelimit::Check;
 
 use crate::error::ApiError;
 use crate::login::{self, LoginRequest};
@@ -41,7 +42,8 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let body = web_kit::body::json_body(&req, payload).await?;
     let request = LoginRequest::parse(&body, false)?;
-    let done = login::run(&state, &request).await?;
+    let address = web_kit::ratelimit::client_address(&req, state.settings.rates.trusted_proxy_hops);
+    let done = login::run(&state, &request, &address).await?;
     Ok(answer(&state, &done.tokens))
 }
 
@@ -93,6 +95,8 @@ pub async fn refresh(
         }
         return Err(refused().into());
     };
+    let per_session = Check::new("refresh_per_session", row.sid, state.settings.rates.refresh_per_session);
+    web_kit::ratelimit::enforce(&state.redis, &[per_session]).await?;
     match header(&req, CSRF_HEADER) {
         None if origin == Origin::Cookies => {
             return Err(ErrorBody::forbidden(Origin::Headers, "X-CSRF-Token is required")

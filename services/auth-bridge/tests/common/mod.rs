@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use auth_bridge::config::Settings;
+use auth_bridge::config::{RateSettings, Settings};
 use auth_bridge::startup::Application;
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -154,6 +154,11 @@ pub struct Options {
     /// Another Redis than the shared one.
     pub redis_url: Option<String>,
     pub session_max_age: i64,
+    /// Rate limits; `TRUSTED_PROXY_HOPS` is 1 so that each app's client has an address of its
+    /// own ([`TestApp::address`]) in the shared Redis.
+    pub rates: RateSettings,
+    /// `verifies_identifiers` of the `ref-hostapp` entry.
+    pub ref_verifies_identifiers: bool,
 }
 
 impl Default for Options {
@@ -168,6 +173,8 @@ impl Default for Options {
             allowed_origins: vec!["https://host.example".to_owned()],
             redis_url: None,
             session_max_age: 2_592_000,
+            rates: RateSettings { trusted_proxy_hops: 1, ..RateSettings::default() },
+            ref_verifies_identifiers: false,
         }
     }
 }
@@ -180,6 +187,8 @@ pub struct TestApp {
     pub internal: MockServer,
     pub ref_base: String,
     pub settings: Settings,
+    /// The client address this app's `http` client presents in `X-Forwarded-For`.
+    pub address: String,
     registry_file: std::path::PathBuf,
 }
 
@@ -259,6 +268,9 @@ pub async fn spawn_with_limits(o: Options, limits: web_kit::limits::LimitSetting
         o.ref_user_data_method,
         o.ref_timeout_ms,
     );
+    if o.ref_verifies_identifiers {
+        registry.push_str("verifies_identifiers = true\n");
+    }
     // Registered here with a secret the reference hostapp does not know: its calls get HTTP 401.
     registry.push_str(&hostapp_entry(
         "other-hostapp",
@@ -291,12 +303,26 @@ pub async fn spawn_with_limits(o: Options, limits: web_kit::limits::LimitSetting
         cookie_secure: o.cookie_secure,
         hostapps_config: registry_file.clone(),
         limits,
+        rates: o.rates.clone(),
     };
     let app = Application::build(settings.clone()).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    TestApp { base, http, db_url, keys, internal, ref_base, settings, registry_file }
+    let address = random_address();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("X-Forwarded-For", address.parse().unwrap());
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .unwrap();
+    TestApp { base, http, db_url, keys, internal, ref_base, settings, address, registry_file }
+}
+
+/// An IPv4 address in 10.0.0.0/8 nobody else is likely to use at the same time.
+pub fn random_address() -> String {
+    let b = uuid::Uuid::new_v4().into_bytes();
+    format!("10.{}.{}.{}", b[0], b[1], b[2])
 }
 
 impl TestApp {

@@ -30,6 +30,7 @@ pub async fn contact(
     let new = ContactRequest::parse(&body, caller.id())?;
     caller.require_self(path_identity)?;
     let me = caller.id();
+    state.charge_invitation(me).await?;
 
     let mut client = state.db.get().await?;
     let contacted = store::identities::get(&client, new.contacted_identity_id)

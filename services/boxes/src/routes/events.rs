@@ -113,6 +113,9 @@ pub async fn post(
     }
     let caller = pending.finish(&req, auth::known_identity(&state, me).await?)?;
     let me = caller.id();
+    if matches!(new, NewEvent::AccessAdd { auto_invite: Some(_), .. }) {
+        state.charge_invitation(me).await?;
+    }
 
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;

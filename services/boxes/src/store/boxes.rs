@@ -192,7 +192,8 @@ pub async fn remove_member<C: GenericClient>(
 }
 
 /// An active access rule of the box matches identity `$2`: an `identity_id` rule naming it, or
-/// an `identifier` rule equal to its identifier (emails are compared lower-cased).
+/// an `identifier` rule equal to its identifier (emails are compared lower-cased) when its host
+/// app verified that identifier.
 macro_rules! matching_rule {
     ($box_id:literal, $who:literal) => {
         concat!(
@@ -207,7 +208,7 @@ macro_rules! matching_rule {
                        (SELECT lower(i.identifier_value) FROM boxes.identities i
                         WHERE i.id = ",
             $who,
-            "::uuid AND i.identifier_value <> '')))
+            "::uuid AND i.identifier_value <> '' AND i.identifier_verified)))
                AND NOT EXISTS (SELECT 1 FROM boxes.events r
                                WHERE r.box_id = a.box_id AND r.type = 'access.rm' AND r.referrer_id = a.id)"
         )

@@ -56,15 +56,23 @@ pub async fn get_many<C: GenericClient>(
     Ok(rows.iter().map(record).collect())
 }
 
-/// Creates the identity or updates its name and identifier; keys and `created_at` stay (§12).
+/// Creates the identity or updates its name and identifier (with whether it is verified); keys
+/// and `created_at` stay (§12).
 pub async fn upsert<C: GenericClient>(c: &C, id: IdentityId, u: &IdentityUpsert) -> Result<(), tokio_postgres::Error> {
     sql::execute(
         c,
-        "INSERT INTO boxes.identities (id, display_name, identifier_value, identifier_kind)
-         VALUES ($1, $2, $3, $4)
+        "INSERT INTO boxes.identities (id, display_name, identifier_value, identifier_kind, identifier_verified)
+         VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (id) DO UPDATE SET display_name = EXCLUDED.display_name,
-             identifier_value = EXCLUDED.identifier_value, identifier_kind = EXCLUDED.identifier_kind",
-        &[id.as_uuid(), &u.display_name.as_str(), &u.identifier_value, &u.identifier_kind.as_str()],
+             identifier_value = EXCLUDED.identifier_value, identifier_kind = EXCLUDED.identifier_kind,
+             identifier_verified = EXCLUDED.identifier_verified",
+        &[
+            id.as_uuid(),
+            &u.display_name.as_str(),
+            &u.identifier_value,
+            &u.identifier_kind.as_str(),
+            &u.identifier_verified,
+        ],
     )
     .await?;
     Ok(())

@@ -654,6 +654,65 @@ async fn an_identifier_rule_keeps_a_member_legitimate() {
     assert_eq!(kick["sender"]["id"], bob.id.to_string());
 }
 
+/// Puts an identity through the internal API as auth-bridge does at a login.
+async fn upsert_identity(app: &TestApp, user: &User, email: &str, verified: bool) {
+    let res = app
+        .client
+        .put(app.internal_url(&format!("/internal/identities/{}", user.id)))
+        .header("X-Internal-Token", crate::helpers::INTERNAL_TOKEN)
+        .json(&json!({"display_name": user.name, "identifier_value": email, "identifier_kind": "email", "identifier_verified": verified}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+}
+
+#[tokio::test]
+async fn only_a_verified_identifier_satisfies_an_identifier_rule() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("Alice").await;
+    let mallory = app.user("Mallory").await;
+    // Mallory's host app does not verify emails: she claims Bob's.
+    upsert_identity(&app, &mallory, "bob@example.com", false).await;
+    let id = box_id(&app.create_box(&alice, "Box").await);
+    created(app.post_event(&alice, &id, identifier_rule("bob@example.com")).await).await;
+
+    assert_error(app.get(&mallory, &format!("/boxes/{id}")).await, 403, "reason", "no_access").await;
+    assert_error(app.post_event(&mallory, &id, json!({"type":"member.join"})).await, 403, "reason", "no_access").await;
+    // An upsert without the flag (an older caller) counts as unverified too.
+    let res = app
+        .client
+        .put(app.internal_url(&format!("/internal/identities/{}", mallory.id)))
+        .header("X-Internal-Token", crate::helpers::INTERNAL_TOKEN)
+        .json(&json!({"display_name": "Mallory", "identifier_value": "bob@example.com", "identifier_kind": "email"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_error(app.post_event(&mallory, &id, json!({"type":"member.join"})).await, 403, "reason", "no_access").await;
+
+    // The real Bob, from a host app that verifies, joins.
+    let bob = app.user("Bob").await;
+    created(app.post_event(&bob, &id, json!({"type":"member.join"})).await).await;
+
+    // A member whose identifier stops being verified is no longer legitimate through the rule.
+    upsert_identity(&app, &bob, "bob@example.com", false).await;
+    let bob_rule = app.rule_for(&alice, &id, &bob.id.to_string()).await;
+    created(app.post_event(&alice, &id, json!({"type":"access.rm","referrer_id": bob_rule["id"]})).await).await;
+    assert_error(app.get(&bob, &format!("/boxes/{id}")).await, 403, "reason", "no_access").await;
+
+    // A bad flag is a 400 on the field.
+    let res = app
+        .client
+        .put(app.internal_url(&format!("/internal/identities/{}", mallory.id)))
+        .header("X-Internal-Token", crate::helpers::INTERNAL_TOKEN)
+        .json(&json!({"display_name": "M", "identifier_value": "m@example.com", "identifier_kind": "email", "identifier_verified": "yes"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, 400, "identifier_verified", "invalid").await;
+}
+
 #[tokio::test]
 async fn access_rm_kicks_only_the_member_whose_rule_went() {
     let app = TestApp::spawn().await;

@@ -52,6 +52,7 @@ pub fn settings(database_url: &str, keys: &TestKeys) -> Settings {
         workers: 2,
         log_format: "pretty".into(),
         limits: Default::default(),
+        invites_per_identity: boxes::config::INVITES_PER_IDENTITY,
     }
 }
 
@@ -84,15 +85,16 @@ impl TestApp {
         format!("{}{}", self.internal_address, path)
     }
 
-    /// Creates an identity through the internal API and a session for it. The identity has a
-    /// `non_identified_pubkey` when `with_key` is set.
+    /// Creates an identity through the internal API and a session for it, as a host app that
+    /// verifies identifiers would. The identity has a `non_identified_pubkey` when `with_key` is
+    /// set.
     pub async fn user_with(&self, name: &str, with_key: bool) -> User {
         let id = IdentityId::new_v4();
         let res = self
             .client
             .put(self.internal_url(&format!("/internal/identities/{id}")))
             .header("X-Internal-Token", INTERNAL_TOKEN)
-            .json(&json!({"display_name": name, "identifier_value": format!("{}@example.com", name.to_lowercase()), "identifier_kind": "email"}))
+            .json(&json!({"display_name": name, "identifier_value": format!("{}@example.com", name.to_lowercase()), "identifier_kind": "email", "identifier_verified": true}))
             .send()
             .await
             .expect("upsert identity");

@@ -4,6 +4,7 @@
 mod delivery;
 mod handshake;
 mod helpers;
+mod hostile;
 mod lifecycle;
 mod process;
 mod wire;
