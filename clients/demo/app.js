@@ -112,7 +112,8 @@ async function loadBoxes() {
     if (!b.last_event) continue;
     const e = await client.decryptEvent(b.last_event);
     const line = describe(e);
-    state.previews.set(b.id, e.type === 'msg.text' && !e.deleted ? `${nameOf(e.sender)}: ${line}` : (line ?? ''));
+    // Events a person need not see (a key-share rotation) leave the preview as it was.
+    if (line !== null) state.previews.set(b.id, e.type === 'msg.text' && !e.deleted ? `${nameOf(e.sender)}: ${line}` : line);
   }
   state.boxes = boxes;
   if (state.current && !boxes.some((/** @type {any} */ b) => b.id === state.current)) closeBox('You are no longer in this box.');

@@ -31,17 +31,20 @@ const types = {
 /** Users the reference host app knows; the host page offers these. */
 const DEMO_USERS = ['alice', 'bob', 'carol'];
 
-/** @param {string} path @returns {Promise<string | null>} */
+/** The file a path names, or the path to redirect to: the web SDK's imports omit `.js` and
+ * `/index.js`, and a module's own relative imports resolve against its final URL.
+ * @param {string} path @returns {Promise<{file: string} | {redirect: string} | null>} */
 async function fileFor(path) {
   for (const [prefix, dir] of roots) {
     if (!path.startsWith(prefix)) continue;
     const rel = normalize(decodeURIComponent(path.slice(prefix.length)));
     const full = join(dir, rel);
     if (full !== dir && !full.startsWith(dir + sep)) return null;
-    for (const candidate of [full, `${full}.js`, join(full, 'index.html')]) {
+    for (const suffix of ['', '.js', '/index.js', '/index.html']) {
+      const candidate = full + suffix;
       if (!types[extname(candidate)]) continue;
       try {
-        if ((await stat(candidate)).isFile()) return candidate;
+        if ((await stat(candidate)).isFile()) return suffix && !path.endsWith('/') ? { redirect: path + suffix } : { file: candidate };
       } catch {
         // try the next candidate
       }
@@ -125,8 +128,13 @@ export async function startDemoServer(o) {
       if (req.method !== 'GET' && req.method !== 'HEAD') return fail(res, 405, 'method_not_allowed', 'not_defined', {});
       let path = url.pathname;
       if (path === '/') path = role === 'host' ? '/demo/host.html' : '/demo/index.html';
-      const file = await fileFor(path);
-      if (!file) return fail(res, 404, 'not_found', 'not_defined', {});
+      const found = await fileFor(path);
+      if (!found) return fail(res, 404, 'not_found', 'not_defined', {});
+      if ('redirect' in found) {
+        res.writeHead(302, { Location: found.redirect, 'Cache-Control': 'no-store' });
+        return res.end();
+      }
+      const file = found.file;
       const body = await readFile(file);
       res.writeHead(200, {
         'Content-Type': types[extname(file)],
