@@ -44,6 +44,8 @@ const state = {
   /** @type {any[]} */ boxes: [],
   /** @type {Map<string, string>} last-event previews, decrypted */ previews: new Map(),
   /** @type {string | null} */ current: null,
+  /** @type {Promise<void>} the open box's first load */ opening: Promise.resolve(),
+  /** @type {string | null} a box that left the list while open */ gone: null,
   /** @type {DecryptedEvent[]} */ timeline: [],
   /** @type {any[]} */ members: [],
   /** @type {string | null} */ editing: null,
@@ -116,7 +118,10 @@ async function loadBoxes() {
     if (line !== null) state.previews.set(b.id, e.type === 'msg.text' && !e.deleted ? `${nameOf(e.sender)}: ${line}` : line);
   }
   state.boxes = boxes;
-  if (state.current && !boxes.some((/** @type {any} */ b) => b.id === state.current)) closeBox('You are no longer in this box.');
+  if (state.current && !boxes.some((/** @type {any} */ b) => b.id === state.current)) {
+    state.gone = state.current;
+    closeBox('You are no longer in this box.');
+  }
   renderBoxes();
 }
 
@@ -152,13 +157,34 @@ function renderBoxes() {
 /** @param {string} boxId */
 async function openBox(boxId) {
   Object.assign(state, { current: boxId, editing: null, inviteLink: null, confirmDelete: false, notice: null, invitation: null });
-  const [timeline, members] = await Promise.all([client.timeline(boxId), client.members(boxId)]);
-  if (state.current !== boxId) return;
-  state.timeline = timeline;
-  state.members = members;
-  renderBoxes();
-  renderMain();
+  state.opening = Promise.all([client.timeline(boxId), client.members(boxId)]).then(([timeline, members]) => {
+    if (state.current !== boxId) return;
+    state.timeline = timeline;
+    state.members = members;
+    renderBoxes();
+    renderMain();
+  });
+  await state.opening;
   await markRead();
+}
+
+/** A live event of any box: the open box folds it in (after its first load, which it may
+ * overlap), the list reloads. @param {DecryptedEvent} e */
+async function onEvent(e) {
+  const me = client.session?.identityId;
+  const mine = e.sender?.id === me;
+  loadBoxesSoon();
+  if (e.box_id !== state.current) return;
+  // Leaving closes the box in leave(); the echo of one's own leave needs nothing more.
+  if (mine && (e.type === 'member.leave' || e.type === 'member.kick')) return;
+  await state.opening;
+  if (e.box_id !== state.current) return;
+  applyEvent(e);
+  if (e.type.startsWith('member.')) {
+    state.members = await client.members(e.box_id);
+    if (e.box_id === state.current) renderMain();
+  }
+  if (!mine && e.type.startsWith('msg.')) await client.ack(e.box_id);
 }
 
 /** @param {string | null} notice */
@@ -414,16 +440,9 @@ async function main() {
   renderMain();
 
   client.connect({
-    onEvent: (e) => {
-      if (e.box_id === state.current) {
-        applyEvent(e);
-        if (e.type.startsWith('member.')) act(async () => (state.members = await client.members(e.box_id), renderMain()))();
-        if (e.sender?.id !== client.session?.identityId && e.type.startsWith('msg.')) act(() => client.ack(e.box_id))();
-      }
-      loadBoxesSoon();
-    },
+    onEvent: (e) => act(() => onEvent(e))(),
     onBoxDelete: (o) => {
-      if (o.id === state.current) closeBox('This box was deleted by its admin.');
+      if (o.id === state.current || o.id === state.gone) closeBox('This box was deleted by its admin.');
       loadBoxesSoon();
     },
     onAck: loadBoxesSoon,

@@ -62,11 +62,11 @@ function json(res, status, body) {
   res.end(JSON.stringify(body));
 }
 
-/** A §4-shaped error body, so the demo's own endpoints answer like the services do.
+/** A §4 error body, so the demo's own endpoints answer like the services do.
  * @param {import('node:http').ServerResponse} res @param {number} status @param {string} code
- * @param {string} origin @param {Record<string, string>} details */
-function fail(res, status, code, origin, details) {
-  json(res, status, { code, origin, desc: '', details });
+ * @param {string} origin @param {Record<string, string>} details @param {string} [desc] */
+function fail(res, status, code, origin, details, desc = '') {
+  json(res, status, { code, origin, desc, details });
 }
 
 /** @param {import('node:http').IncomingMessage} req @returns {Promise<string>} */
@@ -84,7 +84,7 @@ async function readBody(req) {
 /**
  * @param {{hostPort: number, appPort: number, bind?: string, publicHost?: string,
  *   authUrl: string, boxesUrl: string, realtimeUrl: string, hostappUrl: string,
- *   clientId?: string, appId?: string}} o
+ *   clientId?: string, appId?: string, onRequest?: (url: string) => void}} o
  */
 export async function startDemoServer(o) {
   const bind = o.bind ?? '127.0.0.1';
@@ -105,31 +105,34 @@ export async function startDemoServer(o) {
   /** @param {'host' | 'app'} role @returns {import('node:http').RequestListener} */
   const handler = (role) => async (req, res) => {
     try {
+      o.onRequest?.(req.url ?? '');
       const url = new URL(req.url ?? '/', 'http://x');
       if (url.pathname === '/config.json') return json(res, 200, config);
       if (role === 'host' && url.pathname === '/auth-code') {
-        if (req.method !== 'POST') return fail(res, 405, 'method_not_allowed', 'not_defined', {});
-        let user;
+        if (req.method !== 'POST') return fail(res, 405, 'method_not_allowed', 'not_defined', {}, 'use POST');
+        let body;
         try {
-          user = JSON.parse(await readBody(req)).user;
+          body = JSON.parse(await readBody(req));
         } catch {
-          return fail(res, 400, 'bad_request', 'body', { user: 'invalid' });
+          return fail(res, 400, 'bad_request', 'body', { body: 'malformed' }, 'malformed JSON');
         }
-        if (!DEMO_USERS.includes(user)) return fail(res, 400, 'bad_request', 'body', { user: 'invalid' });
+        const user = body?.user;
+        if (user == null) return fail(res, 400, 'bad_request', 'body', { user: 'required' }, 'validation failed');
+        if (!DEMO_USERS.includes(user)) return fail(res, 400, 'bad_request', 'body', { user: 'invalid' }, 'unknown test user');
         // What a host app's backend does for its signed-in user: ask for a one-time code.
         const r = await fetch(`${o.hostappUrl}/_test/auth-codes`, {
           method: 'POST',
           headers: { 'Content-Type': 'application/json' },
           body: JSON.stringify({ reference: user }),
         });
-        if (!r.ok) return fail(res, 502, 'bad_gateway', 'not_defined', {});
+        if (!r.ok) return fail(res, 502, 'bad_gateway', 'not_defined', {}, 'the host app refused to issue a code');
         return json(res, 200, { auth_code: (await r.json()).auth_code });
       }
-      if (req.method !== 'GET' && req.method !== 'HEAD') return fail(res, 405, 'method_not_allowed', 'not_defined', {});
+      if (req.method !== 'GET' && req.method !== 'HEAD') return fail(res, 405, 'method_not_allowed', 'not_defined', {}, 'use GET');
       let path = url.pathname;
       if (path === '/') path = role === 'host' ? '/demo/host.html' : '/demo/index.html';
       const found = await fileFor(path);
-      if (!found) return fail(res, 404, 'not_found', 'not_defined', {});
+      if (!found) return fail(res, 404, 'not_found', 'path', {}, 'no such file');
       if ('redirect' in found) {
         res.writeHead(302, { Location: found.redirect, 'Cache-Control': 'no-store' });
         return res.end();
@@ -146,7 +149,7 @@ export async function startDemoServer(o) {
       });
       res.end(req.method === 'HEAD' ? undefined : body);
     } catch {
-      if (!res.headersSent) fail(res, 500, 'internal', 'not_defined', {});
+      if (!res.headersSent) fail(res, 500, 'internal', 'not_defined', {}, 'internal error');
       else res.destroy();
     }
   };

@@ -26,6 +26,8 @@ let browser;
 const profile = mkdtempSync(join(tmpdir(), 'boxes-chromium-'));
 /** Requests the pages made to anything but this machine (Boxo's cloud): they must not matter. */
 const outside = new Set();
+/** Every URL the demo server was asked for: an invitation share must never be among them. */
+const demoRequests = /** @type {string[]} */ ([]);
 /** Uncaught errors in any page or frame. */
 const pageErrors = /** @type {string[]} */ ([]);
 /** What the pages wrote to their consoles, shown when the story fails. */
@@ -44,6 +46,7 @@ before(async () => {
     boxesUrl: stack.boxesUrl,
     realtimeUrl: stack.realtimeUrl,
     hostappUrl: stack.hostappUrl,
+    onRequest: (url) => demoRequests.push(url),
   });
   browser = await puppeteer.launch({
     executablePath: CHROMIUM,
@@ -291,6 +294,7 @@ async function story() {
   await alice.page.screenshot({ path: join(ARTIFACTS, 'alice-end.png') });
 
   assert.deepEqual(pageErrors, []);
+  for (const f of [a, b, c]) assert.equal(await f.$eval('#toast', (e) => e.textContent), '', 'no error was shown');
   assert.ok(
     [...outside].every((h) => /(^|\.)(boxo\.io|appboxo\.com)$/.test(h)),
     `unexpected hosts: ${[...outside].join(', ')}`,
@@ -299,7 +303,12 @@ async function story() {
   // The trust model (SPEC §1.4): what the services saw holds none of it.
   // Three identity keys, the box secret key, the first and the rotated invitation share.
   assert.ok(secrets.size >= 6, `collected the device secrets (${secrets.size})`);
-  const places = { database: stack.dumpDatabase(), redis: stack.redisTraffic(), logs: stack.logs() };
+  const places = {
+    database: stack.dumpDatabase(),
+    redis: stack.redisTraffic(),
+    logs: stack.logs(),
+    'demo server requests': demoRequests.join('\n'),
+  };
   assert.ok(places.database.includes(bobId), 'the dump holds the data');
   assert.ok(places.redis.includes('PUBLISH'), 'redis traffic was captured');
   assert.ok(places.logs.length > 0, 'logs were captured');
