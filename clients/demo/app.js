@@ -73,6 +73,22 @@ function toast(e) {
   toastTimer = setTimeout(() => (t.hidden = true), 6000);
 }
 
+/** Copies text. An iframe without the `clipboard-write` permission has no Clipboard API, so
+ * the older selection copy is the fallback. @param {string} text */
+async function copy(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    const area = h('textarea', { class: 'offscreen', readonly: true }, text);
+    document.body.append(area);
+    /** @type {HTMLTextAreaElement} */ (area).select();
+    const done = document.execCommand('copy');
+    area.remove();
+    if (!done) throw new Error('Copying is blocked here: select the text and copy it.');
+  }
+  toast('Copied.');
+}
+
 /** Runs a user action; reports its failure instead of losing it. @param {() => Promise<unknown>} f */
 const act = (f) => () => void f().catch(toast);
 
@@ -239,7 +255,7 @@ function renderMain() {
         { class: 'banner' },
         'Anyone with this link can join:',
         h('input', { id: 'invite-link', readonly: true, value: state.inviteLink, onfocus: (/** @type {Event} */ ev) => /** @type {HTMLInputElement} */ (ev.target).select() }),
-        h('button', { type: 'button', onclick: act(() => navigator.clipboard.writeText(state.inviteLink ?? '')) }, 'Copy'),
+        h('button', { type: 'button', onclick: act(() => copy(state.inviteLink ?? '')) }, 'Copy'),
       ),
     h('ol', { id: 'timeline', class: 'timeline' }),
     h(
@@ -426,7 +442,7 @@ async function main() {
   $('app').hidden = false;
   $('me-name').textContent = client.me.display_name;
   $('my-id').textContent = client.identityId;
-  $('copy-id').onclick = act(() => navigator.clipboard.writeText(client.identityId));
+  $('copy-id').onclick = act(() => copy(client.identityId));
   $('contact-form').onsubmit = (ev) => {
     ev.preventDefault();
     const input = /** @type {HTMLInputElement} */ ($('contact-id'));
