@@ -195,6 +195,11 @@ async function onEvent(e) {
   if (mine && (e.type === 'member.leave' || e.type === 'member.kick')) return;
   await state.opening;
   if (e.box_id !== state.current) return;
+  if (e.type === 'state.key_share' && state.inviteLink) {
+    // A new split of the box key: the link shown holds the old share, which no longer works.
+    state.inviteLink = null;
+    renderMain();
+  }
   applyEvent(e);
   if (e.type.startsWith('member.')) {
     state.members = await client.members(e.box_id);

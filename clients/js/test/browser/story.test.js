@@ -250,6 +250,8 @@ async function story() {
   await carol.page.click('button[data-user=carol]');
   const c = await miniapp(carol.page);
   await waitText(c, '.invitation h1', 'Alice Martin - Bob');
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await carol.page.screenshot({ path: join(ARTIFACTS, 'carol-invitation.png') });
   assert.ok(!carol.page.url().includes('share='), 'the host page dropped the fragment from its address');
   assert.ok(!c.url().includes('share='), 'the miniapp dropped the fragment from its address');
   await c.click('#join');
@@ -280,8 +282,14 @@ async function story() {
     share,
   );
   for (const f of [a, c]) for (const s of await deviceSecrets(f)) secrets.add(s);
+  // The old link stops working, so alice's page stops showing it; a new one works.
+  await a.waitForFunction(() => !document.getElementById('invite-link'), { timeout: T });
+  await a.click('#invite');
+  await a.waitForSelector('#invite-link', { timeout: T });
+  const newLink = await a.$eval('#invite-link', (e) => /** @type {HTMLInputElement} */ (e).value);
+  assert.notEqual(newLink, link);
+  secrets.add(new URLSearchParams(new URL(newLink).hash.slice(1)).get('share') ?? '');
 
-  mkdirSync(ARTIFACTS, { recursive: true });
   await alice.page.screenshot({ path: join(ARTIFACTS, 'alice-conversation.png') });
   await carol.page.screenshot({ path: join(ARTIFACTS, 'carol-conversation.png') });
 
