@@ -172,15 +172,18 @@ function renderBoxes() {
 
 /** @param {string} boxId */
 async function openBox(boxId) {
-  Object.assign(state, { current: boxId, editing: null, inviteLink: null, confirmDelete: false, notice: null, invitation: null });
-  state.opening = Promise.all([client.timeline(boxId), client.members(boxId)]).then(([timeline, members]) => {
+  Object.assign(state, { current: boxId, timeline: [], members: [], editing: null, inviteLink: null, confirmDelete: false, notice: null, invitation: null });
+  renderBoxes();
+  renderMain();
+  const load = Promise.all([client.timeline(boxId), client.members(boxId)]).then(([timeline, members]) => {
     if (state.current !== boxId) return;
     state.timeline = timeline;
     state.members = members;
-    renderBoxes();
     renderMain();
   });
-  await state.opening;
+  // Live events wait for this load; its failure is reported once, below.
+  state.opening = load.catch(() => {});
+  await load;
   await markRead();
 }
 
