@@ -38,7 +38,7 @@ async function waitRedis(port) {
 }
 
 /**
- * @param {{base: number, allowedOrigins: string[], monitorRedis?: boolean, staticRoot?: string}} o
+ * @param {{base: number, allowedOrigins: string[], monitorRedis?: boolean}} o
  */
 export async function startStack(o) {
   const bin = process.env.E2E_BIN_DIR ?? join(repo, 'target/release');
@@ -52,7 +52,8 @@ export async function startStack(o) {
   psql(`create database "${dbName}"`);
   const dbUrl = pgBase.replace(/\/[^/]*$/, `/${dbName}`);
 
-  const ports = { redis: o.base, boxes: o.base + 1, realtime: o.base + 2, auth: o.base + 3, hostapp: o.base + 4 };
+  // base + 5 and base + 6 are left to the browser test's demo server.
+  const ports = { redis: o.base, boxes: o.base + 1, realtime: o.base + 2, auth: o.base + 3, hostapp: o.base + 4, boxesInternal: o.base + 7 };
   /** @type {import('node:child_process').ChildProcess[]} */
   const procs = [];
   const stopAll = () => {
@@ -98,11 +99,11 @@ timeout_ms = 5000
       JWT_PUBLIC_KEY_FILE: join(dir, 'jwt.pub'),
       INTERNAL_API_TOKEN: randomBytes(32).toString('hex'),
       HOSTAPPS_CONFIG: join(dir, 'hostapps.toml'),
-      BOXES_INTERNAL_URL: `http://127.0.0.1:${ports.boxes}`,
+      INTERNAL_BIND_ADDR: `127.0.0.1:${ports.boxesInternal}`,
+      BOXES_INTERNAL_URL: `http://127.0.0.1:${ports.boxesInternal}`,
       COOKIE_SECURE: 'false',
       ALLOWED_ORIGINS: o.allowedOrigins.join(','),
       LOG_FORMAT: 'json',
-      ...(o.staticRoot ? { REF_STATIC_ROOT: o.staticRoot } : {}),
     };
     /** @param {string} name @param {number} port */
     const start = (name, port) => {
