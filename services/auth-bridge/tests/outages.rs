@@ -47,15 +47,14 @@ fn sid_of(app: &TestApp, login: &Value) -> domain::SessionId {
 }
 
 #[tokio::test]
-#[ignore = "unfinished: the logins use references the reference hostapp does not know (404)"]
 async fn a_redis_restart_neither_holds_requests_nor_revives_sessions() {
     let mut redis = PrivateRedis::start(REDIS_PORT).await;
     let app = spawn_with(Options { redis_url: Some(redis.url()), ..Options::default() }).await;
     // auth-bridge marks the (empty) Redis as loaded by itself.
     wait_for_key(&redis, REVOCATIONS_LOADED_KEY, Duration::from_secs(3)).await;
-    let early = app.login_ok("early").await;
-    let during = app.login_ok("during").await;
-    let after = app.login_ok("after").await;
+    let early = app.login_ok("alice").await;
+    let during = app.login_ok("bob").await;
+    let after = app.login_ok("carol").await;
     assert_eq!(logout(&app, &early).send().await.unwrap().status(), 204);
     assert!(get(&redis, &revoked_sid_key(sid_of(&app, &early))).await.is_some());
 
