@@ -56,7 +56,8 @@ fn check_settings(service: &str, env: &BTreeSet<String>, file: &str) {
     assert!(!settings.is_empty(), "{service} --help lists no settings");
     let known: BTreeSet<&str> = settings.iter().map(|s| s.env.as_str()).collect();
     for var in env {
-        if var == "RUST_LOG" {
+        // RUST_LOG is read by the log setup; HOSTAPP_SECRET_<CLIENT_ID> by the host-app registry.
+        if var == "RUST_LOG" || (service == "auth-bridge" && var.starts_with("HOSTAPP_SECRET_")) {
             continue;
         }
         assert!(known.contains(var.as_str()), "{file}: {service} does not know {var} (it knows {known:?})");
@@ -439,12 +440,19 @@ fn examples_carry_no_default_secret() {
         }
     }
     let compose: Value = serde_yaml::from_str(&read("docker-compose.yml")).unwrap();
-    for (service, var) in
-        [("boxes", "INTERNAL_API_TOKEN"), ("auth-bridge", "INTERNAL_API_TOKEN"), ("postgres", "POSTGRES_PASSWORD")]
-    {
+    for (service, var, from) in [
+        ("boxes", "INTERNAL_API_TOKEN", "INTERNAL_API_TOKEN"),
+        ("auth-bridge", "INTERNAL_API_TOKEN", "INTERNAL_API_TOKEN"),
+        ("postgres", "POSTGRES_PASSWORD", "POSTGRES_PASSWORD"),
+        ("reference-hostapp", "REF_SECRET", "REF_SECRET"),
+        ("auth-bridge", "HOSTAPP_SECRET_REF_HOSTAPP", "REF_SECRET"),
+    ] {
         let value = compose["services"][service]["environment"][var].as_str().unwrap();
-        assert!(value.starts_with(&format!("${{{var}:?")), "compose {service} {var} must be required: {value}");
+        assert!(value.starts_with(&format!("${{{from}:?")), "compose {service} {var} must be required: {value}");
     }
+    // The compose host-app registry takes its secrets from the environment only.
+    let registry = read("deploy/hostapps.compose.toml");
+    assert!(!registry.contains("hostapp_secret_key"), "deploy/hostapps.compose.toml ships a secret");
     for service in ["boxes", "auth-bridge"] {
         let url = compose["services"][service]["environment"]["DATABASE_URL"].as_str().unwrap();
         assert!(url.contains("${POSTGRES_PASSWORD:?"), "{service} DATABASE_URL: {url}");
