@@ -120,3 +120,22 @@ async fn a_stalled_login_body_is_408_and_the_connection_closed() {
     assert!(answer.contains(r#""body":"timed_out""#), "{answer}");
     assert!(took < Duration::from_secs(3), "answered and closed after {took:?}");
 }
+
+#[tokio::test]
+async fn a_statement_timeout_is_503_not_500() {
+    // The request budget is far above the 5 s statement timeout: only the latter can answer.
+    let limits = web_kit::limits::LimitSettings { request_timeout_ms: 60_000, ..Default::default() };
+    let app = spawn_with_limits(Options::default(), limits).await;
+    let login = app.login_ok("alice").await;
+    let (holder, conn) = tokio_postgres::connect(&app.db_url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    holder.batch_execute("BEGIN; LOCK TABLE auth.sessions IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let refresh = app
+        .http
+        .post(app.url("/auth/refresh"))
+        .json(&serde_json::json!({"refresh_token": login["refresh_token"]}));
+    let (status, took) = timed(refresh).await;
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(status, 503, "a refresh held past the statement timeout");
+    assert!(took < Duration::from_secs(8), "answered after {took:?}");
+}
