@@ -130,10 +130,8 @@ async fn a_statement_timeout_is_503_not_500() {
     let (holder, conn) = tokio_postgres::connect(&app.db_url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
     holder.batch_execute("BEGIN; LOCK TABLE auth.sessions IN ACCESS EXCLUSIVE MODE").await.unwrap();
-    let refresh = app
-        .http
-        .post(app.url("/auth/refresh"))
-        .json(&serde_json::json!({"refresh_token": login["refresh_token"]}));
+    let refresh =
+        app.http.post(app.url("/auth/refresh")).json(&serde_json::json!({"refresh_token": login["refresh_token"]}));
     let (status, took) = timed(refresh).await;
     holder.batch_execute("ROLLBACK").await.unwrap();
     assert_eq!(status, 503, "a refresh held past the statement timeout");
