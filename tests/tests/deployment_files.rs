@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use e2e::settings_of;
 use regex::Regex;
-use serde_yaml::Value;
+use serde_norway::Value;
 
 const APP_SERVICES: [&str; 4] = ["boxes", "realtime", "auth-bridge", "reference-hostapp"];
 
@@ -86,7 +86,7 @@ fn every_binary_documents_its_settings_with_env_and_defaults() {
 
 #[test]
 fn docker_compose_runs_the_whole_system() {
-    let doc: Value = serde_yaml::from_str(&read("docker-compose.yml")).expect("docker-compose.yml parses");
+    let doc: Value = serde_norway::from_str(&read("docker-compose.yml")).expect("docker-compose.yml parses");
     let services = doc["services"].as_mapping().expect("services");
     let names: BTreeSet<&str> = services.keys().filter_map(|k| k.as_str()).collect();
     for s in ["postgres", "redis", "gateway"].iter().chain(APP_SERVICES.iter()) {
@@ -238,7 +238,7 @@ fn the_gateway_answers_its_own_errors_in_the_error_shape() {
         Regex::new(r"location\s+@(\w+)\s*\{\s*default_type application/json;\s*return (\d{3}) '([^']*)';")
             .unwrap()
             .captures_iter(&conf)
-            .map(|c| (c[1].to_owned(), (c[2].parse().unwrap(), serde_yaml::from_str(&c[3]).expect("JSON body"))))
+            .map(|c| (c[1].to_owned(), (c[2].parse().unwrap(), serde_norway::from_str(&c[3]).expect("JSON body"))))
             .collect();
     let pages: BTreeMap<u16, String> = Regex::new(r"error_page\s+(\d{3})\s+@(\w+);")
         .unwrap()
@@ -265,7 +265,7 @@ fn k8s_docs() -> Vec<Value> {
     files.sort();
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
-        for doc in serde_yaml::Deserializer::from_str(&text) {
+        for doc in serde_norway::Deserializer::from_str(&text) {
             let v = Value::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
             if !v.is_null() {
                 docs.push(v);
@@ -284,7 +284,7 @@ fn kind_named<'a>(docs: &'a [Value], kind: &str, name: &str) -> Option<&'a Value
 #[test]
 fn kubernetes_manifests_are_complete() {
     let docs = k8s_docs();
-    let kustomization: Value = serde_yaml::from_str(&read("deploy/k8s/kustomization.yaml")).unwrap();
+    let kustomization: Value = serde_norway::from_str(&read("deploy/k8s/kustomization.yaml")).unwrap();
     for r in kustomization["resources"].as_sequence().unwrap() {
         assert!(root().join("deploy/k8s").join(r.as_str().unwrap()).exists(), "kustomization lists {r:?}");
     }
@@ -422,12 +422,12 @@ fn the_ingress_never_logs_query_strings() {
     let ingress = docs.iter().find(|d| d["kind"] == "Ingress").unwrap();
     assert_eq!(ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/enable-access-log"], "false");
     let text = read("deploy/k8s/ingress-nginx/controller-config.yaml");
-    let cm: Value = serde_yaml::from_str(&text).unwrap();
+    let cm: Value = serde_norway::from_str(&text).unwrap();
     assert_eq!(cm["kind"], "ConfigMap");
     assert_eq!(cm["metadata"]["name"], "ingress-nginx-controller");
     assert_path_only(cm["data"]["log-format-upstream"].as_str().unwrap(), "the controller's access log");
     assert_eq!(cm["data"]["error-log-level"], "emerg");
-    let kustomization: Value = serde_yaml::from_str(&read("deploy/k8s/ingress-nginx/kustomization.yaml")).unwrap();
+    let kustomization: Value = serde_norway::from_str(&read("deploy/k8s/ingress-nginx/kustomization.yaml")).unwrap();
     assert_eq!(kustomization["resources"][0], "controller-config.yaml");
 }
 
@@ -439,7 +439,7 @@ fn examples_carry_no_default_secret() {
             assert_eq!(value.as_str(), Some(""), "Secret {:?} {key:?} ships a value", secret["metadata"]["name"]);
         }
     }
-    let compose: Value = serde_yaml::from_str(&read("docker-compose.yml")).unwrap();
+    let compose: Value = serde_norway::from_str(&read("docker-compose.yml")).unwrap();
     for (service, var, from) in [
         ("boxes", "INTERNAL_API_TOKEN", "INTERNAL_API_TOKEN"),
         ("auth-bridge", "INTERNAL_API_TOKEN", "INTERNAL_API_TOKEN"),
