@@ -120,15 +120,13 @@ const P384_OID: &str = "1.3.132.0.34";
 /// The algorithm OID, the curve OID (EC keys) and the key bits of a SubjectPublicKeyInfo.
 fn spki_parts(der: &[u8]) -> Option<(String, Option<String>, Vec<u8>)> {
     let info = spki::SubjectPublicKeyInfoRef::try_from(der).ok()?;
-    let curve = info
-        .algorithm
-        .parameters
-        .and_then(|p| p.decode_as::<spki::ObjectIdentifier>().ok())
-        .map(|o| o.to_string());
+    let curve =
+        info.algorithm.parameters.and_then(|p| p.decode_as::<spki::ObjectIdentifier>().ok()).map(|o| o.to_string());
     Some((info.algorithm.oid.to_string(), curve, info.subject_public_key.raw_bytes().to_vec()))
 }
 
 /// What verifies a request signature; built once from the registry.
+#[derive(Clone)]
 pub enum Verifier {
     Hmac(hmac::Key),
     Public { algorithm: &'static dyn signature::VerificationAlgorithm, key: Vec<u8> },
