@@ -423,6 +423,85 @@ user_data_method = "post"
         assert!(Registry::parse(SAMPLE, |_| None).is_err());
     }
 
+    const BASE: &str = r#"
+[[hostapp]]
+client_id = "h"
+hostapp_client_id = "h"
+hostapp_secret_key = "s"
+get_access_token_url = "http://localhost:1/a"
+get_user_data_url   = "http://localhost:1/b"
+allowed_app_ids = ["boxes-miniapp", "other-app"]
+"#;
+
+    fn with(extra: &str, env: &[(&str, &str)]) -> anyhow::Result<Registry> {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Registry::parse(&format!("{BASE}{extra}"), move |name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn signature_settings_and_their_refusals() {
+        let hmac = "[hostapp.signature]\nalgorithm = \"HMAC\"\nhash = \"SHA-256\"\n";
+        let reg = with(hmac, &[("HOSTAPP_HMAC_SECRET_H", "k")]).unwrap_or_default();
+        let sig = reg.get("h").and_then(|a| a.signature.clone());
+        assert!(sig.as_ref().is_some_and(|s| s.headers == SignatureHeaders::default()
+            && s.payload_template == DEFAULT_PAYLOAD_TEMPLATE
+            && s.window == Duration::from_secs(DEFAULT_WINDOW_SECS)
+            && s.require_nonce));
+        // No secret in the environment: the registry does not load.
+        assert!(with(hmac, &[]).is_err());
+        // Weak hashes only when enabled; MD5 and SHA-224 never.
+        let sha1 = hmac.replace("SHA-256", "SHA-1");
+        assert!(with(&sha1, &[("HOSTAPP_HMAC_SECRET_H", "k")]).is_err());
+        let allowed = format!("{sha1}allow_weak_hash = true\n");
+        assert!(with(&allowed, &[("HOSTAPP_HMAC_SECRET_H", "k")]).is_ok());
+        for hash in ["MD5", "SHA-224"] {
+            let t = format!("{}allow_weak_hash = true\n", hmac.replace("SHA-256", hash));
+            assert!(with(&t, &[("HOSTAPP_HMAC_SECRET_H", "k")]).is_err(), "{hash}");
+        }
+        // Custom headers, template and timespec.
+        let custom = format!(
+            "{hmac}headers = {{ signature = \"X-Sig\", nonce = \"X-N\" }}\npayload_template = \"{{payload}}\"\ntimespec = \"milliseconds\"\nsignature_template = \"v1={{signature}}\"\n"
+        );
+        let reg = with(&custom, &[("HOSTAPP_HMAC_SECRET_H", "k")]).unwrap_or_default();
+        let sig = reg.get("h").and_then(|a| a.signature.clone());
+        assert!(sig.as_ref().is_some_and(|s| s.headers.signature == "X-Sig" && s.headers.nonce == "X-N" && s.millis));
+        assert!(with(&format!("{hmac}headers = {{ nope = \"X\" }}\n"), &[("HOSTAPP_HMAC_SECRET_H", "k")]).is_err());
+        assert!(with(&format!("{hmac}signature_template = \"none\"\n"), &[("HOSTAPP_HMAC_SECRET_H", "k")]).is_err());
+        // A public-key algorithm without a key, or with a bad one; ECDSA with SHA-512 is refused.
+        assert!(with("[hostapp.signature]\nalgorithm = \"RSA2\"\nhash = \"SHA-256\"\n", &[]).is_err());
+        assert!(with("[hostapp.signature]\nalgorithm = \"RSA2\"\nhash = \"SHA-256\"\npublic_key = \"junk\"\n", &[])
+            .is_err());
+        let ec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ec256-public.pem"))
+            .unwrap_or_default();
+        let ec_sig = |hash: &str| {
+            format!("[hostapp.signature]\nalgorithm = \"ECDSA\"\nhash = \"{hash}\"\npublic_key = \"\"\"\n{ec}\"\"\"\n")
+        };
+        assert!(with(&ec_sig("SHA-256"), &[]).is_ok());
+        assert!(with(&ec_sig("SHA-512"), &[]).is_err());
+        assert!(with("[hostapp.signature]\nalgorithm = \"DSA\"\nhash = \"SHA-256\"\n", &[]).is_err());
+    }
+
+    #[test]
+    fn connect_secrets_and_user_data_keys_come_from_the_environment_only() {
+        let reg = with("", &[("BOXO_CONNECT_SECRET_BOXES_MINIAPP", "cs")]).unwrap_or_default();
+        let b = |id: &str, s: &str| format!("Basic {}", STANDARD.encode(format!("{id}:{s}")));
+        assert_eq!(reg.connect_caller(&b("boxes-miniapp", "cs")), Some("boxes-miniapp"));
+        assert_eq!(reg.connect_caller(&b("boxes-miniapp", "cs2")), None);
+        // other-app has no secret: nothing lets it in.
+        assert_eq!(reg.connect_caller(&b("other-app", "")), None);
+        assert_eq!(reg.connect_caller(&b("other-app", "cs")), None);
+        let enc = "user_data_encryption = \"AES-256-CBC\"\n";
+        assert!(with(enc, &[]).is_err());
+        assert!(with(enc, &[("HOSTAPP_USER_DATA_KEY_H", "short")]).is_err());
+        let reg = with(enc, &[("HOSTAPP_USER_DATA_KEY_H", &"ab".repeat(32))]).unwrap_or_default();
+        assert!(reg.get("h").is_some_and(|a| a.user_data_cipher.is_some()));
+        assert!(
+            with("user_data_encryption = \"AES-128-ECB\"\n", &[("HOSTAPP_USER_DATA_KEY_H", &"ab".repeat(32))]).is_err()
+        );
+    }
+
     #[test]
     fn env_var_names() {
         assert_eq!(secret_env_var("ref-hostapp"), "HOSTAPP_SECRET_REF_HOSTAPP");
