@@ -401,3 +401,71 @@ async fn the_login_flow_decrypts_user_data_from_get_user_data() {
     let res = app2.login_as(&plain_id, "code").await;
     assert_error(res, 502, "bad_gateway", &[("hostapp_error", "INVALID_USER_DATA"), ("user_data", "invalid")]).await;
 }
+
+/// A reference host app that also plays the Boxo platform, calling `app`'s Connect endpoint.
+async fn platform(app: &TestApp, client_id: &str, hmac: &str, key: &str) -> String {
+    let mut s = reference_hostapp::config::Settings::defaults("127.0.0.1:0");
+    s.client_id = client_id.to_owned();
+    s.user_data_encryption = Some("AES-256-GCM".into());
+    s.user_data_key = Some(key.to_owned().into());
+    s.platform = reference_hostapp::config::PlatformSettings {
+        connect_url: Some(app.url(PATH)),
+        connect_secret: Some(CONNECT_SECRET.to_owned().into()),
+        signature: Some("HMAC".into()),
+        signature_hash: "SHA-512".into(),
+        hmac_secret: Some(hmac.to_owned().into()),
+        private_key_file: None,
+        payload_template: TEMPLATE.into(),
+    };
+    let reference = reference_hostapp::startup::Application::build(s).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", reference.port());
+    tokio::spawn(reference.run_until_stopped());
+    base
+}
+
+async fn platform_login(app: &TestApp, base: &str) -> reqwest::Response {
+    let res =
+        app.http.post(format!("{base}/_test/auth-codes")).json(&json!({"reference": "alice"})).send().await.unwrap();
+    let code = res.json::<Value>().await.unwrap()["auth_code"].as_str().unwrap().to_owned();
+    app.http.post(format!("{base}/_platform/login")).json(&json!({"auth_code": code})).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_platform_stand_in_runs_the_whole_path_signed_and_encrypted() {
+    let id = unique("platform-host");
+    let key = "5a".repeat(32);
+    std::env::set_var(auth_bridge::registry::hmac_secret_env_var(&id), "platform-hmac");
+    std::env::set_var(auth_bridge::registry::user_data_key_env_var(&id), &key);
+    let extra = entry(
+        &id,
+        "user_data_encryption = \"AES-256-GCM\"\n[hostapp.signature]\nalgorithm = \"HMAC\"\nhash = \"SHA-512\"\n",
+    );
+    let app = spawn_with(Options { extra_hostapps: extra, ..Options::default() }).await;
+
+    let base = platform(&app, &id, "platform-hmac", &key).await;
+    let res = platform_login(&app, &base).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    let token = body["auth_token"].as_str().unwrap_or_else(|| panic!("{body}"));
+    let claims = Verifier::from_public_pems(&[app.keys.public_pem.as_str()], test_support::ISSUER)
+        .unwrap()
+        .verify(token)
+        .unwrap();
+    assert_eq!(claims.sub.to_string(), body["identity_id"].as_str().unwrap());
+    let reference: String = app
+        .db()
+        .await
+        .query_one("SELECT reference FROM auth.hostapp_users WHERE client_id = $1", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(reference, "alice");
+
+    // A platform signing with another secret is refused; one encrypting with another key gets
+    // INVALID_USER_DATA.
+    let forged = platform(&app, &id, "not-the-secret", &key).await;
+    assert_error(platform_login(&app, &forged).await, 401, "unauthorized", &[("X-Signature", "invalid")]).await;
+    let wrong_key = platform(&app, &id, "platform-hmac", &"a5".repeat(32)).await;
+    assert_eq!(error_code(platform_login(&app, &wrong_key).await).await, "INVALID_USER_DATA");
+    assert_eq!(app.session_count().await, 1);
+}
