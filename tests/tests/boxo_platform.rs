@@ -155,7 +155,8 @@ async fn next_of(ws: &mut Ws, kind: &str) -> Value {
 
 fn key(seed: &str) -> String {
     use base64::Engine;
-    let bytes: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(7).wrapping_add(seed.as_bytes()[i as usize % seed.len()])).collect();
+    let bytes: Vec<u8> =
+        (0..32u8).map(|i| i.wrapping_mul(7).wrapping_add(seed.as_bytes()[i as usize % seed.len()])).collect();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
