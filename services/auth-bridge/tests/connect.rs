@@ -469,3 +469,73 @@ async fn the_platform_stand_in_runs_the_whole_path_signed_and_encrypted() {
     assert_eq!(error_code(platform_login(&app, &wrong_key).await).await, "INVALID_USER_DATA");
     assert_eq!(app.session_count().await, 1);
 }
+
+#[tokio::test]
+async fn custom_headers_templates_and_millisecond_timestamps_follow_the_registry() {
+    let id = unique("custom-host");
+    std::env::set_var(auth_bridge::registry::hmac_secret_env_var(&id), "custom-secret");
+    let extra = entry(
+        &id,
+        "[hostapp.signature]\nalgorithm = \"HMAC\"\nhash = \"SHA-384\"\ntimespec = \"milliseconds\"\nwindow_secs = 30\n\
+         headers = { signature = \"X-Boxo-Sig\", timestamp = \"X-Boxo-Time\", nonce = \"X-Boxo-Nonce\", identity = \"X-Boxo-Identity\" }\n\
+         payload_template = \"{identity}|{request_method}|{timestamp}|{nonce}|{payload}\"\n\
+         signature_template = \"v1={signature}\"\n",
+    );
+    let app = spawn_with(Options { extra_hostapps: extra, ..Options::default() }).await;
+    let signer = Signer::hmac(Hash::Sha384, b"custom-secret").unwrap();
+    let body = alice().to_string();
+    let b = body.as_bytes();
+    let sign = |ts: i64, n: &str, identity: &str| {
+        let ts = ts.to_string();
+        let message = render_payload(
+            "{identity}|{request_method}|{timestamp}|{nonce}|{payload}",
+            &PayloadFields {
+                timestamp: &ts,
+                nonce: n,
+                identity,
+                request_method: "POST",
+                payload: b,
+                ..Default::default()
+            },
+        );
+        vec![
+            ("X-Boxo-Sig".to_owned(), format_signature("v1={signature}", &signer.sign(&message).unwrap())),
+            ("X-Boxo-Time".to_owned(), ts),
+            ("X-Boxo-Nonce".to_owned(), n.to_owned()),
+            ("X-Boxo-Identity".to_owned(), identity.to_owned()),
+        ]
+    };
+    let ms = chrono::Utc::now().timestamp_millis();
+    let res = call(&app, &id, &sign(ms, &nonce(), "boxo"), b).await;
+    assert!(res.json::<Value>().await.unwrap()["auth_token"].is_string());
+    // Seconds where milliseconds are expected are far outside the window.
+    let res = call(&app, &id, &sign(now(), &nonce(), "boxo"), b).await;
+    assert_error(res, 401, "unauthorized", &[("X-Boxo-Time", "expired")]).await;
+    // The identity header is part of the signed payload.
+    let mut h = sign(ms, &nonce(), "boxo");
+    h[3].1 = "other".into();
+    assert_error(call(&app, &id, &h, b).await, 401, "unauthorized", &[("X-Boxo-Sig", "invalid")]).await;
+    // Without the template's prefix the signature is malformed.
+    let mut h = sign(ms, &nonce(), "boxo");
+    h[0].1 = h[0].1.trim_start_matches("v1=").to_owned();
+    assert_error(call(&app, &id, &h, b).await, 401, "unauthorized", &[("X-Boxo-Sig", "malformed")]).await;
+}
+
+#[tokio::test]
+async fn a_spent_host_app_budget_is_answered_with_an_error_code() {
+    // A host app of its own: the budget lives in the shared Redis, keyed by the host app.
+    let id = unique("budget-host");
+    let rates = auth_bridge::config::RateSettings {
+        login_per_hostapp: "2/3600".parse().unwrap(),
+        trusted_proxy_hops: 1,
+        ..Default::default()
+    };
+    let app = spawn_with(Options { rates, extra_hostapps: entry(&id, ""), ..Options::default() }).await;
+    let body = alice().to_string();
+    for _ in 0..2 {
+        let res = call(&app, &id, &[], body.as_bytes()).await;
+        assert!(res.json::<Value>().await.unwrap()["auth_token"].is_string());
+    }
+    assert_eq!(error_code(call(&app, &id, &[], body.as_bytes()).await).await, "TOO_MANY_REQUESTS");
+    assert_eq!(app.session_count().await, 2);
+}
