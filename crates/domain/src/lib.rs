@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod b64;
 pub mod boxes;
+pub mod connect;
 pub mod crypto_action;
 pub mod error;
 pub mod event;

@@ -181,7 +181,24 @@ impl HostappClient {
             return Err(fail(Failure::ErrorCode(code)));
         }
         let user_data = body.get("user_data").filter(|v| !v.is_null());
-        UserData::validate(user_data).map_err(|d| fail(Failure::InvalidUserData(d)))
+        read_user_data(app, user_data).map_err(|d| fail(Failure::InvalidUserData(d)))
+    }
+}
+
+/// Validates user data (§5.8); a string is first decrypted with the host app's user-data key
+/// (README, "Encrypted user data"). Without a key, or when decryption fails, the string is
+/// `{"user_data": "invalid"}`: a wrong key and a tampered string look the same.
+pub fn read_user_data(app: &HostApp, value: Option<&Value>) -> Result<UserData, Details> {
+    let Some(Value::String(encrypted)) = value else { return UserData::validate(value) };
+    let invalid = || Details::from([("user_data".to_owned(), Detail::Invalid.to_string())]);
+    let cipher = app.user_data_cipher.as_ref().ok_or_else(invalid)?;
+    let plain = cipher.decrypt(encrypted).ok_or_else(|| {
+        tracing::info!(hostapp = %app.client_id, "encrypted user data could not be decrypted");
+        invalid()
+    })?;
+    match serde_json::from_slice::<Value>(&plain) {
+        Ok(v @ Value::Object(_)) => UserData::validate(Some(&v)),
+        _ => Err(invalid()),
     }
 }
 

@@ -7,9 +7,11 @@
 //! a rotating refresh token and a CSRF token. It also serves refresh, logout (with the Redis
 //! revocation marker and the `session.revoked` message for realtime, kept in step with PostgreSQL by
 //! `revocation`), the JWKS document, the Boxo
-//! consent endpoint and the Boxo host web SDK's `authorize` endpoint.
+//! consent endpoint, the Boxo host web SDK's `authorize` endpoint and the Boxo platform's Connect
+//! endpoint (`connect`: signed requests, encrypted user data).
 
 pub mod config;
+pub mod connect;
 pub mod error;
 pub mod hostapp;
 pub mod internal;

@@ -1,6 +1,7 @@
 //! The login flow of `SPEC.md` §10.2, steps 1–7, shared by `POST /auth/login` and the Boxo host
 //! SDK endpoint `POST /api/v1/authorize/` (§10.8). Each step reads like the spec; the hostapp's
-//! own tokens are dropped after step 3 and never stored.
+//! own tokens are dropped after step 3 and never stored. Steps 5–7 ([`open_session`]) also serve
+//! the Boxo platform's Connect endpoint (`connect`).
 
 use domain::error::{Detail, ErrorBody, Origin};
 use domain::identity::{DisplayName, IdentityUpsert};
@@ -10,7 +11,10 @@ use serde_json::Value;
 use web_kit::limits::paused;
 use web_kit::ratelimit::Check;
 
+use domain::userdata::UserData;
+
 use crate::error::ApiError;
+use crate::registry::HostApp;
 use crate::session::{self, TokenResponse};
 use crate::startup::AppState;
 use crate::store;
@@ -108,8 +112,19 @@ pub async fn run(state: &AppState, req: &LoginRequest, address: &str) -> Result<
             .into());
     }
 
+    open_session(state, app, &req.app_id, &user).await
+}
+
+/// Steps 5–7 for user data already validated (step 4): shared by the login flow and the Boxo
+/// platform's Connect endpoint, so a session opened either way is the same session.
+pub async fn open_session(
+    state: &AppState,
+    app: &HostApp,
+    app_id: &str,
+    user: &UserData,
+) -> Result<LoggedIn, ApiError> {
     // 5. The identity: the link in PostgreSQL, then the public part in boxes.
-    let snapshot = serde_json::to_value(&user).map_err(ApiError::internal)?;
+    let snapshot = serde_json::to_value(user).map_err(ApiError::internal)?;
     let identity_id = {
         let client = state.pool.get().await?;
         store::upsert_hostapp_user(&client, &app.client_id, &user.reference, IdentityId::new_v4(), &snapshot).await?
@@ -150,7 +165,7 @@ pub async fn run(state: &AppState, req: &LoginRequest, address: &str) -> Result<
             sid,
             identity_id,
             client_id: &app.client_id,
-            app_id: &req.app_id,
+            app_id,
             user_reference: &user.reference,
             refresh_hash: &refresh_hash,
             csrf_hash: &csrf_hash,

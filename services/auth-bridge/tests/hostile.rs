@@ -25,6 +25,14 @@ async fn no_hostile_request_gets_a_5xx_or_hangs_or_crashes_auth_bridge() {
     let user = Target { port, auth: vec![("Authorization", bearer), ("X-CSRF-Token", "x".to_owned())] };
     let host =
         Target { port, auth: vec![("Authorization", hostapp), ("X-Hostapp-Client-ID", "ref-hostapp".to_owned())] };
+    let connect = Target {
+        port,
+        auth: vec![
+            ("Authorization", format!("Basic {}", STANDARD.encode(format!("{APP_ID}:{CONNECT_SECRET}")))),
+            ("X-Miniapp-App-ID", APP_ID.to_owned()),
+            ("X-Hostapp-Client-ID", "ref-hostapp".to_owned()),
+        ],
+    };
     let endpoints: &[(&Target, &str, &str, &[&str])] = &[
         (&anonymous, "POST", "/auth/login", LOGIN),
         (&anonymous, "POST", "/api/v1/authorize/", LOGIN),
@@ -39,6 +47,8 @@ async fn no_hostile_request_gets_a_5xx_or_hangs_or_crashes_auth_bridge() {
         (&host, "GET", "/api/v1/accounts/consent/get_consent", &[]),
         (&host, "POST", "/auth/hostapp/revoke", &["client_id", "user_reference"]),
         (&user, "POST", "/auth/logout", &[]),
+        (&connect, "POST", "/auth/boxo/connect", &["reference", "email", "phone", "first_name", "user_data"]),
+        (&anonymous, "POST", "/auth/boxo/connect", &["reference"]),
     ];
     let mut failures = Vec::new();
     let mut seen = std::collections::BTreeMap::new();

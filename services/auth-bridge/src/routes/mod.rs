@@ -2,6 +2,7 @@
 //! answers 405; an unknown path answers 404 (both with the §4 body).
 
 pub mod authorize;
+pub mod connect;
 pub mod consent;
 pub mod health;
 pub mod hostapp;
@@ -21,6 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/auth/login", vec![web::post().to(sessions::login)]))
         .service(resource("/auth/refresh", vec![web::post().to(sessions::refresh)]))
         .service(resource("/auth/logout", vec![web::post().to(sessions::logout)]))
+        .service(resource("/auth/boxo/connect", vec![web::post().to(connect::connect)]))
         .service(resource("/auth/hostapp/revoke", vec![web::post().to(hostapp::revoke)]))
         .service(resource("/.well-known/jwks.json", vec![web::get().to(jwks::jwks)]))
         .service(resource("/api/v1/accounts/consent/get_consent/", vec![web::get().to(consent::get_consent)]))

@@ -16,6 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub const INTERNAL_TOKEN: &str = "internal-test-token-0123456789abcdef";
 pub const APP_ID: &str = "boxes-miniapp";
 pub const OTHER_SECRET: &str = "other-secret";
+/// The Connect secret of [`APP_ID`], given to every test app through the environment.
+pub const CONNECT_SECRET: &str = "connect-secret-of-boxes-miniapp";
 
 /// One request a mock server received.
 #[derive(Debug, Clone)]
@@ -284,6 +286,8 @@ pub async fn spawn_with_limits(o: Options, limits: web_kit::limits::LimitSetting
     let registry_file = std::env::temp_dir().join(format!("hostapps-{}.toml", uuid::Uuid::new_v4()));
     std::fs::write(&registry_file, registry).unwrap();
 
+    // The same value in every test, so tests running in parallel cannot disagree.
+    std::env::set_var(auth_bridge::registry::connect_secret_env_var(APP_ID), CONNECT_SECRET);
     let keys = TestKeys::generate();
     let db_url = test_support::fresh_database().await.unwrap();
     let settings = Settings {

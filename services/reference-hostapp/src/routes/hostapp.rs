@@ -144,8 +144,14 @@ pub async fn get_user_data(req: HttpRequest, state: web::Data<AppState>) -> Http
         .and_then(|reference| state.users.get(&reference).cloned().map(|u| (reference, u)));
     match user {
         Some((reference, user_data)) => {
-            tracing::info!(reference, "user data served");
-            HttpResponse::Ok().json(json!({"user_data": user_data}))
+            tracing::info!(reference, encrypted = state.cipher.is_some(), "user data served");
+            match &state.cipher {
+                None => HttpResponse::Ok().json(json!({"user_data": user_data})),
+                Some(cipher) => match cipher.encrypt(user_data.to_string().as_bytes()) {
+                    Some(encrypted) => HttpResponse::Ok().json(json!({"user_data": encrypted})),
+                    None => HttpResponse::InternalServerError().json(json!({"error_code": "ENCRYPTION_FAILED"})),
+                },
+            }
         }
         None => {
             tracing::info!("unknown or expired access token");

@@ -3,6 +3,7 @@
 pub mod auth_codes;
 pub mod health;
 pub mod hostapp;
+pub mod platform;
 
 use actix_web::web;
 
@@ -17,6 +18,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/hostapp/get-user-data")
             .route(web::get().to(hostapp::get_user_data))
             .route(web::post().to(hostapp::get_user_data))
+            .default_service(web::to(web_kit::method_not_allowed)),
+    )
+    .service(
+        web::resource("/_platform/login")
+            .route(web::post().to(platform::login))
             .default_service(web::to(web_kit::method_not_allowed)),
     )
     .service(

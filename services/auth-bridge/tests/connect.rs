@@ -1,0 +1,541 @@
+//! The Boxo platform's Connect endpoint `POST /auth/boxo/connect` (SPEC §10.7; README, "Running
+//! behind the Boxo platform"): Basic credentials, signed requests and encrypted user data.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use common::*;
+use domain::auth::Verifier;
+use domain::connect::{
+    format_signature, render_payload, Algorithm, CipherMode, Hash, PayloadFields, Signer, UserDataCipher,
+};
+use redis::AsyncCommands;
+use serde_json::{json, Value};
+
+const PATH: &str = "/auth/boxo/connect";
+const TEMPLATE: &str = "{timestamp}.{nonce}.{request_method}.{url}.{payload}";
+
+fn basic(app_id: &str, secret: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{app_id}:{secret}")))
+}
+
+fn alice() -> Value {
+    json!({"reference": "alice-connect", "email": "Alice@Example.com", "first_name": "Alice", "last_name": "Martin"})
+}
+
+/// A Connect call as the platform makes it, with extra headers.
+async fn call(app: &TestApp, client_id: &str, headers: &[(String, String)], body: &[u8]) -> reqwest::Response {
+    let mut req = app
+        .http
+        .post(app.url(PATH))
+        .header("Authorization", basic(APP_ID, CONNECT_SECRET))
+        .header("X-Miniapp-App-ID", APP_ID)
+        .header("X-Hostapp-Client-ID", client_id)
+        .header("Content-Type", "application/json");
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    req.body(body.to_vec()).send().await.unwrap()
+}
+
+async fn error_code(res: reqwest::Response) -> String {
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert!(body.get("auth_token").is_none(), "{body}");
+    body["error_code"].as_str().unwrap_or("").to_owned()
+}
+
+/// Signature headers for `body` at `timestamp` with `nonce`, signed by `signer`.
+fn signed(app: &TestApp, signer: &Signer, timestamp: i64, nonce: &str, body: &[u8]) -> Vec<(String, String)> {
+    let ts = timestamp.to_string();
+    let url = app.url(PATH);
+    let message = render_payload(
+        TEMPLATE,
+        &PayloadFields {
+            timestamp: &ts,
+            nonce,
+            request_method: "POST",
+            url: &url,
+            payload: body,
+            ..Default::default()
+        },
+    );
+    vec![
+        ("X-Signature".into(), format_signature("{signature}", &signer.sign(&message).unwrap())),
+        ("X-Timestamp".into(), ts),
+        ("X-Nonce".into(), nonce.to_owned()),
+    ]
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn nonce() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// A host app registered with `extra` lines appended to its `[[hostapp]]` entry.
+fn entry(client_id: &str, extra: &str) -> String {
+    let mut e = hostapp_entry(client_id, "s", "http://127.0.0.1:1/t", "http://127.0.0.1:1/u", "GET", 2000);
+    e.push_str(extra);
+    e
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+#[tokio::test]
+async fn connect_opens_a_session_that_refreshes_and_logs_out_like_a_login() {
+    let app = spawn().await;
+    let res = call(&app, "ref-hostapp", &[], alice().to_string().as_bytes()).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("set-cookie").is_none());
+    let body: Value = res.json().await.unwrap();
+    let token = body["auth_token"].as_str().unwrap();
+    let claims = Verifier::from_public_pems(&[app.keys.public_pem.as_str()], test_support::ISSUER)
+        .unwrap()
+        .verify(token)
+        .unwrap();
+    assert_eq!(claims.sub.to_string(), body["identity_id"].as_str().unwrap());
+
+    // The same identity upsert and consent as a login.
+    let upserts = app.upserts();
+    assert_eq!(upserts.len(), 1);
+    assert_eq!(upserts[0].json()["identifier_value"], "alice@example.com");
+    let db = app.db().await;
+    let consents: i64 = db
+        .query_one(
+            "SELECT count(*) FROM auth.consents WHERE client_id = 'ref-hostapp' AND user_reference = 'alice-connect'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(consents, 1);
+
+    // A second Connect for the same user keeps the identity.
+    let again: Value = call(&app, "ref-hostapp", &[], alice().to_string().as_bytes()).await.json().await.unwrap();
+    assert_eq!(again["identity_id"], body["identity_id"]);
+
+    // Refresh with the body-borne token, then log out with the bearer token.
+    let res = app
+        .http
+        .post(app.url("/auth/refresh"))
+        .json(&json!({"refresh_token": body["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let refreshed: Value = res.json().await.unwrap();
+    let res = app.http.post(app.url("/auth/logout")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    let mut redis =
+        redis::Client::open(test_support::redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    assert!(redis.exists::<_, bool>(format!("auth:revoked_sid:{}", claims.sid)).await.unwrap());
+    let res = app
+        .http
+        .post(app.url("/auth/refresh"))
+        .json(&json!({"refresh_token": refreshed["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, 401, "unauthorized", &[]).await;
+}
+
+#[tokio::test]
+async fn bad_basic_credentials_are_refused_with_401() {
+    let app = spawn().await;
+    let body = alice().to_string();
+    let send = |auth: Option<String>, miniapp: Option<&'static str>| {
+        let mut req = app.http.post(app.url(PATH)).header("X-Hostapp-Client-ID", "ref-hostapp").body(body.clone());
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        if let Some(m) = miniapp {
+            req = req.header("X-Miniapp-App-ID", m);
+        }
+        req.send()
+    };
+    let res = send(None, Some(APP_ID)).await.unwrap();
+    assert_error(res, 401, "unauthorized", &[("Authorization", "required")]).await;
+    for auth in [
+        basic(APP_ID, "wrong"),
+        basic(APP_ID, ""),
+        basic("unknown-miniapp", CONNECT_SECRET),
+        format!("Token {}", STANDARD.encode(format!("{APP_ID}:{CONNECT_SECRET}"))),
+        "Basic !!!".to_owned(),
+        "Basic".to_owned(),
+        STANDARD.encode(format!("{APP_ID}:{CONNECT_SECRET}")),
+    ] {
+        let res = send(Some(auth.clone()), Some(APP_ID)).await.unwrap();
+        assert_error(res, 401, "unauthorized", &[("Authorization", "invalid")]).await;
+    }
+    let res = send(Some(basic(APP_ID, CONNECT_SECRET)), Some("other-miniapp")).await.unwrap();
+    assert_error(res, 401, "unauthorized", &[("X-Miniapp-App-ID", "invalid")]).await;
+    let res = send(Some(basic(APP_ID, CONNECT_SECRET)), None).await.unwrap();
+    assert_error(res, 401, "unauthorized", &[("X-Miniapp-App-ID", "required")]).await;
+    assert_eq!(app.session_count().await, 0);
+}
+
+#[tokio::test]
+async fn a_miniapp_without_a_secret_in_the_environment_cannot_connect() {
+    // `lonely-miniapp` is allowed by a host app but has no BOXO_CONNECT_SECRET_LONELY_MINIAPP.
+    let extra = entry(&unique("lonely-host"), "").replace(APP_ID, "lonely-miniapp");
+    let app = spawn_with(Options { extra_hostapps: extra, ..Options::default() }).await;
+    for secret in ["", "anything", CONNECT_SECRET] {
+        let res = app
+            .http
+            .post(app.url(PATH))
+            .header("Authorization", basic("lonely-miniapp", secret))
+            .header("X-Miniapp-App-ID", "lonely-miniapp")
+            .body(alice().to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_error(res, 401, "unauthorized", &[("Authorization", "invalid")]).await;
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_host_app_or_one_not_allowing_the_miniapp_is_an_error_code() {
+    let other = unique("no-boxes");
+    let extra = entry(&other, "").replace(&format!("allowed_app_ids = [\"{APP_ID}\"]"), "allowed_app_ids = [\"x\"]");
+    let app = spawn_with(Options { extra_hostapps: extra, ..Options::default() }).await;
+    let body = alice().to_string();
+    assert_eq!(error_code(call(&app, "nobody", &[], body.as_bytes()).await).await, "INVALID_CLIENT_ID");
+    assert_eq!(error_code(call(&app, &other, &[], body.as_bytes()).await).await, "INVALID_CLIENT_ID");
+    assert_eq!(app.session_count().await, 0);
+}
+
+#[tokio::test]
+async fn invalid_user_data_is_an_error_code_and_opens_nothing() {
+    let app = spawn().await;
+    for body in [
+        json!({"reference": "r"}).to_string(),
+        json!({"email": "a@b.co"}).to_string(),
+        json!({"reference": "r", "email": "not-an-email"}).to_string(),
+        json!({"reference": "r", "phone": "0123"}).to_string(),
+        json!({"reference": "r".repeat(101), "email": "a@b.co"}).to_string(),
+        json!("an encrypted string, but this host app has no key").to_string(),
+        json!([1, 2]).to_string(),
+        json!(null).to_string(),
+        "{not json".to_owned(),
+        String::new(),
+    ] {
+        assert_eq!(
+            error_code(call(&app, "ref-hostapp", &[], body.as_bytes()).await).await,
+            "INVALID_USER_DATA",
+            "{body}"
+        );
+    }
+    // Invalid UTF-8 too.
+    assert_eq!(
+        error_code(call(&app, "ref-hostapp", &[], b"{\"reference\":\"\xff\"}").await).await,
+        "INVALID_USER_DATA"
+    );
+    assert_eq!(app.session_count().await, 0);
+    assert!(app.upserts().is_empty());
+    // The wrapped form works.
+    let res = call(&app, "ref-hostapp", &[], json!({"user_data": alice()}).to_string().as_bytes()).await;
+    assert!(res.json::<Value>().await.unwrap()["auth_token"].is_string());
+}
+
+#[tokio::test]
+async fn hmac_signatures_are_checked_with_their_window_and_nonce() {
+    let id = unique("hmac-host");
+    std::env::set_var(auth_bridge::registry::hmac_secret_env_var(&id), "hmac-secret-1");
+    let extra = entry(&id, "[hostapp.signature]\nalgorithm = \"HMAC\"\nhash = \"SHA-256\"\nwindow_secs = 60\n");
+    let app = spawn_with(Options { extra_hostapps: extra, ..Options::default() }).await;
+    let signer = Signer::hmac(Hash::Sha256, b"hmac-secret-1").unwrap();
+    let body = alice().to_string();
+    let b = body.as_bytes();
+
+    let n = nonce();
+    let headers = signed(&app, &signer, now(), &n, b);
+    let res = call(&app, &id, &headers, b).await;
+    assert!(res.json::<Value>().await.unwrap()["auth_token"].is_string());
+    // Replayed as is.
+    let res = call(&app, &id, &headers, b).await;
+    assert_error(res, 401, "unauthorized", &[("X-Nonce", "conflict")]).await;
+
+    // Missing signature, timestamp or nonce.
+    for drop in ["X-Signature", "X-Timestamp", "X-Nonce"] {
+        let h: Vec<_> = signed(&app, &signer, now(), &nonce(), b).into_iter().filter(|(k, _)| k != drop).collect();
+        assert_error(call(&app, &id, &h, b).await, 401, "unauthorized", &[(drop, "required")]).await;
+    }
+    // Stale, and too far in the future.
+    for skew in [-120, 120] {
+        let h = signed(&app, &signer, now() + skew, &nonce(), b);
+        assert_error(call(&app, &id, &h, b).await, 401, "unauthorized", &[("X-Timestamp", "expired")]).await;
+    }
+    let mut h = signed(&app, &signer, now(), &nonce(), b);
+    h[1].1 = "12abc".into();
+    assert_error(call(&app, &id, &h, b).await, 401, "unauthorized", &[("X-Timestamp", "malformed")]).await;
+    // A wrong secret, a tampered body, a nonce changed after signing, a signature not in base64.
+    let wrong = Signer::hmac(Hash::Sha256, b"other").unwrap();
+    let h = signed(&app, &wrong, now(), &nonce(), b);
+    assert_error(call(&app, &id, &h, b).await, 401, "unauthorized", &[("X-Signature", "invalid")]).await;
+    let h = signed(&app, &signer, now(), &nonce(), b);
+    let tampered = body.replace("alice-connect", "mallory");
+    assert_error(call(&app, &id, &h, tampered.as_bytes()).await, 401, "unauthorized", &[("X-Signature", "invalid")])
+        .await;
+    let mut h = signed(&app, &signer, now(), &nonce(), b);
+    h[2].1 = nonce();
+    assert_error(call(&app, &id, &h, b).await, 401, "unauthorized", &[("X-Signature", "invalid")]).await;
+    let mut h = signed(&app, &signer, now(), &nonce(), b);
+    h[0].1 = "%%%".into();
+    assert_error(call(&app, &id, &h, b).await, 401, "unauthorized", &[("X-Signature", "malformed")]).await;
+    // A refused request does not spend its nonce: signed properly, the same nonce still works.
+    let n = nonce();
+    let mut h = signed(&app, &wrong, now(), &n, b);
+    assert_eq!(call(&app, &id, &h, b).await.status(), 401);
+    h = signed(&app, &signer, now(), &n, b);
+    assert!(call(&app, &id, &h, b).await.json::<Value>().await.unwrap()["auth_token"].is_string());
+    assert_eq!(app.session_count().await, 2);
+}
+
+#[tokio::test]
+async fn rsa_and_ecdsa_signatures_verify_with_the_registered_public_key() {
+    let cases = [
+        ("rsa", "RSA2", "SHA-256", "rsa-public.pem", "rsa-private.pem", Algorithm::Rsa2, Hash::Sha256),
+        ("rsa512", "RSA2", "SHA-512", "rsa-public.pem", "rsa-private.pem", Algorithm::Rsa2, Hash::Sha512),
+        ("ec256", "ECDSA", "SHA-256", "ec256-public.pem", "ec256-private.pem", Algorithm::Ecdsa, Hash::Sha256),
+        ("ec384", "ECDSA", "SHA-384", "ec384-public.pem", "ec384-private.pem", Algorithm::Ecdsa, Hash::Sha384),
+    ];
+    let mut extra = String::new();
+    let mut ids = Vec::new();
+    for (name, alg, hash, public, _, _, _) in &cases {
+        let id = unique(name);
+        let path = format!("{}/tests/fixtures/{public}", env!("CARGO_MANIFEST_DIR"));
+        extra.push_str(&entry(
+            &id,
+            &format!("[hostapp.signature]\nalgorithm = \"{alg}\"\nhash = \"{hash}\"\npublic_key_file = \"{path}\"\n"),
+        ));
+        ids.push(id);
+    }
+    let app = spawn_with(Options { extra_hostapps: extra, ..Options::default() }).await;
+    let body = alice().to_string();
+    let b = body.as_bytes();
+    for ((name, _, _, _, private, alg, hash), id) in cases.iter().zip(&ids) {
+        let signer = Signer::private(*alg, *hash, fixture(private).as_bytes()).unwrap();
+        let h = signed(&app, &signer, now(), &nonce(), b);
+        let res = call(&app, id, &h, b).await;
+        assert!(res.json::<Value>().await.unwrap()["auth_token"].is_string(), "{name}");
+        let h = signed(&app, &signer, now(), &nonce(), b);
+        let tampered = body.replace("Alice", "Eve");
+        assert_error(call(&app, id, &h, tampered.as_bytes()).await, 401, "unauthorized", &[("X-Signature", "invalid")])
+            .await;
+    }
+    // A key of another kind verifies nothing: the P-384 key signs for the P-256 host app.
+    let signer = Signer::private(Algorithm::Ecdsa, Hash::Sha384, fixture("ec384-private.pem").as_bytes()).unwrap();
+    let h = signed(&app, &signer, now(), &nonce(), b);
+    assert_error(call(&app, &ids[2], &h, b).await, 401, "unauthorized", &[("X-Signature", "invalid")]).await;
+}
+
+#[tokio::test]
+async fn encrypted_user_data_is_read_in_both_modes_and_a_wrong_key_or_tampering_is_invalid_user_data() {
+    let gcm = unique("gcm-host");
+    let cbc = unique("cbc-host");
+    let key = "42".repeat(32);
+    std::env::set_var(auth_bridge::registry::user_data_key_env_var(&gcm), &key);
+    std::env::set_var(auth_bridge::registry::user_data_key_env_var(&cbc), STANDARD.encode([0x42u8; 32]));
+    let mut extra = entry(&gcm, "user_data_encryption = \"AES-256-GCM\"\n");
+    extra.push_str(&entry(&cbc, "user_data_encryption = \"AES-256-CBC\"\n"));
+    let app = spawn_with(Options { extra_hostapps: extra, ..Options::default() }).await;
+    let plain = alice().to_string();
+    for (id, mode) in [(&gcm, CipherMode::Aes256Gcm), (&cbc, CipherMode::Aes256Cbc)] {
+        let cipher = UserDataCipher::parse_key(mode, &key).unwrap();
+        let enc = cipher.encrypt(plain.as_bytes()).unwrap();
+        for body in [json!(enc), json!({"user_data": enc})] {
+            let res = call(&app, id, &[], body.to_string().as_bytes()).await;
+            assert!(res.json::<Value>().await.unwrap()["auth_token"].is_string(), "{mode:?}");
+        }
+        let wrong = UserDataCipher::parse_key(mode, &"24".repeat(32)).unwrap().encrypt(plain.as_bytes()).unwrap();
+        let mut raw = STANDARD.decode(&enc).unwrap();
+        let middle = raw.len() / 2;
+        raw[middle] ^= 0x80;
+        let tampered = STANDARD.encode(&raw);
+        let truncated = STANDARD.encode(&STANDARD.decode(&enc).unwrap()[..20]);
+        let not_json = cipher.encrypt(b"not json").unwrap();
+        for bad in [wrong, tampered, truncated, not_json, "%%%".to_owned(), String::new()] {
+            let res = call(&app, id, &[], json!(bad).to_string().as_bytes()).await;
+            assert_eq!(error_code(res).await, "INVALID_USER_DATA", "{mode:?}");
+        }
+    }
+    assert_eq!(app.session_count().await, 4);
+}
+
+#[tokio::test]
+async fn the_login_flow_decrypts_user_data_from_get_user_data() {
+    let key = "17".repeat(32);
+    let cipher = UserDataCipher::parse_key(CipherMode::Aes256Gcm, &key).unwrap();
+    let good = cipher.encrypt(alice().to_string().as_bytes()).unwrap();
+    let mock = MockServer::start(move |r| {
+        if r.path == "/token" {
+            json_response(&json!({"access_token": "t"}))
+        } else if r.header("X-Test-Bad").is_some() {
+            json_response(&json!({"user_data": "AAAA"}))
+        } else {
+            json_response(&json!({"user_data": good}))
+        }
+    })
+    .await;
+    let id = unique("enc-host");
+    std::env::set_var(auth_bridge::registry::user_data_key_env_var(&id), &key);
+    let mut extra = mock_entry(&id, &mock);
+    extra.push_str("user_data_encryption = \"AES-256-GCM\"\n");
+    let app = spawn_with(Options { extra_hostapps: extra, ..Options::default() }).await;
+    let res = app.login_as(&id, "code").await;
+    assert_eq!(res.status(), 200);
+    // The same host app without the key sees a string it cannot read.
+    let plain_id = unique("plain-host");
+    let app2 = spawn_with(Options { extra_hostapps: mock_entry(&plain_id, &mock), ..Options::default() }).await;
+    let res = app2.login_as(&plain_id, "code").await;
+    assert_error(res, 502, "bad_gateway", &[("hostapp_error", "INVALID_USER_DATA"), ("user_data", "invalid")]).await;
+}
+
+/// A reference host app that also plays the Boxo platform, calling `app`'s Connect endpoint.
+async fn platform(app: &TestApp, client_id: &str, hmac: &str, key: &str) -> String {
+    let mut s = reference_hostapp::config::Settings::defaults("127.0.0.1:0");
+    s.client_id = client_id.to_owned();
+    s.user_data_encryption = Some("AES-256-GCM".into());
+    s.user_data_key = Some(key.to_owned().into());
+    s.platform = reference_hostapp::config::PlatformSettings {
+        connect_url: Some(app.url(PATH)),
+        connect_secret: Some(CONNECT_SECRET.to_owned().into()),
+        signature: Some("HMAC".into()),
+        signature_hash: "SHA-512".into(),
+        hmac_secret: Some(hmac.to_owned().into()),
+        private_key_file: None,
+        payload_template: TEMPLATE.into(),
+    };
+    let reference = reference_hostapp::startup::Application::build(s).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", reference.port());
+    tokio::spawn(reference.run_until_stopped());
+    base
+}
+
+async fn platform_login(app: &TestApp, base: &str) -> reqwest::Response {
+    let res =
+        app.http.post(format!("{base}/_test/auth-codes")).json(&json!({"reference": "alice"})).send().await.unwrap();
+    let code = res.json::<Value>().await.unwrap()["auth_code"].as_str().unwrap().to_owned();
+    app.http.post(format!("{base}/_platform/login")).json(&json!({"auth_code": code})).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_platform_stand_in_runs_the_whole_path_signed_and_encrypted() {
+    let id = unique("platform-host");
+    let key = "5a".repeat(32);
+    std::env::set_var(auth_bridge::registry::hmac_secret_env_var(&id), "platform-hmac");
+    std::env::set_var(auth_bridge::registry::user_data_key_env_var(&id), &key);
+    let extra = entry(
+        &id,
+        "user_data_encryption = \"AES-256-GCM\"\n[hostapp.signature]\nalgorithm = \"HMAC\"\nhash = \"SHA-512\"\n",
+    );
+    let app = spawn_with(Options { extra_hostapps: extra, ..Options::default() }).await;
+
+    let base = platform(&app, &id, "platform-hmac", &key).await;
+    let res = platform_login(&app, &base).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    let token = body["auth_token"].as_str().unwrap_or_else(|| panic!("{body}"));
+    let claims = Verifier::from_public_pems(&[app.keys.public_pem.as_str()], test_support::ISSUER)
+        .unwrap()
+        .verify(token)
+        .unwrap();
+    assert_eq!(claims.sub.to_string(), body["identity_id"].as_str().unwrap());
+    let reference: String = app
+        .db()
+        .await
+        .query_one("SELECT reference FROM auth.hostapp_users WHERE client_id = $1", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(reference, "alice");
+
+    // A platform signing with another secret is refused; one encrypting with another key gets
+    // INVALID_USER_DATA.
+    let forged = platform(&app, &id, "not-the-secret", &key).await;
+    assert_error(platform_login(&app, &forged).await, 401, "unauthorized", &[("X-Signature", "invalid")]).await;
+    let wrong_key = platform(&app, &id, "platform-hmac", &"a5".repeat(32)).await;
+    assert_eq!(error_code(platform_login(&app, &wrong_key).await).await, "INVALID_USER_DATA");
+    assert_eq!(app.session_count().await, 1);
+}
+
+#[tokio::test]
+async fn custom_headers_templates_and_millisecond_timestamps_follow_the_registry() {
+    let id = unique("custom-host");
+    std::env::set_var(auth_bridge::registry::hmac_secret_env_var(&id), "custom-secret");
+    let extra = entry(
+        &id,
+        "[hostapp.signature]\nalgorithm = \"HMAC\"\nhash = \"SHA-384\"\ntimespec = \"milliseconds\"\nwindow_secs = 30\n\
+         headers = { signature = \"X-Boxo-Sig\", timestamp = \"X-Boxo-Time\", nonce = \"X-Boxo-Nonce\", identity = \"X-Boxo-Identity\" }\n\
+         payload_template = \"{identity}|{request_method}|{timestamp}|{nonce}|{payload}\"\n\
+         signature_template = \"v1={signature}\"\n",
+    );
+    let app = spawn_with(Options { extra_hostapps: extra, ..Options::default() }).await;
+    let signer = Signer::hmac(Hash::Sha384, b"custom-secret").unwrap();
+    let body = alice().to_string();
+    let b = body.as_bytes();
+    let sign = |ts: i64, n: &str, identity: &str| {
+        let ts = ts.to_string();
+        let message = render_payload(
+            "{identity}|{request_method}|{timestamp}|{nonce}|{payload}",
+            &PayloadFields {
+                timestamp: &ts,
+                nonce: n,
+                identity,
+                request_method: "POST",
+                payload: b,
+                ..Default::default()
+            },
+        );
+        vec![
+            ("X-Boxo-Sig".to_owned(), format_signature("v1={signature}", &signer.sign(&message).unwrap())),
+            ("X-Boxo-Time".to_owned(), ts),
+            ("X-Boxo-Nonce".to_owned(), n.to_owned()),
+            ("X-Boxo-Identity".to_owned(), identity.to_owned()),
+        ]
+    };
+    let ms = chrono::Utc::now().timestamp_millis();
+    let res = call(&app, &id, &sign(ms, &nonce(), "boxo"), b).await;
+    assert!(res.json::<Value>().await.unwrap()["auth_token"].is_string());
+    // Seconds where milliseconds are expected are far outside the window.
+    let res = call(&app, &id, &sign(now(), &nonce(), "boxo"), b).await;
+    assert_error(res, 401, "unauthorized", &[("X-Boxo-Time", "expired")]).await;
+    // The identity header is part of the signed payload.
+    let mut h = sign(ms, &nonce(), "boxo");
+    h[3].1 = "other".into();
+    assert_error(call(&app, &id, &h, b).await, 401, "unauthorized", &[("X-Boxo-Sig", "invalid")]).await;
+    // Without the template's prefix the signature is malformed.
+    let mut h = sign(ms, &nonce(), "boxo");
+    h[0].1 = h[0].1.trim_start_matches("v1=").to_owned();
+    assert_error(call(&app, &id, &h, b).await, 401, "unauthorized", &[("X-Boxo-Sig", "malformed")]).await;
+}
+
+#[tokio::test]
+async fn a_spent_host_app_budget_is_answered_with_an_error_code() {
+    // A host app of its own: the budget lives in the shared Redis, keyed by the host app.
+    let id = unique("budget-host");
+    let rates = auth_bridge::config::RateSettings {
+        login_per_hostapp: "2/3600".parse().unwrap(),
+        trusted_proxy_hops: 1,
+        ..Default::default()
+    };
+    let app = spawn_with(Options { rates, extra_hostapps: entry(&id, ""), ..Options::default() }).await;
+    let body = alice().to_string();
+    for _ in 0..2 {
+        let res = call(&app, &id, &[], body.as_bytes()).await;
+        assert!(res.json::<Value>().await.unwrap()["auth_token"].is_string());
+    }
+    assert_eq!(error_code(call(&app, &id, &[], body.as_bytes()).await).await, "TOO_MANY_REQUESTS");
+    assert_eq!(app.session_count().await, 2);
+}
