@@ -86,7 +86,11 @@ pub async fn login(body: web::Bytes, state: web::Data<AppState>) -> HttpResponse
     )];
     headers.extend(common.iter().cloned());
     if let Some(signer) = &p.signer {
-        let timestamp = chrono::Utc::now().timestamp().to_string();
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+            .to_string();
         let mut raw = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut raw);
         let nonce: String = raw.iter().map(|b| format!("{b:02x}")).collect();
