@@ -101,7 +101,7 @@ pub async fn create(req: HttpRequest, state: web::Data<AppState>, payload: web::
     let mut outbox = Outbox::new();
     announce_create(&client, &mut outbox, &create).await?;
     let view = views::box_for(&client, &state.redis, caller.id(), &row).await?;
-    outbox.send(&state.redis).await;
+    outbox.send(&state.redis, state.history).await;
     Ok(HttpResponse::Created().json(view))
 }
 
@@ -200,6 +200,6 @@ pub async fn delete(
         outbox.reset(*m, box_id);
         outbox.publish(*m, &notice);
     }
-    outbox.send(&state.redis).await;
+    outbox.send(&state.redis, state.history).await;
     Ok(HttpResponse::NoContent().finish())
 }

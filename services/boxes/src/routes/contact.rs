@@ -90,6 +90,6 @@ pub async fn contact(
     let invite = Notification::auto_invite(row.id, &row.title, action.id);
     outbox.publish(contacted.id, &Envelope::new(types::NOTIFICATION, invite));
     let view = views::box_for(&client, &state.redis, me, &row).await?;
-    outbox.send(&state.redis).await;
+    outbox.send(&state.redis, state.history).await;
     Ok(HttpResponse::Created().json(view))
 }

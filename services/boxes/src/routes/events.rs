@@ -146,7 +146,7 @@ pub async fn post(
         outbox.reset(*who, box_id);
     }
     let response = ctx.render(&effects.posted, bx.is_admin(me));
-    outbox.send(&state.redis).await;
+    outbox.send(&state.redis, state.history).await;
     Ok(HttpResponse::Created().json(response))
 }
 
@@ -202,7 +202,7 @@ async fn post_message(
         outbox.increment(*m, box_id);
     }
     let response = ctx.render(&event, bx.is_admin(me));
-    outbox.send(&state.redis).await;
+    outbox.send(&state.redis, state.history).await;
     Ok(HttpResponse::Created().json(response))
 }
 
