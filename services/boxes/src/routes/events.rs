@@ -429,7 +429,8 @@ async fn member_box<C: GenericClient>(c: &C, box_id: BoxId, me: IdentityId) -> A
     }
 }
 
-/// `GET /boxes/{id}/events` (§7.8): visible events, newest first, folded.
+/// `GET /boxes/{id}/events` (§7.8): visible events, newest first, folded; with `?after=<seq>`
+/// (issue 17) what changed after that event, oldest first.
 ///
 /// The revocation check (Redis) and one pipelined round trip to PostgreSQL
 /// ([`store::events::page_folded`]: identity, box and membership, the folded page) run
@@ -441,7 +442,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>, path: web::Path<
         Ok(()) => parse_list(&req, &path),
         Err(e) => Err(e),
     };
-    let (box_id, page) = match parsed {
+    let (box_id, page, after) = match parsed {
         Ok(parsed) => parsed,
         Err(e) => {
             let (revocation, known) = futures_util::join!(pending.revocation(&state), auth::known_identity(&state, me));
@@ -452,7 +453,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>, path: web::Path<
     };
     let read = async {
         let client = state.db.get().await?;
-        let read = store::events::page_folded(&client, box_id, me, page).await?;
+        let read = store::events::page_folded(&client, box_id, me, page, after).await?;
         Ok::<_, ApiError>((client, read))
     };
     let (revocation, read) = futures_util::join!(pending.revocation(&state), read);
@@ -467,10 +468,19 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>, path: web::Path<
     Ok(HttpResponse::Ok().json(events))
 }
 
-/// Step 4 of §3.7 for a listing: the path, then the page.
-fn parse_list(req: &HttpRequest, path: &str) -> ApiResult<(BoxId, Page)> {
+/// Step 4 of §3.7 for a listing: the path, then the page and the cursor (`after`, a `seq`).
+fn parse_list(req: &HttpRequest, path: &str) -> ApiResult<(BoxId, Page, Option<i64>)> {
     let box_id: BoxId = path_id(path, "id")?;
-    Ok((box_id, page(req, EVENTS_DEFAULT, EVENTS_MAX)?))
+    let page = page(req, EVENTS_DEFAULT, EVENTS_MAX)?;
+    let after = match super::boxes::query(req)?.get("after") {
+        None => None,
+        Some(raw) => {
+            Some(raw.parse::<i64>().ok().filter(|n| *n >= 0 && raw.bytes().all(|b| b.is_ascii_digit())).ok_or_else(
+                || ErrorBody::bad_request(Origin::Query, "invalid cursor").with("after", Detail::Invalid),
+            )?)
+        }
+    };
+    Ok((box_id, page, after))
 }
 
 /// `HEAD /boxes/{id}/events` (§7.8).

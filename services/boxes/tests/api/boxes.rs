@@ -39,9 +39,10 @@ pub fn assert_view(v: &Value, user: &User, transparent: bool) {
 pub fn assert_event_shape(e: &Value) {
     assert_eq!(
         keys(e),
-        set(&["id", "type", "box_id", "server_event_created_at", "sender", "content", "referrer_id"]),
+        set(&["id", "type", "box_id", "seq", "server_event_created_at", "sender", "content", "referrer_id"]),
         "{e}"
     );
+    assert!(e["seq"].as_i64().is_some_and(|s| s >= 1), "a positive per-box seq: {e}");
     let at = e["server_event_created_at"].as_str().unwrap();
     assert!(at.ends_with('Z') && at.len() == 27, "microsecond RFC 3339: {at}");
 }
