@@ -12,6 +12,7 @@ use domain::{BoxId, Detail, ErrorBody, IdentityId, Origin};
 
 use crate::auth::authenticate;
 use crate::error::ApiResult;
+use crate::idempotency::{self, Claim};
 use crate::notify::Outbox;
 use crate::state::AppState;
 use crate::store::boxes::BoxRow;
@@ -81,9 +82,15 @@ pub async fn create(req: HttpRequest, state: web::Data<AppState>, payload: web::
     let caller = authenticate(&req, &state).await?;
     let body = web_kit::body::json_body(&req, payload).await?;
     let new = BoxCreate::parse(&body)?;
+    let claim = Claim::from_request(&req, &body)?;
 
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
+    if let Some(claim) = &claim {
+        if let Some(done) = idempotency::begin(&tx, caller.id(), claim).await? {
+            return Ok(idempotency::replay(done.status, done.body.unwrap_or_default()));
+        }
+    }
     if let Some(ks) = &new.key_share {
         if store::keyshares::hash_exists(&tx, ks.other_share_hash.as_str()).await? {
             return Err(hash_conflict("key_share.other_share_hash").into());
@@ -95,12 +102,24 @@ pub async fn create(req: HttpRequest, state: web::Data<AppState>, payload: web::
             return Err(hash_conflict("key_share.other_share_hash").into());
         }
     }
+    // With a key the answer is built and stored before the commit, in the same transaction.
+    let stored_view = match &claim {
+        Some(claim) => {
+            let view = views::box_for(&tx, &state.redis, caller.id(), &row).await?;
+            idempotency::finish(&tx, caller.id(), claim, 201, &view, None, None).await?;
+            Some(view)
+        }
+        None => None,
+    };
     web_kit::limits::committing(tx.commit()).await?;
     tracing::info!(box_id = %row.id, "box created");
 
     let mut outbox = Outbox::new();
     announce_create(&client, &mut outbox, &create).await?;
-    let view = views::box_for(&client, &state.redis, caller.id(), &row).await?;
+    let view = match stored_view {
+        Some(view) => view,
+        None => views::box_for(&client, &state.redis, caller.id(), &row).await?,
+    };
     outbox.send(&state.redis, state.history).await;
     Ok(HttpResponse::Created().json(view))
 }
