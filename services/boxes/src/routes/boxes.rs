@@ -124,21 +124,37 @@ pub async fn create(req: HttpRequest, state: web::Data<AppState>, payload: web::
     Ok(HttpResponse::Created().json(view))
 }
 
-/// `GET /boxes/joined` (§7.3).
+/// `changed_since` (issue 17): an RFC 3339 time; 400 `{"changed_since": "malformed"}` otherwise.
+fn changed_since(req: &HttpRequest) -> ApiResult<Option<chrono::DateTime<chrono::Utc>>> {
+    match query(req)?.get("changed_since") {
+        None => Ok(None),
+        Some(raw) => {
+            chrono::DateTime::parse_from_rfc3339(raw).map(|t| Some(t.with_timezone(&chrono::Utc))).map_err(|_| {
+                ErrorBody::bad_request(Origin::Query, "invalid changed_since")
+                    .with("changed_since", Detail::Malformed)
+                    .into()
+            })
+        }
+    }
+}
+
+/// `GET /boxes/joined` (§7.3); with `?changed_since=`, only the boxes changed after that time.
 pub async fn joined(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let caller = authenticate(&req, &state).await?;
     let page = page(&req, JOINED_DEFAULT, JOINED_MAX)?;
+    let since = changed_since(&req)?;
     let client = state.db.get().await?;
-    let rows = store::boxes::joined_by(&client, caller.id(), page).await?;
+    let rows = store::boxes::joined_by(&client, caller.id(), page, since).await?;
     let views = views::boxes_for(&client, &state.redis, caller.id(), &rows).await?;
     Ok(HttpResponse::Ok().json(views))
 }
 
-/// `HEAD /boxes/joined` (§7.3).
+/// `HEAD /boxes/joined` (§7.3), with the same `changed_since` filter.
 pub async fn joined_count(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let caller = authenticate(&req, &state).await?;
+    let since = changed_since(&req)?;
     let client = state.db.get().await?;
-    Ok(total_count(store::boxes::count_joined(&client, caller.id()).await?))
+    Ok(total_count(store::boxes::count_joined(&client, caller.id(), since).await?))
 }
 
 /// `GET /boxes/{id}` (§7.4): members see the box; others learn only whether they could join.
