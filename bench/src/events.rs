@@ -211,7 +211,7 @@ pub async fn list(c: &Common, clients: usize) -> anyhow::Result<()> {
         let conns = conns.clone();
         async move {
             let pg = &conns[client];
-            let p = boxes::store::events::page_folded(pg, box_uuid.into(), reader, page)
+            let p = boxes::store::events::page_folded(pg, box_uuid.into(), reader, page, None)
                 .await
                 .context("page statements")?;
             if !p.reader_known || p.rows.len() != 50 {

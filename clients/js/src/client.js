@@ -38,6 +38,11 @@ export function backoffDelay(attempt, base = 500, max = 30_000, random = Math.ra
   return Math.round(exp / 2 + (random() * exp) / 2);
 }
 
+/** A fresh `Idempotency-Key`: 128 random bits, hex. */
+function idempotencyKey() {
+  return Array.from(c.randomBytes(16), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
 export class BoxesClient {
   /** @param {ClientOptions} opts */
   constructor(opts) {
@@ -60,6 +65,9 @@ export class BoxesClient {
     this.seen = new Map();
     /** @type {Promise<void> | null} */
     this.refreshing = null;
+    /** @type {string | null} the realtime history position of the last envelope received; a
+     * reconnection asks for what came after it (`?since=`) */
+    this.position = null;
   }
 
   get identityId() {
@@ -176,7 +184,7 @@ export class BoxesClient {
   }
 
   /** An authenticated request: refreshes before expiry, and once more on a 401.
-   * @param {string} method @param {string} url @param {any} [body] @param {{retry?: boolean}} [o]
+   * @param {string} method @param {string} url @param {any} [body] @param {{retry?: boolean, headers?: Record<string, string>}} [o]
    * @returns {Promise<any>} */
   async #call(method, url, body, o = {}) {
     if (this.session?.refreshToken && this.session.expiresAt - Date.now() / 1000 < REFRESH_MARGIN_S) {
@@ -185,7 +193,7 @@ export class BoxesClient {
     const s = this.session;
     if (!s) throw new ApiError(401, 'unauthorized', 'not_defined', 'not logged in', {});
     /** @type {Record<string, string>} */
-    const headers = {};
+    const headers = { ...(o.headers ?? {}) };
     if (!this.cookies) headers.Authorization = `Bearer ${s.accessToken}`;
     else if (method !== 'GET' && method !== 'HEAD' && s.csrfToken) headers['X-CSRF-Token'] = s.csrfToken;
     try {
@@ -193,15 +201,39 @@ export class BoxesClient {
     } catch (e) {
       if (e instanceof ApiError && e.status === 401 && o.retry !== false && (s.refreshToken || this.cookies)) {
         await this.refresh();
-        return this.#call(method, url, body, { retry: false });
+        return this.#call(method, url, body, { retry: false, headers: o.headers });
       }
       throw e;
     }
   }
 
-  /** @param {string} method @param {string} path @param {any} [body] */
-  api(method, path, body) {
-    return this.#call(method, `${this.boxesUrl}${path}`, body);
+  /** @param {string} method @param {string} path @param {any} [body] @param {Record<string, string>} [headers] */
+  api(method, path, body, headers) {
+    return this.#call(method, `${this.boxesUrl}${path}`, body, { headers });
+  }
+
+  /** A write that is safe to retry: sent with one `Idempotency-Key`, and sent again with the same
+   * key when no answer came back (network error, 503, 504) or while the first is still running
+   * (409 on the key), so a flaky network never doubles it. Other errors are thrown at once.
+   * @param {string} path @param {any} body @param {{attempts?: number, delay?: (attempt: number) => number}} [o] */
+  async idempotentPost(path, body, o = {}) {
+    const attempts = o.attempts ?? 4;
+    const delay = o.delay ?? ((/** @type {number} */ a) => backoffDelay(a, 200, 2000));
+    const key = idempotencyKey();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.api('POST', path, body, { 'Idempotency-Key': key });
+      } catch (e) {
+        const again =
+          e instanceof ApiError &&
+          (e.status === 0 ||
+            e.status === 503 ||
+            e.status === 504 ||
+            (e.status === 409 && e.details['Idempotency-Key'] === 'conflict'));
+        if (!again || attempt + 1 >= attempts) throw e;
+        await new Promise((r) => setTimeout(r, delay(attempt)));
+      }
+    }
   }
 
   // ---- identity key ------------------------------------------------------------------------
@@ -348,7 +380,7 @@ export class BoxesClient {
   async send(boxId, text) {
     const k = await this.#requireKey(boxId);
     return this.decryptEvent(
-      await this.api('POST', `/boxes/${boxId}/events`, {
+      await this.idempotentPost(`/boxes/${boxId}/events`, {
         type: 'msg.text',
         content: { encrypted: c.encryptMessage(text, k.publicKey), public_key: k.publicKey },
       }),
@@ -359,7 +391,7 @@ export class BoxesClient {
   async edit(boxId, messageId, text) {
     const k = await this.#requireKey(boxId);
     return this.decryptEvent(
-      await this.api('POST', `/boxes/${boxId}/events`, {
+      await this.idempotentPost(`/boxes/${boxId}/events`, {
         type: 'msg.edit',
         referrer_id: messageId,
         content: { new_encrypted: c.encryptMessage(text, k.publicKey), new_public_key: k.publicKey },
@@ -369,7 +401,7 @@ export class BoxesClient {
 
   /** @param {string} boxId @param {string} messageId */
   async deleteMessage(boxId, messageId) {
-    return this.decryptEvent(await this.api('POST', `/boxes/${boxId}/events`, { type: 'msg.delete', referrer_id: messageId }));
+    return this.decryptEvent(await this.idempotentPost(`/boxes/${boxId}/events`, { type: 'msg.delete', referrer_id: messageId }));
   }
 
   /** Decrypts what an event carries; never throws for a ciphertext it cannot open.
@@ -521,7 +553,8 @@ export class BoxesClient {
 
   // ---- realtime ----------------------------------------------------------------------------
 
-  /** Opens the socket, reconnects with backoff and jitter, re-syncs after each `ready` (§9.6).
+  /** Opens the socket, reconnects with backoff and jitter from the last history position
+   * (`?since=`), and re-syncs after each `ready` that did not recover everything (§9.6).
    * @param {RealtimeHandlers} h
    * @returns {{close(): void, readonly connected: boolean}} */
   connect(h = {}) {
@@ -543,7 +576,9 @@ export class BoxesClient {
         report(e);
       }
       if (!this.session || stopped) return;
-      const url = `${this.realtimeUrl}/box-users/${this.identityId}/ws?access_token=${encodeURIComponent(this.session.accessToken)}`;
+      let url = `${this.realtimeUrl}/box-users/${this.identityId}/ws?access_token=${encodeURIComponent(this.session.accessToken)}`;
+      // Recovery: the server replays what came after this position, then says whether it could.
+      if (this.position) url += `&since=${encodeURIComponent(this.position)}`;
       ws = new this.WebSocket(url);
       ws.onmessage = (/** @type {{data: any}} */ m) => {
         let env;
@@ -552,6 +587,8 @@ export class BoxesClient {
         } catch {
           return;
         }
+        if (env?.type === 'ready' && typeof env.object?.position === 'string') this.position = env.object.position;
+        else if (typeof env?.position === 'string') this.position = env.position;
         this.#dispatch(env, h, onReady).catch(report);
       };
       ws.onclose = (/** @type {{code: number}} */ ev) => {
@@ -567,10 +604,12 @@ export class BoxesClient {
       ws.onerror = () => {};
     };
 
-    const onReady = async () => {
+    const onReady = async (/** @type {any} */ ready) => {
       attempt = 0;
       connected = true;
       h.onState?.('open');
+      // Recovered: every missed envelope was replayed before `ready`, nothing to re-sync.
+      if (ready?.recovered === true) return;
       await this.catchUp(h).catch(report);
     };
     open();
@@ -586,12 +625,12 @@ export class BoxesClient {
     };
   }
 
-  /** @param {any} env @param {RealtimeHandlers} h @param {() => Promise<void>} onReady */
+  /** @param {any} env @param {RealtimeHandlers} h @param {(ready: any) => Promise<void>} onReady */
   async #dispatch(env, h, onReady) {
     const o = env.object;
     switch (env.type) {
       case 'ready':
-        await onReady();
+        await onReady(o);
         break;
       case 'event.new': {
         const seen = this.seen.get(o.box_id);

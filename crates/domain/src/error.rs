@@ -15,6 +15,9 @@ pub enum ErrorCode {
     MethodNotAllowed,
     Conflict,
     Gone,
+    /// 422: the request is well-formed but cannot be applied as sent; ours (not in §4), for an
+    /// `Idempotency-Key` reused with another request.
+    UnprocessableEntity,
     RequestTimeout,
     RequestEntityTooLarge,
     TooManyRequests,
@@ -34,6 +37,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Conflict => 409,
             ErrorCode::Gone => 410,
+            ErrorCode::UnprocessableEntity => 422,
             ErrorCode::RequestTimeout => 408,
             ErrorCode::RequestEntityTooLarge => 413,
             ErrorCode::TooManyRequests => 429,
@@ -151,6 +155,11 @@ impl ErrorBody {
 
     pub fn not_found(origin: Origin, field: &str) -> Self {
         Self::new(ErrorCode::NotFound, origin, format!("{field} not found")).with(field, Detail::NotFound)
+    }
+
+    /// 422 `unprocessable_entity` with `{field: invalid}`.
+    pub fn unprocessable(origin: Origin, field: &str, desc: impl Into<String>) -> Self {
+        Self::new(ErrorCode::UnprocessableEntity, origin, desc).with(field, Detail::Invalid)
     }
 
     pub fn conflict(origin: Origin, field: &str, desc: impl Into<String>) -> Self {

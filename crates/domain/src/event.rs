@@ -102,6 +102,10 @@ pub struct Event<C = Value> {
     #[serde(rename = "type")]
     pub kind: EventType,
     pub box_id: BoxId,
+    /// The event's place in its box (§13.1), 1 for `create`: the cursor of
+    /// `GET /boxes/{id}/events?after=` (issue 17).
+    #[serde(default)]
+    pub seq: i64,
     pub server_event_created_at: Timestamp,
     pub sender: IdentityView,
     pub content: Option<C>,
@@ -115,6 +119,7 @@ impl<C> Event<C> {
             id: self.id,
             kind: self.kind,
             box_id: self.box_id,
+            seq: self.seq,
             server_event_created_at: self.server_event_created_at,
             sender: self.sender,
             content: self.content.map(f),

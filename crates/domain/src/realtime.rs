@@ -66,9 +66,75 @@ pub fn revoked_sid_key(sid: SessionId) -> String {
 /// every token check answers 503.
 pub const REVOCATIONS_LOADED_KEY: &str = "auth:revocations_loaded";
 
+/// `ready` (§9.1): the identity, the history position everything delivered after it follows, and
+/// whether a `?since=` reconnection was recovered (`null` when none was asked for).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ready {
     pub identity_id: IdentityId,
+    pub position: Position,
+    pub recovered: Option<bool>,
+}
+
+/// Redis stream of the envelopes published for one identity, for recovery on reconnect.
+pub fn history_key(id: IdentityId) -> String {
+    format!("user_{id}:history")
+}
+
+/// A place in an identity's history: the Redis stream entry id `<ms>-<seq>`. Ordered like the
+/// history; written canonically (no leading zeros), so two spellings of one place compare equal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl Position {
+    /// `<ms>-<seq>`, both decimal, at most 20 digits each.
+    pub fn parse(s: &str) -> Option<Position> {
+        let (ms, seq) = s.split_once('-')?;
+        let digits = |p: &str| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit());
+        if !digits(ms) || !digits(seq) {
+            return None;
+        }
+        Some(Position { ms: ms.parse().ok()?, seq: seq.parse().ok()? })
+    }
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+impl Serialize for Position {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Position {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Position::parse(&s).ok_or_else(|| serde::de::Error::custom("malformed position"))
+    }
+}
+
+const POSITION_FIELD: &str = ",\"position\":\"";
+
+/// The envelope text with its history position added as a last top-level field, as the
+/// publishing script writes it; text that is not a JSON object is left as is.
+pub fn with_position(envelope: &str, position: &str) -> String {
+    match envelope.strip_suffix('}') {
+        Some(head) => format!("{head}{POSITION_FIELD}{position}\"}}"),
+        None => envelope.to_owned(),
+    }
+}
+
+/// The position [`with_position`] added to an envelope text, if any.
+pub fn position_of(envelope: &str) -> Option<Position> {
+    let head = envelope.strip_suffix("\"}")?;
+    let at = head.rfind(POSITION_FIELD)?;
+    Position::parse(&head[at + POSITION_FIELD.len()..])
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +194,26 @@ mod tests {
         assert_eq!(user_channel(id), "user_74ee16b5-89be-44f7-bcdd-117f496a90a7:ws");
         assert_eq!(channel_identity(&user_channel(id)), Some(id));
         assert_eq!(channel_identity("other"), None);
+    }
+
+    #[test]
+    fn positions_parse_order_and_ride_on_envelopes() {
+        let p = Position::parse("1700000000000-3").unwrap_or(Position { ms: 0, seq: 0 });
+        assert_eq!(p.to_string(), "1700000000000-3");
+        assert_eq!(Position::parse("0017-01").map(|p| p.to_string()).as_deref(), Some("17-1"));
+        assert!(Position::parse("17-2") > Position::parse("17-1"));
+        assert!(Position::parse("18-0") > Position::parse("17-9"));
+        for bad in
+            ["", "1", "-1", "1-", "a-1", "1-1-1", "1 -1", "+1-1", "123456789012345678901-0", "18446744073709551616-0"]
+        {
+            assert_eq!(Position::parse(bad), None, "{bad}");
+        }
+        let e = with_position(r#"{"type":"ack","object":{"a":"}"}}"#, "5-2");
+        assert_eq!(e, r#"{"type":"ack","object":{"a":"}"},"position":"5-2"}"#);
+        assert!(serde_json::from_str::<Value>(&e).is_ok());
+        assert_eq!(position_of(&e), Position::parse("5-2"));
+        assert_eq!(position_of(r#"{"type":"ack","object":{}}"#), None);
+        assert_eq!(with_position("not json", "5-2"), "not json");
     }
 
     #[test]

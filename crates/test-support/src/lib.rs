@@ -149,10 +149,17 @@ impl Subscriber {
         tokio::time::timeout(wait, self.rx.recv()).await.ok().flatten()
     }
 
-    /// The next payload parsed as JSON.
+    /// The next payload parsed as JSON. The history position a recorded publish carries
+    /// (`position`, see `web_kit::history`) is removed once checked well-formed, so tests compare
+    /// envelopes as §9.4 shapes them; [`Subscriber::next`] keeps it.
     pub async fn next_json(&mut self, wait: Duration) -> Option<(String, serde_json::Value)> {
         let (c, p) = self.next(wait).await?;
-        Some((c, serde_json::from_str(&p).unwrap_or(serde_json::Value::Null)))
+        let mut v = serde_json::from_str(&p).unwrap_or(serde_json::Value::Null);
+        if let Some(position) = v.as_object_mut().and_then(|o| o.remove("position")) {
+            let well_formed = position.as_str().and_then(domain::realtime::Position::parse).is_some();
+            assert!(well_formed, "malformed history position in {p}");
+        }
+        Some((c, v))
     }
 
     /// Everything that arrives until `quiet` passes without a message.

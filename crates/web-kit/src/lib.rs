@@ -6,6 +6,7 @@
 
 pub mod body;
 pub mod failure;
+pub mod history;
 pub mod limits;
 pub mod origins;
 pub mod ratelimit;

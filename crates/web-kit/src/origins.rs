@@ -83,8 +83,12 @@ impl OriginPolicy {
                 header::CONTENT_TYPE,
                 header::AUTHORIZATION,
                 header::HeaderName::from_static("x-csrf-token"),
+                header::HeaderName::from_static("idempotency-key"),
             ])
-            .expose_headers([header::HeaderName::from_static("x-total-count")])
+            .expose_headers([
+                header::HeaderName::from_static("x-total-count"),
+                header::HeaderName::from_static("idempotent-replayed"),
+            ])
             .block_on_origin_mismatch(false)
             .max_age(600);
         match self {

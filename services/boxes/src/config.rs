@@ -78,6 +78,15 @@ pub struct Settings {
     /// or `off`; kept in Redis, so the limit holds across instances.
     #[arg(long, env = "RATE_INVITES_PER_IDENTITY", default_value_t = INVITES_PER_IDENTITY)]
     pub invites_per_identity: Quota,
+
+    /// Entries kept in each identity's realtime history for recovery on reconnect (at least;
+    /// Redis trims approximately). Every envelope boxes publishes is recorded there.
+    #[arg(long, env = "HISTORY_MAX_LEN", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub history_max_len: u64,
+
+    /// How long an envelope stays in the history, in seconds; an idle history expires after this.
+    #[arg(long, env = "HISTORY_TTL_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub history_ttl_secs: u64,
 }
 
 /// Default of `RATE_INVITES_PER_IDENTITY`.
@@ -87,6 +96,13 @@ pub const INVITES_PER_IDENTITY: Quota = Quota::per(100, 600);
 pub const INTERNAL_TOKEN_MIN_BYTES: usize = 32;
 
 impl Settings {
+    pub fn history_limits(&self) -> web_kit::history::HistoryLimits {
+        web_kit::history::HistoryLimits {
+            max_len: self.history_max_len,
+            max_age_ms: self.history_ttl_secs.saturating_mul(1000),
+        }
+    }
+
     /// Refuses settings that must not reach production: a short internal token, a bad origin list.
     pub fn check(&self) -> anyhow::Result<()> {
         use secrecy::ExposeSecret;

@@ -1,9 +1,11 @@
 //! Realtime side effects (§6.4): envelopes published to `user_{id}:ws` and unread counters.
 //!
 //! Handlers collect effects in an [`Outbox`] while their transaction runs and send it only after
-//! commit. Sending is best effort: a Redis failure is logged and never fails the request.
+//! commit. Sending is best effort: a Redis failure is logged and never fails the request. Each
+//! envelope is recorded in its recipient's history and published by one script
+//! (`web_kit::history`), so a client that was offline can recover it on reconnect.
 
-use domain::realtime::{counter_key, user_channel, Envelope};
+use domain::realtime::{counter_key, Envelope};
 use domain::{BoxId, IdentityId};
 
 #[derive(Debug, Default)]
@@ -37,7 +39,7 @@ impl Outbox {
     }
 
     /// One pipelined round trip: counters first, so a client reacting to a message reads fresh counts.
-    pub async fn send(self, redis: &redis::aio::ConnectionManager) {
+    pub async fn send(self, redis: &redis::aio::ConnectionManager, history: web_kit::history::HistoryLimits) {
         if self.is_empty() {
             return;
         }
@@ -49,7 +51,7 @@ impl Outbox {
             pipe.incr(counter_key(*who, *box_id), 1).ignore();
         }
         for (to, payload) in &self.publishes {
-            pipe.publish(user_channel(*to), payload).ignore();
+            pipe.add_command(web_kit::history::publish_cmd(*to, payload, history)).ignore();
         }
         if let Err(e) = web_kit::redis::query::<()>(redis, &pipe).await {
             tracing::warn!(error = %e, publishes = self.publishes.len(), "realtime publish failed");

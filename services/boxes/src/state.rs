@@ -20,6 +20,8 @@ pub struct AppState {
     pub internal_token: SecretString,
     /// `RATE_INVITES_PER_IDENTITY`.
     pub invites_per_identity: Quota,
+    /// Bounds of the per-identity realtime history every publish writes to.
+    pub history: web_kit::history::HistoryLimits,
 }
 
 impl AppState {

@@ -63,6 +63,23 @@ pub struct Settings {
     #[arg(long, env = "WS_MAX_FRAME_BYTES", default_value_t = 8 * 1024)]
     pub max_frame_bytes: usize,
 
+    /// Entries kept in each identity's history for recovery on reconnect (at least; Redis trims
+    /// approximately). Realtime writes there the `ack` echoes it publishes.
+    #[arg(long, env = "HISTORY_MAX_LEN", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub history_max_len: u64,
+
+    /// How long an envelope stays in the history, in seconds; an idle history expires after this.
+    #[arg(long, env = "HISTORY_TTL_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub history_ttl_secs: u64,
+
+    /// Most envelopes replayed to a socket reconnecting with `?since=`; more is `recovered:false`.
+    #[arg(long, env = "WS_REPLAY_MAX", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub replay_max: u64,
+
+    /// Most bytes replayed to one socket; more is `recovered:false`.
+    #[arg(long, env = "WS_REPLAY_MAX_BYTES", default_value_t = 4 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..=268_435_456))]
+    pub replay_max_bytes: u64,
+
     /// Sockets one identity may hold on one process; the next handshake is refused with 429.
     #[arg(long, env = "WS_MAX_SOCKETS_PER_IDENTITY", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_sockets_per_identity: u64,
@@ -108,6 +125,10 @@ impl Settings {
             max_frame_bytes: 8 * 1024,
             max_sockets_per_identity: 16,
             max_sockets: 50_000,
+            history_max_len: 1000,
+            history_ttl_secs: 600,
+            replay_max: 1000,
+            replay_max_bytes: 4 * 1024 * 1024,
             redis_reconnect_max_ms: 5_000,
             redis_health_interval_ms: 15_000,
             shutdown_timeout_secs: 10,
@@ -127,6 +148,20 @@ impl Settings {
     pub fn write_timeout(&self) -> Duration {
         Duration::from_millis(self.write_timeout_ms)
     }
+
+    pub fn history_limits(&self) -> web_kit::history::HistoryLimits {
+        web_kit::history::HistoryLimits {
+            max_len: self.history_max_len,
+            max_age_ms: self.history_ttl_secs.saturating_mul(1000),
+        }
+    }
+
+    pub fn replay_limits(&self) -> web_kit::history::ReplayLimits {
+        web_kit::history::ReplayLimits {
+            max_entries: usize::try_from(self.replay_max).unwrap_or(usize::MAX),
+            max_bytes: usize::try_from(self.replay_max_bytes).unwrap_or(usize::MAX),
+        }
+    }
 }
 
 /// The Redis URL may carry a password, so it is masked.
@@ -145,6 +180,10 @@ impl fmt::Debug for Settings {
             .field("max_frame_bytes", &self.max_frame_bytes)
             .field("max_sockets_per_identity", &self.max_sockets_per_identity)
             .field("max_sockets", &self.max_sockets)
+            .field("history_max_len", &self.history_max_len)
+            .field("history_ttl_secs", &self.history_ttl_secs)
+            .field("replay_max", &self.replay_max)
+            .field("replay_max_bytes", &self.replay_max_bytes)
             .field("redis_reconnect_max_ms", &self.redis_reconnect_max_ms)
             .field("redis_health_interval_ms", &self.redis_health_interval_ms)
             .field("shutdown_timeout_secs", &self.shutdown_timeout_secs)

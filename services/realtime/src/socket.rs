@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use actix_http::ws::Frame;
 use actix_ws::{CloseCode, CloseReason, Message};
 use bytestring::ByteString;
-use domain::realtime::{types, Ack, Envelope, Ready};
+use domain::realtime::{position_of, types, Ack, Envelope, Position, Ready};
 use domain::{IdentityId, SessionId};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
@@ -48,6 +48,8 @@ pub struct Socket {
     pub sid: SessionId,
     /// Token `exp`, seconds since the epoch: the socket closes with 4001 then.
     pub expires_at: i64,
+    /// `?since=`: replay the history after this position before `ready`.
+    pub since: Option<Position>,
     pub registration: Registration,
     pub queue: mpsc::Receiver<Outbound>,
     pub conn: Conn,
@@ -95,7 +97,10 @@ fn code_after_drop(queue: &mut mpsc::Receiver<Outbound>) -> u16 {
 
 impl Socket {
     pub async fn run(self) {
-        let Socket { identity, sid, expires_at, registration, mut queue, mut conn, store, config } = self;
+        let Socket { identity, sid, expires_at, since, registration, mut queue, mut conn, store, config } = self;
+        // The position `ready` announced: live envelopes at or before it were already replayed or
+        // precede what the client asked for.
+        let mut floor: Option<Position> = None;
         let expiry = sleep_until(deadline_for(expires_at));
         tokio::pin!(expiry);
         let idle = sleep_until(Instant::now() + config.idle_timeout);
@@ -114,7 +119,14 @@ impl Socket {
                             let code = code_after_drop(&mut queue);
                             break End::Close(code, reason(code));
                         }
-                        Some(Outbound::Text(text)) => ByteString::clone(&text),
+                        Some(Outbound::Text(text)) => {
+                            if let (Some(floor), Some(position)) = (floor, position_of(&text)) {
+                                if position <= floor {
+                                    continue;
+                                }
+                            }
+                            ByteString::clone(&text)
+                        }
                         Some(Outbound::Ready) => {
                             // A logout between the handshake's check and the subscription published
                             // its `session.revoked` before this socket could hear it; its marker
@@ -127,7 +139,38 @@ impl Socket {
                                     break End::Close(close::SUBSCRIPTION_LOST, "revocation state unknown");
                                 }
                             }
-                            Envelope::new(types::READY, Ready { identity_id: identity }).to_json().into()
+                            if floor.is_some() {
+                                continue;
+                            }
+                            // Read after the subscription is live: anything published later is
+                            // queued behind this and filtered by `floor`.
+                            let recovery = match Box::pin(store.recovery(identity, since)).await {
+                                Ok(r) => r,
+                                Err(e) => {
+                                    tracing::warn!(identity = %identity, error = format!("{e:#}"), "history read failed");
+                                    break End::Close(close::SUBSCRIPTION_LOST, "history unavailable");
+                                }
+                            };
+                            floor = Some(recovery.head);
+                            let (recovered, replay) = match recovery.replay {
+                                Some((recovered, replay)) => (Some(recovered), replay),
+                                None => (None, Vec::new()),
+                            };
+                            if !replay.is_empty() {
+                                tracing::info!(identity = %identity, replayed = replay.len(), "history replayed");
+                            }
+                            let mut gone = false;
+                            for text in replay {
+                                if !matches!(tokio::time::timeout(config.write_timeout, conn.send(Message::Text(text.into()))).await, Ok(Ok(()))) {
+                                    gone = true;
+                                    break;
+                                }
+                            }
+                            if gone {
+                                break End::Gone;
+                            }
+                            let ready = Ready { identity_id: identity, position: recovery.head, recovered };
+                            Envelope::new(types::READY, ready).to_json().into()
                         }
                         Some(Outbound::Close(code)) => break End::Close(code, reason(code)),
                         None => break End::Close(close::SLOW_CONSUMER, reason(close::SLOW_CONSUMER)),

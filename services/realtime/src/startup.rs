@@ -90,7 +90,7 @@ impl Application {
         let sockets = TaskTracker::new();
         let state = web::Data::new(AppState {
             verifier,
-            store: Arc::new(Store::new(client)),
+            store: Arc::new(Store::new(client, settings.history_limits(), settings.replay_limits())),
             hub: hub.clone(),
             origins,
             socket: SocketConfig {

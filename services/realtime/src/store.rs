@@ -1,24 +1,28 @@
 //! Redis commands outside pub/sub: the revocation marker read at each handshake (§3.3), the unread
-//! counter reset and the echo publish of a client `ack` (§9.5), and the readiness ping.
+//! counter reset and the echo publish of a client `ack` (§9.5), the identity's history read when a
+//! socket becomes ready (`web_kit::history`), and the readiness ping.
 //!
 //! One multiplexed connection (a `ConnectionManager`, which reconnects by itself) is shared by the
 //! whole process. It is opened lazily, so the service starts, and answers 503, while Redis is down.
 //! Every call, the lazy connect included, answers within `web_kit::redis::CALL_TIMEOUT`.
 
 use anyhow::Context;
-use domain::realtime::{counter_key, user_channel};
+use domain::realtime::{counter_key, Position};
 use domain::{BoxId, IdentityId, SessionId};
 use redis::aio::ConnectionManager;
+use web_kit::history::{HistoryLimits, Recovery, ReplayLimits};
 use web_kit::redis::{query, Revocation, CALL_TIMEOUT};
 
 pub struct Store {
     client: redis::Client,
     conn: tokio::sync::Mutex<Option<ConnectionManager>>,
+    history: HistoryLimits,
+    replay: ReplayLimits,
 }
 
 impl Store {
-    pub fn new(client: redis::Client) -> Self {
-        Store { client, conn: tokio::sync::Mutex::new(None) }
+    pub fn new(client: redis::Client, history: HistoryLimits, replay: ReplayLimits) -> Self {
+        Store { client, conn: tokio::sync::Mutex::new(None), history, replay }
     }
 
     async fn conn(&self) -> anyhow::Result<ConnectionManager> {
@@ -51,9 +55,15 @@ impl Store {
     pub async fn ack(&self, sender: IdentityId, box_id: BoxId, envelope: &str) -> anyhow::Result<()> {
         let conn = self.conn().await?;
         let _: () = query(&conn, redis::cmd("DEL").arg(counter_key(sender, box_id))).await.context("counter reset")?;
-        let _: () =
-            query(&conn, redis::cmd("PUBLISH").arg(user_channel(sender)).arg(envelope)).await.context("ack publish")?;
+        let publish = web_kit::history::publish_cmd(sender, envelope, self.history);
+        let _: String = query(&conn, &publish).await.context("ack publish")?;
         Ok(())
+    }
+
+    /// The head of the identity's history and, with `since`, the envelopes after it.
+    pub async fn recovery(&self, identity: IdentityId, since: Option<Position>) -> anyhow::Result<Recovery> {
+        let conn = self.conn().await?;
+        web_kit::history::recovery(&conn, identity, since, self.replay, self.history.max_age_ms).await
     }
 
     /// Readiness: one PING round trip.

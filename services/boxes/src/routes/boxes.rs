@@ -12,6 +12,7 @@ use domain::{BoxId, Detail, ErrorBody, IdentityId, Origin};
 
 use crate::auth::authenticate;
 use crate::error::ApiResult;
+use crate::idempotency::{self, Claim};
 use crate::notify::Outbox;
 use crate::state::AppState;
 use crate::store::boxes::BoxRow;
@@ -81,9 +82,15 @@ pub async fn create(req: HttpRequest, state: web::Data<AppState>, payload: web::
     let caller = authenticate(&req, &state).await?;
     let body = web_kit::body::json_body(&req, payload).await?;
     let new = BoxCreate::parse(&body)?;
+    let claim = Claim::from_request(&req, &body)?;
 
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
+    if let Some(claim) = &claim {
+        if let Some(done) = idempotency::begin(&tx, caller.id(), claim).await? {
+            return Ok(idempotency::replay(done.status, done.body.unwrap_or_default()));
+        }
+    }
     if let Some(ks) = &new.key_share {
         if store::keyshares::hash_exists(&tx, ks.other_share_hash.as_str()).await? {
             return Err(hash_conflict("key_share.other_share_hash").into());
@@ -95,31 +102,59 @@ pub async fn create(req: HttpRequest, state: web::Data<AppState>, payload: web::
             return Err(hash_conflict("key_share.other_share_hash").into());
         }
     }
+    // With a key the answer is built and stored before the commit, in the same transaction.
+    let stored_view = match &claim {
+        Some(claim) => {
+            let view = views::box_for(&tx, &state.redis, caller.id(), &row).await?;
+            idempotency::finish(&tx, caller.id(), claim, 201, &view, None, None).await?;
+            Some(view)
+        }
+        None => None,
+    };
     web_kit::limits::committing(tx.commit()).await?;
     tracing::info!(box_id = %row.id, "box created");
 
     let mut outbox = Outbox::new();
     announce_create(&client, &mut outbox, &create).await?;
-    let view = views::box_for(&client, &state.redis, caller.id(), &row).await?;
-    outbox.send(&state.redis).await;
+    let view = match stored_view {
+        Some(view) => view,
+        None => views::box_for(&client, &state.redis, caller.id(), &row).await?,
+    };
+    outbox.send(&state.redis, state.history).await;
     Ok(HttpResponse::Created().json(view))
 }
 
-/// `GET /boxes/joined` (§7.3).
+/// `changed_since` (issue 17): an RFC 3339 time; 400 `{"changed_since": "malformed"}` otherwise.
+fn changed_since(req: &HttpRequest) -> ApiResult<Option<chrono::DateTime<chrono::Utc>>> {
+    match query(req)?.get("changed_since") {
+        None => Ok(None),
+        Some(raw) => {
+            chrono::DateTime::parse_from_rfc3339(raw).map(|t| Some(t.with_timezone(&chrono::Utc))).map_err(|_| {
+                ErrorBody::bad_request(Origin::Query, "invalid changed_since")
+                    .with("changed_since", Detail::Malformed)
+                    .into()
+            })
+        }
+    }
+}
+
+/// `GET /boxes/joined` (§7.3); with `?changed_since=`, only the boxes changed after that time.
 pub async fn joined(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let caller = authenticate(&req, &state).await?;
     let page = page(&req, JOINED_DEFAULT, JOINED_MAX)?;
+    let since = changed_since(&req)?;
     let client = state.db.get().await?;
-    let rows = store::boxes::joined_by(&client, caller.id(), page).await?;
+    let rows = store::boxes::joined_by(&client, caller.id(), page, since).await?;
     let views = views::boxes_for(&client, &state.redis, caller.id(), &rows).await?;
     Ok(HttpResponse::Ok().json(views))
 }
 
-/// `HEAD /boxes/joined` (§7.3).
+/// `HEAD /boxes/joined` (§7.3), with the same `changed_since` filter.
 pub async fn joined_count(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let caller = authenticate(&req, &state).await?;
+    let since = changed_since(&req)?;
     let client = state.db.get().await?;
-    Ok(total_count(store::boxes::count_joined(&client, caller.id()).await?))
+    Ok(total_count(store::boxes::count_joined(&client, caller.id(), since).await?))
 }
 
 /// `GET /boxes/{id}` (§7.4): members see the box; others learn only whether they could join.
@@ -200,6 +235,6 @@ pub async fn delete(
         outbox.reset(*m, box_id);
         outbox.publish(*m, &notice);
     }
-    outbox.send(&state.redis).await;
+    outbox.send(&state.redis, state.history).await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -11,6 +11,7 @@ use domain::{Detail, ErrorBody, IdentityId, Origin};
 use super::boxes::{announce_create, hash_conflict, insert_box};
 use crate::auth::authenticate;
 use crate::error::ApiResult;
+use crate::idempotency::{self, Claim};
 use crate::notify::Outbox;
 use crate::state::AppState;
 use crate::store;
@@ -28,6 +29,7 @@ pub async fn contact(
     let body = web_kit::body::json_body(&req, payload).await?;
     let path_identity: IdentityId = path_id(&path, "id")?;
     let new = ContactRequest::parse(&body, caller.id())?;
+    let claim = Claim::from_request(&req, &body)?;
     caller.require_self(path_identity)?;
     let me = caller.id();
     state.charge_invitation(me).await?;
@@ -51,6 +53,11 @@ pub async fn contact(
     }
 
     let tx = client.transaction().await?;
+    if let Some(claim) = &claim {
+        if let Some(done) = idempotency::begin(&tx, me, claim).await? {
+            return Ok(idempotency::replay(done.status, done.body.unwrap_or_default()));
+        }
+    }
     if store::keyshares::hash_exists(&tx, new.key_share.other_share_hash.as_str()).await? {
         return Err(hash_conflict("key_share.other_share_hash").into());
     }
@@ -82,6 +89,14 @@ pub async fn contact(
         },
     )
     .await?;
+    let stored_view = match &claim {
+        Some(claim) => {
+            let view = views::box_for(&tx, &state.redis, me, &row).await?;
+            idempotency::finish(&tx, me, claim, 201, &view, None, None).await?;
+            Some(view)
+        }
+        None => None,
+    };
     web_kit::limits::committing(tx.commit()).await?;
     tracing::info!(box_id = %row.id, contacted = %contacted.id, "contact box created");
 
@@ -89,7 +104,10 @@ pub async fn contact(
     announce_create(&client, &mut outbox, &create).await?;
     let invite = Notification::auto_invite(row.id, &row.title, action.id);
     outbox.publish(contacted.id, &Envelope::new(types::NOTIFICATION, invite));
-    let view = views::box_for(&client, &state.redis, me, &row).await?;
-    outbox.send(&state.redis).await;
+    let view = match stored_view {
+        Some(view) => view,
+        None => views::box_for(&client, &state.redis, me, &row).await?,
+    };
+    outbox.send(&state.redis, state.history).await;
     Ok(HttpResponse::Created().json(view))
 }

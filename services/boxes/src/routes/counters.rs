@@ -31,6 +31,6 @@ pub async fn ack(
     let mut outbox = Outbox::new();
     outbox.reset(identity, box_id);
     outbox.publish(identity, &Envelope::new(types::ACK, Ack { sender_id: identity, box_id }));
-    outbox.send(&state.redis).await;
+    outbox.send(&state.redis, state.history).await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -12,16 +12,18 @@ use domain::input::{path_id, Page};
 use domain::keyshare::NewKeyShare;
 use domain::realtime::{types, Envelope, Notification};
 use domain::{BoxId, Detail, ErrorBody, ErrorCode, EventId, IdentityId, Origin};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::boxes::{hash_conflict, page, total_count};
 use crate::auth::{self, authenticate};
 use crate::error::{ApiError, ApiResult};
+use crate::idempotency::{self, Claim};
 use crate::notify::Outbox;
 use crate::state::AppState;
 use crate::store::boxes::BoxRow;
 use crate::store::crypto_actions::NewCryptoAction;
 use crate::store::events::{EventRow, NewEventRow};
+use crate::store::idempotency::Stored;
 use crate::store::{self, GenericClient};
 use crate::views::{self, EventContext};
 
@@ -101,14 +103,16 @@ pub async fn post(
         Ok(()) => parse_post(&req, payload, &path).await,
         Err(e) => Err(e),
     };
-    let (box_id, new) = match parsed {
+    let parsed = parsed.and_then(|(box_id, new, body)| Ok((box_id, new, Claim::from_request(&req, &body)?)));
+    let (box_id, new, claim) = match parsed {
         Ok(parsed) => parsed,
         Err(e) => {
             pending.finish(&req, auth::known_identity(&state, me).await?)?;
             return Err(e);
         }
     };
-    if matches!(new, NewEvent::MsgText { .. } | NewEvent::MsgFile { .. }) {
+    // A message with an idempotency key takes the general path, which can store its answer.
+    if claim.is_none() && matches!(new, NewEvent::MsgText { .. } | NewEvent::MsgFile { .. }) {
         return post_message(&req, &state, pending, box_id, &new).await;
     }
     let caller = pending.finish(&req, auth::known_identity(&state, me).await?)?;
@@ -119,18 +123,36 @@ pub async fn post(
 
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
+    if let Some(claim) = &claim {
+        if let Some(done) = idempotency::begin(&tx, me, claim).await? {
+            return replay_event(&tx, me, done).await;
+        }
+    }
     let Some(bx) = store::boxes::lock(&tx, box_id).await? else {
         let reason = if new.kind() == EventType::MemberJoin { "no_access" } else { "not_member" };
         return Err(ErrorBody::box_rule(reason).into());
     };
     let effects = apply(&tx, &bx, me, &new).await?;
+    let rows: Vec<EventRow> =
+        std::iter::once(effects.posted.clone()).chain(effects.announced.iter().map(|a| a.event.clone())).collect();
+    // With a key the answer is built and stored before the commit, in the same transaction.
+    let loaded = match &claim {
+        Some(claim) => {
+            let ctx = EventContext::load(&tx, &rows, false).await?;
+            let answer = ctx.render(&effects.posted, bx.is_admin(me));
+            idempotency::finish(&tx, me, claim, 201, &answer, Some(box_id), Some(effects.posted.id)).await?;
+            Some(ctx)
+        }
+        None => None,
+    };
     web_kit::limits::committing(tx.commit()).await?;
     tracing::info!(box_id = %box_id, event_id = %effects.posted.id, kind = new.kind().as_str(), "event posted");
 
     let mut outbox = Outbox::new();
-    let rows: Vec<EventRow> =
-        std::iter::once(effects.posted.clone()).chain(effects.announced.iter().map(|a| a.event.clone())).collect();
-    let ctx = EventContext::load(&client, &rows, false).await?;
+    let ctx = match loaded {
+        Some(ctx) => ctx,
+        None => EventContext::load(&client, &rows, false).await?,
+    };
     for a in &effects.announced {
         views::announce(&mut outbox, &ctx, &a.event, bx.creator_id, &a.recipients);
         if counts(a.event.kind) {
@@ -146,16 +168,35 @@ pub async fn post(
         outbox.reset(*who, box_id);
     }
     let response = ctx.render(&effects.posted, bx.is_admin(me));
-    outbox.send(&state.redis).await;
+    outbox.send(&state.redis, state.history).await;
     Ok(HttpResponse::Created().json(response))
 }
 
 /// Step 4 of §3.7 for a posted event: the body, the path, the event.
-async fn parse_post(req: &HttpRequest, payload: web::Payload, path: &str) -> ApiResult<(BoxId, NewEvent)> {
+async fn parse_post(req: &HttpRequest, payload: web::Payload, path: &str) -> ApiResult<(BoxId, NewEvent, Value)> {
     let body = web_kit::body::json_body(req, payload).await?;
     let box_id: BoxId = path_id(path, "id")?;
     let new = NewEvent::parse(&body)?;
-    Ok((box_id, new))
+    Ok((box_id, new, body))
+}
+
+/// The stored answer of an event post sent again with its key. An answer whose message was
+/// deleted since lost its ciphertext: the event is rendered as it is now instead.
+async fn replay_event<C: GenericClient>(c: &C, me: IdentityId, done: Stored) -> ApiResult<HttpResponse> {
+    if let Some(body) = done.body {
+        return Ok(idempotency::replay(done.status, body));
+    }
+    let (Some(box_id), Some(event_id)) = (done.box_id, done.event_id) else {
+        return Err(anyhow::anyhow!("a wiped idempotent answer without its event").into());
+    };
+    let bx = store::boxes::get(c, box_id).await?;
+    let row = store::events::get_in_box(c, box_id, event_id).await?;
+    let (Some(bx), Some(row)) = (bx, row) else {
+        return Err(anyhow::anyhow!("the event of an idempotent answer is gone").into());
+    };
+    let event = views::events_for(c, &[row], bx.is_admin(me)).await?.pop();
+    let body = serde_json::to_string(&event).map_err(anyhow::Error::from)?;
+    Ok(idempotency::replay(done.status, body))
 }
 
 /// How long before the request's own deadline PostgreSQL must have reached the end of a post's
@@ -202,7 +243,7 @@ async fn post_message(
         outbox.increment(*m, box_id);
     }
     let response = ctx.render(&event, bx.is_admin(me));
-    outbox.send(&state.redis).await;
+    outbox.send(&state.redis, state.history).await;
     Ok(HttpResponse::Created().json(response))
 }
 
@@ -262,6 +303,7 @@ async fn apply<C: GenericClient>(c: &C, bx: &BoxRow, me: IdentityId, new: &NewEv
             }
             let event = insert(c, box_id, EventType::MsgDelete, me, None, Some(target.id)).await?;
             store::events::wipe_message(c, target.id).await?;
+            store::idempotency::wipe_message(c, target.id).await?;
             event
         }
         NewEvent::MemberJoin => {
@@ -429,7 +471,8 @@ async fn member_box<C: GenericClient>(c: &C, box_id: BoxId, me: IdentityId) -> A
     }
 }
 
-/// `GET /boxes/{id}/events` (§7.8): visible events, newest first, folded.
+/// `GET /boxes/{id}/events` (§7.8): visible events, newest first, folded; with `?after=<seq>`
+/// (issue 17) what changed after that event, oldest first.
 ///
 /// The revocation check (Redis) and one pipelined round trip to PostgreSQL
 /// ([`store::events::page_folded`]: identity, box and membership, the folded page) run
@@ -441,7 +484,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>, path: web::Path<
         Ok(()) => parse_list(&req, &path),
         Err(e) => Err(e),
     };
-    let (box_id, page) = match parsed {
+    let (box_id, page, after) = match parsed {
         Ok(parsed) => parsed,
         Err(e) => {
             let (revocation, known) = futures_util::join!(pending.revocation(&state), auth::known_identity(&state, me));
@@ -452,7 +495,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>, path: web::Path<
     };
     let read = async {
         let client = state.db.get().await?;
-        let read = store::events::page_folded(&client, box_id, me, page).await?;
+        let read = store::events::page_folded(&client, box_id, me, page, after).await?;
         Ok::<_, ApiError>((client, read))
     };
     let (revocation, read) = futures_util::join!(pending.revocation(&state), read);
@@ -467,10 +510,19 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>, path: web::Path<
     Ok(HttpResponse::Ok().json(events))
 }
 
-/// Step 4 of §3.7 for a listing: the path, then the page.
-fn parse_list(req: &HttpRequest, path: &str) -> ApiResult<(BoxId, Page)> {
+/// Step 4 of §3.7 for a listing: the path, then the page and the cursor (`after`, a `seq`).
+fn parse_list(req: &HttpRequest, path: &str) -> ApiResult<(BoxId, Page, Option<i64>)> {
     let box_id: BoxId = path_id(path, "id")?;
-    Ok((box_id, page(req, EVENTS_DEFAULT, EVENTS_MAX)?))
+    let page = page(req, EVENTS_DEFAULT, EVENTS_MAX)?;
+    let after = match super::boxes::query(req)?.get("after") {
+        None => None,
+        Some(raw) => {
+            Some(raw.parse::<i64>().ok().filter(|n| *n >= 0 && raw.bytes().all(|b| b.is_ascii_digit())).ok_or_else(
+                || ErrorBody::bad_request(Origin::Query, "invalid cursor").with("after", Detail::Invalid),
+            )?)
+        }
+    };
+    Ok((box_id, page, after))
 }
 
 /// `HEAD /boxes/{id}/events` (§7.8).

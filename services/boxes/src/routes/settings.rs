@@ -66,6 +66,6 @@ pub async fn put(
     store::settings::upsert(&client, id, box_id, muted).await?;
     let mut outbox = Outbox::new();
     outbox.publish(id, &Envelope::new(types::BOX_SETTINGS, BoxSetting { identity_id: id, box_id, muted }));
-    outbox.send(&state.redis).await;
+    outbox.send(&state.redis, state.history).await;
     Ok(HttpResponse::NoContent().finish())
 }

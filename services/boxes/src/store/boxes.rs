@@ -289,26 +289,38 @@ pub async fn can_join<C: GenericClient>(c: &C, b: &BoxRow, who: IdentityId) -> R
 // ---- the joined-boxes list ----
 
 /// Boxes where `who` is a member, the one with the newest visible event first.
+/// The boxes `who` is a member of, newest visible event first; with `changed_since`, only those
+/// with an event of any type (invisible ones included) after that time.
 pub async fn joined_by<C: GenericClient>(
     c: &C,
     who: IdentityId,
     page: Page,
+    changed_since: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<Vec<BoxRow>, tokio_postgres::Error> {
     let rows = sql::query(c,
             "SELECT b.id, b.creator_id, b.title, b.public_key, b.access_mode, b.created_at, b.last_event_at, b.last_visible_at
              FROM boxes.members m JOIN boxes.boxes b ON b.id = m.box_id
-             WHERE m.identity_id = $1
+             WHERE m.identity_id = $1 AND ($4::timestamptz IS NULL OR b.last_event_at > $4)
              ORDER BY b.last_visible_at DESC, b.id
              OFFSET $2 LIMIT $3",
-            &[who.as_uuid(), &page.offset, &page.limit],
+            &[who.as_uuid(), &page.offset, &page.limit, &changed_since],
         )
         .await?;
     Ok(rows.iter().map(box_row).collect())
 }
 
-pub async fn count_joined<C: GenericClient>(c: &C, who: IdentityId) -> Result<i64, tokio_postgres::Error> {
-    let row =
-        sql::query_one(c, "SELECT count(*) AS n FROM boxes.members WHERE identity_id = $1", &[who.as_uuid()]).await?;
+pub async fn count_joined<C: GenericClient>(
+    c: &C,
+    who: IdentityId,
+    changed_since: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<i64, tokio_postgres::Error> {
+    let row = sql::query_one(
+        c,
+        "SELECT count(*) AS n FROM boxes.members m JOIN boxes.boxes b ON b.id = m.box_id
+         WHERE m.identity_id = $1 AND ($2::timestamptz IS NULL OR b.last_event_at > $2)",
+        &[who.as_uuid(), &changed_since],
+    )
+    .await?;
     Ok(row.get("n"))
 }
 

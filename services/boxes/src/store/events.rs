@@ -432,20 +432,22 @@ const PAGE_BOX: &str = concat!(
     ", EXISTS (SELECT 1 FROM boxes.members m WHERE m.box_id = $1 AND m.identity_id = $2) AS is_member
      FROM boxes.boxes WHERE id = $1"
 );
-/// [`list_visible`] (for members only), each row with the latest edit and the first deletion of
-/// a message ([`latest_edits`], [`deletions`]) and the sender's and deleter's identities.
-///
-/// The edits and deletions of the page's messages are read by one index scan over all of them
-/// (`referrer_id = ANY`), not by a probe per row and per kind: the probes, each with its own
-/// sort, cost more than the rest of the statement.
-const PAGE_ROWS: &str = concat!(
-    "WITH e AS MATERIALIZED (
+
+/// The page statement: which events (`$filter`) and in which order (`$order`, by `seq`).
+macro_rules! page_rows {
+    ($filter:literal, $order:literal) => {
+        concat!(
+            "WITH e AS MATERIALIZED (
          SELECT ",
-    event_columns!(),
-    " FROM boxes.events
-         WHERE box_id = $1 AND type = ANY($2)
+            event_columns!(),
+            " FROM boxes.events
+         WHERE box_id = $1 AND ",
+            $filter,
+            "
            AND EXISTS (SELECT 1 FROM boxes.members WHERE box_id = $1 AND identity_id = $5)
-         ORDER BY seq DESC OFFSET $3 LIMIT $4
+         ORDER BY seq ",
+            $order,
+            " OFFSET $3 LIMIT $4
      ), f AS MATERIALIZED (
          SELECT DISTINCT ON (x.referrer_id, x.type) x.referrer_id, x.type, x.content, x.sender_id, x.created_at
          FROM boxes.events x
@@ -462,7 +464,28 @@ const PAGE_ROWS: &str = concat!(
      LEFT JOIN f dl ON dl.referrer_id = e.id AND dl.type = 'msg.delete'
      LEFT JOIN boxes.identities s ON s.id = e.sender_id
      LEFT JOIN boxes.identities d ON d.id = dl.sender_id
-     ORDER BY e.seq DESC"
+     ORDER BY e.seq ",
+            $order
+        )
+    };
+}
+
+/// [`list_visible`] (for members only), each row with the latest edit and the first deletion of
+/// a message ([`latest_edits`], [`deletions`]) and the sender's and deleter's identities.
+///
+/// The edits and deletions of the page's messages are read by one index scan over all of them
+/// (`referrer_id = ANY`), not by a probe per row and per kind: the probes, each with its own
+/// sort, cost more than the rest of the statement.
+const PAGE_ROWS: &str = page_rows!("type = ANY($2)", "DESC");
+
+/// The cursor form (`?after=$6`), oldest first: the visible events after the cursor, folded, and
+/// the edits and deletions after it of messages at or before it, as the modifier events, so a
+/// client holding everything up to the cursor ends up with the box as a fresh page shows it.
+/// Grants (`access.*`) stay out, as in every listing.
+const PAGE_ROWS_AFTER: &str = page_rows!(
+    "seq > $6 AND (type = ANY($2) OR (type IN ('msg.edit', 'msg.delete')
+           AND (SELECT r.seq FROM boxes.events r WHERE r.id = boxes.events.referrer_id) <= $6))",
+    "ASC"
 );
 
 fn folded_row(row: &Row) -> FoldedRow {
@@ -485,26 +508,33 @@ fn folded_row(row: &Row) -> FoldedRow {
 }
 
 /// `GET /boxes/{id}/events` in one round trip: whether the reader is known, the box and the
-/// reader's membership, and the folded page (three statements, pipelined).
+/// reader's membership, and the folded page (three statements, pipelined). With `after`, the
+/// page is [`PAGE_ROWS_AFTER`]'s, oldest first.
 pub async fn page_folded<C: GenericClient>(
     c: &C,
     box_id: BoxId,
     reader: IdentityId,
     page: Page,
+    after: Option<i64>,
 ) -> Result<FoldedPage, tokio_postgres::Error> {
     let (known, bx, rows) = futures_util::try_join!(
         c.prepare_cached(PAGE_READER),
         c.prepare_cached(PAGE_BOX),
-        c.prepare_cached(PAGE_ROWS)
+        c.prepare_cached(if after.is_some() { PAGE_ROWS_AFTER } else { PAGE_ROWS })
     )?;
     let types = visible_types();
     let reader_params: [&(dyn ToSql + Sync); 1] = [reader.as_uuid()];
     let box_params: [&(dyn ToSql + Sync); 2] = [box_id.as_uuid(), reader.as_uuid()];
-    let rows_params: [&(dyn ToSql + Sync); 5] = [box_id.as_uuid(), &types, &page.offset, &page.limit, reader.as_uuid()];
+    let cursor = after.unwrap_or(0);
+    let mut rows_params: Vec<&(dyn ToSql + Sync)> =
+        vec![box_id.as_uuid(), &types, &page.offset, &page.limit, reader.as_uuid()];
+    if after.is_some() {
+        rows_params.push(&cursor);
+    }
     let (known, bx, rows) = futures_util::try_join!(
         c.query_opt(&known, &reader_params),
         c.query_opt(&bx, &box_params),
-        c.query(&rows, &rows_params),
+        c.query(&rows, &rows_params[..]),
     )?;
     Ok(FoldedPage {
         reader_known: known.is_some(),

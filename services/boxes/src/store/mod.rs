@@ -21,6 +21,7 @@ macro_rules! identity_columns {
 pub mod boxes;
 pub mod crypto_actions;
 pub mod events;
+pub mod idempotency;
 pub mod identities;
 pub mod keyshares;
 pub mod membership;

@@ -39,9 +39,10 @@ pub fn assert_view(v: &Value, user: &User, transparent: bool) {
 pub fn assert_event_shape(e: &Value) {
     assert_eq!(
         keys(e),
-        set(&["id", "type", "box_id", "server_event_created_at", "sender", "content", "referrer_id"]),
+        set(&["id", "type", "box_id", "seq", "server_event_created_at", "sender", "content", "referrer_id"]),
         "{e}"
     );
+    assert!(e["seq"].as_i64().is_some_and(|s| s >= 1), "a positive per-box seq: {e}");
     let at = e["server_event_created_at"].as_str().unwrap();
     assert!(at.ends_with('Z') && at.len() == 27, "microsecond RFC 3339: {at}");
 }
@@ -389,4 +390,39 @@ async fn delete_removes_every_row_of_the_box() {
     }
     let kept = get_json(&app, &alice, &format!("/boxes/{keep}")).await;
     assert_eq!(kept["title"], "Keep");
+}
+
+#[tokio::test]
+async fn joined_with_changed_since_lists_only_the_boxes_with_an_event_after_it() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("Alice").await;
+    let bob = app.user("Bob").await;
+    let b1 = box_id(&app.create_box(&alice, "one").await);
+    let b2 = box_id(&app.create_box(&alice, "two").await);
+    let last = app.create_box(&alice, "three").await;
+    let b3 = box_id(&last);
+    let point = last["last_event"]["server_event_created_at"].as_str().unwrap().to_owned();
+    let since = |p: &str| format!("/boxes/joined?changed_since={p}");
+    assert_eq!(get_json(&app, &alice, &since(&point)).await, json!([]));
+    assert_eq!(total_count(&app, &alice, &since(&point)).await, 0);
+
+    // A message (visible) and an access rule (invisible) both count as a change.
+    app.say(&alice, &b1, "UrxdLg-Z5cyeRMz8_zk2aK").await;
+    let rule = json!({"type":"access.add","content":{"restriction_type":"identity_id","value": bob.id.to_string()}});
+    assert_eq!(app.post_event(&alice, &b2, rule).await.status(), 201);
+    let list = get_json(&app, &alice, &since(&point)).await;
+    let mut ids: Vec<&str> = list.as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
+    ids.sort();
+    let mut expected = vec![b1.as_str(), b2.as_str()];
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert!(!ids.contains(&b3.as_str()));
+    assert_eq!(total_count(&app, &alice, &since(&point)).await, 2);
+    assert_eq!(get_json(&app, &alice, &since("2000-01-01T00:00:00Z")).await.as_array().unwrap().len(), 3);
+    assert_eq!(get_json(&app, &alice, &since("2000-01-01T00:00:00%2B02:00")).await.as_array().unwrap().len(), 3);
+
+    for bad in ["yesterday", "2024-13-01T00:00:00Z", "", "1700000000"] {
+        let body = assert_error(app.get(&alice, &since(bad)).await, 400, "changed_since", "malformed").await;
+        assert_eq!(body["origin"], "query");
+    }
 }

@@ -9,7 +9,7 @@ use crate::helpers::{assert_error, db, new_key_share, test_key, Auth, TestApp, U
 const SEED_KEY: &str = "FYofPprIPU6qaHDtCNCETYtmmQQqdKvtJqYBF2pPXzc";
 
 /// The seed's body, with real ids and a real ciphertext in place of the placeholders.
-fn seed_body(contacted: &User) -> Value {
+pub(crate) fn seed_body(contacted: &User) -> Value {
     json!({
         "contacted_identity_id": contacted.id.to_string(),
         "box": {"title": "User1 - User2", "public_key": "SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw"},
@@ -20,7 +20,7 @@ fn seed_body(contacted: &User) -> Value {
 }
 
 /// An identity whose `non_identified_pubkey` is the seed's key.
-async fn seed_contact(app: &TestApp, name: &str) -> User {
+pub(crate) async fn seed_contact(app: &TestApp, name: &str) -> User {
     let user = app.user_with(name, false).await;
     let res = app
         .send(

@@ -769,3 +769,116 @@ async fn concurrent_posts_get_a_total_order() {
     let last_seq: i64 = c.query_one("SELECT last_seq FROM boxes.boxes WHERE id = $1", &[&uid]).await.unwrap().get(0);
     assert_eq!(last_seq, rows.len() as i64);
 }
+
+async fn after(app: &TestApp, user: &User, box_id: &str, query: &str) -> Vec<Value> {
+    get_json(app, user, &format!("/boxes/{box_id}/events?{query}")).await.as_array().unwrap().clone()
+}
+
+fn seqs(list: &[Value]) -> Vec<i64> {
+    list.iter().map(|e| e["seq"].as_i64().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn events_carry_their_box_seq_everywhere_they_appear() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("Alice").await;
+    let bob = app.user("Bob").await;
+    let created_box = app.create_box(&alice, "Box").await;
+    assert_eq!(created_box["last_event"]["seq"], 1, "create is the first event of a box");
+    let id = box_id(&created_box);
+    app.add_member(&alice, &bob, &id).await;
+    let msg = app.say(&bob, &id, "aGk").await;
+    let list = events(&app, &alice, &id).await;
+    assert_eq!(seqs(&list), vec![msg["seq"].as_i64().unwrap(), 3, 1], "access.add (2) is not listed");
+    let view = get_json(&app, &alice, &format!("/boxes/{id}")).await;
+    assert_eq!(view["last_event"]["seq"], msg["seq"]);
+}
+
+#[tokio::test]
+async fn the_cursor_lists_what_changed_after_a_seq_oldest_first_and_paged() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("Alice").await;
+    let bob = app.user("Bob").await;
+    let carol = app.user("Carol").await;
+    let id = two_member_box(&app, &alice, &bob).await;
+    let old = app.say(&bob, &id, "b2xk").await;
+    let kept = app.say(&bob, &id, "a2VwdA").await;
+    let cursor = kept["seq"].as_i64().unwrap();
+    assert!(after(&app, &bob, &id, &format!("after={cursor}")).await.is_empty(), "nothing after the newest");
+
+    // After the cursor: an edit and a deletion of messages the client has, a new message edited
+    // then deleted, one edited, an access rule (invisible) and a join.
+    let edit_old = created(app.post_event(&bob, &id, edit(&old, "bmV3")).await).await;
+    let new_deleted = app.say(&bob, &id, "Z29uZQ").await;
+    created(app.post_event(&bob, &id, edit(&new_deleted, "Z29uZTI")).await).await;
+    created(app.post_event(&alice, &id, delete(&new_deleted)).await).await;
+    let new_edited = app.say(&alice, &id, "bmV3Mg").await;
+    created(app.post_event(&alice, &id, edit(&new_edited, "bmV3Mw")).await).await;
+    let delete_kept = created(app.post_event(&alice, &id, delete(&kept)).await).await;
+    created(app.post_event(&alice, &id, access_add(&carol)).await).await;
+    let join = created(app.post_event(&carol, &id, json!({"type":"member.join"})).await).await;
+
+    let list = after(&app, &bob, &id, &format!("after={cursor}")).await;
+    let got: Vec<(&str, &Value)> = list.iter().map(|e| (e["type"].as_str().unwrap(), &e["id"])).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("msg.edit", &edit_old["id"]),
+            ("msg.text", &new_deleted["id"]),
+            ("msg.text", &new_edited["id"]),
+            ("msg.delete", &delete_kept["id"]),
+            ("member.join", &join["id"]),
+        ],
+        "{list:?}"
+    );
+    for e in &list {
+        crate::boxes::assert_event_shape(e);
+    }
+    let s = seqs(&list);
+    assert!(s.windows(2).all(|w| w[0] < w[1]) && s[0] > cursor, "oldest first, after the cursor: {s:?}");
+    assert_eq!(list[0]["content"]["new_encrypted"], "bmV3");
+    assert_eq!(list[0]["referrer_id"], old["id"]);
+    assert_eq!(keys(&list[1]["content"]), set(&["deleted"]), "a new message comes folded");
+    assert_eq!(list[2]["content"]["encrypted"], "bmV3Mw");
+    assert_eq!(list[3]["referrer_id"], kept["id"]);
+
+    // Paged with limit, resuming from the last seq of a page, gives the same sequence.
+    let mut paged = Vec::new();
+    let mut from = cursor;
+    loop {
+        let page = after(&app, &bob, &id, &format!("after={from}&limit=2")).await;
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        from = last["seq"].as_i64().unwrap();
+        paged.extend(page);
+    }
+    // A message on an earlier page already came folded; its later edits and deletions may come
+    // again as modifier events on the next pages (applying them again changes nothing).
+    let listed: Vec<&Value> = paged.iter().filter(|e| e["referrer_id"].is_null()).map(|e| &e["id"]).collect();
+    let again = |e: &&Value| {
+        e["type"].as_str().is_some_and(|t| t == "msg.edit" || t == "msg.delete") && listed.contains(&&e["referrer_id"])
+    };
+    let without_repeats: Vec<Value> = paged.iter().filter(|e| !again(e)).cloned().collect();
+    assert_eq!(without_repeats, list);
+
+    // From 0: the whole visible box, oldest first, as the newest-first listing reversed.
+    let mut newest_first = events(&app, &bob, &id).await;
+    newest_first.reverse();
+    assert_eq!(after(&app, &bob, &id, "after=0&limit=200").await, newest_first);
+}
+
+#[tokio::test]
+async fn a_bad_cursor_is_400_and_outsiders_get_403() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("Alice").await;
+    let eve = app.user("Eve").await;
+    let id = box_id(&app.create_box(&alice, "Box").await);
+    for q in ["after=-1", "after=a", "after=", "after=1.5", "after=99999999999999999999", "after=+1"] {
+        let body =
+            assert_error(app.get(&alice, &format!("/boxes/{id}/events?{q}")).await, 400, "after", "invalid").await;
+        assert_eq!(body["origin"], "query", "{q}");
+    }
+    assert_error(app.get(&eve, &format!("/boxes/{id}/events?after=0")).await, 403, "reason", "not_member").await;
+    assert_error(app.get(&alice, &format!("/boxes/{id}/events?after=0&limit=201")).await, 400, "limit", "invalid")
+        .await;
+}

@@ -11,6 +11,7 @@ mod events;
 mod hardening;
 mod health;
 mod hostile;
+mod idempotency;
 mod identities;
 mod keyshares;
 mod members;

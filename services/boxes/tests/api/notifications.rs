@@ -364,3 +364,30 @@ async fn leaving_or_being_kicked_clears_the_unread_counter() {
     assert_eq!(counter(&carol, &id).await, 0, "the kicked member's counter is gone");
     assert_eq!(counter(&bob, &id).await, 1, "the kick counts for the remaining members");
 }
+
+#[tokio::test]
+async fn every_envelope_is_recorded_in_the_recipients_history_with_the_position_it_was_published_with() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("Alice").await;
+    let bob = app.user("Bob").await;
+    let id = box_id(&app.create_box(&alice, "Box").await);
+    app.add_member(&alice, &bob, &id).await;
+    let mut sub = subscribe(&[&bob]).await;
+    app.say(&alice, &id, "aGVsbG8").await;
+    let (_, published) = sub.next(Duration::from_secs(5)).await.expect("published");
+    let position = domain::realtime::position_of(&published).expect("published with a position").to_string();
+
+    let mut conn = test_support::redis_conn().await;
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(domain::realtime::history_key(bob.id))
+        .arg(&position)
+        .arg(&position)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 1, "the published envelope is in bob's history");
+    let recorded = entries[0].1.iter().find(|(k, _)| k == "e").map(|(_, v)| v.clone()).unwrap();
+    assert_eq!(domain::realtime::with_position(&recorded, &position), published);
+    let ttl: i64 = redis::cmd("PTTL").arg(domain::realtime::history_key(bob.id)).query_async(&mut conn).await.unwrap();
+    assert!(ttl > 0 && ttl <= 600_000, "the history expires: {ttl}");
+}

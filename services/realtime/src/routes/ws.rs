@@ -17,6 +17,7 @@ use actix_http::{ws as handshake, ConnectionType, Method, Request, RequestHead};
 use actix_web::cookie::Cookie;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use domain::auth::{check_path_identity, pick_token, revoked_error, token_error, Presented, Transport};
+use domain::realtime::Position;
 use domain::{Detail, ErrorBody, IdentityId, Origin, SessionId};
 use futures_util::SinkExt;
 use serde::Deserialize;
@@ -35,6 +36,7 @@ const REQUIRED_ACR: u32 = 1;
 #[derive(Deserialize)]
 struct WsQuery {
     access_token: Option<String>,
+    since: Option<String>,
 }
 
 /// Who may open the socket, once every check has passed.
@@ -42,6 +44,8 @@ struct Authorized {
     identity: IdentityId,
     sid: SessionId,
     expires_at: i64,
+    /// `?since=`: the history position the client last saw, to recover from.
+    since: Option<Position>,
 }
 
 /// The `{id}` of `/box-users/{id}/ws`, or `None` for any other path.
@@ -64,11 +68,11 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 /// Steps 1 to 5 of the handshake (§9.1), in order.
 async fn authorize(head: &RequestHead, raw_id: &str, state: &AppState) -> Result<Authorized, ApiError> {
     // 1. Authentication (§3.2, §3.3): 401, or 503 when the revocation marker cannot be read.
-    let query = head
-        .uri
-        .query()
-        .and_then(|q| web::Query::<WsQuery>::from_query(q).ok())
-        .and_then(|q| q.into_inner().access_token);
+    let params = head.uri.query().and_then(|q| web::Query::<WsQuery>::from_query(q).ok()).map(|q| q.into_inner());
+    let (query, since) = match params {
+        Some(WsQuery { access_token, since }) => (access_token, since),
+        None => (None, None),
+    };
     let authorization = head.headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
     let cookie_token = cookie(&head.headers, "accesstoken");
     let cookie_type = cookie(&head.headers, "tokentype");
@@ -105,7 +109,14 @@ async fn authorize(head: &RequestHead, raw_id: &str, state: &AppState) -> Result
                 .into());
         }
     }
-    Ok(Authorized { identity, sid: claims.sid, expires_at: claims.exp })
+    // Recovery position (issue 17), checked once the caller is known.
+    let since = match since {
+        None => None,
+        Some(raw) => Some(Position::parse(&raw).ok_or_else(|| {
+            ErrorBody::bad_request(Origin::Query, "invalid history position").with("since", Detail::Malformed)
+        })?),
+    };
+    Ok(Authorized { identity, sid: claims.sid, expires_at: claims.exp, since })
 }
 
 /// Step 6 refused: the request is not a valid websocket upgrade.
@@ -193,6 +204,7 @@ pub async fn upgrade(
         identity: auth.identity,
         sid: auth.sid,
         expires_at: auth.expires_at,
+        since: auth.since,
         registration,
         queue,
         conn,

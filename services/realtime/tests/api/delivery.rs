@@ -49,7 +49,10 @@ async fn ack_resets_the_counter_and_is_echoed_to_every_socket() {
     let ack = json!({"type": "ack", "object": {"sender_id": s1.identity, "box_id": box_id}});
     send_text(&mut ws1, &ack.to_string()).await;
     for ws in [&mut ws1, &mut ws2] {
-        let echo: Value = serde_json::from_str(&next_text(ws, WAIT).await.expect("ack echo")).unwrap();
+        let mut echo: Value = serde_json::from_str(&next_text(ws, WAIT).await.expect("ack echo")).unwrap();
+        // The echo is recorded in the identity's history like any envelope.
+        let position = echo.as_object_mut().unwrap().remove("position").expect("position");
+        assert!(domain::realtime::Position::parse(position.as_str().unwrap()).is_some());
         assert_eq!(echo, ack);
     }
     let exists: bool = redis::cmd("EXISTS").arg(&key).query_async(&mut conn).await.unwrap();

@@ -90,10 +90,34 @@ pub async fn refused(response: reqwest::Response) -> (u16, Value) {
     (status, response.json().await.unwrap())
 }
 
-pub async fn expect_ready(ws: &mut Ws, identity: IdentityId) {
+/// Reads `ready` (without `since`) and returns the history position it carries.
+pub async fn expect_ready(ws: &mut Ws, identity: IdentityId) -> String {
+    let v = ready_object(ws, identity).await;
+    assert_eq!(v["recovered"], Value::Null, "{v}");
+    v["position"].as_str().unwrap().to_owned()
+}
+
+/// Reads `ready` and returns its object, checked but for `recovered`.
+pub async fn ready_object(ws: &mut Ws, identity: IdentityId) -> Value {
     let text = next_text(ws, WAIT).await.expect("ready");
     let v: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(v, serde_json::json!({"type": "ready", "object": {"identity_id": identity.to_string()}}));
+    assert_eq!(v["type"], "ready", "{v}");
+    let object = v["object"].clone();
+    assert_eq!(object.as_object().map(|o| o.len()), Some(3), "{v}");
+    assert_eq!(object["identity_id"], identity.to_string());
+    assert!(domain::realtime::Position::parse(object["position"].as_str().unwrap()).is_some(), "{v}");
+    object
+}
+
+/// Publishes as boxes does: into the identity's history and to its channel. Returns the position.
+pub async fn publish_recorded(identity: IdentityId, payload: &str, limits: web_kit::history::HistoryLimits) -> String {
+    let mut conn = test_support::redis_conn().await;
+    web_kit::history::publish_cmd(identity, payload, limits).query_async(&mut conn).await.unwrap()
+}
+
+/// `payload` as delivered with its history position.
+pub fn positioned(payload: &str, position: &str) -> String {
+    domain::realtime::with_position(payload, position)
 }
 
 /// The next text frame, skipping pings and pongs; `None` on timeout, close or error.
@@ -315,4 +339,13 @@ impl Drop for RedisProxy {
     fn drop(&mut self) {
         self.accept.abort();
     }
+}
+
+/// An envelope as JSON without the history position realtime adds to what it records.
+pub fn without_position(text: &str) -> Value {
+    let mut v: Value = serde_json::from_str(text).unwrap();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("position");
+    }
+    v
 }

@@ -1,0 +1,110 @@
+//! Answers remembered for `Idempotency-Key` (issue 17; see `crate::idempotency`). Every function
+//! runs inside the transaction of the write the key protects.
+
+use domain::{BoxId, EventId, IdentityId};
+
+use super::{sql, GenericClient};
+
+/// How long an answer is replayed.
+pub const KEPT: &str = "24 hours";
+
+/// A remembered answer.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub request_hash: Vec<u8>,
+    pub status: u16,
+    /// `None` once the message it held was deleted.
+    pub body: Option<String>,
+    pub box_id: Option<BoxId>,
+    pub event_id: Option<EventId>,
+}
+
+/// Takes the transaction-scoped lock of `(identity, key)`; false when another transaction holds
+/// it, that is while the first request with this key is still running.
+pub async fn try_lock<C: GenericClient>(c: &C, identity: IdentityId, key: &str) -> Result<bool, tokio_postgres::Error> {
+    let row = sql::query_one(
+        c,
+        "SELECT pg_try_advisory_xact_lock(hashtextextended('idempotency:' || $1::uuid::text || ':' || $2, 0)) AS locked",
+        &[identity.as_uuid(), &key],
+    )
+    .await?;
+    Ok(row.get("locked"))
+}
+
+/// The answer remembered for `(identity, key)` within [`KEPT`].
+pub async fn get<C: GenericClient>(
+    c: &C,
+    identity: IdentityId,
+    key: &str,
+) -> Result<Option<Stored>, tokio_postgres::Error> {
+    let row = sql::query_opt(
+        c,
+        &format!(
+            "SELECT request_hash, status, body, box_id, event_id FROM boxes.idempotency_keys
+             WHERE identity_id = $1 AND key = $2 AND created_at > now() - interval '{KEPT}'"
+        ),
+        &[identity.as_uuid(), &key],
+    )
+    .await?;
+    Ok(row.map(|r| Stored {
+        request_hash: r.get("request_hash"),
+        status: u16::try_from(r.get::<_, i16>("status")).unwrap_or(500),
+        body: r.get("body"),
+        box_id: r.get::<_, Option<uuid::Uuid>>("box_id").map(BoxId::from),
+        event_id: r.get::<_, Option<uuid::Uuid>>("event_id").map(EventId::from),
+    }))
+}
+
+/// Remembers an answer (replacing an expired one of the same key) and drops up to 100 expired
+/// answers of anyone, so the table holds about a day of keys.
+pub async fn put<C: GenericClient>(
+    c: &C,
+    identity: IdentityId,
+    key: &str,
+    answer: &Stored,
+) -> Result<(), tokio_postgres::Error> {
+    let status = i16::try_from(answer.status).unwrap_or(500);
+    sql::execute(
+        c,
+        "INSERT INTO boxes.idempotency_keys (identity_id, key, request_hash, status, body, box_id, event_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (identity_id, key) DO UPDATE SET request_hash = EXCLUDED.request_hash,
+             status = EXCLUDED.status, body = EXCLUDED.body, box_id = EXCLUDED.box_id,
+             event_id = EXCLUDED.event_id, created_at = now()",
+        &[
+            identity.as_uuid(),
+            &key,
+            &answer.request_hash,
+            &status,
+            &answer.body,
+            &answer.box_id.map(|b| b.into_uuid()),
+            &answer.event_id.map(|e| e.into_uuid()),
+        ],
+    )
+    .await?;
+    sql::execute(
+        c,
+        &format!(
+            "DELETE FROM boxes.idempotency_keys WHERE ctid = ANY (ARRAY(
+                 SELECT ctid FROM boxes.idempotency_keys
+                 WHERE created_at < now() - interval '{KEPT}' LIMIT 100 FOR UPDATE SKIP LOCKED))"
+        ),
+        &[],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Forgets the ciphertext of the answers that returned `message` or one of its edits, when the
+/// message is deleted (§6.5 wipes it from the events too).
+pub async fn wipe_message<C: GenericClient>(c: &C, message: EventId) -> Result<(), tokio_postgres::Error> {
+    sql::execute(
+        c,
+        "UPDATE boxes.idempotency_keys SET body = NULL
+         WHERE event_id = $1
+            OR event_id IN (SELECT id FROM boxes.events WHERE referrer_id = $1 AND type = 'msg.edit')",
+        &[message.as_uuid()],
+    )
+    .await?;
+    Ok(())
+}
