@@ -51,13 +51,18 @@ fn expected_routes() -> Vec<(&'static str, Route)> {
     ]
 }
 
+/// The variables the host-app registry reads (`auth_bridge::registry`).
+const REGISTRY_ENV_PREFIXES: [&str; 4] =
+    ["HOSTAPP_SECRET_", "HOSTAPP_HMAC_SECRET_", "HOSTAPP_USER_DATA_KEY_", "BOXO_CONNECT_SECRET_"];
+
 fn check_settings(service: &str, env: &BTreeSet<String>, file: &str) {
     let settings = settings_of(service);
     assert!(!settings.is_empty(), "{service} --help lists no settings");
     let known: BTreeSet<&str> = settings.iter().map(|s| s.env.as_str()).collect();
     for var in env {
-        // RUST_LOG is read by the log setup; HOSTAPP_SECRET_<CLIENT_ID> by the host-app registry.
-        if var == "RUST_LOG" || (service == "auth-bridge" && var.starts_with("HOSTAPP_SECRET_")) {
+        // RUST_LOG is read by the log setup; the per-host-app and per-miniapp secrets by the
+        // host-app registry.
+        if var == "RUST_LOG" || (service == "auth-bridge" && REGISTRY_ENV_PREFIXES.iter().any(|p| var.starts_with(p))) {
             continue;
         }
         assert!(known.contains(var.as_str()), "{file}: {service} does not know {var} (it knows {known:?})");
@@ -293,8 +298,14 @@ fn kubernetes_manifests_are_complete() {
         let container = &dep["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz", "{service} readiness");
         assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz", "{service} liveness");
-        let env: BTreeSet<String> =
+        let mut env: BTreeSet<String> =
             container["env"].as_sequence().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_owned()).collect();
+        // A whole Secret as environment: each of its keys is a variable.
+        for from in container["envFrom"].as_sequence().into_iter().flatten() {
+            let name = from["secretRef"]["name"].as_str().unwrap();
+            let secret = kind_named(&docs, "Secret", name).unwrap_or_else(|| panic!("Secret {name}"));
+            env.extend(secret["stringData"].as_mapping().unwrap().keys().map(|k| k.as_str().unwrap().to_owned()));
+        }
         check_settings(service, &env, "deploy/k8s");
         for e in container["env"].as_sequence().unwrap() {
             if let Some(secret) = e["valueFrom"]["secretKeyRef"]["name"].as_str() {
@@ -456,6 +467,18 @@ fn examples_carry_no_default_secret() {
     for service in ["boxes", "auth-bridge"] {
         let url = compose["services"][service]["environment"]["DATABASE_URL"].as_str().unwrap();
         assert!(url.contains("${POSTGRES_PASSWORD:?"), "{service} DATABASE_URL: {url}");
+    }
+    // The Connect secret is optional, and closed (empty) unless the operator sets one.
+    assert_eq!(
+        compose["services"]["auth-bridge"]["environment"]["BOXO_CONNECT_SECRET_BOXES_MINIAPP"],
+        "${BOXO_CONNECT_SECRET:-}"
+    );
+    // Every host app of the k8s registry has its secret in the environment.
+    let k8s_registry = kind_named(&docs, "ConfigMap", "hostapps").unwrap()["data"]["hostapps.toml"].as_str().unwrap();
+    let secrets = kind_named(&docs, "Secret", "hostapp-secrets").unwrap();
+    for line in k8s_registry.lines().filter_map(|l| l.trim().strip_prefix("client_id = ")) {
+        let var = format!("HOSTAPP_SECRET_{}", line.trim_matches('"').to_uppercase().replace(['-', '.', ' '], "_"));
+        assert!(!secrets["stringData"][var.as_str()].is_null(), "hostapp-secrets lacks {var}");
     }
     assert_eq!(compose["services"]["auth-bridge"]["environment"]["BOXES_INTERNAL_URL"], "http://boxes:9081");
     assert_eq!(compose["services"]["boxes"]["environment"]["INTERNAL_BIND_ADDR"], "0.0.0.0:9081");

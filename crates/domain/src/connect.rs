@@ -3,13 +3,18 @@
 //! (host-apps/SecurityMeasures). Bytes in, bytes out, no I/O: auth-bridge verifies and decrypts,
 //! the reference host app and the platform stand-in sign and encrypt with the same code.
 //!
-//! Algorithms come from `ring` (already in the tree through `jsonwebtoken`) and, for AES-CBC
-//! which `ring` lacks, RustCrypto's `aes` and `cbc`.
+//! RSA and AES-GCM come from `ring` (already in the tree through `jsonwebtoken`); HMAC, ECDSA with
+//! any of the dashboard's hashes, and AES-CBC, which `ring` lacks, from RustCrypto.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use hmac::digest::core_api::BlockSizeUser;
+use hmac::digest::Digest;
+use hmac::{Mac, SimpleHmac};
+use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
+use p256::pkcs8::DecodePrivateKey;
 use ring::rand::{SecureRandom, SystemRandom};
-use ring::{aead, hmac, signature};
+use ring::{aead, signature};
 
 /// The signature algorithms of Boxo's dashboard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,13 +77,28 @@ pub enum KeyError {
     BadKey(&'static str),
 }
 
-fn hmac_algorithm(hash: Hash) -> Option<hmac::Algorithm> {
-    match hash {
-        Hash::Sha1 => Some(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY),
-        Hash::Sha256 => Some(hmac::HMAC_SHA256),
-        Hash::Sha384 => Some(hmac::HMAC_SHA384),
-        Hash::Sha512 => Some(hmac::HMAC_SHA512),
-        Hash::Md5 | Hash::Sha224 => None,
+impl Hash {
+    /// The digest of `message`.
+    pub fn digest(self, message: &[u8]) -> Vec<u8> {
+        match self {
+            Hash::Md5 => md5::Md5::digest(message).to_vec(),
+            Hash::Sha1 => sha1::Sha1::digest(message).to_vec(),
+            Hash::Sha224 => sha2::Sha224::digest(message).to_vec(),
+            Hash::Sha256 => sha2::Sha256::digest(message).to_vec(),
+            Hash::Sha384 => sha2::Sha384::digest(message).to_vec(),
+            Hash::Sha512 => sha2::Sha512::digest(message).to_vec(),
+        }
+    }
+
+    fn output_len(self) -> usize {
+        match self {
+            Hash::Md5 => 16,
+            Hash::Sha1 => 20,
+            Hash::Sha224 => 28,
+            Hash::Sha256 => 32,
+            Hash::Sha384 => 48,
+            Hash::Sha512 => 64,
+        }
     }
 }
 
@@ -87,6 +107,36 @@ fn check_hash(hash: Hash, allow_weak: bool) -> Result<(), KeyError> {
         Err(KeyError::Weak(hash))
     } else {
         Ok(())
+    }
+}
+
+/// A keyed HMAC over `message`; `None` only for an empty key.
+fn hmac_state<D: Digest + BlockSizeUser>(key: &[u8], message: &[u8]) -> Option<SimpleHmac<D>> {
+    if key.is_empty() {
+        return None;
+    }
+    let mut mac = <SimpleHmac<D> as Mac>::new_from_slice(key).ok()?;
+    mac.update(message);
+    Some(mac)
+}
+
+/// HMAC with one of the dashboard's hashes: the tag, or whether `tag` is right (compared in
+/// constant time).
+fn hmac_with(hash: Hash, key: &[u8], message: &[u8], tag: Option<&[u8]>) -> Option<Vec<u8>> {
+    fn run<D: Digest + BlockSizeUser>(key: &[u8], message: &[u8], tag: Option<&[u8]>) -> Option<Vec<u8>> {
+        let mac = hmac_state::<D>(key, message)?;
+        match tag {
+            None => Some(mac.finalize().into_bytes().to_vec()),
+            Some(t) => mac.verify_slice(t).ok().map(|()| Vec::new()),
+        }
+    }
+    match hash {
+        Hash::Md5 => run::<md5::Md5>(key, message, tag),
+        Hash::Sha1 => run::<sha1::Sha1>(key, message, tag),
+        Hash::Sha224 => run::<sha2::Sha224>(key, message, tag),
+        Hash::Sha256 => run::<sha2::Sha256>(key, message, tag),
+        Hash::Sha384 => run::<sha2::Sha384>(key, message, tag),
+        Hash::Sha512 => run::<sha2::Sha512>(key, message, tag),
     }
 }
 
@@ -125,34 +175,73 @@ fn spki_parts(der: &[u8]) -> Option<(String, Option<String>, Vec<u8>)> {
     Some((info.algorithm.oid.to_string(), curve, info.subject_public_key.raw_bytes().to_vec()))
 }
 
+/// An ECDSA public key on one of the supported curves.
+#[derive(Clone)]
+enum EcPublic {
+    P256(p256::ecdsa::VerifyingKey),
+    P384(p384::ecdsa::VerifyingKey),
+}
+
+impl EcPublic {
+    /// The field size in bytes: ECDSA needs a digest of at least half of it.
+    fn field_len(&self) -> usize {
+        match self {
+            EcPublic::P256(_) => 32,
+            EcPublic::P384(_) => 48,
+        }
+    }
+
+    /// ASN.1 DER signatures, as most libraries write them, or fixed-size `r ‖ s` (IEEE P1363,
+    /// WebCrypto's form).
+    fn verify(&self, digest: &[u8], sig: &[u8]) -> bool {
+        match self {
+            EcPublic::P256(key) => p256::ecdsa::Signature::from_der(sig)
+                .or_else(|_| p256::ecdsa::Signature::from_slice(sig))
+                .is_ok_and(|s| key.verify_prehash(digest, &s).is_ok()),
+            EcPublic::P384(key) => p384::ecdsa::Signature::from_der(sig)
+                .or_else(|_| p384::ecdsa::Signature::from_slice(sig))
+                .is_ok_and(|s| key.verify_prehash(digest, &s).is_ok()),
+        }
+    }
+}
+
 /// What verifies a request signature; built once from the registry.
 #[derive(Clone)]
 pub enum Verifier {
-    Hmac(hmac::Key),
-    Public { algorithm: &'static dyn signature::VerificationAlgorithm, key: Vec<u8> },
+    Hmac { hash: Hash, secret: Vec<u8> },
+    Rsa { algorithm: &'static signature::RsaParameters, key: Vec<u8> },
+    Ecdsa { hash: Hash, key: EcPublicKey },
 }
+
+/// An ECDSA public key (P-256 or P-384).
+#[derive(Clone)]
+pub struct EcPublicKey(EcPublic);
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Verifier::Hmac(_) => "Verifier::Hmac(..)",
-            Verifier::Public { .. } => "Verifier::Public(..)",
+            Verifier::Hmac { .. } => "Verifier::Hmac(..)",
+            Verifier::Rsa { .. } => "Verifier::Rsa(..)",
+            Verifier::Ecdsa { .. } => "Verifier::Ecdsa(..)",
         })
     }
 }
 
 impl Verifier {
-    /// An HMAC secret.
+    /// An HMAC secret, with any of the dashboard's hashes.
     pub fn hmac(hash: Hash, secret: &[u8], allow_weak: bool) -> Result<Self, KeyError> {
         check_hash(hash, allow_weak)?;
-        let alg = hmac_algorithm(hash).ok_or(KeyError::Unsupported(Algorithm::Hmac, hash))?;
         if secret.is_empty() {
             return Err(KeyError::BadKey("HMAC"));
         }
-        Ok(Verifier::Hmac(hmac::Key::new(alg, secret)))
+        Ok(Verifier::Hmac { hash, secret: secret.to_vec() })
     }
 
     /// An RSA (SPKI or PKCS#1) or EC (SPKI, P-256 or P-384) public key, PEM or DER.
+    ///
+    /// RSA takes SHA-1 (when weak hashes are enabled), SHA-256, SHA-384 and SHA-512: `ring`
+    /// has no PKCS#1 v1.5 verification with MD5 or SHA-224. ECDSA takes every hash at least
+    /// half as long as the curve's field (FIPS 186-5), so P-384 refuses MD5 and SHA-1.
     pub fn public(algorithm: Algorithm, hash: Hash, key: &[u8], allow_weak: bool) -> Result<Self, KeyError> {
         check_hash(hash, allow_weak)?;
         let unsupported = KeyError::Unsupported(algorithm, hash);
@@ -168,29 +257,34 @@ impl Verifier {
                         _ => return Err(KeyError::BadKey("RSA")),
                     }
                 };
-                let alg: &'static dyn signature::VerificationAlgorithm = match hash {
+                let alg = match hash {
                     Hash::Sha1 => &signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
                     Hash::Sha256 => &signature::RSA_PKCS1_2048_8192_SHA256,
                     Hash::Sha384 => &signature::RSA_PKCS1_2048_8192_SHA384,
                     Hash::Sha512 => &signature::RSA_PKCS1_2048_8192_SHA512,
                     Hash::Md5 | Hash::Sha224 => return Err(unsupported),
                 };
-                Ok(Verifier::Public { algorithm: alg, key: pkcs1 })
+                Ok(Verifier::Rsa { algorithm: alg, key: pkcs1 })
             }
             Algorithm::Ecdsa => {
                 let (oid, curve, point) = spki_parts(&der).ok_or(KeyError::BadKey("EC"))?;
+                let bad = KeyError::BadKey("EC (P-256 or P-384)");
                 if oid != EC_OID {
-                    return Err(KeyError::BadKey("EC"));
+                    return Err(bad);
                 }
-                let alg: &'static dyn signature::VerificationAlgorithm = match (curve.as_deref(), hash) {
-                    (Some(P256_OID), Hash::Sha256) => &signature::ECDSA_P256_SHA256_ASN1,
-                    (Some(P256_OID), Hash::Sha384) => &signature::ECDSA_P256_SHA384_ASN1,
-                    (Some(P384_OID), Hash::Sha256) => &signature::ECDSA_P384_SHA256_ASN1,
-                    (Some(P384_OID), Hash::Sha384) => &signature::ECDSA_P384_SHA384_ASN1,
-                    (Some(P256_OID | P384_OID), _) => return Err(unsupported),
-                    _ => return Err(KeyError::BadKey("EC (P-256 or P-384)")),
+                let key = match curve.as_deref() {
+                    Some(P256_OID) => {
+                        EcPublic::P256(p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).map_err(|_| bad)?)
+                    }
+                    Some(P384_OID) => {
+                        EcPublic::P384(p384::ecdsa::VerifyingKey::from_sec1_bytes(&point).map_err(|_| bad)?)
+                    }
+                    _ => return Err(bad),
                 };
-                Ok(Verifier::Public { algorithm: alg, key: point })
+                if hash.output_len() * 2 < key.field_len() {
+                    return Err(unsupported);
+                }
+                Ok(Verifier::Ecdsa { hash, key: EcPublicKey(key) })
             }
         }
     }
@@ -198,29 +292,41 @@ impl Verifier {
     /// Whether `sig` signs `message`; HMAC tags are compared in constant time.
     pub fn verify(&self, message: &[u8], sig: &[u8]) -> bool {
         match self {
-            Verifier::Hmac(key) => hmac::verify(key, message, sig).is_ok(),
-            Verifier::Public { algorithm, key } => {
+            Verifier::Hmac { hash, secret } => hmac_with(*hash, secret, message, Some(sig)).is_some(),
+            Verifier::Rsa { algorithm, key } => {
                 signature::UnparsedPublicKey::new(*algorithm, key).verify(message, sig).is_ok()
             }
+            Verifier::Ecdsa { hash, key } => key.0.verify(&hash.digest(message), sig),
         }
     }
 }
 
+/// An ECDSA private key (P-256 or P-384).
+enum EcPrivate {
+    P256(p256::ecdsa::SigningKey),
+    P384(p384::ecdsa::SigningKey),
+}
+
 /// What signs a request: the host app's (or the platform stand-in's) side.
 pub enum Signer {
-    Hmac(hmac::Key),
+    Hmac { hash: Hash, secret: Vec<u8> },
     Rsa(signature::RsaKeyPair, &'static dyn signature::RsaEncoding),
-    Ecdsa(signature::EcdsaKeyPair),
+    Ecdsa(Hash, EcSigningKey),
 }
+
+/// An ECDSA private key (P-256 or P-384).
+pub struct EcSigningKey(EcPrivate);
 
 impl Signer {
     pub fn hmac(hash: Hash, secret: &[u8]) -> Result<Self, KeyError> {
-        let alg = hmac_algorithm(hash).ok_or(KeyError::Unsupported(Algorithm::Hmac, hash))?;
-        Ok(Signer::Hmac(hmac::Key::new(alg, secret)))
+        if secret.is_empty() {
+            return Err(KeyError::BadKey("HMAC"));
+        }
+        Ok(Signer::Hmac { hash, secret: secret.to_vec() })
     }
 
-    /// An RSA or EC private key, PKCS#8 PEM or DER. ECDSA signs P-256 with SHA-256 and P-384
-    /// with SHA-384.
+    /// An RSA or EC (P-256 or P-384) private key, PKCS#8 PEM or DER. ECDSA signs an ASN.1 DER
+    /// signature over the digest of `hash`.
     pub fn private(algorithm: Algorithm, hash: Hash, key: &[u8]) -> Result<Self, KeyError> {
         let (_, der) = pem_or_der(key).ok_or(KeyError::BadKey("PEM"))?;
         match algorithm {
@@ -236,28 +342,39 @@ impl Signer {
                 Ok(Signer::Rsa(pair, encoding))
             }
             Algorithm::Ecdsa => {
-                let alg = match hash {
-                    Hash::Sha256 => &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-                    Hash::Sha384 => &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
-                    _ => return Err(KeyError::Unsupported(algorithm, hash)),
+                let key = if let Ok(k) = p256::ecdsa::SigningKey::from_pkcs8_der(&der) {
+                    EcPrivate::P256(k)
+                } else if let Ok(k) = p384::ecdsa::SigningKey::from_pkcs8_der(&der) {
+                    EcPrivate::P384(k)
+                } else {
+                    return Err(KeyError::BadKey("EC (P-256 or P-384)"));
                 };
-                let pair = signature::EcdsaKeyPair::from_pkcs8(alg, &der, &SystemRandom::new())
-                    .map_err(|_| KeyError::BadKey("EC"))?;
-                Ok(Signer::Ecdsa(pair))
+                Ok(Signer::Ecdsa(hash, EcSigningKey(key)))
             }
         }
     }
 
     pub fn sign(&self, message: &[u8]) -> Option<Vec<u8>> {
-        let rng = SystemRandom::new();
         match self {
-            Signer::Hmac(key) => Some(hmac::sign(key, message).as_ref().to_vec()),
+            Signer::Hmac { hash, secret } => hmac_with(*hash, secret, message, None),
             Signer::Rsa(pair, encoding) => {
                 let mut sig = vec![0; pair.public().modulus_len()];
-                pair.sign(*encoding, &rng, message, &mut sig).ok()?;
+                pair.sign(*encoding, &SystemRandom::new(), message, &mut sig).ok()?;
                 Some(sig)
             }
-            Signer::Ecdsa(pair) => pair.sign(&rng, message).ok().map(|s| s.as_ref().to_vec()),
+            Signer::Ecdsa(hash, key) => {
+                let digest = hash.digest(message);
+                match &key.0 {
+                    EcPrivate::P256(k) => {
+                        let s: p256::ecdsa::Signature = k.sign_prehash(&digest).ok()?;
+                        Some(s.to_der().as_bytes().to_vec())
+                    }
+                    EcPrivate::P384(k) => {
+                        let s: p384::ecdsa::Signature = k.sign_prehash(&digest).ok()?;
+                        Some(s.to_der().as_bytes().to_vec())
+                    }
+                }
+            }
         }
     }
 }
@@ -459,9 +576,57 @@ mod tests {
             assert!(!Verifier::hmac(hash, b"other", false).unwrap().verify(b"m", &sig));
         }
         assert_eq!(Verifier::hmac(Hash::Sha1, b"k", false).err(), Some(KeyError::Weak(Hash::Sha1)));
-        assert!(Verifier::hmac(Hash::Sha1, b"k", true).is_ok());
-        assert!(Verifier::hmac(Hash::Md5, b"k", true).is_err());
+        assert_eq!(Verifier::hmac(Hash::Md5, b"k", false).err(), Some(KeyError::Weak(Hash::Md5)));
+        for hash in [Hash::Md5, Hash::Sha1, Hash::Sha224] {
+            let sig = Signer::hmac(hash, b"k").unwrap().sign(b"m").unwrap();
+            let v = Verifier::hmac(hash, b"k", true).unwrap();
+            assert!(v.verify(b"m", &sig) && !v.verify(b"n", &sig), "{hash:?}");
+        }
         assert!(Verifier::hmac(Hash::Sha256, b"", false).is_err());
+    }
+
+    #[test]
+    fn hmac_matches_the_rfc_test_vectors() {
+        // RFC 2104 (MD5) and RFC 4231 test case 1 (SHA-224, SHA-512).
+        let key = [0x0b; 16];
+        let md5 = Signer::hmac(Hash::Md5, &key).unwrap().sign(b"Hi There").unwrap();
+        assert_eq!(hex(&md5), "9294727a3638bb1c13f48ef8158bfc9d");
+        let key = [0x0b; 20];
+        let sha224 = Signer::hmac(Hash::Sha224, &key).unwrap().sign(b"Hi There").unwrap();
+        assert_eq!(hex(&sha224), "896fb1128abbdf196832107cd49df33f47b4b1169912ba4f53684b22");
+        let sha512 = Signer::hmac(Hash::Sha512, &key).unwrap().sign(b"Hi There").unwrap();
+        assert!(hex(&sha512).starts_with("87aa7cdea5ef619d4ff0b4241a1d6cb02379f4e2ce4ec2787ad0b30545e17cde"));
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn ecdsa_verifies_signatures_made_by_ring_in_both_encodings() {
+        use ring::signature::KeyPair;
+        let rng = SystemRandom::new();
+        for (signing, hash) in [
+            (&signature::ECDSA_P256_SHA256_ASN1_SIGNING, Hash::Sha256),
+            (&signature::ECDSA_P256_SHA256_FIXED_SIGNING, Hash::Sha256),
+            (&signature::ECDSA_P384_SHA384_ASN1_SIGNING, Hash::Sha384),
+        ] {
+            let pkcs8 = signature::EcdsaKeyPair::generate_pkcs8(signing, &rng).unwrap();
+            let pair = signature::EcdsaKeyPair::from_pkcs8(signing, pkcs8.as_ref(), &rng).unwrap();
+            let point = pair.public_key().as_ref();
+            let key = if hash == Hash::Sha256 {
+                EcPublic::P256(p256::ecdsa::VerifyingKey::from_sec1_bytes(point).unwrap())
+            } else {
+                EcPublic::P384(p384::ecdsa::VerifyingKey::from_sec1_bytes(point).unwrap())
+            };
+            let v = Verifier::Ecdsa { hash, key: EcPublicKey(key.clone()) };
+            let sig = pair.sign(&rng, b"m").unwrap();
+            assert!(v.verify(b"m", sig.as_ref()) && !v.verify(b"n", sig.as_ref()));
+            // Our own signer, with SHA-512 this time, from the same PKCS#8 key.
+            let ours = Signer::private(Algorithm::Ecdsa, Hash::Sha512, pkcs8.as_ref()).unwrap().sign(b"m").unwrap();
+            let v512 = Verifier::Ecdsa { hash: Hash::Sha512, key: EcPublicKey(key) };
+            assert!(v512.verify(b"m", &ours) && !v512.verify(b"n", &ours));
+        }
     }
 
     #[test]

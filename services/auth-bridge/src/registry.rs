@@ -451,14 +451,15 @@ allowed_app_ids = ["boxes-miniapp", "other-app"]
             && s.require_nonce));
         // No secret in the environment: the registry does not load.
         assert!(with(hmac, &[]).is_err());
-        // Weak hashes only when enabled; MD5 and SHA-224 never.
-        let sha1 = hmac.replace("SHA-256", "SHA-1");
-        assert!(with(&sha1, &[("HOSTAPP_HMAC_SECRET_H", "k")]).is_err());
-        let allowed = format!("{sha1}allow_weak_hash = true\n");
-        assert!(with(&allowed, &[("HOSTAPP_HMAC_SECRET_H", "k")]).is_ok());
-        for hash in ["MD5", "SHA-224"] {
-            let t = format!("{}allow_weak_hash = true\n", hmac.replace("SHA-256", hash));
-            assert!(with(&t, &[("HOSTAPP_HMAC_SECRET_H", "k")]).is_err(), "{hash}");
+        // MD5 and SHA-1 only when enabled; every other hash of the dashboard as it is.
+        for hash in ["MD5", "SHA-1"] {
+            let weak = hmac.replace("SHA-256", hash);
+            assert!(with(&weak, &[("HOSTAPP_HMAC_SECRET_H", "k")]).is_err(), "{hash}");
+            let allowed = format!("{weak}allow_weak_hash = true\n");
+            assert!(with(&allowed, &[("HOSTAPP_HMAC_SECRET_H", "k")]).is_ok(), "{hash}");
+        }
+        for hash in ["SHA-224", "SHA-384", "SHA-512"] {
+            assert!(with(&hmac.replace("SHA-256", hash), &[("HOSTAPP_HMAC_SECRET_H", "k")]).is_ok(), "{hash}");
         }
         // Custom headers, template and timespec.
         let custom = format!(
@@ -469,7 +470,7 @@ allowed_app_ids = ["boxes-miniapp", "other-app"]
         assert!(sig.as_ref().is_some_and(|s| s.headers.signature == "X-Sig" && s.headers.nonce == "X-N" && s.millis));
         assert!(with(&format!("{hmac}headers = {{ nope = \"X\" }}\n"), &[("HOSTAPP_HMAC_SECRET_H", "k")]).is_err());
         assert!(with(&format!("{hmac}signature_template = \"none\"\n"), &[("HOSTAPP_HMAC_SECRET_H", "k")]).is_err());
-        // A public-key algorithm without a key, or with a bad one; ECDSA with SHA-512 is refused.
+        // A public-key algorithm without a key, or with a bad one.
         assert!(with("[hostapp.signature]\nalgorithm = \"RSA2\"\nhash = \"SHA-256\"\n", &[]).is_err());
         assert!(with("[hostapp.signature]\nalgorithm = \"RSA2\"\nhash = \"SHA-256\"\npublic_key = \"junk\"\n", &[])
             .is_err());
@@ -478,8 +479,18 @@ allowed_app_ids = ["boxes-miniapp", "other-app"]
         let ec_sig = |hash: &str| {
             format!("[hostapp.signature]\nalgorithm = \"ECDSA\"\nhash = \"{hash}\"\npublic_key = \"\"\"\n{ec}\"\"\"\n")
         };
-        assert!(with(&ec_sig("SHA-256"), &[]).is_ok());
-        assert!(with(&ec_sig("SHA-512"), &[]).is_err());
+        for hash in ["SHA-224", "SHA-256", "SHA-384", "SHA-512"] {
+            assert!(with(&ec_sig(hash), &[]).is_ok(), "{hash}");
+        }
+        assert!(with(&ec_sig("MD5"), &[]).is_err());
+        // RSA with MD5 or SHA-224 is refused even when weak hashes are enabled.
+        let rsa = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rsa-public.pem"))
+            .unwrap_or_default();
+        let rsa_sig = |hash: &str| {
+            format!("[hostapp.signature]\nalgorithm = \"RSA2\"\nhash = \"{hash}\"\nallow_weak_hash = true\npublic_key = \"\"\"\n{rsa}\"\"\"\n")
+        };
+        assert!(with(&rsa_sig("SHA-1"), &[]).is_ok());
+        assert!(with(&rsa_sig("MD5"), &[]).is_err() && with(&rsa_sig("SHA-224"), &[]).is_err());
         assert!(with("[hostapp.signature]\nalgorithm = \"DSA\"\nhash = \"SHA-256\"\n", &[]).is_err());
     }
 

@@ -309,6 +309,8 @@ async fn rsa_and_ecdsa_signatures_verify_with_the_registered_public_key() {
         ("rsa512", "RSA2", "SHA-512", "rsa-public.pem", "rsa-private.pem", Algorithm::Rsa2, Hash::Sha512),
         ("ec256", "ECDSA", "SHA-256", "ec256-public.pem", "ec256-private.pem", Algorithm::Ecdsa, Hash::Sha256),
         ("ec384", "ECDSA", "SHA-384", "ec384-public.pem", "ec384-private.pem", Algorithm::Ecdsa, Hash::Sha384),
+        ("ec256-512", "ECDSA", "SHA-512", "ec256-public.pem", "ec256-private.pem", Algorithm::Ecdsa, Hash::Sha512),
+        ("ec384-512", "ECDSA", "SHA-512", "ec384-public.pem", "ec384-private.pem", Algorithm::Ecdsa, Hash::Sha512),
     ];
     let mut extra = String::new();
     let mut ids = Vec::new();
@@ -538,4 +540,64 @@ async fn a_spent_host_app_budget_is_answered_with_an_error_code() {
     }
     assert_eq!(error_code(call(&app, &id, &[], body.as_bytes()).await).await, "TOO_MANY_REQUESTS");
     assert_eq!(app.session_count().await, 2);
+}
+
+#[tokio::test]
+async fn md5_and_sha1_signatures_work_only_for_a_host_app_that_enables_them() {
+    let weak = unique("md5-host");
+    let strict = unique("strict-host");
+    for id in [&weak, &strict] {
+        std::env::set_var(auth_bridge::registry::hmac_secret_env_var(id), "legacy-secret");
+    }
+    let mut extra = entry(&weak, "[hostapp.signature]\nalgorithm = \"HMAC\"\nhash = \"MD5\"\nallow_weak_hash = true\n");
+    extra.push_str(&entry(&strict, "[hostapp.signature]\nalgorithm = \"HMAC\"\nhash = \"SHA-256\"\n"));
+    let app = spawn_with(Options { extra_hostapps: extra, ..Options::default() }).await;
+    let md5 = Signer::hmac(Hash::Md5, b"legacy-secret").unwrap();
+    let body = alice().to_string();
+    let b = body.as_bytes();
+    let h = signed(&app, &md5, now(), &nonce(), b);
+    assert!(call(&app, &weak, &h, b).await.json::<Value>().await.unwrap()["auth_token"].is_string());
+    // The host app that did not enable MD5 verifies with its own hash: an MD5 tag is refused.
+    let h = signed(&app, &md5, now(), &nonce(), b);
+    assert_error(call(&app, &strict, &h, b).await, 401, "unauthorized", &[("X-Signature", "invalid")]).await;
+    // And a registry naming MD5 without enabling it does not load at all.
+    let refused = entry(&unique("md5-refused"), "[hostapp.signature]\nalgorithm = \"HMAC\"\nhash = \"MD5\"\n");
+    let env = |name: &str| std::env::var(name).ok().or_else(|| name.starts_with("HOSTAPP_HMAC").then(|| "s".into()));
+    assert!(auth_bridge::registry::Registry::parse(&refused, env).is_err());
+}
+
+#[tokio::test]
+async fn a_signed_call_while_redis_is_down_is_refused_quickly_and_its_nonce_stays_usable() {
+    let mut redis = test_support::PrivateRedis::start(17015).await;
+    let id = unique("nonce-host");
+    std::env::set_var(auth_bridge::registry::hmac_secret_env_var(&id), "nonce-secret");
+    let extra = entry(&id, "[hostapp.signature]\nalgorithm = \"HMAC\"\nhash = \"SHA-256\"\n");
+    let app = spawn_with(Options { extra_hostapps: extra, redis_url: Some(redis.url()), ..Options::default() }).await;
+    let signer = Signer::hmac(Hash::Sha256, b"nonce-secret").unwrap();
+    let body = alice().to_string();
+    let b = body.as_bytes();
+    let n = nonce();
+    let h = signed(&app, &signer, now(), &n, b);
+
+    redis.kill();
+    let started = std::time::Instant::now();
+    // The nonce cannot be recorded, so the call is not accepted: a replay could not be told apart.
+    assert_eq!(error_code(call(&app, &id, &h, b).await).await, "SERVICE_UNAVAILABLE");
+    assert!(started.elapsed() < std::time::Duration::from_millis(1500), "took {:?}", started.elapsed());
+    assert_eq!(app.session_count().await, 0);
+
+    redis.restart().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let res: Value = call(&app, &id, &h, b).await.json().await.unwrap();
+        if res["auth_token"].is_string() {
+            break;
+        }
+        assert_eq!(res["error_code"], "SERVICE_UNAVAILABLE", "{res}");
+        assert!(std::time::Instant::now() < deadline, "no session 10 s after Redis came back");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Spent now: the same request again is a replay.
+    assert_error(call(&app, &id, &h, b).await, 401, "unauthorized", &[("X-Nonce", "conflict")]).await;
+    assert_eq!(app.session_count().await, 1);
 }
