@@ -379,6 +379,14 @@ pub fn access_add_content(restriction: &Restriction, auto_invite: bool) -> Value
     json!({"restriction_type": restriction.restriction_type(), "value": restriction.value(), "auto_invite": auto_invite})
 }
 
+/// The identity an `access.add` content invited (`identity_id` rule with `auto_invite`), if any.
+pub fn auto_invited(content: &Value) -> Option<IdentityId> {
+    if content["restriction_type"] != "identity_id" || content["auto_invite"] != true {
+        return None;
+    }
+    content["value"].as_str().and_then(|v| IdentityId::parse(v).ok())
+}
+
 /// Stored content of a `create` event.
 pub fn create_content(public_key: &str, title: &str) -> Value {
     json!({"public_key": public_key, "title": title})
@@ -582,5 +590,16 @@ mod tests {
         let d = fold_message(c, None, Some((at, view)));
         assert!(d.get("encrypted").is_none());
         assert_eq!(d["deleted"]["by_identity"]["display_name"], "A");
+    }
+
+    #[test]
+    fn only_auto_invite_identity_rules_name_an_invited_identity() {
+        let who = IdentityId::new_v4();
+        let rule = |auto| access_add_content(&Restriction::IdentityId(who), auto);
+        assert_eq!(auto_invited(&rule(true)), Some(who));
+        assert_eq!(auto_invited(&rule(false)), None);
+        let by_identifier = access_add_content(&Restriction::Identifier("a@b.c".into()), true);
+        assert_eq!(auto_invited(&by_identifier), None);
+        assert_eq!(auto_invited(&json!({"restriction_type": "identity_id", "value": "x", "auto_invite": true})), None);
     }
 }

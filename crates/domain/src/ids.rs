@@ -102,6 +102,10 @@ id_type!(
     CryptoActionId
 );
 id_type!(
+    /// A stored notification of one identity (issue 17).
+    NotificationId
+);
+id_type!(
     /// A login session (`sid`), shared by every token refreshed from it.
     SessionId
 );

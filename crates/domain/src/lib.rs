@@ -16,10 +16,11 @@ pub mod identity;
 pub mod ids;
 pub mod input;
 pub mod keyshare;
+pub mod notification;
 pub mod realtime;
 pub mod time;
 pub mod userdata;
 
 pub use error::{Detail, Details, ErrorBody, ErrorCode, Origin};
-pub use ids::{BoxId, CryptoActionId, EventId, IdentityId, SessionId};
+pub use ids::{BoxId, CryptoActionId, EventId, IdentityId, NotificationId, SessionId};
 pub use time::Timestamp;

@@ -4,7 +4,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ids::{BoxId, IdentityId, SessionId};
-use crate::time::Timestamp;
 
 /// `{"type": ..., "object": ...}`, the text of a websocket frame and of a Redis payload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,14 +30,9 @@ pub mod types {
     pub const BOX_DELETE: &str = "box.delete";
     pub const BOX_SETTINGS: &str = "box.settings";
     pub const ACK: &str = "ack";
+    /// Its object is a [`crate::notification::Notification`].
     pub const NOTIFICATION: &str = "notification";
     pub const SESSION_REVOKED: &str = "session.revoked";
-}
-
-/// Notification types carried in `notification` envelopes.
-pub mod notifications {
-    pub const BOX_AUTO_INVITE: &str = "box.auto_invite";
-    pub const MEMBER_KICK: &str = "member.kick";
 }
 
 /// `user_{identity_id}:ws`.
@@ -153,35 +147,6 @@ pub struct Ack {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRevoked {
     pub sid: SessionId,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Notification {
-    pub id: uuid::Uuid,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub details: Value,
-    pub created_at: Timestamp,
-}
-
-impl Notification {
-    pub fn auto_invite(box_id: BoxId, box_title: &str, cryptoaction_id: crate::ids::CryptoActionId) -> Self {
-        Notification {
-            id: uuid::Uuid::new_v4(),
-            kind: notifications::BOX_AUTO_INVITE.to_owned(),
-            details: serde_json::json!({"box_id": box_id, "box_title": box_title, "cryptoaction_id": cryptoaction_id}),
-            created_at: Timestamp::now(),
-        }
-    }
-
-    pub fn kicked(box_id: BoxId, box_title: &str) -> Self {
-        Notification {
-            id: uuid::Uuid::new_v4(),
-            kind: notifications::MEMBER_KICK.to_owned(),
-            details: serde_json::json!({"box_id": box_id, "box_title": box_title}),
-            created_at: Timestamp::now(),
-        }
-    }
 }
 
 #[cfg(test)]

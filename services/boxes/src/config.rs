@@ -87,7 +87,15 @@ pub struct Settings {
     /// How long an envelope stays in the history, in seconds; an idle history expires after this.
     #[arg(long, env = "HISTORY_TTL_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub history_ttl_secs: u64,
+
+    /// How long a stored notification (`GET /identities/{id}/notifications`) is kept, in seconds;
+    /// older ones are no longer listed or counted, and writes of new ones delete them.
+    #[arg(long, env = "NOTIFICATIONS_RETENTION_SECS", default_value_t = NOTIFICATIONS_RETENTION_SECS, value_parser = clap::value_parser!(u64).range(1..=315_360_000))]
+    pub notifications_retention_secs: u64,
 }
+
+/// Default of `NOTIFICATIONS_RETENTION_SECS`: 30 days.
+pub const NOTIFICATIONS_RETENTION_SECS: u64 = 30 * 24 * 3600;
 
 /// Default of `RATE_INVITES_PER_IDENTITY`.
 pub const INVITES_PER_IDENTITY: Quota = Quota::per(100, 600);
@@ -101,6 +109,10 @@ impl Settings {
             max_len: self.history_max_len,
             max_age_ms: self.history_ttl_secs.saturating_mul(1000),
         }
+    }
+
+    pub fn notifications_retention(&self) -> crate::store::notifications::Retention {
+        crate::store::notifications::Retention(i64::try_from(self.notifications_retention_secs).unwrap_or(i64::MAX))
     }
 
     /// Refuses settings that must not reach production: a short internal token, a bad origin list.

@@ -5,7 +5,8 @@
 //! envelope is recorded in its recipient's history and published by one script
 //! (`web_kit::history`), so a client that was offline can recover it on reconnect.
 
-use domain::realtime::{counter_key, Envelope};
+use domain::notification::Notification;
+use domain::realtime::{counter_key, types, Envelope};
 use domain::{BoxId, IdentityId};
 
 #[derive(Debug, Default)]
@@ -22,6 +23,13 @@ impl Outbox {
 
     pub fn publish(&mut self, to: IdentityId, envelope: &Envelope) {
         self.publishes.push((to, envelope.to_json()));
+    }
+
+    /// A `notification` envelope for each stored notification, to its identity.
+    pub fn notify(&mut self, stored: &[(IdentityId, Notification)]) {
+        for (to, n) in stored {
+            self.publish(*to, &Envelope::new(types::NOTIFICATION, n));
+        }
     }
 
     /// Unread counter +1 for `who` in `box_id`.

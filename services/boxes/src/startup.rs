@@ -47,6 +47,7 @@ impl Application {
             internal_token: settings.internal_api_token.clone(),
             invites_per_identity: settings.invites_per_identity,
             history: settings.history_limits(),
+            notifications: settings.notifications_retention(),
         };
 
         let listener =

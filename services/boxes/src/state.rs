@@ -22,6 +22,8 @@ pub struct AppState {
     pub invites_per_identity: Quota,
     /// Bounds of the per-identity realtime history every publish writes to.
     pub history: web_kit::history::HistoryLimits,
+    /// `NOTIFICATIONS_RETENTION_SECS`.
+    pub notifications: crate::store::notifications::Retention,
 }
 
 impl AppState {

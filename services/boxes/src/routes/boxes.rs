@@ -7,6 +7,7 @@ use domain::b64::{limits, B64u};
 use domain::boxes::{parse_delete_confirmation, BoxCreate, PublicBox};
 use domain::event::{create_content, EventType};
 use domain::input::{path_id, Page};
+use domain::notification::NewNotification;
 use domain::realtime::{types, BoxDelete, Envelope};
 use domain::{BoxId, Detail, ErrorBody, IdentityId, Origin};
 
@@ -224,6 +225,15 @@ pub async fn delete(
         _ => return Err(ErrorBody::box_rule("not_admin").into()),
     };
     let members = store::boxes::member_ids(&tx, box_id).await?;
+    // Told of the deletion: the other members and the identities invited but not joined yet.
+    let told: Vec<(IdentityId, NewNotification)> = members
+        .iter()
+        .copied()
+        .filter(|m| *m != caller.id())
+        .chain(store::boxes::pending_invitees(&tx, box_id).await?)
+        .map(|to| (to, NewNotification::box_deleted(box_id, &row.title)))
+        .collect();
+    let notified = store::notifications::insert_all(&tx, state.notifications, &told).await?;
     store::boxes::delete(&tx, box_id).await?;
     web_kit::limits::committing(tx.commit()).await?;
     tracing::info!(box_id = %box_id, members = members.len(), "box deleted");
@@ -235,6 +245,7 @@ pub async fn delete(
         outbox.reset(*m, box_id);
         outbox.publish(*m, &notice);
     }
+    outbox.notify(&notified);
     outbox.send(&state.redis, state.history).await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -5,7 +5,7 @@ use domain::boxes::ContactRequest;
 use domain::crypto_action::CryptoActionType;
 use domain::event::{access_add_content, EventType, Restriction};
 use domain::input::path_id;
-use domain::realtime::{types, Envelope, Notification};
+use domain::notification::NewNotification;
 use domain::{Detail, ErrorBody, IdentityId, Origin};
 
 use super::boxes::{announce_create, hash_conflict, insert_box};
@@ -89,6 +89,8 @@ pub async fn contact(
         },
     )
     .await?;
+    let invite = NewNotification::auto_invite(row.id, &row.title, action.id);
+    let notified = store::notifications::insert_all(&tx, state.notifications, &[(contacted.id, invite)]).await?;
     let stored_view = match &claim {
         Some(claim) => {
             let view = views::box_for(&tx, &state.redis, me, &row).await?;
@@ -102,8 +104,7 @@ pub async fn contact(
 
     let mut outbox = Outbox::new();
     announce_create(&client, &mut outbox, &create).await?;
-    let invite = Notification::auto_invite(row.id, &row.title, action.id);
-    outbox.publish(contacted.id, &Envelope::new(types::NOTIFICATION, invite));
+    outbox.notify(&notified);
     let view = match stored_view {
         Some(view) => view,
         None => views::box_for(&client, &state.redis, me, &row).await?,

@@ -7,10 +7,10 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use domain::crypto_action::CryptoActionType;
-use domain::event::{access_add_content, EventType, NewEvent, Restriction};
+use domain::event::{access_add_content, auto_invited, EventType, NewEvent, Restriction};
 use domain::input::{path_id, Page};
 use domain::keyshare::NewKeyShare;
-use domain::realtime::{types, Envelope, Notification};
+use domain::notification::NewNotification;
 use domain::{BoxId, Detail, ErrorBody, ErrorCode, EventId, IdentityId, Origin};
 use serde_json::{json, Value};
 
@@ -59,7 +59,8 @@ struct Effects {
     /// Members after the whole transaction, and which of them muted the box.
     members: Vec<IdentityId>,
     muted: Vec<IdentityId>,
-    notifications: Vec<(IdentityId, Notification)>,
+    /// Stored in the transaction, published after commit.
+    notifications: Vec<(IdentityId, NewNotification)>,
     /// Identities that stopped being members (leave, kick): their unread counters go.
     departed: Vec<IdentityId>,
 }
@@ -133,6 +134,7 @@ pub async fn post(
         return Err(ErrorBody::box_rule(reason).into());
     };
     let effects = apply(&tx, &bx, me, &new).await?;
+    let notified = store::notifications::insert_all(&tx, state.notifications, &effects.notifications).await?;
     let rows: Vec<EventRow> =
         std::iter::once(effects.posted.clone()).chain(effects.announced.iter().map(|a| a.event.clone())).collect();
     // With a key the answer is built and stored before the commit, in the same transaction.
@@ -161,9 +163,7 @@ pub async fn post(
             }
         }
     }
-    for (to, n) in &effects.notifications {
-        outbox.publish(*to, &Envelope::new(types::NOTIFICATION, n));
-    }
+    outbox.notify(&notified);
     for who in &effects.departed {
         outbox.reset(*who, box_id);
     }
@@ -384,7 +384,7 @@ async fn apply<C: GenericClient>(c: &C, bx: &BoxRow, me: IdentityId, new: &NewEv
                     },
                 )
                 .await?;
-                notifications.push((*target, Notification::auto_invite(box_id, &bx.title, action.id)));
+                notifications.push((*target, NewNotification::auto_invite(box_id, &bx.title, action.id)));
                 event
             } else {
                 insert(c, box_id, EventType::AccessAdd, me, content.as_ref(), None).await?
@@ -396,6 +396,7 @@ async fn apply<C: GenericClient>(c: &C, bx: &BoxRow, me: IdentityId, new: &NewEv
             if !store::events::is_active_access(c, box_id, *referrer_id).await? {
                 return Err(not_found("referrer_id").into());
             }
+            let rule = store::events::get_in_box(c, box_id, *referrer_id).await?;
             let rm = insert(c, box_id, EventType::AccessRm, me, None, Some(*referrer_id)).await?;
             let kicker = json!({"kicker_id": me});
             for j in store::boxes::illegitimate_members(c, box_id).await? {
@@ -403,8 +404,18 @@ async fn apply<C: GenericClient>(c: &C, bx: &BoxRow, me: IdentityId, new: &NewEv
                     insert(c, box_id, EventType::MemberKick, j.identity_id, Some(&kicker), Some(j.join_event_id))
                         .await?;
                 store::boxes::remove_member(c, box_id, j.identity_id).await?;
-                notifications.push((j.identity_id, Notification::kicked(box_id, &bx.title)));
+                notifications.push((j.identity_id, NewNotification::kicked(box_id, &bx.title)));
                 kicks.push(kick);
+            }
+            // An invited identity that had not joined and can no longer join hears of it; a
+            // member that lost its access was kicked above instead.
+            if let Some(invited) = rule.as_ref().and_then(|r| r.content.as_ref()).and_then(auto_invited) {
+                if !kicks.iter().any(|k| k.sender_id == invited)
+                    && !store::boxes::is_member(c, box_id, invited).await?
+                    && !store::boxes::can_join(c, bx, invited).await?
+                {
+                    notifications.push((invited, NewNotification::access_lost(box_id, &bx.title)));
+                }
             }
             rm
         }

@@ -13,6 +13,7 @@ mod identities;
 mod internal;
 mod keyshares;
 mod members;
+mod notifications;
 mod settings;
 
 fn resource(path: &str) -> actix_web::Resource {
@@ -53,6 +54,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/identities/{id}/profile").route(web::get().to(identities::profile)))
         .service(resource("/identities/{id}/public-keys").route(web::put().to(identities::public_keys)))
         .service(resource("/identities/{id}/crypto/actions").route(web::get().to(crypto_actions::list)))
+        .service(
+            resource("/identities/{id}/notifications")
+                .route(web::get().to(notifications::list))
+                .route(web::head().to(notifications::count)),
+        )
+        .service(
+            resource("/identities/{id}/notifications/acknowledgement").route(web::put().to(notifications::acknowledge)),
+        )
         .service(
             resource("/identities/{id}/crypto/actions/{action_id}")
                 .route(web::get().to(crypto_actions::get))

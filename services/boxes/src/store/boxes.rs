@@ -238,6 +238,30 @@ pub async fn illegitimate_members<C: GenericClient>(
 
 // ---- access rules ----
 
+/// Identities an active `identity_id` rule with `auto_invite` invited that are not members.
+pub async fn pending_invitees<C: GenericClient>(
+    c: &C,
+    box_id: BoxId,
+) -> Result<Vec<IdentityId>, tokio_postgres::Error> {
+    let rows = sql::query(
+        c,
+        "SELECT DISTINCT a.content->>'value' AS invited FROM boxes.events a
+         WHERE a.box_id = $1 AND a.type = 'access.add'
+           AND a.content->>'restriction_type' = 'identity_id' AND a.content->'auto_invite' = 'true'::jsonb
+           AND NOT EXISTS (SELECT 1 FROM boxes.events r
+                           WHERE r.box_id = a.box_id AND r.type = 'access.rm' AND r.referrer_id = a.id)
+           AND NOT EXISTS (SELECT 1 FROM boxes.members m
+                           WHERE m.box_id = a.box_id AND m.identity_id::text = a.content->>'value')",
+        &[box_id.as_uuid()],
+    )
+    .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| r.get::<_, Option<String>>("invited"))
+        .filter_map(|v| IdentityId::parse(&v).ok())
+        .collect())
+}
+
 /// Whether an active rule with this exact restriction exists.
 pub async fn has_rule<C: GenericClient>(
     c: &C,

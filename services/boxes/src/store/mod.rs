@@ -25,6 +25,7 @@ pub mod idempotency;
 pub mod identities;
 pub mod keyshares;
 pub mod membership;
+pub mod notifications;
 pub mod settings;
 pub mod sql;
 

@@ -55,6 +55,7 @@ pub fn settings(database_url: &str, keys: &TestKeys) -> Settings {
         invites_per_identity: boxes::config::INVITES_PER_IDENTITY,
         history_max_len: 1000,
         history_ttl_secs: 600,
+        notifications_retention_secs: boxes::config::NOTIFICATIONS_RETENTION_SECS,
     }
 }
 

@@ -16,6 +16,7 @@ mod identities;
 mod keyshares;
 mod members;
 mod notifications;
+mod notifications_stored;
 mod outages;
 mod ratelimits;
 mod settings;

@@ -301,7 +301,11 @@ async fn deletion_notifies_members_and_clears_counters() {
     let inbox = Inbox::collect(&mut sub).await;
     let expected = json!({"type": "box.delete", "object": {"id": id, "sender_id": alice.id.to_string(), "public_key": b["public_key"]}});
     assert_eq!(inbox.one(&alice), expected);
-    assert_eq!(inbox.one(&bob), expected);
+    let to_bob = inbox.of(&bob);
+    assert_eq!(to_bob.len(), 2, "{to_bob:?}");
+    assert_eq!(to_bob[0], expected);
+    let details = assert_notification(&to_bob[1], "box.delete");
+    assert_eq!(details, json!({"box_id": id, "box_title": "Box"}));
     assert!(inbox.of(&carol).is_empty());
     assert_eq!(counters(&[&alice, &bob], &id).await, vec![0, 0]);
     let mut conn = test_support::redis_conn().await;

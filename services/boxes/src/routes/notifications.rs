@@ -1,0 +1,57 @@
+//! Stored notifications of the caller (issue 17, beside §6.4): the list, the unread count, and
+//! the acknowledgement. Only the identity itself may read or acknowledge them (§3.5).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use domain::input::path_id;
+use domain::notification::{Acknowledgement, LIST_DEFAULT, LIST_MAX};
+use domain::{ErrorBody, IdentityId, Origin};
+
+use super::boxes::{page, total_count};
+use crate::auth::authenticate;
+use crate::error::ApiResult;
+use crate::state::AppState;
+use crate::store;
+
+/// `GET /identities/{id}/notifications`: newest first, paged with `offset`/`limit`.
+#[tracing::instrument(skip_all, fields(identity = %id))]
+pub async fn list(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    let caller = authenticate(&req, &state).await?;
+    let id: IdentityId = path_id(&id, "id")?;
+    let page = page(&req, LIST_DEFAULT, LIST_MAX)?;
+    caller.require_self(id)?;
+    let client = state.db.get().await?;
+    let items = store::notifications::list(&client, id, state.notifications, page).await?;
+    Ok(HttpResponse::Ok().json(items))
+}
+
+/// `HEAD /identities/{id}/notifications`: 204 with `X-Total-Count` = the unacknowledged ones.
+#[tracing::instrument(skip_all, fields(identity = %id))]
+pub async fn count(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    let caller = authenticate(&req, &state).await?;
+    let id: IdentityId = path_id(&id, "id")?;
+    caller.require_self(id)?;
+    let client = state.db.get().await?;
+    Ok(total_count(store::notifications::count_unread(&client, id, state.notifications).await?))
+}
+
+/// `PUT /identities/{id}/notifications/acknowledgement` `{"until_id"}`: that notification and
+/// every older one are acknowledged. 204; an `until_id` that is not one of the caller's kept
+/// notifications is 404 `{"until_id": "not_found"}`.
+#[tracing::instrument(skip_all, fields(identity = %id))]
+pub async fn acknowledge(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let caller = authenticate(&req, &state).await?;
+    let body = web_kit::body::json_body(&req, payload).await?;
+    let id: IdentityId = path_id(&id, "id")?;
+    let ack = Acknowledgement::parse(&body)?;
+    caller.require_self(id)?;
+    let client = state.db.get().await?;
+    if !store::notifications::acknowledge(&client, id, ack.until_id, state.notifications).await? {
+        return Err(ErrorBody::not_found(Origin::Body, "until_id").into());
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
