@@ -374,6 +374,62 @@ impl NewEvent {
     }
 }
 
+/// Most changes one `POST /boxes/{id}/batch-events` takes.
+pub const BATCH_MAX: usize = 100;
+
+/// The body of `POST /boxes/{id}/batch-events` (issue 17, REF shape):
+/// `{"batch_type": "accesses", "events": [<access.add or access.rm>, …]}`, 1 to [`BATCH_MAX`]
+/// changes, each read as on `POST /boxes/{id}/events`. Every invalid change is reported, its
+/// fields under `events.<i>.`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessBatch {
+    pub changes: Vec<NewEvent>,
+}
+
+impl AccessBatch {
+    pub fn parse(body: &Value) -> Result<Self, ErrorBody> {
+        let o = Obj::body(body)?;
+        let mut r = Report::new();
+        if let Some(kind) = o.str("batch_type", true, &mut r) {
+            if kind != "accesses" {
+                r.fail("batch_type", Detail::Invalid);
+            }
+        }
+        let events = match o.get("events") {
+            None => {
+                r.fail("events", Detail::Required);
+                None
+            }
+            Some(Value::Array(a)) if !a.is_empty() && a.len() <= BATCH_MAX => Some(a),
+            Some(_) => {
+                r.fail("events", Detail::Invalid);
+                None
+            }
+        };
+        let mut changes = Vec::new();
+        for (i, event) in events.into_iter().flatten().enumerate() {
+            if !event.is_object() {
+                r.fail(format!("events.{i}"), Detail::Malformed);
+                continue;
+            }
+            let kind = event.get("type").and_then(Value::as_str).and_then(EventType::parse);
+            if kind.is_some_and(|k| !matches!(k, EventType::AccessAdd | EventType::AccessRm)) {
+                r.fail(format!("events.{i}.type"), Detail::Invalid);
+                continue;
+            }
+            match NewEvent::parse(event) {
+                Ok(change) => changes.push(change),
+                Err(e) => {
+                    for (key, detail) in e.details {
+                        r.fail(format!("events.{i}.{key}"), detail);
+                    }
+                }
+            }
+        }
+        r.finish(Some(AccessBatch { changes }))
+    }
+}
+
 /// Stored content of an `access.add`.
 pub fn access_add_content(restriction: &Restriction, auto_invite: bool) -> Value {
     json!({"restriction_type": restriction.restriction_type(), "value": restriction.value(), "auto_invite": auto_invite})
@@ -543,6 +599,40 @@ mod tests {
         assert_eq!(
             stored,
             Some(json!({"restriction_type":"identifier","value":"bob@example.com","auto_invite":false}))
+        );
+    }
+
+    #[test]
+    fn access_batches() {
+        let id = "0f10d6a5-0626-4492-8e4c-2c37b258f921";
+        let add = json!({"type":"access.add","content":{"restriction_type":"identity_id","value":id}});
+        let rm = json!({"type":"access.rm","referrer_id":id});
+        let ok = AccessBatch::parse(&json!({"batch_type":"accesses","events":[rm, add]}));
+        assert!(matches!(
+            ok.as_ref().map(|b| b.changes.as_slice()),
+            Ok([NewEvent::AccessRm { .. }, NewEvent::AccessAdd { .. }])
+        ));
+        let details = |v: Value| AccessBatch::parse(&v).err().map(|e| e.details).unwrap_or_default();
+        let d = details(json!({"batch_type":"messages","events":[]}));
+        assert_eq!(
+            (d.get("batch_type").map(String::as_str), d.get("events").map(String::as_str)),
+            (Some("invalid"), Some("invalid"))
+        );
+        assert_eq!(details(json!({"batch_type":"accesses"})).get("events").map(String::as_str), Some("required"));
+        let d = details(json!({"batch_type":"accesses","events":[
+            {"type":"access.rm","referrer_id":id},
+            {"type":"msg.text","content":{"encrypted":"abcd","public_key":"abcd"}},
+            {"type":"access.add","content":{"restriction_type":"identity_id","value":"nope"}},
+            "access.rm"
+        ]}));
+        assert_eq!(d.get("events.1.type").map(String::as_str), Some("invalid"));
+        assert_eq!(d.get("events.2.content.value").map(String::as_str), Some("malformed"));
+        assert_eq!(d.get("events.3").map(String::as_str), Some("malformed"));
+        assert_eq!(d.len(), 3, "{d:?}");
+        let many: Vec<Value> = (0..=BATCH_MAX).map(|_| json!({"type":"access.rm","referrer_id":id})).collect();
+        assert_eq!(
+            details(json!({"batch_type":"accesses","events":many})).get("events").map(String::as_str),
+            Some("invalid")
         );
     }
 

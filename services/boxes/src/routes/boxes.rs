@@ -166,7 +166,8 @@ pub async fn get(req: HttpRequest, state: web::Data<AppState>, path: web::Path<S
         return Err(ErrorBody::box_rule("no_access").into());
     };
     if !store::boxes::is_member(&client, box_id, caller.id()).await? {
-        let reason = if store::boxes::can_join(&client, &row, caller.id()).await? { "not_member" } else { "no_access" };
+        let reason =
+            if store::access::can_join(&client, &row, caller.id()).await? { "not_member" } else { "no_access" };
         return Err(ErrorBody::box_rule(reason).into());
     }
     let view = views::box_for(&client, &state.redis, caller.id(), &row).await?;

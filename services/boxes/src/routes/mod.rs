@@ -3,6 +3,7 @@
 
 use actix_web::web;
 
+mod batch_events;
 mod boxes;
 mod contact;
 mod counters;
@@ -34,6 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(events::list))
                 .route(web::head().to(events::count)),
         )
+        .service(resource("/boxes/{id}/batch-events").route(web::post().to(batch_events::post)))
         .service(resource("/boxes/{id}/members").route(web::get().to(members::members)))
         .service(resource("/boxes/{id}/accesses").route(web::get().to(members::accesses)))
         .service(resource("/boxes/{id}/new-events-count/ack").route(web::put().to(counters::ack)))

@@ -16,6 +16,7 @@ const PUBLIC: &[(&str, &str, &[&str])] = &[
     ("GET", "/boxes/{box}", &[]),
     ("GET", "/boxes/{box}/public", &[]),
     ("POST", "/boxes/{box}/events", &["type", "content", "referrer_id", "extra", "invitation_data"]),
+    ("POST", "/boxes/{box}/batch-events", &["batch_type", "events"]),
     ("GET", "/boxes/{box}/events", &[]),
     ("HEAD", "/boxes/{box}/events", &[]),
     ("GET", "/boxes/{box}/members", &[]),

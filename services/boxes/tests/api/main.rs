@@ -5,6 +5,7 @@
 mod helpers;
 
 mod auth;
+mod batch_events;
 mod boxes;
 mod contact;
 mod events;
