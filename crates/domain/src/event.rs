@@ -11,7 +11,7 @@ use crate::ids::{BoxId, EventId, IdentityId};
 use crate::input::{Obj, Report};
 use crate::keyshare::NewKeyShare;
 use crate::time::Timestamp;
-use crate::userdata::{E164Phone, Email};
+use crate::userdata::{E164Phone, Email, EmailDomain};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventType {
@@ -128,14 +128,16 @@ impl<C> Event<C> {
     }
 }
 
-/// The restriction of an access rule (§6.1): `identity_id` and `identifier` are implemented,
-/// `email_domain` is not.
+/// The restriction of an access rule (§6.1): `identity_id`, `identifier` and (issue 17)
+/// `email_domain`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Restriction {
     IdentityId(IdentityId),
     /// An email address (lower-cased, as identities hold them) or an E.164 phone number, matched
     /// against the identifier of the identity that wants in.
     Identifier(String),
+    /// Every identity whose email identifier is at this domain.
+    EmailDomain(EmailDomain),
 }
 
 impl Restriction {
@@ -143,6 +145,7 @@ impl Restriction {
         match self {
             Restriction::IdentityId(_) => "identity_id",
             Restriction::Identifier(_) => "identifier",
+            Restriction::EmailDomain(_) => "email_domain",
         }
     }
 
@@ -150,6 +153,7 @@ impl Restriction {
         match self {
             Restriction::IdentityId(id) => id.to_string(),
             Restriction::Identifier(v) => v.clone(),
+            Restriction::EmailDomain(d) => d.as_str().to_owned(),
         }
     }
 
@@ -335,14 +339,22 @@ impl NewEvent {
                             None
                         })
                     }),
+                    Some("email_domain") => value.and_then(|v| match EmailDomain::parse(v) {
+                        Ok(d) => Some(Restriction::EmailDomain(d)),
+                        Err(detail) => {
+                            r.fail("content.value", detail);
+                            None
+                        }
+                    }),
                     Some(_) => {
                         r.fail("content.restriction_type", Detail::NotSupported);
                         None
                     }
                     None => None,
                 };
-                // An identifier may name nobody yet, so there is no key to invite with.
-                if auto_invite && restriction_type == Some("identifier") {
+                // An identifier may name nobody yet, and a domain names nobody in particular, so
+                // there is no key to invite with.
+                if auto_invite && matches!(restriction_type, Some("identifier" | "email_domain")) {
                     r.fail("content.auto_invite", Detail::NotSupported);
                 }
                 let invitation = match (auto_invite, o.has("extra")) {
@@ -551,7 +563,7 @@ mod tests {
         let id = "0f10d6a5-0626-4492-8e4c-2c37b258f921";
         assert_eq!(
             detail(
-                json!({"type":"access.add","content":{"restriction_type":"email_domain","value":"x.com"}}),
+                json!({"type":"access.add","content":{"restriction_type":"invitation_link","value":"x.com"}}),
                 "content.restriction_type"
             )
             .as_deref(),
@@ -634,6 +646,24 @@ mod tests {
             details(json!({"batch_type":"accesses","events":many})).get("events").map(String::as_str),
             Some("invalid")
         );
+    }
+
+    #[test]
+    fn email_domain_rules() {
+        let rule = |value: &str| {
+            parse(json!({"type":"access.add","content":{"restriction_type":"email_domain","value":value}}))
+        };
+        let stored = rule("Example.COM").ok().and_then(|e| e.stored_content());
+        assert_eq!(stored, Some(json!({"restriction_type":"email_domain","value":"example.com","auto_invite":false})));
+        for bad in ["@example.com", "bob@example.com", "example", "exa mple.com"] {
+            assert_eq!(
+                rule(bad).err().and_then(|d| d.get("content.value").cloned()).as_deref(),
+                Some("malformed"),
+                "{bad}"
+            );
+        }
+        let invite = json!({"type":"access.add","content":{"restriction_type":"email_domain","value":"example.com","auto_invite":true},"extra":{"key":"abcd"}});
+        assert_eq!(detail(invite, "content.auto_invite").as_deref(), Some("not_supported"));
     }
 
     #[test]

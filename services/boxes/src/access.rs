@@ -95,13 +95,13 @@ async fn change_rule<C: GenericClient>(
     let content = change.stored_content();
     let event = match change {
         NewEvent::AccessAdd { restriction, auto_invite } => {
-            // An identifier rule may name someone who has no identity yet; domain refuses
-            // auto_invite for it.
+            // Identifier and domain rules may name nobody yet; domain refuses auto_invite for
+            // them.
             let record = match restriction {
                 Restriction::IdentityId(target) => {
                     Some(store::identities::get(c, *target).await?.ok_or_else(|| not_found("content.value"))?)
                 }
-                Restriction::Identifier(_) => None,
+                Restriction::Identifier(_) | Restriction::EmailDomain(_) => None,
             };
             if store::access::has_rule(c, bx.id, restriction).await? {
                 return Err(

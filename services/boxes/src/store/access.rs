@@ -9,9 +9,10 @@ use domain::{BoxId, IdentityId};
 use super::boxes::{joined, BoxRow, Joined};
 use super::{sql, GenericClient};
 
-/// An active access rule of the box matches identity `$2`: an `identity_id` rule naming it, or
-/// an `identifier` rule equal to its identifier (emails are compared lower-cased) when its host
-/// app verified that identifier.
+/// An active access rule of the box matches identity `$2`: an `identity_id` rule naming it, an
+/// `identifier` rule equal to its identifier (emails are compared lower-cased), or an
+/// `email_domain` rule equal to the domain of its email identifier (lower-cased); the last two
+/// only when its host app verified that identifier.
 macro_rules! matching_rule {
     ($box_id:literal, $who:literal) => {
         concat!(
@@ -26,7 +27,12 @@ macro_rules! matching_rule {
                        (SELECT lower(i.identifier_value) FROM boxes.identities i
                         WHERE i.id = ",
             $who,
-            "::uuid AND i.identifier_value <> '' AND i.identifier_verified)))
+            "::uuid AND i.identifier_value <> '' AND i.identifier_verified))
+                 OR (a.content->>'restriction_type' = 'email_domain' AND a.content->>'value' =
+                       (SELECT lower(substring(i.identifier_value from '@([^@]+)$')) FROM boxes.identities i
+                        WHERE i.id = ",
+            $who,
+            "::uuid AND i.identifier_kind = 'email' AND i.identifier_verified)))
                AND NOT EXISTS (SELECT 1 FROM boxes.events r
                                WHERE r.box_id = a.box_id AND r.type = 'access.rm' AND r.referrer_id = a.id)"
         )

@@ -20,3 +20,4 @@ mod notifications;
 mod outages;
 mod ratelimits;
 mod settings;
+mod sharing;
