@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::b64::{limits, B64u, B64};
-use crate::boxes::{read_invitation, AccessMode};
+use crate::boxes::{read_invitation, read_invitations, AccessMode};
 use crate::error::{Detail, ErrorBody};
 use crate::identity::IdentityView;
 use crate::ids::{BoxId, EventId, IdentityId};
@@ -173,16 +173,41 @@ impl Restriction {
 /// A client-posted event, validated against the catalogue of §6.2.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NewEvent {
-    MsgText { encrypted: B64u, public_key: B64u },
-    MsgFile { encrypted: B64u, public_key: B64u, encrypted_file_id: uuid::Uuid },
-    MsgEdit { referrer_id: EventId, new_encrypted: B64u, new_public_key: B64u },
-    MsgDelete { referrer_id: EventId },
+    MsgText {
+        encrypted: B64u,
+        public_key: B64u,
+    },
+    MsgFile {
+        encrypted: B64u,
+        public_key: B64u,
+        encrypted_file_id: uuid::Uuid,
+    },
+    MsgEdit {
+        referrer_id: EventId,
+        new_encrypted: B64u,
+        new_public_key: B64u,
+    },
+    MsgDelete {
+        referrer_id: EventId,
+    },
     MemberJoin,
     MemberLeave,
-    StateAccessMode { value: AccessMode },
-    StateKeyShare { share: NewKeyShare },
-    AccessAdd { restriction: Restriction, auto_invite: Option<(String, B64)> },
-    AccessRm { referrer_id: EventId },
+    StateAccessMode {
+        value: AccessMode,
+    },
+    StateKeyShare {
+        share: NewKeyShare,
+    },
+    /// With `auto_invite`, the invitations from `extra`: `(public key, ciphertext)`, exactly one
+    /// for an `identity_id` rule, 0 to [`crate::boxes::INVITATIONS_MAX`] for an `identifier` rule (one per
+    /// identity that has the identifier, as `GET /identities/pubkey` lists their keys).
+    AccessAdd {
+        restriction: Restriction,
+        auto_invite: Option<Vec<(String, B64)>>,
+    },
+    AccessRm {
+        referrer_id: EventId,
+    },
 }
 
 impl NewEvent {
@@ -352,9 +377,8 @@ impl NewEvent {
                     }
                     None => None,
                 };
-                // An identifier may name nobody yet, and a domain names nobody in particular, so
-                // there is no key to invite with.
-                if auto_invite && matches!(restriction_type, Some("identifier" | "email_domain")) {
+                // A domain names nobody in particular, so there is no key to invite with.
+                if auto_invite && restriction_type == Some("email_domain") {
                     r.fail("content.auto_invite", Detail::NotSupported);
                 }
                 let invitation = match (auto_invite, o.has("extra")) {
@@ -369,7 +393,11 @@ impl NewEvent {
                     }
                     (true, true) => {
                         let e = o.object("extra", "extra", true, &mut r);
-                        match e.and_then(|e| read_invitation(&e, "extra", &mut r)) {
+                        let read = match restriction_type {
+                            Some("identifier") => e.and_then(|e| read_invitations(&e, "extra", &mut r)),
+                            _ => e.and_then(|e| read_invitation(&e, "extra", &mut r)).map(|one| vec![one]),
+                        };
+                        match read {
                             Some(inv) => Some(inv),
                             None => {
                                 r.fail("extra", Detail::Invalid);
@@ -602,8 +630,21 @@ mod tests {
                 "{bad}"
             );
         }
-        let invite = json!({"type":"access.add","content":{"restriction_type":"identifier","value":"bob@example.com","auto_invite":true},"extra":{"key":"abcd"}});
-        assert_eq!(detail(invite, "content.auto_invite").as_deref(), Some("not_supported"));
+        let invite = |extra: Value| {
+            parse(
+                json!({"type":"access.add","content":{"restriction_type":"identifier","value":"bob@example.com","auto_invite":true},"extra":extra}),
+            )
+        };
+        let invited = |extra: Value| match invite(extra) {
+            Ok(NewEvent::AccessAdd { auto_invite: Some(inv), .. }) => Some(inv.len()),
+            _ => None,
+        };
+        assert_eq!(invited(json!({"key1":"abcd","key2":"abcd"})), Some(2));
+        assert_eq!(invited(json!({})), Some(0), "nobody to invite yet");
+        assert_eq!(invite(json!({"key":7})).err().and_then(|d| d.get("extra").cloned()).as_deref(), Some("invalid"));
+        let many: serde_json::Map<String, Value> =
+            (0..=crate::boxes::INVITATIONS_MAX).map(|i| (format!("k{i}"), json!("abcd"))).collect();
+        assert_eq!(invite(Value::Object(many)).err().and_then(|d| d.get("extra").cloned()).as_deref(), Some("invalid"));
         let stored =
             parse(json!({"type":"access.add","content":{"restriction_type":"identifier","value":"Bob@Example.com"}}))
                 .ok()

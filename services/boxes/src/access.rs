@@ -2,10 +2,13 @@
 //! and effects of each change, and the kicks that follow, inside the transaction holding the box
 //! lock. A single event and a batch use the same steps; a batch applies every change first and
 //! then kicks once, from the rules as the whole batch leaves them, so replacing a rule never
-//! removes a member that the new rule still lets in.
+//! removes a member that the new rule still lets in. `auto_invite` invites the target of an
+//! `identity_id` rule, or the identities with the verified identifier of an `identifier` rule.
 
+use domain::b64::B64;
 use domain::crypto_action::CryptoActionType;
 use domain::event::{EventType, NewEvent, Restriction};
+use domain::identity::IdentityRecord;
 use domain::realtime::Notification;
 use domain::{Detail, ErrorBody, EventId, IdentityId, Origin};
 use serde_json::json;
@@ -95,8 +98,6 @@ async fn change_rule<C: GenericClient>(
     let content = change.stored_content();
     let event = match change {
         NewEvent::AccessAdd { restriction, auto_invite } => {
-            // Identifier and domain rules may name nobody yet; domain refuses auto_invite for
-            // them.
             let record = match restriction {
                 Restriction::IdentityId(target) => {
                     Some(store::identities::get(c, *target).await?.ok_or_else(|| not_found("content.value"))?)
@@ -108,23 +109,28 @@ async fn change_rule<C: GenericClient>(
                     ErrorBody::conflict(Origin::Body, "content.value", "an identical access rule exists").into()
                 );
             }
-            if let Some(((key, ciphertext), record)) = auto_invite.as_ref().zip(record) {
-                let target = &record.id;
-                if record.invitation_key().is_none() {
-                    return Err(
-                        ErrorBody::conflict(Origin::Body, "content.value", "the target has no public key").into()
-                    );
+            let invitations = match (restriction, auto_invite, record) {
+                (_, None, _) => Vec::new(),
+                (Restriction::IdentityId(_), Some(entries), Some(record)) => {
+                    if record.invitation_key().is_none() {
+                        return Err(
+                            ErrorBody::conflict(Origin::Body, "content.value", "the target has no public key").into()
+                        );
+                    }
+                    invitees(std::slice::from_ref(&record), entries)?
                 }
-                if !record.has_key(key) {
-                    return Err(ErrorBody::bad_request(Origin::Body, "extra must be keyed by the target's public key")
-                        .with("extra", Detail::Invalid)
-                        .into());
+                (Restriction::Identifier(value), Some(entries), _) => {
+                    invitees(&store::identities::with_verified_identifier(c, value).await?, entries)?
                 }
-                let event = insert(c, bx, EventType::AccessAdd, me, content.as_ref(), None).await?;
+                // domain refuses auto_invite on other rules.
+                _ => Vec::new(),
+            };
+            let event = insert(c, bx, EventType::AccessAdd, me, content.as_ref(), None).await?;
+            for (target, key, ciphertext) in invitations {
                 let action = store::crypto_actions::insert(
                     c,
                     &NewCryptoAction {
-                        identity_id: *target,
+                        identity_id: target,
                         kind: CryptoActionType::Invitation,
                         box_id: bx.id,
                         sender_id: me,
@@ -133,11 +139,9 @@ async fn change_rule<C: GenericClient>(
                     },
                 )
                 .await?;
-                applied.notifications.push((*target, Notification::auto_invite(bx.id, &bx.title, action.id)));
-                event
-            } else {
-                insert(c, bx, EventType::AccessAdd, me, content.as_ref(), None).await?
+                applied.notifications.push((target, Notification::auto_invite(bx.id, &bx.title, action.id)));
             }
+            event
         }
         NewEvent::AccessRm { referrer_id } => {
             if !store::events::is_active_access(c, bx.id, *referrer_id).await? {
@@ -153,6 +157,29 @@ async fn change_rule<C: GenericClient>(
     };
     applied.changes.push(event);
     Ok(())
+}
+
+/// Who each `extra` entry invites: every key must be one of the keys of `candidates` (the
+/// rule's target, or the identities with its verified identifier), at most one entry per
+/// identity; otherwise 400 `{"extra": "invalid"}`.
+fn invitees<'a>(
+    candidates: &[IdentityRecord],
+    entries: &'a [(String, B64)],
+) -> ApiResult<Vec<(IdentityId, &'a str, &'a B64)>> {
+    let invalid = || -> ApiError {
+        ErrorBody::bad_request(Origin::Body, "extra must be keyed by the public keys of the rule's identities")
+            .with("extra", Detail::Invalid)
+            .into()
+    };
+    let mut out: Vec<(IdentityId, &str, &B64)> = Vec::new();
+    for (key, ciphertext) in entries {
+        let target = candidates.iter().find(|r| r.has_key(key)).ok_or_else(invalid)?;
+        if out.iter().any(|(id, _, _)| *id == target.id) {
+            return Err(invalid());
+        }
+        out.push((target.id, key, ciphertext));
+    }
+    Ok(out)
 }
 
 /// Every non-admin member that no active rule lets in any more gets a `member.kick` (sender =

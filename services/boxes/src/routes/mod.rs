@@ -1,5 +1,6 @@
 //! The route table of §7, §8 and §12. Literal routes come before the ones with a variable segment
-//! that could match them (`/box-key-shares/encrypted-invitation-key-share`, §7.12).
+//! that could match them (`/box-key-shares/encrypted-invitation-key-share`, §7.12;
+//! `/identities/pubkey`).
 
 use actix_web::web;
 
@@ -51,6 +52,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::put().to(settings::put)),
         )
         .service(resource("/box-users/{id}/contact").route(web::post().to(contact::contact)))
+        .service(resource("/identities/pubkey").route(web::get().to(identities::pubkeys_by_identifier)))
         .service(resource("/identities/{id}").route(web::get().to(identities::get)))
         .service(resource("/identities/{id}/profile").route(web::get().to(identities::profile)))
         .service(resource("/identities/{id}/public-keys").route(web::put().to(identities::public_keys)))

@@ -28,6 +28,7 @@ const PUBLIC: &[(&str, &str, &[&str])] = &[
     ("GET", "/box-users/{me}/boxes/{box}/settings", &[]),
     ("PUT", "/box-users/{me}/boxes/{box}/settings", &["muted"]),
     ("POST", "/box-users/{me}/contact", &["contacted_identity_id", "box", "key_share", "extra", "invitation_data"]),
+    ("GET", "/identities/pubkey", &[]),
     ("GET", "/identities/{me}", &[]),
     ("GET", "/identities/{me}/profile", &[]),
     ("PUT", "/identities/{me}/public-keys", &["pubkey", "non_identified_pubkey"]),
