@@ -214,4 +214,20 @@ async fn auto_invite_on_an_identifier_rule_invites_the_identities_that_have_it()
     let carol = app.user("Carol").await;
     assert!(invitations_of(&app, &carol).await.is_empty());
     assert_eq!(join(&app, &carol, &id).await.status(), 201);
+
+    // Once the lookup finds someone, the admin replaces the rule in one batch to invite them.
+    let rule = app.rule_for(&alice, &id, "carol@example.com").await;
+    let again = invite_identifier("carol@example.com", json!({carol.key.clone(): "aW52aXRl"}));
+    let res = app
+        .post(
+            &alice,
+            &format!("/boxes/{id}/batch-events"),
+            json!({"batch_type": "accesses", "events": [
+            {"type": "access.rm", "referrer_id": rule["id"]}, again]}),
+        )
+        .await;
+    let kinds: Vec<String> =
+        created(res).await.as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(kinds, ["access.rm", "access.add"], "carol, still matched, is not kicked");
+    assert_eq!(invitations_of(&app, &carol).await.len(), 1);
 }
