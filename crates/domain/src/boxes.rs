@@ -154,28 +154,36 @@ pub struct ContactRequest {
 
 /// Reads a one-entry `{<public key>: <b64 ciphertext>}` map, reporting problems under `field`.
 pub fn read_invitation(o: &Obj<'_>, field: &str, r: &mut Report) -> Option<(String, B64)> {
-    let mut entries = o.keys();
-    let first = entries.next();
     if o.len() != 1 {
         r.fail(field, Detail::Invalid);
         return None;
     }
-    let (key, value) = first?;
-    let Value::String(ciphertext) = value else {
-        r.fail(field, Detail::Invalid);
-        return None;
-    };
-    if key.is_empty() || key.chars().count() > limits::PUBLIC_KEY {
-        r.fail(field, Detail::Invalid);
-        return None;
-    }
-    match B64::parse(ciphertext, limits::CRYPTO_ACTION) {
-        Ok(c) => Some((key.clone(), c)),
-        Err(_) => {
-            r.fail(field, Detail::Invalid);
-            None
+    read_invitations(o, field, r)?.pop()
+}
+
+/// Most entries of an `{<public key>: <b64 ciphertext>}` map for several identities.
+pub const INVITATIONS_MAX: usize = 50;
+
+/// Reads a `{<public key>: <b64 ciphertext>}` map of 0 to [`INVITATIONS_MAX`] entries, one per
+/// invited key, reporting any problem as `field` `invalid`.
+pub fn read_invitations(o: &Obj<'_>, field: &str, r: &mut Report) -> Option<Vec<(String, B64)>> {
+    let mut out = Vec::new();
+    for (key, value) in o.keys() {
+        let ciphertext = match value {
+            Value::String(c) if !key.is_empty() && key.chars().count() <= limits::PUBLIC_KEY => {
+                B64::parse(c, limits::CRYPTO_ACTION).ok()
+            }
+            _ => None,
+        };
+        match ciphertext {
+            Some(c) if out.len() < INVITATIONS_MAX => out.push((key.clone(), c)),
+            _ => {
+                r.fail(field, Detail::Invalid);
+                return None;
+            }
         }
     }
+    Some(out)
 }
 
 impl ContactRequest {

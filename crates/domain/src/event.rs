@@ -4,14 +4,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::b64::{limits, B64u, B64};
-use crate::boxes::{read_invitation, AccessMode};
+use crate::boxes::{read_invitation, read_invitations, AccessMode};
 use crate::error::{Detail, ErrorBody};
 use crate::identity::IdentityView;
 use crate::ids::{BoxId, EventId, IdentityId};
 use crate::input::{Obj, Report};
 use crate::keyshare::NewKeyShare;
 use crate::time::Timestamp;
-use crate::userdata::{E164Phone, Email};
+use crate::userdata::{E164Phone, Email, EmailDomain};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventType {
@@ -128,14 +128,16 @@ impl<C> Event<C> {
     }
 }
 
-/// The restriction of an access rule (§6.1): `identity_id` and `identifier` are implemented,
-/// `email_domain` is not.
+/// The restriction of an access rule (§6.1): `identity_id`, `identifier` and (issue 17)
+/// `email_domain`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Restriction {
     IdentityId(IdentityId),
     /// An email address (lower-cased, as identities hold them) or an E.164 phone number, matched
     /// against the identifier of the identity that wants in.
     Identifier(String),
+    /// Every identity whose email identifier is at this domain.
+    EmailDomain(EmailDomain),
 }
 
 impl Restriction {
@@ -143,6 +145,7 @@ impl Restriction {
         match self {
             Restriction::IdentityId(_) => "identity_id",
             Restriction::Identifier(_) => "identifier",
+            Restriction::EmailDomain(_) => "email_domain",
         }
     }
 
@@ -150,6 +153,7 @@ impl Restriction {
         match self {
             Restriction::IdentityId(id) => id.to_string(),
             Restriction::Identifier(v) => v.clone(),
+            Restriction::EmailDomain(d) => d.as_str().to_owned(),
         }
     }
 
@@ -169,16 +173,41 @@ impl Restriction {
 /// A client-posted event, validated against the catalogue of §6.2.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NewEvent {
-    MsgText { encrypted: B64u, public_key: B64u },
-    MsgFile { encrypted: B64u, public_key: B64u, encrypted_file_id: uuid::Uuid },
-    MsgEdit { referrer_id: EventId, new_encrypted: B64u, new_public_key: B64u },
-    MsgDelete { referrer_id: EventId },
+    MsgText {
+        encrypted: B64u,
+        public_key: B64u,
+    },
+    MsgFile {
+        encrypted: B64u,
+        public_key: B64u,
+        encrypted_file_id: uuid::Uuid,
+    },
+    MsgEdit {
+        referrer_id: EventId,
+        new_encrypted: B64u,
+        new_public_key: B64u,
+    },
+    MsgDelete {
+        referrer_id: EventId,
+    },
     MemberJoin,
     MemberLeave,
-    StateAccessMode { value: AccessMode },
-    StateKeyShare { share: NewKeyShare },
-    AccessAdd { restriction: Restriction, auto_invite: Option<(String, B64)> },
-    AccessRm { referrer_id: EventId },
+    StateAccessMode {
+        value: AccessMode,
+    },
+    StateKeyShare {
+        share: NewKeyShare,
+    },
+    /// With `auto_invite`, the invitations from `extra`: `(public key, ciphertext)`, exactly one
+    /// for an `identity_id` rule, 0 to [`crate::boxes::INVITATIONS_MAX`] for an `identifier` rule (one per
+    /// identity that has the identifier, as `GET /identities/pubkey` lists their keys).
+    AccessAdd {
+        restriction: Restriction,
+        auto_invite: Option<Vec<(String, B64)>>,
+    },
+    AccessRm {
+        referrer_id: EventId,
+    },
 }
 
 impl NewEvent {
@@ -335,14 +364,21 @@ impl NewEvent {
                             None
                         })
                     }),
+                    Some("email_domain") => value.and_then(|v| match EmailDomain::parse(v) {
+                        Ok(d) => Some(Restriction::EmailDomain(d)),
+                        Err(detail) => {
+                            r.fail("content.value", detail);
+                            None
+                        }
+                    }),
                     Some(_) => {
                         r.fail("content.restriction_type", Detail::NotSupported);
                         None
                     }
                     None => None,
                 };
-                // An identifier may name nobody yet, so there is no key to invite with.
-                if auto_invite && restriction_type == Some("identifier") {
+                // A domain names nobody in particular, so there is no key to invite with.
+                if auto_invite && restriction_type == Some("email_domain") {
                     r.fail("content.auto_invite", Detail::NotSupported);
                 }
                 let invitation = match (auto_invite, o.has("extra")) {
@@ -357,7 +393,11 @@ impl NewEvent {
                     }
                     (true, true) => {
                         let e = o.object("extra", "extra", true, &mut r);
-                        match e.and_then(|e| read_invitation(&e, "extra", &mut r)) {
+                        let read = match restriction_type {
+                            Some("identifier") => e.and_then(|e| read_invitations(&e, "extra", &mut r)),
+                            _ => e.and_then(|e| read_invitation(&e, "extra", &mut r)).map(|one| vec![one]),
+                        };
+                        match read {
                             Some(inv) => Some(inv),
                             None => {
                                 r.fail("extra", Detail::Invalid);
@@ -371,6 +411,62 @@ impl NewEvent {
             EventType::Create | EventType::MemberKick => None,
         };
         r.finish(value)
+    }
+}
+
+/// Most changes one `POST /boxes/{id}/batch-events` takes.
+pub const BATCH_MAX: usize = 100;
+
+/// The body of `POST /boxes/{id}/batch-events` (issue 17, REF shape):
+/// `{"batch_type": "accesses", "events": [<access.add or access.rm>, …]}`, 1 to [`BATCH_MAX`]
+/// changes, each read as on `POST /boxes/{id}/events`. Every invalid change is reported, its
+/// fields under `events.<i>.`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessBatch {
+    pub changes: Vec<NewEvent>,
+}
+
+impl AccessBatch {
+    pub fn parse(body: &Value) -> Result<Self, ErrorBody> {
+        let o = Obj::body(body)?;
+        let mut r = Report::new();
+        if let Some(kind) = o.str("batch_type", true, &mut r) {
+            if kind != "accesses" {
+                r.fail("batch_type", Detail::Invalid);
+            }
+        }
+        let events = match o.get("events") {
+            None => {
+                r.fail("events", Detail::Required);
+                None
+            }
+            Some(Value::Array(a)) if !a.is_empty() && a.len() <= BATCH_MAX => Some(a),
+            Some(_) => {
+                r.fail("events", Detail::Invalid);
+                None
+            }
+        };
+        let mut changes = Vec::new();
+        for (i, event) in events.into_iter().flatten().enumerate() {
+            if !event.is_object() {
+                r.fail(format!("events.{i}"), Detail::Malformed);
+                continue;
+            }
+            let kind = event.get("type").and_then(Value::as_str).and_then(EventType::parse);
+            if kind.is_some_and(|k| !matches!(k, EventType::AccessAdd | EventType::AccessRm)) {
+                r.fail(format!("events.{i}.type"), Detail::Invalid);
+                continue;
+            }
+            match NewEvent::parse(event) {
+                Ok(change) => changes.push(change),
+                Err(e) => {
+                    for (key, detail) in e.details {
+                        r.fail(format!("events.{i}.{key}"), detail);
+                    }
+                }
+            }
+        }
+        r.finish(Some(AccessBatch { changes }))
     }
 }
 
@@ -503,7 +599,7 @@ mod tests {
         let id = "0f10d6a5-0626-4492-8e4c-2c37b258f921";
         assert_eq!(
             detail(
-                json!({"type":"access.add","content":{"restriction_type":"email_domain","value":"x.com"}}),
+                json!({"type":"access.add","content":{"restriction_type":"invitation_link","value":"x.com"}}),
                 "content.restriction_type"
             )
             .as_deref(),
@@ -542,8 +638,21 @@ mod tests {
                 "{bad}"
             );
         }
-        let invite = json!({"type":"access.add","content":{"restriction_type":"identifier","value":"bob@example.com","auto_invite":true},"extra":{"key":"abcd"}});
-        assert_eq!(detail(invite, "content.auto_invite").as_deref(), Some("not_supported"));
+        let invite = |extra: Value| {
+            parse(
+                json!({"type":"access.add","content":{"restriction_type":"identifier","value":"bob@example.com","auto_invite":true},"extra":extra}),
+            )
+        };
+        let invited = |extra: Value| match invite(extra) {
+            Ok(NewEvent::AccessAdd { auto_invite: Some(inv), .. }) => Some(inv.len()),
+            _ => None,
+        };
+        assert_eq!(invited(json!({"key1":"abcd","key2":"abcd"})), Some(2));
+        assert_eq!(invited(json!({})), Some(0), "nobody to invite yet");
+        assert_eq!(invite(json!({"key":7})).err().and_then(|d| d.get("extra").cloned()).as_deref(), Some("invalid"));
+        let many: serde_json::Map<String, Value> =
+            (0..=crate::boxes::INVITATIONS_MAX).map(|i| (format!("k{i}"), json!("abcd"))).collect();
+        assert_eq!(invite(Value::Object(many)).err().and_then(|d| d.get("extra").cloned()).as_deref(), Some("invalid"));
         let stored =
             parse(json!({"type":"access.add","content":{"restriction_type":"identifier","value":"Bob@Example.com"}}))
                 .ok()
@@ -552,6 +661,58 @@ mod tests {
             stored,
             Some(json!({"restriction_type":"identifier","value":"bob@example.com","auto_invite":false}))
         );
+    }
+
+    #[test]
+    fn access_batches() {
+        let id = "0f10d6a5-0626-4492-8e4c-2c37b258f921";
+        let add = json!({"type":"access.add","content":{"restriction_type":"identity_id","value":id}});
+        let rm = json!({"type":"access.rm","referrer_id":id});
+        let ok = AccessBatch::parse(&json!({"batch_type":"accesses","events":[rm, add]}));
+        assert!(matches!(
+            ok.as_ref().map(|b| b.changes.as_slice()),
+            Ok([NewEvent::AccessRm { .. }, NewEvent::AccessAdd { .. }])
+        ));
+        let details = |v: Value| AccessBatch::parse(&v).err().map(|e| e.details).unwrap_or_default();
+        let d = details(json!({"batch_type":"messages","events":[]}));
+        assert_eq!(
+            (d.get("batch_type").map(String::as_str), d.get("events").map(String::as_str)),
+            (Some("invalid"), Some("invalid"))
+        );
+        assert_eq!(details(json!({"batch_type":"accesses"})).get("events").map(String::as_str), Some("required"));
+        let d = details(json!({"batch_type":"accesses","events":[
+            {"type":"access.rm","referrer_id":id},
+            {"type":"msg.text","content":{"encrypted":"abcd","public_key":"abcd"}},
+            {"type":"access.add","content":{"restriction_type":"identity_id","value":"nope"}},
+            "access.rm"
+        ]}));
+        assert_eq!(d.get("events.1.type").map(String::as_str), Some("invalid"));
+        assert_eq!(d.get("events.2.content.value").map(String::as_str), Some("malformed"));
+        assert_eq!(d.get("events.3").map(String::as_str), Some("malformed"));
+        assert_eq!(d.len(), 3, "{d:?}");
+        let many: Vec<Value> = (0..=BATCH_MAX).map(|_| json!({"type":"access.rm","referrer_id":id})).collect();
+        assert_eq!(
+            details(json!({"batch_type":"accesses","events":many})).get("events").map(String::as_str),
+            Some("invalid")
+        );
+    }
+
+    #[test]
+    fn email_domain_rules() {
+        let rule = |value: &str| {
+            parse(json!({"type":"access.add","content":{"restriction_type":"email_domain","value":value}}))
+        };
+        let stored = rule("Example.COM").ok().and_then(|e| e.stored_content());
+        assert_eq!(stored, Some(json!({"restriction_type":"email_domain","value":"example.com","auto_invite":false})));
+        for bad in ["@example.com", "bob@example.com", "example", "exa mple.com"] {
+            assert_eq!(
+                rule(bad).err().and_then(|d| d.get("content.value").cloned()).as_deref(),
+                Some("malformed"),
+                "{bad}"
+            );
+        }
+        let invite = json!({"type":"access.add","content":{"restriction_type":"email_domain","value":"example.com","auto_invite":true},"extra":{"key":"abcd"}});
+        assert_eq!(detail(invite, "content.auto_invite").as_deref(), Some("not_supported"));
     }
 
     #[test]

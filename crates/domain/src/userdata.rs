@@ -86,6 +86,61 @@ impl Email {
     }
 }
 
+/// The domain of an `email_domain` access rule (issue 17): a DNS name, stored lower-cased and
+/// compared with the part of a verified email identifier after its `@`. Two labels at least,
+/// each 1 to 63 letters, digits or hyphens (not first or last), 253 characters at most, a top
+/// label that is not all digits; no `@`, no trailing dot. Internationalised names are written in
+/// their ASCII (`xn--`) form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EmailDomain(String);
+
+/// Deserializing validates, as [`EmailDomain::parse`] does.
+impl TryFrom<String> for EmailDomain {
+    type Error = Detail;
+
+    fn try_from(s: String) -> Result<Self, Detail> {
+        EmailDomain::parse(&s)
+    }
+}
+
+impl From<EmailDomain> for String {
+    fn from(v: EmailDomain) -> String {
+        v.0
+    }
+}
+
+impl EmailDomain {
+    pub const MAX: usize = 253;
+
+    /// `invalid` for control characters or an overlong name, `malformed` for anything that is
+    /// not a plausible DNS name.
+    pub fn parse(s: &str) -> Result<Self, Detail> {
+        if crate::input::has_control(s) || s.len() > Self::MAX {
+            return Err(Detail::Invalid);
+        }
+        let name = s.to_ascii_lowercase();
+        let labels: Vec<&str> = name.split('.').collect();
+        let label_ok = |l: &&str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
+        let top_ok = labels.last().is_some_and(|t| !t.bytes().all(|b| b.is_ascii_digit()));
+        if labels.len() >= 2 && labels.iter().all(label_ok) && top_ok {
+            Ok(EmailDomain(name))
+        } else {
+            Err(Detail::Malformed)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Validated user data. Field names are the seed's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserData {
@@ -243,5 +298,33 @@ mod tests {
         assert_eq!(d.get("user_data.custom_attributes").map(String::as_str), Some("invalid"));
         let d = UserData::validate(Some(&json!({"reference":"a","email":"a\u{0}@example.com"}))).err();
         assert_eq!(d.unwrap_or_default().get("user_data.email").map(String::as_str), Some("invalid"));
+    }
+
+    #[test]
+    fn email_domains() {
+        assert_eq!(EmailDomain::parse("Example.COM").map(|d| d.as_str().to_owned()), Ok("example.com".into()));
+        for ok in ["a.io", "mail.example.co.uk", "xn--bcher-kva.example", "1-2.example"] {
+            assert!(EmailDomain::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "example",
+            "@example.com",
+            "a@example.com",
+            "example.com.",
+            ".example.com",
+            "-a.com",
+            "a-.com",
+            "a..com",
+            "ex ample.com",
+            "exämple.com",
+            "10.0.0.1",
+            "a_b.com",
+        ] {
+            assert_eq!(EmailDomain::parse(bad), Err(Detail::Malformed), "{bad}");
+        }
+        assert_eq!(EmailDomain::parse("exa\u{7}mple.com"), Err(Detail::Invalid));
+        assert_eq!(EmailDomain::parse(&format!("{}.com", "a".repeat(250))), Err(Detail::Invalid));
+        assert_eq!(EmailDomain::parse(&format!("{}.com", "a".repeat(64))), Err(Detail::Malformed));
     }
 }

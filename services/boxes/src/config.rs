@@ -79,6 +79,12 @@ pub struct Settings {
     #[arg(long, env = "RATE_INVITES_PER_IDENTITY", default_value_t = INVITES_PER_IDENTITY)]
     pub invites_per_identity: Quota,
 
+    /// Public-key lookups by identifier (`GET /identities/pubkey`) an identity may make: each
+    /// answer tells whether someone with that email or phone uses the service, so the budget
+    /// is tight. `<count>/<seconds>` or `off`; kept in Redis.
+    #[arg(long, env = "RATE_PUBKEY_LOOKUPS_PER_IDENTITY", default_value_t = PUBKEY_LOOKUPS_PER_IDENTITY)]
+    pub pubkey_lookups_per_identity: Quota,
+
     /// Entries kept in each identity's realtime history for recovery on reconnect (at least;
     /// Redis trims approximately). Every envelope boxes publishes is recorded there.
     #[arg(long, env = "HISTORY_MAX_LEN", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
@@ -99,6 +105,9 @@ pub const NOTIFICATIONS_RETENTION_SECS: u64 = 30 * 24 * 3600;
 
 /// Default of `RATE_INVITES_PER_IDENTITY`.
 pub const INVITES_PER_IDENTITY: Quota = Quota::per(100, 600);
+
+/// Default of `RATE_PUBKEY_LOOKUPS_PER_IDENTITY`.
+pub const PUBKEY_LOOKUPS_PER_IDENTITY: Quota = Quota::per(30, 600);
 
 /// Shortest `INTERNAL_API_TOKEN` accepted, in bytes.
 pub const INTERNAL_TOKEN_MIN_BYTES: usize = 32;

@@ -1,7 +1,8 @@
-//! `Idempotency-Key` on `POST /boxes`, `POST /boxes/{id}/events` and `POST /box-users/{id}/contact`
-//! (issue 17). The answer of a successful write sent with a key is stored in the write's own
-//! transaction (`store::idempotency`), so a crash can never keep an answer without its effect nor
-//! an effect without its answer. Within 24 hours, the same identity sending the same key again:
+//! `Idempotency-Key` on `POST /boxes`, `POST /boxes/{id}/events`, `POST /boxes/{id}/batch-events`,
+//! `POST /box-users/{id}/contact` and `POST /box-key-shares` (issue 17). The answer of a
+//! successful write sent with a key is stored in the write's own transaction
+//! (`store::idempotency`), so a crash can never keep an answer without its effect nor an effect
+//! without its answer. Within 24 hours, the same identity sending the same key again:
 //!
 //! - with the same request (method, path and JSON body, compared by SHA-256 of its canonical
 //!   form), gets the stored status and body, with `Idempotent-Replayed: true`, and nothing is done;

@@ -6,6 +6,7 @@
 //! one PostgreSQL transaction; `notify` publishes realtime envelopes to Redis only after commit.
 //! The server stores ciphertext exactly as received and never logs it.
 
+pub mod access;
 pub mod auth;
 pub mod config;
 pub mod error;

@@ -46,6 +46,7 @@ impl Application {
             verified: Default::default(),
             internal_token: settings.internal_api_token.clone(),
             invites_per_identity: settings.invites_per_identity,
+            pubkey_lookups_per_identity: settings.pubkey_lookups_per_identity,
             history: settings.history_limits(),
             notifications: settings.notifications_retention(),
         };

@@ -20,6 +20,8 @@ pub struct AppState {
     pub internal_token: SecretString,
     /// `RATE_INVITES_PER_IDENTITY`.
     pub invites_per_identity: Quota,
+    /// `RATE_PUBKEY_LOOKUPS_PER_IDENTITY`.
+    pub pubkey_lookups_per_identity: Quota,
     /// Bounds of the per-identity realtime history every publish writes to.
     pub history: web_kit::history::HistoryLimits,
     /// `NOTIFICATIONS_RETENTION_SECS`.
@@ -31,6 +33,12 @@ impl AppState {
     /// the limit, 503 when Redis cannot tell (the limit fails closed, as authentication does).
     pub async fn charge_invitation(&self, sender: IdentityId) -> Result<(), ApiError> {
         let check = Check::new("invites_per_identity", sender, self.invites_per_identity);
+        web_kit::ratelimit::enforce(&self.redis, &[check]).await.map_err(ApiError::from)
+    }
+
+    /// Charges one public-key lookup by identifier to `caller`, with the same failures.
+    pub async fn charge_pubkey_lookup(&self, caller: IdentityId) -> Result<(), ApiError> {
+        let check = Check::new("pubkey_lookups_per_identity", caller, self.pubkey_lookups_per_identity);
         web_kit::ratelimit::enforce(&self.redis, &[check]).await.map_err(ApiError::from)
     }
 }

@@ -167,7 +167,8 @@ pub async fn get(req: HttpRequest, state: web::Data<AppState>, path: web::Path<S
         return Err(ErrorBody::box_rule("no_access").into());
     };
     if !store::boxes::is_member(&client, box_id, caller.id()).await? {
-        let reason = if store::boxes::can_join(&client, &row, caller.id()).await? { "not_member" } else { "no_access" };
+        let reason =
+            if store::access::can_join(&client, &row, caller.id()).await? { "not_member" } else { "no_access" };
         return Err(ErrorBody::box_rule(reason).into());
     }
     let view = views::box_for(&client, &state.redis, caller.id(), &row).await?;
@@ -230,7 +231,7 @@ pub async fn delete(
         .iter()
         .copied()
         .filter(|m| *m != caller.id())
-        .chain(store::boxes::pending_invitees(&tx, box_id).await?)
+        .chain(store::access::pending_invitees(&tx, box_id).await?)
         .map(|to| (to, NewNotification::box_deleted(box_id, &row.title)))
         .collect();
     let notified = store::notifications::insert_all(&tx, state.notifications, &told).await?;

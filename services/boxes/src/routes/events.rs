@@ -7,14 +7,15 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use domain::crypto_action::CryptoActionType;
-use domain::event::{access_add_content, auto_invited, EventType, NewEvent, Restriction};
+use domain::event::{access_add_content, EventType, NewEvent, Restriction};
 use domain::input::{path_id, Page};
 use domain::keyshare::NewKeyShare;
-use domain::notification::NewNotification;
+use domain::notification::{NewNotification, Notification};
 use domain::{BoxId, Detail, ErrorBody, ErrorCode, EventId, IdentityId, Origin};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::boxes::{hash_conflict, page, total_count};
+use crate::access;
 use crate::auth::{self, authenticate};
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency::{self, Claim};
@@ -55,14 +56,81 @@ struct Announced {
 struct Effects {
     /// The event the client posted, returned in the response.
     posted: EventRow,
+    then: Consequences,
+}
+
+/// What a committed write announces (§6.4), besides its answer.
+pub(super) struct Consequences {
     announced: Vec<Announced>,
     /// Members after the whole transaction, and which of them muted the box.
     members: Vec<IdentityId>,
     muted: Vec<IdentityId>,
-    /// Stored in the transaction, published after commit.
+    /// Stored in the transaction ([`Consequences::store`]), published after commit.
     notifications: Vec<(IdentityId, NewNotification)>,
+    stored: Vec<(IdentityId, Notification)>,
     /// Identities that stopped being members (leave, kick): their unread counters go.
     departed: Vec<IdentityId>,
+}
+
+impl Consequences {
+    /// Reads the members and their mutes as the transaction leaves them.
+    pub(super) async fn load<C: GenericClient>(
+        c: &C,
+        box_id: BoxId,
+        notifications: Vec<(IdentityId, NewNotification)>,
+    ) -> ApiResult<Self> {
+        let members = store::boxes::member_ids(c, box_id).await?;
+        let muted = store::settings::muted_among(c, box_id, &members).await?;
+        Ok(Consequences {
+            announced: Vec::new(),
+            members,
+            muted,
+            notifications,
+            stored: Vec::new(),
+            departed: Vec::new(),
+        })
+    }
+
+    /// A `member.kick`: announced to the remaining members and the kicked identity, whose
+    /// unread counter goes.
+    pub(super) fn kicked(&mut self, kick: EventRow) {
+        let mut recipients = self.members.clone();
+        recipients.push(kick.sender_id);
+        self.departed.push(kick.sender_id);
+        self.announced.push(Announced { event: kick, recipients });
+    }
+
+    /// Stores the notifications, in the transaction of the change that causes them.
+    pub(super) async fn store<C: GenericClient>(
+        &mut self,
+        c: &C,
+        retention: store::notifications::Retention,
+    ) -> ApiResult<()> {
+        self.stored = store::notifications::insert_all(c, retention, &self.notifications).await?;
+        Ok(())
+    }
+
+    /// The announced events, to load their context with.
+    pub(super) fn events(&self) -> impl Iterator<Item = &EventRow> {
+        self.announced.iter().map(|a| &a.event)
+    }
+
+    /// `event.new` to each announced event's recipients, unread counters, notifications, and
+    /// the counters of departed members reset.
+    pub(super) fn fill(&self, outbox: &mut Outbox, ctx: &EventContext, bx: &BoxRow) {
+        for a in &self.announced {
+            views::announce(outbox, ctx, &a.event, bx.creator_id, &a.recipients);
+            if counts(a.event.kind) {
+                for m in self.members.iter().filter(|m| **m != a.event.sender_id && !self.muted.contains(m)) {
+                    outbox.increment(*m, bx.id);
+                }
+            }
+        }
+        outbox.notify(&self.stored);
+        for who in &self.departed {
+            outbox.reset(*who, bx.id);
+        }
+    }
 }
 
 fn not_found(field: &str) -> ErrorBody {
@@ -133,10 +201,9 @@ pub async fn post(
         let reason = if new.kind() == EventType::MemberJoin { "no_access" } else { "not_member" };
         return Err(ErrorBody::box_rule(reason).into());
     };
-    let effects = apply(&tx, &bx, me, &new).await?;
-    let notified = store::notifications::insert_all(&tx, state.notifications, &effects.notifications).await?;
-    let rows: Vec<EventRow> =
-        std::iter::once(effects.posted.clone()).chain(effects.announced.iter().map(|a| a.event.clone())).collect();
+    let mut effects = apply(&tx, &bx, me, &new).await?;
+    effects.then.store(&tx, state.notifications).await?;
+    let rows: Vec<EventRow> = std::iter::once(effects.posted.clone()).chain(effects.then.events().cloned()).collect();
     // With a key the answer is built and stored before the commit, in the same transaction.
     let loaded = match &claim {
         Some(claim) => {
@@ -155,18 +222,7 @@ pub async fn post(
         Some(ctx) => ctx,
         None => EventContext::load(&client, &rows, false).await?,
     };
-    for a in &effects.announced {
-        views::announce(&mut outbox, &ctx, &a.event, bx.creator_id, &a.recipients);
-        if counts(a.event.kind) {
-            for m in effects.members.iter().filter(|m| **m != a.event.sender_id && !effects.muted.contains(m)) {
-                outbox.increment(*m, box_id);
-            }
-        }
-    }
-    outbox.notify(&notified);
-    for who in &effects.departed {
-        outbox.reset(*who, box_id);
-    }
+    effects.then.fill(&mut outbox, &ctx, &bx);
     let response = ctx.render(&effects.posted, bx.is_admin(me));
     outbox.send(&state.redis, state.history).await;
     Ok(HttpResponse::Created().json(response))
@@ -310,10 +366,10 @@ async fn apply<C: GenericClient>(c: &C, bx: &BoxRow, me: IdentityId, new: &NewEv
             if is_member {
                 return Err(ErrorBody::conflict(Origin::Body, "type", "already a member").into());
             }
-            if !store::boxes::can_join(c, bx, me).await? {
+            if !store::access::can_join(c, bx, me).await? {
                 return Err(ErrorBody::box_rule("no_access").into());
             }
-            let has_rule = store::boxes::has_identity_rule(c, box_id, me).await?;
+            let has_rule = store::access::has_identity_rule(c, box_id, me).await?;
             let join = insert(c, box_id, EventType::MemberJoin, me, None, None).await?;
             store::boxes::add_member(c, box_id, me, join.id, join.seq).await?;
             if !has_rule {
@@ -343,101 +399,29 @@ async fn apply<C: GenericClient>(c: &C, bx: &BoxRow, me: IdentityId, new: &NewEv
             require_admin()?;
             rotate_key_share(c, bx, me, share).await?
         }
-        NewEvent::AccessAdd { restriction, auto_invite } => {
-            require_admin()?;
+        NewEvent::AccessAdd { .. } | NewEvent::AccessRm { .. } => {
             announced_to_members = false;
-            // An identifier rule may name someone who has no identity yet; domain refuses
-            // auto_invite for it.
-            let record = match restriction {
-                Restriction::IdentityId(target) => {
-                    Some(store::identities::get(c, *target).await?.ok_or_else(|| not_found("content.value"))?)
-                }
-                Restriction::Identifier(_) => None,
-            };
-            if store::boxes::has_rule(c, box_id, restriction).await? {
-                return Err(
-                    ErrorBody::conflict(Origin::Body, "content.value", "an identical access rule exists").into()
-                );
-            }
-            if let Some(((key, ciphertext), record)) = auto_invite.as_ref().zip(record) {
-                let target = &record.id;
-                if record.invitation_key().is_none() {
-                    return Err(
-                        ErrorBody::conflict(Origin::Body, "content.value", "the target has no public key").into()
-                    );
-                }
-                if !record.has_key(key) {
-                    return Err(ErrorBody::bad_request(Origin::Body, "extra must be keyed by the target's public key")
-                        .with("extra", Detail::Invalid)
-                        .into());
-                }
-                let event = insert(c, box_id, EventType::AccessAdd, me, content.as_ref(), None).await?;
-                let action = store::crypto_actions::insert(
-                    c,
-                    &NewCryptoAction {
-                        identity_id: *target,
-                        kind: CryptoActionType::Invitation,
-                        box_id,
-                        sender_id: me,
-                        encryption_public_key: key,
-                        encrypted: ciphertext.as_str(),
-                    },
-                )
-                .await?;
-                notifications.push((*target, NewNotification::auto_invite(box_id, &bx.title, action.id)));
-                event
-            } else {
-                insert(c, box_id, EventType::AccessAdd, me, content.as_ref(), None).await?
-            }
-        }
-        NewEvent::AccessRm { referrer_id } => {
-            require_admin()?;
-            announced_to_members = false;
-            if !store::events::is_active_access(c, box_id, *referrer_id).await? {
-                return Err(not_found("referrer_id").into());
-            }
-            let rule = store::events::get_in_box(c, box_id, *referrer_id).await?;
-            let rm = insert(c, box_id, EventType::AccessRm, me, None, Some(*referrer_id)).await?;
-            let kicker = json!({"kicker_id": me});
-            for j in store::boxes::illegitimate_members(c, box_id).await? {
-                let kick =
-                    insert(c, box_id, EventType::MemberKick, j.identity_id, Some(&kicker), Some(j.join_event_id))
-                        .await?;
-                store::boxes::remove_member(c, box_id, j.identity_id).await?;
-                notifications.push((j.identity_id, NewNotification::kicked(box_id, &bx.title)));
-                kicks.push(kick);
-            }
-            // An invited identity that had not joined and can no longer join hears of it; a
-            // member that lost its access was kicked above instead.
-            if let Some(invited) = rule.as_ref().and_then(|r| r.content.as_ref()).and_then(auto_invited) {
-                if !kicks.iter().any(|k| k.sender_id == invited)
-                    && !store::boxes::is_member(c, box_id, invited).await?
-                    && !store::boxes::can_join(c, bx, invited).await?
-                {
-                    notifications.push((invited, NewNotification::access_lost(box_id, &bx.title)));
-                }
-            }
-            rm
+            let applied = access::apply_one(c, bx, me, new).await?;
+            notifications = applied.notifications;
+            kicks = applied.kicks;
+            applied.changes.into_iter().next().ok_or_else(|| anyhow::anyhow!("an access change without its event"))?
         }
     };
 
-    let members = store::boxes::member_ids(c, box_id).await?;
-    let muted = store::settings::muted_among(c, box_id, &members).await?;
-    let mut announced = Vec::new();
+    let mut then = Consequences::load(c, box_id, notifications).await?;
     if announced_to_members {
-        let mut recipients = members.clone();
+        let mut recipients = then.members.clone();
         recipients.push(me);
         recipients.extend(extra_recipients);
-        announced.push(Announced { event: posted.clone(), recipients });
+        then.announced.push(Announced { event: posted.clone(), recipients });
     }
-    let mut departed = if posted.kind == EventType::MemberLeave { vec![me] } else { Vec::new() };
+    if posted.kind == EventType::MemberLeave {
+        then.departed.push(me);
+    }
     for kick in kicks {
-        let mut recipients = members.clone();
-        recipients.push(kick.sender_id);
-        departed.push(kick.sender_id);
-        announced.push(Announced { event: kick, recipients });
+        then.kicked(kick);
     }
-    Ok(Effects { posted, announced, members, muted, notifications, departed })
+    Ok(Effects { posted, then })
 }
 
 /// `state.key_share`: replace the box's key shares and hand the new invitation share to every

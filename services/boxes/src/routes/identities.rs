@@ -1,9 +1,11 @@
-//! Identities (§8): the caller's own view, the public profile, and the caller's public keys.
+//! Identities (§8): the caller's own view, the public profile, the caller's public keys, and the
+//! public keys of whoever has a given identifier (issue 17).
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use domain::event::Restriction;
 use domain::identity::PublicKeysUpdate;
-use domain::input::path_id;
-use domain::{ErrorBody, IdentityId, Origin};
+use domain::input::{has_control, path_id};
+use domain::{Detail, ErrorBody, IdentityId, Origin};
 
 use crate::auth;
 use crate::error::{ApiError, ApiResult};
@@ -58,4 +60,36 @@ pub async fn public_keys(
     .await?
     .ok_or_else(unknown_identity)?;
     Ok(HttpResponse::Ok().json(record.self_view()))
+}
+
+/// `GET /identities/pubkey?identifier_value=<email or E.164 phone>` (§8, REF; issue 17): the keys
+/// to encrypt an invitation for each identity an `identifier` rule with that value lets in (its
+/// `non_identified_pubkey`, failing that its `pubkey`), oldest identity first; `[]` when there
+/// is none. Only verified identifiers count, as for the rules. Each call is charged against
+/// `RATE_PUBKEY_LOOKUPS_PER_IDENTITY`: the answer tells whether someone with that address uses
+/// the service (README, "Sharing").
+#[tracing::instrument(skip_all)]
+pub async fn pubkeys_by_identifier(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let caller = auth::authenticate(&req, &state).await?;
+    let query = super::boxes::query(&req)?;
+    let value = match query.get("identifier_value") {
+        None => Err(Detail::Required),
+        Some(v) => match Restriction::identifier(v) {
+            Some(Restriction::Identifier(value)) => Ok(value),
+            _ => Err(if has_control(v) { Detail::Invalid } else { Detail::Malformed }),
+        },
+    }
+    .map_err(|d| {
+        ErrorBody::bad_request(Origin::Query, "identifier_value must be an email or an E.164 phone")
+            .with("identifier_value", d)
+    })?;
+    state.charge_pubkey_lookup(caller.id()).await?;
+    let client = state.db.get().await?;
+    let mut keys: Vec<String> = Vec::new();
+    for record in store::identities::with_verified_identifier(&client, &value).await? {
+        if let Some(key) = record.invitation_key().filter(|k| !keys.iter().any(|seen| seen == k)) {
+            keys.push(key.to_owned());
+        }
+    }
+    Ok(HttpResponse::Ok().json(keys))
 }

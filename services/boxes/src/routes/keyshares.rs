@@ -11,6 +11,7 @@ use domain::{BoxId, Detail, ErrorBody, IdentityId, Origin};
 
 use crate::auth;
 use crate::error::ApiResult;
+use crate::idempotency::{self, Claim};
 use crate::state::AppState;
 use crate::store::{self, GenericClient};
 
@@ -25,15 +26,30 @@ async fn require_member<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId)
 }
 
 /// `POST /box-key-shares`: adds a share to a box the caller belongs to; existing shares stay.
+/// With an `Idempotency-Key` (issue 17) the answer is stored in the insert's transaction and a
+/// retry gets it back (`crate::idempotency`).
 #[tracing::instrument(skip_all)]
 pub async fn create(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> ApiResult<HttpResponse> {
     let caller = auth::authenticate(&req, &state).await?;
-    let input = KeyShareCreate::parse(&web_kit::body::json_body(&req, payload).await?)?;
-    let client = state.db.get().await?;
-    require_member(&client, input.box_id, caller.id()).await?;
-    let share = store::keyshares::insert(&client, input.box_id, caller.id(), &input.share)
+    let body = web_kit::body::json_body(&req, payload).await?;
+    let input = KeyShareCreate::parse(&body)?;
+    let claim = Claim::from_request(&req, &body)?;
+    let me = caller.id();
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    if let Some(claim) = &claim {
+        if let Some(done) = idempotency::begin(&tx, me, claim).await? {
+            return Ok(idempotency::replay(done.status, done.body.unwrap_or_default()));
+        }
+    }
+    require_member(&tx, input.box_id, me).await?;
+    let share = store::keyshares::insert(&tx, input.box_id, me, &input.share)
         .await?
         .ok_or_else(|| ErrorBody::conflict(Origin::Body, "other_share_hash", "other_share_hash is already used"))?;
+    if let Some(claim) = &claim {
+        idempotency::finish(&tx, me, claim, 201, &share, Some(share.box_id), None).await?;
+    }
+    web_kit::limits::committing(tx.commit()).await?;
     tracing::info!(box_id = %share.box_id, "key share added");
     Ok(HttpResponse::Created().json(share))
 }

@@ -1,8 +1,10 @@
 //! The route table of §7, §8 and §12. Literal routes come before the ones with a variable segment
-//! that could match them (`/box-key-shares/encrypted-invitation-key-share`, §7.12).
+//! that could match them (`/box-key-shares/encrypted-invitation-key-share`, §7.12;
+//! `/identities/pubkey`).
 
 use actix_web::web;
 
+mod batch_events;
 mod boxes;
 mod contact;
 mod counters;
@@ -35,6 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(events::list))
                 .route(web::head().to(events::count)),
         )
+        .service(resource("/boxes/{id}/batch-events").route(web::post().to(batch_events::post)))
         .service(resource("/boxes/{id}/members").route(web::get().to(members::members)))
         .service(resource("/boxes/{id}/accesses").route(web::get().to(members::accesses)))
         .service(resource("/boxes/{id}/new-events-count/ack").route(web::put().to(counters::ack)))
@@ -50,6 +53,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::put().to(settings::put)),
         )
         .service(resource("/box-users/{id}/contact").route(web::post().to(contact::contact)))
+        .service(resource("/identities/pubkey").route(web::get().to(identities::pubkeys_by_identifier)))
         .service(resource("/identities/{id}").route(web::get().to(identities::get)))
         .service(resource("/identities/{id}/profile").route(web::get().to(identities::profile)))
         .service(resource("/identities/{id}/public-keys").route(web::put().to(identities::public_keys)))

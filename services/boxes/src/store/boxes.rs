@@ -2,12 +2,12 @@
 //!
 //! `boxes.members` is derived from the events (creation, join, leave, kick) and is always changed
 //! in the transaction that inserts the event, so membership reads never need to replay the log.
-//! Access rules are read from the `access.add` / `access.rm` events themselves.
+//! Access rules are `store::access`'s.
 
 use std::collections::HashMap;
 
 use domain::boxes::{AccessMode, BoxSetting};
-use domain::event::{EventType, Restriction};
+use domain::event::EventType;
 use domain::input::Page;
 use domain::{BoxId, EventId, IdentityId, Timestamp};
 use tokio_postgres::Row;
@@ -138,7 +138,7 @@ pub struct Joined {
     pub join_event_id: EventId,
 }
 
-fn joined(row: &Row) -> Option<Joined> {
+pub(super) fn joined(row: &Row) -> Option<Joined> {
     let join: Option<uuid::Uuid> = row.get("join_event_id");
     join.map(|j| Joined {
         identity_id: IdentityId::from(row.get::<_, uuid::Uuid>("identity_id")),
@@ -189,125 +189,6 @@ pub async fn remove_member<C: GenericClient>(
     )
     .await?;
     Ok(())
-}
-
-/// An active access rule of the box matches identity `$2`: an `identity_id` rule naming it, or
-/// an `identifier` rule equal to its identifier (emails are compared lower-cased) when its host
-/// app verified that identifier.
-macro_rules! matching_rule {
-    ($box_id:literal, $who:literal) => {
-        concat!(
-            "SELECT 1 FROM boxes.events a
-             WHERE a.box_id = ",
-            $box_id,
-            " AND a.type = 'access.add'
-               AND ((a.content->>'restriction_type' = 'identity_id' AND a.content->>'value' = ",
-            $who,
-            "::uuid::text)
-                 OR (a.content->>'restriction_type' = 'identifier' AND a.content->>'value' =
-                       (SELECT lower(i.identifier_value) FROM boxes.identities i
-                        WHERE i.id = ",
-            $who,
-            "::uuid AND i.identifier_value <> '' AND i.identifier_verified)))
-               AND NOT EXISTS (SELECT 1 FROM boxes.events r
-                               WHERE r.box_id = a.box_id AND r.type = 'access.rm' AND r.referrer_id = a.id)"
-        )
-    };
-}
-
-/// Non-admin members that no active rule matches any more (§6.1 "legitimate").
-pub async fn illegitimate_members<C: GenericClient>(
-    c: &C,
-    box_id: BoxId,
-) -> Result<Vec<Joined>, tokio_postgres::Error> {
-    let rows = sql::query(
-        c,
-        concat!(
-            "SELECT m.identity_id, m.join_event_id FROM boxes.members m JOIN boxes.boxes b ON b.id = m.box_id
-             WHERE m.box_id = $1 AND m.identity_id <> b.creator_id
-               AND NOT EXISTS (",
-            matching_rule!("m.box_id", "m.identity_id"),
-            ")
-             ORDER BY m.joined_seq"
-        ),
-        &[box_id.as_uuid()],
-    )
-    .await?;
-    Ok(rows.iter().filter_map(joined).collect())
-}
-
-// ---- access rules ----
-
-/// Identities an active `identity_id` rule with `auto_invite` invited that are not members.
-pub async fn pending_invitees<C: GenericClient>(
-    c: &C,
-    box_id: BoxId,
-) -> Result<Vec<IdentityId>, tokio_postgres::Error> {
-    let rows = sql::query(
-        c,
-        "SELECT DISTINCT a.content->>'value' AS invited FROM boxes.events a
-         WHERE a.box_id = $1 AND a.type = 'access.add'
-           AND a.content->>'restriction_type' = 'identity_id' AND a.content->'auto_invite' = 'true'::jsonb
-           AND NOT EXISTS (SELECT 1 FROM boxes.events r
-                           WHERE r.box_id = a.box_id AND r.type = 'access.rm' AND r.referrer_id = a.id)
-           AND NOT EXISTS (SELECT 1 FROM boxes.members m
-                           WHERE m.box_id = a.box_id AND m.identity_id::text = a.content->>'value')",
-        &[box_id.as_uuid()],
-    )
-    .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| r.get::<_, Option<String>>("invited"))
-        .filter_map(|v| IdentityId::parse(&v).ok())
-        .collect())
-}
-
-/// Whether an active rule with this exact restriction exists.
-pub async fn has_rule<C: GenericClient>(
-    c: &C,
-    box_id: BoxId,
-    restriction: &Restriction,
-) -> Result<bool, tokio_postgres::Error> {
-    let row = sql::query_opt(
-        c,
-        "SELECT 1 FROM boxes.events a
-             WHERE a.box_id = $1 AND a.type = 'access.add'
-               AND a.content->>'restriction_type' = $2 AND a.content->>'value' = $3
-               AND NOT EXISTS (SELECT 1 FROM boxes.events r
-                               WHERE r.box_id = a.box_id AND r.type = 'access.rm' AND r.referrer_id = a.id)
-             LIMIT 1",
-        &[box_id.as_uuid(), &restriction.restriction_type(), &restriction.value()],
-    )
-    .await?;
-    Ok(row.is_some())
-}
-
-/// Whether an active `identity_id` rule names `who`.
-pub async fn has_identity_rule<C: GenericClient>(
-    c: &C,
-    box_id: BoxId,
-    who: IdentityId,
-) -> Result<bool, tokio_postgres::Error> {
-    has_rule(c, box_id, &Restriction::IdentityId(who)).await
-}
-
-/// Whether an active rule of either kind matches `who`.
-pub async fn has_matching_rule<C: GenericClient>(
-    c: &C,
-    box_id: BoxId,
-    who: IdentityId,
-) -> Result<bool, tokio_postgres::Error> {
-    let row =
-        sql::query_opt(c, concat!(matching_rule!("$1", "$2"), " LIMIT 1"), &[box_id.as_uuid(), who.as_uuid()]).await?;
-    Ok(row.is_some())
-}
-
-/// "Can join" of §6.1: the box is public, or an active rule matches the caller.
-pub async fn can_join<C: GenericClient>(c: &C, b: &BoxRow, who: IdentityId) -> Result<bool, tokio_postgres::Error> {
-    if b.access_mode == AccessMode::Public {
-        return Ok(true);
-    }
-    has_matching_rule(c, b.id, who).await
 }
 
 // ---- the joined-boxes list ----

@@ -97,3 +97,22 @@ pub async fn set_keys<C: GenericClient>(
     .await?;
     Ok(row.as_ref().map(record))
 }
+
+/// The identities whose identifier is `value` (an email lower-cased, or an E.164 phone) and was
+/// verified by their host app, oldest first: those an `identifier` rule lets in.
+pub async fn with_verified_identifier<C: GenericClient>(
+    c: &C,
+    value: &str,
+) -> Result<Vec<IdentityRecord>, tokio_postgres::Error> {
+    let rows = sql::query(
+        c,
+        &format!(
+            "SELECT {COLUMNS} FROM boxes.identities
+             WHERE lower(identifier_value) = $1 AND identifier_value <> '' AND identifier_verified
+             ORDER BY created_at, id"
+        ),
+        &[&value],
+    )
+    .await?;
+    Ok(rows.iter().map(record).collect())
+}

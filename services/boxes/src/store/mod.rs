@@ -18,6 +18,7 @@ macro_rules! identity_columns {
     };
 }
 
+pub mod access;
 pub mod boxes;
 pub mod crypto_actions;
 pub mod events;

@@ -106,7 +106,7 @@ async fn posting_validates_the_body_and_path() {
             "forbidden",
         ),
         (
-            json!({"type":"access.add","content":{"restriction_type":"email_domain","value":"x.com"}}),
+            json!({"type":"access.add","content":{"restriction_type":"invitation_link","value":"x.com"}}),
             "content.restriction_type",
             "not_supported",
         ),

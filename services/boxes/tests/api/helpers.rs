@@ -53,6 +53,7 @@ pub fn settings(database_url: &str, keys: &TestKeys) -> Settings {
         log_format: "pretty".into(),
         limits: Default::default(),
         invites_per_identity: boxes::config::INVITES_PER_IDENTITY,
+        pubkey_lookups_per_identity: boxes::config::PUBKEY_LOOKUPS_PER_IDENTITY,
         history_max_len: 1000,
         history_ttl_secs: 600,
         notifications_retention_secs: boxes::config::NOTIFICATIONS_RETENTION_SECS,

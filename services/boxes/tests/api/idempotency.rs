@@ -22,6 +22,23 @@ async fn answer(res: Response) -> (u16, bool, Value) {
     (status, replayed, res.json().await.unwrap())
 }
 
+/// Eight tries of one keyed request at once: every 201 is the same answer, the others are 409
+/// on the key (never the write's own conflict). Returns the answer.
+async fn concurrently(app: &TestApp, user: &User, path: &str, body: &Value, key: &str) -> Value {
+    let tries = (0..8).map(|_| post_keyed(app, user, path, body, key));
+    let answers: Vec<(u16, bool, Value)> =
+        futures_util::future::join_all(futures_util::future::join_all(tries).await.into_iter().map(answer)).await;
+    let created: Vec<&Value> = answers.iter().filter(|a| a.0 == 201).map(|a| &a.2).collect();
+    assert!(!created.is_empty(), "{answers:?}");
+    assert!(created.iter().all(|b| *b == created[0]), "every 201 is the same answer: {answers:?}");
+    for (status, _, body) in answers.iter().filter(|a| a.0 != 201) {
+        assert_eq!(*status, 409, "{body}");
+        assert_eq!(body["code"], "conflict");
+        assert_eq!(body["details"], json!({HEADER: "conflict"}));
+    }
+    created[0].clone()
+}
+
 fn text(ciphertext: &str) -> Value {
     json!({"type":"msg.text","content":{"encrypted": ciphertext, "public_key": "SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw"}})
 }
@@ -89,20 +106,10 @@ async fn a_message_retried_concurrently_is_posted_once() {
     let id = box_id(&app.create_box(&alice, "Box").await);
     let path = format!("/boxes/{id}/events");
     let body = text("Y29uY3VycmVudA");
-    let tries = (0..8).map(|_| post_keyed(&app, &alice, &path, &body, "same"));
-    let answers: Vec<(u16, bool, Value)> =
-        futures_util::future::join_all(futures_util::future::join_all(tries).await.into_iter().map(answer)).await;
-    let created: Vec<&Value> = answers.iter().filter(|a| a.0 == 201).map(|a| &a.2).collect();
-    assert!(!created.is_empty(), "{answers:?}");
-    assert!(created.iter().all(|b| *b == created[0]), "every 201 is the same answer: {answers:?}");
-    for (status, _, body) in answers.iter().filter(|a| a.0 != 201) {
-        assert_eq!(*status, 409, "{body}");
-        assert_eq!(body["code"], "conflict");
-        assert_eq!(body["details"], json!({HEADER: "conflict"}));
-    }
+    let created = concurrently(&app, &alice, &path, &body, "same").await;
     assert_eq!(messages_in(&app, &id).await, 1);
     // Once the first has finished, a retry gets its answer.
-    assert_eq!(answer(post_keyed(&app, &alice, &path, &body, "same").await).await, (201, true, created[0].clone()));
+    assert_eq!(answer(post_keyed(&app, &alice, &path, &body, "same").await).await, (201, true, created.clone()));
 
     // A first request still running holds the key's lock (held here by hand): 409 at once.
     let c = db(&app).await;
@@ -212,5 +219,78 @@ async fn a_deleted_message_is_not_kept_in_its_stored_answer() {
     assert!(res.status().is_success(), "{}", res.status());
     let left: i64 =
         c.query_one("SELECT count(*) FROM boxes.idempotency_keys WHERE box_id IS NOT NULL", &[]).await.unwrap().get(0);
+    assert_eq!(left, 0);
+}
+
+fn share_body(box_id: &str) -> Value {
+    let mut share = new_key_share();
+    share["box_id"] = json!(box_id);
+    share
+}
+
+async fn shares_of(app: &TestApp, box_id: &str) -> i64 {
+    let id = uuid::Uuid::parse_str(box_id).unwrap();
+    count(app, "SELECT count(*) FROM boxes.key_shares WHERE box_id = $1", id).await
+}
+
+#[tokio::test]
+async fn a_key_share_retried_in_sequence_is_added_once_and_answered_the_same() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("Alice").await;
+    let bob = app.user("Bob").await;
+    let id = box_id(&app.create_box(&alice, "Box").await);
+    app.add_member(&alice, &bob, &id).await;
+    let body = share_body(&id);
+
+    let (status, replayed, first) = answer(post_keyed(&app, &bob, "/box-key-shares", &body, "share-1").await).await;
+    assert_eq!((status, replayed), (201, false));
+    assert_eq!(first["other_share_hash"], body["other_share_hash"]);
+    for _ in 0..2 {
+        let again = answer(post_keyed(&app, &bob, "/box-key-shares", &body, "share-1").await).await;
+        assert_eq!(again, (201, true, first.clone()));
+    }
+    assert_eq!(shares_of(&app, &id).await, 2, "the box's first share and bob's, once");
+    // Without the key the same share is a duplicate hash, as before.
+    assert_error(app.post(&bob, "/box-key-shares", body.clone()).await, 409, "other_share_hash", "conflict").await;
+    // The key is bob's own: alice's use of it is another request of hers.
+    let alices = answer(post_keyed(&app, &alice, "/box-key-shares", &share_body(&id), "share-1").await).await;
+    assert_eq!((alices.0, alices.1), (201, false));
+    assert_eq!(shares_of(&app, &id).await, 3);
+}
+
+#[tokio::test]
+async fn a_key_share_retried_concurrently_is_added_once() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("Alice").await;
+    let id = box_id(&app.create_box(&alice, "Box").await);
+    let body = share_body(&id);
+    let created = concurrently(&app, &alice, "/box-key-shares", &body, "same-share").await;
+    assert_eq!(shares_of(&app, &id).await, 2);
+    let again = answer(post_keyed(&app, &alice, "/box-key-shares", &body, "same-share").await).await;
+    assert_eq!(again, (201, true, created));
+}
+
+#[tokio::test]
+async fn a_key_share_key_reused_for_another_share_is_422() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("Alice").await;
+    let bob = app.user("Bob").await;
+    let id = box_id(&app.create_box(&alice, "Box").await);
+    assert_eq!(post_keyed(&app, &alice, "/box-key-shares", &share_body(&id), "k").await.status(), 201);
+    let other = share_body(&id);
+    let res = post_keyed(&app, &alice, "/box-key-shares", &other, "k").await;
+    let body = assert_error(res, 422, HEADER, "invalid").await;
+    assert_eq!(body["origin"], "headers");
+    assert_eq!(shares_of(&app, &id).await, 2);
+    // A refusal is not remembered: bob, not a member, is refused, then let in, then succeeds.
+    let bobs = share_body(&id);
+    assert_error(post_keyed(&app, &bob, "/box-key-shares", &bobs, "b").await, 403, "reason", "not_member").await;
+    app.add_member(&alice, &bob, &id).await;
+    assert_eq!(answer(post_keyed(&app, &bob, "/box-key-shares", &bobs, "b").await).await.0, 201);
+    // Deleting the box drops the stored answers of its shares with it.
+    let res = crate::boxes::delete_box(&app, &alice, &id, "supprimer").await;
+    assert!(res.status().is_success(), "{}", res.status());
+    let left =
+        count(&app, "SELECT count(*) FROM boxes.idempotency_keys WHERE identity_id = $1", *alice.id.as_uuid()).await;
     assert_eq!(left, 0);
 }

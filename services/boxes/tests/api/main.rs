@@ -5,6 +5,7 @@
 mod helpers;
 
 mod auth;
+mod batch_events;
 mod boxes;
 mod contact;
 mod events;
@@ -20,3 +21,4 @@ mod notifications_stored;
 mod outages;
 mod ratelimits;
 mod settings;
+mod sharing;

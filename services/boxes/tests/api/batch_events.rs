@@ -1,0 +1,171 @@
+//! `POST /boxes/{id}/batch-events` (issue 17): access changes by the admin, all or nothing, the
+//! kicks decided once from the rules the whole batch leaves.
+
+use std::time::Duration;
+
+use domain::realtime::user_channel;
+use reqwest::Method;
+use serde_json::{json, Value};
+use test_support::Subscriber;
+
+use crate::boxes::box_id;
+use crate::helpers::{assert_error, db, Auth, TestApp, User};
+
+const QUIET: Duration = Duration::from_millis(600);
+
+async fn batch(app: &TestApp, user: &User, box_id: &str, events: Value) -> reqwest::Response {
+    app.post(user, &format!("/boxes/{box_id}/batch-events"), json!({"batch_type": "accesses", "events": events})).await
+}
+
+fn rm(rule: &Value) -> Value {
+    json!({"type": "access.rm", "referrer_id": rule["id"]})
+}
+
+fn add(restriction_type: &str, value: &str) -> Value {
+    json!({"type": "access.add", "content": {"restriction_type": restriction_type, "value": value}})
+}
+
+async fn subscribe(users: &[&User]) -> Subscriber {
+    let channels: Vec<String> = users.iter().map(|u| user_channel(u.id)).collect();
+    Subscriber::new(&channels).await.unwrap()
+}
+
+/// Events of every type in the box, and its members, as stored.
+async fn stored(app: &TestApp, box_id: &str) -> (i64, i64) {
+    let id = uuid::Uuid::parse_str(box_id).unwrap();
+    let c = db(app).await;
+    let events: i64 = c.query_one("SELECT count(*) FROM boxes.events WHERE box_id = $1", &[&id]).await.unwrap().get(0);
+    let members: i64 =
+        c.query_one("SELECT count(*) FROM boxes.members WHERE box_id = $1", &[&id]).await.unwrap().get(0);
+    (events, members)
+}
+
+#[tokio::test]
+async fn replacing_a_rule_in_one_batch_keeps_the_members_it_still_lets_in() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("Alice").await;
+    let bob = app.user("Bob").await;
+    let carol = app.user("Carol").await;
+    let dave = app.user("Dave").await;
+    let id = box_id(&app.create_box(&alice, "Box").await);
+    app.add_member(&alice, &bob, &id).await;
+    app.add_member(&alice, &carol, &id).await;
+    let bob_rule = app.rule_for(&alice, &id, &bob.id.to_string()).await;
+    let carol_rule = app.rule_for(&alice, &id, &carol.id.to_string()).await;
+    let mut sub = subscribe(&[&alice, &bob, &carol, &dave]).await;
+
+    // Bob's identity rule becomes an email rule that matches him: he stays, nobody hears a thing.
+    let res = batch(&app, &alice, &id, json!([rm(&bob_rule), add("identifier", "Bob@Example.com")])).await;
+    assert_eq!(res.status(), 201);
+    let created: Value = res.json().await.unwrap();
+    let kinds: Vec<&str> = created.as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["access.rm", "access.add"]);
+    assert_eq!(created[0]["referrer_id"], bob_rule["id"]);
+    assert_eq!(created[1]["content"]["value"], "bob@example.com");
+    assert_eq!(created[1]["sender"]["identifier_value"], "alice@example.com", "the admin's view is transparent");
+    assert_eq!(app.get(&bob, &format!("/boxes/{id}")).await.status(), 200);
+    assert!(sub.drain(QUIET).await.is_empty(), "access changes alone announce nothing");
+
+    // Carol's rule goes for Dave's: she is kicked once, after both changes.
+    let res = batch(&app, &alice, &id, json!([rm(&carol_rule), add("identity_id", &dave.id.to_string())])).await;
+    assert_eq!(res.status(), 201);
+    let created: Value = res.json().await.unwrap();
+    let kinds: Vec<&str> = created.as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["access.rm", "access.add", "member.kick"]);
+    assert_eq!(created[2]["sender"]["id"], carol.id.to_string());
+    assert_eq!(created[2]["content"]["kicker"]["id"], alice.id.to_string());
+    assert_error(app.get(&carol, &format!("/boxes/{id}")).await, 403, "reason", "no_access").await;
+    let got = sub.drain(QUIET).await;
+    let to = |u: &User| -> Vec<String> {
+        got.iter()
+            .filter(|(c, _)| *c == user_channel(u.id))
+            .map(|(_, v)| format!("{} {}", v["type"].as_str().unwrap(), v["object"]["type"].as_str().unwrap()))
+            .collect()
+    };
+    assert_eq!(to(&alice), ["event.new member.kick"]);
+    assert_eq!(to(&bob), ["event.new member.kick"]);
+    assert_eq!(to(&carol), ["event.new member.kick", "notification member.kick"]);
+    assert!(to(&dave).is_empty());
+    // Dave can join through his new rule.
+    assert_eq!(app.post_event(&dave, &id, json!({"type": "member.join"})).await.status(), 201);
+}
+
+#[tokio::test]
+async fn a_batch_with_one_bad_change_stores_and_publishes_nothing() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("Alice").await;
+    let bob = app.user("Bob").await;
+    let id = box_id(&app.create_box(&alice, "Box").await);
+    app.add_member(&alice, &bob, &id).await;
+    let bob_rule = app.rule_for(&alice, &id, &bob.id.to_string()).await;
+    let before = stored(&app, &id).await;
+    let mut sub = subscribe(&[&alice, &bob]).await;
+    let unknown = uuid::Uuid::new_v4().to_string();
+
+    // The first change alone would kick bob; the second is refused, so neither happens.
+    let res = batch(&app, &alice, &id, json!([rm(&bob_rule), add("identity_id", &unknown)])).await;
+    let body = assert_error(res, 404, "events.1.content.value", "not_found").await;
+    assert_eq!(body["code"], "not_found");
+    let res = batch(&app, &alice, &id, json!([add("identifier", "x@example.com"), rm(&json!({"id": unknown}))])).await;
+    assert_error(res, 404, "events.1.referrer_id", "not_found").await;
+    // A rule removed twice: the second removal finds no active rule.
+    let res = batch(&app, &alice, &id, json!([rm(&bob_rule), rm(&bob_rule)])).await;
+    assert_error(res, 404, "events.1.referrer_id", "not_found").await;
+    // The same rule added twice.
+    let twice = add("identifier", "y@example.com");
+    assert_error(batch(&app, &alice, &id, json!([twice, twice])).await, 409, "events.1.content.value", "conflict")
+        .await;
+    // Validation reports every bad change and runs before anything else.
+    let text = json!({"type": "msg.text", "content": {"encrypted": "aGk", "public_key": "aGk"}});
+    let res = batch(&app, &alice, &id, json!([rm(&bob_rule), text, add("email_address", "x")])).await;
+    let body = assert_error(res, 400, "events.1.type", "invalid").await;
+    assert_eq!(body["details"]["events.2.content.restriction_type"], "not_supported");
+    for (bad, key, detail) in [
+        (json!({"batch_type": "messages", "events": [rm(&bob_rule)]}), "batch_type", "invalid"),
+        (json!({"batch_type": "accesses", "events": []}), "events", "invalid"),
+        (json!({"batch_type": "accesses"}), "events", "required"),
+        (json!({"events": [rm(&bob_rule)]}), "batch_type", "required"),
+        (json!({"batch_type": "accesses", "events": ["access.rm"]}), "events.0", "malformed"),
+    ] {
+        let res = app.post(&alice, &format!("/boxes/{id}/batch-events"), bad).await;
+        assert_error(res, 400, key, detail).await;
+    }
+
+    assert_eq!(stored(&app, &id).await, before, "no event and no membership change");
+    assert_eq!(app.get(&bob, &format!("/boxes/{id}")).await.status(), 200);
+    assert!(sub.drain(QUIET).await.is_empty(), "nothing published");
+}
+
+#[tokio::test]
+async fn only_the_admin_changes_accesses_and_a_key_replays_the_batch() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("Alice").await;
+    let bob = app.user("Bob").await;
+    let carol = app.user("Carol").await;
+    let id = box_id(&app.create_box(&alice, "Box").await);
+    app.add_member(&alice, &bob, &id).await;
+    let change = json!([add("identity_id", &carol.id.to_string())]);
+    assert_error(batch(&app, &bob, &id, change.clone()).await, 403, "reason", "not_admin").await;
+    let nowhere = uuid::Uuid::new_v4().to_string();
+    assert_error(batch(&app, &alice, &nowhere, change.clone()).await, 403, "reason", "not_member").await;
+    let path = format!("/boxes/{id}/batch-events");
+    let res = app.send_as(&alice, Method::POST, &path, Some(json!({})), Auth::CookieNoCsrf).await;
+    assert_error(res, 403, "X-CSRF-Token", "required").await;
+    let before = stored(&app, &id).await;
+
+    let body = json!({"batch_type": "accesses", "events": change});
+    let send = || {
+        app.request(&alice, Method::POST, &format!("/boxes/{id}/batch-events"), Auth::Bearer)
+            .header("Idempotency-Key", "batch-1")
+            .json(&body)
+            .send()
+    };
+    let first = send().await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    let again = send().await.unwrap();
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers().get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    assert_eq!(stored(&app, &id).await.0, before.0 + 1, "one access.add");
+}
