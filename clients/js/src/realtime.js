@@ -5,7 +5,7 @@ import { PositionTracker } from './stream.js';
 import { backoffDelay } from './retry.js';
 
 /** Close codes the SDK acts on (SPEC §9.2). */
-export const CLOSE = Object.freeze({ NORMAL: 1000, TOKEN_EXPIRED: 4001 });
+export const CLOSE = Object.freeze({ NORMAL: 1000, ABNORMAL: 1006, TOKEN_EXPIRED: 4001 });
 
 /** @typedef {'connecting' | 'open' | 'closed'} SocketState */
 /**
@@ -82,14 +82,23 @@ export function openRealtime(o) {
       }
       queue = queue.then(() => o.handle(env)).catch(report);
     };
-    sock.onclose = (/** @type {{code: number}} */ ev) => {
+    const closed = (/** @type {number} */ code) => {
       if (sock !== ws) return;
       ws = null;
       setState('closed');
       if (stopped) return;
-      (o.beforeReconnect?.(ev.code) ?? Promise.resolve()).catch(report).then(retry);
+      (o.beforeReconnect?.(code) ?? Promise.resolve()).catch(report).then(retry);
     };
-    sock.onerror = () => {};
+    sock.onclose = (/** @type {{code: number}} */ ev) => closed(ev.code);
+    // Some clients (Node 20's) report a refused connection with `error` alone, never `close`.
+    sock.onerror = () => {
+      try {
+        sock.close();
+      } catch {
+        // not open: nothing to close
+      }
+      closed(CLOSE.ABNORMAL);
+    };
   };
   open();
   return {

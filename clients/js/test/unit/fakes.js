@@ -34,6 +34,8 @@ export class FakeSocket {
     this.onmessage = null;
     /** @type {((ev: {code: number}) => void) | null} */
     this.onclose = null;
+    /** @type {(() => void) | null} */
+    this.onerror = null;
     FakeSocket.all.push(this);
   }
   /** Delivers envelopes as the server would. @param {any[]} envs */
@@ -42,6 +44,10 @@ export class FakeSocket {
   }
   close(code = 1006) {
     this.onclose?.({ code });
+  }
+  /** A connection that failed, reported with `error` alone (as Node 20's client does). */
+  fail() {
+    this.onerror?.();
   }
 }
 

@@ -68,7 +68,7 @@ test('a replay overlapping live delivery hands each event over once, in order, e
   conn.close();
 });
 
-test('the backoff between reconnections grows and is capped; a ready resets it', async () => {
+test('reconnections back off, also after a connection that failed with an error alone; a ready resets the backoff', async () => {
   FakeSocket.all = [];
   const { fetch } = fakeFetch({
     'GET /boxes/joined': () => [200, []],
@@ -80,7 +80,8 @@ test('the backoff between reconnections grows and is capped; a ready resets it',
   const conn = cl.connect({}, { delay: (a) => (attempts.push(a), 1) });
   for (let i = 1; i <= 3; i++) {
     await until(() => FakeSocket.all.length === i);
-    FakeSocket.all[i - 1].close(1006);
+    if (i === 2) FakeSocket.all[i - 1].fail();
+    else FakeSocket.all[i - 1].close(1006);
   }
   await until(() => FakeSocket.all.length === 4);
   FakeSocket.all[3].push(ready('1-0', null));
