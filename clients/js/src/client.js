@@ -626,9 +626,10 @@ export class BoxesClient {
       try {
         events = await eventsAfter((after, limit) => this.api('GET', `/boxes/${boxId}/events?after=${after}&limit=${limit}`), cursor);
       } catch (e) {
-        // Left, kicked or deleted in the meantime: the box list says so.
-        if (e instanceof ApiError && [403, 404, 410].includes(e.status)) continue;
-        throw e;
+        // Left, kicked or deleted in the meantime: the box list says so; no more catching up.
+        if (!(e instanceof ApiError && [403, 404, 410].includes(e.status))) throw e;
+        this.sync.forget(boxId);
+        continue;
       }
       const fresh = events.filter((e) => !this.sync.seen.get(boxId)?.has(e.id));
       this.sync.listed(boxId, events);

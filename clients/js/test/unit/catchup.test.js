@@ -78,4 +78,5 @@ test('a box gone while away is skipped; the re-sync goes on', async () => {
   await cl.catchUp({ onEvent: (e) => got.push(e.id), onResync: (r) => resyncs.push(r) });
   assert.deepEqual(got, ['b-e2']);
   assert.deepEqual(resyncs, [{ reason: 'manual', boxes: ['b'] }]);
+  assert.deepEqual([...cl.sync.cursors.keys()], ['b'], 'box a is not caught up again');
 });
