@@ -208,7 +208,24 @@ async function onEvent(e) {
     state.members = await client.members(e.box_id);
     if (e.box_id === state.current) renderMain();
   }
-  if (!mine && e.type.startsWith('msg.')) await client.ack(e.box_id);
+  if (!mine && e.type.startsWith('msg.')) ackSoon(e.box_id);
+}
+
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let ackTimer;
+/** Marks the open box read once a burst of events (a catch-up after a reconnection) is in.
+ * @param {string} boxId */
+function ackSoon(boxId) {
+  clearTimeout(ackTimer);
+  ackTimer = setTimeout(act(() => client.ack(boxId)), 150);
+}
+
+/** The socket's state, on the dot next to one's name.
+ * @param {'connecting' | 'open' | 'closed'} s */
+function showConnection(s) {
+  const dot = $('conn');
+  dot.className = `dot ${s}`;
+  dot.title = { open: 'Live', connecting: 'Reconnecting…', closed: 'Offline, reconnecting soon' }[s];
 }
 
 /** @param {string | null} notice */
@@ -472,7 +489,10 @@ async function main() {
     onAck: loadBoxesSoon,
     onNotification: loadBoxesSoon,
     onBoxes: loadBoxesSoon,
-    onState: (s) => ($('conn').className = `dot ${s}`),
+    // After a reconnection the SDK replays or catches up what was missed through onEvent, each
+    // event once; a catch-up (the socket's history did not cover the gap) also refreshes the list.
+    onResync: loadBoxesSoon,
+    onState: showConnection,
     onError: toast,
   });
   await loadBoxes();

@@ -3,6 +3,10 @@ import * as c from './crypto.js';
 import { ApiError, errorFromResponse, networkError } from './errors.js';
 import { foldEvent } from './fold.js';
 import { MemoryKeyStore } from './keystore.js';
+import { openRealtime, CLOSE } from './realtime.js';
+import { withIdempotencyKey } from './retry.js';
+import { PositionTracker } from './stream.js';
+import { SyncState, allPages, eventsAfter } from './sync.js';
 
 /** @typedef {import('./keystore.js').KeyStore} KeyStore */
 /** @typedef {import('./fold.js').DecryptedEvent} DecryptedEvent */
@@ -15,7 +19,10 @@ import { MemoryKeyStore } from './keystore.js';
  * @typedef {{onEvent?: (e: DecryptedEvent) => void, onBoxDelete?: (o: {id: string}) => void,
  *   onAck?: (o: {box_id: string}) => void, onSettings?: (o: any) => void,
  *   onNotification?: (o: any) => void, onBoxes?: (boxes: any[]) => void,
- *   onState?: (state: 'connecting' | 'open' | 'closed') => void, onError?: (e: unknown) => void}} RealtimeHandlers
+ *   onResync?: (r: Resync) => void,
+ *   onState?: (state: import('./realtime.js').SocketState) => void, onError?: (e: unknown) => void}} RealtimeHandlers
+ * @typedef {{reason: 'connect' | 'not_recovered' | 'manual', boxes: string[]}} Resync what a
+ *   re-sync did: why it ran, and the boxes whose missed events it delivered (through `onEvent`)
  */
 
 /** Seconds before expiry at which a request first refreshes the access token. */
@@ -26,21 +33,6 @@ function jwtClaims(jwt) {
   const part = jwt.split('.')[1];
   if (!part) throw new c.CryptoError('malformed token');
   return JSON.parse(new TextDecoder().decode(c.fromB64(part)));
-}
-
-/** Full jitter between half and all of the exponential delay.
- * @param {number} attempt 0-based
- * @param {number} [base] ms
- * @param {number} [max] ms
- * @param {() => number} [random] */
-export function backoffDelay(attempt, base = 500, max = 30_000, random = Math.random) {
-  const exp = Math.min(max, base * 2 ** Math.min(attempt, 16));
-  return Math.round(exp / 2 + (random() * exp) / 2);
-}
-
-/** A fresh `Idempotency-Key`: 128 random bits, hex. */
-function idempotencyKey() {
-  return Array.from(c.randomBytes(16), (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 export class BoxesClient {
@@ -61,13 +53,17 @@ export class BoxesClient {
     this.identitySecret = null;
     /** @type {Map<string, {secretKey: Uint8Array, publicKey: string, invitationShare: Uint8Array | null}>} */
     this.boxKeys = new Map();
-    /** @type {Map<string, Set<string>>} event ids seen per box, for the catch-up */
-    this.seen = new Map();
+    /** per box: the events already handed out and the catch-up cursor */
+    this.sync = new SyncState();
     /** @type {Promise<void> | null} */
     this.refreshing = null;
-    /** @type {string | null} the realtime history position of the last envelope received; a
-     * reconnection asks for what came after it (`?since=`) */
-    this.position = null;
+    /** the realtime history position of the last envelope received */
+    this.stream = new PositionTracker();
+  }
+
+  /** The realtime history position a reconnection asks to continue from (`?since=`). */
+  get position() {
+    return this.stream.position;
   }
 
   get identityId() {
@@ -212,28 +208,13 @@ export class BoxesClient {
     return this.#call(method, `${this.boxesUrl}${path}`, body, { headers });
   }
 
-  /** A write that is safe to retry: sent with one `Idempotency-Key`, and sent again with the same
-   * key when no answer came back (network error, 503, 504) or while the first is still running
-   * (409 on the key), so a flaky network never doubles it. Other errors are thrown at once.
-   * @param {string} path @param {any} body @param {{attempts?: number, delay?: (attempt: number) => number}} [o] */
-  async idempotentPost(path, body, o = {}) {
-    const attempts = o.attempts ?? 4;
-    const delay = o.delay ?? ((/** @type {number} */ a) => backoffDelay(a, 200, 2000));
-    const key = idempotencyKey();
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.api('POST', path, body, { 'Idempotency-Key': key });
-      } catch (e) {
-        const again =
-          e instanceof ApiError &&
-          (e.status === 0 ||
-            e.status === 503 ||
-            e.status === 504 ||
-            (e.status === 409 && e.details['Idempotency-Key'] === 'conflict'));
-        if (!again || attempt + 1 >= attempts) throw e;
-        await new Promise((r) => setTimeout(r, delay(attempt)));
-      }
-    }
+  /** A write that is safe to retry: sent with one new `Idempotency-Key` (a UUID), and sent
+   * again with the same key and body when no answer came back (network error), on a 5xx, or while
+   * the first is still running (409 on the key), at most `attempts` times (5), so a flaky network
+   * neither loses nor doubles it. Other errors are thrown at once.
+   * @param {string} path @param {any} body @param {import('./retry.js').RetryOptions} [o] */
+  idempotentPost(path, body, o = {}) {
+    return withIdempotencyKey((key) => this.api('POST', path, body, { 'Idempotency-Key': key }), o);
   }
 
   // ---- identity key ------------------------------------------------------------------------
@@ -292,7 +273,7 @@ export class BoxesClient {
   /** @param {string} boxId */
   async #forgetBox(boxId) {
     this.boxKeys.delete(boxId);
-    this.seen.delete(boxId);
+    this.sync.forget(boxId);
     await this.store.delete(`box:${this.identityId}:${boxId}`);
   }
 
@@ -301,7 +282,7 @@ export class BoxesClient {
   /** @param {string} title */
   async createBox(title) {
     const keys = c.newBoxKeys();
-    const box = await this.api('POST', '/boxes', { title, public_key: keys.publicKey, key_share: keys.keyShare });
+    const box = await this.idempotentPost('/boxes', { title, public_key: keys.publicKey, key_share: keys.keyShare });
     await this.#keepBoxKey(box.id, keys.secretKey, keys.publicKey, keys.invitationShare);
     return box;
   }
@@ -313,7 +294,7 @@ export class BoxesClient {
     const theirKey = profile.non_identified_pubkey ?? profile.pubkey;
     if (!theirKey) throw new ApiError(409, 'conflict', 'body', 'identity has no public key', { contacted_identity_id: 'conflict' });
     const keys = c.newBoxKeys();
-    const box = await this.api('POST', `/box-users/${this.identityId}/contact`, {
+    const box = await this.idempotentPost(`/box-users/${this.identityId}/contact`, {
       contacted_identity_id: identityId,
       box: { title, public_key: keys.publicKey },
       key_share: keys.keyShare,
@@ -323,9 +304,11 @@ export class BoxesClient {
     return box;
   }
 
-  /** @param {{limit?: number, offset?: number}} [p] */
-  listBoxes({ limit = 50, offset = 0 } = {}) {
-    return this.api('GET', `/boxes/joined?limit=${limit}&offset=${offset}`);
+  /** @param {{limit?: number, offset?: number, changedSince?: string}} [p] with `changedSince`
+   * (RFC 3339), only the boxes with an event after that time */
+  listBoxes({ limit = 50, offset = 0, changedSince } = {}) {
+    const since = changedSince ? `&changed_since=${encodeURIComponent(changedSince)}` : '';
+    return this.api('GET', `/boxes/joined?limit=${limit}&offset=${offset}${since}`);
   }
 
   /** @param {string} boxId */
@@ -432,13 +415,9 @@ export class BoxesClient {
    * @param {string} boxId @param {{limit?: number, offset?: number}} [p] */
   async listEvents(boxId, { limit = 50, offset = 0 } = {}) {
     const page = await this.api('GET', `/boxes/${boxId}/events?limit=${limit}&offset=${offset}`);
-    const seen = this.seen.get(boxId) ?? new Set();
-    this.seen.set(boxId, seen);
+    this.sync.listed(boxId, page);
     const out = [];
-    for (const e of page.reverse()) {
-      seen.add(e.id);
-      out.push(await this.decryptEvent(e));
-    }
+    for (const e of page.reverse()) out.push(await this.decryptEvent(e));
     return out;
   }
 
@@ -553,89 +532,45 @@ export class BoxesClient {
 
   // ---- realtime ----------------------------------------------------------------------------
 
-  /** Opens the socket, reconnects with backoff and jitter from the last history position
-   * (`?since=`), and re-syncs after each `ready` that did not recover everything (§9.6).
+  /** Opens the socket and keeps it open (see `openRealtime`): reconnects with a capped, jittered
+   * backoff from the last history position (`?since=`), hands each envelope over once and in
+   * order, and re-syncs (`catchUp`, then `onResync`) after a first `ready` and after any `ready`
+   * that says `recovered` is not true.
    * @param {RealtimeHandlers} h
+   * @param {{delay?: (attempt: number) => number}} [o]
    * @returns {{close(): void, readonly connected: boolean}} */
-  connect(h = {}) {
-    let attempt = 0;
-    let stopped = false;
-    /** @type {any} */
-    let ws = null;
-    /** @type {ReturnType<typeof setTimeout> | null} */
-    let timer = null;
-    let connected = false;
-    const report = (/** @type {unknown} */ e) => h.onError?.(e);
-
-    const open = async () => {
-      if (stopped) return;
-      h.onState?.('connecting');
-      try {
-        if (this.session && this.session.expiresAt - Date.now() / 1000 < REFRESH_MARGIN_S) await this.refresh();
-      } catch (e) {
-        report(e);
-      }
-      if (!this.session || stopped) return;
-      let url = `${this.realtimeUrl}/box-users/${this.identityId}/ws?access_token=${encodeURIComponent(this.session.accessToken)}`;
-      // Recovery: the server replays what came after this position, then says whether it could.
-      if (this.position) url += `&since=${encodeURIComponent(this.position)}`;
-      ws = new this.WebSocket(url);
-      ws.onmessage = (/** @type {{data: any}} */ m) => {
-        let env;
-        try {
-          env = JSON.parse(typeof m.data === 'string' ? m.data : new TextDecoder().decode(m.data));
-        } catch {
-          return;
+  connect(h = {}, o = {}) {
+    return openRealtime({
+      WebSocket: this.WebSocket,
+      tracker: this.stream,
+      delay: o.delay,
+      onState: h.onState,
+      onError: h.onError,
+      url: async (since) => {
+        if (this.session && this.session.expiresAt - Date.now() / 1000 < REFRESH_MARGIN_S) {
+          await this.refresh().catch((e) => h.onError?.(e));
         }
-        if (env?.type === 'ready' && typeof env.object?.position === 'string') this.position = env.object.position;
-        else if (typeof env?.position === 'string') this.position = env.position;
-        this.#dispatch(env, h, onReady).catch(report);
-      };
-      ws.onclose = (/** @type {{code: number}} */ ev) => {
-        connected = false;
-        h.onState?.('closed');
-        if (stopped) return;
-        const again = () => {
-          timer = setTimeout(open, backoffDelay(attempt++));
-        };
-        if (ev.code === 4001) this.refresh().then(again, (e) => (report(e), again()));
-        else again();
-      };
-      ws.onerror = () => {};
-    };
-
-    const onReady = async (/** @type {any} */ ready) => {
-      attempt = 0;
-      connected = true;
-      h.onState?.('open');
-      // Recovered: every missed envelope was replayed before `ready`, nothing to re-sync.
-      if (ready?.recovered === true) return;
-      await this.catchUp(h).catch(report);
-    };
-    open();
-    return {
-      close() {
-        stopped = true;
-        if (timer) clearTimeout(timer);
-        ws?.close(1000);
+        if (!this.session) return null;
+        const url = `${this.realtimeUrl}/box-users/${this.identityId}/ws?access_token=${encodeURIComponent(this.session.accessToken)}`;
+        return since ? `${url}&since=${encodeURIComponent(since)}` : url;
       },
-      get connected() {
-        return connected;
+      beforeReconnect: async (code) => {
+        if (code === CLOSE.TOKEN_EXPIRED) await this.refresh();
       },
-    };
+      handle: (env) => this.#dispatch(env, h),
+    });
   }
 
-  /** @param {any} env @param {RealtimeHandlers} h @param {(ready: any) => Promise<void>} onReady */
-  async #dispatch(env, h, onReady) {
+  /** @param {any} env @param {RealtimeHandlers} h */
+  async #dispatch(env, h) {
     const o = env.object;
     switch (env.type) {
       case 'ready':
-        await onReady(o);
+        // Recovered: every missed envelope was replayed before `ready`, nothing to re-sync.
+        if (o?.recovered !== true) await this.catchUp(h, o?.recovered === false ? 'not_recovered' : 'connect');
         break;
       case 'event.new': {
-        const seen = this.seen.get(o.box_id);
-        if (seen?.has(o.id)) return;
-        seen?.add(o.id);
+        if (!this.sync.firstSight(o)) return;
         if (this.autoRotate && (o.type === 'member.leave' || o.type === 'member.kick')) {
           const k = await this.boxKey(o.box_id);
           const box = k ? await this.getBox(o.box_id).catch(() => null) : null;
@@ -667,27 +602,40 @@ export class BoxesClient {
     }
   }
 
-  /** The §9.6 re-sync: crypto actions, the box list, and the events missed in each box this
-   * client has listed before (paging until an event it already has).
-   * @param {RealtimeHandlers} h */
-  async catchUp(h = {}) {
+  /** The re-sync after a reconnection that did not recover everything: the crypto actions, the
+   * box list (`onBoxes`), then, in each box this client has read before and that changed since
+   * the newest event it saw (`GET /boxes/joined?changed_since=`), the events after its cursor
+   * (`GET /boxes/{id}/events?after=`), each handed to `onEvent` once, oldest first; `onResync`
+   * last.
+   * @param {RealtimeHandlers} h
+   * @param {Resync['reason']} [reason] */
+  async catchUp(h = {}, reason = 'manual') {
     await this.processCryptoActions();
     const boxes = await this.listBoxes();
     h.onBoxes?.(boxes);
-    for (const [boxId, seen] of this.seen) {
-      if (!boxes.some((/** @type {any} */ b) => b.id === boxId)) continue;
-      /** @type {any[]} */
-      const missed = [];
-      for (let offset = 0; offset < 1000; offset += 50) {
-        const page = await this.api('GET', `/boxes/${boxId}/events?limit=50&offset=${offset}`);
-        const fresh = page.filter((/** @type {any} */ e) => !seen.has(e.id));
-        missed.push(...fresh);
-        if (fresh.length < page.length || page.length < 50) break;
+    const since = this.sync.changedSince();
+    const changed = since
+      ? (await allPages((limit, offset) => this.listBoxes({ limit, offset, changedSince: since }), 50)).map((b) => b.id)
+      : [...this.sync.cursors.keys()];
+    /** @type {string[]} */
+    const caughtUp = [];
+    for (const boxId of changed) {
+      const cursor = this.sync.cursors.get(boxId);
+      if (cursor === undefined) continue;
+      let events;
+      try {
+        events = await eventsAfter((after, limit) => this.api('GET', `/boxes/${boxId}/events?after=${after}&limit=${limit}`), cursor);
+      } catch (e) {
+        // Left, kicked or deleted in the meantime: the box list says so; no more catching up.
+        if (!(e instanceof ApiError && [403, 404, 410].includes(e.status))) throw e;
+        this.sync.forget(boxId);
+        continue;
       }
-      for (const e of missed.reverse()) {
-        seen.add(e.id);
-        h.onEvent?.(await this.decryptEvent(e));
-      }
+      const fresh = events.filter((e) => !this.sync.seen.get(boxId)?.has(e.id));
+      this.sync.listed(boxId, events);
+      for (const e of fresh) h.onEvent?.(await this.decryptEvent(e));
+      if (fresh.length > 0) caughtUp.push(boxId);
     }
+    h.onResync?.({ reason, boxes: caughtUp });
   }
 }

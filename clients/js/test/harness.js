@@ -56,6 +56,8 @@ export async function startStack(o) {
   const ports = { redis: o.base, boxes: o.base + 1, realtime: o.base + 2, auth: o.base + 3, hostapp: o.base + 4, boxesInternal: o.base + 7 };
   /** @type {import('node:child_process').ChildProcess[]} */
   const procs = [];
+  /** @type {Map<string, import('node:child_process').ChildProcess>} the services, by name */
+  const services = new Map();
   const stopAll = () => {
     for (const p of procs.reverse()) if (p.exitCode === null) p.kill('SIGTERM');
   };
@@ -114,7 +116,12 @@ timeout_ms = 5000
         stdio: 'ignore',
       });
       procs.push(p);
+      services.set(name, p);
     };
+    const readyUrl = (/** @type {string} */ name) =>
+      name === 'reference-hostapp' ? `http://127.0.0.1:${ports.hostapp}/healthz` : `http://127.0.0.1:${portOf(name)}/readyz`;
+    const portOf = (/** @type {string} */ name) =>
+      ({ boxes: ports.boxes, realtime: ports.realtime, 'auth-bridge': ports.auth, 'reference-hostapp': ports.hostapp })[name] ?? 0;
     start('reference-hostapp', ports.hostapp);
     start('boxes', ports.boxes);
     start('realtime', ports.realtime);
@@ -137,6 +144,21 @@ timeout_ms = 5000
         ['reference-hostapp', 'boxes', 'realtime', 'auth-bridge'].map((n) => readFileSync(join(dir, `${n}.log`), 'utf8')).join('\n'),
       /** What redis-cli MONITOR saw so far. */
       redisTraffic: () => Buffer.concat(monitored).toString('utf8'),
+      /** Kills a service at once (SIGKILL): its sockets drop without a close frame. @param {string} name */
+      async kill(name) {
+        const p = services.get(name);
+        if (!p || p.exitCode !== null || p.signalCode !== null) return;
+        const exited = new Promise((r) => p.once('exit', r));
+        p.kill('SIGKILL');
+        await exited;
+      },
+      /** Starts a killed service again on its port and waits until it is ready. @param {string} name */
+      async restart(name) {
+        start(name, portOf(name));
+        await waitReady(readyUrl(name), 30_000);
+      },
+      /** Runs a redis-cli command against the stack's redis-server. @param {string[]} args */
+      redis: (...args) => execFileSync('redis-cli', ['-p', String(ports.redis), ...args], { stdio: 'pipe' }).toString().trim(),
       /** Every row of every table of the database, as text (pg_dump --data-only). */
       dumpDatabase: () => execFileSync('pg_dump', ['--data-only', '--no-owner', dbUrl], { maxBuffer: 1 << 28 }).toString(),
       async stop() {

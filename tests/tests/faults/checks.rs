@@ -237,7 +237,8 @@ impl Observed {
         checks
     }
 
-    fn database_checks(&self) -> Vec<Check> {
+    /// Every 201 stored once, no refused post stored, per-box order.
+    pub fn database_checks(&self) -> Vec<Check> {
         let mut checks = Vec::new();
         let by_payload: HashMap<&str, Vec<&DbEvent>> = self
             .events

@@ -17,6 +17,7 @@
 mod checks;
 mod client;
 mod infra;
+mod recovery;
 mod scenarios;
 
 use std::time::{Duration, Instant};
@@ -36,6 +37,7 @@ const SCENARIOS: &[&str] = &[
     "pg-freeze",
     "boxes-sigkill-loop",
     "realtime-restart",
+    "realtime-recovery",
     "slow-consumer",
     "oversized-frames",
     "split-frames",
@@ -63,6 +65,7 @@ async fn run(name: &str, pg: &mut infra::Postgres, len: Length) -> anyhow::Resul
         "pg-freeze" => scenarios::postgres(pg, len, PgFault::Freeze).await,
         "boxes-sigkill-loop" => scenarios::boxes_kill_loop(pg, len).await,
         "realtime-restart" => scenarios::realtime_restart(pg, len).await,
+        "realtime-recovery" => recovery::realtime_recovery(pg, len).await,
         "slow-consumer" => scenarios::slow_consumer(pg, len).await,
         "oversized-frames" => scenarios::oversized_frames(pg, len).await,
         "split-frames" => scenarios::split_frames(pg, len).await,

@@ -233,6 +233,23 @@ async function story() {
   await waitText(a, '.msg.deleted .text', 'Message deleted');
   await a.waitForFunction((t) => !document.body.textContent?.includes(t), { timeout: T }, plaintexts[1]);
 
+  // Realtime dies while alice writes: both sockets come back from their last history position
+  // (?since=) and bob sees each message exactly once.
+  const offline = ['Sent while the line was down (1)', 'Sent while the line was down (2)', 'Sent while the line was down (3)'];
+  plaintexts.push(...offline);
+  await stack.kill('realtime');
+  await b.waitForSelector('#conn:not(.open)', { timeout: T });
+  for (const t of offline) {
+    await typeAndSubmit(a, '#message', t);
+    await waitText(a, '.msg.mine .text', t);
+  }
+  await stack.restart('realtime');
+  await b.waitForSelector('#conn.open', { timeout: T });
+  for (const t of offline) await waitText(b, '.msg .text', t);
+  await new Promise((r) => setTimeout(r, 500));
+  const shown = await b.$$eval('.msg .text', (els, ts) => ts.map((t) => els.filter((e) => e.textContent === t).length), offline);
+  assert.deepEqual(shown, [1, 1, 1], 'each message once on bob\'s side');
+
   // Alice makes an invitation link: it opens the host page, the share only in the fragment.
   await a.click('#invite');
   await a.waitForSelector('#invite-link', { timeout: T });

@@ -1,58 +1,8 @@
 // Recovery on reconnect and idempotent sends, against a fake socket and a fake fetch.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BoxesClient, ApiError } from '../../src/index.js';
-
-/** @typedef {{method: string, path: string, headers: Record<string, string>, body: any}} Call */
-
-/** A fetch that answers from `routes` (`METHOD path` → function) and records every request.
- * @param {Record<string, (n: number) => [number, any]>} routes */
-function fakeFetch(routes) {
-  /** @type {Call[]} */
-  const calls = [];
-  /** @type {any} */
-  const fetch = async (/** @type {string} */ url, /** @type {any} */ init) => {
-    const path = new URL(url).pathname;
-    calls.push({ method: init.method, path, headers: { ...init.headers }, body: init.body });
-    const route = routes[`${init.method} ${path}`];
-    const [status, body] = route ? route(calls.length) : [404, { code: 'not_found', origin: 'path', desc: '', details: {} }];
-    return new Response(body === null ? null : JSON.stringify(body), { status });
-  };
-  return { fetch, calls };
-}
-
-class FakeSocket {
-  /** @type {FakeSocket[]} */
-  static all = [];
-  /** @param {string} url */
-  constructor(url) {
-    this.url = url;
-    /** @type {((m: {data: string}) => void) | null} */
-    this.onmessage = null;
-    /** @type {((ev: {code: number}) => void) | null} */
-    this.onclose = null;
-    FakeSocket.all.push(this);
-  }
-  /** Delivers an envelope as the server would. @param {any} env */
-  push(env) {
-    this.onmessage?.({ data: JSON.stringify(env) });
-  }
-  close(code = 1006) {
-    this.onclose?.({ code });
-  }
-}
-
-const until = async (/** @type {() => boolean} */ cond) => {
-  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(cond(), 'condition never held');
-};
-
-/** @param {any} fetch */
-function client(fetch) {
-  const cl = new BoxesClient({ authUrl: 'http://a', boxesUrl: 'http://b', realtimeUrl: 'ws://r', fetch, WebSocket: FakeSocket });
-  cl.session = { identityId: 'me', accessToken: 'tok', refreshToken: null, csrfToken: null, expiresAt: Date.now() / 1000 + 3600 };
-  return cl;
-}
+import { ApiError } from '../../src/index.js';
+import { FakeSocket, fakeFetch, until, client } from './fakes.js';
 
 test('a reconnection asks for what came after the last position and skips the re-sync when recovered', async () => {
   FakeSocket.all = [];
@@ -107,7 +57,7 @@ test('a write is retried with the same idempotency key until it gets an answer',
   assert.deepEqual(got, { id: 'e1', type: 'msg.delete' });
   assert.equal(calls.length, 3);
   const keys = calls.map((c) => c.headers['Idempotency-Key']);
-  assert.match(keys[0], /^[0-9a-f]{32}$/);
+  assert.match(keys[0], /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   assert.ok(keys.every((k) => k === keys[0]), 'one key for every attempt');
   assert.ok(calls.every((c) => c.body === calls[0].body), 'the same body');
 
