@@ -603,7 +603,7 @@ export class BoxesClient {
   }
 
   /** The re-sync after a reconnection that did not recover everything: the crypto actions, the
-   * box list (`onBoxes`), then, in each box this client has read before and that changed since
+   * whole box list, every page (`onBoxes`), then, in each box this client has read before and that changed since
    * the newest event it saw (`GET /boxes/joined?changed_since=`), the events after its cursor
    * (`GET /boxes/{id}/events?after=`), each handed to `onEvent` once, oldest first; `onResync`
    * last.
@@ -611,7 +611,7 @@ export class BoxesClient {
    * @param {Resync['reason']} [reason] */
   async catchUp(h = {}, reason = 'manual') {
     await this.processCryptoActions();
-    const boxes = await this.listBoxes();
+    const boxes = await allPages((limit, offset) => this.listBoxes({ limit, offset }), 50);
     h.onBoxes?.(boxes);
     const since = this.sync.changedSince();
     const changed = since
