@@ -131,6 +131,29 @@ pub fn position_of(envelope: &str) -> Option<Position> {
     Position::parse(&head[at + POSITION_FIELD.len()..])
 }
 
+const TRACE_FIELD: &str = ",\"trace\":\"";
+
+/// Splits a published text into what clients get and the trace context the publisher added
+/// (`"trace":"<traceparent>"`, the last field or just before the position, see `with_position`).
+/// A text without one, or whose `trace` is not exactly in that place and shape, is left whole.
+pub fn split_trace(published: &str) -> (std::borrow::Cow<'_, str>, Option<&str>) {
+    let whole = (std::borrow::Cow::Borrowed(published), None);
+    let Some(at) = published.rfind(TRACE_FIELD) else { return whole };
+    let rest = &published[at + TRACE_FIELD.len()..];
+    let Some(end) = rest.find('"') else { return whole };
+    let (trace, after) = (&rest[..end], &rest[end + 1..]);
+    let trace_like = trace.len() == 55 && trace.bytes().all(|b| b == b'-' || b.is_ascii_hexdigit());
+    let tail_ok = after == "}"
+        || after
+            .strip_prefix(POSITION_FIELD)
+            .and_then(|p| p.strip_suffix("\"}"))
+            .is_some_and(|p| Position::parse(p).is_some());
+    if !trace_like || !tail_ok {
+        return whole;
+    }
+    (std::borrow::Cow::Owned(format!("{}{after}", &published[..at])), Some(trace))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BoxDelete {
     pub id: BoxId,
@@ -179,6 +202,26 @@ mod tests {
         assert_eq!(position_of(&e), Position::parse("5-2"));
         assert_eq!(position_of(r#"{"type":"ack","object":{}}"#), None);
         assert_eq!(with_position("not json", "5-2"), "not json");
+    }
+
+    #[test]
+    fn traces_are_split_off_published_texts() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let plain = r#"{"type":"ack","object":{"trace":"x"},"position":"5-2"}"#;
+        let traced = format!(r#"{{"type":"ack","object":{{"trace":"x"}},"trace":"{tp}","position":"5-2"}}"#);
+        let (text, trace) = split_trace(&traced);
+        assert_eq!((text.as_ref(), trace), (plain, Some(tp)));
+        let last = format!(r#"{{"type":"ack","object":{{}},"trace":"{tp}"}}"#);
+        let (text, trace) = split_trace(&last);
+        assert_eq!((text.as_ref(), trace), (r#"{"type":"ack","object":{}}"#, Some(tp)));
+        for untouched in [
+            plain.to_owned(),
+            format!(r#"{{"type":"ack","object":{{"a":1,"trace":"{tp}"}}}}"#),
+            format!(r#"{{"type":"ack","object":{{}},"trace":"{tp}","position":"x"}}"#),
+            r#"{"type":"ack","object":{},"trace":"short","position":"5-2"}"#.to_owned(),
+        ] {
+            assert_eq!(split_trace(&untouched), (std::borrow::Cow::Borrowed(untouched.as_str()), None), "{untouched}");
+        }
     }
 
     #[test]

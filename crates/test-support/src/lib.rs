@@ -150,11 +150,13 @@ impl Subscriber {
     }
 
     /// The next payload parsed as JSON. The history position a recorded publish carries
-    /// (`position`, see `web_kit::history`) is removed once checked well-formed, so tests compare
-    /// envelopes as §9.4 shapes them; [`Subscriber::next`] keeps it.
+    /// (`position`, see `web_kit::history`) is removed once checked well-formed, and so is the
+    /// publisher's trace (`trace`, which realtime takes out too), so tests compare envelopes as
+    /// §9.4 shapes them; [`Subscriber::next`] keeps both.
     pub async fn next_json(&mut self, wait: Duration) -> Option<(String, serde_json::Value)> {
         let (c, p) = self.next(wait).await?;
-        let mut v = serde_json::from_str(&p).unwrap_or(serde_json::Value::Null);
+        let (text, _) = domain::realtime::split_trace(&p);
+        let mut v = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
         if let Some(position) = v.as_object_mut().and_then(|o| o.remove("position")) {
             let well_formed = position.as_str().and_then(domain::realtime::Position::parse).is_some();
             assert!(well_formed, "malformed history position in {p}");

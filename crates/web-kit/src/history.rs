@@ -3,7 +3,8 @@
 //! `user_{id}:history`, by one script that appends, trims and publishes, so an envelope is never
 //! published without a position nor recorded without being published. The published text carries
 //! its position (`"position":"<stream id>"`, last field); realtime replays the stream after a
-//! `?since=` position.
+//! `?since=` position. A publish made while serving a request also carries the request's trace
+//! (`"trace":"<traceparent>"`, just before the position) for realtime to log; clients never see it.
 //!
 //! Each entry also records the id of the entry before it (`p`). A reconnection from position P is
 //! covered only when the first entry after P says its predecessor is P: trimming (by length or
@@ -34,7 +35,8 @@ impl Default for HistoryLimits {
     }
 }
 
-/// KEYS[1] the stream; ARGV: channel, envelope, max length, max age (ms). Returns the position.
+/// KEYS[1] the stream; ARGV: channel, envelope, max length, max age (ms), traceparent ('' for
+/// none). Returns the position. The trace rides on the published text only, never in the history.
 const PUBLISH: &str = r#"
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local prev = '0-0'
@@ -46,7 +48,9 @@ if floor > 0 then redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d',
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 local env = ARGV[2]
 if string.sub(env, -1) == '}' then
-  env = string.sub(env, 1, -2) .. ',"position":"' .. id .. '"}'
+  local trace = ''
+  if ARGV[5] and ARGV[5] ~= '' then trace = ',"trace":"' .. ARGV[5] .. '"' end
+  env = string.sub(env, 1, -2) .. trace .. ',"position":"' .. id .. '"}'
 end
 redis.call('PUBLISH', ARGV[1], env)
 return id
@@ -77,6 +81,19 @@ return {head, entries}
 /// The command that appends `envelope` to the history of `to` and publishes it with its
 /// position; it can go into a pipeline. Replies with the position.
 pub fn publish_cmd(to: IdentityId, envelope: &str, limits: HistoryLimits) -> redis::Cmd {
+    publish_traced_cmd(to, envelope, limits, None)
+}
+
+/// [`publish_cmd`], the published text also carrying `traceparent` as a `"trace"` field before
+/// its position, which realtime logs and takes out before delivery
+/// (`domain::realtime::split_trace`). Anything but a valid `traceparent` is left out.
+pub fn publish_traced_cmd(
+    to: IdentityId,
+    envelope: &str,
+    limits: HistoryLimits,
+    traceparent: Option<&str>,
+) -> redis::Cmd {
+    let trace = traceparent.filter(|t| crate::telemetry::parse_traceparent(t).is_some()).unwrap_or_default();
     let mut cmd = redis::cmd("EVAL");
     cmd.arg(PUBLISH)
         .arg(1)
@@ -84,7 +101,8 @@ pub fn publish_cmd(to: IdentityId, envelope: &str, limits: HistoryLimits) -> red
         .arg(user_channel(to))
         .arg(envelope)
         .arg(limits.max_len.max(1))
-        .arg(limits.max_age_ms.max(1));
+        .arg(limits.max_age_ms.max(1))
+        .arg(trace);
     cmd
 }
 

@@ -72,7 +72,7 @@ impl OriginPolicy {
         matches!(self, OriginPolicy::List(_)) && self.allows(origin)
     }
 
-    /// The actix-web CORS middleware for this policy; `X-Total-Count` is exposed. Requests from
+    /// The actix-web CORS middleware for this policy; `X-Total-Count` and `X-Request-Id` are exposed. Requests from
     /// other origins are served without CORS headers, so the browser withholds the answer.
     pub fn cors(&self) -> Cors {
         let policy = self.clone();
@@ -84,10 +84,13 @@ impl OriginPolicy {
                 header::AUTHORIZATION,
                 header::HeaderName::from_static("x-csrf-token"),
                 header::HeaderName::from_static("idempotency-key"),
+                header::HeaderName::from_static(crate::telemetry::REQUEST_ID),
+                header::HeaderName::from_static(crate::telemetry::TRACEPARENT),
             ])
             .expose_headers([
                 header::HeaderName::from_static("x-total-count"),
                 header::HeaderName::from_static("idempotent-replayed"),
+                header::HeaderName::from_static(crate::telemetry::REQUEST_ID),
             ])
             .block_on_origin_mismatch(false)
             .max_age(600);

@@ -33,17 +33,20 @@ impl BoxesInternal {
         Ok(BoxesInternal { http, base_url, token })
     }
 
-    /// `PUT {BOXES_INTERNAL_URL}/internal/identities/{id}`; only a 2xx counts as success.
+    /// `PUT {BOXES_INTERNAL_URL}/internal/identities/{id}`; only a 2xx counts as success. Sends
+    /// the login's `X-Request-Id` and its trace (`traceparent`, a new span of the same trace), so
+    /// boxes logs the call under the same ids.
     #[tracing::instrument(skip_all, fields(identity_id = %id))]
     pub async fn upsert_identity(&self, id: IdentityId, body: &IdentityUpsert) -> anyhow::Result<()> {
-        let res = self
-            .http
-            .put(self.identity_url(id)?)
-            .header("X-Internal-Token", self.token.expose_secret())
-            .json(body)
-            .send()
-            .await
-            .context("calling the boxes internal API")?;
+        let mut req = self.http.put(self.identity_url(id)?).header("X-Internal-Token", self.token.expose_secret());
+        if let Some(ctx) = web_kit::telemetry::current() {
+            let call = ctx.child();
+            tracing::debug!(span_id = %call.span_id, "calling the boxes internal API");
+            req = req
+                .header(web_kit::telemetry::REQUEST_ID, &call.request_id)
+                .header(web_kit::telemetry::TRACEPARENT, call.traceparent());
+        }
+        let res = req.json(body).send().await.context("calling the boxes internal API")?;
         if !res.status().is_success() {
             bail!("the boxes internal API answered {}", res.status());
         }

@@ -3,7 +3,8 @@
 //! Handlers collect effects in an [`Outbox`] while their transaction runs and send it only after
 //! commit. Sending is best effort: a Redis failure is logged and never fails the request. Each
 //! envelope is recorded in its recipient's history and published by one script
-//! (`web_kit::history`), so a client that was offline can recover it on reconnect.
+//! (`web_kit::history`), so a client that was offline can recover it on reconnect. The published
+//! text carries the request's trace (`"trace"`), which realtime logs and strips before delivery.
 
 use domain::notification::Notification;
 use domain::realtime::{counter_key, types, Envelope};
@@ -58,11 +59,17 @@ impl Outbox {
         for (who, box_id) in &self.increments {
             pipe.incr(counter_key(*who, *box_id), 1).ignore();
         }
+        // The request's trace rides along, so realtime logs the delivery in the same trace.
+        let trace = web_kit::telemetry::current().map(|ctx| ctx.child().traceparent());
         for (to, payload) in &self.publishes {
-            pipe.add_command(web_kit::history::publish_cmd(*to, payload, history)).ignore();
+            pipe.add_command(web_kit::history::publish_traced_cmd(*to, payload, history, trace.as_deref())).ignore();
         }
-        if let Err(e) = web_kit::redis::query::<()>(redis, &pipe).await {
-            tracing::warn!(error = %e, publishes = self.publishes.len(), "realtime publish failed");
+        match web_kit::redis::query::<()>(redis, &pipe).await {
+            Ok(()) if !self.publishes.is_empty() => {
+                tracing::info!(publishes = self.publishes.len(), trace = trace.as_deref(), "realtime published");
+            }
+            Ok(()) => {}
+            Err(e) => tracing::warn!(error = %e, publishes = self.publishes.len(), "realtime publish failed"),
         }
     }
 }

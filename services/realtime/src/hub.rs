@@ -13,6 +13,7 @@
 //! connection is lost every socket is told to close with 1011 and the registry is emptied; the task
 //! reconnects with backoff and subscribes again whatever new sockets have registered meanwhile.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,9 +22,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use actix_web::web::Bytes;
 use bytestring::ByteString;
-use domain::realtime::{channel_identity, types, user_channel, SessionRevoked};
+use domain::realtime::{channel_identity, split_trace, types, user_channel, SessionRevoked};
 use domain::{IdentityId, SessionId};
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
@@ -242,9 +242,11 @@ impl Hub {
     }
 
     /// Fans a payload out to every socket of `identity`. Never waits: a full queue drops the socket.
-    fn deliver(&self, identity: IdentityId, payload: &Arc<ByteString>) {
+    /// Answers how many sockets it was queued for.
+    fn deliver(&self, identity: IdentityId, payload: &Arc<ByteString>) -> usize {
         // A message on the channel proves the subscription is live.
         self.activate(identity);
+        let mut queued = 0;
         self.retain_slots(identity, |slot| {
             if slot.tx.is_closed() {
                 return false;
@@ -253,8 +255,11 @@ impl Hub {
                 tracing::warn!(identity = %identity, "slow consumer: outbound queue full, closing socket");
                 return false;
             }
-            slot.tx.try_send(Outbound::Text(Arc::clone(payload))).is_ok()
+            let sent = slot.tx.try_send(Outbound::Text(Arc::clone(payload))).is_ok();
+            queued += usize::from(sent);
+            sent
         });
+        queued
     }
 
     /// §9.3: closes the sockets of `identity` whose token belongs to session `sid`, with 4001.
@@ -501,24 +506,30 @@ async fn serve_connection(
     }
 }
 
-/// Routes one pub/sub message: `session.revoked` is consumed, anything else forwarded verbatim.
+/// Routes one pub/sub message: `session.revoked` is consumed, anything else forwarded verbatim
+/// but for the publisher's trace context, which is logged with the delivery and taken out.
 fn dispatch(hub: &Hub, msg: &redis::Msg) {
     let Some(identity) = channel_identity(msg.get_channel_name()) else { return };
-    let payload = match ByteString::try_from(Bytes::copy_from_slice(msg.get_payload_bytes())) {
-        Ok(p) => p,
-        Err(_) => {
-            tracing::warn!(identity = %identity, "dropping a payload that is not UTF-8");
-            return;
-        }
+    let Ok(text) = std::str::from_utf8(msg.get_payload_bytes()) else {
+        tracing::warn!(identity = %identity, "dropping a payload that is not UTF-8");
+        return;
     };
-    if let Some(revoked) = as_revocation(&payload) {
+    let (text, trace) = split_trace(text);
+    if let Some(revoked) = as_revocation(&text) {
         match revoked {
             Some(r) => hub.revoke(identity, r.sid),
             None => tracing::warn!(identity = %identity, "malformed session.revoked ignored"),
         }
         return;
     }
-    hub.deliver(identity, &Arc::new(payload));
+    let payload = match text {
+        Cow::Borrowed(t) => ByteString::from(t),
+        Cow::Owned(t) => ByteString::from(t),
+    };
+    let sockets = hub.deliver(identity, &Arc::new(payload));
+    if let Some(tp) = trace.and_then(web_kit::telemetry::parse_traceparent) {
+        tracing::info!(identity = %identity, trace_id = %tp.trace_id, parent_id = %tp.parent_id, sockets, "delivered");
+    }
 }
 
 /// `Some(..)` when the payload is a `session.revoked` envelope (`Some(None)` if its object is bad).

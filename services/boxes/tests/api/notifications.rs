@@ -378,7 +378,9 @@ async fn every_envelope_is_recorded_in_the_recipients_history_with_the_position_
     app.add_member(&alice, &bob, &id).await;
     let mut sub = subscribe(&[&bob]).await;
     app.say(&alice, &id, "aGVsbG8").await;
-    let (_, published) = sub.next(Duration::from_secs(5)).await.expect("published");
+    let (_, traced) = sub.next(Duration::from_secs(5)).await.expect("published");
+    let (published, trace) = domain::realtime::split_trace(&traced);
+    assert!(trace.is_some(), "published with the request's trace: {traced}");
     let position = domain::realtime::position_of(&published).expect("published with a position").to_string();
 
     let mut conn = test_support::redis_conn().await;

@@ -154,7 +154,9 @@ pub async fn upgrade(
     state: web::Data<AppState>,
     (req, mut framed): (Request, Framed<TcpStream, h1::Codec>),
 ) -> Result<(), actix_http::Error> {
-    let span = web_kit::telemetry::request_span(req.method().as_str(), req.path());
+    let ctx = web_kit::telemetry::TraceContext::from_headers(&req.head().headers);
+    let span = web_kit::telemetry::request_span(&ctx, req.method().as_str(), req.path());
+    let request_id = ctx.request_id_header();
     let started = Instant::now();
     let accepted = async {
         let checked = match ws_path_id(req.path()) {
@@ -169,10 +171,13 @@ pub async fn upgrade(
             Ok(registration) => Ok((auth, registration)),
             Err(refused) => Err(refused_registration(refused)),
         });
-        let response = match &registered {
+        let mut response = match &registered {
             Ok(_) => handshake::handshake_response(req.head()).finish().map_into_boxed_body(),
             Err(e) => actix_http::Response::from(e.error_response()),
         };
+        if let Some(value) = request_id {
+            response.headers_mut().insert(header::HeaderName::from_static(web_kit::telemetry::REQUEST_ID), value);
+        }
         let status = response.status().as_u16();
         let sent = send_response(&mut framed, response).await;
         web_kit::telemetry::request_done(status, started);
