@@ -59,8 +59,11 @@ async fn start_system() -> System {
         ]),
     )
     .unwrap();
-    let mut realtime =
-        Service::start("realtime", &env(&[("REDIS_URL", &redis), ("JWT_PUBLIC_KEY_FILE", &public)])).unwrap();
+    let mut realtime = Service::start(
+        "realtime",
+        &env(&[("REDIS_URL", &redis), ("JWT_PUBLIC_KEY_FILE", &public), ("RUST_LOG", "info,realtime=debug")]),
+    )
+    .unwrap();
     let registry = temp_file(&format!(
         r#"[[hostapp]]
 client_id = "ref-hostapp"
