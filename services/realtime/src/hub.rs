@@ -529,7 +529,8 @@ fn dispatch(hub: &Hub, msg: &redis::Msg) {
     let sockets = hub.deliver(identity, &Arc::new(payload));
     // Debug level: one line per delivered publish cost realtime about a sixth of its deliveries
     // per core at info (scenario 4b); `RUST_LOG=info,realtime=debug` shows them.
-    if let Some(tp) = trace.and_then(web_kit::telemetry::parse_traceparent) {
+    let logged = tracing::enabled!(tracing::Level::DEBUG);
+    if let Some(tp) = trace.filter(|_| logged).and_then(web_kit::telemetry::parse_traceparent) {
         tracing::debug!(identity = %identity, trace_id = %tp.trace_id, parent_id = %tp.parent_id, sockets, "delivered");
     }
 }
