@@ -34,11 +34,12 @@ pub const HEALTH_INTERVAL: Duration = Duration::from_millis(250);
 /// How long a PING may take before the subscription is taken for lost.
 const PING_TIMEOUT: Duration = Duration::from_millis(750);
 /// First delay before a reconnection; it doubles up to [`RECONNECT_MAX`].
-const RECONNECT_MIN: Duration = Duration::from_millis(50);
-/// Longest delay between two connection attempts.
-pub const RECONNECT_MAX: Duration = Duration::from_secs(1);
+const RECONNECT_MIN: Duration = Duration::from_millis(20);
+/// Longest delay between two connection attempts. Short: every token check answers 503 until the
+/// subscription is back, and an attempt on a Redis that is down is one refused connection.
+pub const RECONNECT_MAX: Duration = Duration::from_millis(50);
 /// Delay between two looks for `auth:revocations_loaded` while it is absent.
-const LOADED_RETRY: Duration = Duration::from_millis(100);
+const LOADED_RETRY: Duration = Duration::from_millis(25);
 /// Entries read per `ZSCAN` call of a full load.
 const SCAN_COUNT: usize = 1000;
 /// Sessions kept at most. Beyond, the set cannot be trusted to hold every revocation and fails
