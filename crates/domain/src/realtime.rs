@@ -60,6 +60,34 @@ pub fn revoked_sid_key(sid: SessionId) -> String {
 /// every token check answers 503.
 pub const REVOCATIONS_LOADED_KEY: &str = "auth:revocations_loaded";
 
+/// Channel on which auth-bridge publishes every revoked session ([`revocation_notice`]); each
+/// boxes and realtime process keeps the revoked sessions in memory from it.
+pub const REVOCATIONS_CHANNEL: &str = "auth:revocations";
+
+/// Sorted set of the revoked sessions whose tokens may still be valid: member the session id,
+/// score the Unix time (seconds) after which no access token of the session is accepted. Written
+/// with each marker; a verifier reads it in full after each (re)subscription to
+/// [`REVOCATIONS_CHANNEL`].
+pub const REVOKED_SIDS_KEY: &str = "auth:revoked_sids";
+
+/// The payload published on [`REVOCATIONS_CHANNEL`]: one line `{sid} {until}` per session, `until`
+/// being its score in [`REVOKED_SIDS_KEY`].
+pub fn revocation_notice(revoked: &[(SessionId, i64)]) -> String {
+    let lines: Vec<String> = revoked.iter().map(|(sid, until)| format!("{sid} {until}")).collect();
+    lines.join("\n")
+}
+
+/// The sessions of a [`revocation_notice`]; malformed lines are skipped.
+pub fn parse_revocation_notice(payload: &str) -> Vec<(SessionId, i64)> {
+    payload
+        .lines()
+        .filter_map(|line| {
+            let (sid, until) = line.trim().split_once(' ')?;
+            Some((SessionId::parse(sid).ok()?, until.trim().parse().ok()?))
+        })
+        .collect()
+}
+
 /// `ready` (§9.1): the identity, the history position everything delivered after it follows, and
 /// whether a `?since=` reconnection was recovered (`null` when none was asked for).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,6 +210,15 @@ mod tests {
         assert_eq!(user_channel(id), "user_74ee16b5-89be-44f7-bcdd-117f496a90a7:ws");
         assert_eq!(channel_identity(&user_channel(id)), Some(id));
         assert_eq!(channel_identity("other"), None);
+    }
+
+    #[test]
+    fn revocation_notices_round_trip_and_skip_bad_lines() {
+        let (a, b) = (SessionId::new_v4(), SessionId::new_v4());
+        let notice = revocation_notice(&[(a, 1_700_000_000), (b, 1_700_000_060)]);
+        assert_eq!(parse_revocation_notice(&notice), vec![(a, 1_700_000_000), (b, 1_700_000_060)]);
+        let noisy = format!("garbage\n{a} soon\n{b} 42\n");
+        assert_eq!(parse_revocation_notice(&noisy), vec![(b, 42)]);
     }
 
     #[test]

@@ -188,6 +188,38 @@ pub async fn mark_revocations_loaded(redis_url: &str) {
         .expect("set the loaded flag");
 }
 
+/// [`announce_revocation`], then a moment for the services to hear the notice.
+pub async fn revoke(conn: &mut redis::aio::MultiplexedConnection, sid: domain::SessionId) {
+    announce_revocation(conn, sid).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+/// Revokes `sid` for ten minutes the way auth-bridge does: the marker, the sorted-set entry and
+/// the notice on `auth:revocations`, in one round trip.
+pub async fn announce_revocation(conn: &mut redis::aio::MultiplexedConnection, sid: domain::SessionId) {
+    use domain::realtime::{revocation_notice, revoked_sid_key, REVOCATIONS_CHANNEL, REVOKED_SIDS_KEY};
+    let until = unix_now() + 600;
+    let _: () = redis::pipe()
+        .cmd("SET")
+        .arg(revoked_sid_key(sid))
+        .arg(1)
+        .arg("EX")
+        .arg(600)
+        .ignore()
+        .cmd("ZADD")
+        .arg(REVOKED_SIDS_KEY)
+        .arg(until)
+        .arg(sid.to_string())
+        .ignore()
+        .cmd("PUBLISH")
+        .arg(REVOCATIONS_CHANNEL)
+        .arg(revocation_notice(&[(sid, until)]))
+        .ignore()
+        .query_async(conn)
+        .await
+        .expect("revoke a session");
+}
+
 /// A Redis connection for direct reads and writes in tests.
 pub async fn redis_conn() -> redis::aio::MultiplexedConnection {
     redis::Client::open(redis_url())
@@ -260,4 +292,8 @@ impl Drop for PrivateRedis {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }

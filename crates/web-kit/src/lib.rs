@@ -1,7 +1,7 @@
 //! HTTP plumbing shared by the services: reading JSON bodies (§2.1, §2.4), request time limits,
 //! request logging that never records query strings, headers or bodies (§1.4, §13.3), the
 //! browser-origin policy of CORS and websockets (§2.1), the §4-shaped fallback answers, log setup,
-//! bounded Redis calls, rate limits kept in Redis, and which PostgreSQL and Redis failures are unavailability (503). The
+//! bounded Redis calls, the in-memory set of revoked sessions fed from Redis, rate limits kept in Redis, and which PostgreSQL and Redis failures are unavailability (503). The
 //! contract's types live in `domain`; this crate only adds the actix glue around them.
 
 pub mod body;
@@ -11,6 +11,7 @@ pub mod limits;
 pub mod origins;
 pub mod ratelimit;
 pub mod redis;
+pub mod revocations;
 pub mod telemetry;
 
 use actix_web::HttpResponse;

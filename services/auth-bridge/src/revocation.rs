@@ -1,22 +1,29 @@
 //! Revocation markers in Redis, kept in step with PostgreSQL (the source of truth).
 //!
-//! A logout writes `revoked_at` in PostgreSQL, then the marker `auth:revoked_sid:{sid}` every
-//! verifier reads, and publishes `session.revoked` ([`announce`]). Redis may lose markers: it
+//! A logout writes `revoked_at` in PostgreSQL, then, in one Redis round trip ([`announce`]): the
+//! marker `auth:revoked_sid:{sid}`, the session's entry in the sorted set `auth:revoked_sids`, a
+//! notice on `auth:revocations` (which every boxes and realtime process keeps in memory, see
+//! `web_kit::revocations`) and `session.revoked` on the owner's channel. Redis may lose markers: it
 //! restarts empty, or restarts from an append-only file missing its last second of writes, or an
 //! announcement fails while it is out of reach. So auth-bridge keeps the marker
 //! `auth:revocations_loaded` (see `domain::realtime::REVOCATIONS_LOADED_KEY`), whose value is the
 //! `run_id` of the Redis process it was written to. Every [`SYNC_INTERVAL`] it checks that
-//! marker; when it is absent or names another Redis process, it writes again the marker of every
-//! session revoked recently enough that one of its access tokens can still be valid, then sets
-//! the marker. While the marker is absent, boxes and realtime answer 503 to every token
-//! (fail closed). Announcements that failed are retried by the same loop.
+//! marker; when it is absent or names another Redis process, it writes again the marker and the
+//! sorted-set entry of every session revoked recently enough that one of its access tokens can
+//! still be valid, publishes them on `auth:revocations` (a verifier that loaded the set from a
+//! Redis restarted with some writes missing learns them so), then sets the marker. While the
+//! marker is absent, boxes and realtime answer 503 to every token (fail closed). Announcements
+//! that failed are retried by the same loop.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use deadpool_postgres::Pool;
-use domain::realtime::{revoked_sid_key, types, user_channel, Envelope, SessionRevoked, REVOCATIONS_LOADED_KEY};
+use domain::realtime::{
+    revocation_notice, revoked_sid_key, types, user_channel, Envelope, SessionRevoked, REVOCATIONS_CHANNEL,
+    REVOCATIONS_LOADED_KEY, REVOKED_SIDS_KEY,
+};
 use domain::{IdentityId, SessionId};
 use redis::aio::ConnectionManager;
 
@@ -63,7 +70,8 @@ impl Pending {
     }
 }
 
-/// Announces sessions revoked in PostgreSQL, in one Redis round trip: the marker and
+/// Announces sessions revoked in PostgreSQL, in one Redis round trip: the marker, the sorted-set
+/// entry and the notice on `auth:revocations` that verifiers keep in memory, and
 /// `session.revoked` on the owner's channel, which makes realtime close the session's sockets.
 /// When Redis fails, the announcement is kept for the sync loop to send, and the error returned.
 pub async fn announce(
@@ -87,9 +95,12 @@ async fn send(
     access_token_ttl: i64,
     revoked: &[(SessionId, IdentityId)],
 ) -> redis::RedisResult<()> {
+    let ttl = marker_ttl(access_token_ttl);
+    let now = unix_now();
+    let entries: Vec<(SessionId, i64)> = revoked.iter().map(|(sid, _)| (*sid, now + ttl)).collect();
     let mut pipe = redis::pipe();
+    mark(&mut pipe, &entries, now);
     for (sid, identity) in revoked {
-        pipe.cmd("SET").arg(revoked_sid_key(*sid)).arg(1).arg("EX").arg(marker_ttl(access_token_ttl)).ignore();
         let envelope = Envelope::new(types::SESSION_REVOKED, SessionRevoked { sid: *sid }).to_json();
         pipe.cmd("PUBLISH").arg(user_channel(*identity)).arg(envelope).ignore();
     }
@@ -152,10 +163,10 @@ impl Loader {
         .await
         .context("reading revoked sessions timed out")??;
         for chunk in rows.chunks(CHUNK) {
+            let now = unix_now();
+            let entries: Vec<(SessionId, i64)> = chunk.iter().map(|(sid, left)| (*sid, now + (*left).max(1))).collect();
             let mut pipe = redis::pipe();
-            for (sid, left) in chunk {
-                pipe.cmd("SET").arg(revoked_sid_key(*sid)).arg(1).arg("EX").arg((*left).max(1)).ignore();
-            }
+            mark(&mut pipe, &entries, now);
             let _: () = web_kit::redis::query(&self.redis, &pipe).await?;
         }
         let mut finish = redis::cmd("EVAL");
@@ -165,6 +176,24 @@ impl Loader {
         tracing::info!(sessions = rows.len(), "revocation markers loaded into Redis");
         Ok(())
     }
+}
+
+/// Adds to `pipe` the marker and the sorted-set entry of each `(sid, until)`, the removal of the
+/// entries whose time has passed, and one notice on `auth:revocations` for them all.
+fn mark(pipe: &mut redis::Pipeline, entries: &[(SessionId, i64)], now: i64) {
+    for (sid, until) in entries {
+        pipe.cmd("SET").arg(revoked_sid_key(*sid)).arg(1).arg("EX").arg((until - now).max(1)).ignore();
+        pipe.cmd("ZADD").arg(REVOKED_SIDS_KEY).arg("GT").arg(*until).arg(sid.to_string()).ignore();
+    }
+    pipe.cmd("ZREMRANGEBYSCORE").arg(REVOKED_SIDS_KEY).arg("-inf").arg(format!("({now}")).ignore();
+    pipe.cmd("PUBLISH").arg(REVOCATIONS_CHANNEL).arg(revocation_notice(entries)).ignore();
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// The id of the running Redis process, which changes at every restart.

@@ -98,6 +98,16 @@ async fn a_redis_restart_neither_holds_requests_nor_revives_sessions() {
         .await
         .unwrap();
     assert!(ttl > 3000 && ttl <= 3660, "a reloaded marker lives as long as the session's tokens: {ttl}");
+    // And so do their entries in the set verifiers load.
+    for login in [&early, &during, &after] {
+        let score: Option<f64> = redis::cmd("ZSCORE")
+            .arg(domain::realtime::REVOKED_SIDS_KEY)
+            .arg(sid_of(&app, login).to_string())
+            .query_async(&mut redis.conn().await)
+            .await
+            .unwrap();
+        assert!(score.is_some(), "entry in auth:revoked_sids");
+    }
 }
 
 #[tokio::test]

@@ -189,6 +189,7 @@ async fn logout_revokes_everywhere() {
         .verify(access)
         .unwrap();
     let mut sub = test_support::Subscriber::new(&[format!("user_{identity}:ws")]).await.unwrap();
+    let mut notices = test_support::Subscriber::new(&[domain::realtime::REVOCATIONS_CHANNEL.to_owned()]).await.unwrap();
 
     // Cookie-authenticated logout needs the CSRF token.
     let cookie_header = format!("accesstoken={access}; tokentype=bearer");
@@ -223,6 +224,20 @@ async fn logout_revokes_everywhere() {
     let (channel, payload) = sub.next_json(WAIT).await.expect("session.revoked published");
     assert_eq!(channel, format!("user_{identity}:ws"));
     assert_eq!(payload, json!({"type": "session.revoked", "object": {"sid": claims.sid.to_string()}}));
+
+    // The entry of the revoked-sessions set, and the notice every verifier keeps in memory (other
+    // tests publish on the same channel).
+    let until: Option<i64> = redis.zscore(domain::realtime::REVOKED_SIDS_KEY, claims.sid.to_string()).await.unwrap();
+    let left = until.expect("entry in auth:revoked_sids") - chrono::Utc::now().timestamp();
+    assert!(left > 3600 && left <= 3661, "{left}");
+    let notice = loop {
+        let (_, payload) = notices.next(WAIT).await.expect("notice on auth:revocations");
+        let entries = domain::realtime::parse_revocation_notice(&payload);
+        if let Some(entry) = entries.into_iter().find(|(sid, _)| *sid == claims.sid) {
+            break entry;
+        }
+    };
+    assert_eq!(Some(notice.1), until);
 
     // PostgreSQL, refresh refused, and a repeat is harmless.
     assert_revoked(&app, claims.sid, &login).await;

@@ -4,7 +4,7 @@
 //!
 //! Most handlers call [`authenticate`]. The hot handlers (posting a message, listing events) take
 //! the steps one by one instead: [`verify`] (signature and claims), [`Pending::revocation`]
-//! (Redis), then [`Pending::finish`] with the answer of their own first statement to "is `sub` a
+//! (the in-memory set of revoked sessions, `web_kit::revocations`), then [`Pending::finish`] with the answer of their own first statement to "is `sub` a
 //! known identity", so the identity lookup travels with their queries. [`Pending::precheck`]
 //! tells them beforehand whether ACR and CSRF will pass.
 
@@ -18,7 +18,7 @@ use domain::auth::{
     Verifier,
 };
 use domain::{Detail, ErrorBody, IdentityId};
-use web_kit::redis::Revocation;
+use web_kit::revocations::Status;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -135,16 +135,15 @@ impl Pending {
         self.claims.sub
     }
 
-    /// §3.3 step 2: a revoked session is 401; Redis out of reach, or without its revocation
-    /// markers (restarted empty, not loaded again yet), is 503 (fail closed).
-    pub async fn revocation(&self, state: &AppState) -> ApiResult<()> {
-        match web_kit::redis::revocation(&state.redis, self.claims.sid).await {
-            Ok(Revocation::Live) => Ok(()),
-            Ok(Revocation::Revoked) => Err(revoked_error(self.transport).into()),
-            Ok(Revocation::Unknown) => {
-                Err(ApiError::Unavailable(anyhow::anyhow!("revocation markers are not loaded in Redis")))
+    /// §3.3 step 2, in memory: a revoked session is 401; a set that may be missing revocations
+    /// (subscription down, not loaded yet, Redis without its revocations) is 503 (fail closed).
+    pub fn revocation(&self, state: &AppState) -> ApiResult<()> {
+        match state.revocations.check(self.claims.sid) {
+            Status::Live => Ok(()),
+            Status::Revoked => Err(revoked_error(self.transport).into()),
+            Status::Unavailable => {
+                Err(ApiError::Unavailable(anyhow::anyhow!("the revoked sessions are not loaded from Redis")))
             }
-            Err(e) => Err(ApiError::Unavailable(e.into())),
         }
     }
 
@@ -176,13 +175,12 @@ pub async fn known_identity(state: &AppState, id: IdentityId) -> ApiResult<bool>
     Ok(store::identities::exists(&client, id).await?)
 }
 
-/// Steps 2 and 3 of §3.3, run concurrently (Redis and PostgreSQL); their answers are then taken
-/// in the order of §3.3, so the outcome is the one of running them one after the other.
+/// Steps 2 and 3 of §3.3, in that order.
 async fn verify_and_confirm(req: &HttpRequest, state: &AppState) -> ApiResult<Caller> {
     let pending = verify(req, state)?;
-    let (revocation, known) = futures_util::join!(pending.revocation(state), known_identity(state, pending.id()));
-    revocation?;
-    pending.confirmed(known?)
+    pending.revocation(state)?;
+    let known = known_identity(state, pending.id()).await?;
+    pending.confirmed(known)
 }
 
 /// Authenticates a request; see the module header for the order.

@@ -39,9 +39,13 @@ impl Application {
             .map(|f| std::fs::read_to_string(f).with_context(|| format!("reading public key file {f}")))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let verifier = Verifier::from_public_pems(&pems, &settings.jwt_issuer).context("loading JWT public keys")?;
+        let client = redis::Client::open(settings.redis_url.expose_secret()).context("parsing REDIS_URL")?;
+        let revocations = web_kit::revocations::start(client);
+        revocations.wait_ready(Duration::from_secs(2)).await;
         let state = AppState {
             db,
             redis,
+            revocations,
             verifier,
             verified: Default::default(),
             internal_token: settings.internal_api_token.clone(),

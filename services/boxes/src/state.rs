@@ -1,4 +1,5 @@
-//! What every handler shares: the PostgreSQL pool, the Redis connection, the token verifier.
+//! What every handler shares: the PostgreSQL pool, the Redis connection, the token verifier and
+//! the revoked sessions.
 
 use std::sync::Arc;
 
@@ -15,6 +16,8 @@ pub struct AppState {
     pub db: deadpool_postgres::Pool,
     pub redis: redis::aio::ConnectionManager,
     pub verifier: Verifier,
+    /// Revoked sessions, kept in memory from Redis (see `web_kit::revocations`).
+    pub revocations: Arc<web_kit::revocations::Revocations>,
     /// Recently verified tokens (see [`crate::auth::VerifiedTokens`]).
     pub verified: Arc<VerifiedTokens>,
     pub internal_token: SecretString,

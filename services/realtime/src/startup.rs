@@ -29,6 +29,9 @@ use crate::store::Store;
 pub struct AppState {
     pub verifier: Verifier,
     pub store: Arc<Store>,
+    /// Revoked sessions, kept in memory from Redis (see `web_kit::revocations`), read at each
+    /// handshake.
+    pub revocations: Arc<web_kit::revocations::Revocations>,
     pub hub: Hub,
     pub origins: web_kit::origins::OriginPolicy,
     pub socket: SocketConfig,
@@ -86,11 +89,14 @@ impl Application {
             health_interval: Duration::from_millis(settings.redis_health_interval_ms),
         };
         let subscriber = tokio::spawn(run_subscriber(hub.clone(), client.clone(), wake, subscriber_config));
+        let revocations = web_kit::revocations::start(client.clone());
+        revocations.wait_ready(Duration::from_secs(2)).await;
 
         let sockets = TaskTracker::new();
         let state = web::Data::new(AppState {
             verifier,
             store: Arc::new(Store::new(client, settings.history_limits(), settings.replay_limits())),
+            revocations,
             hub: hub.clone(),
             origins,
             socket: SocketConfig {

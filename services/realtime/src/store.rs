@@ -1,4 +1,5 @@
-//! Redis commands outside pub/sub: the revocation marker read at each handshake (§3.3), the unread
+//! Redis commands outside pub/sub: the revocation marker read when a socket's subscription is
+//! live (§3.3; the handshake reads the in-memory set, `web_kit::revocations`), the unread
 //! counter reset and the echo publish of a client `ack` (§9.5), the identity's history read when a
 //! socket becomes ready (`web_kit::history`), and the readiness ping.
 //!
@@ -40,7 +41,10 @@ impl Store {
         tokio::time::timeout(CALL_TIMEOUT, open).await.context("connecting to Redis timed out")?
     }
 
-    /// §3.3 step 2: is the session revoked? An error means Redis could not answer, or has lost
+    /// §3.3 step 2 against the marker in Redis, for the socket whose subscription has just become
+    /// live: a logout between its handshake and its subscription published `session.revoked`
+    /// before the socket could hear it, and the notice to the in-memory set travels on another
+    /// connection, so may not have arrived yet. An error means Redis could not answer, or has lost
     /// its revocation markers and auth-bridge has not loaded them again yet (fail closed).
     pub async fn is_revoked(&self, sid: SessionId) -> anyhow::Result<bool> {
         let conn = self.conn().await?;

@@ -102,7 +102,7 @@ impl Sys {
         let revoked = login(&http, "revoked").await?;
         anyhow::ensure!(joined(&http, &revoked).await == Some(200), "a fresh token is refused");
         anyhow::ensure!(logout(&http, &revoked, Duration::from_secs(5)).await == Some(204), "logout failed");
-        anyhow::ensure!(joined(&http, &revoked).await == Some(401), "a logged-out token is accepted");
+        anyhow::ensure!(refused_within(&http, &revoked, LOGOUT_BOUND).await, "a logged-out token is accepted");
         let mut spare = Vec::new();
         for i in 0..spares {
             spare.push(login(&http, &format!("spare{i}")).await?);
@@ -178,6 +178,23 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 
 /// Logs `user` out, retrying for up to 2 s until it answers 204, then checks its token is
 /// refused by boxes: a logout right after a fault must take effect.
+/// How soon a logout must take effect on every instance (README, "Revoked sessions in memory").
+const LOGOUT_BOUND: Duration = Duration::from_secs(1);
+
+/// Whether boxes refuses `user`'s token (401) within `bound`.
+async fn refused_within(http: &reqwest::Client, user: &User, bound: Duration) -> bool {
+    let deadline = Instant::now() + bound;
+    loop {
+        if joined(http, user).await == Some(401) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn logout_takes_effect(sys: &Sys, load: &Load, user: &User, name: &str) -> Check {
     let deadline = Instant::now() + Duration::from_secs(2);
     let mut statuses = Vec::new();
@@ -191,12 +208,12 @@ async fn logout_takes_effect(sys: &Sys, load: &Load, user: &User, name: &str) ->
         }
         sleep(Duration::from_millis(100)).await;
     }
-    sleep(Duration::from_millis(200)).await;
+    let refused = refused_within(&sys.http, user, LOGOUT_BOUND).await;
     let after = joined(&sys.http, user).await;
     Check::new(
         name,
         Some(defect::REDIS_WAITS),
-        statuses.last() == Some(&Some(204)) && after == Some(401),
+        statuses.last() == Some(&Some(204)) && refused && after == Some(401),
         format!("logout answered {statuses:?}, then the token got {after:?}"),
     )
 }

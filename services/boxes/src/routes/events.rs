@@ -165,7 +165,7 @@ pub async fn post(
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     let pending = auth::verify(&req, &state)?;
-    pending.revocation(&state).await?;
+    pending.revocation(&state)?;
     let me = pending.id();
     // Steps 2 to 4 of §3.7 need no database; their failures wait for the identity check (step 1).
     let parsed = match pending.precheck(&req) {
@@ -482,9 +482,8 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>, path: web::Path<
     let (box_id, page, after) = match parsed {
         Ok(parsed) => parsed,
         Err(e) => {
-            let (revocation, known) = futures_util::join!(pending.revocation(&state), auth::known_identity(&state, me));
-            revocation?;
-            pending.finish(&req, known?)?;
+            pending.revocation(&state)?;
+            pending.finish(&req, auth::known_identity(&state, me).await?)?;
             return Err(e);
         }
     };
@@ -493,9 +492,8 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>, path: web::Path<
         let read = store::events::page_folded(&client, box_id, me, page, after).await?;
         Ok::<_, ApiError>((client, read))
     };
-    let (revocation, read) = futures_util::join!(pending.revocation(&state), read);
-    revocation?;
-    let (client, read) = read?;
+    pending.revocation(&state)?;
+    let (client, read) = read.await?;
     pending.finish(&req, read.reader_known)?;
     let bx = match read.bx {
         Some((bx, true)) => bx,

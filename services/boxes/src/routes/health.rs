@@ -12,7 +12,8 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// Ready when PostgreSQL answers a query and Redis a PING, each within a second.
+/// Ready when PostgreSQL answers a query and Redis a PING, each within a second, and the revoked
+/// sessions are loaded (token checks are answered).
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let db_check = async {
         let client = state.db.get().await.ok()?;
@@ -20,11 +21,15 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     };
     let db = tokio::time::timeout(DB_CHECK_TIMEOUT, db_check).await.ok().flatten().is_some();
     let redis_ok = web_kit::redis::query::<String>(&state.redis, &redis::cmd("PING")).await.is_ok();
-    if db && redis_ok {
+    let revocations = state.revocations.is_ready();
+    if db && redis_ok && revocations {
         return HttpResponse::Ok().json(json!({"status": "ok", "postgres": true, "redis": true}));
     }
-    let down: Vec<&str> =
-        [("postgres", db), ("redis", redis_ok)].iter().filter(|(_, ok)| !ok).map(|(n, _)| *n).collect();
+    let down: Vec<&str> = [("postgres", db), ("redis", redis_ok), ("revoked sessions", revocations)]
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(n, _)| *n)
+        .collect();
     HttpResponse::ServiceUnavailable()
-        .json(ErrorBody::unavailable(format!("not ready: {} unreachable", down.join(" and "))))
+        .json(ErrorBody::unavailable(format!("not ready: {} not available", down.join(" and "))))
 }

@@ -9,9 +9,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use boxes::startup::Application;
-use domain::realtime::revoked_sid_key;
 use domain::IdentityId;
-use redis::AsyncCommands;
 use reqwest::{Method, Response};
 use serde_json::{json, Value};
 use test_support::{TestKeys, TokenOptions};
@@ -124,7 +122,7 @@ async fn bad_tokens(app: &TestApp, user: &User) -> Vec<(&'static str, String)> {
     let expired = app.keys.session_with(user.id, TokenOptions { ttl_secs: -120, ..TokenOptions::default() }).token;
     let revoked = app.keys.session(user.id);
     let mut redis = test_support::redis_conn().await;
-    let _: () = redis.set_ex(revoked_sid_key(revoked.sid), "1", 600).await.unwrap();
+    test_support::revoke(&mut redis, revoked.sid).await;
     vec![
         ("garbage", "not-a-jwt".to_owned()),
         ("signed by another key", foreign),
@@ -188,7 +186,7 @@ async fn expired_and_revoked_tokens_say_expired() {
     let session = app.keys.session(alice.id);
     assert_eq!(call(&app, &e, Some(&session.token), Via::Cookie, None).await.status(), 200);
     let mut redis = test_support::redis_conn().await;
-    let _: () = redis.set_ex(revoked_sid_key(session.sid), "1", 600).await.unwrap();
+    test_support::revoke(&mut redis, session.sid).await;
     let res = call(&app, &e, Some(&session.token), Via::Cookie, None).await;
     let body = assert_error(res, 401, "accesstoken", "expired").await;
     assert_eq!(body["origin"], "cookies");
@@ -609,8 +607,17 @@ async fn redis_down_fails_closed_with_503() {
     tokio::spawn(second.run_until_stopped());
     let url = format!("{address}/identities/{}", alice.id);
 
-    let res = app.client.get(&url).header("Authorization", alice.session.bearer()).send().await.unwrap();
-    assert_eq!(res.status(), 200, "through the proxy while Redis is up");
+    // The proxy runs on this test's runtime, which the second instance's start held for a while:
+    // its revocation subscription may be reconnecting at first.
+    let started = std::time::Instant::now();
+    loop {
+        let res = app.client.get(&url).header("Authorization", alice.session.bearer()).send().await.unwrap();
+        if res.status() == 200 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(2), "through the proxy while Redis is up: {}", res.status());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     proxy.set_up(false);
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -673,7 +680,7 @@ async fn event_post_and_list_keep_the_order_of_checks() {
     // (1) a revoked session is 401.
     let revoked = app.keys.session(alice.id);
     let mut redis = test_support::redis_conn().await;
-    let _: () = redis.set_ex(revoked_sid_key(revoked.sid), "1", 600).await.unwrap();
+    test_support::revoke(&mut redis, revoked.sid).await;
     assert_error(post(&revoked.token, text.clone()).send().await.unwrap(), 401, "Authorization", "expired").await;
     let res = app.client.get(app.url(&events)).header("Authorization", revoked.bearer()).send().await.unwrap();
     assert_error(res, 401, "Authorization", "expired").await;

@@ -80,6 +80,17 @@ impl TestApp {
         TestApp { address, internal_address, keys, client, database_url }
     }
 
+    /// Starts another instance of the app on the same database and Redis, as a second replica;
+    /// returns its public address.
+    pub async fn another_instance(&self, tweak: impl FnOnce(&mut Settings)) -> String {
+        let mut s = settings(&self.database_url, &self.keys);
+        tweak(&mut s);
+        let app = Application::build(s).await.expect("build app");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        address
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

@@ -20,5 +20,6 @@ mod notifications;
 mod notifications_stored;
 mod outages;
 mod ratelimits;
+mod revocations;
 mod settings;
 mod sharing;

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use domain::realtime::{revoked_sid_key, REVOCATIONS_LOADED_KEY};
+use domain::realtime::REVOCATIONS_LOADED_KEY;
 use secrecy::SecretString;
 use serde_json::Value;
 use test_support::PrivateRedis;
@@ -40,7 +40,7 @@ async fn a_redis_restart_answers_quickly_and_keeps_revoked_sessions_out() {
     .await;
     let alice = app.user("Alice").await;
     let revoked = app.user("Rev").await;
-    set(&redis, &revoked_sid_key(revoked.session.sid), "1").await;
+    test_support::revoke(&mut redis.conn().await, revoked.session.sid).await;
     assert_eq!(timed_get(&app, &alice, "/boxes/joined").await.0, 200);
     assert_eq!(timed_get(&app, &revoked, "/boxes/joined").await.0, 401);
 
@@ -61,20 +61,24 @@ async fn a_redis_restart_answers_quickly_and_keeps_revoked_sessions_out() {
         assert!(took < Duration::from_millis(1500), "took {took:?}");
     }
 
-    // Once the markers are back (auth-bridge's reload, played here), answers are right at once.
-    set(&redis, &revoked_sid_key(revoked.session.sid), "1").await;
+    // Once the revocations are back (auth-bridge's reload, played here) and loaded by the
+    // instance, answers are right.
+    test_support::announce_revocation(&mut redis.conn().await, revoked.session.sid).await;
     set(&redis, REVOCATIONS_LOADED_KEY, "test").await;
-    assert_eq!(timed_get(&app, &revoked, "/boxes/joined").await.0, 401);
     let started = Instant::now();
     while timed_get(&app, &alice, "/readyz").await.0 != 200 {
         assert!(started.elapsed() < Duration::from_secs(2), "not ready 2 s after the restart");
     }
+    assert_eq!(timed_get(&app, &revoked, "/boxes/joined").await.0, 401);
 
-    // A restart with no request in between: each worker's first call finds its connection
-    // closed by the server ("broken pipe") and is sent again, not answered 503.
+    // A restart with no request in between: once the revocations are loaded again, each
+    // worker's first Redis call finds its connection closed by the server ("broken pipe") and
+    // is sent again, not answered 503.
     redis.kill();
     redis.restart().await;
     set(&redis, REVOCATIONS_LOADED_KEY, "test").await;
+    // The instance resubscribes and reloads by itself (no request needed) well within this.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     for i in 0..8 {
         let (status, took) = timed_get(&app, &alice, "/boxes/joined").await;
         assert_eq!(status, 200, "request {i} after a restart");

@@ -1,5 +1,5 @@
-//! `GET /healthz` (the process is up) and `GET /readyz` (Redis answers and the subscriber is
-//! connected).
+//! `GET /healthz` (the process is up) and `GET /readyz` (Redis answers, the revoked sessions are
+//! loaded and the subscriber is connected).
 
 use actix_web::{web, HttpResponse};
 use serde_json::json;
@@ -15,6 +15,9 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     if let Err(e) = state.store.ping().await {
         tracing::warn!(error = format!("{e:#}"), "not ready: redis unreachable");
         return Err(ApiError::unavailable("redis is unreachable"));
+    }
+    if !state.revocations.is_ready() {
+        return Err(ApiError::unavailable("the revoked sessions are not loaded from Redis"));
     }
     let stats = state.hub.stats();
     if !stats.connected {

@@ -23,6 +23,7 @@ use futures_util::SinkExt;
 use serde::Deserialize;
 use tokio::net::TcpStream;
 use tracing::Instrument;
+use web_kit::revocations::Status;
 
 use crate::conn::Conn;
 use crate::error::ApiError;
@@ -67,7 +68,7 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// Steps 1 to 5 of the handshake (§9.1), in order.
 async fn authorize(head: &RequestHead, raw_id: &str, state: &AppState) -> Result<Authorized, ApiError> {
-    // 1. Authentication (§3.2, §3.3): 401, or 503 when the revocation marker cannot be read.
+    // 1. Authentication (§3.2, §3.3): 401, or 503 while the revoked sessions are not loaded.
     let params = head.uri.query().and_then(|q| web::Query::<WsQuery>::from_query(q).ok()).map(|q| q.into_inner());
     let (query, since) = match params {
         Some(WsQuery { access_token, since }) => (access_token, since),
@@ -84,13 +85,10 @@ async fn authorize(head: &RequestHead, raw_id: &str, state: &AppState) -> Result
     };
     let (token, transport) = pick_token(&presented)?;
     let claims = state.verifier.verify(token).map_err(|e| token_error(e, transport))?;
-    match state.store.is_revoked(claims.sid).await {
-        Ok(false) => {}
-        Ok(true) => return Err(revoked_error(transport).into()),
-        Err(e) => {
-            tracing::warn!(error = format!("{e:#}"), "revocation lookup failed");
-            return Err(ApiError::unavailable("redis is unreachable"));
-        }
+    match state.revocations.check(claims.sid) {
+        Status::Live => {}
+        Status::Revoked => return Err(revoked_error(transport).into()),
+        Status::Unavailable => return Err(ApiError::unavailable("the revoked sessions are not loaded from Redis")),
     }
     // 2. ACR.
     claims.require_acr(REQUIRED_ACR)?;

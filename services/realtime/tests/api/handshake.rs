@@ -72,15 +72,7 @@ async fn expired_token_is_401() {
 async fn revoked_session_is_401() {
     let app = spawn_app().await;
     let s = app.session();
-    let mut conn = test_support::redis_conn().await;
-    let _: () = redis::cmd("SET")
-        .arg(format!("auth:revoked_sid:{}", s.sid))
-        .arg("1")
-        .arg("EX")
-        .arg(60)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    test_support::revoke(&mut test_support::redis_conn().await, s.sid).await;
     let (status, body) =
         refused(app.upgrade_request(&app.ws_url(s.identity)).header("Authorization", s.bearer()).send().await.unwrap())
             .await;
