@@ -125,9 +125,11 @@ timeout_ms = 5000
     start('reference-hostapp', ports.hostapp);
     start('boxes', ports.boxes);
     start('realtime', ports.realtime);
-    await waitReady(`http://127.0.0.1:${ports.boxes}/readyz`, 30_000);
+    // boxes is ready only once auth-bridge has loaded the revocations, so wait for it to live.
+    await waitReady(`http://127.0.0.1:${ports.boxes}/healthz`, 30_000);
     start('auth-bridge', ports.auth);
     await Promise.all([
+      waitReady(`http://127.0.0.1:${ports.boxes}/readyz`, 30_000),
       waitReady(`http://127.0.0.1:${ports.realtime}/readyz`, 30_000),
       waitReady(`http://127.0.0.1:${ports.auth}/readyz`, 30_000),
       waitReady(`http://127.0.0.1:${ports.hostapp}/healthz`, 30_000),
