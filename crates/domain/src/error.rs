@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Machine code of an error; each maps to exactly one HTTP status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     BadRequest,
@@ -50,7 +50,7 @@ impl ErrorCode {
 }
 
 /// Where in the request the problem was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     Body,
@@ -108,11 +108,14 @@ impl From<Detail> for String {
 pub type Details = BTreeMap<String, String>;
 
 /// `{code, origin, desc, details}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub code: ErrorCode,
     pub origin: Origin,
     pub desc: String,
+    /// Field (dotted path) to what is wrong with it: `required`, `malformed`, `invalid`,
+    /// `conflict`, `not_found`, `forbidden`, `expired`, `timed_out`, `not_supported`, or a
+    /// documented free-form value (`reason` of a box rule, a host app's code, `required_acr`).
     pub details: Details,
 }
 

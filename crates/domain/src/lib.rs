@@ -17,6 +17,7 @@ pub mod ids;
 pub mod input;
 pub mod keyshare;
 pub mod notification;
+pub mod openapi;
 pub mod realtime;
 pub mod time;
 pub mod userdata;

@@ -4,6 +4,7 @@
 //! bounded Redis calls, the in-memory set of revoked sessions fed from Redis, rate limits kept in Redis, and which PostgreSQL and Redis failures are unavailability (503). The
 //! contract's types live in `domain`; this crate only adds the actix glue around them.
 
+pub mod apidoc;
 pub mod body;
 pub mod failure;
 pub mod history;

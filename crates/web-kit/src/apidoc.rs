@@ -1,0 +1,256 @@
+//! The OpenAPI description of a service (issue 19), built from the same table that registers its
+//! actix routes, so a route and its description are written side by side. Each handler carries a
+//! `#[utoipa::path]` attribute; [`RouteTable::route`] takes the handler and its description, records
+//! the (method, path) actix serves, and collects the description. A service's test compares the
+//! two sets ([`RouteTable::served`] against [`described`]), so a description written for another
+//! path or method than the route it sits beside fails.
+//!
+//! Every service also serves its document at `GET /openapi.json` and a Swagger UI page at
+//! `GET /docs/`, whose files are compiled into the binary: nothing is fetched at run time.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+pub use actix_web::http::Method;
+use actix_web::{web, FromRequest, Handler, HttpResponse, Responder, Route};
+use domain::ErrorBody;
+use utoipa::openapi::path::{HttpMethod, Operation};
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Content, OpenApi, RefOr, Response, Schema};
+use utoipa::{PartialSchema, ToSchema};
+
+/// Names of the security schemes in `components.securitySchemes`.
+pub const BEARER: &str = "bearer";
+pub const COOKIE: &str = "cookie";
+pub const CSRF: &str = "csrf";
+
+/// Who may call an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No credentials.
+    Public,
+    /// A session token: `Authorization: Bearer`, or the `accesstoken` cookie with the
+    /// `X-CSRF-Token` header (§3.4); answers 401 without one.
+    Session,
+    /// Only the description is added; the operation's own attribute says what it needs.
+    AsDescribed,
+}
+
+/// A response every operation of a table may give, whatever its handler does (a middleware's).
+#[derive(Debug, Clone, Copy)]
+pub struct Common {
+    pub status: u16,
+    pub description: &'static str,
+}
+
+/// The middleware answers of a listener that reads bodies with `web_kit::limits` in front.
+pub const LIMITED: &[Common] = &[
+    Common { status: 503, description: "A dependency is unavailable or the request ran out of time (§4)." },
+    Common {
+        status: 504,
+        description: "The request ran out of time after its COMMIT was sent: `details.commit = timed_out`.",
+    },
+];
+
+type Ops = Vec<(String, HttpMethod, Operation)>;
+
+/// Routes and their descriptions, registered together.
+pub struct RouteTable {
+    resources: Vec<(String, Vec<Route>)>,
+    served: BTreeSet<(String, String)>,
+    ops: Ops,
+    schemas: Vec<(String, RefOr<Schema>)>,
+    common: &'static [Common],
+}
+
+impl RouteTable {
+    /// A table whose operations may all also answer `common`.
+    pub fn new(common: &'static [Common]) -> Self {
+        RouteTable { resources: Vec::new(), served: BTreeSet::new(), ops: Vec::new(), schemas: Vec::new(), common }
+    }
+
+    /// Serves `handler` at `method path`, described by `D` (the `#[utoipa::path]` of the handler,
+    /// named `__path_<handler>` beside it; the [`route!`](crate::route) macro names it).
+    pub fn route<D, F, Args>(&mut self, method: Method, path: &str, access: Access, handler: F) -> &mut Self
+    where
+        D: utoipa::Path + utoipa::__dev::SchemaReferences,
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.served.insert((method.as_str().to_ascii_lowercase(), path.to_owned()));
+        let route = web::method(method).to(handler);
+        match self.resources.iter_mut().find(|(p, _)| p == path) {
+            Some((_, routes)) => routes.push(route),
+            None => self.resources.push((path.to_owned(), vec![route])),
+        }
+        let mut op = D::operation();
+        if access == Access::Session {
+            op.security = Some(vec![
+                SecurityRequirement::new(BEARER, Vec::<String>::new()),
+                SecurityRequirement::new(COOKIE, Vec::<String>::new())
+                    .add(CSRF, Vec::<String>::new()),
+            ]);
+            add_error(&mut op, 401, "No valid session: `details` names the missing or rejected credential.");
+        }
+        for c in self.common {
+            add_error(&mut op, c.status, c.description);
+        }
+        for m in D::methods() {
+            self.ops.push((D::path(), m, op.clone()));
+        }
+        D::schemas(&mut self.schemas);
+        self
+    }
+
+    /// The `(method, path)` pairs actix serves, methods in lower case.
+    pub fn served(&self) -> BTreeSet<(String, String)> {
+        self.served.clone()
+    }
+
+    /// Adds the table's operations and the schemas they use to `base`.
+    pub fn document(&self, mut base: OpenApi) -> OpenApi {
+        for (path, method, op) in &self.ops {
+            base.paths.add_path_operation(path, vec![method.clone()], op.clone());
+        }
+        let components = base.components.get_or_insert_with(Default::default);
+        for (name, schema) in &self.schemas {
+            components.schemas.entry(name.clone()).or_insert_with(|| schema.clone());
+        }
+        components.schemas.entry(ErrorBody::name().into_owned()).or_insert_with(ErrorBody::schema);
+        for (name, schema) in [
+            (domain::ErrorCode::name(), domain::ErrorCode::schema()),
+            (domain::Origin::name(), domain::Origin::schema()),
+        ] {
+            components.schemas.entry(name.into_owned()).or_insert(schema);
+        }
+        components.add_security_scheme(BEARER, SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()));
+        components.add_security_scheme(COOKIE, SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("accesstoken"))));
+        components.add_security_scheme(CSRF, SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-CSRF-Token"))));
+        base
+    }
+
+    /// Registers the routes: a known path with another method answers 405, an unknown path 404.
+    pub fn configure(self, cfg: &mut web::ServiceConfig) {
+        for (path, routes) in self.resources {
+            let resource = routes
+                .into_iter()
+                .fold(web::resource(path), |r, route| r.route(route))
+                .default_service(web::to(crate::method_not_allowed));
+            cfg.service(resource);
+        }
+        cfg.default_service(web::to(crate::not_found));
+    }
+
+    /// Adds `GET /openapi.json` and the documentation page under `/docs/`.
+    pub fn with_docs(&mut self) -> &mut Self {
+        self.route::<__path_openapi_json, _, _>(Method::GET, "/openapi.json", Access::Public, openapi_json)
+            .route::<__path_docs_index, _, _>(Method::GET, "/docs/", Access::Public, docs_index)
+            .route::<__path_docs_file, _, _>(Method::GET, "/docs/{file}", Access::Public, docs_file)
+    }
+}
+
+/// Adds `status` answered with the §4 body, unless the operation documents it already.
+fn add_error(op: &mut Operation, status: u16, description: &str) {
+    let key = status.to_string();
+    if !op.responses.responses.contains_key(&key) {
+        op.responses.responses.insert(key, RefOr::T(error_response(description)));
+    }
+}
+
+/// A response carrying the §4 error body.
+pub fn error_response(description: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("ErrorBody")))))
+        .build()
+}
+
+/// The `(method, path)` pairs a document describes, methods in lower case.
+pub fn described(doc: &OpenApi) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for (path, item) in &doc.paths.paths {
+        let ops = [
+            ("get", &item.get),
+            ("put", &item.put),
+            ("post", &item.post),
+            ("delete", &item.delete),
+            ("options", &item.options),
+            ("head", &item.head),
+            ("patch", &item.patch),
+            ("trace", &item.trace),
+        ];
+        for (m, op) in ops {
+            if op.is_some() {
+                out.insert((m.to_owned(), path.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// The serialised document, shared by the workers.
+#[derive(Clone)]
+pub struct ApiJson(pub Arc<str>);
+
+impl ApiJson {
+    pub fn new(doc: &OpenApi) -> Self {
+        ApiJson(serde_json::to_string(doc).unwrap_or_else(|_| "{}".to_owned()).into())
+    }
+}
+
+/// Registers `handler`, described by the `#[utoipa::path]` beside it, in a [`RouteTable`]:
+/// `route!(table, GET "/boxes/{id}", Session, boxes::get)`.
+#[macro_export]
+macro_rules! route {
+    ($table:expr, $method:ident $path:literal, $access:ident, $($module:ident ::)* $handler:ident) => {
+        $crate::apidoc::paste! {
+            $table.route::<$($module::)* [<__path_ $handler>], _, _>(
+                $crate::apidoc::Method::$method,
+                $path,
+                $crate::apidoc::Access::$access,
+                $($module::)* $handler,
+            )
+        }
+    };
+}
+
+#[doc(hidden)]
+pub use pastey::paste;
+
+/// `GET /openapi.json`: this document.
+#[utoipa::path(get, path = "/openapi.json", tag = "documentation",
+    responses((status = 200, description = "The OpenAPI 3.1 description of this service.", content_type = "application/json", body = Object)))]
+pub async fn openapi_json(doc: web::Data<ApiJson>) -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(doc.0.to_string())
+}
+
+const INDEX_HTML: &str = include_str!("../assets/swagger-ui/index.html");
+const INIT_JS: &str = include_str!("../assets/swagger-ui/init.js");
+const BUNDLE_JS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js");
+const CSS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui.css");
+
+/// `GET /docs/`: the documentation page (Swagger UI, reading `/openapi.json`).
+#[utoipa::path(get, path = "/docs/", tag = "documentation",
+    responses((status = 200, description = "The documentation page.", content_type = "text/html", body = String)))]
+pub async fn docs_index() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(INDEX_HTML)
+}
+
+/// `GET /docs/{file}`: the page's script and style sheet.
+#[utoipa::path(get, path = "/docs/{file}", tag = "documentation",
+    params(("file" = String, Path, description = "One of the page's files: `swagger-ui-bundle.js`, `swagger-ui.css`, `init.js`.")),
+    responses(
+        (status = 200, description = "The file.", content((String = "application/javascript"), (String = "text/css"))),
+        (status = 404, description = "No such file.", body = ErrorBody),
+    ))]
+pub async fn docs_file(file: web::Path<String>) -> HttpResponse {
+    let (body, kind): (&'static [u8], &str) = match file.as_str() {
+        "swagger-ui-bundle.js" => (BUNDLE_JS, "application/javascript"),
+        "init.js" => (INIT_JS.as_bytes(), "application/javascript"),
+        "swagger-ui.css" => (CSS, "text/css"),
+        _ => return HttpResponse::NotFound().json(ErrorBody::route_not_found()),
+    };
+    HttpResponse::Ok().content_type(kind).insert_header(("Cache-Control", "public, max-age=3600")).body(body)
+}
