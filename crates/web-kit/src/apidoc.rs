@@ -93,6 +93,13 @@ impl RouteTable {
                     .add(CSRF, Vec::<String>::new()),
             ]);
             add_error(&mut op, 401, "No valid session: `details` names the missing or rejected credential.");
+            add_error(
+                &mut op,
+                403,
+                "The session may not do this: its ACR is too low (`details.required_acr`), the CSRF token \
+                 of a cookie session is missing or wrong (`X-CSRF-Token`), an identity in the path is not \
+                 the caller, or a box rule refuses (`details.reason`).",
+            );
         }
         for c in self.common {
             add_error(&mut op, c.status, c.description);
@@ -204,13 +211,13 @@ impl ApiJson {
 /// `route!(table, GET "/boxes/{id}", Session, boxes::get)`.
 #[macro_export]
 macro_rules! route {
-    ($table:expr, $method:ident $path:literal, $access:ident, $($module:ident ::)* $handler:ident) => {
+    ($table:expr, $method:ident $path:literal, $access:ident, $module:ident :: $handler:ident) => {
         $crate::apidoc::paste! {
-            $table.route::<$($module::)* [<__path_ $handler>], _, _>(
+            $table.route::<$module::[<__path_ $handler>], _, _>(
                 $crate::apidoc::Method::$method,
                 $path,
                 $crate::apidoc::Access::$access,
-                $($module::)* $handler,
+                $module::$handler,
             )
         }
     };

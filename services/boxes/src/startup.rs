@@ -64,6 +64,8 @@ impl Application {
         let internal_state = actix_web::web::Data::new(state.clone());
         let redis_url = settings.redis_url.clone();
         let limits = web_kit::limits::Limits::new(&settings.limits);
+        let api = actix_web::web::Data::new(web_kit::apidoc::ApiJson::new(&routes::openapi()));
+        let internal_api = actix_web::web::Data::new(web_kit::apidoc::ApiJson::new(&routes::internal_openapi()));
         let mut server = HttpServer::new(move || {
             let (state, redis_url) = (state.clone(), redis_url.clone());
             App::new()
@@ -71,8 +73,9 @@ impl Application {
                 .wrap(from_fn(web_kit::limits::enforce))
                 .wrap(origins.cors())
                 .wrap(from_fn(web_kit::telemetry::log_request))
+                .app_data(api.clone())
                 .data_factory(move || worker_state(state.clone(), redis_url.clone()))
-                .configure(routes::configure)
+                .configure(|cfg| routes::table().configure(cfg))
         })
         .shutdown_timeout(10)
         .listen(listener)?;
@@ -84,7 +87,8 @@ impl Application {
             App::new()
                 .wrap(from_fn(web_kit::telemetry::log_request))
                 .app_data(internal_state.clone())
-                .configure(routes::configure_internal)
+                .app_data(internal_api.clone())
+                .configure(|cfg| routes::internal_table().configure(cfg))
         })
         .workers(1)
         .shutdown_timeout(10)

@@ -19,6 +19,22 @@ use crate::state::AppState;
 use crate::store;
 use crate::views::EventContext;
 
+#[utoipa::path(
+    post,
+    path = "/boxes/{id}/batch-events",
+    tag = "events",
+    params(("id" = uuid::Uuid, Path, description = "The box."), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry answer as the first attempt did (README).")),
+    request_body(content = domain::openapi::AccessBatchBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The events created.", body = Object),
+        (status = 400, description = "Invalid input: the body is not JSON (`details.body = malformed`), `Content-Type` is not JSON (`details.Content-Type = invalid`), or `details` names each invalid field (`id`, `batch_type`, `events`, `events.<i>`, `events.<i>.<field>`, `Idempotency-Key`).", body = domain::ErrorBody),
+        (status = 408, description = "The body did not arrive in time: `details.body = timed_out`.", body = domain::ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB.", body = domain::ErrorBody),
+        (status = 404, description = "A referred event does not exist: `details.events.<i>.referrer_id = not_found`.", body = domain::ErrorBody),
+        (status = 429, description = "Too many invitations from this identity.", body = domain::ErrorBody),
+        (status = 422, description = "The `Idempotency-Key` was used with another request: `details.Idempotency-Key = invalid`.", body = domain::ErrorBody),
+    )
+)]
 pub async fn post(
     req: HttpRequest,
     state: web::Data<AppState>,

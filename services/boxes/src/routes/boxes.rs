@@ -79,6 +79,21 @@ pub(super) fn hash_conflict(field: &str) -> ErrorBody {
 }
 
 /// `POST /boxes` (§7.2).
+#[utoipa::path(
+    post,
+    path = "/boxes",
+    tag = "boxes",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry answer as the first attempt did (README).")),
+    request_body(content = domain::openapi::BoxCreateBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The box, as its creator sees it.", body = Object),
+        (status = 400, description = "Invalid input: the body is not JSON (`details.body = malformed`), `Content-Type` is not JSON (`details.Content-Type = invalid`), or `details` names each invalid field (`title`, `public_key`, `key_share`, `key_share.<field>`, `Idempotency-Key`).", body = domain::ErrorBody),
+        (status = 408, description = "The body did not arrive in time: `details.body = timed_out`.", body = domain::ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB.", body = domain::ErrorBody),
+        (status = 409, description = "`key_share.other_share_hash` is already used.", body = domain::ErrorBody),
+        (status = 422, description = "The `Idempotency-Key` was used with another request: `details.Idempotency-Key = invalid`.", body = domain::ErrorBody),
+    )
+)]
 pub async fn create(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> ApiResult<HttpResponse> {
     let caller = authenticate(&req, &state).await?;
     let body = web_kit::body::json_body(&req, payload).await?;
@@ -140,6 +155,16 @@ fn changed_since(req: &HttpRequest) -> ApiResult<Option<chrono::DateTime<chrono:
 }
 
 /// `GET /boxes/joined` (§7.3); with `?changed_since=`, only the boxes changed after that time.
+#[utoipa::path(
+    get,
+    path = "/boxes/joined",
+    tag = "boxes",
+    params(("offset" = Option<i64>, Query, minimum = 0, description = "Items to skip (default 0)."), ("limit" = Option<i64>, Query, minimum = 1, maximum = 50, description = "Page size (default 10, at most 50)."), ("changed_since" = Option<String>, Query, format = DateTime, description = "Only the boxes changed after this RFC 3339 time.")),
+    responses(
+        (status = 200, description = "The caller's boxes, most recently active first.", body = [Object]),
+        (status = 400, description = "`details` keys: `offset`, `limit`, `changed_since`, `query`.", body = domain::ErrorBody),
+    )
+)]
 pub async fn joined(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let caller = authenticate(&req, &state).await?;
     let page = page(&req, JOINED_DEFAULT, JOINED_MAX)?;
@@ -151,6 +176,16 @@ pub async fn joined(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<H
 }
 
 /// `HEAD /boxes/joined` (§7.3), with the same `changed_since` filter.
+#[utoipa::path(
+    head,
+    path = "/boxes/joined",
+    tag = "boxes",
+    params(("changed_since" = Option<String>, Query, format = DateTime, description = "Only the boxes changed after this RFC 3339 time.")),
+    responses(
+        (status = 204, description = "The count, in `X-Total-Count`.", headers(("X-Total-Count" = i64, description = "How many there are."))),
+        (status = 400, description = "`details` keys: `changed_since`, `query`.", body = domain::ErrorBody),
+    )
+)]
 pub async fn joined_count(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let caller = authenticate(&req, &state).await?;
     let since = changed_since(&req)?;
@@ -159,6 +194,16 @@ pub async fn joined_count(req: HttpRequest, state: web::Data<AppState>) -> ApiRe
 }
 
 /// `GET /boxes/{id}` (§7.4): members see the box; others learn only whether they could join.
+#[utoipa::path(
+    get,
+    path = "/boxes/{id}",
+    tag = "boxes",
+    params(("id" = uuid::Uuid, Path, description = "The box.")),
+    responses(
+        (status = 200, description = "The box.", body = Object),
+        (status = 400, description = "A malformed id: `details.id = malformed`.", body = domain::ErrorBody),
+    )
+)]
 pub async fn get(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let caller = authenticate(&req, &state).await?;
     let box_id: BoxId = path_id(&path, "id")?;
@@ -176,6 +221,19 @@ pub async fn get(req: HttpRequest, state: web::Data<AppState>, path: web::Path<S
 }
 
 /// `GET /boxes/{id}/public?other_share_hash=` (§7.5), without authentication.
+#[utoipa::path(
+    get,
+    path = "/boxes/{id}/public",
+    tag = "boxes",
+    params(("id" = uuid::Uuid, Path, description = "The box."), ("other_share_hash" = String, Query, min_length = 1, max_length = 512, pattern = r"^[A-Za-z0-9_-]+$", description = "The hash of the invitation link's key share.")),
+    responses(
+        (status = 200, description = "The title and creator of the box.", body = Object),
+        (status = 400, description = "`details` keys: `id`, `other_share_hash`, `query`.", body = domain::ErrorBody),
+        (status = 403, description = "The key share belongs to another box: `details.other_share_hash = invalid`.", body = domain::ErrorBody),
+        (status = 404, description = "No such key share or box: `details.other_share_hash = not_found`.", body = domain::ErrorBody),
+        (status = 503, description = "PostgreSQL is not available.", body = domain::ErrorBody),
+    )
+)]
 pub async fn public(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let box_id: BoxId = path_id(&path, "id")?;
     let q = query(&req)?;
@@ -208,6 +266,19 @@ pub async fn public(req: HttpRequest, state: web::Data<AppState>, path: web::Pat
 }
 
 /// `DELETE /boxes/{id}` (§7.6): admin only, one transaction, then `box.delete` to the members.
+#[utoipa::path(
+    delete,
+    path = "/boxes/{id}",
+    tag = "boxes",
+    params(("id" = uuid::Uuid, Path, description = "The box.")),
+    request_body(content = domain::openapi::DeleteConfirmation, content_type = "application/json"),
+    responses(
+        (status = 204, description = "Deleted; the members are told."),
+        (status = 400, description = "Invalid input: the body is not JSON (`details.body = malformed`), `Content-Type` is not JSON (`details.Content-Type = invalid`), or `details` names each invalid field (`id`, `user_confirmation`).", body = domain::ErrorBody),
+        (status = 408, description = "The body did not arrive in time: `details.body = timed_out`.", body = domain::ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB.", body = domain::ErrorBody),
+    )
+)]
 pub async fn delete(
     req: HttpRequest,
     state: web::Data<AppState>,

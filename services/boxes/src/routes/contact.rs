@@ -19,6 +19,23 @@ use crate::store::crypto_actions::NewCryptoAction;
 use crate::store::events::NewEventRow;
 use crate::views;
 
+#[utoipa::path(
+    post,
+    path = "/box-users/{id}/contact",
+    tag = "boxes",
+    params(("id" = uuid::Uuid, Path, description = "The caller's identity."), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry answer as the first attempt did (README).")),
+    request_body(content = domain::openapi::ContactBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The new box.", body = Object),
+        (status = 400, description = "Invalid input: the body is not JSON (`details.body = malformed`), `Content-Type` is not JSON (`details.Content-Type = invalid`), or `details` names each invalid field (`id`, `contacted_identity_id`, `box.title`, `box.public_key`, `key_share.<field>`, `extra`, `Idempotency-Key`).", body = domain::ErrorBody),
+        (status = 408, description = "The body did not arrive in time: `details.body = timed_out`.", body = domain::ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB.", body = domain::ErrorBody),
+        (status = 404, description = "`contacted_identity_id` does not exist.", body = domain::ErrorBody),
+        (status = 409, description = "`key_share.other_share_hash` is already used, or the contacted identity has no key: `details.<field> = conflict`.", body = domain::ErrorBody),
+        (status = 429, description = "Too many contact requests from this identity.", body = domain::ErrorBody),
+        (status = 422, description = "The `Idempotency-Key` was used with another request: `details.Idempotency-Key = invalid`.", body = domain::ErrorBody),
+    )
+)]
 pub async fn contact(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -14,6 +14,19 @@ use crate::state::AppState;
 /// `PUT /boxes/{id}/new-events-count/ack`, body `{"identity_id"}` naming the caller. Membership is
 /// not checked and the call is idempotent.
 #[tracing::instrument(skip_all, fields(box_id = %id))]
+#[utoipa::path(
+    put,
+    path = "/boxes/{id}/new-events-count/ack",
+    tag = "boxes",
+    params(("id" = uuid::Uuid, Path, description = "The box.")),
+    request_body(content = domain::openapi::AckBody, content_type = "application/json"),
+    responses(
+        (status = 204, description = "The unread count is reset."),
+        (status = 400, description = "Invalid input: the body is not JSON (`details.body = malformed`), `Content-Type` is not JSON (`details.Content-Type = invalid`), or `details` names each invalid field (`id`, `identity_id`).", body = domain::ErrorBody),
+        (status = 408, description = "The body did not arrive in time: `details.body = timed_out`.", body = domain::ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB.", body = domain::ErrorBody),
+    )
+)]
 pub async fn ack(
     req: HttpRequest,
     state: web::Data<AppState>,

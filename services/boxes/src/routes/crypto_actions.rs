@@ -16,6 +16,16 @@ fn unknown_action() -> ApiError {
 
 /// `GET /identities/{id}/crypto/actions`: oldest first, capped, not paged.
 #[tracing::instrument(skip_all, fields(identity = %id))]
+#[utoipa::path(
+    get,
+    path = "/identities/{id}/crypto/actions",
+    tag = "identities",
+    params(("id" = uuid::Uuid, Path, description = "The caller's identity.")),
+    responses(
+        (status = 200, description = "The caller's crypto actions, oldest first.", body = [Object]),
+        (status = 400, description = "A malformed id: `details.id = malformed`.", body = domain::ErrorBody),
+    )
+)]
 pub async fn list(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
     let caller = auth::authenticate(&req, &state).await?;
     let id: IdentityId = path_id(&id, "id")?;
@@ -40,6 +50,17 @@ fn parse_path(raw: &(String, String)) -> ApiResult<(IdentityId, CryptoActionId)>
 
 /// `GET /identities/{id}/crypto/actions/{action_id}`.
 #[tracing::instrument(skip_all)]
+#[utoipa::path(
+    get,
+    path = "/identities/{id}/crypto/actions/{action_id}",
+    tag = "identities",
+    params(("id" = uuid::Uuid, Path, description = "The caller's identity."), ("action_id" = uuid::Uuid, Path, description = "The crypto action.")),
+    responses(
+        (status = 200, description = "The crypto action.", body = Object),
+        (status = 400, description = "`details` keys: `id`, `action_id`.", body = domain::ErrorBody),
+        (status = 404, description = "`details.action_id = not_found`.", body = domain::ErrorBody),
+    )
+)]
 pub async fn get(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -55,6 +76,17 @@ pub async fn get(
 
 /// `DELETE /identities/{id}/crypto/actions/{action_id}`: deleting again answers 404.
 #[tracing::instrument(skip_all)]
+#[utoipa::path(
+    delete,
+    path = "/identities/{id}/crypto/actions/{action_id}",
+    tag = "identities",
+    params(("id" = uuid::Uuid, Path, description = "The caller's identity."), ("action_id" = uuid::Uuid, Path, description = "The crypto action.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, description = "`details` keys: `id`, `action_id`.", body = domain::ErrorBody),
+        (status = 404, description = "`details.action_id = not_found`.", body = domain::ErrorBody),
+    )
+)]
 pub async fn delete(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -158,6 +158,24 @@ async fn insert<C: GenericClient>(
 /// same outcome: the identity check of authentication, the box lock, the membership check, the
 /// insert and the member list travel to PostgreSQL as one pipelined transaction
 /// ([`store::events::post_message`]). Every other type goes through [`apply`].
+#[utoipa::path(
+    post,
+    path = "/boxes/{id}/events",
+    tag = "events",
+    params(("id" = uuid::Uuid, Path, description = "The box."), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry answer as the first attempt did (README).")),
+    request_body(content = domain::openapi::NewEventBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The event.", body = Object),
+        (status = 400, description = "Invalid input: the body is not JSON (`details.body = malformed`), `Content-Type` is not JSON (`details.Content-Type = invalid`), or `details` names each invalid field (`id`, `type`, `content`, `content.<field>`, `referrer_id`, `extra`, `extra.<field>`, `Idempotency-Key`).", body = domain::ErrorBody),
+        (status = 408, description = "The body did not arrive in time: `details.body = timed_out`.", body = domain::ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB.", body = domain::ErrorBody),
+        (status = 404, description = "`referrer_id` (or an identity of the change) does not exist: `details.<field> = not_found`.", body = domain::ErrorBody),
+        (status = 409, description = "Already a member (`details.type = conflict`), or `extra.other_share_hash` is already used.", body = domain::ErrorBody),
+        (status = 410, description = "The referred message was deleted: `details.referrer_id = invalid`.", body = domain::ErrorBody),
+        (status = 429, description = "Too many invitations from this identity (README, \"Rate limits\").", body = domain::ErrorBody),
+        (status = 422, description = "The `Idempotency-Key` was used with another request: `details.Idempotency-Key = invalid`.", body = domain::ErrorBody),
+    )
+)]
 pub async fn post(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -472,6 +490,16 @@ async fn member_box<C: GenericClient>(c: &C, box_id: BoxId, me: IdentityId) -> A
 /// The revocation check (Redis) and one pipelined round trip to PostgreSQL
 /// ([`store::events::page_folded`]: identity, box and membership, the folded page) run
 /// concurrently; their answers are then taken in the order of §3.7.
+#[utoipa::path(
+    get,
+    path = "/boxes/{id}/events",
+    tag = "events",
+    params(("id" = uuid::Uuid, Path, description = "The box."), ("offset" = Option<i64>, Query, minimum = 0, description = "Items to skip (default 0)."), ("limit" = Option<i64>, Query, minimum = 1, maximum = 50, description = "Page size (default 10, at most 50)."), ("after" = Option<i64>, Query, minimum = 0, description = "Only the events after this sequence number, oldest first.")),
+    responses(
+        (status = 200, description = "The visible events, newest first (oldest first with `after`).", body = [Object]),
+        (status = 400, description = "`details` keys: `id`, `offset`, `limit`, `after`, `query`.", body = domain::ErrorBody),
+    )
+)]
 pub async fn list(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let pending = auth::verify(&req, &state)?;
     let me = pending.id();
@@ -519,6 +547,16 @@ fn parse_list(req: &HttpRequest, path: &str) -> ApiResult<(BoxId, Page, Option<i
 }
 
 /// `HEAD /boxes/{id}/events` (§7.8).
+#[utoipa::path(
+    head,
+    path = "/boxes/{id}/events",
+    tag = "events",
+    params(("id" = uuid::Uuid, Path, description = "The box.")),
+    responses(
+        (status = 204, description = "The count, in `X-Total-Count`.", headers(("X-Total-Count" = i64, description = "How many there are."))),
+        (status = 400, description = "A malformed id: `details.id = malformed`.", body = domain::ErrorBody),
+    )
+)]
 pub async fn count(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let caller = authenticate(&req, &state).await?;
     let box_id: BoxId = path_id(&path, "id")?;

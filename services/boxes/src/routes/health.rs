@@ -8,12 +8,29 @@ use crate::state::AppState;
 
 const DB_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses(
+        (status = 200, description = "The process is up.", body = Object),
+    )
+)]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
 /// Ready when PostgreSQL answers a query and Redis a PING, each within a second, and the revoked
 /// sessions are loaded (token checks are answered).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "PostgreSQL and Redis answer.", body = Object),
+        (status = 503, description = "PostgreSQL or Redis is not available.", body = domain::ErrorBody),
+    )
+)]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let db_check = async {
         let client = state.db.get().await.ok()?;

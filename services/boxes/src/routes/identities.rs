@@ -18,6 +18,17 @@ fn unknown_identity() -> ApiError {
 
 /// `GET /identities/{id}`: the self view (§5.2).
 #[tracing::instrument(skip_all, fields(identity = %id))]
+#[utoipa::path(
+    get,
+    path = "/identities/{id}",
+    tag = "identities",
+    params(("id" = uuid::Uuid, Path, description = "The caller's identity.")),
+    responses(
+        (status = 200, description = "The caller's identity.", body = Object),
+        (status = 400, description = "A malformed id: `details.id = malformed`.", body = domain::ErrorBody),
+        (status = 404, description = "`details.id = not_found`.", body = domain::ErrorBody),
+    )
+)]
 pub async fn get(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
     let caller = auth::authenticate(&req, &state).await?;
     let id: IdentityId = path_id(&id, "id")?;
@@ -29,6 +40,17 @@ pub async fn get(req: HttpRequest, state: web::Data<AppState>, id: web::Path<Str
 
 /// `GET /identities/{id}/profile`: public; identifier fields only for the identity itself.
 #[tracing::instrument(skip_all, fields(identity = %id))]
+#[utoipa::path(
+    get,
+    path = "/identities/{id}/profile",
+    tag = "identities",
+    params(("id" = uuid::Uuid, Path, description = "Any identity.")),
+    responses(
+        (status = 200, description = "The identity's profile.", body = Object),
+        (status = 400, description = "A malformed id: `details.id = malformed`.", body = domain::ErrorBody),
+        (status = 404, description = "`details.id = not_found`.", body = domain::ErrorBody),
+    )
+)]
 pub async fn profile(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
     let caller = auth::authenticate_optional(&req, &state).await?;
     let id: IdentityId = path_id(&id, "id")?;
@@ -40,6 +62,20 @@ pub async fn profile(req: HttpRequest, state: web::Data<AppState>, id: web::Path
 
 /// `PUT /identities/{id}/public-keys`: replaces the keys that are given (§8).
 #[tracing::instrument(skip_all, fields(identity = %id))]
+#[utoipa::path(
+    put,
+    path = "/identities/{id}/public-keys",
+    tag = "identities",
+    params(("id" = uuid::Uuid, Path, description = "The caller's identity.")),
+    request_body(content = domain::openapi::PublicKeysBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The caller's identity.", body = Object),
+        (status = 400, description = "Invalid input: the body is not JSON (`details.body = malformed`), `Content-Type` is not JSON (`details.Content-Type = invalid`), or `details` names each invalid field (`id`, `pubkey`, `non_identified_pubkey`).", body = domain::ErrorBody),
+        (status = 408, description = "The body did not arrive in time: `details.body = timed_out`.", body = domain::ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB.", body = domain::ErrorBody),
+        (status = 404, description = "`details.id = not_found`.", body = domain::ErrorBody),
+    )
+)]
 pub async fn public_keys(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -69,6 +105,17 @@ pub async fn public_keys(
 /// `RATE_PUBKEY_LOOKUPS_PER_IDENTITY`: the answer tells whether someone with that address uses
 /// the service (README, "Sharing").
 #[tracing::instrument(skip_all)]
+#[utoipa::path(
+    get,
+    path = "/identities/pubkey",
+    tag = "identities",
+    params(("identifier_value" = String, Query, max_length = 320, description = "An email address or an E.164 phone number.")),
+    responses(
+        (status = 200, description = "The public keys of the identities with that identifier, oldest first.", body = [String]),
+        (status = 400, description = "`details.identifier_value` is `required`, `malformed` or `invalid`.", body = domain::ErrorBody),
+        (status = 429, description = "Too many lookups from this identity.", body = domain::ErrorBody),
+    )
+)]
 pub async fn pubkeys_by_identifier(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let caller = auth::authenticate(&req, &state).await?;
     let query = super::boxes::query(&req)?;

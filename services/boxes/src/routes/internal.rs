@@ -37,6 +37,21 @@ fn check_token(req: &HttpRequest, state: &AppState) -> Result<(), ErrorBody> {
 
 /// `PUT /internal/identities/{id}`: creates the identity or updates its name and identifier.
 #[tracing::instrument(skip_all, fields(identity = %id))]
+#[utoipa::path(
+    put,
+    path = "/internal/identities/{id}",
+    tag = "internal",
+    params(("id" = uuid::Uuid, Path, description = "The identity."), ("X-Internal-Token" = String, Header, description = "The shared internal token.")),
+    request_body(content = domain::openapi::IdentityUpsertBody, content_type = "application/json"),
+    responses(
+        (status = 204, description = "Created or updated."),
+        (status = 400, description = "Invalid input: the body is not JSON (`details.body = malformed`), `Content-Type` is not JSON (`details.Content-Type = invalid`), or `details` names each invalid field (`id`, `display_name`, `identifier_value`, `identifier_kind`, `identifier_verified`).", body = domain::ErrorBody),
+        (status = 408, description = "The body did not arrive in time: `details.body = timed_out`.", body = domain::ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB.", body = domain::ErrorBody),
+        (status = 401, description = "The internal token is `required` or `invalid`: `details.X-Internal-Token`.", body = domain::ErrorBody),
+        (status = 503, description = "PostgreSQL is not available.", body = domain::ErrorBody),
+    )
+)]
 pub async fn upsert_identity(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -29,6 +29,21 @@ async fn require_member<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId)
 /// With an `Idempotency-Key` (issue 17) the answer is stored in the insert's transaction and a
 /// retry gets it back (`crate::idempotency`).
 #[tracing::instrument(skip_all)]
+#[utoipa::path(
+    post,
+    path = "/box-key-shares",
+    tag = "key shares",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry answer as the first attempt did (README).")),
+    request_body(content = domain::openapi::KeyShareCreateBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The key share.", body = Object),
+        (status = 400, description = "Invalid input: the body is not JSON (`details.body = malformed`), `Content-Type` is not JSON (`details.Content-Type = invalid`), or `details` names each invalid field (`misakey_share`, `other_share_hash`, `encrypted_invitation_key_share`, `box_id`, `Idempotency-Key`).", body = domain::ErrorBody),
+        (status = 408, description = "The body did not arrive in time: `details.body = timed_out`.", body = domain::ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB.", body = domain::ErrorBody),
+        (status = 409, description = "`other_share_hash` is already used.", body = domain::ErrorBody),
+        (status = 422, description = "The `Idempotency-Key` was used with another request: `details.Idempotency-Key = invalid`.", body = domain::ErrorBody),
+    )
+)]
 pub async fn create(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> ApiResult<HttpResponse> {
     let caller = auth::authenticate(&req, &state).await?;
     let body = web_kit::body::json_body(&req, payload).await?;
@@ -56,6 +71,17 @@ pub async fn create(req: HttpRequest, state: web::Data<AppState>, payload: web::
 
 /// `GET /box-key-shares/{other_share_hash}`.
 #[tracing::instrument(skip_all)]
+#[utoipa::path(
+    get,
+    path = "/box-key-shares/{other_share_hash}",
+    tag = "key shares",
+    params(("other_share_hash" = String, Path, min_length = 1, max_length = 512, pattern = r"^[A-Za-z0-9_-]+$", description = "The hash of the other share.")),
+    responses(
+        (status = 200, description = "The key share.", body = Object),
+        (status = 400, description = "`details.other_share_hash` is `invalid` or `malformed`.", body = domain::ErrorBody),
+        (status = 404, description = "No such share: `details.other_share_hash = not_found`.", body = domain::ErrorBody),
+    )
+)]
 pub async fn get(req: HttpRequest, state: web::Data<AppState>, hash: web::Path<String>) -> ApiResult<HttpResponse> {
     let caller = auth::authenticate(&req, &state).await?;
     let hash = B64u::parse(&hash, limits::OTHER_SHARE_HASH).map_err(|d| {
@@ -73,6 +99,17 @@ pub async fn get(req: HttpRequest, state: web::Data<AppState>, hash: web::Path<S
 /// `GET /box-key-shares/encrypted-invitation-key-share?box_id=`: the newest share's encrypted
 /// invitation share, as a bare JSON string.
 #[tracing::instrument(skip_all)]
+#[utoipa::path(
+    get,
+    path = "/box-key-shares/encrypted-invitation-key-share",
+    tag = "key shares",
+    params(("box_id" = uuid::Uuid, Query, description = "The box.")),
+    responses(
+        (status = 200, description = "The newest share's encrypted invitation key share.", body = Object),
+        (status = 400, description = "`details.box_id` is `required` or `malformed`.", body = domain::ErrorBody),
+        (status = 404, description = "The box has no such share: `details.encrypted_invitation_key_share = not_found`.", body = domain::ErrorBody),
+    )
+)]
 pub async fn encrypted_invitation_key_share(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let caller = auth::authenticate(&req, &state).await?;
     let query = web::Query::<HashMap<String, String>>::from_query(req.query_string()).map_err(|_| {

@@ -12,6 +12,16 @@ use crate::store;
 use crate::views;
 
 /// `GET /boxes/{id}/members`: the admin first, then by join order; transparent for the admin.
+#[utoipa::path(
+    get,
+    path = "/boxes/{id}/members",
+    tag = "boxes",
+    params(("id" = uuid::Uuid, Path, description = "The box.")),
+    responses(
+        (status = 200, description = "The members, the admin first.", body = [Object]),
+        (status = 400, description = "A malformed id: `details.id = malformed`.", body = domain::ErrorBody),
+    )
+)]
 pub async fn members(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let caller = authenticate(&req, &state).await?;
     let box_id: BoxId = path_id(&path, "id")?;
@@ -29,6 +39,16 @@ pub async fn members(req: HttpRequest, state: web::Data<AppState>, path: web::Pa
 }
 
 /// `GET /boxes/{id}/accesses`: the active `access.add` events, oldest first, admin only.
+#[utoipa::path(
+    get,
+    path = "/boxes/{id}/accesses",
+    tag = "boxes",
+    params(("id" = uuid::Uuid, Path, description = "The box.")),
+    responses(
+        (status = 200, description = "The active `access.add` events, oldest first.", body = [Object]),
+        (status = 400, description = "A malformed id: `details.id = malformed`.", body = domain::ErrorBody),
+    )
+)]
 pub async fn accesses(
     req: HttpRequest,
     state: web::Data<AppState>,

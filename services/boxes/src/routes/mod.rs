@@ -2,7 +2,8 @@
 //! that could match them (`/box-key-shares/encrypted-invitation-key-share`, §7.12;
 //! `/identities/pubkey`).
 
-use actix_web::web;
+use web_kit::apidoc::{self, RouteTable};
+use web_kit::route;
 
 mod batch_events;
 mod boxes;
@@ -18,65 +19,76 @@ mod members;
 mod notifications;
 mod settings;
 
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(web_kit::method_not_allowed))
-}
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/healthz").route(web::get().to(health::healthz)))
-        .service(resource("/readyz").route(web::get().to(health::readyz)))
-        .service(resource("/boxes").route(web::post().to(boxes::create)))
-        .service(
-            resource("/boxes/joined").route(web::get().to(boxes::joined)).route(web::head().to(boxes::joined_count)),
-        )
-        .service(resource("/boxes/{id}").route(web::get().to(boxes::get)).route(web::delete().to(boxes::delete)))
-        .service(resource("/boxes/{id}/public").route(web::get().to(boxes::public)))
-        .service(
-            resource("/boxes/{id}/events")
-                .route(web::post().to(events::post))
-                .route(web::get().to(events::list))
-                .route(web::head().to(events::count)),
-        )
-        .service(resource("/boxes/{id}/batch-events").route(web::post().to(batch_events::post)))
-        .service(resource("/boxes/{id}/members").route(web::get().to(members::members)))
-        .service(resource("/boxes/{id}/accesses").route(web::get().to(members::accesses)))
-        .service(resource("/boxes/{id}/new-events-count/ack").route(web::put().to(counters::ack)))
-        .service(resource("/box-key-shares").route(web::post().to(keyshares::create)))
-        .service(
-            resource("/box-key-shares/encrypted-invitation-key-share")
-                .route(web::get().to(keyshares::encrypted_invitation_key_share)),
-        )
-        .service(resource("/box-key-shares/{other_share_hash}").route(web::get().to(keyshares::get)))
-        .service(
-            resource("/box-users/{id}/boxes/{bid}/settings")
-                .route(web::get().to(settings::get))
-                .route(web::put().to(settings::put)),
-        )
-        .service(resource("/box-users/{id}/contact").route(web::post().to(contact::contact)))
-        .service(resource("/identities/pubkey").route(web::get().to(identities::pubkeys_by_identifier)))
-        .service(resource("/identities/{id}").route(web::get().to(identities::get)))
-        .service(resource("/identities/{id}/profile").route(web::get().to(identities::profile)))
-        .service(resource("/identities/{id}/public-keys").route(web::put().to(identities::public_keys)))
-        .service(resource("/identities/{id}/crypto/actions").route(web::get().to(crypto_actions::list)))
-        .service(
-            resource("/identities/{id}/notifications")
-                .route(web::get().to(notifications::list))
-                .route(web::head().to(notifications::count)),
-        )
-        .service(
-            resource("/identities/{id}/notifications/acknowledgement").route(web::put().to(notifications::acknowledge)),
-        )
-        .service(
-            resource("/identities/{id}/crypto/actions/{action_id}")
-                .route(web::get().to(crypto_actions::get))
-                .route(web::delete().to(crypto_actions::delete)),
-        )
-        .default_service(web::to(web_kit::not_found));
+/// The public listener's routes, each with its description (`#[utoipa::path]` on the handler).
+pub fn table() -> RouteTable {
+    let mut t = RouteTable::new(apidoc::LIMITED);
+    route!(t, GET "/healthz", Public, health::healthz);
+    route!(t, GET "/readyz", Public, health::readyz);
+    route!(t, POST "/boxes", Session, boxes::create);
+    route!(t, GET "/boxes/joined", Session, boxes::joined);
+    route!(t, HEAD "/boxes/joined", Session, boxes::joined_count);
+    route!(t, GET "/boxes/{id}", Session, boxes::get);
+    route!(t, DELETE "/boxes/{id}", Session, boxes::delete);
+    route!(t, GET "/boxes/{id}/public", Public, boxes::public);
+    route!(t, POST "/boxes/{id}/events", Session, events::post);
+    route!(t, GET "/boxes/{id}/events", Session, events::list);
+    route!(t, HEAD "/boxes/{id}/events", Session, events::count);
+    route!(t, POST "/boxes/{id}/batch-events", Session, batch_events::post);
+    route!(t, GET "/boxes/{id}/members", Session, members::members);
+    route!(t, GET "/boxes/{id}/accesses", Session, members::accesses);
+    route!(t, PUT "/boxes/{id}/new-events-count/ack", Session, counters::ack);
+    route!(t, POST "/box-key-shares", Session, keyshares::create);
+    route!(t, GET "/box-key-shares/encrypted-invitation-key-share", Session, keyshares::encrypted_invitation_key_share);
+    route!(t, GET "/box-key-shares/{other_share_hash}", Session, keyshares::get);
+    route!(t, GET "/box-users/{id}/boxes/{bid}/settings", Session, settings::get);
+    route!(t, PUT "/box-users/{id}/boxes/{bid}/settings", Session, settings::put);
+    route!(t, POST "/box-users/{id}/contact", Session, contact::contact);
+    route!(t, GET "/identities/pubkey", Session, identities::pubkeys_by_identifier);
+    route!(t, GET "/identities/{id}", Session, identities::get);
+    route!(t, GET "/identities/{id}/profile", Session, identities::profile);
+    route!(t, PUT "/identities/{id}/public-keys", Session, identities::public_keys);
+    route!(t, GET "/identities/{id}/crypto/actions", Session, crypto_actions::list);
+    route!(t, GET "/identities/{id}/notifications", Session, notifications::list);
+    route!(t, HEAD "/identities/{id}/notifications", Session, notifications::count);
+    route!(t, PUT "/identities/{id}/notifications/acknowledgement", Session, notifications::acknowledge);
+    route!(t, GET "/identities/{id}/crypto/actions/{action_id}", Session, crypto_actions::get);
+    route!(t, DELETE "/identities/{id}/crypto/actions/{action_id}", Session, crypto_actions::delete);
+    t.with_docs();
+    t
 }
 
 /// The routes of the internal listener (§12), which serves nothing else.
-pub fn configure_internal(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/healthz").route(web::get().to(health::healthz)))
-        .service(resource("/internal/identities/{id}").route(web::put().to(internal::upsert_identity)))
-        .default_service(web::to(web_kit::not_found));
+pub fn internal_table() -> RouteTable {
+    let mut t = RouteTable::new(&[]);
+    route!(t, GET "/healthz", Public, health::healthz);
+    route!(t, PUT "/internal/identities/{id}", AsDescribed, internal::upsert_identity);
+    t.with_docs();
+    t
+}
+
+/// The description of the public listener.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    table().document(base("boxes", "Encrypted boxes, their events, key shares and identities (SPEC §7, §8)."))
+}
+
+/// The description of the internal listener.
+pub fn internal_openapi() -> utoipa::openapi::OpenApi {
+    internal_table().document(base("boxes internal API", "Identity provisioning by auth-bridge (SPEC §12)."))
+}
+
+fn base(title: &str, description: &str) -> utoipa::openapi::OpenApi {
+    utoipa::openapi::OpenApiBuilder::new()
+        .info(utoipa::openapi::InfoBuilder::new().title(title).description(Some(description)).version(env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_described_and_every_description_routed() {
+        assert_eq!(table().served(), apidoc::described(&openapi()));
+        assert_eq!(internal_table().served(), apidoc::described(&internal_openapi()));
+    }
 }

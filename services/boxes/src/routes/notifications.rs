@@ -14,6 +14,16 @@ use crate::store;
 
 /// `GET /identities/{id}/notifications`: newest first, paged with `offset`/`limit`.
 #[tracing::instrument(skip_all, fields(identity = %id))]
+#[utoipa::path(
+    get,
+    path = "/identities/{id}/notifications",
+    tag = "notifications",
+    params(("id" = uuid::Uuid, Path, description = "The caller's identity."), ("offset" = Option<i64>, Query, minimum = 0, description = "Items to skip (default 0)."), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Page size (default 20, at most 100).")),
+    responses(
+        (status = 200, description = "The caller's notifications, newest first.", body = [Object]),
+        (status = 400, description = "`details` keys: `id`, `offset`, `limit`, `query`.", body = domain::ErrorBody),
+    )
+)]
 pub async fn list(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
     let caller = authenticate(&req, &state).await?;
     let id: IdentityId = path_id(&id, "id")?;
@@ -26,6 +36,16 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>, id: web::Path<St
 
 /// `HEAD /identities/{id}/notifications`: 204 with `X-Total-Count` = the unacknowledged ones.
 #[tracing::instrument(skip_all, fields(identity = %id))]
+#[utoipa::path(
+    head,
+    path = "/identities/{id}/notifications",
+    tag = "notifications",
+    params(("id" = uuid::Uuid, Path, description = "The caller's identity.")),
+    responses(
+        (status = 204, description = "The count, in `X-Total-Count`.", headers(("X-Total-Count" = i64, description = "How many there are."))),
+        (status = 400, description = "A malformed id: `details.id = malformed`.", body = domain::ErrorBody),
+    )
+)]
 pub async fn count(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
     let caller = authenticate(&req, &state).await?;
     let id: IdentityId = path_id(&id, "id")?;
@@ -38,6 +58,20 @@ pub async fn count(req: HttpRequest, state: web::Data<AppState>, id: web::Path<S
 /// every older one are acknowledged. 204; an `until_id` that is not one of the caller's kept
 /// notifications is 404 `{"until_id": "not_found"}`.
 #[tracing::instrument(skip_all, fields(identity = %id))]
+#[utoipa::path(
+    put,
+    path = "/identities/{id}/notifications/acknowledgement",
+    tag = "notifications",
+    params(("id" = uuid::Uuid, Path, description = "The caller's identity.")),
+    request_body(content = domain::openapi::NotificationAckBody, content_type = "application/json"),
+    responses(
+        (status = 204, description = "That notification and the older ones are acknowledged."),
+        (status = 400, description = "Invalid input: the body is not JSON (`details.body = malformed`), `Content-Type` is not JSON (`details.Content-Type = invalid`), or `details` names each invalid field (`id`, `until_id`).", body = domain::ErrorBody),
+        (status = 408, description = "The body did not arrive in time: `details.body = timed_out`.", body = domain::ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB.", body = domain::ErrorBody),
+        (status = 404, description = "`details.until_id = not_found`.", body = domain::ErrorBody),
+    )
+)]
 pub async fn acknowledge(
     req: HttpRequest,
     state: web::Data<AppState>,

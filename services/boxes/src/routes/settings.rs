@@ -35,6 +35,16 @@ async fn require_member<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId)
 
 /// `GET /box-users/{id}/boxes/{bid}/settings`: the stored settings, or the defaults.
 #[tracing::instrument(skip_all)]
+#[utoipa::path(
+    get,
+    path = "/box-users/{id}/boxes/{bid}/settings",
+    tag = "boxes",
+    params(("id" = uuid::Uuid, Path, description = "The caller's identity."), ("bid" = uuid::Uuid, Path, description = "The box.")),
+    responses(
+        (status = 200, description = "The caller's settings of the box.", body = Object),
+        (status = 400, description = "`details` keys: `id`, `bid`.", body = domain::ErrorBody),
+    )
+)]
 pub async fn get(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -51,6 +61,19 @@ pub async fn get(
 
 /// `PUT /box-users/{id}/boxes/{bid}/settings`, body `{"muted": bool}`.
 #[tracing::instrument(skip_all)]
+#[utoipa::path(
+    put,
+    path = "/box-users/{id}/boxes/{bid}/settings",
+    tag = "boxes",
+    params(("id" = uuid::Uuid, Path, description = "The caller's identity."), ("bid" = uuid::Uuid, Path, description = "The box.")),
+    request_body(content = domain::openapi::SettingsBody, content_type = "application/json"),
+    responses(
+        (status = 204, description = "Saved."),
+        (status = 400, description = "Invalid input: the body is not JSON (`details.body = malformed`), `Content-Type` is not JSON (`details.Content-Type = invalid`), or `details` names each invalid field (`id`, `bid`, `muted`).", body = domain::ErrorBody),
+        (status = 408, description = "The body did not arrive in time: `details.body = timed_out`.", body = domain::ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB.", body = domain::ErrorBody),
+    )
+)]
 pub async fn put(
     req: HttpRequest,
     state: web::Data<AppState>,
