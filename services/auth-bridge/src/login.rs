@@ -50,15 +50,44 @@ fn bounded<'a>(o: &Obj<'a>, key: &str, max: usize, required: bool, r: &mut Repor
     Some(s)
 }
 
+/// Longest `auth_code`, and longest `app_id`, `client_id` or `user_reference`.
+pub const AUTH_CODE_MAX: usize = 1000;
+pub const NAME_MAX: usize = 100;
+
+/// `POST /auth/login` (§10.2). 400 `details` keys: `auth_code`, `app_id`, `client_id`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct LoginBody {
+    #[schema(min_length = 1, max_length = 1000)]
+    pub auth_code: String,
+    #[schema(min_length = 1, max_length = 100)]
+    pub app_id: String,
+    #[schema(min_length = 1, max_length = 100)]
+    pub client_id: String,
+}
+
+/// `POST /api/v1/authorize/` (§10.8): the login body, with the host app's `user_reference`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct AuthorizeBody {
+    #[schema(min_length = 1, max_length = 1000)]
+    pub auth_code: String,
+    #[schema(min_length = 1, max_length = 100)]
+    pub app_id: String,
+    #[schema(min_length = 1, max_length = 100)]
+    pub client_id: String,
+    #[schema(min_length = 1, max_length = 100, nullable = false)]
+    pub user_reference: Option<String>,
+}
+
 impl LoginRequest {
     /// `auth_code` 1–1000, `app_id` and `client_id` 1–100; `user_reference` (1–100) if asked for.
     pub fn parse(body: &Value, with_reference: bool) -> Result<Self, ErrorBody> {
         let o = Obj::body(body)?;
         let mut r = Report::new();
-        let auth_code = bounded(&o, "auth_code", 1000, true, &mut r);
-        let app_id = bounded(&o, "app_id", 100, true, &mut r);
-        let client_id = bounded(&o, "client_id", 100, true, &mut r);
-        let user_reference = if with_reference { bounded(&o, "user_reference", 100, false, &mut r) } else { None };
+        let auth_code = bounded(&o, "auth_code", AUTH_CODE_MAX, true, &mut r);
+        let app_id = bounded(&o, "app_id", NAME_MAX, true, &mut r);
+        let client_id = bounded(&o, "client_id", NAME_MAX, true, &mut r);
+        let user_reference =
+            if with_reference { bounded(&o, "user_reference", NAME_MAX, false, &mut r) } else { None };
         let value = match (auth_code, app_id, client_id) {
             (Some(a), Some(p), Some(c)) => Some(LoginRequest {
                 auth_code: a.to_owned(),
@@ -187,4 +216,22 @@ pub async fn open_session(
             csrf_token: Some(csrf_token),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn documented_limits_are_the_parsers() {
+        use utoipa::PartialSchema;
+        let revoke = serde_json::to_value(crate::routes::hostapp::RevokeBody::schema()).unwrap_or_default();
+        assert_eq!(revoke["properties"]["user_reference"]["maxLength"].as_u64(), Some(super::NAME_MAX as u64));
+        for schema in [super::LoginBody::schema(), super::AuthorizeBody::schema()] {
+            let v = serde_json::to_value(schema).unwrap_or_default();
+            assert_eq!(v["properties"]["auth_code"]["maxLength"].as_u64(), Some(super::AUTH_CODE_MAX as u64));
+            assert_eq!(v["properties"]["app_id"]["maxLength"].as_u64(), Some(super::NAME_MAX as u64));
+            assert_eq!(v["properties"]["client_id"]["maxLength"].as_u64(), Some(super::NAME_MAX as u64));
+        }
+        let v = serde_json::to_value(super::AuthorizeBody::schema()).unwrap_or_default();
+        assert_eq!(v["properties"]["user_reference"]["maxLength"].as_u64(), Some(super::NAME_MAX as u64));
+    }
 }

@@ -65,6 +65,7 @@ impl Application {
             access_token_ttl: state.settings.access_token_ttl,
         };
         let state = web::Data::from(Arc::new(state));
+        let api = web::Data::new(web_kit::apidoc::ApiJson::new(&routes::openapi()));
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(limits.clone())
@@ -72,8 +73,8 @@ impl Application {
                 .wrap(origins.cors())
                 .wrap(from_fn(web_kit::telemetry::log_request))
                 .app_data(state.clone())
-                .configure(routes::configure)
-                .default_service(web::to(web_kit::not_found))
+                .app_data(api.clone())
+                .configure(|cfg| routes::table().configure(cfg))
         })
         .listen(listener)
         .context("starting the HTTP server")?

@@ -65,6 +65,21 @@ fn user_data_value(body: &[u8]) -> Option<Value> {
 }
 
 #[tracing::instrument(skip_all)]
+#[utoipa::path(
+    post,
+    path = "/auth/boxo/connect",
+    tag = "boxo",
+    params(("Authorization" = String, Header, description = "The Boxo platform's credentials for the miniapp (README, \"Running behind the Boxo platform\")."), ("X-Miniapp-App-ID" = String, Header, description = "The miniapp."), ("X-Hostapp-Client-ID" = String, Header, description = "The host app.")),
+    request_body(content = Object, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The session, or a Boxo error code (`{\"error_code\": …}`) for a failure after authentication.", body = Object),
+        (status = 400, description = "Invalid input: the body is not JSON (`details.body = malformed`), `Content-Type` is not JSON (`details.Content-Type = invalid`), or `details` names each invalid field (`user_data`).", body = domain::ErrorBody),
+        (status = 408, description = "The body did not arrive in time: `details.body = timed_out`.", body = domain::ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB.", body = domain::ErrorBody),
+        (status = 401, description = "The platform's credentials or signature are `required` or `invalid`: `details` names the header.", body = domain::ErrorBody),
+        (status = 429, description = "Too many Connect calls.", body = domain::ErrorBody),
+    )
+)]
 pub async fn connect(
     req: HttpRequest,
     payload: web::Payload,

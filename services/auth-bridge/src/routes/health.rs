@@ -8,10 +8,27 @@ use crate::store;
 
 const DB_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses(
+        (status = 200, description = "The process is up.", body = Object),
+    )
+)]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "PostgreSQL, Redis and boxes answer.", body = Object),
+        (status = 503, description = "A dependency is not available.", body = domain::ErrorBody),
+    )
+)]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     // Any failure here means "not ready" (503), whatever it would be on another route: a missing
     // database, for one, is a fault of the deployment, not of a request.

@@ -39,6 +39,15 @@ pub fn caller<'s>(req: &HttpRequest, state: &'s AppState) -> Result<&'s HostApp,
     }
 }
 
+/// `POST /auth/hostapp/revoke` (§10.5). 400 `details` keys: `client_id`, `user_reference`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct RevokeBody {
+    #[schema(min_length = 1, max_length = 100)]
+    pub client_id: String,
+    #[schema(min_length = 1, max_length = 100)]
+    pub user_reference: String,
+}
+
 /// A required string field of 1 to 100 characters.
 fn reference<'a>(o: &Obj<'a>, key: &str, r: &mut Report) -> Option<&'a str> {
     match o.str(key, true, r) {
@@ -46,7 +55,7 @@ fn reference<'a>(o: &Obj<'a>, key: &str, r: &mut Report) -> Option<&'a str> {
             r.fail(key, Detail::Required);
             None
         }
-        Some(v) if v.chars().count() > 100 => {
+        Some(v) if v.chars().count() > crate::login::NAME_MAX => {
             r.fail(key, Detail::Invalid);
             None
         }
@@ -59,6 +68,22 @@ fn reference<'a>(o: &Obj<'a>, key: &str, r: &mut Report) -> Option<&'a str> {
 /// the Redis marker, `session.revoked` to realtime). 204, also when there was nothing to revoke,
 /// so the call can be repeated.
 #[tracing::instrument(skip_all)]
+#[utoipa::path(
+    post,
+    path = "/auth/hostapp/revoke",
+    tag = "host apps",
+    params(("Authorization" = String, Header, description = "`<token_prefix> base64(client_id:secret)` of the host app."), ("X-Hostapp-Client-ID" = String, Header, description = "The host app's client id.")),
+    request_body(content = RevokeBody, content_type = "application/json"),
+    responses(
+        (status = 204, description = "Every session of that user of the host app is revoked."),
+        (status = 400, description = "Invalid input: the body is not JSON (`details.body = malformed`), `Content-Type` is not JSON (`details.Content-Type = invalid`), or `details` names each invalid field (`client_id`, `user_reference`).", body = domain::ErrorBody),
+        (status = 408, description = "The body did not arrive in time: `details.body = timed_out`.", body = domain::ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB.", body = domain::ErrorBody),
+        (status = 401, description = "Host app credentials are `required` or `invalid`: `details.Authorization`, `details.X-Hostapp-Client-ID`.", body = domain::ErrorBody),
+        (status = 403, description = "`client_id` is another host app: `details.client_id = forbidden`.", body = domain::ErrorBody),
+        (status = 429, description = "Too many revocations from this host app.", body = domain::ErrorBody),
+    )
+)]
 pub async fn revoke(
     req: HttpRequest,
     payload: web::Payload,

@@ -5,6 +5,14 @@ use actix_web::{web, HttpResponse};
 
 use crate::startup::AppState;
 
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "sessions",
+    responses(
+        (status = 200, description = "The public keys that verify access tokens.", body = Object),
+    )
+)]
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=300"))

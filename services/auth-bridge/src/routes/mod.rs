@@ -9,26 +9,45 @@ pub mod hostapp;
 pub mod jwks;
 pub mod sessions;
 
-use actix_web::{web, Route};
+use web_kit::apidoc::{self, RouteTable};
+use web_kit::route;
 
-fn resource(path: &str, routes: Vec<Route>) -> actix_web::Resource {
-    routes
-        .into_iter()
-        .fold(web::resource(path), |r, route| r.route(route))
-        .default_service(web::to(web_kit::method_not_allowed))
+/// The routes, each with its description (`#[utoipa::path]` on the handler).
+pub fn table() -> RouteTable {
+    let mut t = RouteTable::new(apidoc::LIMITED);
+    route!(t, POST "/auth/login", Public, sessions::login);
+    route!(t, POST "/auth/refresh", AsDescribed, sessions::refresh);
+    route!(t, POST "/auth/logout", Session, sessions::logout);
+    route!(t, POST "/auth/boxo/connect", AsDescribed, connect::connect);
+    route!(t, POST "/auth/hostapp/revoke", AsDescribed, hostapp::revoke);
+    route!(t, GET "/.well-known/jwks.json", Public, jwks::jwks);
+    route!(t, GET "/api/v1/accounts/consent/get_consent/", AsDescribed, consent::get_consent);
+    route!(t, GET "/api/v1/accounts/consent/get_consent", AsDescribed, consent::get_consent_unslashed);
+    route!(t, POST "/api/v1/authorize/", Public, authorize::authorize);
+    route!(t, POST "/api/v1/authorize", Public, authorize::authorize_unslashed);
+    route!(t, GET "/healthz", Public, health::healthz);
+    route!(t, GET "/readyz", Public, health::readyz);
+    t.with_docs();
+    t
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/auth/login", vec![web::post().to(sessions::login)]))
-        .service(resource("/auth/refresh", vec![web::post().to(sessions::refresh)]))
-        .service(resource("/auth/logout", vec![web::post().to(sessions::logout)]))
-        .service(resource("/auth/boxo/connect", vec![web::post().to(connect::connect)]))
-        .service(resource("/auth/hostapp/revoke", vec![web::post().to(hostapp::revoke)]))
-        .service(resource("/.well-known/jwks.json", vec![web::get().to(jwks::jwks)]))
-        .service(resource("/api/v1/accounts/consent/get_consent/", vec![web::get().to(consent::get_consent)]))
-        .service(resource("/api/v1/accounts/consent/get_consent", vec![web::get().to(consent::get_consent)]))
-        .service(resource("/api/v1/authorize/", vec![web::post().to(authorize::authorize)]))
-        .service(resource("/api/v1/authorize", vec![web::post().to(authorize::authorize)]))
-        .service(resource("/healthz", vec![web::get().to(health::healthz)]))
-        .service(resource("/readyz", vec![web::get().to(health::readyz)]));
+/// The service's description.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let base = utoipa::openapi::OpenApiBuilder::new()
+        .info(
+            utoipa::openapi::InfoBuilder::new()
+                .title("auth-bridge")
+                .description(Some("Host app logins, sessions and the Boxo platform endpoints (SPEC §10)."))
+                .version(env!("CARGO_PKG_VERSION")),
+        )
+        .build();
+    table().document(base)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_route_is_described_and_every_description_routed() {
+        assert_eq!(super::table().served(), web_kit::apidoc::described(&super::openapi()));
+    }
 }

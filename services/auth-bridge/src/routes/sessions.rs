@@ -33,8 +33,33 @@ fn answer(state: &AppState, tokens: &TokenResponse) -> HttpResponse {
     session::no_store(&mut res).json(tokens)
 }
 
+/// `POST /auth/refresh`: the refresh token in the body, or else in the `refreshtoken` cookie
+/// (then with `X-CSRF-Token`). 400/401 `details` key: `refresh_token`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct RefreshBody {
+    #[schema(nullable = false)]
+    pub refresh_token: Option<String>,
+}
+
 /// Logs a hostapp user in: 200 with the token body and the three session cookies.
 #[tracing::instrument(skip_all)]
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "sessions",
+    request_body(content = crate::login::LoginBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The session: access and refresh tokens, also set as the `accesstoken`, `refreshtoken` and `tokentype` cookies.", body = Object),
+        (status = 400, description = "Invalid input: the body is not JSON (`details.body = malformed`), `Content-Type` is not JSON (`details.Content-Type = invalid`), or `details` names each invalid field (`auth_code`, `app_id`, `client_id`).", body = domain::ErrorBody),
+        (status = 408, description = "The body did not arrive in time: `details.body = timed_out`.", body = domain::ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB.", body = domain::ErrorBody),
+        (status = 401, description = "The host app refused the auth code (`details.auth_code = invalid`, `details.hostapp_error`), or the user data is unusable.", body = domain::ErrorBody),
+        (status = 403, description = "The miniapp or host app is not allowed, or the user has not consented: `details` names the field.", body = domain::ErrorBody),
+        (status = 429, description = "Too many logins from this address or for this host app.", body = domain::ErrorBody),
+        (status = 502, description = "The host app answered with an error or could not be reached: `details.hostapp_step`, `details.hostapp`, `details.hostapp_error`.", body = domain::ErrorBody),
+        (status = 504, description = "The host app did not answer in time.", body = domain::ErrorBody),
+    )
+)]
 pub async fn login(
     req: HttpRequest,
     payload: web::Payload,
@@ -49,6 +74,22 @@ pub async fn login(
 
 /// Rotates the refresh token and issues a new access token for the same session.
 #[tracing::instrument(skip_all)]
+#[utoipa::path(
+    post,
+    path = "/auth/refresh",
+    tag = "sessions",
+    params(("X-CSRF-Token" = Option<String>, Header, description = "Required when the refresh token comes from the cookie.")),
+    request_body(content = RefreshBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The session: access and refresh tokens, also set as the `accesstoken`, `refreshtoken` and `tokentype` cookies.", body = Object),
+        (status = 400, description = "Invalid input: the body is not JSON (`details.body = malformed`), `Content-Type` is not JSON (`details.Content-Type = invalid`), or `details` names each invalid field (`refresh_token`).", body = domain::ErrorBody),
+        (status = 408, description = "The body did not arrive in time: `details.body = timed_out`.", body = domain::ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB.", body = domain::ErrorBody),
+        (status = 401, description = "No usable refresh token: `details.refresh_token` is `required` or `invalid`.", body = domain::ErrorBody),
+        (status = 403, description = "The CSRF token of a cookie refresh is missing or wrong: `details.X-CSRF-Token`.", body = domain::ErrorBody),
+        (status = 429, description = "Too many refreshes.", body = domain::ErrorBody),
+    )
+)]
 pub async fn refresh(
     req: HttpRequest,
     payload: web::Payload,
@@ -141,6 +182,14 @@ pub async fn refresh(
 /// and a `session.revoked` message that makes realtime close the session's sockets. 204, also
 /// when the session was already revoked.
 #[tracing::instrument(skip_all)]
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "sessions",
+    responses(
+        (status = 204, description = "The session is revoked everywhere (also when it already was)."),
+    )
+)]
 pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let access = req.cookie(ACCESS_COOKIE);
     let kind = req.cookie(TYPE_COOKIE);
