@@ -114,19 +114,14 @@ impl Application {
         // actix-web's `HttpServer` has no hook for upgrades, so the server is assembled from its
         // parts: requests carrying `Upgrade: websocket` go to `routes::ws::upgrade` with their
         // connection, every other request to the app.
+        let api = web::Data::new(web_kit::apidoc::ApiJson::new(&routes::openapi()));
         let mut server = Server::build()
             .listen("realtime", listener, move || {
                 let app = App::new()
                     .wrap(actix_web::middleware::from_fn(web_kit::telemetry::log_request))
                     .app_data(state.clone())
-                    .service(
-                        web::resource("/box-users/{id}/ws")
-                            .route(web::get().to(routes::ws::plain))
-                            .default_service(web::to(web_kit::method_not_allowed)),
-                    )
-                    .route("/healthz", web::get().to(routes::health::healthz))
-                    .route("/readyz", web::get().to(routes::health::readyz))
-                    .default_service(web::to(web_kit::not_found));
+                    .app_data(api.clone())
+                    .configure(|cfg| routes::table().configure(cfg));
                 let state = state.clone();
                 HttpService::build()
                     .upgrade(fn_service(move |upgrade| routes::ws::upgrade(state.clone(), upgrade)))

@@ -135,6 +135,18 @@ fn refused_registration(refused: Refused) -> ApiError {
 
 /// The path requested without `Upgrade: websocket`: the checks, then the refusal of step 6.
 #[tracing::instrument(name = "ws_handshake", skip_all)]
+#[utoipa::path(
+    get,
+    path = "/box-users/{id}/ws",
+    tag = "realtime",
+    params(("id" = uuid::Uuid, Path, description = "The caller's identity."), ("access_token" = Option<String>, Query, description = "The access token, for browsers that cannot set a header (§3.2)."), ("since" = Option<String>, Query, description = "The history position last seen, to recover from (§9.4)."), ("Upgrade" = Option<String>, Header, description = "`websocket`.")),
+    responses(
+        (status = 101, description = "Switching to the websocket protocol of §9."),
+        (status = 400, description = "Not a websocket upgrade (`details.Upgrade = invalid`), a malformed id (`details.id`) or history position (`details.since`).", body = domain::ErrorBody),
+        (status = 429, description = "Too many sockets for this identity or this process.", body = domain::ErrorBody),
+        (status = 503, description = "Shutting down, or the revoked sessions are not loaded.", body = domain::ErrorBody),
+    )
+)]
 pub async fn plain(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
     let refusal = match authorize(req.head(), &path, &state).await {
         Err(e) => e,
