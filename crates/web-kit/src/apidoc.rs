@@ -62,17 +62,36 @@ pub struct RouteTable {
     ops: Ops,
     schemas: Vec<(String, RefOr<Schema>)>,
     common: &'static [Common],
+    links: Vec<Link>,
+}
+
+/// An OpenAPI link: what `from` answers with `status` gives `parameter` of the operations under
+/// `prefix` (schemathesis's stateful phase follows them: create a box, then use its id).
+struct Link {
+    from: &'static str,
+    status: &'static str,
+    prefix: &'static str,
+    parameter: &'static str,
+    expression: &'static str,
 }
 
 impl RouteTable {
     /// A table whose operations may all also answer `common`.
     pub fn new(common: &'static [Common]) -> Self {
-        RouteTable { resources: Vec::new(), served: BTreeSet::new(), ops: Vec::new(), schemas: Vec::new(), common }
+        RouteTable {
+            resources: Vec::new(),
+            served: BTreeSet::new(),
+            ops: Vec::new(),
+            schemas: Vec::new(),
+            common,
+            links: Vec::new(),
+        }
     }
 
     /// Serves `handler` at `method path`, described by `D` (the `#[utoipa::path]` of the handler,
-    /// named `__path_<handler>` beside it; the [`route!`](crate::route) macro names it).
-    pub fn route<D, F, Args>(&mut self, method: Method, path: &str, access: Access, handler: F) -> &mut Self
+    /// named `__path_<handler>` beside it; the [`route!`](crate::route) macro names it), with the
+    /// operation id `name`.
+    pub fn route<D, F, Args>(&mut self, name: &str, method: Method, path: &str, access: Access, handler: F) -> &mut Self
     where
         D: utoipa::Path + utoipa::__dev::SchemaReferences,
         F: Handler<Args>,
@@ -86,6 +105,7 @@ impl RouteTable {
             None => self.resources.push((path.to_owned(), vec![route])),
         }
         let mut op = D::operation();
+        op.operation_id = Some(name.to_owned());
         if access == Access::Session {
             op.security = Some(vec![
                 SecurityRequirement::new(BEARER, Vec::<String>::new()),
@@ -111,6 +131,21 @@ impl RouteTable {
         self
     }
 
+    /// Links the `status` answer of operation `from` to every operation whose path starts with
+    /// `prefix` and has the path parameter `parameter`, which takes the value at `expression`
+    /// (e.g. `$response.body#/id`).
+    pub fn link(
+        &mut self,
+        from: &'static str,
+        status: &'static str,
+        prefix: &'static str,
+        parameter: &'static str,
+        expression: &'static str,
+    ) -> &mut Self {
+        self.links.push(Link { from, status, prefix, parameter, expression });
+        self
+    }
+
     /// The `(method, path)` pairs actix serves, methods in lower case.
     pub fn served(&self) -> BTreeSet<(String, String)> {
         self.served.clone()
@@ -119,7 +154,9 @@ impl RouteTable {
     /// Adds the table's operations and the schemas they use to `base`.
     pub fn document(&self, mut base: OpenApi) -> OpenApi {
         for (path, method, op) in &self.ops {
-            base.paths.add_path_operation(path, vec![method.clone()], op.clone());
+            let mut op = op.clone();
+            self.add_links(&mut op);
+            base.paths.add_path_operation(path, vec![method.clone()], op);
         }
         let components = base.components.get_or_insert_with(Default::default);
         for (name, schema) in &self.schemas {
@@ -138,6 +175,23 @@ impl RouteTable {
         base
     }
 
+    fn add_links(&self, op: &mut Operation) {
+        for l in self.links.iter().filter(|l| op.operation_id.as_deref() == Some(l.from)) {
+            let Some(RefOr::T(response)) = op.responses.responses.get_mut(l.status) else { continue };
+            let marker = format!("{{{}}}", l.parameter);
+            for (path, _, target) in &self.ops {
+                let Some(id) = target.operation_id.as_deref() else { continue };
+                if path.starts_with(l.prefix) && path.contains(&marker) {
+                    let link = utoipa::openapi::link::LinkBuilder::new()
+                        .operation_id(id)
+                        .parameter(l.parameter, l.expression)
+                        .build();
+                    response.links.insert(id.to_owned(), RefOr::T(link));
+                }
+            }
+        }
+    }
+
     /// Registers the routes: a known path with another method answers 405, an unknown path 404.
     pub fn configure(self, cfg: &mut web::ServiceConfig) {
         for (path, routes) in self.resources {
@@ -152,9 +206,9 @@ impl RouteTable {
 
     /// Adds `GET /openapi.json` and the documentation page under `/docs/`.
     pub fn with_docs(&mut self) -> &mut Self {
-        self.route::<__path_openapi_json, _, _>(Method::GET, "/openapi.json", Access::Public, openapi_json)
-            .route::<__path_docs_index, _, _>(Method::GET, "/docs/", Access::Public, docs_index)
-            .route::<__path_docs_file, _, _>(Method::GET, "/docs/{file}", Access::Public, docs_file)
+        self.route::<__path_openapi_json, _, _>("openapi_json", Method::GET, "/openapi.json", Access::Public, openapi_json)
+            .route::<__path_docs_index, _, _>("docs_index", Method::GET, "/docs/", Access::Public, docs_index)
+            .route::<__path_docs_file, _, _>("docs_file", Method::GET, "/docs/{file}", Access::Public, docs_file)
     }
 }
 
@@ -214,6 +268,7 @@ macro_rules! route {
     ($table:expr, $method:ident $path:literal, $access:ident, $module:ident :: $handler:ident) => {
         $crate::apidoc::paste! {
             $table.route::<$module::[<__path_ $handler>], _, _>(
+                concat!(stringify!($module), "_", stringify!($handler)),
                 $crate::apidoc::Method::$method,
                 $path,
                 $crate::apidoc::Access::$access,

@@ -54,6 +54,9 @@ pub fn table() -> RouteTable {
     route!(t, GET "/identities/{id}/crypto/actions/{action_id}", Session, crypto_actions::get);
     route!(t, DELETE "/identities/{id}/crypto/actions/{action_id}", Session, crypto_actions::delete);
     t.with_docs();
+    t.link("boxes_create", "201", "/boxes/{id}", "id", "$response.body#/id")
+        .link("contact_contact", "201", "/boxes/{id}", "id", "$response.body#/id")
+        .link("keyshares_create", "201", "/box-key-shares/{other_share_hash}", "other_share_hash", "$response.body#/other_share_hash");
     t
 }
 
