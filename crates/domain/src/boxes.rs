@@ -12,7 +12,7 @@ use crate::input::{Obj, Report};
 use crate::keyshare::NewKeyShare;
 use crate::time::Timestamp;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AccessMode {
     #[default]
@@ -80,7 +80,7 @@ impl Title {
 }
 
 /// Per-identity box settings (§5.4).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BoxSetting {
     pub identity_id: IdentityId,
     pub box_id: BoxId,
@@ -88,7 +88,7 @@ pub struct BoxSetting {
 }
 
 /// The Box object of §5.3, as seen by one caller.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BoxView {
     pub id: BoxId,
     pub server_created_at: Timestamp,
@@ -102,7 +102,7 @@ pub struct BoxView {
 }
 
 /// What an anonymous holder of an invitation link may see (§7.5).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PublicBox {
     pub title: String,
     pub creator: IdentityView,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{BoxId, CryptoActionId};
 use crate::time::Timestamp;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CryptoActionType {
     Invitation,
@@ -30,7 +30,7 @@ impl CryptoActionType {
 }
 
 /// The client view; the sender id stays on the server (§5.7).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CryptoAction {
     pub id: CryptoActionId,
     #[serde(rename = "type")]

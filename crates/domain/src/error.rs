@@ -116,6 +116,7 @@ pub struct ErrorBody {
     /// Field (dotted path) to what is wrong with it: `required`, `malformed`, `invalid`,
     /// `conflict`, `not_found`, `forbidden`, `expired`, `timed_out`, `not_supported`, or a
     /// documented free-form value (`reason` of a box rule, a host app's code, `required_acr`).
+    #[schema(inline)]
     pub details: Details,
 }
 

@@ -13,7 +13,7 @@ use crate::keyshare::NewKeyShare;
 use crate::time::Timestamp;
 use crate::userdata::{E164Phone, Email, EmailDomain};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum EventType {
     #[serde(rename = "create")]
     Create,
@@ -96,7 +96,8 @@ impl EventType {
 
 /// An event as returned to one viewer (§5.5). `C` is how the content is held: a JSON value, or
 /// for a service that passes stored JSON through, whatever serialises as that JSON.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(bound = "")]
 pub struct Event<C = Value> {
     pub id: EventId,
     #[serde(rename = "type")]
@@ -108,6 +109,8 @@ pub struct Event<C = Value> {
     pub seq: i64,
     pub server_event_created_at: Timestamp,
     pub sender: IdentityView,
+    /// Depends on `type` (§5.5).
+    #[schema(value_type = Option<Object>)]
     pub content: Option<C>,
     pub referrer_id: Option<EventId>,
 }

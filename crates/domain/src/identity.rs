@@ -71,7 +71,7 @@ impl DisplayName {
 }
 
 /// Who sent, created, kicked or belongs (§5.1). Identifier fields are empty unless transparent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IdentityView {
     pub id: IdentityId,
     pub display_name: String,
@@ -81,7 +81,7 @@ pub struct IdentityView {
 }
 
 /// The self view (§5.2).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Identity {
     pub id: IdentityId,
     pub display_name: String,
@@ -94,7 +94,7 @@ pub struct Identity {
 }
 
 /// The public view (§5.2).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Profile {
     pub id: IdentityId,
     pub display_name: String,

@@ -8,7 +8,7 @@ use crate::error::ErrorBody;
 use crate::ids::BoxId;
 use crate::input::{Obj, Report};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KeyShare {
     pub misakey_share: String,
     pub other_share_hash: String,

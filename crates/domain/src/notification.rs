@@ -13,7 +13,7 @@ use crate::input::{Obj, Report};
 use crate::time::Timestamp;
 
 /// The kinds of notification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum NotificationType {
     /// Invited to a box: `access.add` with `auto_invite`, or a contact box (§7.11).
     #[serde(rename = "box.auto_invite")]
@@ -89,17 +89,18 @@ impl NewNotification {
 
 /// A stored notification: the object of a `notification` envelope (§9.4), whose `id` is the one
 /// to acknowledge.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Notification {
     pub id: NotificationId,
     #[serde(rename = "type")]
     pub kind: NotificationType,
+    #[schema(value_type = Object)]
     pub details: Value,
     pub created_at: Timestamp,
 }
 
 /// One item of `GET /identities/{id}/notifications`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ListedNotification {
     #[serde(flatten)]
     pub notification: Notification,

@@ -60,7 +60,7 @@ pub struct ContactBody {
     pub r#box: ContactBox,
     pub key_share: NewKeyShareBody,
     #[schema(value_type = Object)]
-    pub extra: std::collections::BTreeMap<String, String>,
+    pub extra: serde_json::Value,
 }
 
 /// `DELETE /boxes/{id}` (§7.6). 400 `details` key: `user_confirmation`.

@@ -257,8 +257,29 @@ pub struct ApiJson(pub Arc<str>);
 
 impl ApiJson {
     pub fn new(doc: &OpenApi) -> Self {
-        ApiJson(serde_json::to_string(doc).unwrap_or_else(|_| "{}".to_owned()).into())
+        ApiJson(to_json(doc).to_string().into())
     }
+}
+
+/// The document as JSON. utoipa 5 writes a link's fields in snake case (`operation_id`); OpenAPI
+/// spells them in camel case, so they are renamed here.
+pub fn to_json(doc: &OpenApi) -> serde_json::Value {
+    let mut v = serde_json::to_value(doc).unwrap_or_default();
+    if let Some(paths) = v.get_mut("paths").and_then(|p| p.as_object_mut()) {
+        let ops = paths.values_mut().filter_map(|item| item.as_object_mut()).flat_map(|item| item.values_mut());
+        let responses = ops.filter_map(|op| op.get_mut("responses").and_then(|r| r.as_object_mut()));
+        for response in responses.flat_map(|r| r.values_mut()) {
+            let links = response.get_mut("links").and_then(|l| l.as_object_mut());
+            for link in links.into_iter().flat_map(|l| l.values_mut()).filter_map(|l| l.as_object_mut()) {
+                for (from, to) in [("operation_id", "operationId"), ("operation_ref", "operationRef"), ("request_body", "requestBody")] {
+                    if let Some(value) = link.remove(from) {
+                        link.insert(to.to_owned(), value);
+                    }
+                }
+            }
+        }
+    }
+    v
 }
 
 /// Registers `handler`, described by the `#[utoipa::path]` beside it, in a [`RouteTable`]:

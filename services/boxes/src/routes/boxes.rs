@@ -86,7 +86,7 @@ pub(super) fn hash_conflict(field: &str) -> ErrorBody {
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry answer as the first attempt did (README).")),
     request_body(content = domain::openapi::BoxCreateBody, content_type = "application/json"),
     responses(
-        (status = 201, description = "The box, as its creator sees it.", body = Object),
+        (status = 201, description = "The box, as its creator sees it.", body = domain::boxes::BoxView),
         (status = 400, description = "Invalid input: the body is not JSON (`details.body = malformed`), `Content-Type` is not JSON (`details.Content-Type = invalid`), or `details` names each invalid field (`title`, `public_key`, `key_share`, `key_share.<field>`, `Idempotency-Key`).", body = domain::ErrorBody),
         (status = 408, description = "The body did not arrive in time: `details.body = timed_out`.", body = domain::ErrorBody),
         (status = 413, description = "The body is larger than 64 KiB.", body = domain::ErrorBody),
@@ -161,7 +161,7 @@ fn changed_since(req: &HttpRequest) -> ApiResult<Option<chrono::DateTime<chrono:
     tag = "boxes",
     params(("offset" = Option<i64>, Query, minimum = 0, description = "Items to skip (default 0)."), ("limit" = Option<i64>, Query, minimum = 1, maximum = 50, description = "Page size (default 10, at most 50)."), ("changed_since" = Option<String>, Query, format = DateTime, description = "Only the boxes changed after this RFC 3339 time.")),
     responses(
-        (status = 200, description = "The caller's boxes, most recently active first.", body = [Object]),
+        (status = 200, description = "The caller's boxes, most recently active first.", body = [domain::boxes::BoxView]),
         (status = 400, description = "`details` keys: `offset`, `limit`, `changed_since`, `query`.", body = domain::ErrorBody),
     )
 )]
@@ -200,7 +200,7 @@ pub async fn joined_count(req: HttpRequest, state: web::Data<AppState>) -> ApiRe
     tag = "boxes",
     params(("id" = uuid::Uuid, Path, description = "The box.")),
     responses(
-        (status = 200, description = "The box.", body = Object),
+        (status = 200, description = "The box.", body = domain::boxes::BoxView),
         (status = 400, description = "A malformed id: `details.id = malformed`.", body = domain::ErrorBody),
     )
 )]
@@ -227,7 +227,7 @@ pub async fn get(req: HttpRequest, state: web::Data<AppState>, path: web::Path<S
     tag = "boxes",
     params(("id" = uuid::Uuid, Path, description = "The box."), ("other_share_hash" = String, Query, min_length = 1, max_length = 512, pattern = r"^[A-Za-z0-9_-]+$", description = "The hash of the invitation link's key share.")),
     responses(
-        (status = 200, description = "The title and creator of the box.", body = Object),
+        (status = 200, description = "The title and creator of the box.", body = domain::boxes::PublicBox),
         (status = 400, description = "`details` keys: `id`, `other_share_hash`, `query`.", body = domain::ErrorBody),
         (status = 403, description = "The key share belongs to another box: `details.other_share_hash = invalid`.", body = domain::ErrorBody),
         (status = 404, description = "No such key share or box: `details.other_share_hash = not_found`.", body = domain::ErrorBody),

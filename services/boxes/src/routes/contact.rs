@@ -26,7 +26,7 @@ use crate::views;
     params(("id" = uuid::Uuid, Path, description = "The caller's identity."), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry answer as the first attempt did (README).")),
     request_body(content = domain::openapi::ContactBody, content_type = "application/json"),
     responses(
-        (status = 201, description = "The new box.", body = Object),
+        (status = 201, description = "The new box.", body = domain::boxes::BoxView),
         (status = 400, description = "Invalid input: the body is not JSON (`details.body = malformed`), `Content-Type` is not JSON (`details.Content-Type = invalid`), or `details` names each invalid field (`id`, `contacted_identity_id`, `box.title`, `box.public_key`, `key_share.<field>`, `extra`, `Idempotency-Key`).", body = domain::ErrorBody),
         (status = 408, description = "The body did not arrive in time: `details.body = timed_out`.", body = domain::ErrorBody),
         (status = 413, description = "The body is larger than 64 KiB.", body = domain::ErrorBody),

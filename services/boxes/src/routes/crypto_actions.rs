@@ -22,7 +22,7 @@ fn unknown_action() -> ApiError {
     tag = "identities",
     params(("id" = uuid::Uuid, Path, description = "The caller's identity.")),
     responses(
-        (status = 200, description = "The caller's crypto actions, oldest first.", body = [Object]),
+        (status = 200, description = "The caller's crypto actions, oldest first.", body = [domain::crypto_action::CryptoAction]),
         (status = 400, description = "A malformed id: `details.id = malformed`.", body = domain::ErrorBody),
     )
 )]
@@ -56,7 +56,7 @@ fn parse_path(raw: &(String, String)) -> ApiResult<(IdentityId, CryptoActionId)>
     tag = "identities",
     params(("id" = uuid::Uuid, Path, description = "The caller's identity."), ("action_id" = uuid::Uuid, Path, description = "The crypto action.")),
     responses(
-        (status = 200, description = "The crypto action.", body = Object),
+        (status = 200, description = "The crypto action.", body = domain::crypto_action::CryptoAction),
         (status = 400, description = "`details` keys: `id`, `action_id`.", body = domain::ErrorBody),
         (status = 404, description = "`details.action_id = not_found`.", body = domain::ErrorBody),
     )

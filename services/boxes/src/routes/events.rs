@@ -496,7 +496,7 @@ async fn member_box<C: GenericClient>(c: &C, box_id: BoxId, me: IdentityId) -> A
     tag = "events",
     params(("id" = uuid::Uuid, Path, description = "The box."), ("offset" = Option<i64>, Query, minimum = 0, description = "Items to skip (default 0)."), ("limit" = Option<i64>, Query, minimum = 1, maximum = 50, description = "Page size (default 10, at most 50)."), ("after" = Option<i64>, Query, minimum = 0, description = "Only the events after this sequence number, oldest first.")),
     responses(
-        (status = 200, description = "The visible events, newest first (oldest first with `after`).", body = [Object]),
+        (status = 200, description = "The visible events, newest first (oldest first with `after`).", body = [domain::event::Event]),
         (status = 400, description = "`details` keys: `id`, `offset`, `limit`, `after`, `query`.", body = domain::ErrorBody),
     )
 )]

@@ -24,7 +24,7 @@ fn unknown_identity() -> ApiError {
     tag = "identities",
     params(("id" = uuid::Uuid, Path, description = "The caller's identity.")),
     responses(
-        (status = 200, description = "The caller's identity.", body = Object),
+        (status = 200, description = "The caller's identity.", body = domain::identity::Identity),
         (status = 400, description = "A malformed id: `details.id = malformed`.", body = domain::ErrorBody),
         (status = 404, description = "`details.id = not_found`.", body = domain::ErrorBody),
     )
@@ -46,7 +46,7 @@ pub async fn get(req: HttpRequest, state: web::Data<AppState>, id: web::Path<Str
     tag = "identities",
     params(("id" = uuid::Uuid, Path, description = "Any identity.")),
     responses(
-        (status = 200, description = "The identity's profile.", body = Object),
+        (status = 200, description = "The identity's profile.", body = domain::identity::Profile),
         (status = 400, description = "A malformed id: `details.id = malformed`.", body = domain::ErrorBody),
         (status = 404, description = "`details.id = not_found`.", body = domain::ErrorBody),
     )
@@ -69,7 +69,7 @@ pub async fn profile(req: HttpRequest, state: web::Data<AppState>, id: web::Path
     params(("id" = uuid::Uuid, Path, description = "The caller's identity.")),
     request_body(content = domain::openapi::PublicKeysBody, content_type = "application/json"),
     responses(
-        (status = 200, description = "The caller's identity.", body = Object),
+        (status = 200, description = "The caller's identity.", body = domain::identity::Identity),
         (status = 400, description = "Invalid input: the body is not JSON (`details.body = malformed`), `Content-Type` is not JSON (`details.Content-Type = invalid`), or `details` names each invalid field (`id`, `pubkey`, `non_identified_pubkey`).", body = domain::ErrorBody),
         (status = 408, description = "The body did not arrive in time: `details.body = timed_out`.", body = domain::ErrorBody),
         (status = 413, description = "The body is larger than 64 KiB.", body = domain::ErrorBody),

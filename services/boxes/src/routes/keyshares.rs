@@ -36,7 +36,7 @@ async fn require_member<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId)
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry answer as the first attempt did (README).")),
     request_body(content = domain::openapi::KeyShareCreateBody, content_type = "application/json"),
     responses(
-        (status = 201, description = "The key share.", body = Object),
+        (status = 201, description = "The key share.", body = domain::keyshare::KeyShare),
         (status = 400, description = "Invalid input: the body is not JSON (`details.body = malformed`), `Content-Type` is not JSON (`details.Content-Type = invalid`), or `details` names each invalid field (`misakey_share`, `other_share_hash`, `encrypted_invitation_key_share`, `box_id`, `Idempotency-Key`).", body = domain::ErrorBody),
         (status = 408, description = "The body did not arrive in time: `details.body = timed_out`.", body = domain::ErrorBody),
         (status = 413, description = "The body is larger than 64 KiB.", body = domain::ErrorBody),
@@ -77,7 +77,7 @@ pub async fn create(req: HttpRequest, state: web::Data<AppState>, payload: web::
     tag = "key shares",
     params(("other_share_hash" = String, Path, min_length = 1, max_length = 512, pattern = r"^[A-Za-z0-9_-]+$", description = "The hash of the other share.")),
     responses(
-        (status = 200, description = "The key share.", body = Object),
+        (status = 200, description = "The key share.", body = domain::keyshare::KeyShare),
         (status = 400, description = "`details.other_share_hash` is `invalid` or `malformed`.", body = domain::ErrorBody),
         (status = 404, description = "No such share: `details.other_share_hash = not_found`.", body = domain::ErrorBody),
     )

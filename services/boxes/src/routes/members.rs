@@ -18,7 +18,7 @@ use crate::views;
     tag = "boxes",
     params(("id" = uuid::Uuid, Path, description = "The box.")),
     responses(
-        (status = 200, description = "The members, the admin first.", body = [Object]),
+        (status = 200, description = "The members, the admin first.", body = [domain::identity::IdentityView]),
         (status = 400, description = "A malformed id: `details.id = malformed`.", body = domain::ErrorBody),
     )
 )]
@@ -45,7 +45,7 @@ pub async fn members(req: HttpRequest, state: web::Data<AppState>, path: web::Pa
     tag = "boxes",
     params(("id" = uuid::Uuid, Path, description = "The box.")),
     responses(
-        (status = 200, description = "The active `access.add` events, oldest first.", body = [Object]),
+        (status = 200, description = "The active `access.add` events, oldest first.", body = [domain::event::Event]),
         (status = 400, description = "A malformed id: `details.id = malformed`.", body = domain::ErrorBody),
     )
 )]

@@ -20,7 +20,7 @@ use crate::store;
     tag = "notifications",
     params(("id" = uuid::Uuid, Path, description = "The caller's identity."), ("offset" = Option<i64>, Query, minimum = 0, description = "Items to skip (default 0)."), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Page size (default 20, at most 100).")),
     responses(
-        (status = 200, description = "The caller's notifications, newest first.", body = [Object]),
+        (status = 200, description = "The caller's notifications, newest first.", body = [domain::notification::ListedNotification]),
         (status = 400, description = "`details` keys: `id`, `offset`, `limit`, `query`.", body = domain::ErrorBody),
     )
 )]

@@ -41,7 +41,7 @@ async fn require_member<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId)
     tag = "boxes",
     params(("id" = uuid::Uuid, Path, description = "The caller's identity."), ("bid" = uuid::Uuid, Path, description = "The box.")),
     responses(
-        (status = 200, description = "The caller's settings of the box.", body = Object),
+        (status = 200, description = "The caller's settings of the box.", body = domain::boxes::BoxSetting),
         (status = 400, description = "`details` keys: `id`, `bid`.", body = domain::ErrorBody),
     )
 )]
