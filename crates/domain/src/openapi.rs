@@ -126,7 +126,11 @@ pub enum IdentifierKindBody {
 /// `identifier_value`, `identifier_kind`, `identifier_verified`.
 #[derive(Serialize, ToSchema)]
 pub struct IdentityUpsertBody {
-    #[schema(min_length = 1, max_length = 64, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*\\S[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*\\S[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub display_name: String,
     #[schema(min_length = 1, max_length = 320)]
     pub identifier_value: String,

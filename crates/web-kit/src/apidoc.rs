@@ -16,7 +16,9 @@ use actix_web::{web, FromRequest, Handler, HttpResponse, Responder, Route};
 use domain::ErrorBody;
 use utoipa::openapi::path::{HttpMethod, Operation};
 use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{Content, OpenApi, RefOr, Response, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
@@ -109,8 +111,7 @@ impl RouteTable {
         if access == Access::Session {
             op.security = Some(vec![
                 SecurityRequirement::new(BEARER, Vec::<String>::new()),
-                SecurityRequirement::new(COOKIE, Vec::<String>::new())
-                    .add(CSRF, Vec::<String>::new()),
+                SecurityRequirement::new(COOKIE, Vec::<String>::new()).add(CSRF, Vec::<String>::new()),
             ]);
             add_error(&mut op, 401, "No valid session: `details` names the missing or rejected credential.");
             add_error(
@@ -169,7 +170,10 @@ impl RouteTable {
         ] {
             components.schemas.entry(name.into_owned()).or_insert(schema);
         }
-        components.add_security_scheme(BEARER, SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()));
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
         components.add_security_scheme(COOKIE, SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("accesstoken"))));
         components.add_security_scheme(CSRF, SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-CSRF-Token"))));
         base
@@ -206,9 +210,15 @@ impl RouteTable {
 
     /// Adds `GET /openapi.json` and the documentation page under `/docs/`.
     pub fn with_docs(&mut self) -> &mut Self {
-        self.route::<__path_openapi_json, _, _>("openapi_json", Method::GET, "/openapi.json", Access::Public, openapi_json)
-            .route::<__path_docs_index, _, _>("docs_index", Method::GET, "/docs/", Access::Public, docs_index)
-            .route::<__path_docs_file, _, _>("docs_file", Method::GET, "/docs/{file}", Access::Public, docs_file)
+        self.route::<__path_openapi_json, _, _>(
+            "openapi_json",
+            Method::GET,
+            "/openapi.json",
+            Access::Public,
+            openapi_json,
+        )
+        .route::<__path_docs_index, _, _>("docs_index", Method::GET, "/docs/", Access::Public, docs_index)
+        .route::<__path_docs_file, _, _>("docs_file", Method::GET, "/docs/{file}", Access::Public, docs_file)
     }
 }
 
@@ -224,7 +234,10 @@ fn add_error(op: &mut Operation, status: u16, description: &str) {
 pub fn error_response(description: &str) -> Response {
     ResponseBuilder::new()
         .description(description)
-        .content("application/json", Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("ErrorBody")))))
+        .content(
+            "application/json",
+            Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("ErrorBody")))),
+        )
         .build()
 }
 
@@ -271,7 +284,11 @@ pub fn to_json(doc: &OpenApi) -> serde_json::Value {
         for response in responses.flat_map(|r| r.values_mut()) {
             let links = response.get_mut("links").and_then(|l| l.as_object_mut());
             for link in links.into_iter().flat_map(|l| l.values_mut()).filter_map(|l| l.as_object_mut()) {
-                for (from, to) in [("operation_id", "operationId"), ("operation_ref", "operationRef"), ("request_body", "requestBody")] {
+                for (from, to) in [
+                    ("operation_id", "operationId"),
+                    ("operation_ref", "operationRef"),
+                    ("request_body", "requestBody"),
+                ] {
                     if let Some(value) = link.remove(from) {
                         link.insert(to.to_owned(), value);
                     }

@@ -86,8 +86,7 @@ impl LoginRequest {
         let auth_code = bounded(&o, "auth_code", AUTH_CODE_MAX, true, &mut r);
         let app_id = bounded(&o, "app_id", NAME_MAX, true, &mut r);
         let client_id = bounded(&o, "client_id", NAME_MAX, true, &mut r);
-        let user_reference =
-            if with_reference { bounded(&o, "user_reference", NAME_MAX, false, &mut r) } else { None };
+        let user_reference = if with_reference { bounded(&o, "user_reference", NAME_MAX, false, &mut r) } else { None };
         let value = match (auth_code, app_id, client_id) {
             (Some(a), Some(p), Some(c)) => Some(LoginRequest {
                 auth_code: a.to_owned(),

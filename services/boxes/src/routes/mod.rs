@@ -56,7 +56,13 @@ pub fn table() -> RouteTable {
     t.with_docs();
     t.link("boxes_create", "201", "/boxes/{id}", "id", "$response.body#/id")
         .link("contact_contact", "201", "/boxes/{id}", "id", "$response.body#/id")
-        .link("keyshares_create", "201", "/box-key-shares/{other_share_hash}", "other_share_hash", "$response.body#/other_share_hash");
+        .link(
+            "keyshares_create",
+            "201",
+            "/box-key-shares/{other_share_hash}",
+            "other_share_hash",
+            "$response.body#/other_share_hash",
+        );
     t
 }
 
@@ -81,7 +87,12 @@ pub fn internal_openapi() -> utoipa::openapi::OpenApi {
 
 fn base(title: &str, description: &str) -> utoipa::openapi::OpenApi {
     utoipa::openapi::OpenApiBuilder::new()
-        .info(utoipa::openapi::InfoBuilder::new().title(title).description(Some(description)).version(env!("CARGO_PKG_VERSION")))
+        .info(
+            utoipa::openapi::InfoBuilder::new()
+                .title(title)
+                .description(Some(description))
+                .version(env!("CARGO_PKG_VERSION")),
+        )
         .build()
 }
 
