@@ -9,8 +9,8 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// The strict base64 of §2.3 (unpadded, URL-safe).
-pub const B64U_PATTERN: &str = "^[A-Za-z0-9_-]+$";
+/// The strict base64 of §2.3 (unpadded, URL-safe; no length of 1 modulo 4, which no encoding has).
+pub const B64U_PATTERN: &str = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$";
 /// The lenient base64 of §2.3 (either alphabet, up to two `=`).
 pub const B64_PATTERN: &str = "^[A-Za-z0-9+/_-]+={0,2}$";
 /// No control character (C0, DEL, C1), as `input::has_control`.
@@ -21,7 +21,7 @@ pub const NO_CONTROL_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$";
 pub struct NewKeyShareBody {
     #[schema(min_length = 1, max_length = 1024, pattern = "^[A-Za-z0-9+/_-]+={0,2}$")]
     pub misakey_share: String,
-    #[schema(min_length = 1, max_length = 512, pattern = "^[A-Za-z0-9_-]+$")]
+    #[schema(min_length = 1, max_length = 512, pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$")]
     pub other_share_hash: String,
     #[schema(min_length = 1, max_length = 4096, pattern = "^[A-Za-z0-9+/_-]+={0,2}$")]
     pub encrypted_invitation_key_share: String,
@@ -33,7 +33,7 @@ pub struct NewKeyShareBody {
 pub struct BoxCreateBody {
     #[schema(min_length = 1, max_length = 50, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")]
     pub title: String,
-    #[schema(min_length = 1, max_length = 4096, pattern = "^[A-Za-z0-9_-]+$")]
+    #[schema(min_length = 1, max_length = 4096, pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$")]
     pub public_key: String,
     #[schema(nullable = false)]
     pub key_share: Option<NewKeyShareBody>,
@@ -44,7 +44,7 @@ pub struct BoxCreateBody {
 pub struct ContactBox {
     #[schema(min_length = 1, max_length = 50, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")]
     pub title: String,
-    #[schema(min_length = 1, max_length = 4096, pattern = "^[A-Za-z0-9_-]+$")]
+    #[schema(min_length = 1, max_length = 4096, pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$")]
     pub public_key: String,
 }
 
@@ -59,8 +59,29 @@ pub struct ContactBody {
     #[serde(rename = "box")]
     pub r#box: ContactBox,
     pub key_share: NewKeyShareBody,
-    #[schema(value_type = Object)]
+    #[schema(schema_with = one_invitation)]
     pub extra: serde_json::Value,
+}
+
+/// `{<public key>: <b64 ciphertext>}` with one entry, as `boxes::read_invitation` reads it.
+fn one_invitation() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let ciphertext = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(crate::b64::limits::CRYPTO_ACTION))
+        .pattern(Some(B64_PATTERN));
+    let key = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(crate::b64::limits::PUBLIC_KEY));
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(ciphertext))
+        .property_names(Some(key))
+        .min_properties(Some(1))
+        .max_properties(Some(1))
+        .build()
 }
 
 /// `DELETE /boxes/{id}` (§7.6). 400 `details` key: `user_confirmation`.
@@ -89,7 +110,7 @@ pub struct SettingsBody {
 pub struct KeyShareCreateBody {
     #[schema(min_length = 1, max_length = 1024, pattern = "^[A-Za-z0-9+/_-]+={0,2}$")]
     pub misakey_share: String,
-    #[schema(min_length = 1, max_length = 512, pattern = "^[A-Za-z0-9_-]+$")]
+    #[schema(min_length = 1, max_length = 512, pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$")]
     pub other_share_hash: String,
     #[schema(min_length = 1, max_length = 4096, pattern = "^[A-Za-z0-9+/_-]+={0,2}$", nullable = false)]
     pub encrypted_invitation_key_share: Option<String>,
@@ -101,9 +122,19 @@ pub struct KeyShareCreateBody {
 /// `pubkey`, `non_identified_pubkey`.
 #[derive(Serialize, ToSchema)]
 pub struct PublicKeysBody {
-    #[schema(min_length = 1, max_length = 4096, pattern = "^[A-Za-z0-9_-]+$", nullable = false)]
+    #[schema(
+        min_length = 1,
+        max_length = 4096,
+        pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$",
+        nullable = false
+    )]
     pub pubkey: Option<String>,
-    #[schema(min_length = 1, max_length = 4096, pattern = "^[A-Za-z0-9_-]+$", nullable = false)]
+    #[schema(
+        min_length = 1,
+        max_length = 4096,
+        pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$",
+        nullable = false
+    )]
     pub non_identified_pubkey: Option<String>,
 }
 
@@ -254,14 +285,25 @@ mod tests {
         assert_eq!(ks["properties"]["misakey_share"]["pattern"], B64_PATTERN);
         let re = |p: &str| regex::Regex::new(p).ok();
         let (b64u, b64) = (re(B64U_PATTERN), re(B64_PATTERN));
-        for s in ["SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw", "ab-_", "a/b", "abc=", "lBHT1vfwFAIBig5Nj+sD+w=="] {
-            // The pattern admits every value the parser does (the parser also checks the length).
-            if crate::b64::is_b64u(s) {
-                assert!(b64u.as_ref().is_some_and(|r| r.is_match(s)), "{s}");
-            }
-            if crate::b64::is_b64(s) {
-                assert!(b64.as_ref().is_some_and(|r| r.is_match(s)), "{s}");
-            }
+        let samples = [
+            "SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw",
+            "ab-_",
+            "abcde",
+            "a",
+            "ab",
+            "abc",
+            "a/b",
+            "abc=",
+            "ab===",
+            "==",
+            "a b",
+            "a=b",
+            "lBHT1vfwFAIBig5Nj+sD+w==",
+        ];
+        for s in samples {
+            // The patterns admit exactly what the parser does (which also bounds the length).
+            assert_eq!(b64u.as_ref().is_some_and(|r| r.is_match(s)), crate::b64::is_b64u(s), "{s}");
+            assert_eq!(b64.as_ref().is_some_and(|r| r.is_match(s)), crate::b64::is_b64(s), "{s}");
         }
         let types: Vec<String> = schema::<PostedEventType>()["enum"]
             .as_array()

@@ -26,12 +26,26 @@ pub const TRACEPARENT: &str = "traceparent";
 /// Longest request id kept from a caller.
 pub const MAX_REQUEST_ID_LEN: usize = 128;
 
+/// actix-http logs a request it cannot parse (a header value with bytes HTTP forbids, a broken
+/// request line) as an ERROR `stream error` after answering it 400 itself: a client's garbage,
+/// not a fault of the service, and a cheap way to flood an error alert. Its HTTP/1 dispatcher is
+/// therefore quiet unless `RUST_LOG` names `actix_http`. (The services stream no response body,
+/// the dispatcher's other error line.)
+const QUIET_DISPATCHER: &str = "actix_http::h1::dispatcher=off";
+
 /// A subscriber writing to `writer`, filtered by `RUST_LOG` or else by `default_filter`.
 pub fn subscriber<W>(default_filter: &str, format: &str, writer: W) -> Box<dyn Subscriber + Send + Sync>
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let spec = std::env::var("RUST_LOG").ok().filter(|s| !s.trim().is_empty());
+    let mut filter =
+        spec.as_deref().and_then(|s| EnvFilter::try_new(s).ok()).unwrap_or_else(|| EnvFilter::new(default_filter));
+    if !spec.as_deref().unwrap_or(default_filter).contains("actix_http") {
+        if let Ok(quiet) = QUIET_DISPATCHER.parse() {
+            filter = filter.add_directive(quiet);
+        }
+    }
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     if format == "pretty" {
         Box::new(builder.finish())

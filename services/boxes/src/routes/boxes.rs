@@ -225,7 +225,7 @@ pub async fn get(req: HttpRequest, state: web::Data<AppState>, path: web::Path<S
     get,
     path = "/boxes/{id}/public",
     tag = "boxes",
-    params(("id" = uuid::Uuid, Path, description = "The box."), ("other_share_hash" = String, Query, min_length = 1, max_length = 512, pattern = r"^[A-Za-z0-9_-]+$", description = "The hash of the invitation link's key share.")),
+    params(("id" = uuid::Uuid, Path, description = "The box."), ("other_share_hash" = String, Query, min_length = 1, max_length = 512, pattern = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$", description = "The hash of the invitation link's key share.")),
     responses(
         (status = 200, description = "The title and creator of the box.", body = domain::boxes::PublicBox),
         (status = 400, description = "`details` keys: `id`, `other_share_hash`, `query`.", body = domain::ErrorBody),

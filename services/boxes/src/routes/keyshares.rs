@@ -75,7 +75,7 @@ pub async fn create(req: HttpRequest, state: web::Data<AppState>, payload: web::
     get,
     path = "/box-key-shares/{other_share_hash}",
     tag = "key shares",
-    params(("other_share_hash" = String, Path, min_length = 1, max_length = 512, pattern = r"^[A-Za-z0-9_-]+$", description = "The hash of the other share.")),
+    params(("other_share_hash" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$", description = "The hash of the other share.")),
     responses(
         (status = 200, description = "The key share.", body = domain::keyshare::KeyShare),
         (status = 400, description = "`details.other_share_hash` is `invalid` or `malformed`.", body = domain::ErrorBody),

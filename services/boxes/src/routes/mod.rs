@@ -55,6 +55,7 @@ pub fn table() -> RouteTable {
     route!(t, DELETE "/identities/{id}/crypto/actions/{action_id}", Session, crypto_actions::delete);
     t.with_docs();
     t.link("boxes_create", "201", "/boxes/{id}", "id", "$response.body#/id")
+        .link("boxes_create", "201", "/box-users/{id}/boxes/{bid}", "bid", "$response.body#/id")
         .link("contact_contact", "201", "/boxes/{id}", "id", "$response.body#/id")
         .link(
             "keyshares_create",
