@@ -224,10 +224,7 @@ impl RouteTable {
 
 /// Adds `status` answered with the §4 body, unless the operation documents it already.
 fn add_error(op: &mut Operation, status: u16, description: &str) {
-    let key = status.to_string();
-    if !op.responses.responses.contains_key(&key) {
-        op.responses.responses.insert(key, RefOr::T(error_response(description)));
-    }
+    op.responses.responses.entry(status.to_string()).or_insert_with(|| RefOr::T(error_response(description)));
 }
 
 /// A response carrying the §4 error body.
