@@ -44,10 +44,12 @@ impl std::fmt::Debug for Blobs {
 impl Blobs {
     /// The S3-compatible bucket of `FILES_S3_URL` when set, else the directory `FILES_DIR`.
     pub fn open(s: &FileSettings) -> anyhow::Result<Self> {
-        if let Some(url) = &s.files_s3_url {
+        // An empty variable (a compose file's `${FILES_S3_URL:-}`) means unset.
+        let set = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+        if let Some(url) = set(&s.files_s3_url) {
             let mut b = AmazonS3Builder::new().with_url(url).with_region(&s.aws_region);
-            if let Some(endpoint) = &s.aws_endpoint_url {
-                b = b.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
+            if let Some(endpoint) = set(&s.aws_endpoint_url) {
+                b = b.with_allow_http(endpoint.starts_with("http://")).with_endpoint(endpoint);
             }
             if let Some(key) = &s.aws_access_key_id {
                 b = b.with_access_key_id(key.expose_secret());
