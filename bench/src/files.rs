@@ -52,7 +52,12 @@ pub async fn files(c: &Common, dir: &Path, size_mib: usize, runs: usize) -> anyh
             "conv=fdatasync".into(),
             "status=none".into(),
         ])?);
-        dd_read.push(dd(&[format!("if={}", target.display()), "of=/dev/null".into(), "bs=1M".into(), "status=none".into()])?);
+        dd_read.push(dd(&[
+            format!("if={}", target.display()),
+            "of=/dev/null".into(),
+            "bs=1M".into(),
+            "status=none".into(),
+        ])?);
     }
     let _ = std::fs::remove_file(&target);
 

@@ -509,7 +509,9 @@ fn encrypted_files_have_storage_and_room_for_uploads() {
     assert!(block.contains("proxy_pass http://boxes;"), "{block}");
     let locations = nginx_locations(&conf);
     let id = "74ee16b5-89be-44f7-bcdd-117f496a90a7";
-    for path in [format!("/boxes/{id}/encrypted-files"), format!("/encrypted-files/{id}"), format!("/boxes/{id}/used-space")] {
+    for path in
+        [format!("/boxes/{id}/encrypted-files"), format!("/encrypted-files/{id}"), format!("/boxes/{id}/used-space")]
+    {
         assert_eq!(nginx_route(&locations, &path), Some(Route::To("boxes")), "gateway route of {path}");
     }
     // Everything else keeps the small limit.

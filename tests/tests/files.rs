@@ -146,7 +146,13 @@ fn streamed_upload(size: usize, pause: Duration) -> Body {
     Body::wrap_stream(body)
 }
 
-fn upload_request(boxes: &Boxes, http: &reqwest::Client, bearer: &str, box_id: &str, body: Body) -> reqwest::RequestBuilder {
+fn upload_request(
+    boxes: &Boxes,
+    http: &reqwest::Client,
+    bearer: &str,
+    box_id: &str,
+    body: Body,
+) -> reqwest::RequestBuilder {
     http.post(boxes.url(&format!("/boxes/{box_id}/encrypted-files")))
         .header("Authorization", bearer)
         .header("Content-Type", format!("multipart/form-data; boundary={BOUNDARY}"))
@@ -156,19 +162,30 @@ fn upload_request(boxes: &Boxes, http: &reqwest::Client, bearer: &str, box_id: &
 #[tokio::test]
 async fn a_large_upload_and_download_stream_with_bounded_memory() {
     let size = 300 * MIB;
-    let boxes = Boxes::start(&[("FILES_MAX_BYTES", &(512 * MIB).to_string()), ("FILES_QUOTA_BYTES", &(MIB * 1024).to_string())]).await;
+    let boxes = Boxes::start(&[
+        ("FILES_MAX_BYTES", &(512 * MIB).to_string()),
+        ("FILES_QUOTA_BYTES", &(MIB * 1024).to_string()),
+    ])
+    .await;
     let http = reqwest::Client::new();
     let (bearer, box_id) = boxes.user_with_box(&http).await;
     // A small upload and download first, so the baseline includes what any upload allocates.
-    let res = upload_request(&boxes, &http, &bearer, &box_id, streamed_upload(MIB, Duration::ZERO)).send().await.unwrap();
+    let res =
+        upload_request(&boxes, &http, &bearer, &box_id, streamed_upload(MIB, Duration::ZERO)).send().await.unwrap();
     assert_eq!(res.status(), 201);
     let warm: Value = res.json().await.unwrap();
-    let res = http.get(boxes.url(&format!("/encrypted-files/{}", warm["content"]["encrypted_file_id"].as_str().unwrap()))).header("Authorization", &bearer).send().await.unwrap();
+    let res = http
+        .get(boxes.url(&format!("/encrypted-files/{}", warm["content"]["encrypted_file_id"].as_str().unwrap())))
+        .header("Authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.bytes().await.unwrap().len(), MIB);
     let before = boxes.vm_hwm_kib();
 
     let started = Instant::now();
-    let res = upload_request(&boxes, &http, &bearer, &box_id, streamed_upload(size, Duration::ZERO)).send().await.unwrap();
+    let res =
+        upload_request(&boxes, &http, &bearer, &box_id, streamed_upload(size, Duration::ZERO)).send().await.unwrap();
     assert_eq!(res.status(), 201, "{:?}", res.text().await);
     let event: Value = res.json().await.unwrap();
     assert_eq!(event["content"]["size"], size);
@@ -177,7 +194,8 @@ async fn a_large_upload_and_download_stream_with_bounded_memory() {
 
     let started = Instant::now();
     let id = event["content"]["encrypted_file_id"].as_str().unwrap();
-    let res = http.get(boxes.url(&format!("/encrypted-files/{id}"))).header("Authorization", &bearer).send().await.unwrap();
+    let res =
+        http.get(boxes.url(&format!("/encrypted-files/{id}"))).header("Authorization", &bearer).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.content_length(), Some(size as u64));
     let mut stream = res.bytes_stream();
@@ -204,22 +222,29 @@ async fn a_kill_mid_upload_leaves_no_event_without_blob_and_the_sweeper_removes_
     let http = reqwest::Client::new();
     let (bearer, box_id) = boxes.user_with_box(&http).await;
     // A finished upload, which must survive everything below.
-    let res = upload_request(&boxes, &http, &bearer, &box_id, streamed_upload(6 * MIB, Duration::ZERO)).send().await.unwrap();
+    let res =
+        upload_request(&boxes, &http, &bearer, &box_id, streamed_upload(6 * MIB, Duration::ZERO)).send().await.unwrap();
     assert_eq!(res.status(), 201);
     let kept: Value = res.json().await.unwrap();
     let kept_id = kept["content"]["encrypted_file_id"].as_str().unwrap().to_owned();
 
     // A slow upload of 64 MiB: 256 KiB every 20 ms.
-    let slow = upload_request(&boxes, &http, &bearer, &box_id, streamed_upload(64 * MIB, Duration::from_millis(20))).send();
+    let slow =
+        upload_request(&boxes, &http, &bearer, &box_id, streamed_upload(64 * MIB, Duration::from_millis(20))).send();
     let slow = tokio::spawn(slow);
     let db = boxes.db().await;
     let deadline = Instant::now() + Duration::from_secs(30);
     // Kill once more than a part is written.
     loop {
         let staged = boxes.blob_names().iter().any(|n| n.contains('#'));
-        let pending: i64 = db.query_one("SELECT count(*) FROM boxes.files WHERE state = 'pending'", &[]).await.unwrap().get(0);
+        let pending: i64 =
+            db.query_one("SELECT count(*) FROM boxes.files WHERE state = 'pending'", &[]).await.unwrap().get(0);
         if staged && pending == 1 {
-            let meta = std::fs::read_dir(boxes.dir.join("files")).unwrap().filter_map(Result::ok).find(|e| e.file_name().to_string_lossy().contains('#')).map(|e| e.metadata().unwrap().len());
+            let meta = std::fs::read_dir(boxes.dir.join("files"))
+                .unwrap()
+                .filter_map(Result::ok)
+                .find(|e| e.file_name().to_string_lossy().contains('#'))
+                .map(|e| e.metadata().unwrap().len());
             if meta.unwrap_or(0) > 0 {
                 break;
             }
@@ -234,14 +259,22 @@ async fn a_kill_mid_upload_leaves_no_event_without_blob_and_the_sweeper_removes_
     }
 
     // No live file without its blob, and no msg.file event but the finished one.
-    let live: Vec<uuid::Uuid> = db.query("SELECT id FROM boxes.files WHERE state = 'live'", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    let live: Vec<uuid::Uuid> = db
+        .query("SELECT id FROM boxes.files WHERE state = 'live'", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     assert_eq!(live.len(), 1);
     for id in &live {
         assert!(boxes.blob_names().contains(&id.to_string()), "live file {id} has its blob");
     }
-    let file_events: i64 = db.query_one("SELECT count(*) FROM boxes.events WHERE type = 'msg.file'", &[]).await.unwrap().get(0);
+    let file_events: i64 =
+        db.query_one("SELECT count(*) FROM boxes.events WHERE type = 'msg.file'", &[]).await.unwrap().get(0);
     assert_eq!(file_events, 1);
-    let pending: i64 = db.query_one("SELECT count(*) FROM boxes.files WHERE state = 'pending'", &[]).await.unwrap().get(0);
+    let pending: i64 =
+        db.query_one("SELECT count(*) FROM boxes.files WHERE state = 'pending'", &[]).await.unwrap().get(0);
     assert_eq!(pending, 1, "the killed upload's row is still pending");
     assert!(boxes.blob_names().iter().any(|n| n.contains('#')), "its half-written blob is still there");
 
@@ -249,14 +282,20 @@ async fn a_kill_mid_upload_leaves_no_event_without_blob_and_the_sweeper_removes_
     boxes.restart().await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let pending: i64 = db.query_one("SELECT count(*) FROM boxes.files WHERE state = 'pending'", &[]).await.unwrap().get(0);
+        let pending: i64 =
+            db.query_one("SELECT count(*) FROM boxes.files WHERE state = 'pending'", &[]).await.unwrap().get(0);
         if pending == 0 && boxes.blob_names() == vec![kept_id.clone()] {
             break;
         }
         assert!(Instant::now() < deadline, "not swept: {pending} pending, blobs {:?}", boxes.blob_names());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let res = http.get(boxes.url(&format!("/encrypted-files/{kept_id}"))).header("Authorization", &bearer).send().await.unwrap();
+    let res = http
+        .get(boxes.url(&format!("/encrypted-files/{kept_id}")))
+        .header("Authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.bytes().await.unwrap().len(), 6 * MIB);
 }

@@ -58,9 +58,11 @@ fn multipart_error(e: MultipartError) -> ApiError {
         MultipartError::ContentTypeMissing
         | MultipartError::ContentTypeParse
         | MultipartError::ContentTypeIncompatible
-        | MultipartError::BoundaryMissing => ErrorBody::bad_request(Origin::Headers, "Content-Type must be multipart/form-data")
-            .with("Content-Type", Detail::Invalid)
-            .into(),
+        | MultipartError::BoundaryMissing => {
+            ErrorBody::bad_request(Origin::Headers, "Content-Type must be multipart/form-data")
+                .with("Content-Type", Detail::Invalid)
+                .into()
+        }
         _ => ErrorBody::bad_request(Origin::Body, "malformed multipart body").with("body", Detail::Malformed).into(),
     }
 }
@@ -156,11 +158,8 @@ pub async fn upload(
         }
         u64::try_from(store::files::used_by(&client, me).await?).unwrap_or(0)
     };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if let Some(n) = declared {
         if n > state.files.max_bytes.saturating_add(FRAMING_ALLOWANCE) {
             return Err(ErrorBody::too_large().with("encrypted_file", Detail::Invalid).into());
@@ -197,7 +196,12 @@ pub async fn upload(
 }
 
 /// The transaction of an upload whose blob is written: the `msg.file` event, the row live.
-async fn publish(state: &AppState, me: IdentityId, box_id: BoxId, received: Received) -> ApiResult<domain::event::Event> {
+async fn publish(
+    state: &AppState,
+    me: IdentityId,
+    box_id: BoxId,
+    received: Received,
+) -> ApiResult<domain::event::Event> {
     let Received { encrypted, public_key, size, sha256, file } = received;
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
@@ -261,8 +265,12 @@ async fn receive(
             }
             "encrypted_file" => {
                 if encrypted.is_none() {
-                    return Err(part_error("msg_encrypted_content", Detail::Required, "msg_encrypted_content must come first")
-                        .into());
+                    return Err(part_error(
+                        "msg_encrypted_content",
+                        Detail::Required,
+                        "msg_encrypted_content must come first",
+                    )
+                    .into());
                 }
                 stored = Some(store_file(up, &mut field, pending).await?);
             }
@@ -336,7 +344,11 @@ async fn store_file(up: &Upload<'_>, field: &mut Field, pending: &mut Option<Pen
 /// `GET /encrypted-files/{id}`: the blob, to members of its box and to identities that saved it;
 /// `ETag`, `If-None-Match`, one `Range` and `If-Range`.
 #[tracing::instrument(skip_all, fields(file_id = %path))]
-pub async fn download(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn download(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let caller = authenticate(&req, &state).await?;
     let id: FileId = path_id(&path, "id")?;
     let file = {
@@ -503,7 +515,11 @@ pub async fn quota(req: HttpRequest, state: web::Data<AppState>, id: web::Path<S
 
 /// `GET /boxes/{id}/used-space`: members only.
 #[tracing::instrument(skip_all, fields(box_id = %path))]
-pub async fn used_space(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn used_space(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let caller = authenticate(&req, &state).await?;
     let box_id: BoxId = path_id(&path, "id")?;
     let client = state.db.get().await?;

@@ -144,8 +144,11 @@ pub async fn upload_parts(app: &TestApp, user: &User, box_id: &str, parts: &[(&s
 }
 
 pub async fn upload(app: &TestApp, user: &User, box_id: &str, data: &[u8]) -> Response {
-    let parts: [(&str, &[u8]); 3] =
-        [("msg_encrypted_content", CIPHERTEXT.as_bytes()), ("msg_public_key", PUBLIC_KEY.as_bytes()), ("encrypted_file", data)];
+    let parts: [(&str, &[u8]); 3] = [
+        ("msg_encrypted_content", CIPHERTEXT.as_bytes()),
+        ("msg_public_key", PUBLIC_KEY.as_bytes()),
+        ("encrypted_file", data),
+    ];
     upload_parts(app, user, box_id, &parts, Auth::Bearer).await
 }
 
@@ -266,7 +269,10 @@ async fn ranges(backend: Backend) {
     assert_eq!(res.bytes().await.unwrap()[..], data[99_995..]);
 
     let res = download(&app, &alice, &id, &[("Range", "bytes=100000-100010")]).await;
-    assert_eq!(res.headers().get("content-range").map(|v| v.to_str().unwrap().to_owned()), Some("bytes */100000".into()));
+    assert_eq!(
+        res.headers().get("content-range").map(|v| v.to_str().unwrap().to_owned()),
+        Some("bytes */100000".into())
+    );
     let body = assert_error(res, 416, "Range", "invalid").await;
     assert_eq!(body["code"], "range_not_satisfiable");
 
@@ -350,7 +356,8 @@ async fn sweeper(backend: Backend) {
         !blobs.exists(pending).await.unwrap() && !blobs.exists(orphan).await.unwrap()
     })
     .await;
-    let rows: i64 = c.query_one("SELECT count(*) FROM boxes.files WHERE id = $1", &[pending.as_uuid()]).await.unwrap().get(0);
+    let rows: i64 =
+        c.query_one("SELECT count(*) FROM boxes.files WHERE id = $1", &[pending.as_uuid()]).await.unwrap().get(0);
     assert_eq!(rows, 0, "the pending row goes too");
     // The live file is untouched.
     assert_eq!(download(&app, &alice, &live, &[]).await.status(), 200);
@@ -462,11 +469,23 @@ async fn saved_files_outlive_the_box_and_go_with_their_last_reference() {
     assert_error(save(&bob).await, 409, "encrypted_file_id", "conflict").await;
     assert_eq!(save(&carol).await.status(), 201);
     // Someone else's path, and a file one cannot read.
-    let res = app.post(&bob, &format!("/identities/{}/saved-files", carol.id), json!({"encrypted_file_id": id, "encrypted_metadata": "AAAA", "key_fingerprint": "x"})).await;
+    let res = app
+        .post(
+            &bob,
+            &format!("/identities/{}/saved-files", carol.id),
+            json!({"encrypted_file_id": id, "encrypted_metadata": "AAAA", "key_fingerprint": "x"}),
+        )
+        .await;
     assert_eq!(res.status(), 403);
     let eve = app.user("Eve").await;
     assert_error(save(&eve).await, 403, "reason", "not_member").await;
-    let res = app.post(&bob, &format!("/identities/{}/saved-files", bob.id), json!({"encrypted_file_id": uuid::Uuid::new_v4(), "encrypted_metadata": "AAAA", "key_fingerprint": "x"})).await;
+    let res = app
+        .post(
+            &bob,
+            &format!("/identities/{}/saved-files", bob.id),
+            json!({"encrypted_file_id": uuid::Uuid::new_v4(), "encrypted_metadata": "AAAA", "key_fingerprint": "x"}),
+        )
+        .await;
     assert_error(res, 404, "encrypted_file_id", "not_found").await;
 
     // Bob leaves: his saved file still reads.
@@ -479,22 +498,42 @@ async fn saved_files_outlive_the_box_and_go_with_their_last_reference() {
     assert_eq!(list[0]["id"], saved["id"]);
 
     // The message is deleted and then the box: the blob stays while saved files reference it.
-    assert_eq!(app.post_event(&alice, &box_id, json!({"type":"msg.delete","referrer_id": event["id"]})).await.status(), 201);
-    let res = app.send(&alice, Method::DELETE, &format!("/boxes/{box_id}"), Some(json!({"user_confirmation": "delete"}))).await;
+    assert_eq!(
+        app.post_event(&alice, &box_id, json!({"type":"msg.delete","referrer_id": event["id"]})).await.status(),
+        201
+    );
+    let res = app
+        .send(&alice, Method::DELETE, &format!("/boxes/{box_id}"), Some(json!({"user_confirmation": "delete"})))
+        .await;
     assert_eq!(res.status(), 204);
     assert_eq!(download(&app, &bob, &id, &[]).await.status(), 200);
     assert_eq!(download(&app, &carol, &id, &[]).await.status(), 200);
     assert_eq!(blobs_left(&app).await, 1);
 
-    let res = app.send(&bob, Method::DELETE, &format!("/identities/{}/saved-files/{}", bob.id, saved["id"].as_str().unwrap()), None).await;
+    let res = app
+        .send(
+            &bob,
+            Method::DELETE,
+            &format!("/identities/{}/saved-files/{}", bob.id, saved["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
     assert_eq!(res.status(), 204);
     assert_error(download(&app, &bob, &id, &[]).await, 403, "reason", "not_member").await;
     assert_eq!(download(&app, &carol, &id, &[]).await.status(), 200);
-    let res = app.send(&bob, Method::DELETE, &format!("/identities/{}/saved-files/{}", bob.id, saved["id"].as_str().unwrap()), None).await;
+    let res = app
+        .send(
+            &bob,
+            Method::DELETE,
+            &format!("/identities/{}/saved-files/{}", bob.id, saved["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
     assert_error(res, 404, "saved_file_id", "not_found").await;
     let carols: Value = app.get(&carol, &format!("/identities/{}/saved-files", carol.id)).await.json().await.unwrap();
     let carol_saved = carols[0]["id"].as_str().unwrap().to_owned();
-    let res = app.send(&carol, Method::DELETE, &format!("/identities/{}/saved-files/{carol_saved}", carol.id), None).await;
+    let res =
+        app.send(&carol, Method::DELETE, &format!("/identities/{}/saved-files/{carol_saved}", carol.id), None).await;
     assert_eq!(res.status(), 204);
     nothing_left(&app).await;
 }
@@ -529,13 +568,25 @@ async fn quota_and_usage_figures() {
     assert_eq!(app.get(&eve, &format!("/identities/{}/storage-quota", alice.id)).await.status(), 403);
 
     // A saved file counts for the one who saved it; a deleted message no longer counts.
-    let res = app.post(&bob, &format!("/identities/{}/saved-files", bob.id), json!({"encrypted_file_id": file_id(&first), "encrypted_metadata": "AAAA", "key_fingerprint": "fp"})).await;
+    let res = app
+        .post(
+            &bob,
+            &format!("/identities/{}/saved-files", bob.id),
+            json!({"encrypted_file_id": file_id(&first), "encrypted_metadata": "AAAA", "key_fingerprint": "fp"}),
+        )
+        .await;
     assert_eq!(res.status(), 201);
     assert_eq!(quota(&bob).await["used"], 7000);
-    assert_eq!(app.post_event(&alice, &box_id, json!({"type":"msg.delete","referrer_id": first["id"]})).await.status(), 201);
+    assert_eq!(
+        app.post_event(&alice, &box_id, json!({"type":"msg.delete","referrer_id": first["id"]})).await.status(),
+        201
+    );
     let used: Value = app.get(&bob, &format!("/boxes/{box_id}/used-space")).await.json().await.unwrap();
     assert_eq!(used["used"], 5000);
 }
+
+/// A multipart part: its name and bytes.
+type Part<'a> = (&'a str, &'a [u8]);
 
 #[tokio::test]
 async fn bad_multipart_bodies_are_400() {
@@ -543,14 +594,26 @@ async fn bad_multipart_bodies_are_400() {
     let alice = app.user("Alice").await;
     let box_id = seed_box(&app, &alice, &[]).await;
     let ct = CIPHERTEXT.as_bytes();
-    let cases: Vec<(Vec<(&str, &[u8])>, &str, &str)> = vec![
+    let cases: Vec<(Vec<Part>, &str, &str)> = vec![
         (vec![("encrypted_file", b"x")], "msg_encrypted_content", "required"),
         (vec![("msg_encrypted_content", ct)], "encrypted_file", "required"),
         (vec![("msg_encrypted_content", ct), ("colour", b"red"), ("encrypted_file", b"x")], "colour", "unknown"),
         (vec![("msg_encrypted_content", b"not b64u!"), ("encrypted_file", b"x")], "msg_encrypted_content", "malformed"),
-        (vec![("msg_encrypted_content", ct), ("msg_public_key", b"+/="), ("encrypted_file", b"x")], "msg_public_key", "malformed"),
-        (vec![("msg_encrypted_content", ct), ("msg_encrypted_content", ct), ("encrypted_file", b"x")], "msg_encrypted_content", "conflict"),
-        (vec![("msg_encrypted_content", ct), ("encrypted_file", b"x"), ("msg_public_key", PUBLIC_KEY.as_bytes())], "encrypted_file", "invalid"),
+        (
+            vec![("msg_encrypted_content", ct), ("msg_public_key", b"+/="), ("encrypted_file", b"x")],
+            "msg_public_key",
+            "malformed",
+        ),
+        (
+            vec![("msg_encrypted_content", ct), ("msg_encrypted_content", ct), ("encrypted_file", b"x")],
+            "msg_encrypted_content",
+            "conflict",
+        ),
+        (
+            vec![("msg_encrypted_content", ct), ("encrypted_file", b"x"), ("msg_public_key", PUBLIC_KEY.as_bytes())],
+            "encrypted_file",
+            "invalid",
+        ),
     ];
     for (parts, key, detail) in cases {
         let res = upload_parts(&app, &alice, &box_id, &parts, Auth::Bearer).await;
@@ -560,10 +623,22 @@ async fn bad_multipart_bodies_are_400() {
     let res = upload_parts(&app, &alice, &box_id, &[("msg_public_key", PUBLIC_KEY.as_bytes()); 9], Auth::Bearer).await;
     assert_eq!(res.status(), 400);
     let long = "A".repeat(domain::files::ENCRYPTED_MAX + 4);
-    let res = upload_parts(&app, &alice, &box_id, &[("msg_encrypted_content", long.as_bytes()), ("encrypted_file", b"x")], Auth::Bearer).await;
+    let res = upload_parts(
+        &app,
+        &alice,
+        &box_id,
+        &[("msg_encrypted_content", long.as_bytes()), ("encrypted_file", b"x")],
+        Auth::Bearer,
+    )
+    .await;
     assert_error(res, 400, "msg_encrypted_content", "invalid").await;
     // Not multipart at all, and a broken multipart body.
-    let res = app.request(&alice, Method::POST, &format!("/boxes/{box_id}/encrypted-files"), Auth::Bearer).json(&json!({})).send().await.unwrap();
+    let res = app
+        .request(&alice, Method::POST, &format!("/boxes/{box_id}/encrypted-files"), Auth::Bearer)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_error(res, 400, "Content-Type", "invalid").await;
     let res = app
         .request(&alice, Method::POST, &format!("/boxes/{box_id}/encrypted-files"), Auth::Bearer)
@@ -589,6 +664,7 @@ async fn cookie_uploads_need_the_csrf_header() {
     assert_eq!(res.status(), 201);
     // A cookie download is a read: no CSRF header needed.
     let id = file_id(&res.json().await.unwrap());
-    let res = app.request(&alice, Method::GET, &format!("/encrypted-files/{id}"), Auth::CookieNoCsrf).send().await.unwrap();
+    let res =
+        app.request(&alice, Method::GET, &format!("/encrypted-files/{id}"), Auth::CookieNoCsrf).send().await.unwrap();
     assert_eq!(res.status(), 200);
 }
