@@ -376,12 +376,12 @@ pub async fn download(
                 .json(body));
         }
     };
-    let got = match state.files.blobs.get(id, range.map(|(start, end)| start..end + 1)).await {
-        Ok(got) => got,
+    let stream = match state.files.blobs.read(id, range.map(|(start, end)| start..end + 1)).await {
+        Ok(stream) => stream,
         Err(object_store::Error::NotFound { .. }) => return Err(file_not_found().into()),
         Err(e) => return Err(storage_unavailable(e)),
     };
-    let stream = got.into_stream().map_err(|e| {
+    let stream = stream.map_err(|e| {
         tracing::warn!(error = %e, "reading a blob failed mid-download");
         e
     });
