@@ -79,6 +79,22 @@ impl Blobs {
         Ok(WriteMultipart::new_with_chunk_size(upload, PART_SIZE))
     }
 
+    /// Makes a finished blob durable before its event commits: the local store writes without
+    /// `fsync`, so the file and its directory entry are synced here; S3 stores are durable once
+    /// an upload completes.
+    pub async fn sync(&self, id: FileId) -> std::io::Result<()> {
+        let Some(dir) = &self.local_dir else {
+            return Ok(());
+        };
+        let (dir, name) = (dir.join(PREFIX), id.to_string());
+        tokio::task::spawn_blocking(move || {
+            std::fs::File::open(dir.join(name))?.sync_all()?;
+            std::fs::File::open(&dir)?.sync_all()
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+
     /// Removes a blob; one that is not there is already removed.
     pub async fn delete(&self, id: FileId) -> object_store::Result<()> {
         match self.store.delete(&Self::path(id)).await {
