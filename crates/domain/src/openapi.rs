@@ -228,6 +228,53 @@ pub struct AccessBatchBody {
     pub events: Vec<NewEventBody>,
 }
 
+/// `POST /boxes/{id}/encrypted-files` (issue 18), `multipart/form-data`: the text parts first,
+/// `encrypted_file` last; at most 8 parts. 400 `details` keys: `Content-Type`, `body`,
+/// `msg_encrypted_content`, `msg_public_key`, `encrypted_file`, or the name of an unknown part;
+/// 403 `encrypted_file = quota_exceeded` or `reason`; 413 `encrypted_file` past `FILES_MAX_BYTES`.
+#[derive(Serialize, ToSchema)]
+pub struct EncryptedFileUpload {
+    #[schema(min_length = 1, max_length = 32768, pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$")]
+    pub msg_encrypted_content: String,
+    #[schema(
+        min_length = 1,
+        max_length = 4096,
+        pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$",
+        nullable = false
+    )]
+    pub msg_public_key: Option<String>,
+    /// The ciphertext of the file.
+    #[schema(value_type = String, format = Binary)]
+    pub encrypted_file: Vec<u8>,
+}
+
+/// `POST /identities/{id}/saved-files` (issue 18). 400 `details` keys: `encrypted_file_id`,
+/// `encrypted_metadata`, `key_fingerprint`; 404 `encrypted_file_id`; 409 `encrypted_file_id`.
+#[derive(Serialize, ToSchema)]
+pub struct SavedFileBody {
+    #[schema(format = Uuid)]
+    pub encrypted_file_id: String,
+    #[schema(min_length = 1, max_length = 32768, pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$")]
+    pub encrypted_metadata: String,
+    #[schema(min_length = 1, max_length = 128, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")]
+    pub key_fingerprint: String,
+}
+
+/// `GET /identities/{id}/storage-quota`: bytes allowed and bytes used.
+#[derive(Serialize, ToSchema)]
+pub struct StorageQuotaView {
+    pub identity_id: crate::IdentityId,
+    pub quota: u64,
+    pub used: u64,
+}
+
+/// `GET /boxes/{id}/used-space`: the bytes of the box's live files.
+#[derive(Serialize, ToSchema)]
+pub struct UsedSpaceView {
+    pub box_id: crate::BoxId,
+    pub used: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,6 +321,13 @@ mod tests {
         assert_eq!(limit(&upsert, "identifier_value", "maxLength"), as_u64(limits::ACCESS_VALUE));
         let batch = schema::<AccessBatchBody>();
         assert_eq!(limit(&batch, "events", "maxItems"), as_u64(crate::event::BATCH_MAX));
+        let upload = schema::<EncryptedFileUpload>();
+        assert_eq!(limit(&upload, "msg_encrypted_content", "maxLength"), as_u64(crate::files::ENCRYPTED_MAX));
+        assert_eq!(limit(&upload, "msg_public_key", "maxLength"), as_u64(crate::files::PUBLIC_KEY_MAX));
+        let saved = schema::<SavedFileBody>();
+        assert_eq!(limit(&saved, "encrypted_metadata", "maxLength"), as_u64(crate::files::ENCRYPTED_MAX));
+        assert_eq!(limit(&saved, "key_fingerprint", "maxLength"), as_u64(crate::files::KEY_FINGERPRINT_MAX));
+        assert_eq!(saved["properties"]["key_fingerprint"]["pattern"], NO_CONTROL_PATTERN);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod blobs;
 pub mod config;
 pub mod error;
 pub mod idempotency;
@@ -16,4 +17,5 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod sweeper;
 pub mod views;

@@ -11,6 +11,7 @@ mod contact;
 mod counters;
 mod crypto_actions;
 mod events;
+mod files;
 mod health;
 mod identities;
 mod internal;
@@ -33,6 +34,9 @@ pub fn table() -> RouteTable {
     route!(t, POST "/boxes/{id}/events", Session, events::post);
     route!(t, GET "/boxes/{id}/events", Session, events::list);
     route!(t, HEAD "/boxes/{id}/events", Session, events::count);
+    route!(t, POST "/boxes/{id}/encrypted-files", Session, files::upload);
+    route!(t, GET "/boxes/{id}/used-space", Session, files::used_space);
+    route!(t, GET "/encrypted-files/{id}", Session, files::download);
     route!(t, POST "/boxes/{id}/batch-events", Session, batch_events::post);
     route!(t, GET "/boxes/{id}/members", Session, members::members);
     route!(t, GET "/boxes/{id}/accesses", Session, members::accesses);
@@ -47,6 +51,10 @@ pub fn table() -> RouteTable {
     route!(t, GET "/identities/{id}", Session, identities::get);
     route!(t, GET "/identities/{id}/profile", Session, identities::profile);
     route!(t, PUT "/identities/{id}/public-keys", Session, identities::public_keys);
+    route!(t, POST "/identities/{id}/saved-files", Session, files::save);
+    route!(t, GET "/identities/{id}/saved-files", Session, files::saved);
+    route!(t, DELETE "/identities/{id}/saved-files/{saved_file_id}", Session, files::unsave);
+    route!(t, GET "/identities/{id}/storage-quota", Session, files::quota);
     route!(t, GET "/identities/{id}/crypto/actions", Session, crypto_actions::list);
     route!(t, GET "/identities/{id}/notifications", Session, notifications::list);
     route!(t, HEAD "/identities/{id}/notifications", Session, notifications::count);
