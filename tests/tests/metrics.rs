@@ -34,12 +34,13 @@ impl OwnRedis {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server");
-        let url = format!("redis://127.0.0.1:{port}");
-        let client = redis::Client::open(url.as_str()).unwrap();
+        // Owned at once, so a failed start still stops it (Drop).
+        let redis = OwnRedis { child, url: format!("redis://127.0.0.1:{port}") };
+        let client = redis::Client::open(redis.url.as_str()).unwrap();
         for _ in 0..100 {
             if let Ok(mut c) = client.get_multiplexed_async_connection().await {
                 if redis::cmd("PING").query_async::<String>(&mut c).await.is_ok() {
-                    return OwnRedis { child, url };
+                    return redis;
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -419,7 +419,8 @@ mod tests {
         FAMILIES.redis_errors.inc();
         FAMILIES.realtime_deliveries.inc();
         observe("test", Some("/boxes/{id}".into()), &Method::GET, 200, 0.01);
-        observe("test", None, &Method::from_bytes(b"BREW").unwrap(), 404, 0.01);
+        let brew = Method::from_bytes(b"BREW").unwrap_or(Method::CONNECT);
+        observe("test", None, &brew, 404, 0.01);
         ratelimit_refused("test_limit");
         login("test", "success");
         FAMILIES.realtime_socket_closes.with_label_values(&["idle"]).inc();
