@@ -420,11 +420,104 @@ fn the_internal_api_has_its_own_port_service_and_network_policy() {
         .iter()
         .filter(|r| r["ports"].as_sequence().unwrap().iter().any(|p| p["port"].as_u64() == Some(internal_port)))
         .collect();
-    assert_eq!(reaching_internal.len(), 1, "{rules:?}");
+    // auth-bridge pods for the internal API, the monitoring namespace for /metrics.
+    assert_eq!(reaching_internal.len(), 2, "{rules:?}");
     let from = reaching_internal[0]["from"].as_sequence().expect("the internal port has a `from`");
     assert_eq!(from.len(), 1);
     assert_eq!(from[0]["podSelector"]["matchLabels"]["app"], "auth-bridge");
     assert!(from[0]["namespaceSelector"].is_null() && from[0]["ipBlock"].is_null());
+    assert_only_monitoring(reaching_internal[1]);
+}
+
+/// A NetworkPolicy rule open to the `monitoring` namespace and nothing else.
+fn assert_only_monitoring(rule: &Value) {
+    let from = rule["from"].as_sequence().expect("the metrics rule has a `from`");
+    assert_eq!(from.len(), 1, "{rule:?}");
+    assert_eq!(from[0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], "monitoring", "{rule:?}");
+    assert!(from[0]["podSelector"].is_null() && from[0]["ipBlock"].is_null(), "{rule:?}");
+}
+
+#[test]
+fn every_service_is_scraped_on_a_port_only_monitoring_reaches() {
+    let docs = k8s_docs();
+    for (service, port_name) in [("boxes", "internal"), ("realtime", "metrics"), ("auth-bridge", "metrics")] {
+        let dep = kind_named(&docs, "Deployment", service).unwrap();
+        let ports = dep["spec"]["template"]["spec"]["containers"][0]["ports"].as_sequence().unwrap();
+        let port = ports
+            .iter()
+            .find(|p| p["name"] == port_name)
+            .and_then(|p| p["containerPort"].as_u64())
+            .unwrap_or_else(|| panic!("{service} exposes a {port_name} port"));
+        let annotations = &dep["spec"]["template"]["metadata"]["annotations"];
+        assert_eq!(annotations["prometheus.io/scrape"], "true", "{service}");
+        assert_eq!(annotations["prometheus.io/port"], port.to_string().as_str(), "{service}");
+        assert_eq!(annotations["prometheus.io/path"], "/metrics", "{service}");
+        let bind_var = if service == "boxes" { "INTERNAL_BIND_ADDR" } else { "METRICS_BIND_ADDR" };
+        let bind = container_env(dep, bind_var).unwrap_or_else(|| panic!("{service} sets {bind_var}"));
+        assert!(bind.ends_with(&format!(":{port}")), "{service}: {bind}");
+        // The public Service never carries the metrics port.
+        let svc = kind_named(&docs, "Service", service).unwrap();
+        assert!(svc["spec"]["ports"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .all(|p| p["targetPort"] != port_name || service == "boxes"));
+        // Some policy selects the pods, and every rule that opens the metrics port is the
+        // monitoring namespace's (boxes shares its internal port with auth-bridge, checked above).
+        let rules: Vec<&Value> = docs
+            .iter()
+            .filter(|d| d["kind"] == "NetworkPolicy" && d["spec"]["podSelector"]["matchLabels"]["app"] == service)
+            .flat_map(|d| d["spec"]["ingress"].as_sequence().unwrap())
+            .filter(|r| r["ports"].as_sequence().unwrap().iter().any(|p| p["port"].as_u64() == Some(port)))
+            .collect();
+        assert!(!rules.is_empty(), "{service}: no NetworkPolicy opens port {port}");
+        if service != "boxes" {
+            assert_eq!(rules.len(), 1, "{service}: {rules:?}");
+            assert_only_monitoring(rules[0]);
+        }
+    }
+}
+
+/// The metric names a PromQL expression selects: identifiers outside label matchers, ranges,
+/// strings and `by (...)`, not called as functions.
+fn promql_metrics(expr: &str) -> Vec<String> {
+    let stripped =
+        regex::Regex::new(r#""[^"]*"|\{[^}]*\}|\[[^\]]*\]|\b(by|without)\s*\([^)]*\)"#).unwrap().replace_all(expr, " ");
+    regex::Regex::new(r"[a-zA-Z_:][a-zA-Z0-9_:]*(\s*\()?")
+        .unwrap()
+        .find_iter(&stripped)
+        .map(|m| m.as_str())
+        .filter(|t| !t.ends_with('('))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_grafana_dashboard_queries_the_services_families() {
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&read("deploy/grafana/boxes-dashboard.json")).expect("the dashboard is JSON");
+    assert!(dashboard["title"].is_string() && dashboard["uid"].is_string());
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let mut queried = BTreeSet::new();
+    for panel in panels {
+        assert!(panel["title"].is_string() && panel["gridPos"].is_object(), "{panel}");
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("a PromQL expression");
+            for name in promql_metrics(expr) {
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s))
+                    .filter(|f| web_kit::metrics::FAMILY_NAMES.contains(f))
+                    .unwrap_or(&name)
+                    .to_owned();
+                assert!(web_kit::metrics::FAMILY_NAMES.contains(&family.as_str()), "{expr}: no family {name}");
+                queried.insert(family);
+            }
+        }
+    }
+    for family in web_kit::metrics::FAMILY_NAMES {
+        assert!(queried.contains(*family), "the dashboard shows no {family}");
+    }
 }
 
 #[test]

@@ -27,13 +27,19 @@ struct System {
 }
 
 async fn start_system() -> System {
+    start_system_with(&[]).await
+}
+
+/// The system, with `extra` in the environment of boxes, realtime and auth-bridge.
+async fn start_system_with(extra: &[(&str, &str)]) -> System {
     let database_url = test_support::fresh_database().await.unwrap();
     let keys = TestKeys::generate();
     let private = keys.private_file.path().display().to_string();
     let public = keys.public_file.path().display().to_string();
     let internal = format!("internal-{}", uuid::Uuid::new_v4().simple());
-    let env =
-        |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>();
+    let env = |pairs: &[(&str, &str)]| {
+        pairs.iter().chain(extra).map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>()
+    };
 
     let mut hostapp = Service::start(
         "reference-hostapp",
@@ -268,4 +274,188 @@ async fn next_text(ws: &mut Ws) -> String {
             other => panic!("socket ended: {other:?}"),
         }
     }
+}
+
+/// A stand-in OTLP collector on a real socket: answers every HTTP request 200 and keeps the
+/// bodies posted to `/v1/traces`.
+async fn start_collector() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = bodies.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else { return };
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    // Headers, then a Content-Length body; keep-alive connections loop.
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        let mut chunk = [0u8; 8192];
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    while buf.len() < head_end + len {
+                        let mut chunk = [0u8; 8192];
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    if head.starts_with("post /v1/traces ") {
+                        kept.lock().unwrap().push(buf[head_end..head_end + len].to_vec());
+                    }
+                    buf.drain(..head_end + len);
+                    let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
+                    if conn.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, bodies)
+}
+
+/// One exported span: its service, name, trace id, span id and parent span id (hex).
+#[derive(Debug, Clone)]
+struct Exported {
+    service: String,
+    name: String,
+    trace_id: String,
+    span_id: String,
+    parent_id: String,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Decodes every body the collector got as an OTLP `ExportTraceServiceRequest`.
+fn exported(bodies: &std::sync::Mutex<Vec<Vec<u8>>>) -> Vec<Exported> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message as _;
+    let mut spans = Vec::new();
+    for body in bodies.lock().unwrap().iter() {
+        let request = ExportTraceServiceRequest::decode(body.as_slice()).expect("an OTLP protobuf body");
+        for rs in request.resource_spans {
+            let service = rs
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|a| a.key == "service.name")
+                .and_then(|a| a.value.as_ref())
+                .and_then(|v| match &v.value {
+                    Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s)) => Some(s.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            for span in rs.scope_spans.into_iter().flat_map(|s| s.spans) {
+                spans.push(Exported {
+                    service: service.clone(),
+                    name: span.name,
+                    trace_id: hex(&span.trace_id),
+                    span_id: hex(&span.span_id),
+                    parent_id: hex(&span.parent_span_id),
+                });
+            }
+        }
+    }
+    spans
+}
+
+/// Waits up to 10 s for `check` to hold on the exported spans.
+async fn wait_for_spans(bodies: &std::sync::Mutex<Vec<Vec<u8>>>, check: impl Fn(&[Exported]) -> bool) -> Vec<Exported> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let spans = exported(bodies);
+        if check(&spans) || tokio::time::Instant::now() > deadline {
+            return spans;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn spans_are_exported_over_otlp_as_one_trace() {
+    let (collector, bodies) = start_collector().await;
+    let sys =
+        start_system_with(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &collector), ("OTEL_BSP_SCHEDULE_DELAY", "100")]).await;
+    let http = reqwest::Client::new();
+
+    // A login under the caller's trace: auth-bridge's request span is the caller's child, its
+    // call to boxes' internal API a child of that, and boxes' request span a child of the call.
+    let login_trace = new_trace_id();
+    let caller = traceparent(&login_trace);
+    let res = http
+        .post(format!("{}/auth/login", sys.bridge.url()))
+        .header("traceparent", &caller)
+        .json(&json!({"auth_code": "code-alice", "app_id": "boxes-miniapp", "client_id": "ref-hostapp"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let cookies: Vec<String> = res
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .filter(|c| c.starts_with("accesstoken=") || c.starts_with("tokentype="))
+        .collect();
+    let login: Value = res.json().await.unwrap();
+    let alice = login["identity_id"].as_str().unwrap().to_owned();
+    let (cookies, csrf) = (cookies.join("; "), login["csrf_token"].as_str().unwrap().to_owned());
+
+    let in_trace = |spans: &[Exported], trace: &str, service: &str, name: &str| -> Option<Exported> {
+        spans.iter().find(|s| s.trace_id == trace && s.service == service && s.name == name).cloned()
+    };
+    let spans = wait_for_spans(&bodies, |s| in_trace(s, &login_trace, "boxes", "request").is_some()).await;
+    let bridge = in_trace(&spans, &login_trace, "auth-bridge", "request").unwrap_or_else(|| panic!("{spans:#?}"));
+    assert_eq!(bridge.parent_id, &caller[36..52], "the caller's span is the parent");
+    let call =
+        in_trace(&spans, &login_trace, "auth-bridge", "boxes internal call").unwrap_or_else(|| panic!("{spans:#?}"));
+    assert_eq!(call.parent_id, bridge.span_id);
+    let boxes = in_trace(&spans, &login_trace, "boxes", "request").unwrap();
+    assert_eq!(boxes.parent_id, call.span_id, "boxes serves the call in the same trace");
+
+    // A post and its delivery: boxes' request, its publish, realtime's delivery.
+    let mut req = format!("ws://127.0.0.1:{}/box-users/{alice}/ws", sys.realtime.port).into_client_request().unwrap();
+    req.headers_mut().insert(COOKIE, cookies.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    next_text(&mut ws).await;
+    let post_trace = new_trace_id();
+    let res = http
+        .post(format!("{}/boxes", sys.boxes.url()))
+        .header(COOKIE, &cookies)
+        .header("X-CSRF-Token", &csrf)
+        .header("traceparent", traceparent(&post_trace))
+        .json(&json!({"title": "Exported", "public_key": "SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    next_text(&mut ws).await;
+    let spans = wait_for_spans(&bodies, |s| in_trace(s, &post_trace, "realtime", "deliver").is_some()).await;
+    let post = in_trace(&spans, &post_trace, "boxes", "request").unwrap_or_else(|| panic!("{spans:#?}"));
+    let publish = in_trace(&spans, &post_trace, "boxes", "publish").unwrap_or_else(|| panic!("{spans:#?}"));
+    assert_eq!(publish.parent_id, post.span_id);
+    let deliver = in_trace(&spans, &post_trace, "realtime", "deliver").unwrap_or_else(|| panic!("{spans:#?}"));
+    assert_eq!(deliver.parent_id, publish.span_id, "the delivery is the publish's child");
+
+    // The request span's ids are the ones the logs carry.
+    let logged = log_lines(&sys.boxes, "trace_id", &post_trace);
+    assert!(logged.iter().any(|l| has(l, "span_id", &post.span_id)), "{logged:?}");
 }

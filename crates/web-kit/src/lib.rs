@@ -9,6 +9,7 @@ pub mod body;
 pub mod failure;
 pub mod history;
 pub mod limits;
+pub mod metrics;
 pub mod origins;
 pub mod ratelimit;
 pub mod redis;

@@ -197,6 +197,7 @@ pub async fn enforce(redis: &ConnectionManager, checks: &[Check]) -> Result<(), 
         return Ok(());
     }
     let limit = active.get(fullest.saturating_sub(1)).map_or("", |(c, _)| c.limit);
+    crate::metrics::ratelimit_refused(limit);
     Err(Limited { limit, retry_after_secs: wait_ms.div_ceil(1000).max(1) }.into())
 }
 

@@ -77,13 +77,18 @@ impl Query for redis::ScriptInvocation<'_> {
 /// connection closed before anything reached the server.
 pub async fn query<T: FromRedisValue + Send>(conn: &ConnectionManager, q: &impl Query) -> RedisResult<T> {
     let mut conn = conn.clone();
-    bounded(CALL_TIMEOUT, async {
+    let started = crate::metrics::enabled().then(std::time::Instant::now);
+    let result = bounded(CALL_TIMEOUT, async {
         match q.run(&mut conn).await {
             Err(e) if never_sent(&e) => q.run(&mut conn).await,
             other => other,
         }
     })
-    .await
+    .await;
+    if let Some(started) = started {
+        crate::metrics::redis_call(started, result.is_err());
+    }
+    result
 }
 
 /// Errors after which the command cannot have been executed: the connection's driver had

@@ -17,7 +17,11 @@ use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use tracing::{Instrument, Subscriber};
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
+
+pub mod otlp;
 
 /// The request id header, read from requests and set on every answer.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -38,6 +42,19 @@ pub fn subscriber<W>(default_filter: &str, format: &str, writer: W) -> Box<dyn S
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
+    subscriber_exporting(default_filter, format, writer, None)
+}
+
+/// [`subscriber`], also exporting the spans through `tracer` when there is one.
+fn subscriber_exporting<W>(
+    default_filter: &str,
+    format: &str,
+    writer: W,
+    tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
+) -> Box<dyn Subscriber + Send + Sync>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
     let spec = std::env::var("RUST_LOG").ok().filter(|s| !s.trim().is_empty());
     let mut filter =
         spec.as_deref().and_then(|s| EnvFilter::try_new(s).ok()).unwrap_or_else(|| EnvFilter::new(default_filter));
@@ -48,16 +65,39 @@ where
     }
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     if format == "pretty" {
-        Box::new(builder.finish())
+        exporting(builder.finish(), tracer)
     } else {
-        Box::new(builder.json().finish())
+        exporting(builder.json().finish(), tracer)
     }
 }
 
-/// Installs a stdout subscriber for the process. A second call (tests start several applications
-/// in one process) keeps the first.
-pub fn init(format: &str) {
-    let _ = tracing::subscriber::set_global_default(subscriber("info", format, std::io::stdout));
+fn exporting<S>(base: S, tracer: Option<opentelemetry_sdk::trace::SdkTracer>) -> Box<dyn Subscriber + Send + Sync>
+where
+    S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
+{
+    match tracer {
+        Some(tracer) => Box::new(base.with(tracing_opentelemetry::layer().with_tracer(tracer))),
+        None => Box::new(base),
+    }
+}
+
+/// Installs a stdout subscriber for the process, exporting spans over OTLP when
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set (see [`otlp`]). A second call (tests start several
+/// applications in one process) keeps the first.
+pub fn init(service: &'static str, format: &str) {
+    let tracer = match otlp::start(service) {
+        Ok(tracer) => tracer,
+        Err(e) => {
+            eprintln!("OpenTelemetry export disabled: {e:#}");
+            None
+        }
+    };
+    let _ = tracing::subscriber::set_global_default(subscriber_exporting("info", format, std::io::stdout, tracer));
+}
+
+/// Sends the spans not exported yet; called once the server has stopped.
+pub fn shutdown() {
+    otlp::shutdown();
 }
 
 /// `value` when it may serve as a request id: 1 to [`MAX_REQUEST_ID_LEN`] token characters
@@ -222,6 +262,7 @@ pub async fn log_request(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let ctx = TraceContext::from_headers(req.headers());
     let span = request_span(&ctx, req.method().as_str(), req.path());
+    otlp::adopt(&span, &ctx);
     let header = ctx.request_id_header();
     async move {
         let started = std::time::Instant::now();

@@ -81,6 +81,9 @@ pub struct Settings {
 
     #[command(flatten)]
     pub rates: RateSettings,
+
+    #[command(flatten)]
+    pub metrics: web_kit::metrics::MetricsSettings,
 }
 
 /// Rate limits (README, "Rate limits"): `<count>/<seconds>`, all of `count` available at once,

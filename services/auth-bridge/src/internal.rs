@@ -2,6 +2,7 @@
 //! each login (§10.2 step 5). Any failure makes the login answer 503 with no session.
 
 use std::time::Duration;
+use tracing::Instrument;
 
 use anyhow::{anyhow, bail, Context};
 use domain::identity::IdentityUpsert;
@@ -39,14 +40,16 @@ impl BoxesInternal {
     #[tracing::instrument(skip_all, fields(identity_id = %id))]
     pub async fn upsert_identity(&self, id: IdentityId, body: &IdentityUpsert) -> anyhow::Result<()> {
         let mut req = self.http.put(self.identity_url(id)?).header("X-Internal-Token", self.token.expose_secret());
+        let mut span = tracing::Span::none();
         if let Some(ctx) = web_kit::telemetry::current() {
             let call = ctx.child();
             tracing::debug!(span_id = %call.span_id, "calling the boxes internal API");
+            span = web_kit::telemetry::otlp::call_span(&call, "boxes internal call");
             req = req
                 .header(web_kit::telemetry::REQUEST_ID, &call.request_id)
                 .header(web_kit::telemetry::TRACEPARENT, call.traceparent());
         }
-        let res = req.json(body).send().await.context("calling the boxes internal API")?;
+        let res = req.json(body).send().instrument(span).await.context("calling the boxes internal API")?;
         if !res.status().is_success() {
             bail!("the boxes internal API answered {}", res.status());
         }

@@ -105,6 +105,38 @@ pub struct LoggedIn {
     pub tokens: TokenResponse,
 }
 
+/// The `outcome` label of `auth_logins_total`: `success`, or one per row of the §10.4 failure
+/// table (the two `malformed` rows share one), or the refusals before the hostapp is asked.
+pub fn outcome<T>(result: &Result<T, ApiError>) -> &'static str {
+    result.as_ref().map_or_else(error_outcome, |_| "success")
+}
+
+/// The `outcome` of a failed login.
+pub fn error_outcome(e: &ApiError) -> &'static str {
+    use crate::hostapp::{Failure, Step, INVALID_AUTH_CODE};
+    match e {
+        ApiError::Hostapp(e) => match (&e.failure, e.step) {
+            (Failure::ErrorCode(code), Step::GetAccessToken) if code == INVALID_AUTH_CODE => "invalid_auth_code",
+            (Failure::ErrorCode(_), Step::GetAccessToken) => "access_token_error_code",
+            (Failure::ErrorCode(_), Step::GetUserData) => "user_data_error_code",
+            (Failure::InvalidUserData(_), _) => "invalid_user_data",
+            (Failure::Http(_), _) => "hostapp_http_status",
+            (Failure::Malformed, _) => "hostapp_malformed",
+            (Failure::Unreachable, _) => "hostapp_unreachable",
+            (Failure::TimedOut, _) => "hostapp_timed_out",
+        },
+        ApiError::Unavailable(_) => "unavailable",
+        ApiError::Limited(_) => "rate_limited",
+        ApiError::Client(_) => "refused",
+        ApiError::Internal(_) => "internal_error",
+    }
+}
+
+/// Counts a login of `flow` (`login`, `authorize`, `connect`) in `auth_logins_total`.
+pub fn record<T>(flow: &'static str, result: &Result<T, ApiError>) {
+    web_kit::metrics::login(flow, outcome(result));
+}
+
 /// Runs steps 1–7 for a client at `address` (`web_kit::ratelimit::client_address`).
 #[tracing::instrument(skip_all, fields(client_id = %req.client_id, app_id = %req.app_id))]
 pub async fn run(state: &AppState, req: &LoginRequest, address: &str) -> Result<LoggedIn, ApiError> {
@@ -154,7 +186,7 @@ pub async fn open_session(
     // 5. The identity: the link in PostgreSQL, then the public part in boxes.
     let snapshot = serde_json::to_value(user).map_err(ApiError::internal)?;
     let identity_id = {
-        let client = state.pool.get().await?;
+        let client = web_kit::metrics::pool_get(&state.pool).await?;
         store::upsert_hostapp_user(&client, &app.client_id, &user.reference, IdentityId::new_v4(), &snapshot).await?
     };
     let (identifier_value, identifier_kind) = user.identifier();
@@ -185,7 +217,7 @@ pub async fn open_session(
     )?;
 
     // 6 and 7: consent and session in one statement.
-    let client = state.pool.get().await?;
+    let client = web_kit::metrics::pool_get(&state.pool).await?;
     let refresh_hash = domain::auth::sha256_b64u(&refresh_token);
     store::record_consent_and_open_session(
         &client,

@@ -7,7 +7,8 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
-    web_kit::telemetry::init("json");
-    Application::build(settings).await?.run_until_stopped().await?;
-    Ok(())
+    web_kit::telemetry::init("auth-bridge", "json");
+    let result = Application::build(settings).await?.run_until_stopped().await;
+    web_kit::telemetry::shutdown();
+    Ok(result?)
 }

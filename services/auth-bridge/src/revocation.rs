@@ -157,7 +157,7 @@ impl Loader {
                 .await?;
         let window = marker_ttl(self.access_token_ttl);
         let rows = tokio::time::timeout(DB_TIMEOUT, async {
-            let client = self.pool.get().await?;
+            let client = web_kit::metrics::pool_get(&self.pool).await?;
             anyhow::Ok(store::revoked_within(&client, window).await?)
         })
         .await

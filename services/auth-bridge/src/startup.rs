@@ -46,13 +46,17 @@ pub struct Application {
     port: u16,
     server: Server,
     loader: tokio::task::JoinHandle<()>,
+    metrics: Option<web_kit::metrics::Listener>,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.check()?;
         let origins = web_kit::origins::OriginPolicy::parse(&settings.allowed_origins)?;
+        let metrics = settings.metrics.start()?;
+        web_kit::metrics::record(web_kit::metrics::Group::Auth);
         let state = build_state(settings).await?;
+        web_kit::metrics::watch_pool(state.pool.clone());
         let listener = TcpListener::bind(&state.settings.bind_addr)
             .with_context(|| format!("binding {}", state.settings.bind_addr))?;
         let port = listener.local_addr().context("reading the bound address")?.port();
@@ -71,6 +75,7 @@ impl Application {
                 .app_data(limits.clone())
                 .wrap(from_fn(web_kit::limits::enforce))
                 .wrap(origins.cors())
+                .wrap(from_fn(|req, next| web_kit::metrics::track("auth-bridge", req, next)))
                 .wrap(from_fn(web_kit::telemetry::log_request))
                 .app_data(state.clone())
                 .app_data(api.clone())
@@ -81,17 +86,25 @@ impl Application {
         .shutdown_timeout(10)
         .run();
         let loader = tokio::spawn(loader.run());
-        Ok(Application { port, server, loader })
+        Ok(Application { port, server, loader, metrics })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// The port of the `/metrics` listener, when `METRICS_BIND_ADDR` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(web_kit::metrics::Listener::port)
+    }
+
     /// Serves until SIGINT/SIGTERM, then finishes in-flight requests.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.loader.abort();
+        if let Some(metrics) = self.metrics {
+            metrics.stop().await;
+        }
         result
     }
 }

@@ -171,7 +171,7 @@ impl Pending {
 
 /// Whether `id` names a known identity, on a connection of its own.
 pub async fn known_identity(state: &AppState, id: IdentityId) -> ApiResult<bool> {
-    let client = state.db.get().await?;
+    let client = web_kit::metrics::pool_get(&state.db).await?;
     Ok(store::identities::exists(&client, id).await?)
 }
 

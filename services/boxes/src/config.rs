@@ -65,6 +65,11 @@ pub struct Settings {
     #[arg(long, env = "WORKERS", default_value_t = 0)]
     pub workers: usize,
 
+    /// Record Prometheus metrics (served at `/metrics` on `INTERNAL_BIND_ADDR`); `false` turns
+    /// recording off.
+    #[arg(long, env = "METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub metrics: bool,
+
     /// Log format: `json` or `pretty`.
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     pub log_format: String,

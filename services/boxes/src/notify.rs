@@ -60,11 +60,16 @@ impl Outbox {
             pipe.incr(counter_key(*who, *box_id), 1).ignore();
         }
         // The request's trace rides along, so realtime logs the delivery in the same trace.
-        let trace = web_kit::telemetry::current().map(|ctx| ctx.child().traceparent());
+        let call = web_kit::telemetry::current().map(|ctx| ctx.child());
+        let trace = call.as_ref().map(web_kit::telemetry::TraceContext::traceparent);
         for (to, payload) in &self.publishes {
             pipe.add_command(web_kit::history::publish_traced_cmd(*to, payload, history, trace.as_deref())).ignore();
         }
-        match web_kit::redis::query::<()>(redis, &pipe).await {
+        let span = match &call {
+            Some(call) if !self.publishes.is_empty() => web_kit::telemetry::otlp::call_span(call, "publish"),
+            _ => tracing::Span::none(),
+        };
+        match tracing::Instrument::instrument(web_kit::redis::query::<()>(redis, &pipe), span).await {
             Ok(()) if !self.publishes.is_empty() => {
                 tracing::info!(publishes = self.publishes.len(), trace = trace.as_deref(), "realtime published");
             }

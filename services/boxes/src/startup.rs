@@ -19,6 +19,11 @@ mod embedded {
     refinery::embed_migrations!("migrations");
 }
 
+/// The `service` label of the public API's requests in the metrics.
+const SERVICE: &str = "boxes";
+/// The `service` label of the internal API's requests.
+const INTERNAL_SERVICE: &str = "boxes-internal";
+
 pub struct Application {
     port: u16,
     internal_port: u16,
@@ -30,7 +35,9 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.check()?;
         let origins = web_kit::origins::OriginPolicy::parse(&settings.allowed_origins)?;
+        web_kit::metrics::set_enabled(settings.metrics);
         let db = connect_db(&settings).await?;
+        web_kit::metrics::watch_pool(db.clone());
         migrate(&settings).await?;
         let redis = connect_redis(settings.redis_url.expose_secret()).await?;
         let pems = settings
@@ -80,6 +87,7 @@ impl Application {
                 .app_data(limits.clone())
                 .wrap(from_fn(web_kit::limits::enforce))
                 .wrap(origins.cors())
+                .wrap(from_fn(|req, next| web_kit::metrics::track(SERVICE, req, next)))
                 .wrap(from_fn(web_kit::telemetry::log_request))
                 .app_data(api.clone())
                 .data_factory(move || worker_state(state.clone(), redis_url.clone()))
@@ -91,11 +99,14 @@ impl Application {
             server = server.workers(settings.workers);
         }
         // The internal API has its own listener and no CORS: browsers have no business there.
+        // Prometheus scrapes `/metrics` there too.
         let internal = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(|req, next| web_kit::metrics::track(INTERNAL_SERVICE, req, next)))
                 .wrap(from_fn(web_kit::telemetry::log_request))
                 .app_data(internal_state.clone())
                 .app_data(internal_api.clone())
+                .route("/metrics", actix_web::web::get().to(web_kit::metrics::serve))
                 .configure(|cfg| routes::internal_table().configure(cfg))
         })
         .workers(1)

@@ -107,6 +107,9 @@ pub struct Settings {
     /// Log format: `json` (production) or `pretty`.
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     pub log_format: String,
+
+    #[command(flatten)]
+    pub metrics: web_kit::metrics::MetricsSettings,
 }
 
 impl Settings {
@@ -134,6 +137,7 @@ impl Settings {
             shutdown_timeout_secs: 10,
             workers: 2,
             log_format: "pretty".into(),
+            metrics: Default::default(),
         }
     }
 

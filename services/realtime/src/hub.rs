@@ -259,6 +259,9 @@ impl Hub {
             queued += usize::from(sent);
             sent
         });
+        if queued > 0 && web_kit::metrics::enabled() {
+            web_kit::metrics::FAMILIES.realtime_deliveries.inc_by(queued as u64);
+        }
         queued
     }
 
@@ -526,11 +529,16 @@ fn dispatch(hub: &Hub, msg: &redis::Msg) {
         Cow::Borrowed(t) => ByteString::from(t),
         Cow::Owned(t) => ByteString::from(t),
     };
-    let sockets = hub.deliver(identity, &Arc::new(payload));
     // Debug level: one line per delivered publish cost realtime about a sixth of its deliveries
     // per core at info (scenario 4b); `RUST_LOG=info,realtime=debug` shows them.
     let logged = tracing::enabled!(tracing::Level::DEBUG);
-    if let Some(tp) = trace.filter(|_| logged).and_then(web_kit::telemetry::parse_traceparent) {
+    let exported = web_kit::telemetry::otlp::enabled();
+    let tp = trace.filter(|_| logged || exported).and_then(web_kit::telemetry::parse_traceparent);
+    // The delivery's span, a child of the publisher's, when spans are exported.
+    let span = tp.as_ref().filter(|_| exported).map(|tp| web_kit::telemetry::otlp::message_span(tp, "deliver"));
+    let _entered = span.as_ref().map(tracing::Span::enter);
+    let sockets = hub.deliver(identity, &Arc::new(payload));
+    if let Some(tp) = tp.filter(|_| logged) {
         tracing::debug!(identity = %identity, trace_id = %tp.trace_id, parent_id = %tp.parent_id, sockets, "delivered");
     }
 }

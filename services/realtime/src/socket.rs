@@ -77,6 +77,41 @@ fn reason(code: u16) -> &'static str {
     }
 }
 
+/// The `reason` label of `realtime_socket_closes_total`: one per way a socket ends.
+fn close_label(end: &End) -> &'static str {
+    match end {
+        End::Echo => "client_closed",
+        End::Gone => "connection_lost",
+        End::Close(_, description) => match *description {
+            "token expired" => "token_expired",
+            "session revoked" => "session_revoked",
+            "revocation state unknown" => "revocation_unknown",
+            "history unavailable" => "history_unavailable",
+            "subscription lost" => "subscription_lost",
+            "server shutting down" => "shutdown",
+            "slow consumer" => "slow_consumer",
+            "text frame is not UTF-8" => "not_utf8",
+            "message too big" => "too_big",
+            "protocol error" => "protocol_error",
+            "idle timeout" => "idle",
+            _ => "other",
+        },
+    }
+}
+
+fn record_close(end: &End) {
+    if web_kit::metrics::enabled() {
+        web_kit::metrics::FAMILIES.realtime_socket_closes.with_label_values(&[close_label(end)]).inc();
+    }
+}
+
+fn record_recovery(recovered: bool) {
+    if web_kit::metrics::enabled() {
+        let outcome = if recovered { "hit" } else { "miss" };
+        web_kit::metrics::FAMILIES.realtime_recoveries.with_label_values(&[outcome]).inc();
+    }
+}
+
 /// Time left until `exp` on the wall clock, as a monotonic deadline.
 fn deadline_for(exp: i64) -> Instant {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
@@ -153,7 +188,10 @@ impl Socket {
                             };
                             floor = Some(recovery.head);
                             let (recovered, replay) = match recovery.replay {
-                                Some((recovered, replay)) => (Some(recovered), replay),
+                                Some((recovered, replay)) => {
+                                    record_recovery(recovered);
+                                    (Some(recovered), replay)
+                                }
                                 None => (None, Vec::new()),
                             };
                             if !replay.is_empty() {
@@ -220,6 +258,7 @@ impl Socket {
         };
 
         drop(registration);
+        record_close(&end);
         let reason = match end {
             End::Close(code, description) => {
                 Some(CloseReason { code: CloseCode::from(code), description: Some(description.to_owned()) })

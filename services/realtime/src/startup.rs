@@ -45,6 +45,7 @@ pub struct Application {
     server: Server,
     subscriber: JoinHandle<()>,
     handle: AppHandle,
+    metrics: Option<web_kit::metrics::Listener>,
 }
 
 /// Controls a running application from outside (tests, tools).
@@ -70,6 +71,7 @@ impl AppHandle {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let origins = web_kit::origins::OriginPolicy::parse(&settings.allowed_origins)?;
+        let metrics = settings.metrics.start()?;
         let mut pems = Vec::new();
         for file in &settings.jwt_public_key_files {
             pems.push(std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?);
@@ -88,6 +90,14 @@ impl Application {
             reconnect_max: Duration::from_millis(settings.redis_reconnect_max_ms),
             health_interval: Duration::from_millis(settings.redis_health_interval_ms),
         };
+        web_kit::metrics::record(web_kit::metrics::Group::Realtime);
+        let watched = hub.clone();
+        web_kit::metrics::on_scrape(move || {
+            let stats = watched.stats();
+            let f = &*web_kit::metrics::FAMILIES;
+            f.realtime_open_sockets.set(i64::try_from(stats.sockets).unwrap_or(i64::MAX));
+            f.realtime_connected_identities.set(i64::try_from(stats.identities).unwrap_or(i64::MAX));
+        });
         let subscriber = tokio::spawn(run_subscriber(hub.clone(), client.clone(), wake, subscriber_config));
         let revocations = web_kit::revocations::start(client.clone());
         revocations.wait_ready(Duration::from_secs(2)).await;
@@ -118,6 +128,7 @@ impl Application {
         let mut server = Server::build()
             .listen("realtime", listener, move || {
                 let app = App::new()
+                    .wrap(actix_web::middleware::from_fn(|req, next| web_kit::metrics::track("realtime", req, next)))
                     .wrap(actix_web::middleware::from_fn(web_kit::telemetry::log_request))
                     .app_data(state.clone())
                     .app_data(api.clone())
@@ -142,11 +153,16 @@ impl Application {
             stop: Arc::new(Notify::new()),
             shutdown_timeout: Duration::from_secs(settings.shutdown_timeout_secs),
         };
-        Ok(Application { port, server, subscriber, handle })
+        Ok(Application { port, server, subscriber, handle, metrics })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the `/metrics` listener, when `METRICS_BIND_ADDR` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(web_kit::metrics::Listener::port)
     }
 
     pub fn handle(&self) -> AppHandle {
@@ -157,7 +173,7 @@ impl Application {
     /// socket a close frame (1001), waits for their closing handshakes (at most
     /// `SHUTDOWN_TIMEOUT_SECS`) and stops at once.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { server, subscriber, handle, .. } = self;
+        let Application { server, subscriber, handle, metrics, .. } = self;
         let server_handle = server.handle();
         let watcher = tokio::spawn(async move {
             tokio::select! {
@@ -179,6 +195,9 @@ impl Application {
         let result = server.await.context("http server");
         watcher.abort();
         subscriber.abort();
+        if let Some(metrics) = metrics {
+            metrics.stop().await;
+        }
         tracing::info!("stopped");
         result
     }

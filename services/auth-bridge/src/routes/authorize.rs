@@ -45,7 +45,9 @@ pub async fn authorize(
     let body = web_kit::body::json_body(&req, payload).await?;
     let request = LoginRequest::parse(&body, true)?;
     let address = web_kit::ratelimit::client_address(&req, state.settings.rates.trusted_proxy_hops);
-    let t = login::run(&state, &request, &address).await?.tokens;
+    let done = login::run(&state, &request, &address).await;
+    login::record("authorize", &done);
+    let t = done?.tokens;
     Ok(crate::session::no_store(&mut HttpResponse::Ok()).json(Authorized {
         auth_token: t.access_token.clone(),
         token: t.access_token,

@@ -32,6 +32,9 @@ struct Connected {
     expires_in: i64,
 }
 
+/// The `flow` label of this endpoint's logins.
+const FLOW: &str = "connect";
+
 fn error_code(code: &str) -> HttpResponse {
     crate::session::no_store(&mut HttpResponse::Ok()).json(serde_json::json!({ "error_code": code }))
 }
@@ -39,6 +42,7 @@ fn error_code(code: &str) -> HttpResponse {
 /// A failure after authentication: 200 with a Boxo error code, the cause logged. A refusal of
 /// the caller itself stays a 401.
 fn failure(e: ApiError) -> Result<HttpResponse, ApiError> {
+    web_kit::metrics::login(FLOW, login::error_outcome(&e));
     let code = match &e {
         ApiError::Client(b) if b.status() == 401 => return Err(e),
         ApiError::Client(_) | ApiError::Hostapp(_) => INVALID_USER_DATA,
@@ -89,6 +93,7 @@ pub async fn connect(
     let client_id = req.headers().get("X-Hostapp-Client-ID").and_then(|v| v.to_str().ok()).unwrap_or("");
     let Some(app) = state.registry.get(client_id).filter(|a| a.allows_app(&app_id)) else {
         tracing::info!(%app_id, "Connect: unknown host app or miniapp not allowed");
+        web_kit::metrics::login(FLOW, "refused");
         return Ok(error_code(INVALID_CLIENT_ID));
     };
     let body = web_kit::body::read_capped(&req, payload).await?;
@@ -103,11 +108,13 @@ pub async fn connect(
         Ok(user) => user,
         Err(details) => {
             tracing::info!(hostapp = %app.client_id, fields = ?details.keys().collect::<Vec<_>>(), "Connect: invalid user data");
+            web_kit::metrics::login(FLOW, "invalid_user_data");
             return Ok(error_code(INVALID_USER_DATA));
         }
     };
     match login::open_session(&state, app, &app_id, &user).await {
         Ok(done) => {
+            web_kit::metrics::login(FLOW, "success");
             let t = done.tokens;
             Ok(crate::session::no_store(&mut HttpResponse::Ok()).json(Connected {
                 auth_token: t.access_token,

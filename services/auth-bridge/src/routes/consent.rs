@@ -77,7 +77,7 @@ pub async fn get_consent(req: HttpRequest, state: web::Data<AppState>) -> Result
             .into());
     }
 
-    let client = state.pool.get().await?;
+    let client = web_kit::metrics::pool_get(&state.pool).await?;
     let at = store::consented_at(&client, &client_id, &app_id, &user_reference).await?;
     tracing::info!(%client_id, %app_id, consent = at.is_some(), "consent looked up");
     Ok(HttpResponse::Ok().json(Consent {

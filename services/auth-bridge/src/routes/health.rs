@@ -33,7 +33,8 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     // Any failure here means "not ready" (503), whatever it would be on another route: a missing
     // database, for one, is a fault of the deployment, not of a request.
     let db = async {
-        let client = state.pool.get().await.map_err(|e| anyhow::anyhow!("PostgreSQL pool: {e}"))?;
+        let client =
+            web_kit::metrics::pool_get(&state.pool).await.map_err(|e| anyhow::anyhow!("PostgreSQL pool: {e}"))?;
         store::ping(&client).await.map_err(|e| anyhow::anyhow!("PostgreSQL: {e}"))
     };
     tokio::time::timeout(DB_CHECK_TIMEOUT, db)

@@ -103,7 +103,7 @@ pub async fn revoke(
             .into());
     }
 
-    let client = state.pool.get().await?;
+    let client = web_kit::metrics::pool_get(&state.pool).await?;
     let revoked = store::revoke_user_sessions(&client, client_id, user_reference).await?;
     revocation::announce(&state.redis, &state.pending, state.settings.access_token_ttl, &revoked).await?;
     tracing::info!(client_id, sessions = revoked.len(), "hostapp revoked a user's sessions");

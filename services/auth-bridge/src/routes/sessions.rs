@@ -68,7 +68,9 @@ pub async fn login(
     let body = web_kit::body::json_body(&req, payload).await?;
     let request = LoginRequest::parse(&body, false)?;
     let address = web_kit::ratelimit::client_address(&req, state.settings.rates.trusted_proxy_hops);
-    let done = login::run(&state, &request, &address).await?;
+    let done = login::run(&state, &request, &address).await;
+    login::record("login", &done);
+    let done = done?;
     Ok(answer(&state, &done.tokens))
 }
 
@@ -121,7 +123,7 @@ pub async fn refresh(
     let refused =
         || ErrorBody::unauthorized(origin, "unknown, expired or revoked refresh token").with(field, Detail::Invalid);
     let refresh_hash = sha256_b64u(&refresh_token);
-    let mut client = state.pool.get().await?;
+    let mut client = web_kit::metrics::pool_get(&state.pool).await?;
     let tx = client.transaction().await?;
     let row = store::session_for_refresh(&tx, &refresh_hash).await?;
     let Some(row) = row.filter(|r| r.usable) else {
@@ -204,7 +206,7 @@ pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
     claims.require_acr(1)?;
     check_csrf(&claims, transport, true, header(&req, CSRF_HEADER))?;
 
-    let client = state.pool.get().await?;
+    let client = web_kit::metrics::pool_get(&state.pool).await?;
     let newly = store::revoke_session(&client, claims.sid).await?;
     revocation::announce(&state.redis, &state.pending, state.settings.access_token_ttl, &[(claims.sid, claims.sub)])
         .await?;

@@ -308,6 +308,7 @@ pub async fn spawn_with_limits(o: Options, limits: web_kit::limits::LimitSetting
         hostapps_config: registry_file.clone(),
         limits,
         rates: o.rates.clone(),
+        metrics: Default::default(),
     };
     let app = Application::build(settings.clone()).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());

@@ -51,7 +51,7 @@ pub async fn post(
         state.charge_invitation(me).await?;
     }
 
-    let mut client = state.db.get().await?;
+    let mut client = web_kit::metrics::pool_get(&state.db).await?;
     let tx = client.transaction().await?;
     if let Some(claim) = &claim {
         if let Some(done) = idempotency::begin(&tx, me, claim).await? {

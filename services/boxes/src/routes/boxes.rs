@@ -100,7 +100,7 @@ pub async fn create(req: HttpRequest, state: web::Data<AppState>, payload: web::
     let new = BoxCreate::parse(&body)?;
     let claim = Claim::from_request(&req, &body)?;
 
-    let mut client = state.db.get().await?;
+    let mut client = web_kit::metrics::pool_get(&state.db).await?;
     let tx = client.transaction().await?;
     if let Some(claim) = &claim {
         if let Some(done) = idempotency::begin(&tx, caller.id(), claim).await? {
@@ -169,7 +169,7 @@ pub async fn joined(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<H
     let caller = authenticate(&req, &state).await?;
     let page = page(&req, JOINED_DEFAULT, JOINED_MAX)?;
     let since = changed_since(&req)?;
-    let client = state.db.get().await?;
+    let client = web_kit::metrics::pool_get(&state.db).await?;
     let rows = store::boxes::joined_by(&client, caller.id(), page, since).await?;
     let views = views::boxes_for(&client, &state.redis, caller.id(), &rows).await?;
     Ok(HttpResponse::Ok().json(views))
@@ -189,7 +189,7 @@ pub async fn joined(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<H
 pub async fn joined_count(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let caller = authenticate(&req, &state).await?;
     let since = changed_since(&req)?;
-    let client = state.db.get().await?;
+    let client = web_kit::metrics::pool_get(&state.db).await?;
     Ok(total_count(store::boxes::count_joined(&client, caller.id(), since).await?))
 }
 
@@ -207,7 +207,7 @@ pub async fn joined_count(req: HttpRequest, state: web::Data<AppState>) -> ApiRe
 pub async fn get(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let caller = authenticate(&req, &state).await?;
     let box_id: BoxId = path_id(&path, "id")?;
-    let client = state.db.get().await?;
+    let client = web_kit::metrics::pool_get(&state.db).await?;
     let Some(row) = store::boxes::get(&client, box_id).await? else {
         return Err(ErrorBody::box_rule("no_access").into());
     };
@@ -247,7 +247,7 @@ pub async fn public(req: HttpRequest, state: web::Data<AppState>, path: web::Pat
             ErrorBody::bad_request(Origin::Query, "invalid other_share_hash").with("other_share_hash", d)
         })?,
     };
-    let client = state.db.get().await?;
+    let client = web_kit::metrics::pool_get(&state.db).await?;
     let Some(share) = store::keyshares::get(&client, hash.as_str()).await? else {
         return Err(ErrorBody::not_found(Origin::Query, "other_share_hash").into());
     };
@@ -290,7 +290,7 @@ pub async fn delete(
     let body = web_kit::body::json_body(&req, payload).await?;
     parse_delete_confirmation(&body)?;
 
-    let mut client = state.db.get().await?;
+    let mut client = web_kit::metrics::pool_get(&state.db).await?;
     let tx = client.transaction().await?;
     let row = match store::boxes::lock(&tx, box_id).await? {
         Some(row) if row.is_admin(caller.id()) => row,

@@ -51,7 +51,7 @@ pub async fn contact(
     let me = caller.id();
     state.charge_invitation(me).await?;
 
-    let mut client = state.db.get().await?;
+    let mut client = web_kit::metrics::pool_get(&state.db).await?;
     let contacted = store::identities::get(&client, new.contacted_identity_id)
         .await?
         .ok_or_else(|| ErrorBody::not_found(Origin::Body, "contacted_identity_id"))?;

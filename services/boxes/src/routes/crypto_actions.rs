@@ -30,7 +30,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>, id: web::Path<St
     let caller = auth::authenticate(&req, &state).await?;
     let id: IdentityId = path_id(&id, "id")?;
     caller.require_self(id)?;
-    let client = state.db.get().await?;
+    let client = web_kit::metrics::pool_get(&state.db).await?;
     let actions = store::crypto_actions::list(&client, id).await?;
     Ok(HttpResponse::Ok().json(actions))
 }
@@ -69,7 +69,7 @@ pub async fn get(
     let caller = auth::authenticate(&req, &state).await?;
     let (id, action_id) = parse_path(&path)?;
     caller.require_self(id)?;
-    let client = state.db.get().await?;
+    let client = web_kit::metrics::pool_get(&state.db).await?;
     let action = store::crypto_actions::get(&client, id, action_id).await?.ok_or_else(unknown_action)?;
     Ok(HttpResponse::Ok().json(action))
 }
@@ -95,7 +95,7 @@ pub async fn delete(
     let caller = auth::authenticate(&req, &state).await?;
     let (id, action_id) = parse_path(&path)?;
     caller.require_self(id)?;
-    let client = state.db.get().await?;
+    let client = web_kit::metrics::pool_get(&state.db).await?;
     if !store::crypto_actions::delete(&client, id, action_id).await? {
         return Err(unknown_action());
     }

@@ -216,7 +216,7 @@ pub async fn post(
         state.charge_invitation(me).await?;
     }
 
-    let mut client = state.db.get().await?;
+    let mut client = web_kit::metrics::pool_get(&state.db).await?;
     let tx = client.transaction().await?;
     if let Some(claim) = &claim {
         if let Some(done) = idempotency::begin(&tx, me, claim).await? {
@@ -336,7 +336,7 @@ async fn post_message(
 ) -> ApiResult<HttpResponse> {
     let me = pending.id();
     let content = new.stored_content();
-    let client = state.db.get().await?;
+    let client = web_kit::metrics::pool_get(&state.db).await?;
     let deadline = web_kit::limits::deadline(COMMIT_MARGIN);
     let posted = store::events::post_message(
         &client,
@@ -567,7 +567,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>, path: web::Path<
         }
     };
     let read = async {
-        let client = state.db.get().await?;
+        let client = web_kit::metrics::pool_get(&state.db).await?;
         let read = store::events::page_folded(&client, box_id, me, page, after).await?;
         Ok::<_, ApiError>((client, read))
     };
@@ -611,7 +611,7 @@ fn parse_list(req: &HttpRequest, path: &str) -> ApiResult<(BoxId, Page, Option<i
 pub async fn count(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let caller = authenticate(&req, &state).await?;
     let box_id: BoxId = path_id(&path, "id")?;
-    let client = state.db.get().await?;
+    let client = web_kit::metrics::pool_get(&state.db).await?;
     member_box(&client, box_id, caller.id()).await?;
     Ok(total_count(store::events::count_visible(&client, box_id).await?))
 }

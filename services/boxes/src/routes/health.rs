@@ -33,7 +33,7 @@ pub async fn healthz() -> HttpResponse {
 )]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let db_check = async {
-        let client = state.db.get().await.ok()?;
+        let client = web_kit::metrics::pool_get(&state.db).await.ok()?;
         client.simple_query("SELECT 1").await.ok()
     };
     let db = tokio::time::timeout(DB_CHECK_TIMEOUT, db_check).await.ok().flatten().is_some();

@@ -33,7 +33,7 @@ pub async fn get(req: HttpRequest, state: web::Data<AppState>, id: web::Path<Str
     let caller = auth::authenticate(&req, &state).await?;
     let id: IdentityId = path_id(&id, "id")?;
     caller.require_self(id)?;
-    let client = state.db.get().await?;
+    let client = web_kit::metrics::pool_get(&state.db).await?;
     let record = store::identities::get(&client, id).await?.ok_or_else(unknown_identity)?;
     Ok(HttpResponse::Ok().json(record.self_view()))
 }
@@ -54,7 +54,7 @@ pub async fn get(req: HttpRequest, state: web::Data<AppState>, id: web::Path<Str
 pub async fn profile(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
     let caller = auth::authenticate_optional(&req, &state).await?;
     let id: IdentityId = path_id(&id, "id")?;
-    let client = state.db.get().await?;
+    let client = web_kit::metrics::pool_get(&state.db).await?;
     let record = store::identities::get(&client, id).await?.ok_or_else(unknown_identity)?;
     let is_self = caller.is_some_and(|c| c.id() == id);
     Ok(HttpResponse::Ok().json(record.profile(is_self)))
@@ -86,7 +86,7 @@ pub async fn public_keys(
     let id: IdentityId = path_id(&id, "id")?;
     let update = PublicKeysUpdate::parse(&web_kit::body::json_body(&req, payload).await?)?;
     caller.require_self(id)?;
-    let client = state.db.get().await?;
+    let client = web_kit::metrics::pool_get(&state.db).await?;
     let record = store::identities::set_keys(
         &client,
         id,
@@ -131,7 +131,7 @@ pub async fn pubkeys_by_identifier(req: HttpRequest, state: web::Data<AppState>)
             .with("identifier_value", d)
     })?;
     state.charge_pubkey_lookup(caller.id()).await?;
-    let client = state.db.get().await?;
+    let client = web_kit::metrics::pool_get(&state.db).await?;
     let mut keys: Vec<String> = Vec::new();
     for record in store::identities::with_verified_identifier(&client, &value).await? {
         if let Some(key) = record.invitation_key().filter(|k| !keys.iter().any(|seen| seen == k)) {

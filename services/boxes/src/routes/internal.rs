@@ -61,7 +61,7 @@ pub async fn upsert_identity(
     check_token(&req, &state)?;
     let id: IdentityId = path_id(&id, "id")?;
     let upsert = IdentityUpsert::parse(&web_kit::body::json_body(&req, payload).await?)?;
-    let client = state.db.get().await?;
+    let client = web_kit::metrics::pool_get(&state.db).await?;
     store::identities::upsert(&client, id, &upsert).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -50,7 +50,7 @@ pub async fn create(req: HttpRequest, state: web::Data<AppState>, payload: web::
     let input = KeyShareCreate::parse(&body)?;
     let claim = Claim::from_request(&req, &body)?;
     let me = caller.id();
-    let mut client = state.db.get().await?;
+    let mut client = web_kit::metrics::pool_get(&state.db).await?;
     let tx = client.transaction().await?;
     if let Some(claim) = &claim {
         if let Some(done) = idempotency::begin(&tx, me, claim).await? {
@@ -88,7 +88,7 @@ pub async fn get(req: HttpRequest, state: web::Data<AppState>, hash: web::Path<S
         ErrorBody::bad_request(Origin::Path, "other_share_hash must be unpadded url-safe base64")
             .with("other_share_hash", d)
     })?;
-    let client = state.db.get().await?;
+    let client = web_kit::metrics::pool_get(&state.db).await?;
     let share = store::keyshares::get(&client, hash.as_str())
         .await?
         .ok_or_else(|| ErrorBody::not_found(Origin::Path, "other_share_hash"))?;
@@ -116,7 +116,7 @@ pub async fn encrypted_invitation_key_share(req: HttpRequest, state: web::Data<A
         ErrorBody::bad_request(Origin::Query, "malformed query string").with("box_id", Detail::Malformed)
     })?;
     let box_id: BoxId = query_id(query.get("box_id").map(String::as_str), "box_id")?;
-    let client = state.db.get().await?;
+    let client = web_kit::metrics::pool_get(&state.db).await?;
     require_member(&client, box_id, caller.id()).await?;
     let eiks = store::keyshares::newest_for_box(&client, box_id)
         .await?

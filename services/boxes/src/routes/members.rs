@@ -25,7 +25,7 @@ use crate::views;
 pub async fn members(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let caller = authenticate(&req, &state).await?;
     let box_id: BoxId = path_id(&path, "id")?;
-    let client = state.db.get().await?;
+    let client = web_kit::metrics::pool_get(&state.db).await?;
     let bx = match store::boxes::get(&client, box_id).await? {
         Some(b) if store::boxes::is_member(&client, box_id, caller.id()).await? => b,
         _ => return Err(ErrorBody::box_rule("not_member").into()),
@@ -56,7 +56,7 @@ pub async fn accesses(
 ) -> ApiResult<HttpResponse> {
     let caller = authenticate(&req, &state).await?;
     let box_id: BoxId = path_id(&path, "id")?;
-    let client = state.db.get().await?;
+    let client = web_kit::metrics::pool_get(&state.db).await?;
     match store::boxes::get(&client, box_id).await? {
         Some(b) if b.is_admin(caller.id()) => {}
         _ => return Err(ErrorBody::box_rule("not_admin").into()),

@@ -29,7 +29,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>, id: web::Path<St
     let id: IdentityId = path_id(&id, "id")?;
     let page = page(&req, LIST_DEFAULT, LIST_MAX)?;
     caller.require_self(id)?;
-    let client = state.db.get().await?;
+    let client = web_kit::metrics::pool_get(&state.db).await?;
     let items = store::notifications::list(&client, id, state.notifications, page).await?;
     Ok(HttpResponse::Ok().json(items))
 }
@@ -50,7 +50,7 @@ pub async fn count(req: HttpRequest, state: web::Data<AppState>, id: web::Path<S
     let caller = authenticate(&req, &state).await?;
     let id: IdentityId = path_id(&id, "id")?;
     caller.require_self(id)?;
-    let client = state.db.get().await?;
+    let client = web_kit::metrics::pool_get(&state.db).await?;
     Ok(total_count(store::notifications::count_unread(&client, id, state.notifications).await?))
 }
 
@@ -83,7 +83,7 @@ pub async fn acknowledge(
     let id: IdentityId = path_id(&id, "id")?;
     let ack = Acknowledgement::parse(&body)?;
     caller.require_self(id)?;
-    let client = state.db.get().await?;
+    let client = web_kit::metrics::pool_get(&state.db).await?;
     if !store::notifications::acknowledge(&client, id, ack.until_id, state.notifications).await? {
         return Err(ErrorBody::not_found(Origin::Body, "until_id").into());
     }

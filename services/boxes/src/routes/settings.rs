@@ -53,7 +53,7 @@ pub async fn get(
     let caller = auth::authenticate(&req, &state).await?;
     let (id, box_id) = parse_path(&path)?;
     caller.require_self(id)?;
-    let client = state.db.get().await?;
+    let client = web_kit::metrics::pool_get(&state.db).await?;
     require_member(&client, box_id, id).await?;
     let setting = store::settings::get(&client, id, box_id).await?;
     Ok(HttpResponse::Ok().json(setting))
@@ -84,7 +84,7 @@ pub async fn put(
     let (id, box_id) = parse_path(&path)?;
     let muted = parse_settings(&web_kit::body::json_body(&req, payload).await?)?;
     caller.require_self(id)?;
-    let client = state.db.get().await?;
+    let client = web_kit::metrics::pool_get(&state.db).await?;
     require_member(&client, box_id, id).await?;
     store::settings::upsert(&client, id, box_id, muted).await?;
     let mut outbox = Outbox::new();

@@ -53,6 +53,7 @@ pub fn settings(database_url: &str, keys: &TestKeys) -> Settings {
         db_statement_timeout_ms: 5000,
         workers: 2,
         log_format: "pretty".into(),
+        metrics: true,
         limits: Default::default(),
         files: boxes::config::FileSettings { files_dir: files_dir(), ..Default::default() },
         invites_per_identity: boxes::config::INVITES_PER_IDENTITY,

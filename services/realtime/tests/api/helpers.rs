@@ -70,7 +70,7 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(keys: Arc<TestKeys>, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
-        web_kit::telemetry::init("pretty");
+        web_kit::telemetry::init("realtime", "pretty");
     }
     let mut s = settings(&keys);
     tweak(&mut s);
