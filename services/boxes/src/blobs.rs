@@ -188,8 +188,8 @@ impl Blobs {
     }
 }
 
-/// Bytes read from a local blob per blocking call.
-const READ_CHUNK: u64 = 256 * 1024;
+/// Bytes read from a local blob per blocking call: large, so the blocking-pool hand-offs stay few.
+const READ_CHUNK: u64 = 1024 * 1024;
 
 /// The bytes `range` of a local file, [`READ_CHUNK`] at a time on the blocking pool.
 fn file_stream(file: std::fs::File, range: Range<u64>) -> BoxStream<'static, std::io::Result<Bytes>> {
