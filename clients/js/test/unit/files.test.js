@@ -2,7 +2,8 @@
 // way a stored blob can be changed (a byte, the prefix, chunks dropped, cut, moved, added) refused.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { files as f, crypto as c } from '../../src/index.js';
 
 const { FILE_CHUNK_BYTES: CHUNK, FILE_PREFIX_BYTES: PREFIX } = f;
@@ -146,4 +147,33 @@ test('metadata: checked on the way in, unknown fields ignored, format and key re
   assert.throws(() => f.parseMetadata(JSON.stringify({ ...j, key: c.toB64u(bytes(16)) })), c.CryptoError);
   assert.throws(() => f.parseMetadata('not json'), c.CryptoError);
   assert.match(f.keyFingerprint(key), /^[A-Za-z0-9_-]{43}$/);
+});
+
+test('the file vectors of docs/crypto-vectors.json', async () => {
+  const V = JSON.parse(readFileSync(new URL('../../../../docs/crypto-vectors.json', import.meta.url), 'utf8'));
+  const F = V.files;
+  const hex = (/** @type {string} */ h) => new Uint8Array(Buffer.from(h, 'hex'));
+  const fileKey = hex(F.key_hex);
+  const prefix = hex(F.prefix_hex);
+  assert.equal(F.format, f.FILE_FORMAT);
+  assert.equal(F.chunk_bytes, CHUNK);
+  for (const n of F.nonces) assert.equal(Buffer.from(f.chunkNonce(prefix, n.index, n.last)).toString('hex'), n.nonce_hex);
+  for (const b of F.blobs) {
+    assert.equal(Buffer.from(await f.encryptFile(hex(b.plaintext_hex), fileKey, prefix)).toString('hex'), b.encrypted_hex);
+    assert.equal(Buffer.from(f.decryptFile(hex(b.encrypted_hex), fileKey)).toString('hex'), b.plaintext_hex);
+  }
+  const large = Uint8Array.from({ length: F.large_blob.size }, (_, i) => i % 251);
+  const blob = await f.encryptFile(large, fileKey, prefix);
+  assert.equal(blob.length, F.large_blob.encrypted_size);
+  assert.equal(createHash('sha512').update(blob).digest('hex'), F.large_blob.encrypted_sha512_hex);
+  const boxSecret = hex(V.box.secret_key_hex);
+  const m = F.metadata;
+  assert.equal(c.encryptMessage(m.plaintext, V.box.public_key, { ephemeralSecretKey: hex(m.ephemeral_secret_key_hex), nonce: hex(m.nonce_hex) }), m.msg_encrypted_content);
+  const meta = f.parseMetadata(c.decryptMessage(m.msg_encrypted_content, boxSecret));
+  assert.deepEqual(meta.key, fileKey);
+  assert.equal(f.metadataJson(meta), m.plaintext);
+  const s = F.saved_file;
+  const opened = c.open(c.fromB64(s.encrypted_metadata), hex(V.identity.secret_key_hex));
+  assert.equal(new TextDecoder().decode(opened), m.plaintext);
+  assert.equal(f.keyFingerprint(fileKey), s.key_fingerprint);
 });
