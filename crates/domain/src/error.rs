@@ -20,6 +20,8 @@ pub enum ErrorCode {
     UnprocessableEntity,
     RequestTimeout,
     RequestEntityTooLarge,
+    /// 416: ours (not in §4), for a `Range` outside an encrypted file (issue 18).
+    RangeNotSatisfiable,
     TooManyRequests,
     Internal,
     BadGateway,
@@ -40,6 +42,7 @@ impl ErrorCode {
             ErrorCode::UnprocessableEntity => 422,
             ErrorCode::RequestTimeout => 408,
             ErrorCode::RequestEntityTooLarge => 413,
+            ErrorCode::RangeNotSatisfiable => 416,
             ErrorCode::TooManyRequests => 429,
             ErrorCode::Internal => 500,
             ErrorCode::BadGateway => 502,

@@ -106,6 +106,14 @@ id_type!(
     NotificationId
 );
 id_type!(
+    /// An encrypted file (issue 18): its blob's name in the object store.
+    FileId
+);
+id_type!(
+    /// An identity's saved reference to an encrypted file (issue 18).
+    SavedFileId
+);
+id_type!(
     /// A login session (`sid`), shared by every token refreshed from it.
     SessionId
 );

@@ -12,6 +12,7 @@ pub mod connect;
 pub mod crypto_action;
 pub mod error;
 pub mod event;
+pub mod files;
 pub mod identity;
 pub mod ids;
 pub mod input;
@@ -22,5 +23,5 @@ pub mod time;
 pub mod userdata;
 
 pub use error::{Detail, Details, ErrorBody, ErrorCode, Origin};
-pub use ids::{BoxId, CryptoActionId, EventId, IdentityId, NotificationId, SessionId};
+pub use ids::{BoxId, CryptoActionId, EventId, FileId, IdentityId, NotificationId, SavedFileId, SessionId};
 pub use time::Timestamp;

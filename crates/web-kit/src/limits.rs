@@ -68,7 +68,7 @@ impl Limits {
     }
 
     /// A place among the bodies being read, if one is free.
-    pub(crate) fn body_read_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    pub fn body_read_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
         self.body_reads.clone().try_acquire_owned().ok()
     }
 }

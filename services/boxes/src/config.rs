@@ -72,6 +72,9 @@ pub struct Settings {
     #[command(flatten)]
     pub limits: web_kit::limits::LimitSettings,
 
+    #[command(flatten)]
+    pub files: FileSettings,
+
     /// Invitations an identity may send, counted together: contact boxes
     /// (`POST /box-users/{id}/contact`) and `access.add` with `auto_invite`, each of which leaves
     /// a crypto action with someone else. `<count>/<seconds>`, all of `count` available at once,
@@ -98,6 +101,73 @@ pub struct Settings {
     /// older ones are no longer listed or counted, and writes of new ones delete them.
     #[arg(long, env = "NOTIFICATIONS_RETENTION_SECS", default_value_t = NOTIFICATIONS_RETENTION_SECS, value_parser = clap::value_parser!(u64).range(1..=315_360_000))]
     pub notifications_retention_secs: u64,
+}
+
+/// Encrypted files (issue 18): limits, the sweeper's grace period and where blobs are stored.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FileSettings {
+    /// Largest encrypted file accepted, in bytes (then 413).
+    #[arg(long, env = "FILES_MAX_BYTES", default_value_t = FILES_MAX_BYTES)]
+    pub files_max_bytes: u64,
+
+    /// Storage quota of each identity, in bytes: its live uploads plus the files it saved.
+    #[arg(long, env = "FILES_QUOTA_BYTES", default_value_t = FILES_QUOTA_BYTES)]
+    pub files_quota_bytes: u64,
+
+    /// How long an upload may stay pending, in seconds, before the sweeper removes its blob;
+    /// blobs with no row at all are removed once they are this old too.
+    #[arg(long, env = "FILES_PENDING_GRACE_SECS", default_value_t = FILES_PENDING_GRACE_SECS, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub files_pending_grace_secs: u64,
+
+    /// Directory of the local blob store, used when `FILES_S3_URL` is not set.
+    #[arg(long, env = "FILES_DIR", default_value = "data/files")]
+    pub files_dir: String,
+
+    /// S3-compatible bucket for blobs (`s3://bucket`); its endpoint, region and credentials come
+    /// from `AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`.
+    #[arg(long, env = "FILES_S3_URL")]
+    pub files_s3_url: Option<String>,
+
+    /// Endpoint of the S3-compatible store (`http://` allowed, for a local one); AWS when unset.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
+
+    /// Region of the S3-compatible store.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    pub aws_region: String,
+
+    /// Access key of the S3-compatible store.
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    pub aws_access_key_id: Option<SecretString>,
+
+    /// Secret key of the S3-compatible store.
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub aws_secret_access_key: Option<SecretString>,
+}
+
+/// Default of `FILES_MAX_BYTES`: 64 MiB.
+pub const FILES_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Default of `FILES_QUOTA_BYTES`: 1 GiB.
+pub const FILES_QUOTA_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// Default of `FILES_PENDING_GRACE_SECS`: one hour.
+pub const FILES_PENDING_GRACE_SECS: u64 = 3600;
+
+impl Default for FileSettings {
+    fn default() -> Self {
+        FileSettings {
+            files_max_bytes: FILES_MAX_BYTES,
+            files_quota_bytes: FILES_QUOTA_BYTES,
+            files_pending_grace_secs: FILES_PENDING_GRACE_SECS,
+            files_dir: "data/files".into(),
+            files_s3_url: None,
+            aws_endpoint_url: None,
+            aws_region: "us-east-1".into(),
+            aws_access_key_id: None,
+            aws_secret_access_key: None,
+        }
+    }
 }
 
 /// Default of `NOTIFICATIONS_RETENTION_SECS`: 30 days.
@@ -145,8 +215,18 @@ mod tests {
         std::env::set_var("DATABASE_URL", "postgres://u:db-secret-7f3a@h/boxes");
         std::env::set_var("REDIS_URL", "redis://:redis-secret-7f3a@h");
         std::env::set_var("INTERNAL_API_TOKEN", "internal-secret-7f3a-0123456789abcdef");
+        std::env::set_var("AWS_ACCESS_KEY_ID", "aws-key-7f3a");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "aws-secret-7f3a");
         let help = super::Settings::command().render_long_help().to_string();
-        for secret in ["db-secret-7f3a", "redis-secret-7f3a", "internal-secret-7f3a", "postgres://", "redis://"] {
+        for secret in [
+            "db-secret-7f3a",
+            "redis-secret-7f3a",
+            "internal-secret-7f3a",
+            "aws-key-7f3a",
+            "aws-secret-7f3a",
+            "postgres://",
+            "redis://",
+        ] {
             assert!(!help.contains(secret), "--help shows {secret}:\n{help}");
         }
         assert!(help.contains("INTERNAL_BIND_ADDR"));

@@ -8,12 +8,14 @@
 
 pub mod access;
 pub mod auth;
+pub mod blobs;
 pub mod config;
 pub mod error;
 pub mod idempotency;
 pub mod notify;
 pub mod routes;
 pub mod startup;
+pub mod sweeper;
 pub mod state;
 pub mod store;
 pub mod views;

@@ -42,6 +42,9 @@ impl Application {
         let client = redis::Client::open(settings.redis_url.expose_secret()).context("parsing REDIS_URL")?;
         let revocations = web_kit::revocations::start(client);
         revocations.wait_ready(Duration::from_secs(2)).await;
+        let blobs = crate::blobs::Blobs::open(&settings.files)?;
+        let grace = Duration::from_secs(settings.files.files_pending_grace_secs);
+        crate::sweeper::start(db.clone(), blobs.clone(), grace);
         let state = AppState {
             db,
             redis,
@@ -53,6 +56,11 @@ impl Application {
             pubkey_lookups_per_identity: settings.pubkey_lookups_per_identity,
             history: settings.history_limits(),
             notifications: settings.notifications_retention(),
+            files: crate::state::Files {
+                blobs,
+                max_bytes: settings.files.files_max_bytes,
+                quota_bytes: settings.files.files_quota_bytes,
+            },
         };
 
         let listener =

@@ -29,6 +29,18 @@ pub struct AppState {
     pub history: web_kit::history::HistoryLimits,
     /// `NOTIFICATIONS_RETENTION_SECS`.
     pub notifications: crate::store::notifications::Retention,
+    /// Encrypted files: their blobs and limits.
+    pub files: Files,
+}
+
+/// The blob store of encrypted files and the limits of `crate::config::FileSettings`.
+#[derive(Debug, Clone)]
+pub struct Files {
+    pub blobs: crate::blobs::Blobs,
+    /// `FILES_MAX_BYTES`.
+    pub max_bytes: u64,
+    /// `FILES_QUOTA_BYTES`.
+    pub quota_bytes: u64,
 }
 
 impl AppState {

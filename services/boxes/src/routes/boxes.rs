@@ -235,8 +235,10 @@ pub async fn delete(
         .map(|to| (to, NewNotification::box_deleted(box_id, &row.title)))
         .collect();
     let notified = store::notifications::insert_all(&tx, state.notifications, &told).await?;
+    let released = store::files::release_box(&tx, box_id).await?;
     store::boxes::delete(&tx, box_id).await?;
     web_kit::limits::committing(tx.commit()).await?;
+    state.files.blobs.delete_all(&released).await;
     tracing::info!(box_id = %box_id, members = members.len(), "box deleted");
 
     let mut outbox = Outbox::new();

@@ -53,10 +53,18 @@ struct Announced {
 }
 
 /// Everything the transaction decided; sent once it has committed.
-struct Effects {
+pub(super) struct Effects {
     /// The event the client posted, returned in the response.
     posted: EventRow,
     then: Consequences,
+    /// Blobs of encrypted files whose rows the transaction deleted, removed after commit.
+    released: Vec<domain::FileId>,
+}
+
+impl Effects {
+    pub(super) fn posted(&self) -> &EventRow {
+        &self.posted
+    }
 }
 
 /// What a committed write announces (§6.4), besides its answer.
@@ -225,7 +233,46 @@ pub async fn post(
     effects.then.fill(&mut outbox, &ctx, &bx);
     let response = ctx.render(&effects.posted, bx.is_admin(me));
     outbox.send(&state.redis, state.history).await;
+    state.files.blobs.delete_all(&effects.released).await;
     Ok(HttpResponse::Created().json(response))
+}
+
+/// A message inserted by another route (an uploaded file's `msg.file`), inside its transaction
+/// holding the box lock: the rules and effects of a message posted to `POST /boxes/{id}/events`.
+pub(super) async fn apply_message<C: GenericClient>(
+    c: &C,
+    bx: &BoxRow,
+    me: IdentityId,
+    kind: EventType,
+    content: &Value,
+) -> ApiResult<Effects> {
+    if !store::boxes::is_member(c, bx.id, me).await? {
+        return Err(ErrorBody::box_rule("not_member").into());
+    }
+    let posted = insert(c, bx.id, kind, me, Some(content), None).await?;
+    let mut then = Consequences::load(c, bx.id, Vec::new()).await?;
+    let mut recipients = then.members.clone();
+    recipients.push(me);
+    then.announced.push(Announced { event: posted.clone(), recipients });
+    Ok(Effects { posted, then, released: Vec::new() })
+}
+
+/// After the commit of [`apply_message`]: `event.new` and counters; returns the event as
+/// answered to its sender.
+pub(super) async fn announce_message<C: GenericClient>(
+    state: &AppState,
+    c: &C,
+    bx: &BoxRow,
+    me: IdentityId,
+    effects: Effects,
+) -> ApiResult<domain::event::Event> {
+    let rows = vec![effects.posted.clone()];
+    let ctx = EventContext::load(c, &rows, false).await?;
+    let mut outbox = Outbox::new();
+    effects.then.fill(&mut outbox, &ctx, bx);
+    let response = ctx.render(&effects.posted, bx.is_admin(me));
+    outbox.send(&state.redis, state.history).await;
+    Ok(response)
 }
 
 /// Step 4 of §3.7 for a posted event: the body, the path, the event.
@@ -315,6 +362,7 @@ async fn apply<C: GenericClient>(c: &C, bx: &BoxRow, me: IdentityId, new: &NewEv
     let mut extra_recipients: Vec<IdentityId> = Vec::new();
     let mut notifications = Vec::new();
     let mut kicks: Vec<EventRow> = Vec::new();
+    let mut released = Vec::new();
 
     let posted = match new {
         NewEvent::MsgText { .. } | NewEvent::MsgFile { .. } => {
@@ -360,6 +408,9 @@ async fn apply<C: GenericClient>(c: &C, bx: &BoxRow, me: IdentityId, new: &NewEv
             let event = insert(c, box_id, EventType::MsgDelete, me, None, Some(target.id)).await?;
             store::events::wipe_message(c, target.id).await?;
             store::idempotency::wipe_message(c, target.id).await?;
+            if target.kind == EventType::MsgFile {
+                released = store::files::release_event(c, target.id).await?;
+            }
             event
         }
         NewEvent::MemberJoin => {
@@ -421,7 +472,7 @@ async fn apply<C: GenericClient>(c: &C, bx: &BoxRow, me: IdentityId, new: &NewEv
     for kick in kicks {
         then.kicked(kick);
     }
-    Ok(Effects { posted, then })
+    Ok(Effects { posted, then, released })
 }
 
 /// `state.key_share`: replace the box's key shares and hand the new invitation share to every

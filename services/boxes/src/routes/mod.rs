@@ -10,6 +10,7 @@ mod contact;
 mod counters;
 mod crypto_actions;
 mod events;
+mod files;
 mod health;
 mod identities;
 mod internal;
@@ -37,6 +38,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(events::list))
                 .route(web::head().to(events::count)),
         )
+        .service(resource("/boxes/{id}/encrypted-files").route(web::post().to(files::upload)))
+        .service(resource("/boxes/{id}/used-space").route(web::get().to(files::used_space)))
+        .service(resource("/encrypted-files/{id}").route(web::get().to(files::download)))
         .service(resource("/boxes/{id}/batch-events").route(web::post().to(batch_events::post)))
         .service(resource("/boxes/{id}/members").route(web::get().to(members::members)))
         .service(resource("/boxes/{id}/accesses").route(web::get().to(members::accesses)))
@@ -57,6 +61,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/identities/{id}").route(web::get().to(identities::get)))
         .service(resource("/identities/{id}/profile").route(web::get().to(identities::profile)))
         .service(resource("/identities/{id}/public-keys").route(web::put().to(identities::public_keys)))
+        .service(
+            resource("/identities/{id}/saved-files")
+                .route(web::post().to(files::save))
+                .route(web::get().to(files::saved)),
+        )
+        .service(resource("/identities/{id}/saved-files/{saved_file_id}").route(web::delete().to(files::unsave)))
+        .service(resource("/identities/{id}/storage-quota").route(web::get().to(files::quota)))
         .service(resource("/identities/{id}/crypto/actions").route(web::get().to(crypto_actions::list)))
         .service(
             resource("/identities/{id}/notifications")

@@ -22,6 +22,7 @@ pub mod access;
 pub mod boxes;
 pub mod crypto_actions;
 pub mod events;
+pub mod files;
 pub mod idempotency;
 pub mod identities;
 pub mod keyshares;

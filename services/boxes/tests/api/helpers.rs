@@ -52,6 +52,7 @@ pub fn settings(database_url: &str, keys: &TestKeys) -> Settings {
         workers: 2,
         log_format: "pretty".into(),
         limits: Default::default(),
+        files: boxes::config::FileSettings { files_dir: files_dir(), ..Default::default() },
         invites_per_identity: boxes::config::INVITES_PER_IDENTITY,
         pubkey_lookups_per_identity: boxes::config::PUBKEY_LOOKUPS_PER_IDENTITY,
         history_max_len: 1000,
