@@ -171,7 +171,12 @@ export async function download(d) {
     if (received === 0) {
       total = Number(res.headers.get('content-length') ?? NaN);
       etag = res.headers.get('etag');
-      d.start(total);
+      try {
+        d.start(total);
+      } catch (e) {
+        await res.body?.cancel().catch(() => {});
+        throw e;
+      }
     }
     if (!res.body) throw networkError(new Error('the answer has no body'));
     const reader = res.body.getReader();
