@@ -112,7 +112,7 @@ function describe(e) {
     case 'msg.file':
       if (e.deleted) return 'File deleted';
       if (e.undecryptable || !e.file) return 'Cannot decrypt this file on this device';
-      return `📎 ${e.file.name}`;
+      return `${e.file.name} (${fmtSize(e.file.size)})`;
     case 'create':
       return `${nameOf(e.sender)} created the box`;
     case 'member.join':
@@ -314,7 +314,7 @@ function renderMain() {
       h(
         'button',
         { type: 'button', id: 'attach', class: 'attach', title: 'Send a file, encrypted', onclick: () => $('file-input').click() },
-        '📎',
+        'Attach',
       ),
       h('input', { id: 'message', placeholder: 'Write a message', autocomplete: 'off', maxlength: 4000 }),
       h('button', { type: 'submit' }, 'Send'),
@@ -386,7 +386,7 @@ function renderFile(e, mine, line) {
     'li',
     { class: `msg file${mine ? ' mine' : ''}${e.deleted ? ' deleted' : ''}`, dataset: { id: e.id, type: e.type } },
     !mine && h('div', { class: 'sender' }, e.sender?.display_name ?? ''),
-    h('div', { class: 'text' }, line),
+    h('div', { class: 'text' }, file && h('span', { class: 'file-icon' }), file ? file.name : line),
     file &&
       h(
         'div',
@@ -397,7 +397,9 @@ function renderFile(e, mine, line) {
           : dl
             ? h('span', { class: 'progress' }, h('progress', { max: dl.total, value: dl.loaded }), ` ${percent(dl.loaded, dl.total)}`)
             : h('button', { type: 'button', class: 'link', dataset: { act: 'download' }, onclick: act(() => download(e)) }, 'Download'),
-        h('button', { type: 'button', class: 'link', dataset: { act: 'keep' }, onclick: act(() => keep(e)) }, 'Keep'),
+        state.saved.some((s) => s.encrypted_file_id === file.id)
+          ? h('span', { class: 'kept' }, 'Kept')
+          : h('button', { type: 'button', class: 'link', dataset: { act: 'keep' }, onclick: act(() => keep(e)) }, 'Keep'),
       ),
     h(
       'div',
@@ -520,6 +522,7 @@ async function keep(e) {
 async function loadSaved() {
   state.saved = await client.savedFiles();
   renderSaved();
+  renderTimeline();
   await loadQuota();
 }
 
@@ -539,7 +542,7 @@ function renderSaved() {
       return h(
         'li',
         { class: 'saved', dataset: { id: s.id } },
-        h('span', { class: 'name' }, s.file ? `📎 ${s.file.name}` : 'Cannot decrypt on this device'),
+        h('span', { class: 'name', title: s.file?.name }, s.file ? s.file.name : 'Cannot decrypt on this device'),
         s.file && h('span', { class: 'size' }, fmtSize(s.file.size)),
         s.file &&
           (dl && 'url' in dl

@@ -151,8 +151,23 @@ async function story() {
       if (p) /** @type {any} */ (window).seenProgress.push([p.value, p.max]);
     }).observe(document.getElementById('main') ?? document.body, { subtree: true, childList: true });
   });
+  // Alice's line is slow (about 2 MB/s up), so the bar can be seen half way.
+  // (The miniapp's frame is same-site with the host page, so it shares the page's target.)
+  const cdp = await alice.page.createCDPSession();
+  await cdp.send('Network.enable');
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 2_000_000 });
   const input = /** @type {import('puppeteer-core').ElementHandle<HTMLInputElement>} */ (await a.$('#file-input'));
   await input.uploadFile(path);
+  await a.waitForFunction(
+    () => {
+      const p = /** @type {HTMLProgressElement | null} */ (document.getElementById('upload-progress'));
+      return p && p.value > p.max * 0.3 && p.value < p.max * 0.8;
+    },
+    { timeout: T, polling: 20 },
+  );
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await alice.page.screenshot({ path: join(ARTIFACTS, 'files-alice-sending.png') });
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
   await waitText(a, '.msg.file.mine .text', name);
   await a.waitForSelector('#upload[hidden]', { timeout: T });
   const seen = /** @type {Array<[number, number]>} */ (await a.evaluate(() => /** @type {any} */ (window).seenProgress));
@@ -164,6 +179,7 @@ async function story() {
   await waitText(b, '.msg.file .text', name);
   await waitText(b, '.msg.file .size', '3.0 MB');
   await waitText(b, '#boxes .box .preview', name);
+  mkdirSync(ARTIFACTS, { recursive: true });
   await alice.page.screenshot({ path: join(ARTIFACTS, 'files-alice-sent.png') });
 
   // He downloads it: decrypted in his browser, offered as a link to save, the same bytes.
@@ -183,10 +199,10 @@ async function story() {
   // He keeps it: it joins his saved files, and his quota figure counts it.
   await b.$eval('.msg.file [data-act=keep]', (e) => /** @type {HTMLElement} */ (e).click());
   await waitText(b, '#saved-files .saved .name', name);
+  await waitText(b, '.msg.file .kept', 'Kept');
   await waitText(b, '#quota', '3.0 MB of 1.0 GB used');
   await b.$eval('#saved-files [data-act=open]', (e) => /** @type {HTMLElement} */ (e).click());
   await b.waitForSelector('#saved-files a.save', { timeout: T });
-  mkdirSync(ARTIFACTS, { recursive: true });
   await bob.page.screenshot({ path: join(ARTIFACTS, 'files-bob-downloaded.png') });
 
   assert.deepEqual(pageErrors, []);
