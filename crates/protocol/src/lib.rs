@@ -169,7 +169,8 @@ pub fn file_chunk_nonce(prefix: &[u8; FILE_PREFIX_BYTES], index: u64, last: bool
 /// The encrypted blob of a file: the prefix, then each chunk sealed with its nonce.
 pub fn encrypt_file(plaintext: &[u8], key: &[u8; KEY_BYTES], prefix: &[u8; FILE_PREFIX_BYTES]) -> Vec<u8> {
     let cipher = XSalsa20Poly1305::new(key.into());
-    let chunks: Vec<&[u8]> = if plaintext.is_empty() { vec![&[]] } else { plaintext.chunks(FILE_CHUNK_BYTES).collect() };
+    let chunks: Vec<&[u8]> =
+        if plaintext.is_empty() { vec![&[]] } else { plaintext.chunks(FILE_CHUNK_BYTES).collect() };
     let mut out = Vec::with_capacity(FILE_PREFIX_BYTES + plaintext.len() + 16 * chunks.len());
     out.extend_from_slice(prefix);
     let last = chunks.len() - 1;

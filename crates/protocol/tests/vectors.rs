@@ -115,7 +115,8 @@ fn file_vectors_match_byte_for_byte() {
     let nonces = f["nonces"].as_array().cloned().unwrap_or_default();
     assert_eq!(nonces.len(), 3);
     for n in &nonces {
-        let nonce = file_chunk_nonce(&prefix, n["index"].as_u64().unwrap_or(u64::MAX), n["last"].as_bool().unwrap_or_default());
+        let nonce =
+            file_chunk_nonce(&prefix, n["index"].as_u64().unwrap_or(u64::MAX), n["last"].as_bool().unwrap_or_default());
         assert_eq!(hex::encode(nonce), s(&n["nonce_hex"]));
     }
     let blobs = f["blobs"].as_array().cloned().unwrap_or_default();
