@@ -163,10 +163,15 @@ export async function download(d) {
       continue;
     }
     if (!res.ok) throw errorFromResponse(res.status, await res.text().catch(() => ''));
-    if (received > 0 && (res.status !== 206 || rangeStart(res.headers.get('content-range')) !== received)) {
-      await res.body?.cancel().catch(() => {});
-      if (res.status === 206) throw networkError(new Error('the server resumed the download at the wrong offset'));
-      received = 0;
+    if (received > 0) {
+      // A cross-origin page may not be allowed to read Content-Range; a 206 to `bytes=<n>-` starts at n.
+      const start = rangeStart(res.headers.get('content-range'));
+      if (res.status === 206 && start !== null && start !== received) {
+        await res.body?.cancel().catch(() => {});
+        throw networkError(new Error('the server resumed the download at the wrong offset'));
+      }
+      // A whole body instead: start over with it.
+      if (res.status !== 206) received = 0;
     }
     if (received === 0) {
       total = Number(res.headers.get('content-length') ?? NaN);
@@ -208,8 +213,10 @@ function isNetworkFailure(e) {
   return e instanceof TypeError || (e instanceof Error && (e.name === 'AbortError' || e.name === 'NetworkError'));
 }
 
-/** @param {string | null} header `bytes <start>-<end>/<size>` */
+/** @param {string | null} header `bytes <start>-<end>/<size>`, or null when unreadable
+ * @returns {number | null} */
 function rangeStart(header) {
-  const m = /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(header?.trim() ?? '');
+  if (header === null) return null;
+  const m = /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(header.trim());
   return m ? Number(m[1]) : -1;
 }

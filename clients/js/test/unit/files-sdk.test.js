@@ -318,3 +318,46 @@ test('a deleted file message folds to no file', () => {
   );
   assert.deepEqual([t[0].deleted, t[0].file], [true, null]);
 });
+
+test('a resumed download without a readable Content-Range or ETag (a cross-origin page) still resumes; a server ignoring Range restarts it', async () => {
+  const plain = new Uint8Array(randomBytes(250_000));
+  const { cl, box } = withKeys(null);
+  const { event, blob } = await uploaded(plain, box);
+  /** @param {boolean} honourRange */
+  const server = (honourRange) => {
+    /** @type {Array<Record<string, string>>} */
+    const requests = [];
+    /** @type {any} */
+    const fetch = async (/** @type {string} */ _url, /** @type {any} */ init) => {
+      requests.push({ ...init.headers });
+      const range = /^bytes=(\d+)-$/.exec(init.headers.Range ?? '');
+      const start = honourRange && range ? Number(range[1]) : 0;
+      const body = blob.subarray(start);
+      const cut = requests.length === 1 ? 100_000 : body.length;
+      let sent = 0;
+      const stream = new ReadableStream({
+        pull(ctrl) {
+          if (sent >= cut) return cut < body.length ? ctrl.error(new TypeError('terminated')) : ctrl.close();
+          const n = Math.min(30_000, cut - sent);
+          ctrl.enqueue(body.slice(sent, sent + n));
+          sent += n;
+        },
+      });
+      // Only Content-Length, as a cross-origin page sees it without exposed headers.
+      return new Response(stream, { status: start > 0 ? 206 : 200, headers: { 'Content-Length': String(body.length) } });
+    };
+    return { fetch, requests };
+  };
+  for (const honour of [true, false]) {
+    const s = server(honour);
+    cl.fetch = s.fetch;
+    /** @type {Array<{loaded: number, total: number}>} */
+    const seen = [];
+    const opened = await cl.openFile(event, { onProgress: (p) => seen.push(p) });
+    assert.deepEqual(Buffer.from(opened.bytes), Buffer.from(plain), honour ? 'resumed' : 'restarted');
+    assert.equal(s.requests.length, 2);
+    assert.equal(s.requests[1].Range, 'bytes=100000-');
+    assert.equal(s.requests[1]['If-Range'], undefined, 'no ETag was readable');
+    assertForward(seen);
+  }
+});
