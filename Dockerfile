@@ -6,7 +6,8 @@ RUN cargo build --release --locked --bins
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 app
+    && useradd --system --uid 10001 app \
+    && mkdir -p /var/lib/boxes/files && chown app /var/lib/boxes/files
 ARG SERVICE
 COPY --from=build /src/target/release/${SERVICE} /usr/local/bin/service
 USER app

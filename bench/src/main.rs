@@ -9,6 +9,7 @@
 
 mod common;
 mod events;
+mod files;
 mod login;
 mod report;
 mod ws;
@@ -163,6 +164,16 @@ enum Command {
         #[arg(long, default_value_t = 32)]
         clients: usize,
     },
+    /// Scenario 7: upload and download of an encrypted file, against `dd` on the same disk.
+    Files {
+        /// A directory on the disk of boxes' `FILES_DIR`, for `dd`'s file.
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 64)]
+        size_mib: usize,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
     /// p50/p99/max (ms) of pgbench's per-transaction logs, as JSON.
     PgbenchLatency {
         /// The `--log-prefix` given to pgbench.
@@ -209,6 +220,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Storm { clients } => ws::storm(c, clients).await,
         Command::Login { clients } => login::login(c, clients).await,
+        Command::Files { dir, size_mib, runs } => files::files(c, &dir, size_mib, runs).await,
         Command::PgbenchLatency { prefix } => {
             println!("{}", serde_json::to_string(&events::pgbench_latency(&prefix)?)?);
             Ok(())

@@ -483,3 +483,51 @@ fn examples_carry_no_default_secret() {
     assert_eq!(compose["services"]["auth-bridge"]["environment"]["BOXES_INTERNAL_URL"], "http://boxes:9081");
     assert_eq!(compose["services"]["boxes"]["environment"]["INTERNAL_BIND_ADDR"], "0.0.0.0:9081");
 }
+
+/// Encrypted files (issue 18): where blobs go, and uploads let through up to their limit.
+#[test]
+fn encrypted_files_have_storage_and_room_for_uploads() {
+    // Compose: a volume at FILES_DIR by default, MinIO wired by env for the `s3` profile.
+    let doc: Value = serde_norway::from_str(&read("docker-compose.yml")).unwrap();
+    let boxes = &doc["services"]["boxes"];
+    let dir = boxes["environment"]["FILES_DIR"].as_str().expect("FILES_DIR in compose");
+    let volumes = format!("{:?}", boxes["volumes"]);
+    assert!(volumes.contains(&format!("files:{dir}")), "a volume at FILES_DIR: {volumes}");
+    assert!(doc["volumes"].as_mapping().unwrap().contains_key("files"));
+    assert_eq!(boxes["environment"]["AWS_ENDPOINT_URL"], "http://minio:9000");
+    assert!(boxes["environment"]["FILES_S3_URL"].as_str().is_some_and(|v| v.contains("FILES_S3_URL")));
+    let minio = &doc["services"]["minio"];
+    assert!(minio["image"].as_str().is_some_and(|i| i.starts_with("minio/minio")), "MinIO in compose");
+    assert!(read("Dockerfile").contains(&format!("chown app {dir}")), "the image lets boxes write FILES_DIR");
+
+    // The gateway: the upload route takes 65 MiB, unbuffered, and still goes to boxes.
+    let conf = read("deploy/gateway/nginx.conf");
+    let upload = Regex::new(r"(?s)location ~ \^/boxes/\[\^/\]\+/encrypted-files\$ \{(.*?)\}").unwrap();
+    let block = upload.captures(&conf).expect("an upload location")[1].to_owned();
+    assert!(block.contains("client_max_body_size 65m;"), "{block}");
+    assert!(block.contains("proxy_request_buffering off;"), "{block}");
+    assert!(block.contains("proxy_pass http://boxes;"), "{block}");
+    let locations = nginx_locations(&conf);
+    let id = "74ee16b5-89be-44f7-bcdd-117f496a90a7";
+    for path in
+        [format!("/boxes/{id}/encrypted-files"), format!("/encrypted-files/{id}"), format!("/boxes/{id}/used-space")]
+    {
+        assert_eq!(nginx_route(&locations, &path), Some(Route::To("boxes")), "gateway route of {path}");
+    }
+    // Everything else keeps the small limit.
+    assert!(conf.contains("client_max_body_size 64k;"));
+
+    // Kubernetes: the replicas share an S3-compatible store, and an Ingress lets uploads through.
+    let docs = k8s_docs();
+    let dep = kind_named(&docs, "Deployment", "boxes").unwrap();
+    assert_eq!(container_env(dep, "FILES_S3_URL"), Some("s3://boxes-files"));
+    assert_eq!(container_env(dep, "AWS_ENDPOINT_URL"), Some("http://minio:9000"));
+    assert!(kind_named(&docs, "StatefulSet", "minio").is_some(), "MinIO for the blobs");
+    assert!(kind_named(&docs, "Service", "minio").is_some());
+    let files = kind_named(&docs, "Ingress", "encrypted-boxes-files").expect("the upload Ingress");
+    let annotations = &files["metadata"]["annotations"];
+    assert_eq!(annotations["nginx.ingress.kubernetes.io/proxy-body-size"], "65m");
+    assert_eq!(annotations["nginx.ingress.kubernetes.io/proxy-request-buffering"], "off");
+    assert_eq!(ingress_route(files, &format!("/boxes/{id}/encrypted-files")), Some(Route::To("boxes")));
+    assert_eq!(ingress_route(files, &format!("/boxes/{id}/events")), None, "only the upload route is raised");
+}

@@ -41,9 +41,10 @@ impl NewSavedFile {
                 Some(s.to_owned())
             }
         });
-        let parsed = file.zip(metadata).zip(fingerprint).map(|((encrypted_file_id, encrypted_metadata), key_fingerprint)| {
-            NewSavedFile { encrypted_file_id, encrypted_metadata, key_fingerprint }
-        });
+        let parsed =
+            file.zip(metadata).zip(fingerprint).map(|((encrypted_file_id, encrypted_metadata), key_fingerprint)| {
+                NewSavedFile { encrypted_file_id, encrypted_metadata, key_fingerprint }
+            });
         r.finish(parsed)
     }
 }
@@ -56,7 +57,9 @@ mod tests {
     #[test]
     fn a_saved_file_needs_its_three_fields() {
         let id = FileId::new_v4();
-        let ok = NewSavedFile::parse(&json!({"encrypted_file_id": id.to_string(), "encrypted_metadata": "AAAA", "key_fingerprint": "fp"}));
+        let ok = NewSavedFile::parse(
+            &json!({"encrypted_file_id": id.to_string(), "encrypted_metadata": "AAAA", "key_fingerprint": "fp"}),
+        );
         assert_eq!(ok.map(|s| s.encrypted_file_id).ok(), Some(id));
         let err = NewSavedFile::parse(&json!({"encrypted_metadata": "A+A", "key_fingerprint": ""})).err();
         let details = err.map(|e| e.details).unwrap_or_default();

@@ -15,7 +15,7 @@ pub mod idempotency;
 pub mod notify;
 pub mod routes;
 pub mod startup;
-pub mod sweeper;
 pub mod state;
 pub mod store;
+pub mod sweeper;
 pub mod views;

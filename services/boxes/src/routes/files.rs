@@ -58,9 +58,11 @@ fn multipart_error(e: MultipartError) -> ApiError {
         MultipartError::ContentTypeMissing
         | MultipartError::ContentTypeParse
         | MultipartError::ContentTypeIncompatible
-        | MultipartError::BoundaryMissing => ErrorBody::bad_request(Origin::Headers, "Content-Type must be multipart/form-data")
-            .with("Content-Type", Detail::Invalid)
-            .into(),
+        | MultipartError::BoundaryMissing => {
+            ErrorBody::bad_request(Origin::Headers, "Content-Type must be multipart/form-data")
+                .with("Content-Type", Detail::Invalid)
+                .into()
+        }
         _ => ErrorBody::bad_request(Origin::Body, "malformed multipart body").with("body", Detail::Malformed).into(),
     }
 }
@@ -81,39 +83,49 @@ struct PendingBlob {
     armed: bool,
 }
 
-impl Drop for PendingBlob {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        let (id, blobs, db, writer) = (self.id, self.blobs.clone(), self.db.clone(), self.writer.take());
-        tokio::spawn(async move {
-            if let Some(w) = writer {
-                if let Err(e) = w.abort().await {
-                    tracing::warn!(file_id = %id, error = %e, "aborting an upload failed");
-                }
-            }
-            // The row first: a commit that went through after all left it live, and its blob stays.
-            let live = match db.get().await {
-                Ok(c) => store::files::delete_pending(&c, id).await.map_err(anyhow::Error::from),
-                Err(e) => Err(anyhow::Error::from(e)),
-            };
-            match live {
-                Ok(false) => blobs.delete_all(&[id]).await,
-                Ok(true) => {}
-                Err(e) => tracing::warn!(file_id = %id, error = format!("{e:#}"), "removing a failed upload's row failed; the sweeper will"),
-            }
-        });
+impl PendingBlob {
+    /// Removes the blob and row now, before the answer goes out.
+    async fn discard(mut self) {
+        self.armed = false;
+        discard(self.id, self.blobs.clone(), self.db.clone(), self.writer.take()).await;
     }
 }
 
-/// What the body of an upload carried.
+impl Drop for PendingBlob {
+    fn drop(&mut self) {
+        if self.armed {
+            tokio::spawn(discard(self.id, self.blobs.clone(), self.db.clone(), self.writer.take()));
+        }
+    }
+}
+
+async fn discard(id: FileId, blobs: Blobs, db: deadpool_postgres::Pool, writer: Option<WriteMultipart>) {
+    if let Some(w) = writer {
+        if let Err(e) = w.abort().await {
+            tracing::warn!(file_id = %id, error = %e, "aborting an upload failed");
+        }
+    }
+    // The row first: a commit that went through after all left it live, and its blob stays.
+    let live = match db.get().await {
+        Ok(c) => store::files::delete_pending(&c, id).await.map_err(anyhow::Error::from),
+        Err(e) => Err(anyhow::Error::from(e)),
+    };
+    match live {
+        Ok(false) => blobs.delete_all(&[id]).await,
+        Ok(true) => {}
+        Err(e) => {
+            tracing::warn!(file_id = %id, error = format!("{e:#}"), "removing a failed upload failed; the sweeper will")
+        }
+    }
+}
+
+/// What the body of an upload carried; the blob is written.
 struct Received {
     encrypted: B64u,
     public_key: Option<B64u>,
     size: u64,
     sha256: String,
-    blob: PendingBlob,
+    file: FileId,
 }
 
 /// Where an upload stands while its body is read.
@@ -146,11 +158,8 @@ pub async fn upload(
         }
         u64::try_from(store::files::used_by(&client, me).await?).unwrap_or(0)
     };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if let Some(n) = declared {
         if n > state.files.max_bytes.saturating_add(FRAMING_ALLOWANCE) {
             return Err(ErrorBody::too_large().with("encrypted_file", Detail::Invalid).into());
@@ -164,9 +173,36 @@ pub async fn upload(
         return Err(ErrorBody::unavailable("too many request bodies are being received").into());
     };
     let upload = Upload { state: &state, me, box_id, used, idle: limits.body_read_timeout };
-    let received = web_kit::limits::paused(receive(&upload, &req, payload)).await?;
-    let Received { encrypted, public_key, size, sha256, mut blob } = received;
+    let mut pending = None;
+    let received = web_kit::limits::paused(receive(&upload, &req, payload, &mut pending)).await;
+    let outcome = match received {
+        Ok(received) => publish(&state, me, box_id, received).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(event) => {
+            if let Some(mut blob) = pending {
+                blob.armed = false;
+            }
+            Ok(HttpResponse::Created().json(event))
+        }
+        Err(e) => {
+            if let Some(blob) = pending {
+                blob.discard().await;
+            }
+            Err(e)
+        }
+    }
+}
 
+/// The transaction of an upload whose blob is written: the `msg.file` event, the row live.
+async fn publish(
+    state: &AppState,
+    me: IdentityId,
+    box_id: BoxId,
+    received: Received,
+) -> ApiResult<domain::event::Event> {
+    let Received { encrypted, public_key, size, sha256, file } = received;
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
     let Some(bx) = store::boxes::lock(&tx, box_id).await? else {
@@ -177,28 +213,32 @@ pub async fn upload(
     if used_now.saturating_add(size) > state.files.quota_bytes {
         return Err(quota_exceeded().into());
     }
-    let mut content = json!({"encrypted": encrypted, "encrypted_file_id": blob.id, "size": size});
+    let mut content = json!({"encrypted": encrypted, "encrypted_file_id": file, "size": size});
     if let (Some(key), Value::Object(map)) = (public_key, &mut content) {
         map.insert("public_key".into(), json!(key));
     }
     let effects = events::apply_message(&tx, &bx, me, EventType::MsgFile, &content).await?;
     let size_db = i64::try_from(size).map_err(anyhow::Error::from)?;
-    if !store::files::mark_live(&tx, blob.id, effects.posted().id, size_db, &sha256).await? {
+    if !store::files::mark_live(&tx, file, effects.posted().id, size_db, &sha256).await? {
         return Err(anyhow::anyhow!("the pending row of an upload was removed before its event").into());
     }
     web_kit::limits::committing(tx.commit()).await?;
-    blob.armed = false;
-    tracing::info!(box_id = %box_id, file_id = %blob.id, size, "encrypted file uploaded");
-    let response = events::announce_message(&state, &client, &bx, me, effects).await?;
-    Ok(HttpResponse::Created().json(response))
+    tracing::info!(box_id = %box_id, file_id = %file, size, "encrypted file uploaded");
+    events::announce_message(state, &client, &bx, me, effects).await
 }
 
 /// Reads the parts in order, streaming `encrypted_file` into the blob store.
-async fn receive(up: &Upload<'_>, req: &HttpRequest, payload: web::Payload) -> ApiResult<Received> {
+/// The blob, once there is one, is in `pending`, for the caller to keep or discard.
+async fn receive(
+    up: &Upload<'_>,
+    req: &HttpRequest,
+    payload: web::Payload,
+    pending: &mut Option<PendingBlob>,
+) -> ApiResult<Received> {
     let mut parts = Multipart::new(req.headers(), payload);
     let mut encrypted: Option<B64u> = None;
     let mut public_key: Option<B64u> = None;
-    let mut stored: Option<(u64, String, PendingBlob)> = None;
+    let mut stored: Option<(u64, String)> = None;
     let mut count = 0usize;
     while let Some(field) = idle(up.idle, parts.next()).await? {
         let mut field = field.map_err(multipart_error)?;
@@ -225,10 +265,14 @@ async fn receive(up: &Upload<'_>, req: &HttpRequest, payload: web::Payload) -> A
             }
             "encrypted_file" => {
                 if encrypted.is_none() {
-                    return Err(part_error("msg_encrypted_content", Detail::Required, "msg_encrypted_content must come first")
-                        .into());
+                    return Err(part_error(
+                        "msg_encrypted_content",
+                        Detail::Required,
+                        "msg_encrypted_content must come first",
+                    )
+                    .into());
                 }
-                stored = Some(store_file(up, &mut field).await?);
+                stored = Some(store_file(up, &mut field, pending).await?);
             }
             _ => {
                 let shown: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
@@ -239,10 +283,10 @@ async fn receive(up: &Upload<'_>, req: &HttpRequest, payload: web::Payload) -> A
     let Some(encrypted) = encrypted else {
         return Err(part_error("msg_encrypted_content", Detail::Required, "msg_encrypted_content is required").into());
     };
-    let Some((size, sha256, blob)) = stored else {
+    let (Some((size, sha256)), Some(blob)) = (stored, pending.as_ref()) else {
         return Err(part_error("encrypted_file", Detail::Required, "encrypted_file is required").into());
     };
-    Ok(Received { encrypted, public_key, size, sha256, blob })
+    Ok(Received { encrypted, public_key, size, sha256, file: blob.id })
 }
 
 /// A text part, at most `max` bytes.
@@ -260,15 +304,21 @@ async fn read_text(field: &mut Field, name: &str, max: usize, idle_for: Duration
 
 /// Streams `encrypted_file` into a new blob under a pending row: size, quota and digest are
 /// checked on every chunk; the blob is removed on any failure.
-async fn store_file(up: &Upload<'_>, field: &mut Field) -> ApiResult<(u64, String, PendingBlob)> {
+async fn store_file(up: &Upload<'_>, field: &mut Field, pending: &mut Option<PendingBlob>) -> ApiResult<(u64, String)> {
     let state = up.state;
     let id = FileId::new_v4();
     {
         let client = state.db.get().await?;
         store::files::insert_pending(&client, id, up.box_id, up.me).await?;
     }
-    let mut blob = PendingBlob { id, blobs: state.files.blobs.clone(), db: state.db.clone(), writer: None, armed: true };
-    blob.writer = Some(state.files.blobs.writer(id).await.map_err(storage_unavailable)?);
+    let blob = pending.insert(PendingBlob {
+        id,
+        blobs: state.files.blobs.clone(),
+        db: state.db.clone(),
+        writer: None,
+        armed: true,
+    });
+    let writer = blob.writer.insert(state.files.blobs.writer(id).await.map_err(storage_unavailable)?);
     let mut hasher = Sha256::new();
     let mut size: u64 = 0;
     while let Some(chunk) = idle(up.idle, field.next()).await? {
@@ -281,9 +331,6 @@ async fn store_file(up: &Upload<'_>, field: &mut Field) -> ApiResult<(u64, Strin
             return Err(quota_exceeded().into());
         }
         hasher.update(&chunk);
-        let Some(writer) = blob.writer.as_mut() else {
-            return Err(anyhow::anyhow!("an upload without its writer").into());
-        };
         writer.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(storage_unavailable)?;
         writer.put(chunk);
     }
@@ -291,13 +338,17 @@ async fn store_file(up: &Upload<'_>, field: &mut Field) -> ApiResult<(u64, Strin
         writer.finish().await.map_err(storage_unavailable)?;
     }
     let sha256 = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    Ok((size, sha256, blob))
+    Ok((size, sha256))
 }
 
 /// `GET /encrypted-files/{id}`: the blob, to members of its box and to identities that saved it;
 /// `ETag`, `If-None-Match`, one `Range` and `If-Range`.
 #[tracing::instrument(skip_all, fields(file_id = %path))]
-pub async fn download(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn download(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let caller = authenticate(&req, &state).await?;
     let id: FileId = path_id(&path, "id")?;
     let file = {
@@ -325,12 +376,12 @@ pub async fn download(req: HttpRequest, state: web::Data<AppState>, path: web::P
                 .json(body));
         }
     };
-    let got = match state.files.blobs.get(id, range.map(|(start, end)| start..end + 1)).await {
-        Ok(got) => got,
+    let stream = match state.files.blobs.read(id, range.map(|(start, end)| start..end + 1)).await {
+        Ok(stream) => stream,
         Err(object_store::Error::NotFound { .. }) => return Err(file_not_found().into()),
         Err(e) => return Err(storage_unavailable(e)),
     };
-    let stream = got.into_stream().map_err(|e| {
+    let stream = stream.map_err(|e| {
         tracing::warn!(error = %e, "reading a blob failed mid-download");
         e
     });
@@ -464,7 +515,11 @@ pub async fn quota(req: HttpRequest, state: web::Data<AppState>, id: web::Path<S
 
 /// `GET /boxes/{id}/used-space`: members only.
 #[tracing::instrument(skip_all, fields(box_id = %path))]
-pub async fn used_space(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn used_space(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let caller = authenticate(&req, &state).await?;
     let box_id: BoxId = path_id(&path, "id")?;
     let client = state.db.get().await?;

@@ -110,13 +110,13 @@ pub async fn readable<C: GenericClient>(
     who: IdentityId,
     lock: bool,
 ) -> Result<Option<Readable>, tokio_postgres::Error> {
-    let sql = if lock {
-        concat!(readable_sql!(), " FOR UPDATE OF f")
-    } else {
-        readable_sql!()
-    };
+    let sql = if lock { concat!(readable_sql!(), " FOR UPDATE OF f") } else { readable_sql!() };
     let row = sql::query_opt(c, sql, &[id.as_uuid(), who.as_uuid()]).await?;
-    Ok(row.map(|r| Readable { size: r.get(0), sha256: r.get::<_, Option<String>>(1).unwrap_or_default(), allowed: r.get(2) }))
+    Ok(row.map(|r| Readable {
+        size: r.get(0),
+        sha256: r.get::<_, Option<String>>(1).unwrap_or_default(),
+        allowed: r.get(2),
+    }))
 }
 
 /// Takes the file of a deleted `msg.file` out of its box: its row goes (and its blob is
@@ -262,8 +262,12 @@ pub async fn delete_saved<C: GenericClient>(
     };
     let file: uuid::Uuid = row.get(0);
     sql::execute(c, "SELECT 1 FROM boxes.files WHERE id = $1 FOR UPDATE", &[&file]).await?;
-    let n = sql::execute(c, "DELETE FROM boxes.saved_files WHERE id = $1 AND identity_id = $2", &[id.as_uuid(), who.as_uuid()])
-        .await?;
+    let n = sql::execute(
+        c,
+        "DELETE FROM boxes.saved_files WHERE id = $1 AND identity_id = $2",
+        &[id.as_uuid(), who.as_uuid()],
+    )
+    .await?;
     if n == 0 {
         return Ok(None);
     }

@@ -16,6 +16,8 @@ pub struct TestApp {
     pub keys: TestKeys,
     pub client: reqwest::Client,
     pub database_url: String,
+    /// Where encrypted files' blobs go.
+    pub files: boxes::config::FileSettings,
 }
 
 /// A user of the tests: an identity known to boxes and a session for it.
@@ -73,12 +75,13 @@ impl TestApp {
         let mut s = settings(&database_url, &keys);
         tweak(&mut s);
         test_support::mark_revocations_loaded(secrecy::ExposeSecret::expose_secret(&s.redis_url)).await;
+        let files = s.files.clone();
         let app = Application::build(s).await.expect("build app");
         let address = format!("http://127.0.0.1:{}", app.port());
         let internal_address = format!("http://127.0.0.1:{}", app.internal_port());
         tokio::spawn(app.run_until_stopped());
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        TestApp { address, internal_address, keys, client, database_url }
+        TestApp { address, internal_address, keys, client, database_url, files }
     }
 
     /// Starts another instance of the app on the same database and Redis, as a second replica;
@@ -205,6 +208,11 @@ impl TestApp {
         let res = self.post_event(member, box_id, json!({"type":"member.join"})).await;
         assert_eq!(res.status(), 201, "member.join");
     }
+}
+
+/// A directory of its own for the blobs of one app.
+pub fn files_dir() -> String {
+    std::env::temp_dir().join(format!("boxes-files-{}", uuid::Uuid::new_v4())).display().to_string()
 }
 
 /// A deterministic b64u value that looks like a 32-byte key.

@@ -9,6 +9,7 @@ mod batch_events;
 mod boxes;
 mod contact;
 mod events;
+mod files;
 mod hardening;
 mod health;
 mod hostile;

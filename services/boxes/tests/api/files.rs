@@ -1,0 +1,670 @@
+//! Encrypted files (issue 18): upload and download, ranges, membership, the size limit, deletion
+//! cleanup, saved files, quota, the sweeper, bad multipart bodies. The core tests run against
+//! both blob stores: the local directory and a real S3-compatible server (`s3s-fs`, installed by
+//! `scripts/test`, whose binary `S3S_FS_BIN` names).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+use boxes::blobs::Blobs;
+use boxes::config::FileSettings;
+use domain::FileId;
+use reqwest::{Method, Response};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, db, files_dir, seed_box, Auth, TestApp, User};
+
+const CIPHERTEXT: &str = "bWVzc2FnZSBrZXkgZW5jcnlwdGVk";
+const PUBLIC_KEY: &str = "SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw";
+const BOUNDARY: &str = "----boxes-test-boundary-7f3a";
+
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Local,
+    S3,
+}
+
+/// A running `s3s-fs` serving a temporary directory; killed when dropped.
+pub struct S3Server {
+    child: Child,
+    pub endpoint: String,
+    pub root: std::path::PathBuf,
+}
+
+pub const S3_ACCESS_KEY: &str = "boxes-test-access";
+pub const S3_SECRET_KEY: &str = "boxes-test-secret-0123456789";
+
+impl S3Server {
+    /// Starts one, or `None` when `FILES_S3_TESTS=off` says the S3 tests are skipped; a missing
+    /// `S3S_FS_BIN` otherwise fails the test.
+    pub async fn start() -> Option<S3Server> {
+        if std::env::var("FILES_S3_TESTS").is_ok_and(|v| v == "off") {
+            eprintln!("FILES_S3_TESTS=off: skipping the S3 backend");
+            return None;
+        }
+        let bin = std::env::var("S3S_FS_BIN")
+            .expect("S3S_FS_BIN must name the s3s-fs binary (scripts/test installs it); FILES_S3_TESTS=off skips");
+        let root = std::env::temp_dir().join(format!("boxes-s3-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&root).expect("s3 root");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+        let child = Command::new(bin)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", S3_ACCESS_KEY, "--secret-key", S3_SECRET_KEY])
+            .arg(&root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start s3s-fs");
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Some(S3Server { child, endpoint: format!("http://127.0.0.1:{port}"), root })
+    }
+
+    /// File settings for a new bucket of this server.
+    pub fn settings(&self) -> FileSettings {
+        let bucket = format!("files-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        std::fs::create_dir_all(self.root.join(&bucket)).expect("bucket dir");
+        FileSettings {
+            files_s3_url: Some(format!("s3://{bucket}")),
+            aws_endpoint_url: Some(self.endpoint.clone()),
+            aws_access_key_id: Some(SecretString::from(S3_ACCESS_KEY.to_owned())),
+            aws_secret_access_key: Some(SecretString::from(S3_SECRET_KEY.to_owned())),
+            ..Default::default()
+        }
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// An app whose blobs go to `backend`; `None` when that backend is skipped.
+pub struct FilesApp {
+    pub app: TestApp,
+    _s3: Option<S3Server>,
+}
+
+impl std::ops::Deref for FilesApp {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
+}
+
+pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut FileSettings)) -> Option<FilesApp> {
+    let (mut files, s3) = match backend {
+        Backend::Local => (FileSettings { files_dir: files_dir(), ..Default::default() }, None),
+        Backend::S3 => {
+            let s3 = S3Server::start().await?;
+            (s3.settings(), Some(s3))
+        }
+    };
+    tweak(&mut files);
+    let app = TestApp::spawn_with(|s| s.files = files).await;
+    Some(FilesApp { app, _s3: s3 })
+}
+
+/// A `multipart/form-data` body of `parts`, in order: its content type and bytes.
+pub fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let mut body = Vec::new();
+    for (name, data) in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        if *name == "encrypted_file" {
+            body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"blob\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+                    .as_bytes(),
+            );
+        } else {
+            body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes());
+        }
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={BOUNDARY}"), body)
+}
+
+pub async fn upload_parts(app: &TestApp, user: &User, box_id: &str, parts: &[(&str, &[u8])], auth: Auth) -> Response {
+    let (content_type, body) = multipart(parts);
+    app.request(user, Method::POST, &format!("/boxes/{box_id}/encrypted-files"), auth)
+        .header("Content-Type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("upload")
+}
+
+pub async fn upload(app: &TestApp, user: &User, box_id: &str, data: &[u8]) -> Response {
+    let parts: [(&str, &[u8]); 3] = [
+        ("msg_encrypted_content", CIPHERTEXT.as_bytes()),
+        ("msg_public_key", PUBLIC_KEY.as_bytes()),
+        ("encrypted_file", data),
+    ];
+    upload_parts(app, user, box_id, &parts, Auth::Bearer).await
+}
+
+/// Uploads `data` and returns the `msg.file` event.
+pub async fn uploaded(app: &TestApp, user: &User, box_id: &str, data: &[u8]) -> Value {
+    let res = upload(app, user, box_id, data).await;
+    assert_eq!(res.status(), 201, "upload: {:?}", res.text().await);
+    res.json().await.expect("event json")
+}
+
+fn file_id(event: &Value) -> String {
+    event["content"]["encrypted_file_id"].as_str().expect("encrypted_file_id").to_owned()
+}
+
+async fn download(app: &TestApp, user: &User, id: &str, headers: &[(&str, &str)]) -> Response {
+    let mut b = app.request(user, Method::GET, &format!("/encrypted-files/{id}"), Auth::Bearer);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.send().await.expect("download")
+}
+
+/// Bytes that differ along the file, so a wrong offset shows.
+pub fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8 ^ (i / 251) as u8).collect()
+}
+
+/// The blobs in the app's store, staged uploads of the local store included.
+async fn blobs_left(app: &TestApp) -> usize {
+    let blobs = Blobs::open(&app.files).expect("open blobs");
+    let listed = blobs.older_than(SystemTime::now() + Duration::from_secs(3600), 10_000).await.expect("list").len();
+    let staged = match app.files.files_s3_url {
+        Some(_) => 0,
+        None => std::fs::read_dir(std::path::Path::new(&app.files.files_dir).join("files"))
+            .map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().contains('#')).count())
+            .unwrap_or(0),
+    };
+    listed + staged
+}
+
+async fn file_rows(app: &TestApp) -> i64 {
+    db(app).await.query_one("SELECT count(*) FROM boxes.files", &[]).await.expect("count files").get(0)
+}
+
+/// Waits up to 10 s for `check` to hold.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("not within 10 s: {what}");
+}
+
+async fn nothing_left(app: &TestApp) {
+    eventually("no file row and no blob left", || async { file_rows(app).await == 0 && blobs_left(app).await == 0 })
+        .await;
+}
+
+// ---- the core tests, on both backends ----
+
+async fn round_trip(backend: Backend) {
+    let Some(app) = spawn(backend, |_| {}).await else { return };
+    let (alice, bob) = (app.user("Alice").await, app.user("Bob").await);
+    let box_id = seed_box(&app, &alice, &[&bob]).await;
+    // Larger than one part (5 MiB), not a multiple of it.
+    let data = pattern(7 * 1024 * 1024 + 123);
+    let event = uploaded(&app, &alice, &box_id, &data).await;
+    assert_eq!(event["type"], "msg.file");
+    assert_eq!(event["content"]["encrypted"], CIPHERTEXT);
+    assert_eq!(event["content"]["public_key"], PUBLIC_KEY);
+    assert_eq!(event["content"]["size"], data.len());
+    let id = file_id(&event);
+
+    let res = download(&app, &bob, &id, &[]).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/octet-stream");
+    assert_eq!(res.headers()["content-length"], data.len().to_string().as_str());
+    assert_eq!(res.headers()["accept-ranges"], "bytes");
+    let etag = res.headers()["etag"].to_str().unwrap().to_owned();
+    assert!(etag.starts_with('"') && etag.len() == 66, "strong sha256 etag: {etag}");
+    let body = res.bytes().await.unwrap();
+    assert!(body[..] == data[..], "downloaded bytes differ");
+
+    // The event is in the box's history, like any message.
+    let events: Value = app.get(&bob, &format!("/boxes/{box_id}/events")).await.json().await.unwrap();
+    assert_eq!(events[0]["content"]["encrypted_file_id"], id.as_str());
+    assert_eq!(file_rows(&app).await, 1);
+    assert_eq!(blobs_left(&app).await, 1);
+}
+
+async fn ranges(backend: Backend) {
+    let Some(app) = spawn(backend, |_| {}).await else { return };
+    let alice = app.user("Alice").await;
+    let box_id = seed_box(&app, &alice, &[]).await;
+    let data = pattern(100_000);
+    let id = file_id(&uploaded(&app, &alice, &box_id, &data).await);
+    let etag = download(&app, &alice, &id, &[]).await.headers()["etag"].to_str().unwrap().to_owned();
+
+    let res = download(&app, &alice, &id, &[("Range", "bytes=10-19")]).await;
+    assert_eq!(res.status(), 206);
+    assert_eq!(res.headers()["content-range"], "bytes 10-19/100000");
+    assert_eq!(res.headers()["content-length"], "10");
+    assert_eq!(res.bytes().await.unwrap()[..], data[10..20]);
+
+    let res = download(&app, &alice, &id, &[("Range", "bytes=99990-")]).await;
+    assert_eq!(res.status(), 206);
+    assert_eq!(res.bytes().await.unwrap()[..], data[99_990..]);
+
+    let res = download(&app, &alice, &id, &[("Range", "bytes=-5")]).await;
+    assert_eq!(res.status(), 206);
+    assert_eq!(res.headers()["content-range"], "bytes 99995-99999/100000");
+    assert_eq!(res.bytes().await.unwrap()[..], data[99_995..]);
+
+    let res = download(&app, &alice, &id, &[("Range", "bytes=100000-100010")]).await;
+    assert_eq!(
+        res.headers().get("content-range").map(|v| v.to_str().unwrap().to_owned()),
+        Some("bytes */100000".into())
+    );
+    let body = assert_error(res, 416, "Range", "invalid").await;
+    assert_eq!(body["code"], "range_not_satisfiable");
+
+    // If-Range: the current ETag keeps the range, another one gets the whole file.
+    let res = download(&app, &alice, &id, &[("Range", "bytes=0-0"), ("If-Range", &etag)]).await;
+    assert_eq!(res.status(), 206);
+    let res = download(&app, &alice, &id, &[("Range", "bytes=0-0"), ("If-Range", "\"other\"")]).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.bytes().await.unwrap().len(), data.len());
+
+    let res = download(&app, &alice, &id, &[("If-None-Match", &etag)]).await;
+    assert_eq!(res.status(), 304);
+    let res = download(&app, &alice, &id, &[("If-None-Match", "\"other\"")]).await;
+    assert_eq!(res.status(), 200);
+}
+
+async fn deletion_removes_blobs(backend: Backend) {
+    let Some(app) = spawn(backend, |_| {}).await else { return };
+    let (alice, bob) = (app.user("Alice").await, app.user("Bob").await);
+    let box_id = seed_box(&app, &alice, &[&bob]).await;
+    let first = uploaded(&app, &bob, &box_id, &pattern(1000)).await;
+    let second = uploaded(&app, &bob, &box_id, &pattern(2000)).await;
+    assert_eq!(blobs_left(&app).await, 2);
+
+    let res = app.post_event(&bob, &box_id, json!({"type":"msg.delete","referrer_id": first["id"]})).await;
+    assert_eq!(res.status(), 201);
+    eventually("the deleted message's blob is gone", || async { blobs_left(&app).await == 1 }).await;
+    assert_eq!(download(&app, &bob, &file_id(&first), &[]).await.status(), 404);
+    assert_eq!(download(&app, &bob, &file_id(&second), &[]).await.status(), 200);
+
+    let res = app
+        .send(&alice, Method::DELETE, &format!("/boxes/{box_id}"), Some(json!({"user_confirmation": "delete"})))
+        .await;
+    assert_eq!(res.status(), 204, "{:?}", res.text().await);
+    nothing_left(&app).await;
+    assert_eq!(download(&app, &bob, &file_id(&second), &[]).await.status(), 404);
+}
+
+async fn size_limit(backend: Backend) {
+    let Some(app) = spawn(backend, |f| f.files_max_bytes = 1024 * 1024).await else { return };
+    let alice = app.user("Alice").await;
+    let box_id = seed_box(&app, &alice, &[]).await;
+    // Within the declared-length allowance, so the limit is met while streaming, past a part.
+    let res = upload(&app, &alice, &box_id, &pattern(1024 * 1024 + 1)).await;
+    let body = assert_error(res, 413, "encrypted_file", "invalid").await;
+    assert_eq!(body["code"], "request_entity_too_large");
+    nothing_left(&app).await;
+    // Declared far beyond the limit: refused before the body is read.
+    let res = upload(&app, &alice, &box_id, &pattern(3 * 1024 * 1024)).await;
+    assert_eq!(res.status(), 413);
+    nothing_left(&app).await;
+    let events: Value = app.get(&alice, &format!("/boxes/{box_id}/events")).await.json().await.unwrap();
+    assert!(events.as_array().unwrap().iter().all(|e| e["type"] != "msg.file"), "{events}");
+    // At the limit exactly it passes.
+    uploaded(&app, &alice, &box_id, &pattern(1024 * 1024)).await;
+}
+
+async fn sweeper(backend: Backend) {
+    let Some(app) = spawn(backend, |f| f.files_pending_grace_secs = 1).await else { return };
+    let alice = app.user("Alice").await;
+    let box_id = seed_box(&app, &alice, &[]).await;
+    let live = file_id(&uploaded(&app, &alice, &box_id, &pattern(5000)).await);
+    let blobs = Blobs::open(&app.files).unwrap();
+    // A pending row with its blob (an upload that never committed), and a blob with no row.
+    let (pending, orphan) = (FileId::new_v4(), FileId::new_v4());
+    let c = db(&app).await;
+    let box_uuid = uuid::Uuid::parse_str(&box_id).unwrap();
+    c.execute(
+        "INSERT INTO boxes.files (id, box_id, uploader_id, state) VALUES ($1, $2, $3, 'pending')",
+        &[pending.as_uuid(), &box_uuid, alice.id.as_uuid()],
+    )
+    .await
+    .unwrap();
+    for id in [pending, orphan] {
+        let mut w = blobs.writer(id).await.unwrap();
+        w.write(&pattern(10_000));
+        w.finish().await.unwrap();
+    }
+    assert!(blobs.exists(pending).await.unwrap() && blobs.exists(orphan).await.unwrap());
+    eventually("the sweeper removes the pending and the orphan blob", || async {
+        !blobs.exists(pending).await.unwrap() && !blobs.exists(orphan).await.unwrap()
+    })
+    .await;
+    let rows: i64 =
+        c.query_one("SELECT count(*) FROM boxes.files WHERE id = $1", &[pending.as_uuid()]).await.unwrap().get(0);
+    assert_eq!(rows, 0, "the pending row goes too");
+    // The live file is untouched.
+    assert_eq!(download(&app, &alice, &live, &[]).await.status(), 200);
+    assert_eq!(blobs_left(&app).await, 1);
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),*) => {
+        mod local {
+            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Local).await })*
+        }
+        mod s3 {
+            $(#[tokio::test] async fn $name() { super::$name(super::Backend::S3).await })*
+        }
+    };
+}
+
+on_both_backends!(round_trip, ranges, deletion_removes_blobs, size_limit, sweeper);
+
+// ---- the rules, on the local store ----
+
+async fn local() -> FilesApp {
+    spawn(Backend::Local, |_| {}).await.expect("local backend")
+}
+
+#[tokio::test]
+async fn only_members_upload_and_download() {
+    let app = local().await;
+    let (alice, bob, eve) = (app.user("Alice").await, app.user("Bob").await, app.user("Eve").await);
+    let box_id = seed_box(&app, &alice, &[&bob]).await;
+    let res = upload(&app, &eve, &box_id, b"ciphertext").await;
+    assert_error(res, 403, "reason", "not_member").await;
+    let unknown_box = uuid::Uuid::new_v4().to_string();
+    assert_error(upload(&app, &alice, &unknown_box, b"x").await, 403, "reason", "not_member").await;
+
+    let id = file_id(&uploaded(&app, &alice, &box_id, b"ciphertext").await);
+    assert_error(download(&app, &eve, &id, &[]).await, 403, "reason", "not_member").await;
+    assert_eq!(download(&app, &bob, &id, &[]).await.status(), 200);
+    // A member that leaves can no longer read it.
+    let res = app.post_event(&bob, &box_id, json!({"type":"member.leave"})).await;
+    assert_eq!(res.status(), 201);
+    assert_error(download(&app, &bob, &id, &[]).await, 403, "reason", "not_member").await;
+    // No token at all.
+    let res = app.client.get(app.url(&format!("/encrypted-files/{id}"))).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(file_rows(&app).await, 1);
+}
+
+#[tokio::test]
+async fn unknown_pending_and_deleted_files_are_404() {
+    let app = local().await;
+    let alice = app.user("Alice").await;
+    let box_id = seed_box(&app, &alice, &[]).await;
+    let unknown = uuid::Uuid::new_v4().to_string();
+    assert_error(download(&app, &alice, &unknown, &[]).await, 404, "id", "not_found").await;
+    assert_error(download(&app, &alice, "not-a-uuid", &[]).await, 400, "id", "malformed").await;
+    let pending = uuid::Uuid::new_v4();
+    db(&app)
+        .await
+        .execute(
+            "INSERT INTO boxes.files (id, box_id, uploader_id, state) VALUES ($1, $2, $3, 'pending')",
+            &[&pending, &uuid::Uuid::parse_str(&box_id).unwrap(), alice.id.as_uuid()],
+        )
+        .await
+        .unwrap();
+    assert_error(download(&app, &alice, &pending.to_string(), &[]).await, 404, "id", "not_found").await;
+    let event = uploaded(&app, &alice, &box_id, b"bytes").await;
+    let res = app.post_event(&alice, &box_id, json!({"type":"msg.delete","referrer_id": event["id"]})).await;
+    assert_eq!(res.status(), 201);
+    assert_error(download(&app, &alice, &file_id(&event), &[]).await, 404, "id", "not_found").await;
+}
+
+#[tokio::test]
+async fn the_upload_is_announced_like_a_message() {
+    let app = local().await;
+    let (alice, bob) = (app.user("Alice").await, app.user("Bob").await);
+    let box_id = seed_box(&app, &alice, &[&bob]).await;
+    let mut sub = test_support::Subscriber::new(&[format!("user_{}:ws", bob.id)]).await.unwrap();
+    let event = uploaded(&app, &alice, &box_id, b"bytes").await;
+    let (_, envelope) = sub.next_json(Duration::from_secs(5)).await.expect("event.new for bob");
+    assert_eq!(envelope["type"], "event.new");
+    assert_eq!(envelope["object"]["id"], event["id"]);
+    assert_eq!(envelope["object"]["content"]["encrypted_file_id"], event["content"]["encrypted_file_id"]);
+}
+
+#[tokio::test]
+async fn saved_files_outlive_the_box_and_go_with_their_last_reference() {
+    let app = local().await;
+    let (alice, bob, carol) = (app.user("Alice").await, app.user("Bob").await, app.user("Carol").await);
+    let box_id = seed_box(&app, &alice, &[&bob, &carol]).await;
+    let data = pattern(4096);
+    let event = uploaded(&app, &alice, &box_id, &data).await;
+    let id = file_id(&event);
+    let save = |who: &User| {
+        let path = format!("/identities/{}/saved-files", who.id);
+        let body = json!({"encrypted_file_id": id, "encrypted_metadata": "bWV0YWRhdGE", "key_fingerprint": "fp-1"});
+        let who = who.clone();
+        let app = &app;
+        async move { app.post(&who, &path, body).await }
+    };
+    let res = save(&bob).await;
+    assert_eq!(res.status(), 201);
+    let saved: Value = res.json().await.unwrap();
+    assert_eq!(saved["identity_id"], bob.id.to_string());
+    assert_eq!(saved["encrypted_file_id"], id.as_str());
+    assert_eq!(saved["encrypted_metadata"], "bWV0YWRhdGE");
+    assert_eq!(saved["key_fingerprint"], "fp-1");
+    assert!(saved["created_at"].is_string() && saved["id"].is_string());
+    assert_error(save(&bob).await, 409, "encrypted_file_id", "conflict").await;
+    assert_eq!(save(&carol).await.status(), 201);
+    // Someone else's path, and a file one cannot read.
+    let res = app
+        .post(
+            &bob,
+            &format!("/identities/{}/saved-files", carol.id),
+            json!({"encrypted_file_id": id, "encrypted_metadata": "AAAA", "key_fingerprint": "x"}),
+        )
+        .await;
+    assert_eq!(res.status(), 403);
+    let eve = app.user("Eve").await;
+    assert_error(save(&eve).await, 403, "reason", "not_member").await;
+    let res = app
+        .post(
+            &bob,
+            &format!("/identities/{}/saved-files", bob.id),
+            json!({"encrypted_file_id": uuid::Uuid::new_v4(), "encrypted_metadata": "AAAA", "key_fingerprint": "x"}),
+        )
+        .await;
+    assert_error(res, 404, "encrypted_file_id", "not_found").await;
+
+    // Bob leaves: his saved file still reads.
+    assert_eq!(app.post_event(&bob, &box_id, json!({"type":"member.leave"})).await.status(), 201);
+    let res = download(&app, &bob, &id, &[]).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.bytes().await.unwrap()[..] == data[..]);
+    let list: Value = app.get(&bob, &format!("/identities/{}/saved-files", bob.id)).await.json().await.unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["id"], saved["id"]);
+
+    // The message is deleted and then the box: the blob stays while saved files reference it.
+    assert_eq!(
+        app.post_event(&alice, &box_id, json!({"type":"msg.delete","referrer_id": event["id"]})).await.status(),
+        201
+    );
+    let res = app
+        .send(&alice, Method::DELETE, &format!("/boxes/{box_id}"), Some(json!({"user_confirmation": "delete"})))
+        .await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(download(&app, &bob, &id, &[]).await.status(), 200);
+    assert_eq!(download(&app, &carol, &id, &[]).await.status(), 200);
+    assert_eq!(blobs_left(&app).await, 1);
+
+    let res = app
+        .send(
+            &bob,
+            Method::DELETE,
+            &format!("/identities/{}/saved-files/{}", bob.id, saved["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 204);
+    assert_error(download(&app, &bob, &id, &[]).await, 403, "reason", "not_member").await;
+    assert_eq!(download(&app, &carol, &id, &[]).await.status(), 200);
+    let res = app
+        .send(
+            &bob,
+            Method::DELETE,
+            &format!("/identities/{}/saved-files/{}", bob.id, saved["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_error(res, 404, "saved_file_id", "not_found").await;
+    let carols: Value = app.get(&carol, &format!("/identities/{}/saved-files", carol.id)).await.json().await.unwrap();
+    let carol_saved = carols[0]["id"].as_str().unwrap().to_owned();
+    let res =
+        app.send(&carol, Method::DELETE, &format!("/identities/{}/saved-files/{carol_saved}", carol.id), None).await;
+    assert_eq!(res.status(), 204);
+    nothing_left(&app).await;
+}
+
+#[tokio::test]
+async fn quota_and_usage_figures() {
+    let Some(app) = spawn(Backend::Local, |f| f.files_quota_bytes = 10_000).await else { return };
+    let (alice, bob) = (app.user("Alice").await, app.user("Bob").await);
+    let box_id = seed_box(&app, &alice, &[&bob]).await;
+    let quota = |who: &User| {
+        let path = format!("/identities/{}/storage-quota", who.id);
+        let who = who.clone();
+        let app = &app;
+        async move { app.get(&who, &path).await.json::<Value>().await.unwrap() }
+    };
+    assert_eq!(quota(&alice).await, json!({"identity_id": alice.id.to_string(), "quota": 10_000, "used": 0}));
+    let first = uploaded(&app, &alice, &box_id, &pattern(6000)).await;
+    uploaded(&app, &bob, &box_id, &pattern(1000)).await;
+    assert_eq!(quota(&alice).await["used"], 6000);
+    // 6000 + 5000 is over the quota: refused, and nothing is kept.
+    let res = upload(&app, &alice, &box_id, &pattern(5000)).await;
+    let body = assert_error(res, 403, "encrypted_file", "quota_exceeded").await;
+    assert_eq!(body["code"], "forbidden");
+    assert_eq!(file_rows(&app).await, 2);
+    eventually("the refused upload left no blob", || async { blobs_left(&app).await == 2 }).await;
+    uploaded(&app, &alice, &box_id, &pattern(4000)).await;
+
+    let used: Value = app.get(&bob, &format!("/boxes/{box_id}/used-space")).await.json().await.unwrap();
+    assert_eq!(used, json!({"box_id": box_id, "used": 11_000}));
+    let eve = app.user("Eve").await;
+    assert_error(app.get(&eve, &format!("/boxes/{box_id}/used-space")).await, 403, "reason", "not_member").await;
+    assert_eq!(app.get(&eve, &format!("/identities/{}/storage-quota", alice.id)).await.status(), 403);
+
+    // A saved file counts for the one who saved it; a deleted message no longer counts.
+    let res = app
+        .post(
+            &bob,
+            &format!("/identities/{}/saved-files", bob.id),
+            json!({"encrypted_file_id": file_id(&first), "encrypted_metadata": "AAAA", "key_fingerprint": "fp"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(quota(&bob).await["used"], 7000);
+    assert_eq!(
+        app.post_event(&alice, &box_id, json!({"type":"msg.delete","referrer_id": first["id"]})).await.status(),
+        201
+    );
+    let used: Value = app.get(&bob, &format!("/boxes/{box_id}/used-space")).await.json().await.unwrap();
+    assert_eq!(used["used"], 5000);
+}
+
+/// A multipart part: its name and bytes.
+type Part<'a> = (&'a str, &'a [u8]);
+
+#[tokio::test]
+async fn bad_multipart_bodies_are_400() {
+    let app = local().await;
+    let alice = app.user("Alice").await;
+    let box_id = seed_box(&app, &alice, &[]).await;
+    let ct = CIPHERTEXT.as_bytes();
+    let cases: Vec<(Vec<Part>, &str, &str)> = vec![
+        (vec![("encrypted_file", b"x")], "msg_encrypted_content", "required"),
+        (vec![("msg_encrypted_content", ct)], "encrypted_file", "required"),
+        (vec![("msg_encrypted_content", ct), ("colour", b"red"), ("encrypted_file", b"x")], "colour", "unknown"),
+        (vec![("msg_encrypted_content", b"not b64u!"), ("encrypted_file", b"x")], "msg_encrypted_content", "malformed"),
+        (
+            vec![("msg_encrypted_content", ct), ("msg_public_key", b"+/="), ("encrypted_file", b"x")],
+            "msg_public_key",
+            "malformed",
+        ),
+        (
+            vec![("msg_encrypted_content", ct), ("msg_encrypted_content", ct), ("encrypted_file", b"x")],
+            "msg_encrypted_content",
+            "conflict",
+        ),
+        (
+            vec![("msg_encrypted_content", ct), ("encrypted_file", b"x"), ("msg_public_key", PUBLIC_KEY.as_bytes())],
+            "encrypted_file",
+            "invalid",
+        ),
+    ];
+    for (parts, key, detail) in cases {
+        let res = upload_parts(&app, &alice, &box_id, &parts, Auth::Bearer).await;
+        assert_error(res, 400, key, detail).await;
+    }
+    // More parts than allowed: whichever rule a part breaks first, the answer is a 400.
+    let res = upload_parts(&app, &alice, &box_id, &[("msg_public_key", PUBLIC_KEY.as_bytes()); 9], Auth::Bearer).await;
+    assert_eq!(res.status(), 400);
+    let long = "A".repeat(domain::files::ENCRYPTED_MAX + 4);
+    let res = upload_parts(
+        &app,
+        &alice,
+        &box_id,
+        &[("msg_encrypted_content", long.as_bytes()), ("encrypted_file", b"x")],
+        Auth::Bearer,
+    )
+    .await;
+    assert_error(res, 400, "msg_encrypted_content", "invalid").await;
+    // Not multipart at all, and a broken multipart body.
+    let res = app
+        .request(&alice, Method::POST, &format!("/boxes/{box_id}/encrypted-files"), Auth::Bearer)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, 400, "Content-Type", "invalid").await;
+    let res = app
+        .request(&alice, Method::POST, &format!("/boxes/{box_id}/encrypted-files"), Auth::Bearer)
+        .header("Content-Type", format!("multipart/form-data; boundary={BOUNDARY}"))
+        .body(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"encrypted_file\"\r\n\r\nunterminated"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    nothing_left(&app).await;
+}
+
+#[tokio::test]
+async fn cookie_uploads_need_the_csrf_header() {
+    let app = local().await;
+    let alice = app.user("Alice").await;
+    let box_id = seed_box(&app, &alice, &[]).await;
+    let parts: [(&str, &[u8]); 2] = [("msg_encrypted_content", CIPHERTEXT.as_bytes()), ("encrypted_file", b"x")];
+    let res = upload_parts(&app, &alice, &box_id, &parts, Auth::CookieNoCsrf).await;
+    assert_error(res, 403, "X-CSRF-Token", "required").await;
+    assert_eq!(file_rows(&app).await, 0);
+    let res = upload_parts(&app, &alice, &box_id, &parts, Auth::Cookie).await;
+    assert_eq!(res.status(), 201);
+    // A cookie download is a read: no CSRF header needed.
+    let id = file_id(&res.json().await.unwrap());
+    let res =
+        app.request(&alice, Method::GET, &format!("/encrypted-files/{id}"), Auth::CookieNoCsrf).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+}

@@ -1,0 +1,301 @@
+//! Encrypted files (issue 18) against the boxes binary, each test with its own PostgreSQL
+//! database, blob directory and process:
+//!
+//! - streaming: an upload and a download of several hundred MiB leave the process's peak
+//!   resident memory (`VmHWM`) nearly where it was;
+//! - a kill in the middle of an upload (SIGKILL) leaves no live event without its blob, and the
+//!   sweeper of the restarted process removes the half-written blob after the grace period.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use e2e::Service;
+use futures_util::StreamExt;
+use reqwest::Body;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use test_support::TestKeys;
+
+const MIB: usize = 1024 * 1024;
+const BOUNDARY: &str = "----e2e-files-boundary";
+const INTERNAL_TOKEN: &str = "internal-e2e-files-0123456789abcdef-token";
+
+/// One boxes process, its database and its blob directory.
+struct Boxes {
+    service: Service,
+    env: HashMap<String, String>,
+    keys: TestKeys,
+    dir: std::path::PathBuf,
+    database_url: String,
+    internal: String,
+}
+
+impl Boxes {
+    async fn start(extra: &[(&str, &str)]) -> Boxes {
+        let database_url = test_support::fresh_database().await.unwrap();
+        let redis = test_support::redis_url();
+        test_support::mark_revocations_loaded(&redis).await;
+        let keys = TestKeys::generate();
+        let dir = std::env::temp_dir().join(format!("e2e-files-{}", uuid::Uuid::new_v4().simple()));
+        let internal_addr = format!("127.0.0.1:{}", e2e::free_port());
+        let mut env: HashMap<String, String> = [
+            ("DATABASE_URL", database_url.as_str()),
+            ("REDIS_URL", redis.as_str()),
+            ("JWT_PUBLIC_KEY_FILE", &keys.public_file.path().display().to_string()),
+            ("JWT_ISSUER", test_support::ISSUER),
+            ("INTERNAL_API_TOKEN", INTERNAL_TOKEN),
+            ("INTERNAL_BIND_ADDR", &internal_addr),
+            ("FILES_DIR", &dir.display().to_string()),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut service = Service::start("boxes", &env).unwrap();
+        service.wait_ready("/readyz").await.unwrap();
+        Boxes { service, env, keys, dir, database_url, internal: format!("http://{internal_addr}") }
+    }
+
+    /// Starts the process again on the same port, database and directory.
+    async fn restart(&mut self) {
+        let mut service = Service::start_on("boxes", &self.env, self.service.port).unwrap();
+        service.wait_ready("/readyz").await.unwrap();
+        self.service = service;
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.service.url())
+    }
+
+    /// A new identity with a box of its own: its bearer header and the box id.
+    async fn user_with_box(&self, http: &reqwest::Client) -> (String, String) {
+        let id = domain::IdentityId::new_v4();
+        let res = http
+            .put(format!("{}/internal/identities/{id}", self.internal))
+            .header("X-Internal-Token", INTERNAL_TOKEN)
+            .json(&json!({"display_name": "Alice", "identifier_value": format!("{id}@example.com"), "identifier_kind": "email", "identifier_verified": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204);
+        let bearer = self.keys.session(id).bearer();
+        let res = http
+            .post(self.url("/boxes"))
+            .header("Authorization", &bearer)
+            .json(&json!({"title": "Files", "public_key": "SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let bx: Value = res.json().await.unwrap();
+        (bearer, bx["id"].as_str().unwrap().to_owned())
+    }
+
+    fn vm_hwm_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.service.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+        line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("VmHWM value")
+    }
+
+    async fn db(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        client
+    }
+
+    /// Names in the blob directory (blobs, and staged parts of unfinished uploads).
+    fn blob_names(&self) -> Vec<String> {
+        std::fs::read_dir(self.dir.join("files"))
+            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Boxes {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The byte at `i` of a test file: differs along the file, so a misplaced part shows.
+fn byte_at(i: usize) -> u8 {
+    (i % 251) as u8 ^ (i / 65_536) as u8
+}
+
+/// A multipart upload body of `size` file bytes made on the fly, 256 KiB at a time, waiting
+/// `pause` between chunks; never held whole by the test either.
+fn streamed_upload(size: usize, pause: Duration) -> Body {
+    let head = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"msg_encrypted_content\"\r\n\r\nAAAA\r\n\
+         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"encrypted_file\"; filename=\"f\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    );
+    let tail = format!("\r\n--{BOUNDARY}--\r\n");
+    let chunk = 256 * 1024;
+    let chunks = futures_util::stream::iter((0..size).step_by(chunk)).then(move |start| async move {
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+        let end = (start + chunk).min(size);
+        Ok::<_, std::io::Error>((start..end).map(byte_at).collect::<Vec<u8>>())
+    });
+    let body = futures_util::stream::once(async move { Ok(head.into_bytes()) })
+        .chain(chunks)
+        .chain(futures_util::stream::once(async move { Ok(tail.into_bytes()) }));
+    Body::wrap_stream(body)
+}
+
+fn upload_request(
+    boxes: &Boxes,
+    http: &reqwest::Client,
+    bearer: &str,
+    box_id: &str,
+    body: Body,
+) -> reqwest::RequestBuilder {
+    http.post(boxes.url(&format!("/boxes/{box_id}/encrypted-files")))
+        .header("Authorization", bearer)
+        .header("Content-Type", format!("multipart/form-data; boundary={BOUNDARY}"))
+        .body(body)
+}
+
+#[tokio::test]
+async fn a_large_upload_and_download_stream_with_bounded_memory() {
+    let size = 300 * MIB;
+    let boxes = Boxes::start(&[
+        ("FILES_MAX_BYTES", &(512 * MIB).to_string()),
+        ("FILES_QUOTA_BYTES", &(MIB * 1024).to_string()),
+    ])
+    .await;
+    let http = reqwest::Client::new();
+    let (bearer, box_id) = boxes.user_with_box(&http).await;
+    // A small upload and download first, so the baseline includes what any upload allocates.
+    let res =
+        upload_request(&boxes, &http, &bearer, &box_id, streamed_upload(MIB, Duration::ZERO)).send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    let warm: Value = res.json().await.unwrap();
+    let res = http
+        .get(boxes.url(&format!("/encrypted-files/{}", warm["content"]["encrypted_file_id"].as_str().unwrap())))
+        .header("Authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.bytes().await.unwrap().len(), MIB);
+    let before = boxes.vm_hwm_kib();
+
+    let started = Instant::now();
+    let res =
+        upload_request(&boxes, &http, &bearer, &box_id, streamed_upload(size, Duration::ZERO)).send().await.unwrap();
+    assert_eq!(res.status(), 201, "{:?}", res.text().await);
+    let event: Value = res.json().await.unwrap();
+    assert_eq!(event["content"]["size"], size);
+    let uploaded_in = started.elapsed();
+    let after_upload = boxes.vm_hwm_kib();
+
+    let started = Instant::now();
+    let id = event["content"]["encrypted_file_id"].as_str().unwrap();
+    let res =
+        http.get(boxes.url(&format!("/encrypted-files/{id}"))).header("Authorization", &bearer).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.content_length(), Some(size as u64));
+    let mut stream = res.bytes_stream();
+    let (mut got, mut digest, mut expected) = (0usize, Sha256::new(), Sha256::new());
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        digest.update(&chunk);
+        expected.update((got..got + chunk.len()).map(byte_at).collect::<Vec<u8>>());
+        got += chunk.len();
+    }
+    assert_eq!(got, size);
+    assert_eq!(digest.finalize(), expected.finalize(), "the downloaded bytes are the uploaded ones");
+    let downloaded_in = started.elapsed();
+    let after = boxes.vm_hwm_kib();
+    eprintln!(
+        "300 MiB: upload {uploaded_in:?}, download {downloaded_in:?}; VmHWM {before} KiB before, {after_upload} KiB after the upload, {after} KiB after the download"
+    );
+    assert!(after.saturating_sub(before) < 64 * 1024, "peak resident memory grew by {} KiB", after - before);
+}
+
+#[tokio::test]
+async fn a_kill_mid_upload_leaves_no_event_without_blob_and_the_sweeper_removes_the_blob() {
+    let mut boxes = Boxes::start(&[("FILES_PENDING_GRACE_SECS", "2")]).await;
+    let http = reqwest::Client::new();
+    let (bearer, box_id) = boxes.user_with_box(&http).await;
+    // A finished upload, which must survive everything below.
+    let res =
+        upload_request(&boxes, &http, &bearer, &box_id, streamed_upload(6 * MIB, Duration::ZERO)).send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    let kept: Value = res.json().await.unwrap();
+    let kept_id = kept["content"]["encrypted_file_id"].as_str().unwrap().to_owned();
+
+    // A slow upload of 64 MiB: 256 KiB every 20 ms.
+    let slow =
+        upload_request(&boxes, &http, &bearer, &box_id, streamed_upload(64 * MIB, Duration::from_millis(20))).send();
+    let slow = tokio::spawn(slow);
+    let db = boxes.db().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // Kill once more than a part is written.
+    loop {
+        let staged = boxes.blob_names().iter().any(|n| n.contains('#'));
+        let pending: i64 =
+            db.query_one("SELECT count(*) FROM boxes.files WHERE state = 'pending'", &[]).await.unwrap().get(0);
+        if staged && pending == 1 {
+            let meta = std::fs::read_dir(boxes.dir.join("files"))
+                .unwrap()
+                .filter_map(Result::ok)
+                .find(|e| e.file_name().to_string_lossy().contains('#'))
+                .map(|e| e.metadata().unwrap().len());
+            if meta.unwrap_or(0) > 0 {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "the upload never got going: {:?}", boxes.blob_names());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    std::process::Command::new("kill").args(["-KILL", &boxes.service.pid().to_string()]).status().unwrap();
+    let _ = slow.await;
+    while !boxes.service.exited() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // No live file without its blob, and no msg.file event but the finished one.
+    let live: Vec<uuid::Uuid> = db
+        .query("SELECT id FROM boxes.files WHERE state = 'live'", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(live.len(), 1);
+    for id in &live {
+        assert!(boxes.blob_names().contains(&id.to_string()), "live file {id} has its blob");
+    }
+    let file_events: i64 =
+        db.query_one("SELECT count(*) FROM boxes.events WHERE type = 'msg.file'", &[]).await.unwrap().get(0);
+    assert_eq!(file_events, 1);
+    let pending: i64 =
+        db.query_one("SELECT count(*) FROM boxes.files WHERE state = 'pending'", &[]).await.unwrap().get(0);
+    assert_eq!(pending, 1, "the killed upload's row is still pending");
+    assert!(boxes.blob_names().iter().any(|n| n.contains('#')), "its half-written blob is still there");
+
+    // The restarted process sweeps it after the grace period; the finished file stays.
+    boxes.restart().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let pending: i64 =
+            db.query_one("SELECT count(*) FROM boxes.files WHERE state = 'pending'", &[]).await.unwrap().get(0);
+        if pending == 0 && boxes.blob_names() == vec![kept_id.clone()] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not swept: {pending} pending, blobs {:?}", boxes.blob_names());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let res = http
+        .get(boxes.url(&format!("/encrypted-files/{kept_id}")))
+        .header("Authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.bytes().await.unwrap().len(), 6 * MIB);
+}
