@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use domain::FileId;
 use bytes::Bytes;
+use domain::FileId;
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
@@ -77,6 +77,22 @@ impl Blobs {
     pub async fn writer(&self, id: FileId) -> object_store::Result<WriteMultipart> {
         let upload = self.store.put_multipart(&Self::path(id)).await?;
         Ok(WriteMultipart::new_with_chunk_size(upload, PART_SIZE))
+    }
+
+    /// Makes a finished blob durable before its event commits: the local store writes without
+    /// `fsync`, so the file and its directory entry are synced here; S3 stores are durable once
+    /// an upload completes.
+    pub async fn sync(&self, id: FileId) -> std::io::Result<()> {
+        let Some(dir) = &self.local_dir else {
+            return Ok(());
+        };
+        let (dir, name) = (dir.join(PREFIX), id.to_string());
+        tokio::task::spawn_blocking(move || {
+            std::fs::File::open(dir.join(name))?.sync_all()?;
+            std::fs::File::open(&dir)?.sync_all()
+        })
+        .await
+        .map_err(std::io::Error::other)?
     }
 
     /// Removes a blob; one that is not there is already removed.
@@ -172,8 +188,8 @@ impl Blobs {
     }
 }
 
-/// Bytes read from a local blob per blocking call.
-const READ_CHUNK: u64 = 256 * 1024;
+/// Bytes read from a local blob per blocking call: large, so the blocking-pool hand-offs stay few.
+const READ_CHUNK: u64 = 1024 * 1024;
 
 /// The bytes `range` of a local file, [`READ_CHUNK`] at a time on the blocking pool.
 fn file_stream(file: std::fs::File, range: Range<u64>) -> BoxStream<'static, std::io::Result<Bytes>> {

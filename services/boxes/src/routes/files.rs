@@ -337,6 +337,12 @@ async fn store_file(up: &Upload<'_>, field: &mut Field, pending: &mut Option<Pen
     if let Some(writer) = blob.writer.take() {
         writer.finish().await.map_err(storage_unavailable)?;
     }
+    state
+        .files
+        .blobs
+        .sync(id)
+        .await
+        .map_err(|e| ApiError::Unavailable(anyhow::Error::new(e).context("syncing a blob")))?;
     let sha256 = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
     Ok((size, sha256))
 }
