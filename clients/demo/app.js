@@ -53,6 +53,11 @@ const state = {
   confirmDelete: false,
   /** @type {{title: string, creator: string} | null} */ invitation: null,
   /** @type {string | null} */ notice: null,
+  /** @type {{name: string, loaded: number, total: number} | null} the file being sent */ upload: null,
+  /** @type {Map<string, {loaded: number, total: number} | {url: string}>} per file message: its download, then its decrypted copy */
+  downloads: new Map(),
+  /** @type {import('../js/src/client.js').SavedFile[]} */ saved: [],
+  /** @type {{quota: number, used: number} | null} */ quota: null,
 };
 
 // ---- feedback ------------------------------------------------------------------------------
@@ -104,6 +109,10 @@ function describe(e) {
       if (e.deleted) return 'Message deleted';
       if (e.undecryptable) return 'Cannot decrypt this message on this device';
       return e.text ?? '';
+    case 'msg.file':
+      if (e.deleted) return 'File deleted';
+      if (e.undecryptable || !e.file) return 'Cannot decrypt this file on this device';
+      return `${e.file.name} (${fmtSize(e.file.size)})`;
     case 'create':
       return `${nameOf(e.sender)} created the box`;
     case 'member.join':
@@ -119,6 +128,19 @@ function describe(e) {
   }
 }
 
+/** @param {number} n bytes */
+function fmtSize(n) {
+  if (n < 1024) return `${n} B`;
+  const units = ['KB', 'MB', 'GB', 'TB'];
+  let v = n / 1024;
+  let u = 0;
+  for (; v >= 1024 && u < units.length - 1; u++) v /= 1024;
+  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
+}
+
+/** @param {number} loaded @param {number} total */
+const percent = (loaded, total) => `${total > 0 ? Math.floor((100 * loaded) / total) : 100} %`;
+
 /** @param {string} iso */
 const clock = (iso) => new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 
@@ -131,7 +153,8 @@ async function loadBoxes() {
     const e = await client.decryptEvent(b.last_event);
     const line = describe(e);
     // Events a person need not see (a key-share rotation) leave the preview as it was.
-    if (line !== null) state.previews.set(b.id, e.type === 'msg.text' && !e.deleted ? `${nameOf(e.sender)}: ${line}` : line);
+    const msg = (e.type === 'msg.text' || e.type === 'msg.file') && !e.deleted;
+    if (line !== null) state.previews.set(b.id, msg ? `${nameOf(e.sender)}: ${line}` : line);
   }
   state.boxes = boxes;
   if (state.current && !boxes.some((/** @type {any} */ b) => b.id === state.current)) {
@@ -283,15 +306,23 @@ function renderMain() {
         h('button', { type: 'button', onclick: act(() => copy(state.inviteLink ?? '')) }, 'Copy'),
       ),
     h('ol', { id: 'timeline', class: 'timeline' }),
+    h('div', { id: 'upload', class: 'upload', hidden: true }),
     h(
       'form',
       { id: 'composer', class: 'composer', onsubmit: (/** @type {Event} */ ev) => (ev.preventDefault(), act(send)()) },
+      h('input', { id: 'file-input', type: 'file', hidden: true, onchange: act(attach) }),
+      h(
+        'button',
+        { type: 'button', id: 'attach', class: 'attach', title: 'Send a file, encrypted', onclick: () => $('file-input').click() },
+        'Attach',
+      ),
       h('input', { id: 'message', placeholder: 'Write a message', autocomplete: 'off', maxlength: 4000 }),
       h('button', { type: 'submit' }, 'Send'),
     ),
   ];
   main.replaceChildren(...parts.filter((p) => p instanceof Node));
   renderTimeline();
+  renderUpload();
   /** @type {HTMLInputElement} */ ($('message')).focus();
 }
 
@@ -304,6 +335,7 @@ function renderTimeline() {
     ...state.timeline.flatMap((e) => {
       const line = describe(e);
       if (line === null) return [];
+      if (e.type === 'msg.file') return [renderFile(e, e.sender?.id === me, line)];
       if (e.type !== 'msg.text') return [h('li', { class: 'sys', dataset: { id: e.id, type: e.type } }, line)];
       const mine = e.sender?.id === me;
       const editing = state.editing === e.id;
@@ -344,6 +376,56 @@ function renderTimeline() {
   if (atBottom || list.scrollTop === 0) list.scrollTop = list.scrollHeight;
 }
 
+/** A file message: its name and size, a button that downloads and decrypts it, then a link that
+ * saves the decrypted copy; "Keep" saves it among one's files.
+ * @param {DecryptedEvent} e @param {boolean} mine @param {string} line */
+function renderFile(e, mine, line) {
+  const file = !e.deleted && !e.undecryptable ? e.file : null;
+  const dl = state.downloads.get(e.id);
+  return h(
+    'li',
+    { class: `msg file${mine ? ' mine' : ''}${e.deleted ? ' deleted' : ''}`, dataset: { id: e.id, type: e.type } },
+    !mine && h('div', { class: 'sender' }, e.sender?.display_name ?? ''),
+    h('div', { class: 'text' }, file && h('span', { class: 'file-icon' }), file ? file.name : line),
+    file &&
+      h(
+        'div',
+        { class: 'file-line' },
+        h('span', { class: 'size' }, fmtSize(file.size)),
+        dl && 'url' in dl
+          ? h('a', { class: 'save', href: dl.url, download: file.name }, 'Save to device')
+          : dl
+            ? h('span', { class: 'progress' }, h('progress', { max: dl.total, value: dl.loaded }), ` ${percent(dl.loaded, dl.total)}`)
+            : h('button', { type: 'button', class: 'link', dataset: { act: 'download' }, onclick: act(() => download(e)) }, 'Download'),
+        state.saved.some((s) => s.encrypted_file_id === file.id)
+          ? h('span', { class: 'kept' }, 'Kept')
+          : h('button', { type: 'button', class: 'link', dataset: { act: 'keep' }, onclick: act(() => keep(e)) }, 'Keep'),
+      ),
+    h(
+      'div',
+      { class: 'meta' },
+      clock(e.server_event_created_at),
+      mine &&
+        !e.deleted &&
+        h('span', { class: 'tools' }, h('button', { type: 'button', class: 'link', dataset: { act: 'delete' }, onclick: act(() => removeMessage(e.id)) }, 'Delete')),
+    ),
+  );
+}
+
+/** The bar under the timeline while a file is sent. */
+function renderUpload() {
+  const box = document.getElementById('upload');
+  if (!box) return;
+  const u = state.upload;
+  box.hidden = !u;
+  if (!u) return box.replaceChildren();
+  box.replaceChildren(
+    h('span', { class: 'name' }, `Sending ${u.name}`),
+    h('progress', { id: 'upload-progress', max: u.total || 1, value: u.loaded }),
+    h('span', { class: 'pct' }, percent(u.loaded, u.total)),
+  );
+}
+
 /** @param {DecryptedEvent} e */
 function applyEvent(e) {
   state.timeline = foldEvent(state.timeline, e);
@@ -376,6 +458,124 @@ async function saveEdit(id) {
 /** @param {string} id */
 async function removeMessage(id) {
   if (state.current) applyEvent(await client.deleteMessage(state.current, id));
+}
+
+/** Encrypts and sends the chosen file to the open box. */
+async function attach() {
+  const input = /** @type {HTMLInputElement} */ ($('file-input'));
+  const file = input.files?.[0];
+  input.value = '';
+  const boxId = state.current;
+  if (!file || !boxId) return;
+  state.upload = { name: file.name, loaded: 0, total: file.size };
+  renderUpload();
+  try {
+    const e = await client.uploadFile(boxId, file, {
+      onProgress: (p) => {
+        state.upload = { name: file.name, ...p };
+        renderUpload();
+      },
+    });
+    if (state.current === boxId) applyEvent(e);
+  } finally {
+    state.upload = null;
+    renderUpload();
+  }
+  await loadQuota();
+}
+
+/** Downloads and decrypts a file; the decrypted copy becomes a link that saves it.
+ * @param {DecryptedEvent} e */
+async function download(e) {
+  state.downloads.set(e.id, { loaded: 0, total: 1 });
+  renderTimeline();
+  let shown = '';
+  try {
+    const file = await client.openFile(e, {
+      onProgress: (p) => {
+        const pct = percent(p.loaded, p.total);
+        state.downloads.set(e.id, p);
+        // One repaint per percent, not per chunk.
+        if (pct !== shown) ((shown = pct), renderTimeline());
+      },
+    });
+    state.downloads.set(e.id, { url: blobUrl(file) });
+  } catch (err) {
+    state.downloads.delete(e.id);
+    throw err;
+  } finally {
+    renderTimeline();
+  }
+  document.querySelector(`li[data-id="${e.id}"] a.save`)?.dispatchEvent(new MouseEvent('click'));
+}
+
+/** @param {{bytes: Uint8Array, type: string}} file */
+const blobUrl = (file) => URL.createObjectURL(new Blob([/** @type {Uint8Array<ArrayBuffer>} */ (file.bytes)], { type: file.type || 'application/octet-stream' }));
+
+/** Keeps a file among one's saved files (it stays after leaving the box). @param {DecryptedEvent} e */
+async function keep(e) {
+  await client.saveFile(e);
+  toast(`Kept ${e.file?.name ?? 'the file'} in your saved files.`);
+  await loadSaved();
+}
+
+async function loadSaved() {
+  state.saved = await client.savedFiles();
+  renderSaved();
+  renderTimeline();
+  await loadQuota();
+}
+
+async function loadQuota() {
+  state.quota = await client.storageQuota();
+  renderSaved();
+}
+
+function renderSaved() {
+  const q = state.quota;
+  $('quota').textContent = q ? `${fmtSize(q.used)} of ${fmtSize(q.quota)} used` : '';
+  const list = $('saved-files');
+  if (!state.saved.length) return list.replaceChildren(h('li', { class: 'empty' }, 'Files you keep show here.'));
+  list.replaceChildren(
+    ...state.saved.map((s) => {
+      const dl = state.downloads.get(s.id);
+      return h(
+        'li',
+        { class: 'saved', dataset: { id: s.id } },
+        h('span', { class: 'name', title: s.file?.name }, s.file ? s.file.name : 'Cannot decrypt on this device'),
+        s.file && h('span', { class: 'size' }, fmtSize(s.file.size)),
+        s.file &&
+          (dl && 'url' in dl
+            ? h('a', { class: 'save', href: dl.url, download: s.file.name }, 'Save')
+            : h('button', { type: 'button', class: 'link', dataset: { act: 'open' }, onclick: act(() => openSaved(s)) }, dl ? percent(dl.loaded, dl.total) : 'Open')),
+        h('button', { type: 'button', class: 'link', dataset: { act: 'remove' }, onclick: act(() => removeSaved(s)) }, 'Remove'),
+      );
+    }),
+  );
+}
+
+/** @param {import('../js/src/client.js').SavedFile} s */
+async function openSaved(s) {
+  state.downloads.set(s.id, { loaded: 0, total: 1 });
+  renderSaved();
+  try {
+    const file = await client.openSavedFile(s, { onProgress: (p) => (state.downloads.set(s.id, p), renderSaved()) });
+    state.downloads.set(s.id, { url: blobUrl(file) });
+  } catch (err) {
+    state.downloads.delete(s.id);
+    throw err;
+  } finally {
+    renderSaved();
+  }
+}
+
+/** @param {import('../js/src/client.js').SavedFile} s */
+async function removeSaved(s) {
+  await client.deleteSavedFile(s);
+  const dl = state.downloads.get(s.id);
+  if (dl && 'url' in dl) URL.revokeObjectURL(dl.url);
+  state.downloads.delete(s.id);
+  await loadSaved();
 }
 
 async function makeLink() {
@@ -496,6 +696,7 @@ async function main() {
     onError: toast,
   });
   await loadBoxes();
+  await loadSaved();
 
   if (invitation) {
     try {

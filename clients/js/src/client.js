@@ -1,12 +1,14 @@
 // The SDK client: sessions, identity key, boxes, messages, invitations, realtime.
 import * as c from './crypto.js';
 import { ApiError, errorFromResponse, networkError } from './errors.js';
+import * as f from './files.js';
 import { foldEvent } from './fold.js';
 import { MemoryKeyStore } from './keystore.js';
 import { openRealtime, CLOSE } from './realtime.js';
 import { withIdempotencyKey } from './retry.js';
 import { PositionTracker } from './stream.js';
 import { SyncState, allPages, eventsAfter } from './sync.js';
+import { download, forwardProgress, uploadMultipart } from './transfer.js';
 
 /** @typedef {import('./keystore.js').KeyStore} KeyStore */
 /** @typedef {import('./fold.js').DecryptedEvent} DecryptedEvent */
@@ -14,7 +16,7 @@ import { SyncState, allPages, eventsAfter } from './sync.js';
  * @typedef {{identityId: string, accessToken: string, refreshToken: string | null,
  *   csrfToken: string | null, expiresAt: number}} Session
  * @typedef {{authUrl: string, boxesUrl: string, realtimeUrl: string, store?: KeyStore,
- *   fetch?: typeof fetch, WebSocket?: any, cookies?: boolean, autoRotate?: boolean,
+ *   fetch?: typeof fetch, WebSocket?: any, XMLHttpRequest?: any, cookies?: boolean, autoRotate?: boolean,
  *   onSession?: (s: Session | null) => void}} ClientOptions
  * @typedef {{onEvent?: (e: DecryptedEvent) => void, onBoxDelete?: (o: {id: string}) => void,
  *   onAck?: (o: {box_id: string}) => void, onSettings?: (o: any) => void,
@@ -23,6 +25,12 @@ import { SyncState, allPages, eventsAfter } from './sync.js';
  *   onState?: (state: import('./realtime.js').SocketState) => void, onError?: (e: unknown) => void}} RealtimeHandlers
  * @typedef {{reason: 'connect' | 'not_recovered' | 'manual', boxes: string[]}} Resync what a
  *   re-sync did: why it ran, and the boxes whose missed events it delivered (through `onEvent`)
+ * @typedef {import('./fold.js').FileInfo} FileInfo
+ * @typedef {import('./transfer.js').OnProgress} OnProgress
+ * @typedef {FileInfo & {bytes: Uint8Array}} OpenedFile a decrypted file: its metadata and its bytes
+ * @typedef {{id: string, identity_id: string, encrypted_file_id: string, encrypted_metadata: string,
+ *   key_fingerprint: string, created_at: string, file: FileInfo | null, undecryptable: boolean}} SavedFile
+ *   a saved file as the services list it, with its metadata opened (`file`), or `undecryptable`
  */
 
 /** Seconds before expiry at which a request first refreshes the access token. */
@@ -44,6 +52,8 @@ export class BoxesClient {
     this.store = opts.store ?? new MemoryKeyStore();
     this.fetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
     this.WebSocket = opts.WebSocket ?? globalThis.WebSocket;
+    // Uploads go through XMLHttpRequest where there is one (browsers), for its upload progress.
+    this.XMLHttpRequest = opts.XMLHttpRequest === undefined ? globalThis.XMLHttpRequest : opts.XMLHttpRequest;
     this.cookies = opts.cookies ?? false;
     this.autoRotate = opts.autoRotate ?? true;
     this.onSession = opts.onSession;
@@ -179,28 +189,45 @@ export class BoxesClient {
     return text ? JSON.parse(text) : null;
   }
 
-  /** An authenticated request: refreshes before expiry, and once more on a 401.
-   * @param {string} method @param {string} url @param {any} [body] @param {{retry?: boolean, headers?: Record<string, string>}} [o]
-   * @returns {Promise<any>} */
-  async #call(method, url, body, o = {}) {
+  /** The headers that authenticate a request: the bearer token, or with cookies the CSRF token
+   * of a write. Refreshes first when the access token is about to expire.
+   * @param {string} method @returns {Promise<Record<string, string>>} */
+  async #authHeaders(method) {
     if (this.session?.refreshToken && this.session.expiresAt - Date.now() / 1000 < REFRESH_MARGIN_S) {
       await this.refresh().catch(() => {});
     }
     const s = this.session;
     if (!s) throw new ApiError(401, 'unauthorized', 'not_defined', 'not logged in', {});
     /** @type {Record<string, string>} */
-    const headers = { ...(o.headers ?? {}) };
+    const headers = {};
     if (!this.cookies) headers.Authorization = `Bearer ${s.accessToken}`;
     else if (method !== 'GET' && method !== 'HEAD' && s.csrfToken) headers['X-CSRF-Token'] = s.csrfToken;
+    return headers;
+  }
+
+  /** Runs `perform` with the authentication headers; on a 401, refreshes once and runs it again.
+   * @template T
+   * @param {string} method @param {(auth: Record<string, string>) => Promise<T>} perform @param {boolean} [retry]
+   * @returns {Promise<T>} */
+  async #authorized(method, perform, retry = true) {
+    const auth = await this.#authHeaders(method);
+    const s = this.session;
     try {
-      return await this.#raw(method, url, body, headers);
+      return await perform(auth);
     } catch (e) {
-      if (e instanceof ApiError && e.status === 401 && o.retry !== false && (s.refreshToken || this.cookies)) {
+      if (e instanceof ApiError && e.status === 401 && retry && (s?.refreshToken || this.cookies)) {
         await this.refresh();
-        return this.#call(method, url, body, { retry: false, headers: o.headers });
+        return this.#authorized(method, perform, false);
       }
       throw e;
     }
+  }
+
+  /** An authenticated request: refreshes before expiry, and once more on a 401.
+   * @param {string} method @param {string} url @param {any} [body] @param {{retry?: boolean, headers?: Record<string, string>}} [o]
+   * @returns {Promise<any>} */
+  #call(method, url, body, o = {}) {
+    return this.#authorized(method, (auth) => this.#raw(method, url, body, { ...(o.headers ?? {}), ...auth }), o.retry !== false);
   }
 
   /** @param {string} method @param {string} path @param {any} [body] @param {Record<string, string>} [headers] */
@@ -408,6 +435,17 @@ export class BoxesClient {
         }
       }
     }
+    if (event.type === 'msg.file') {
+      out.file = null;
+      if (typeof ciphertext === 'string') {
+        try {
+          const m = await this.#fileMetadata(event);
+          out.file = { id: event.content.encrypted_file_id, name: m.name, type: m.type, size: m.size };
+        } catch {
+          out.undecryptable = true;
+        }
+      }
+    }
     return out;
   }
 
@@ -432,6 +470,169 @@ export class BoxesClient {
       if (page.length < 200) break;
     }
     return all.reduce(foldEvent, /** @type {DecryptedEvent[]} */ ([]));
+  }
+
+  // ---- encrypted files ---------------------------------------------------------------------
+
+  /** Encrypts a file under a fresh key (docs/crypto.md §9) and posts it to a box as a `msg.file`
+   * whose content is the file's metadata and key sealed to the box, as a message's text is.
+   * `onProgress` follows the upload, in bytes of the request body, up to `{loaded: total, total}`.
+   * @param {string} boxId
+   * @param {Blob | Uint8Array | ArrayBuffer} file a `File` gives its own name and type
+   * @param {{name?: string, type?: string, onProgress?: OnProgress}} [o]
+   * @returns {Promise<DecryptedEvent>} the `msg.file` event, decrypted */
+  async uploadFile(boxId, file, o = {}) {
+    const k = await this.#requireKey(boxId);
+    const source = fileSource(file);
+    const name = o.name ?? source.name ?? 'file';
+    const type = o.type ?? source.type ?? '';
+    if (name.length > f.MAX_FILE_NAME) throw new ApiError(400, 'bad_request', 'body', 'file name too long', { name: 'invalid' });
+    if (type.length > f.MAX_FILE_TYPE) throw new ApiError(400, 'bad_request', 'body', 'media type too long', { type: 'invalid' });
+    const key = f.newFileKey();
+    const prefix = c.randomBytes(f.FILE_PREFIX_BYTES);
+    const meta = { name, type, size: source.size, key, format: f.FILE_FORMAT };
+    const encrypted = c.encryptMessage(f.metadataJson(meta), k.publicKey);
+    const progress = forwardProgress(o.onProgress);
+    const event = await this.#authorized('POST', (auth) =>
+      uploadMultipart({
+        url: `${this.boxesUrl}/boxes/${boxId}/encrypted-files`,
+        fields: [
+          ['msg_encrypted_content', encrypted],
+          ['msg_public_key', k.publicKey],
+        ],
+        fileField: 'encrypted_file',
+        size: f.encryptedFileSize(source.size),
+        // The same key and prefix give the same bytes, so a request sent again sends them again.
+        pieces: () => f.encryptFileChunks(source.size, source.read, key, prefix),
+        headers: auth,
+        credentials: this.cookies,
+        progress,
+        fetch: this.fetch,
+        XMLHttpRequest: this.XMLHttpRequest,
+      }),
+    );
+    return this.decryptEvent(event);
+  }
+
+  /** The metadata (with the key) of a `msg.file`, opened with the box key.
+   * @param {any} event @returns {Promise<f.FileMetadata>} */
+  async #fileMetadata(event) {
+    const encrypted = event?.content?.encrypted;
+    if (event?.type !== 'msg.file' || typeof encrypted !== 'string' || typeof event.content.encrypted_file_id !== 'string') {
+      throw new c.CryptoError('not a file message, or a deleted one');
+    }
+    const k = await this.boxKey(event.box_id);
+    if (!k) throw new c.CryptoError(`this device holds no key for box ${event.box_id}`);
+    return f.parseMetadata(c.decryptMessage(encrypted, k.secretKey));
+  }
+
+  /** Downloads and decrypts the file of a `msg.file` event (as listed, received or returned by
+   * `uploadFile`). Every chunk is verified before its bytes count; a file cut short, reordered or
+   * altered throws a CryptoError. `onProgress` follows the download, in bytes of the encrypted file.
+   * @param {any} event @param {{onProgress?: OnProgress}} [o]
+   * @returns {Promise<OpenedFile>} */
+  async openFile(event, o = {}) {
+    const meta = await this.#fileMetadata(event);
+    return this.#fetchFile(event.content.encrypted_file_id, meta, o.onProgress);
+  }
+
+  /** @param {string} fileId @param {f.FileMetadata} meta @param {OnProgress | undefined} onProgress
+   * @returns {Promise<OpenedFile>} */
+  async #fetchFile(fileId, meta, onProgress) {
+    const expected = f.encryptedFileSize(meta.size);
+    const progress = forwardProgress(onProgress);
+    return this.#authorized('GET', async (auth) => {
+      let out = new Uint8Array(0);
+      let at = 0;
+      /** @type {f.FileDecryptor} */
+      let decryptor = new f.FileDecryptor(meta.key);
+      const take = (/** @type {Uint8Array[]} */ parts) => {
+        for (const p of parts) {
+          if (at + p.length > out.length) throw new c.CryptoError('the file is longer than its metadata says');
+          out.set(p, at);
+          at += p.length;
+        }
+      };
+      await download({
+        url: `${this.boxesUrl}/encrypted-files/${fileId}`,
+        headers: auth,
+        credentials: this.cookies,
+        fetch: this.fetch,
+        start: (total) => {
+          if (Number.isFinite(total) && total !== expected) {
+            throw new c.CryptoError('the stored file does not have the length its metadata gives');
+          }
+          out = new Uint8Array(meta.size);
+          at = 0;
+          decryptor = new f.FileDecryptor(meta.key);
+        },
+        bytes: (b) => take(decryptor.push(b)),
+        progress: (loaded) => progress(loaded, expected),
+      });
+      take([decryptor.finish()]);
+      if (at !== meta.size) throw new c.CryptoError('the file is shorter than its metadata says');
+      return { id: fileId, name: meta.name, type: meta.type, size: meta.size, bytes: out };
+    });
+  }
+
+  /** Keeps a file of a box for oneself: its metadata and key sealed to this identity's public key,
+   * so it can still be opened after leaving the box.
+   * @param {any} event a `msg.file`
+   * @returns {Promise<SavedFile>} */
+  async saveFile(event) {
+    const meta = await this.#fileMetadata(event);
+    if (!this.identityPublicKey) throw new c.CryptoError('no identity key');
+    const saved = await this.idempotentPost(`/identities/${this.identityId}/saved-files`, {
+      encrypted_file_id: event.content.encrypted_file_id,
+      encrypted_metadata: c.toB64u(c.seal(new TextEncoder().encode(f.metadataJson(meta)), c.fromB64(this.identityPublicKey))),
+      key_fingerprint: f.keyFingerprint(meta.key),
+    });
+    return this.#openSaved(saved);
+  }
+
+  /** @param {any} saved @returns {Promise<f.FileMetadata>} */
+  async #savedMetadata(saved) {
+    if (!this.identitySecret) throw new c.CryptoError('no identity key');
+    return f.parseMetadata(new TextDecoder('utf-8', { fatal: true }).decode(c.open(c.fromB64(saved.encrypted_metadata), this.identitySecret)));
+  }
+
+  /** @param {any} saved @returns {Promise<SavedFile>} */
+  async #openSaved(saved) {
+    try {
+      const m = await this.#savedMetadata(saved);
+      return { ...saved, file: { id: saved.encrypted_file_id, name: m.name, type: m.type, size: m.size }, undecryptable: false };
+    } catch {
+      return { ...saved, file: null, undecryptable: true };
+    }
+  }
+
+  /** This identity's saved files, their metadata decrypted.
+   * @returns {Promise<SavedFile[]>} */
+  async savedFiles() {
+    const list = await this.api('GET', `/identities/${this.identityId}/saved-files`);
+    return Promise.all(list.map((/** @type {any} */ s) => this.#openSaved(s)));
+  }
+
+  /** Downloads and decrypts a saved file, as `openFile` does.
+   * @param {{encrypted_file_id: string, encrypted_metadata: string}} saved @param {{onProgress?: OnProgress}} [o]
+   * @returns {Promise<OpenedFile>} */
+  async openSavedFile(saved, o = {}) {
+    return this.#fetchFile(saved.encrypted_file_id, await this.#savedMetadata(saved), o.onProgress);
+  }
+
+  /** @param {{id: string}} saved */
+  async deleteSavedFile(saved) {
+    await this.api('DELETE', `/identities/${this.identityId}/saved-files/${saved.id}`);
+  }
+
+  /** `{identity_id, quota, used}` in bytes. */
+  storageQuota() {
+    return this.api('GET', `/identities/${this.identityId}/storage-quota`);
+  }
+
+  /** `{box_id, used}`: the bytes the files of a box take. @param {string} boxId */
+  boxUsedSpace(boxId) {
+    return this.api('GET', `/boxes/${boxId}/used-space`);
   }
 
   // ---- invitations -------------------------------------------------------------------------
@@ -638,4 +839,19 @@ export class BoxesClient {
     }
     h.onResync?.({ reason, boxes: caughtUp });
   }
+}
+
+/** What `uploadFile` reads: a Blob (a File) slice by slice, or bytes in memory.
+ * @param {Blob | Uint8Array | ArrayBuffer} file
+ * @returns {{size: number, name: string | null, type: string | null, read: (offset: number, length: number) => Promise<Uint8Array>}} */
+function fileSource(file) {
+  if (file instanceof Uint8Array || file instanceof ArrayBuffer) {
+    const bytes = file instanceof Uint8Array ? file : new Uint8Array(file);
+    return { size: bytes.length, name: null, type: null, read: async (o, n) => bytes.subarray(o, o + n) };
+  }
+  if (typeof Blob !== 'undefined' && file instanceof Blob) {
+    const name = 'name' in file && typeof file.name === 'string' ? file.name : null;
+    return { size: file.size, name, type: file.type || null, read: async (o, n) => new Uint8Array(await file.slice(o, o + n).arrayBuffer()) };
+  }
+  throw new ApiError(400, 'bad_request', 'body', 'a file is a Blob, a File, a Uint8Array or an ArrayBuffer', { file: 'invalid' });
 }

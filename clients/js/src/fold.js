@@ -2,9 +2,12 @@
 // server; realtime `event.new` carries msg.edit / msg.delete modifiers, applied here.
 
 /**
+ * @typedef {{id: string, name: string, type: string, size: number}} FileInfo what a `msg.file`
+ *   holds: the encrypted file's id and its decrypted name, media type and size in bytes
  * @typedef {{id: string, type: string, box_id: string, server_event_created_at: string,
  *   sender: {id: string, display_name: string}, content: any, referrer_id: string | null,
- *   text?: string | null, deleted?: boolean, edited_at?: string | null, undecryptable?: boolean}} DecryptedEvent
+ *   text?: string | null, file?: FileInfo | null, deleted?: boolean, edited_at?: string | null,
+ *   undecryptable?: boolean}} DecryptedEvent
  */
 
 /** Applies one decrypted event to a timeline kept oldest first; returns a new array.
@@ -20,6 +23,7 @@ export function foldEvent(timeline, event) {
         return {
           ...m,
           text: null,
+          ...(m.type === 'msg.file' ? { file: null } : {}),
           deleted: true,
           content: { deleted: { at_time: event.server_event_created_at, by_identity: event.sender } },
         };

@@ -8,3 +8,4 @@ export { ApiError, errorFromResponse } from './errors.js';
 export { foldEvent, foldEvents } from './fold.js';
 export { MemoryKeyStore, FileKeyStore, IndexedDBKeyStore } from './keystore.js';
 export * as crypto from './crypto.js';
+export * as files from './files.js';

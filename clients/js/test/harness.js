@@ -38,7 +38,8 @@ async function waitRedis(port) {
 }
 
 /**
- * @param {{base: number, allowedOrigins: string[], monitorRedis?: boolean}} o
+ * @param {{base: number, allowedOrigins: string[], monitorRedis?: boolean, env?: Record<string, string>}} o
+ * `env` adds to (or overrides) the services' environment.
  */
 export async function startStack(o) {
   const bin = process.env.E2E_BIN_DIR ?? join(repo, 'target/release');
@@ -106,6 +107,8 @@ timeout_ms = 5000
       COOKIE_SECURE: 'false',
       ALLOWED_ORIGINS: o.allowedOrigins.join(','),
       LOG_FORMAT: 'json',
+      FILES_DIR: join(dir, 'files'),
+      ...(o.env ?? {}),
     };
     /** @param {string} name @param {number} port */
     const start = (name, port) => {
@@ -161,6 +164,8 @@ timeout_ms = 5000
       },
       /** Runs a redis-cli command against the stack's redis-server. @param {string[]} args */
       redis: (...args) => execFileSync('redis-cli', ['-p', String(ports.redis), ...args], { stdio: 'pipe' }).toString().trim(),
+      /** The local blob store's directory (encrypted files). */
+      filesDir: join(dir, 'files'),
       /** Every row of every table of the database, as text (pg_dump --data-only). */
       dumpDatabase: () => execFileSync('pg_dump', ['--data-only', '--no-owner', dbUrl], { maxBuffer: 1 << 28 }).toString(),
       async stop() {

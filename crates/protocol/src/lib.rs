@@ -1,11 +1,13 @@
 //! The client-side protocol of `docs/crypto.md`: X25519 + XSalsa20-Poly1305 sealed payloads
 //! (`ephemeral public key || nonce || crypto_box`), the XOR 2-of-2 split of a box secret key,
-//! `other_share_hash` = b64u(SHA-512(invitation share)), and invitation links.
+//! `other_share_hash` = b64u(SHA-512(invitation share)), invitation links, and the chunked
+//! XSalsa20-Poly1305 format of encrypted files.
 
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use crypto_box::aead::{Aead, OsRng};
 use crypto_box::{PublicKey, SalsaBox, SecretKey};
+use crypto_secretbox::{KeyInit, XSalsa20Poly1305};
 use sha2::{Digest, Sha512};
 
 pub const KEY_BYTES: usize = 32;
@@ -147,4 +149,52 @@ pub fn parse_invitation_link(link: &str) -> Result<(String, [u8; KEY_BYTES]), Er
         (Some(id), Some(share)) if id.len() == 36 => Ok((id, share)),
         _ => Err(Error::Payload),
     }
+}
+
+/// Plaintext bytes per chunk of an encrypted file (`docs/crypto.md` §9, `xsalsa20poly1305-64k-v1`).
+pub const FILE_CHUNK_BYTES: usize = 65536;
+/// The nonce prefix that starts an encrypted file.
+pub const FILE_PREFIX_BYTES: usize = 16;
+const FILE_SEALED_CHUNK: usize = FILE_CHUNK_BYTES + 16;
+
+/// `prefix (16) || chunk index (7 bytes, big-endian) || last (0x01 on the last chunk, else 0x00)`.
+pub fn file_chunk_nonce(prefix: &[u8; FILE_PREFIX_BYTES], index: u64, last: bool) -> [u8; NONCE_BYTES] {
+    let mut nonce = [0u8; NONCE_BYTES];
+    nonce[..FILE_PREFIX_BYTES].copy_from_slice(prefix);
+    nonce[FILE_PREFIX_BYTES..NONCE_BYTES - 1].copy_from_slice(&index.to_be_bytes()[1..]);
+    nonce[NONCE_BYTES - 1] = u8::from(last);
+    nonce
+}
+
+/// The encrypted blob of a file: the prefix, then each chunk sealed with its nonce.
+pub fn encrypt_file(plaintext: &[u8], key: &[u8; KEY_BYTES], prefix: &[u8; FILE_PREFIX_BYTES]) -> Vec<u8> {
+    let cipher = XSalsa20Poly1305::new(key.into());
+    let chunks: Vec<&[u8]> =
+        if plaintext.is_empty() { vec![&[]] } else { plaintext.chunks(FILE_CHUNK_BYTES).collect() };
+    let mut out = Vec::with_capacity(FILE_PREFIX_BYTES + plaintext.len() + 16 * chunks.len());
+    out.extend_from_slice(prefix);
+    let last = chunks.len() - 1;
+    for (i, chunk) in chunks.iter().enumerate() {
+        let nonce = file_chunk_nonce(prefix, i as u64, i == last);
+        // Encryption with a valid key and nonce cannot fail for in-memory buffers.
+        out.extend_from_slice(&cipher.encrypt(&nonce.into(), *chunk).unwrap_or_default());
+    }
+    out
+}
+
+/// Opens an encrypted blob; any chunk that fails, or a blob cut short, is an error.
+pub fn decrypt_file(blob: &[u8], key: &[u8; KEY_BYTES]) -> Result<Vec<u8>, Error> {
+    if blob.len() < FILE_PREFIX_BYTES + 16 {
+        return Err(Error::Length);
+    }
+    let prefix: [u8; FILE_PREFIX_BYTES] = blob[..FILE_PREFIX_BYTES].try_into().map_err(|_| Error::Length)?;
+    let cipher = XSalsa20Poly1305::new(key.into());
+    let sealed: Vec<&[u8]> = blob[FILE_PREFIX_BYTES..].chunks(FILE_SEALED_CHUNK).collect();
+    let last = sealed.len() - 1;
+    let mut out = Vec::with_capacity(blob.len());
+    for (i, chunk) in sealed.iter().enumerate() {
+        let nonce = file_chunk_nonce(&prefix, i as u64, i == last);
+        out.extend_from_slice(&cipher.decrypt(&nonce.into(), *chunk).map_err(|_| Error::Open)?);
+    }
+    Ok(out)
 }

@@ -2,6 +2,7 @@
 
 use protocol::*;
 use serde_json::Value;
+use sha2::{Digest, Sha512};
 
 fn vectors() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/crypto-vectors.json");
@@ -102,4 +103,59 @@ fn random_seals_round_trip_and_tampering_is_refused() {
     }
     assert_eq!(open(&sealed, &secret), Err(Error::Open));
     assert_eq!(open(&sealed[..10], &secret), Err(Error::Length));
+}
+
+#[test]
+fn file_vectors_match_byte_for_byte() {
+    let v = vectors();
+    let f = &v["files"];
+    assert_eq!(f["chunk_bytes"].as_u64(), Some(FILE_CHUNK_BYTES as u64));
+    let key = hex32(&f["key_hex"]);
+    let prefix: [u8; 16] = hex::decode(s(&f["prefix_hex"])).ok().and_then(|b| b.try_into().ok()).unwrap_or([0; 16]);
+    let nonces = f["nonces"].as_array().cloned().unwrap_or_default();
+    assert_eq!(nonces.len(), 3);
+    for n in &nonces {
+        let nonce =
+            file_chunk_nonce(&prefix, n["index"].as_u64().unwrap_or(u64::MAX), n["last"].as_bool().unwrap_or_default());
+        assert_eq!(hex::encode(nonce), s(&n["nonce_hex"]));
+    }
+    let blobs = f["blobs"].as_array().cloned().unwrap_or_default();
+    assert_eq!(blobs.len(), 2);
+    for b in &blobs {
+        let plain = hex::decode(s(&b["plaintext_hex"])).unwrap_or_default();
+        assert_eq!(hex::encode(encrypt_file(&plain, &key, &prefix)), s(&b["encrypted_hex"]));
+        let blob = hex::decode(s(&b["encrypted_hex"])).unwrap_or_default();
+        assert_eq!(decrypt_file(&blob, &key), Ok(plain));
+    }
+    let large = &f["large_blob"];
+    let size = usize::try_from(large["size"].as_u64().unwrap_or_default()).unwrap_or_default();
+    let plain: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let blob = encrypt_file(&plain, &key, &prefix);
+    assert_eq!(blob.len() as u64, large["encrypted_size"].as_u64().unwrap_or_default());
+    assert_eq!(hex::encode(Sha512::digest(&blob)), s(&large["encrypted_sha512_hex"]));
+    assert_eq!(decrypt_file(&blob, &key).as_deref(), Ok(plain.as_slice()));
+    // Cut at the chunk boundary, chunks swapped, a byte changed: refused.
+    assert_eq!(decrypt_file(&blob[..16 + FILE_CHUNK_BYTES + 16], &key), Err(Error::Open));
+    let mut swapped = blob[..16].to_vec();
+    swapped.extend_from_slice(&blob[16 + FILE_CHUNK_BYTES + 16..16 + 2 * (FILE_CHUNK_BYTES + 16)]);
+    swapped.extend_from_slice(&blob[16..16 + FILE_CHUNK_BYTES + 16]);
+    swapped.extend_from_slice(&blob[16 + 2 * (FILE_CHUNK_BYTES + 16)..]);
+    assert_eq!(decrypt_file(&swapped, &key), Err(Error::Open));
+    let mut changed = blob.clone();
+    changed[100] ^= 1;
+    assert_eq!(decrypt_file(&changed, &key), Err(Error::Open));
+
+    // The metadata sealed to the box, and to the identity for a saved file.
+    let m = &f["metadata"];
+    let box_secret = hex32(&v["box"]["secret_key_hex"]);
+    let fixed = (hex32(&m["ephemeral_secret_key_hex"]), hex24(&m["nonce_hex"]));
+    let sealed = seal(s(&m["plaintext"]).as_bytes(), &public_key(&box_secret), Some((&fixed.0, &fixed.1)));
+    assert_eq!(b64u(&sealed), s(&m["msg_encrypted_content"]));
+    let meta: Value = serde_json::from_str(s(&m["plaintext"])).unwrap_or(Value::Null);
+    assert_eq!(from_b64(s(&meta["key"])), Ok(key.to_vec()));
+    assert_eq!(meta["format"], f["format"]);
+    let id_secret = hex32(&v["identity"]["secret_key_hex"]);
+    let saved = from_b64(s(&f["saved_file"]["encrypted_metadata"])).unwrap_or_default();
+    assert_eq!(open(&saved, &id_secret), Ok(s(&m["plaintext"]).as_bytes().to_vec()));
+    assert_eq!(b64u(&Sha512::digest(key)[..32]), s(&f["saved_file"]["key_fingerprint"]));
 }
