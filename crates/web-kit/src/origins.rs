@@ -72,8 +72,9 @@ impl OriginPolicy {
         matches!(self, OriginPolicy::List(_)) && self.allows(origin)
     }
 
-    /// The actix-web CORS middleware for this policy; `X-Total-Count` and `X-Request-Id` are exposed. Requests from
-    /// other origins are served without CORS headers, so the browser withholds the answer.
+    /// The actix-web CORS middleware for this policy; `X-Total-Count` and `X-Request-Id` are exposed, and the
+    /// headers of a resumable file download (`Range`, `If-Range`, `ETag`, `Content-Range`). Requests from other
+    /// origins are served without CORS headers, so the browser withholds the answer.
     pub fn cors(&self) -> Cors {
         let policy = self.clone();
         let cors = Cors::default()
@@ -86,11 +87,17 @@ impl OriginPolicy {
                 header::HeaderName::from_static("idempotency-key"),
                 header::HeaderName::from_static(crate::telemetry::REQUEST_ID),
                 header::HeaderName::from_static(crate::telemetry::TRACEPARENT),
+                header::RANGE,
+                header::IF_RANGE,
+                header::IF_NONE_MATCH,
             ])
             .expose_headers([
                 header::HeaderName::from_static("x-total-count"),
                 header::HeaderName::from_static("idempotent-replayed"),
                 header::HeaderName::from_static(crate::telemetry::REQUEST_ID),
+                header::ETAG,
+                header::CONTENT_RANGE,
+                header::ACCEPT_RANGES,
             ])
             .block_on_origin_mismatch(false)
             .max_age(600);

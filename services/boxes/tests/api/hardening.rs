@@ -51,6 +51,31 @@ async fn a_short_internal_token_is_refused_at_start() {
     assert!(Application::build(s).await.is_ok());
 }
 
+/// A page of an allowed origin can resume a file download: it may send `Range` and `If-Range`,
+/// and read `ETag` and `Content-Range`.
+#[tokio::test]
+async fn pages_can_resume_downloads() {
+    let app = TestApp::spawn().await;
+    let res = app
+        .client
+        .request(Method::OPTIONS, app.url(&format!("/encrypted-files/{}", uuid::Uuid::new_v4())))
+        .header("Origin", "https://app.example")
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", "range,if-range,if-none-match")
+        .send()
+        .await
+        .unwrap();
+    let allowed = res.headers().get("access-control-allow-headers").unwrap().to_str().unwrap().to_ascii_lowercase();
+    for h in ["range", "if-range", "if-none-match"] {
+        assert!(allowed.contains(h), "{h} not allowed: {allowed}");
+    }
+    let res = app.client.get(app.url("/boxes/joined")).header("Origin", "https://app.example").send().await.unwrap();
+    let exposed = res.headers().get("access-control-expose-headers").unwrap().to_str().unwrap().to_ascii_lowercase();
+    for h in ["etag", "content-range", "accept-ranges", "x-request-id"] {
+        assert!(exposed.contains(h), "{h} not exposed: {exposed}");
+    }
+}
+
 #[tokio::test]
 async fn origins_follow_the_shared_policy() {
     let app = TestApp::spawn().await;
