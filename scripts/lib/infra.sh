@@ -80,12 +80,13 @@ ensure_node() {
 }
 
 # s3s-fs serves a local directory over the S3 API: the real S3-compatible server the tests of the
-# S3 blob store run against. Installed from crates.io on first use, into .stack/tools/; exports
+# S3 blob store run against. Installed from crates.io on first use, into the user's cache
+# directory (kept across checkouts); exports
 # S3S_FS_BIN for the tests. 0.14 is the newest release that builds with our rust-version (1.95).
 S3S_FS_VERSION=0.14.1
 ensure_s3s() {
     if [ -n "${S3S_FS_BIN:-}" ] && [ -x "$S3S_FS_BIN" ]; then return 0; fi
-    local root="$PWD/.stack/tools/s3s-fs-$S3S_FS_VERSION"
+    local root="${XDG_CACHE_HOME:-$HOME/.cache}/boxes-tools/s3s-fs-$S3S_FS_VERSION"
     if [ ! -x "$root/bin/s3s-fs" ]; then
         log "installing s3s-fs $S3S_FS_VERSION from crates.io (first use)"
         cargo install --locked --quiet s3s-fs --version "$S3S_FS_VERSION" --features binary --root "$root" ||
