@@ -170,46 +170,120 @@ pub struct IdentityUpsertBody {
     pub identifier_verified: Option<bool>,
 }
 
-/// The event types a client may post (`create` and `member.kick` are the server's).
+/// The content of a `msg.text` post.
 #[derive(Serialize, ToSchema)]
-pub enum PostedEventType {
-    #[serde(rename = "msg.text")]
-    MsgText,
-    #[serde(rename = "msg.file")]
-    MsgFile,
-    #[serde(rename = "msg.edit")]
-    MsgEdit,
-    #[serde(rename = "msg.delete")]
-    MsgDelete,
-    #[serde(rename = "member.join")]
-    MemberJoin,
-    #[serde(rename = "member.leave")]
-    MemberLeave,
-    #[serde(rename = "state.access_mode")]
-    StateAccessMode,
-    #[serde(rename = "state.key_share")]
-    StateKeyShare,
-    #[serde(rename = "access.add")]
-    AccessAdd,
-    #[serde(rename = "access.rm")]
-    AccessRm,
+pub struct MessageContent {
+    #[schema(min_length = 1, max_length = 32768, pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$")]
+    pub encrypted: String,
+    #[schema(min_length = 1, max_length = 4096, pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$")]
+    pub public_key: String,
 }
 
-/// `POST /boxes/{id}/events` (§6.2, §7.7): `content` depends on `type` (`msg.text`:
-/// `{encrypted (b64u ≤ 32768), public_key (b64u ≤ 4096)}`; `msg.edit`: `{new_encrypted,
-/// new_public_key}` with `referrer_id`; `msg.delete`, `access.rm`: `referrer_id` only; …).
-/// 400 `details` keys: `type`, `content`, `content.<field>`, `referrer_id`, `extra`; 404
-/// `referrer_id`; 409 `type`; 410 `referrer_id`; 403 `details.reason`.
+/// The content of a `msg.file` post.
 #[derive(Serialize, ToSchema)]
-pub struct NewEventBody {
-    #[serde(rename = "type")]
-    pub kind: PostedEventType,
-    #[schema(value_type = Object, nullable = false)]
-    pub content: Option<serde_json::Value>,
-    #[schema(format = Uuid, nullable = false)]
-    pub referrer_id: Option<String>,
-    #[schema(value_type = Object, nullable = false)]
-    pub extra: Option<serde_json::Value>,
+pub struct FileContent {
+    #[schema(min_length = 1, max_length = 32768, pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$")]
+    pub encrypted: String,
+    #[schema(min_length = 1, max_length = 4096, pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$")]
+    pub public_key: String,
+    #[schema(format = Uuid)]
+    pub encrypted_file_id: String,
+}
+
+/// The content of a `msg.edit` post.
+#[derive(Serialize, ToSchema)]
+pub struct EditContent {
+    #[schema(min_length = 1, max_length = 32768, pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$")]
+    pub new_encrypted: String,
+    #[schema(min_length = 1, max_length = 4096, pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$")]
+    pub new_public_key: String,
+}
+
+/// The content of a `state.access_mode` post.
+#[derive(Serialize, ToSchema)]
+pub struct AccessModeContent {
+    pub value: crate::boxes::AccessMode,
+}
+
+/// Who an access rule admits.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RestrictionType {
+    IdentityId,
+    Identifier,
+    EmailDomain,
+}
+
+/// The content of an `access.add` post: `value` is an identity id, an email or E.164 identifier,
+/// or a DNS name, as `restriction_type` says.
+#[derive(Serialize, ToSchema)]
+pub struct AccessAddContent {
+    pub restriction_type: RestrictionType,
+    #[schema(min_length = 1, max_length = 320)]
+    pub value: String,
+    #[schema(nullable = false)]
+    pub auto_invite: Option<bool>,
+}
+
+/// `POST /boxes/{id}/events` (§6.2, §7.7), by `type` (`create` and `member.kick` are the
+/// server's). 400 `details` keys: `type`, `content`, `content.<field>`, `referrer_id`, `extra`,
+/// `extra.<field>`; 404 `referrer_id`; 409 `type`; 410 `referrer_id`; 403 `details.reason`.
+#[derive(Serialize, ToSchema)]
+#[serde(tag = "type")]
+pub enum NewEventBody {
+    #[serde(rename = "msg.text")]
+    MsgText { content: MessageContent },
+    #[serde(rename = "msg.file")]
+    MsgFile { content: FileContent },
+    #[serde(rename = "msg.edit")]
+    MsgEdit {
+        #[schema(format = Uuid)]
+        referrer_id: String,
+        content: EditContent,
+    },
+    #[serde(rename = "msg.delete")]
+    MsgDelete {
+        #[schema(format = Uuid)]
+        referrer_id: String,
+    },
+    #[serde(rename = "member.join")]
+    MemberJoin {},
+    #[serde(rename = "member.leave")]
+    MemberLeave {},
+    #[serde(rename = "state.access_mode")]
+    StateAccessMode { content: AccessModeContent },
+    #[serde(rename = "state.key_share")]
+    StateKeyShare { extra: NewKeyShareBody },
+    #[serde(rename = "access.add")]
+    AccessAdd {
+        content: AccessAddContent,
+        /// With `auto_invite`: `{<public key>: <b64 invitation>}`, one entry (several for an
+        /// `identifier` rule).
+        #[schema(value_type = Option<Object>, nullable = false)]
+        extra: Option<serde_json::Value>,
+    },
+    #[serde(rename = "access.rm")]
+    AccessRm {
+        #[schema(format = Uuid)]
+        referrer_id: String,
+    },
+}
+
+/// One change of a batch.
+#[derive(Serialize, ToSchema)]
+#[serde(tag = "type")]
+pub enum AccessChange {
+    #[serde(rename = "access.add")]
+    AccessAdd {
+        content: AccessAddContent,
+        #[schema(value_type = Option<Object>, nullable = false)]
+        extra: Option<serde_json::Value>,
+    },
+    #[serde(rename = "access.rm")]
+    AccessRm {
+        #[schema(format = Uuid)]
+        referrer_id: String,
+    },
 }
 
 /// The only `batch_type`.
@@ -225,7 +299,7 @@ pub enum BatchType {
 pub struct AccessBatchBody {
     pub batch_type: BatchType,
     #[schema(min_items = 1, max_items = 100)]
-    pub events: Vec<NewEventBody>,
+    pub events: Vec<AccessChange>,
 }
 
 /// `POST /boxes/{id}/encrypted-files` (issue 18), `multipart/form-data`: the text parts first,
@@ -328,6 +402,13 @@ mod tests {
         assert_eq!(limit(&saved, "encrypted_metadata", "maxLength"), as_u64(crate::files::ENCRYPTED_MAX));
         assert_eq!(limit(&saved, "key_fingerprint", "maxLength"), as_u64(crate::files::KEY_FINGERPRINT_MAX));
         assert_eq!(saved["properties"]["key_fingerprint"]["pattern"], NO_CONTROL_PATTERN);
+        let text = schema::<MessageContent>();
+        assert_eq!(limit(&text, "encrypted", "maxLength"), as_u64(limits::MESSAGE));
+        assert_eq!(limit(&text, "public_key", "maxLength"), as_u64(limits::PUBLIC_KEY));
+        let edit = schema::<EditContent>();
+        assert_eq!(limit(&edit, "new_encrypted", "maxLength"), as_u64(limits::MESSAGE));
+        let add = schema::<AccessAddContent>();
+        assert_eq!(limit(&add, "value", "maxLength"), as_u64(limits::ACCESS_VALUE));
     }
 
     #[test]
@@ -359,9 +440,9 @@ mod tests {
             assert_eq!(b64u.as_ref().is_some_and(|r| r.is_match(s)), crate::b64::is_b64u(s), "{s}");
             assert_eq!(b64.as_ref().is_some_and(|r| r.is_match(s)), crate::b64::is_b64(s), "{s}");
         }
-        let types: Vec<String> = schema::<PostedEventType>()["enum"]
+        let types: Vec<String> = schema::<NewEventBody>()["oneOf"]
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .map(|a| a.iter().filter_map(|v| v["properties"]["type"]["enum"][0].as_str().map(str::to_owned)).collect())
             .unwrap_or_default();
         let parsed: Vec<String> = crate::event::EventType::ALL
             .iter()

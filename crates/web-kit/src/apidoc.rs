@@ -351,3 +351,47 @@ pub async fn docs_file(file: web::Path<String>) -> HttpResponse {
     };
     HttpResponse::Ok().content_type(kind).insert_header(("Cache-Control", "public, max-age=3600")).body(body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    mod handlers {
+        use actix_web::HttpResponse;
+
+        #[utoipa::path(get, path = "/things/{id}", responses((status = 200, description = "A thing.")))]
+        pub async fn thing() -> HttpResponse {
+            HttpResponse::Ok().finish()
+        }
+    }
+
+    #[test]
+    fn a_description_of_another_path_or_method_is_caught() {
+        let mut right = RouteTable::new(&[]);
+        crate::route!(right, GET "/things/{id}", Public, handlers::thing);
+        assert_eq!(right.served(), described(&right.document(OpenApi::default())));
+
+        let mut wrong_path = RouteTable::new(&[]);
+        crate::route!(wrong_path, GET "/thing/{id}", Public, handlers::thing);
+        assert_ne!(wrong_path.served(), described(&wrong_path.document(OpenApi::default())));
+
+        let mut wrong_method = RouteTable::new(&[]);
+        crate::route!(wrong_method, DELETE "/things/{id}", Public, handlers::thing);
+        assert_ne!(wrong_method.served(), described(&wrong_method.document(OpenApi::default())));
+    }
+
+    #[test]
+    fn session_operations_document_their_credentials_and_errors() {
+        let mut t = RouteTable::new(LIMITED);
+        crate::route!(t, GET "/things/{id}", Session, handlers::thing);
+        let doc = to_json(&t.document(OpenApi::default()));
+        let op = &doc["paths"]["/things/{id}"]["get"];
+        for status in ["200", "401", "403", "503", "504"] {
+            assert!(op["responses"].get(status).is_some(), "{status}");
+        }
+        assert_eq!(op["security"][0], serde_json::json!({"bearer": []}));
+        assert_eq!(op["security"][1], serde_json::json!({"cookie": [], "csrf": []}));
+        assert_eq!(doc["components"]["securitySchemes"]["cookie"]["name"], "accesstoken");
+        assert_eq!(doc["components"]["securitySchemes"]["csrf"]["name"], "X-CSRF-Token");
+    }
+}

@@ -1,4 +1,5 @@
-//! HTTP plumbing shared by the services: reading JSON bodies (§2.1, §2.4), request time limits,
+//! HTTP plumbing shared by the services: the route table that registers each route with its
+//! OpenAPI description and serves `/openapi.json` and `/docs/` (`apidoc`), reading JSON bodies (§2.1, §2.4), request time limits,
 //! request logging that never records query strings, headers or bodies (§1.4, §13.3), the
 //! browser-origin policy of CORS and websockets (§2.1), the §4-shaped fallback answers, log setup,
 //! bounded Redis calls, the in-memory set of revoked sessions fed from Redis, rate limits kept in Redis, and which PostgreSQL and Redis failures are unavailability (503). The
