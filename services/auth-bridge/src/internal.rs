@@ -2,12 +2,12 @@
 //! each login (§10.2 step 5). Any failure makes the login answer 503 with no session.
 
 use std::time::Duration;
-use tracing::Instrument;
 
 use anyhow::{anyhow, bail, Context};
 use domain::identity::IdentityUpsert;
 use domain::IdentityId;
 use secrecy::{ExposeSecret, SecretString};
+use tracing::Instrument;
 
 /// Time limit of one internal call (§13.3).
 pub const TIMEOUT: Duration = Duration::from_secs(3);
