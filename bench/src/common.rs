@@ -374,7 +374,8 @@ impl LoopResult {
 }
 
 /// Runs `clients` loops of `op` for `warmup` (not recorded) then `duration`, each loop waiting for
-/// its answer before the next request: the classic closed-loop benchmark.
+/// its answer before the next request: the classic closed-loop benchmark. The measured window
+/// starts once the warm-up's requests have all been answered and the measure hook has run.
 pub async fn closed_loop<F, Fut>(
     clients: usize,
     warmup: Duration,
@@ -386,16 +387,37 @@ where
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
 {
     let op = Arc::new(op);
+    let mut next = vec![0u64; clients];
+    if !warmup.is_zero() {
+        run_loops(clients, warmup, &op, &mut next).await?;
+    }
+    measure_hook(&["start"]).await?;
+    let result = run_loops(clients, duration, &op, &mut next).await?;
+    measure_hook(&["stop", &(result.ok + result.errors).to_string(), "requests"]).await?;
+    Ok(result)
+}
+
+/// One phase of [`closed_loop`]: `clients` loops for `duration`; `next` holds each loop's next
+/// request number, carried from the warm-up into the measured phase.
+async fn run_loops<F, Fut>(
+    clients: usize,
+    duration: Duration,
+    op: &Arc<F>,
+    next: &mut [u64],
+) -> anyhow::Result<LoopResult>
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
     let start = Instant::now();
-    let measure_from = start + warmup;
-    let end = measure_from + duration;
+    let end = start + duration;
     let mut tasks = Vec::new();
-    for c in 0..clients {
+    for (c, first) in next.iter().copied().enumerate().take(clients) {
         let op = op.clone();
         tasks.push(tokio::spawn(async move {
             let mut h = histogram()?;
             let (mut ok, mut errors, mut first_error) = (0u64, 0u64, None);
-            let mut i = 0u64;
+            let mut i = first;
             loop {
                 let t0 = Instant::now();
                 if t0 >= end {
@@ -403,9 +425,6 @@ where
                 }
                 let r = op(c, i).await;
                 i += 1;
-                if t0 < measure_from {
-                    continue;
-                }
                 match r {
                     Ok(()) => {
                         ok += 1;
@@ -419,22 +438,37 @@ where
                     }
                 }
             }
-            anyhow::Ok((h, ok, errors, first_error))
+            anyhow::Ok((h, ok, errors, first_error, i))
         }));
     }
     let mut result = LoopResult { ok: 0, errors: 0, first_error: None, histogram: histogram()?, elapsed: 0.0 };
-    for t in tasks {
-        let (h, ok, errors, first_error) = t.await.context("a client task panicked")??;
+    for (t, slot) in tasks.into_iter().zip(next.iter_mut()) {
+        let (h, ok, errors, first_error, i) = t.await.context("a client task panicked")??;
         result.histogram.add(&h).context("merging histograms")?;
         result.ok += ok;
         result.errors += errors;
         if result.first_error.is_none() {
             result.first_error = first_error;
         }
+        *slot = i;
     }
     // Requests started before `end` may finish after it: the window includes that overrun.
-    result.elapsed = Instant::now().saturating_duration_since(measure_from).as_secs_f64();
+    result.elapsed = start.elapsed().as_secs_f64();
     Ok(result)
+}
+
+/// Runs `$BENCH_MEASURE_HOOK <args>` when that is set, and waits for it: `scripts/bench
+/// --callgrind` counts a service's instructions from `start` to `stop <count> <unit>`, so that
+/// the count covers exactly the measured window. Without the variable, nothing happens.
+pub async fn measure_hook(args: &[&str]) -> anyhow::Result<()> {
+    let Some(hook) = std::env::var_os("BENCH_MEASURE_HOOK") else { return Ok(()) };
+    let status = tokio::process::Command::new(&hook)
+        .args(args)
+        .status()
+        .await
+        .with_context(|| format!("running the measure hook {}", hook.to_string_lossy()))?;
+    anyhow::ensure!(status.success(), "the measure hook {} {args:?} failed: {status}", hook.to_string_lossy());
+    Ok(())
 }
 
 /// `VACUUM ANALYZE` and `CHECKPOINT`, as `settle` in `scripts/bench` does before each scenario:

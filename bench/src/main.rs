@@ -174,6 +174,15 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// A sender of scenario 7's loopback ceiling (started by `files`): connects to `addr` and
+    /// sends the file with `sendfile`.
+    #[command(hide = true)]
+    SendFile {
+        #[arg(long)]
+        path: PathBuf,
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+    },
     /// p50/p99/max (ms) of pgbench's per-transaction logs, as JSON.
     PgbenchLatency {
         /// The `--log-prefix` given to pgbench.
@@ -221,6 +230,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Storm { clients } => ws::storm(c, clients).await,
         Command::Login { clients } => login::login(c, clients).await,
         Command::Files { dir, size_mib, runs } => files::files(c, &dir, size_mib, runs).await,
+        Command::SendFile { path, addr } => files::send_file(&path, addr),
         Command::PgbenchLatency { prefix } => {
             println!("{}", serde_json::to_string(&events::pgbench_latency(&prefix)?)?);
             Ok(())

@@ -411,11 +411,16 @@ pub async fn fanout(
     let mut k = 0u64;
     let mut inflight = Vec::new();
     let mut rng = StdRng::seed_from_u64(7);
+    let mut hooked = false;
     while start.elapsed() < warmup + duration {
         let at = start + interval.mul_f64(k as f64);
         tokio::time::sleep_until(at).await;
         k += 1;
         let measured = at >= measured_from;
+        if measured && !hooked {
+            common::measure_hook(&["start"]).await?;
+            hooked = true;
+        }
         let fut = post(if measured { 0 } else { 2 }, rng.gen());
         if !measured {
             inflight.push(tokio::spawn(async move {
@@ -452,6 +457,7 @@ pub async fn fanout(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let got = arrivals.counts[0].load(Ordering::Relaxed);
+    common::measure_hook(&["stop", &got.to_string(), "deliveries"]).await?;
     let latency = arrivals.histograms[0].lock().map(|h| Latency::of(&h)).unwrap_or_default();
     let achieved = got as f64 / sent_for;
     let errors0 = post_errors.load(Ordering::Relaxed);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use domain::FileId;
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
@@ -189,26 +189,52 @@ impl Blobs {
 }
 
 /// Bytes read from a local blob per blocking call: large, so the blocking-pool hand-offs stay few.
-const READ_CHUNK: u64 = 1024 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
+/// Bytes handed to the HTTP layer at a time. actix-http copies each piece into its write buffer
+/// and keeps that buffer only while it stays under 128 KiB: larger pieces make it allocate (and
+/// fault in) a fresh buffer for every piece, and push the copies out of the CPU's cache.
+const SEND_CHUNK: usize = 64 * 1024;
 
-/// The bytes `range` of a local file, [`READ_CHUNK`] at a time on the blocking pool.
+/// The bytes `range` of a local file: read [`READ_CHUNK`] at a time on the blocking pool into one
+/// reused buffer, handed out [`SEND_CHUNK`] at a time.
 fn file_stream(file: std::fs::File, range: Range<u64>) -> BoxStream<'static, std::io::Result<Bytes>> {
-    futures_util::stream::try_unfold((file, range), |(mut file, range)| async move {
-        if range.start >= range.end {
-            return Ok(None);
+    struct Reader {
+        file: Option<std::fs::File>,
+        next: u64,
+        end: u64,
+        buf: BytesMut,
+        ready: Bytes,
+    }
+    let reader =
+        Reader { file: Some(file), next: range.start, end: range.end, buf: BytesMut::new(), ready: Bytes::new() };
+    futures_util::stream::try_unfold(reader, |mut r| async move {
+        if r.ready.is_empty() {
+            if r.next >= r.end {
+                return Ok(None);
+            }
+            let want = usize::try_from((r.end - r.next).min(READ_CHUNK as u64)).map_err(std::io::Error::other)?;
+            // Every piece of the previous read has been sent and dropped once `ready` is: the
+            // buffer then takes its allocation back instead of making a new one.
+            r.ready = Bytes::new();
+            let (mut buf, file, start) = (std::mem::take(&mut r.buf), r.file.take(), r.next);
+            let (file, buf) = tokio::task::spawn_blocking(move || {
+                use std::io::{Read, Seek, SeekFrom};
+                let mut file = file.ok_or_else(|| std::io::Error::other("blob reader reused after an error"))?;
+                buf.clear();
+                buf.resize(want, 0);
+                file.seek(SeekFrom::Start(start))?;
+                file.read_exact(&mut buf)?;
+                Ok::<_, std::io::Error>((file, buf))
+            })
+            .await
+            .map_err(std::io::Error::other)??;
+            r.buf = buf;
+            r.ready = r.buf.split().freeze();
+            r.file = Some(file);
+            r.next += want as u64;
         }
-        let want = (range.end - range.start).min(READ_CHUNK);
-        let start = range.start;
-        let (file, buf) = tokio::task::spawn_blocking(move || {
-            use std::io::{Read, Seek, SeekFrom};
-            file.seek(SeekFrom::Start(start))?;
-            let mut buf = vec![0; usize::try_from(want).map_err(std::io::Error::other)?];
-            file.read_exact(&mut buf)?;
-            Ok::<_, std::io::Error>((file, buf))
-        })
-        .await
-        .map_err(std::io::Error::other)??;
-        Ok(Some((Bytes::from(buf), (file, start + want..range.end))))
+        let piece = r.ready.split_to(r.ready.len().min(SEND_CHUNK));
+        Ok(Some((piece, r)))
     })
     .boxed()
 }
