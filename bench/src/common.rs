@@ -1,14 +1,18 @@
 //! What every scenario shares: latency histograms, closed-loop drivers, readings of a service
 //! process (CPU time, resident memory, open files), session tokens minted with the development
-//! key, identities created through boxes' internal API, and the result row each scenario prints.
+//! key, identities, boxes and members created through the typed client, and the result row each
+//! scenario prints.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
+use boxes_client::body::NewBox;
+use boxes_client::{Auth, Boxes, Internal};
 use domain::auth::{sha256_b64u, SessionClaims, Signer};
-use domain::{IdentityId, SessionId};
+use domain::identity::{DisplayName, IdentifierKind, IdentityUpsert};
+use domain::{BoxId, IdentityId, SessionId};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
@@ -241,6 +245,11 @@ pub fn http_client(pool: usize) -> anyhow::Result<reqwest::Client> {
         .context("building the HTTP client")
 }
 
+/// boxes' public API as `user`.
+pub fn api(http: &reqwest::Client, boxes_url: &str, user: &User) -> Boxes {
+    Boxes::new(http.clone(), boxes_url).as_user(Auth::Bearer(user.bearer.clone()))
+}
+
 /// Creates `n` identities through `PUT /internal/identities/{id}` and mints their tokens.
 pub async fn create_users(
     http: &reqwest::Client,
@@ -251,28 +260,25 @@ pub async fn create_users(
     concurrency: usize,
 ) -> anyhow::Result<Vec<User>> {
     use futures_util::{StreamExt, TryStreamExt};
+    let internal = Internal::new(http.clone(), boxes_internal_url, internal_token);
     let mut users = Vec::with_capacity(n);
     for _ in 0..n {
         let id = IdentityId::new_v4();
         users.push(User { id, bearer: format!("Bearer {}", minter.token(id)?) });
     }
     futures_util::stream::iter(users.iter().enumerate())
-        .map(|(i, u)| async move {
-            let res = http
-                .put(format!("{boxes_internal_url}/internal/identities/{}", u.id))
-                .header("X-Internal-Token", internal_token)
-                .json(&serde_json::json!({
-                    "display_name": format!("Bench user {i}"),
-                    "identifier_value": format!("bench{i}@example.com"),
-                    "identifier_kind": "email",
-                }))
-                .send()
-                .await
-                .context("PUT /internal/identities")?;
-            if res.status() != 204 {
-                bail!("PUT /internal/identities answered {}: {}", res.status(), res.text().await.unwrap_or_default());
+        .map(|(i, u)| {
+            let internal = &internal;
+            async move {
+                let identity = IdentityUpsert {
+                    display_name: DisplayName::parse(&format!("Bench user {i}"))
+                        .map_err(|d| anyhow::anyhow!("display name: {}", d.as_str()))?,
+                    identifier_value: format!("bench{i}@example.com"),
+                    identifier_kind: IdentifierKind::Email,
+                    identifier_verified: false,
+                };
+                internal.upsert_identity(u.id, &identity).await.context("PUT /internal/identities")
             }
-            Ok(())
         })
         .buffer_unordered(concurrency)
         .try_collect::<Vec<()>>()
@@ -290,59 +296,21 @@ pub fn b64u_filler(len: usize) -> String {
 pub const PUBLIC_KEY: &str = "SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw";
 
 /// Creates a box owned by `admin` and returns its id.
-pub async fn create_box(http: &reqwest::Client, boxes_url: &str, admin: &User, title: &str) -> anyhow::Result<String> {
-    let res = http
-        .post(format!("{boxes_url}/boxes"))
-        .header("Authorization", &admin.bearer)
-        .json(&serde_json::json!({"title": title, "public_key": PUBLIC_KEY}))
-        .send()
-        .await
-        .context("POST /boxes")?;
-    let status = res.status();
-    let body: serde_json::Value = res.json().await.context("reading the POST /boxes answer")?;
-    if status != 201 {
-        bail!("POST /boxes answered {status}: {body}");
-    }
-    body["id"].as_str().map(str::to_owned).context("POST /boxes answer without id")
-}
-
-/// Posts one event and checks the status.
-pub async fn post_event(
-    http: &reqwest::Client,
-    boxes_url: &str,
-    box_id: &str,
-    user: &User,
-    body: &serde_json::Value,
-) -> anyhow::Result<serde_json::Value> {
-    let res = http
-        .post(format!("{boxes_url}/boxes/{box_id}/events"))
-        .header("Authorization", &user.bearer)
-        .json(body)
-        .send()
-        .await
-        .context("POST /boxes/{id}/events")?;
-    let status = res.status();
-    let answer: serde_json::Value = res.json().await.unwrap_or(serde_json::Value::Null);
-    if status != 201 {
-        bail!("POST /boxes/{box_id}/events ({}) answered {status}: {answer}", body["type"]);
-    }
-    Ok(answer)
+pub async fn create_box(http: &reqwest::Client, boxes_url: &str, admin: &User, title: &str) -> anyhow::Result<BoxId> {
+    let bx = api(http, boxes_url, admin).create_box(&NewBox::new(title, PUBLIC_KEY)).await.context("POST /boxes")?;
+    Ok(bx.id)
 }
 
 /// Makes `member` a member of the box: `access.add` by the admin, then `member.join` (§6.3).
 pub async fn add_member(
     http: &reqwest::Client,
     boxes_url: &str,
-    box_id: &str,
+    box_id: BoxId,
     admin: &User,
     member: &User,
 ) -> anyhow::Result<()> {
-    let add = serde_json::json!({
-        "type": "access.add",
-        "content": {"restriction_type": "identity_id", "value": member.id.to_string()},
-    });
-    post_event(http, boxes_url, box_id, admin, &add).await?;
-    post_event(http, boxes_url, box_id, member, &serde_json::json!({"type": "member.join"})).await?;
+    let member_auth = Auth::Bearer(member.bearer.clone());
+    api(http, boxes_url, admin).add_member(box_id, member.id, member_auth).await.context("adding a member")?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use serde_json::json;
+use boxes_client::body::NewEvent;
 
 use crate::common::{self, closed_loop, rate, CpuWindow, Latency, Row, User};
 use crate::Common;
@@ -16,8 +16,8 @@ use crate::Common;
 /// Characters of ciphertext in each message: 1 KiB.
 pub const CIPHERTEXT_LEN: usize = 1024;
 
-pub fn msg_text() -> serde_json::Value {
-    json!({"type": "msg.text", "content": {"encrypted": common::b64u_filler(CIPHERTEXT_LEN), "public_key": common::PUBLIC_KEY}})
+pub fn msg_text() -> NewEvent {
+    NewEvent::text(&common::b64u_filler(CIPHERTEXT_LEN), common::PUBLIC_KEY)
 }
 
 /// Scenario 1 at one concurrency: each client owns a box and posts 1 KiB messages into it.
@@ -29,11 +29,7 @@ pub async fn post(c: &Common, clients: usize, baseline_tps: Option<f64>) -> anyh
     for u in &users {
         boxes.push(common::create_box(&http, &c.boxes_url, u, "Bench post").await?);
     }
-    let owners: Vec<(domain::BoxId, domain::IdentityId)> = boxes
-        .iter()
-        .zip(&users)
-        .map(|(b, u)| Ok((b.parse::<uuid::Uuid>().context("box id")?.into(), u.id)))
-        .collect::<anyhow::Result<_>>()?;
+    let owners: Vec<(domain::BoxId, domain::IdentityId)> = boxes.iter().zip(&users).map(|(b, u)| (*b, u.id)).collect();
     let work = Arc::new((users, boxes, msg_text(), http, c.boxes_url.clone()));
     let cpu = c.boxes_cpu()?;
     let r = closed_loop(clients, c.warmup(), c.duration(), move |client, _| {
@@ -88,7 +84,7 @@ async fn post_transaction_alone(
 ) -> anyhow::Result<String> {
     let clients = owners.len();
     let conns = bare_connections(c, clients).await?;
-    let content = msg_text().get("content").cloned();
+    let content = serde_json::to_value(msg_text()).context("a message")?.get("content").cloned();
     let work = Arc::new((conns, owners, content));
     // PostgreSQL's CPU time over the measured window (after the warm-up).
     let warmup = c.warmup();
@@ -168,16 +164,15 @@ pub async fn list(c: &Common, clients: usize) -> anyhow::Result<()> {
     let users = common::create_users(&http, &c.boxes_internal_url, &c.internal_token, &minter, 1, 1).await?;
     let owner = users.first().context("no user")?.clone();
     let box_id = common::create_box(&http, &c.boxes_url, &owner, "Bench list").await?;
+    let as_owner = common::api(&http, &c.boxes_url, &owner);
     let body = msg_text();
     for _ in 0..200 {
-        common::post_event(&http, &c.boxes_url, &box_id, &owner, &body).await?;
+        as_owner.post_event(box_id, &body).await.context("POST events")?;
     }
     let url = format!("{}/boxes/{box_id}/events?limit=50", c.boxes_url);
-    let first: serde_json::Value =
-        http.get(&url).header("Authorization", &owner.bearer).send().await?.json().await.context("first page")?;
-    let n = first.as_array().map(Vec::len).unwrap_or(0);
+    let n = as_owner.events(box_id, "?limit=50").await.context("first page")?.len();
     if n != 50 {
-        bail!("GET events returned {n} events, expected 50: {first}");
+        bail!("GET events returned {n} events, expected 50");
     }
 
     let reader = owner.id;
@@ -200,7 +195,7 @@ pub async fn list(c: &Common, clients: usize) -> anyhow::Result<()> {
     let boxes_cpu = cpu_note(cpu)?;
 
     let db = c.database_url.as_deref().context("--database-url is required for the list baseline")?;
-    let box_uuid = uuid::Uuid::parse_str(&box_id).context("box id")?;
+    let box_uuid = box_id.into_uuid();
 
     // The baseline: the statements boxes sends for this page (`store::events::page_folded`: the
     // reader, the box with the membership, the folded page with the identities, pipelined), from

@@ -15,6 +15,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use boxes_client::body::NewEvent;
+use domain::EventId;
 use futures_util::StreamExt;
 
 use crate::common::{self, rate, Row};
@@ -55,6 +57,7 @@ pub async fn files(c: &Common, dir: &Path, size_mib: usize, runs: usize) -> anyh
     let http = common::http_client(4)?;
     let user = common::create_users(&http, &c.boxes_internal_url, &c.internal_token, &minter, 1, 1).await?.remove(0);
     let box_id = common::create_box(&http, &c.boxes_url, &user, "files").await?;
+    let as_user = common::api(&http, &c.boxes_url, &user);
     let mut body = format!(
         "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"msg_encrypted_content\"\r\n\r\n{}\r\n\
          --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"encrypted_file\"; filename=\"f\"\r\n\
@@ -125,16 +128,8 @@ pub async fn files(c: &Common, dir: &Path, size_mib: usize, runs: usize) -> anyh
             bail!("downloaded {got} bytes of {size}");
         }
         // Each upload counts against the quota: remove it, as a client deleting the message would.
-        let res = http
-            .post(format!("{}/boxes/{box_id}/events", c.boxes_url))
-            .header("Authorization", &user.bearer)
-            .json(&serde_json::json!({"type": "msg.delete", "referrer_id": event["id"]}))
-            .send()
-            .await
-            .context("deleting the file message")?;
-        if res.status() != 201 {
-            bail!("msg.delete answered {}", res.status());
-        }
+        let referrer_id = event["id"].as_str().and_then(|id| EventId::parse(id).ok()).context("no event id")?;
+        as_user.post_event(box_id, &NewEvent::MsgDelete { referrer_id }).await.context("deleting the file message")?;
     }
 
     let _ = std::fs::remove_file(&target);

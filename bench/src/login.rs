@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use boxes_client::body::LoginBody;
 
 use crate::common::{self, rate, CpuWindow, Latency, Proc, Row};
 use crate::Common;
@@ -20,9 +21,13 @@ pub async fn login(c: &Common, clients: usize) -> anyhow::Result<()> {
     }
     let http = common::http_client(clients)?;
     let url = format!("{}/auth/login", c.bridge_url);
-    let bodies: Vec<serde_json::Value> = ["alice", "bob", "carol"]
+    let bodies: Vec<LoginBody> = ["alice", "bob", "carol"]
         .iter()
-        .map(|r| serde_json::json!({"auth_code": format!("code-{r}"), "app_id": "boxes-miniapp", "client_id": "ref-hostapp"}))
+        .map(|r| LoginBody {
+            auth_code: format!("code-{r}"),
+            app_id: "boxes-miniapp".into(),
+            client_id: "ref-hostapp".into(),
+        })
         .collect();
     let work = Arc::new((http, url, bodies));
     let warmup = c.warmup();

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use boxes_client::body::NewEvent;
 use futures_util::{StreamExt, TryStreamExt};
 use hdrhistogram::Histogram;
 use rand::rngs::StdRng;
@@ -282,7 +283,7 @@ impl Arrivals {
 
 /// One box of the fan-out population: its id and its members (the admin first).
 struct FanBox {
-    id: String,
+    id: domain::BoxId,
     members: Vec<usize>,
 }
 
@@ -334,7 +335,7 @@ pub async fn fanout(
                 let admin = &users[members[0]];
                 let id = common::create_box(http, url, admin, &format!("Fan-out {i}")).await?;
                 for m in &members[1..] {
-                    common::add_member(http, url, &id, admin, &users[*m]).await?;
+                    common::add_member(http, url, id, admin, &users[*m]).await?;
                 }
                 anyhow::Ok(FanBox { id, members })
             }
@@ -390,8 +391,9 @@ pub async fn fanout(
             async move {
                 let b = &boxes[(pick as usize) % boxes.len()];
                 let sender = &users[b.members[(pick as usize / boxes.len()) % b.members.len()]];
-                let body = serde_json::json!({"type": "msg.text", "content": {"encrypted": arrivals.ciphertext(phase), "public_key": common::PUBLIC_KEY}});
-                common::post_event(&http, &url, &b.id, sender, &body).await.map(|_| b.members.len() as u64)
+                let body = NewEvent::text(&arrivals.ciphertext(phase), common::PUBLIC_KEY);
+                let posted = common::api(&http, &url, sender).post_event(b.id, &body).await;
+                posted.map(|_| b.members.len() as u64).context("POST events")
             }
         }
     };

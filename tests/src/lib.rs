@@ -4,6 +4,8 @@
 //! else from this workspace's `target/debug`, which `cargo test --workspace` has just built.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod system;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::TcpListener;
@@ -119,33 +121,13 @@ impl Drop for Service {
     }
 }
 
+pub use tempfile::NamedTempFile as TempFile;
+
 /// Writes `text` to a temporary file that lives as long as the returned handle.
-pub fn temp_file(text: &str) -> tempfile_lite::TempFile {
-    tempfile_lite::TempFile::new(text)
-}
-
-pub mod tempfile_lite {
-    //! A file removed on drop, without another dependency.
-    use super::*;
-
-    pub struct TempFile {
-        pub path: PathBuf,
-    }
-
-    impl TempFile {
-        pub fn new(text: &str) -> TempFile {
-            let path = std::env::temp_dir().join(format!("e2e-{}", uuid::Uuid::new_v4().simple()));
-            let mut f = std::fs::File::create(&path).expect("temp file");
-            f.write_all(text.as_bytes()).expect("write temp file");
-            TempFile { path }
-        }
-    }
-
-    impl Drop for TempFile {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
+pub fn temp_file(text: &str) -> TempFile {
+    let mut f = tempfile::Builder::new().prefix("e2e-").tempfile().expect("temp file");
+    f.write_all(text.as_bytes()).expect("write temp file");
+    f
 }
 
 /// The settings a binary documents in `--help`: env var → (flag, has default, required).

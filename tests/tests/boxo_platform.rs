@@ -6,13 +6,14 @@
 //! after logout boxes refuses alice's token and bob's socket is closed with 4001.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use e2e::{temp_file, Service};
+use boxes_client::body::{Contact, KeyShare, NewBox, PublicKeys};
+use boxes_client::Auth;
+use domain::IdentityId;
+use e2e::system::{Options, System};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use test_support::TestKeys;
 use tokio_tungstenite::tungstenite::Message;
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -21,97 +22,31 @@ const CONNECT_SECRET: &str = "e2e-connect-secret";
 const HMAC: &str = "e2e-platform-hmac";
 const KEY: &str = "6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b";
 
-struct System {
-    hostapp: Service,
-    boxes: Service,
-    realtime: Service,
-    bridge: Service,
-    _files: Vec<e2e::tempfile_lite::TempFile>,
-    _keys: TestKeys,
-}
-
 async fn start_system() -> System {
-    let database_url = test_support::fresh_database().await.unwrap();
-    let keys = TestKeys::generate();
-    let private = keys.private_file.path().display().to_string();
-    let public = keys.public_file.path().display().to_string();
-    let internal = format!("internal-{}", uuid::Uuid::new_v4().simple());
-    let env =
-        |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>();
     let bridge_port = e2e::free_port();
     let connect_url = format!("http://127.0.0.1:{bridge_port}/auth/boxo/connect");
-
-    let mut hostapp = Service::start(
-        "reference-hostapp",
-        &env(&[
-            ("REF_CLIENT_ID", "ref-hostapp"),
-            ("REF_SECRET", "ref-secret"),
-            ("REF_APP_IDS", "boxes-miniapp"),
-            ("REF_STATIC_CODES", "true"),
+    let signature = format!(
+        "user_data_encryption = \"AES-256-GCM\"\n[hostapp.signature]\nalgorithm = \"HMAC\"\nhash = \"SHA-256\"\nurl = \"{connect_url}\"\n"
+    );
+    System::start_with(Options {
+        hostapp: &[
             ("REF_USER_DATA_ENCRYPTION", "AES-256-GCM"),
             ("REF_USER_DATA_KEY", KEY),
             ("REF_PLATFORM_CONNECT_URL", &connect_url),
             ("REF_PLATFORM_CONNECT_SECRET", CONNECT_SECRET),
             ("REF_PLATFORM_SIGNATURE", "HMAC"),
             ("REF_PLATFORM_HMAC_SECRET", HMAC),
-        ]),
-    )
-    .unwrap();
-    hostapp.wait_ready("/healthz").await.unwrap();
-
-    let redis = test_support::redis_url();
-    let internal_addr = format!("127.0.0.1:{}", e2e::free_port());
-    let mut boxes = Service::start(
-        "boxes",
-        &env(&[
-            ("DATABASE_URL", &database_url),
-            ("REDIS_URL", &redis),
-            ("JWT_PUBLIC_KEY_FILE", &public),
-            ("INTERNAL_API_TOKEN", &internal),
-            ("INTERNAL_BIND_ADDR", &internal_addr),
-        ]),
-    )
-    .unwrap();
-    let mut realtime =
-        Service::start("realtime", &env(&[("REDIS_URL", &redis), ("JWT_PUBLIC_KEY_FILE", &public)])).unwrap();
-    let registry = temp_file(&format!(
-        r#"[[hostapp]]
-client_id = "ref-hostapp"
-hostapp_client_id = "ref-hostapp"
-hostapp_secret_key = "ref-secret"
-get_access_token_url = "{h}/hostapp/get-access-token"
-get_user_data_url = "{h}/hostapp/get-user-data"
-allowed_app_ids = ["boxes-miniapp"]
-user_data_encryption = "AES-256-GCM"
-[hostapp.signature]
-algorithm = "HMAC"
-hash = "SHA-256"
-url = "{connect_url}"
-"#,
-        h = hostapp.url()
-    ));
-    boxes.wait_ready("/readyz").await.unwrap();
-    realtime.wait_ready("/readyz").await.unwrap();
-    let mut bridge = Service::start_on(
-        "auth-bridge",
-        &env(&[
-            ("DATABASE_URL", &database_url),
-            ("REDIS_URL", &redis),
-            ("JWT_PRIVATE_KEY_FILE", &private),
-            ("JWT_PUBLIC_KEY_FILE", &public),
-            ("INTERNAL_API_TOKEN", &internal),
-            ("BOXES_INTERNAL_URL", &format!("http://{internal_addr}")),
-            ("HOSTAPPS_CONFIG", &registry.path.display().to_string()),
-            ("COOKIE_SECURE", "false"),
+        ],
+        hostapp_entry: &signature,
+        bridge: &[
             ("BOXO_CONNECT_SECRET_BOXES_MINIAPP", CONNECT_SECRET),
             ("HOSTAPP_HMAC_SECRET_REF_HOSTAPP", HMAC),
             ("HOSTAPP_USER_DATA_KEY_REF_HOSTAPP", KEY),
-        ]),
-        bridge_port,
-    )
-    .unwrap();
-    bridge.wait_ready("/readyz").await.unwrap();
-    System { hostapp, boxes, realtime, bridge, _files: vec![registry], _keys: keys }
+        ],
+        bridge_port: Some(bridge_port),
+        ..Options::default()
+    })
+    .await
 }
 
 /// Logs `reference` in through the platform stand-in: `(identity id, access token)`.
@@ -164,21 +99,16 @@ fn key(seed: &str) -> String {
 async fn the_platform_path_logs_users_in_for_boxes_and_realtime() {
     let sys = start_system().await;
     let http = reqwest::Client::new();
-    let api = sys.boxes.url();
     let (alice, alice_token) = platform_login(&sys, &http, "alice").await;
     let (bob, bob_token) = platform_login(&sys, &http, "bob").await;
     assert_ne!(alice, bob);
 
+    let boxes = sys.boxes_api(&http);
+    let (as_alice, as_bob) = (boxes.as_user(Auth::bearer(&alice_token)), boxes.as_user(Auth::bearer(&bob_token)));
     let bob_key = key("bob-identity");
-    for (id, token, k) in [(&alice, &alice_token, key("alice-identity")), (&bob, &bob_token, bob_key.clone())] {
-        let res = http
-            .put(format!("{api}/identities/{id}/public-keys"))
-            .bearer_auth(token)
-            .json(&json!({"non_identified_pubkey": k}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
+    for (api, id, k) in [(&as_alice, &alice, key("alice-identity")), (&as_bob, &bob, bob_key.clone())] {
+        let keys = PublicKeys { non_identified_pubkey: Some(k), ..Default::default() };
+        api.set_public_keys(IdentityId::parse(id).unwrap(), &keys).await.unwrap();
     }
 
     let url = format!("ws://127.0.0.1:{}/box-users/{bob}/ws?access_token={bob_token}", sys.realtime.port);
@@ -186,29 +116,25 @@ async fn the_platform_path_logs_users_in_for_boxes_and_realtime() {
     assert_eq!(res.status(), 101);
     assert_eq!(next_of(&mut bob_ws, "ready").await["object"]["identity_id"], bob.as_str());
 
-    let res = http
-        .post(format!("{api}/box-users/{alice}/contact"))
-        .bearer_auth(&alice_token)
-        .json(&json!({
-            "contacted_identity_id": bob,
-            "box": {"title": "Alice - Bob", "public_key": key("alice-bob-box")},
-            "key_share": {"misakey_share": "lBHT1vfwFAIBig5Nj+sD+w==", "other_share_hash": key("other-share-1"),
-                          "encrypted_invitation_key_share": "cGYMzgIO9rc03WoSLAyoiQdLu7he5VbMRImLhRPmwTQ="},
-            "extra": {bob_key: "ZW5jcnlwdGVkIGludml0YXRpb24="}
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
+    let contact = Contact {
+        contacted_identity_id: IdentityId::parse(&bob).unwrap(),
+        new_box: NewBox::new("Alice - Bob", &key("alice-bob-box")),
+        key_share: KeyShare {
+            misakey_share: "lBHT1vfwFAIBig5Nj+sD+w==".into(),
+            other_share_hash: key("other-share-1"),
+            encrypted_invitation_key_share: Some("cGYMzgIO9rc03WoSLAyoiQdLu7he5VbMRImLhRPmwTQ=".into()),
+        },
+        extra: [(bob_key, "ZW5jcnlwdGVkIGludml0YXRpb24=".to_owned())].into(),
+    };
+    as_alice.contact(IdentityId::parse(&alice).unwrap(), &contact).await.unwrap();
     let invite = next_of(&mut bob_ws, "notification").await;
     assert_eq!(invite["object"]["type"], "box.auto_invite");
 
     // Logout: boxes refuses alice's token, bob's socket is closed.
+    let bridge = sys.bridge_api(&http);
     for token in [&alice_token, &bob_token] {
-        let res = http.post(format!("{}/auth/logout", sys.bridge.url())).bearer_auth(token).send().await.unwrap();
-        assert_eq!(res.status(), 204);
+        bridge.logout(&Auth::bearer(token)).await.unwrap();
     }
-    let res = http.get(format!("{api}/boxes/joined")).bearer_auth(&alice_token).send().await.unwrap();
-    assert_eq!(res.status(), 401);
+    assert_eq!(as_alice.joined_boxes().await.unwrap_err().status(), Some(401));
     assert_eq!(next_of(&mut bob_ws, "closed").await["closed"], 4001);
 }

@@ -10,10 +10,13 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use boxes_client::body::NewBox;
+use boxes_client::Auth;
+use domain::identity::{DisplayName, IdentifierKind, IdentityUpsert};
 use e2e::Service;
 use futures_util::StreamExt;
 use reqwest::Body;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use test_support::TestKeys;
 
@@ -71,25 +74,12 @@ impl Boxes {
     /// A new identity with a box of its own: its bearer header and the box id.
     async fn user_with_box(&self, http: &reqwest::Client) -> (String, String) {
         let id = domain::IdentityId::new_v4();
-        let res = http
-            .put(format!("{}/internal/identities/{id}", self.internal))
-            .header("X-Internal-Token", INTERNAL_TOKEN)
-            .json(&json!({"display_name": "Alice", "identifier_value": format!("{id}@example.com"), "identifier_kind": "email", "identifier_verified": true}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 204);
+        let internal = boxes_client::Internal::new(http.clone(), &self.internal, INTERNAL_TOKEN);
+        internal.upsert_identity(id, &identity(id)).await.unwrap();
         let bearer = self.keys.session(id).bearer();
-        let res = http
-            .post(self.url("/boxes"))
-            .header("Authorization", &bearer)
-            .json(&json!({"title": "Files", "public_key": "SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201);
-        let bx: Value = res.json().await.unwrap();
-        (bearer, bx["id"].as_str().unwrap().to_owned())
+        let api = boxes_client::Boxes::new(http.clone(), &self.service.url()).as_user(Auth::Bearer(bearer.clone()));
+        let bx = api.create_box(&NewBox::new("Files", "SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw")).await.unwrap();
+        (bearer, bx.id.to_string())
     }
 
     fn vm_hwm_kib(&self) -> u64 {
@@ -115,6 +105,16 @@ impl Boxes {
 impl Drop for Boxes {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A verified e-mail identity named Alice.
+fn identity(id: domain::IdentityId) -> IdentityUpsert {
+    IdentityUpsert {
+        display_name: DisplayName::parse("Alice").unwrap(),
+        identifier_value: format!("{id}@example.com"),
+        identifier_kind: IdentifierKind::Email,
+        identifier_verified: true,
     }
 }
 

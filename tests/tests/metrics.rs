@@ -9,15 +9,17 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use e2e::{temp_file, Service};
-use futures_util::{SinkExt, StreamExt};
-use reqwest::header::{COOKIE, SET_COOKIE};
-use serde_json::{json, Value};
+use boxes_client::body::NewBox;
+use boxes_client::{Login, Socket};
+use domain::realtime::types;
+use e2e::system::{login_body, Options, System};
+use e2e::Service;
+use serde_json::Value;
 use test_support::TestKeys;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+/// How long a socket waits for what it expects.
+const WAIT: Duration = Duration::from_secs(5);
+const PUBLIC_KEY: &str = "SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw";
 
 /// A Redis of this test's own, so stopping it disturbs no other test.
 struct OwnRedis {
@@ -60,105 +62,28 @@ impl Drop for OwnRedis {
     }
 }
 
-struct System {
+struct Measured {
     redis: OwnRedis,
-    _hostapp: Service,
-    boxes: Service,
-    realtime: Service,
-    bridge: Service,
+    sys: System,
     /// `/metrics` of boxes, realtime and auth-bridge.
     boxes_metrics: String,
     realtime_metrics: String,
     bridge_metrics: String,
-    _files: Vec<e2e::tempfile_lite::TempFile>,
-    _keys: TestKeys,
 }
 
-async fn start_system() -> System {
+async fn start_system() -> Measured {
     let redis = OwnRedis::start().await;
     test_support::mark_revocations_loaded(&redis.url).await;
-    let database_url = test_support::fresh_database().await.unwrap();
-    let keys = TestKeys::generate();
-    let private = keys.private_file.path().display().to_string();
-    let public = keys.public_file.path().display().to_string();
-    let internal = format!("internal-{}", uuid::Uuid::new_v4().simple());
-    let env =
-        |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>();
-
-    let mut hostapp = Service::start(
-        "reference-hostapp",
-        &env(&[
-            ("REF_CLIENT_ID", "ref-hostapp"),
-            ("REF_SECRET", "ref-secret"),
-            ("REF_APP_IDS", "boxes-miniapp"),
-            ("REF_STATIC_CODES", "true"),
-        ]),
-    )
-    .unwrap();
-    hostapp.wait_ready("/healthz").await.unwrap();
-    let internal_addr = format!("127.0.0.1:{}", e2e::free_port());
-    let mut boxes = Service::start(
-        "boxes",
-        &env(&[
-            ("DATABASE_URL", &database_url),
-            ("REDIS_URL", &redis.url),
-            ("JWT_PUBLIC_KEY_FILE", &public),
-            ("INTERNAL_API_TOKEN", &internal),
-            ("INTERNAL_BIND_ADDR", &internal_addr),
-        ]),
-    )
-    .unwrap();
-    let mut realtime = Service::start(
-        "realtime",
-        &env(&[("REDIS_URL", &redis.url), ("JWT_PUBLIC_KEY_FILE", &public), ("METRICS_BIND_ADDR", "127.0.0.1:0")]),
-    )
-    .unwrap();
-    let registry = temp_file(&format!(
-        r#"[[hostapp]]
-client_id = "ref-hostapp"
-hostapp_client_id = "ref-hostapp"
-hostapp_secret_key = "ref-secret"
-token_prefix = "Token"
-get_access_token_url = "{h}/hostapp/get-access-token"
-get_user_data_url = "{h}/hostapp/get-user-data"
-user_data_method = "GET"
-allowed_app_ids = ["boxes-miniapp"]
-timeout_ms = 5000
-"#,
-        h = hostapp.url()
-    ));
-    boxes.wait_ready("/readyz").await.unwrap();
-    realtime.wait_ready("/readyz").await.unwrap();
-    let mut bridge = Service::start(
-        "auth-bridge",
-        &env(&[
-            ("DATABASE_URL", &database_url),
-            ("REDIS_URL", &redis.url),
-            ("JWT_PRIVATE_KEY_FILE", &private),
-            ("JWT_PUBLIC_KEY_FILE", &public),
-            ("INTERNAL_API_TOKEN", &internal),
-            ("BOXES_INTERNAL_URL", &format!("http://{internal_addr}")),
-            ("HOSTAPPS_CONFIG", &registry.path.display().to_string()),
-            ("COOKIE_SECURE", "false"),
-            ("RATE_LOGIN_PER_ADDRESS", "4/600"),
-            ("METRICS_BIND_ADDR", "127.0.0.1:0"),
-        ]),
-    )
-    .unwrap();
-    bridge.wait_ready("/readyz").await.unwrap();
-    let (realtime_metrics, bridge_metrics) = (metrics_url(&realtime), metrics_url(&bridge));
-    System {
-        redis,
-        _hostapp: hostapp,
-        boxes,
-        realtime,
-        bridge,
-        boxes_metrics: format!("http://{internal_addr}/metrics"),
-        realtime_metrics,
-        bridge_metrics,
-        _files: vec![registry],
-        _keys: keys,
-    }
+    let metrics = ("METRICS_BIND_ADDR", "127.0.0.1:0");
+    let sys = System::start_with(Options {
+        redis_url: Some(&redis.url),
+        realtime: &[metrics],
+        bridge: &[("RATE_LOGIN_PER_ADDRESS", "4/600"), metrics],
+        ..Options::default()
+    })
+    .await;
+    let (realtime_metrics, bridge_metrics) = (metrics_url(&sys.realtime), metrics_url(&sys.bridge));
+    Measured { boxes_metrics: format!("{}/metrics", sys.boxes_internal), realtime_metrics, bridge_metrics, redis, sys }
 }
 
 /// The `/metrics` URL of a service started with `METRICS_BIND_ADDR=127.0.0.1:0`, from the port
@@ -251,70 +176,16 @@ fn moved(service: &str, before: &[Sample], after: &[Sample], name: &str, with: &
     assert!(a > b, "{service}: {name}{with:?} did not move ({b} -> {a})");
 }
 
-async fn login(sys: &System, http: &reqwest::Client, code: &str) -> reqwest::Response {
-    http.post(format!("{}/auth/login", sys.bridge.url()))
-        .json(&json!({"auth_code": code, "app_id": "boxes-miniapp", "client_id": "ref-hostapp"}))
-        .send()
-        .await
-        .unwrap()
-}
-
-/// The session cookies, the CSRF token and the identity of a successful login.
-async fn session(res: reqwest::Response) -> (String, String, String) {
-    assert_eq!(res.status(), 200);
-    let cookies: Vec<String> = res
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-        .filter(|c| c.starts_with("accesstoken=") || c.starts_with("tokentype="))
-        .collect();
-    let body: Value = res.json().await.unwrap();
-    (
-        cookies.join("; "),
-        body["csrf_token"].as_str().unwrap().to_owned(),
-        body["identity_id"].as_str().unwrap().to_owned(),
-    )
-}
-
-async fn socket(sys: &System, identity: &str, cookies: &str, since: Option<&str>) -> (Ws, Value) {
-    let query = since.map(|s| format!("?since={s}")).unwrap_or_default();
-    let mut req =
-        format!("ws://127.0.0.1:{}/box-users/{identity}/ws{query}", sys.realtime.port).into_client_request().unwrap();
-    req.headers_mut().insert(COOKIE, cookies.parse().unwrap());
-    let (mut ws, res) = tokio_tungstenite::connect_async(req).await.unwrap();
-    assert_eq!(res.status(), 101);
-    let ready = next_of(&mut ws, "ready").await;
-    (ws, ready["object"].clone())
-}
-
-/// The next envelope of `kind`; fails after 5 s.
-async fn next_of(ws: &mut Ws, kind: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        match tokio::time::timeout_at(deadline, ws.next()).await.unwrap_or_else(|_| panic!("no {kind} within 5 s")) {
-            Some(Ok(Message::Text(t))) => {
-                let v: Value = serde_json::from_str(&t).unwrap();
-                if v["type"] == kind {
-                    return v;
-                }
-            }
-            Some(Ok(_)) => {}
-            other => panic!("socket ended while waiting for {kind}: {other:?}"),
-        }
+/// The status of a login with `code` (200 when it succeeds).
+async fn login_status(sys: &System, http: &reqwest::Client, code: &str) -> u16 {
+    match sys.bridge_api(http).login(&login_body(code)).await {
+        Ok(_) => 200,
+        Err(e) => e.status().unwrap_or_else(|| panic!("{e}")),
     }
 }
 
-/// The code of the close frame the server sends next; fails after 5 s.
-async fn close_code(ws: &mut Ws) -> u16 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        match tokio::time::timeout_at(deadline, ws.next()).await.expect("a close frame within 5 s") {
-            Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
-            Some(Ok(_)) => {}
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    }
+async fn socket(sys: &System, user: &Login, since: Option<&str>) -> Socket {
+    Socket::connect(&sys.realtime.url(), user.identity(), &user.auth(), since).await.unwrap()
 }
 
 /// Waits until `check` holds for a scrape of `url` (closes are counted once the socket task ends).
@@ -331,19 +202,20 @@ async fn eventually(url: &str, check: impl Fn(&[Sample]) -> bool) -> Vec<Sample>
 
 #[tokio::test]
 async fn every_family_moves_as_the_story_runs() {
-    let mut sys = start_system().await;
+    let mut m = start_system().await;
+    let sys = &m.sys;
     let http = reqwest::Client::new();
     let (boxes0, realtime0, bridge0) =
-        (scrape(&sys.boxes_metrics).await, scrape(&sys.realtime_metrics).await, scrape(&sys.bridge_metrics).await);
+        (scrape(&m.boxes_metrics).await, scrape(&m.realtime_metrics).await, scrape(&m.bridge_metrics).await);
 
     // Logins: two succeed, one is refused by the host app, then the per-address limit (4 per
     // 10 min) refuses.
-    let (alice_cookies, alice_csrf, alice) = session(login(&sys, &http, "code-alice").await).await;
-    let (bob_cookies, _, bob) = session(login(&sys, &http, "code-bob").await).await;
-    assert_eq!(login(&sys, &http, "no-such-code").await.status(), 401);
+    let alice = sys.login(&http, "alice").await;
+    let bob = sys.login(&http, "bob").await;
+    assert_eq!(login_status(sys, &http, "no-such-code").await, 401);
     let mut refused = false;
     for _ in 0..5 {
-        if login(&sys, &http, "no-such-code").await.status() == 429 {
+        if login_status(sys, &http, "no-such-code").await == 429 {
             refused = true;
             break;
         }
@@ -351,49 +223,39 @@ async fn every_family_moves_as_the_story_runs() {
     assert!(refused, "the login limit refused");
 
     // Sockets open; a post is delivered.
-    let (mut alice_ws, ready) = socket(&sys, &alice, &alice_cookies, None).await;
-    let first_position = ready["position"].as_str().unwrap().to_owned();
-    let (mut bob_ws, _) = socket(&sys, &bob, &bob_cookies, None).await;
-    let open = scrape(&sys.realtime_metrics).await;
+    let mut alice_ws = socket(sys, &alice, None).await;
+    let first_position = alice_ws.ready.position.to_string();
+    let mut bob_ws = socket(sys, &bob, None).await;
+    let open = scrape(&m.realtime_metrics).await;
     assert!(total(&open, "realtime_open_sockets", &[]) >= 2.0, "{open:?}");
     assert!(total(&open, "realtime_connected_identities", &[]) >= 2.0);
     assert_eq!(total(&realtime0, "realtime_open_sockets", &[]), 0.0);
 
-    let res = http
-        .post(format!("{}/boxes", sys.boxes.url()))
-        .header(COOKIE, &alice_cookies)
-        .header("X-CSRF-Token", &alice_csrf)
-        .json(&json!({"title": "Measured", "public_key": "SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    next_of(&mut alice_ws, "event.new").await;
+    let as_alice = sys.boxes_api(&http).as_user(alice.auth());
+    as_alice.create_box(&NewBox::new("Measured", PUBLIC_KEY)).await.unwrap();
+    alice_ws.next_of(types::EVENT_NEW).await.unwrap();
 
     // alice closes, reconnects from her first position (a hit: the post is replayed), then from a
     // position of no history of hers (a miss), then sends a frame over the size limit.
-    alice_ws.close(None).await.unwrap();
-    let (mut again, ready) = socket(&sys, &alice, &alice_cookies, Some(&first_position)).await;
-    assert_eq!(ready["recovered"], true, "{ready}");
-    again.close(None).await.unwrap();
-    let (mut lost, ready) = socket(&sys, &alice, &alice_cookies, Some("1-0")).await;
-    assert_eq!(ready["recovered"], false, "{ready}");
-    lost.send(Message::Text("x".repeat(16 * 1024).into())).await.unwrap();
-    assert_eq!(close_code(&mut lost).await, 1009);
+    alice_ws.close().await.unwrap();
+    let mut again = socket(sys, &alice, Some(&first_position)).await;
+    assert_eq!(again.ready.recovered, Some(true), "{:?}", again.ready);
+    again.close().await.unwrap();
+    let mut lost = socket(sys, &alice, Some("1-0")).await;
+    assert_eq!(lost.ready.recovered, Some(false), "{:?}", lost.ready);
+    lost.send_text("x".repeat(16 * 1024)).await.unwrap();
+    assert_eq!(lost.close_code(WAIT).await.unwrap(), 1009);
 
     // Redis goes away: boxes' next post meets a failed Redis call, bob's socket closes with 1011.
-    sys.redis.stop();
-    let res = http
-        .post(format!("{}/boxes", sys.boxes.url()))
-        .header(COOKIE, &alice_cookies)
-        .header("X-CSRF-Token", &alice_csrf)
-        .json(&json!({"title": "Unheard", "public_key": "SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw"}))
-        .send()
-        .await
-        .unwrap();
+    m.redis.stop();
+    let sys = &m.sys;
+    let status = match as_alice.create_box(&NewBox::new("Unheard", PUBLIC_KEY)).await {
+        Ok(_) => 201,
+        Err(e) => e.status().unwrap_or_else(|| panic!("{e}")),
+    };
     // Refused (503) or stored with its publish lost, as the Redis loss is seen first.
-    assert!([201, 503].contains(&res.status().as_u16()), "{}", res.status());
-    assert_eq!(close_code(&mut bob_ws).await, 1011);
+    assert!([201, 503].contains(&status), "{status}");
+    assert_eq!(bob_ws.close_code(WAIT).await.unwrap(), 1011);
     // Readiness pings Redis through the bounded call helper.
     for service in [&sys.boxes, &sys.bridge] {
         let res = http.get(format!("{}/readyz", service.url())).send().await.unwrap();
@@ -401,13 +263,13 @@ async fn every_family_moves_as_the_story_runs() {
     }
     http.get(format!("{}/healthz", sys.realtime.url())).send().await.unwrap();
 
-    let boxes1 = scrape(&sys.boxes_metrics).await;
-    let realtime1 = eventually(&sys.realtime_metrics, |s| {
+    let boxes1 = scrape(&m.boxes_metrics).await;
+    let realtime1 = eventually(&m.realtime_metrics, |s| {
         total(s, "realtime_socket_closes_total", &[("reason", "subscription_lost")]) > 0.0
             && total(s, "realtime_socket_closes_total", &[("reason", "too_big")]) > 0.0
     })
     .await;
-    let bridge1 = scrape(&sys.bridge_metrics).await;
+    let bridge1 = scrape(&m.bridge_metrics).await;
 
     // boxes: requests by route pattern (never the raw path), the pool, Redis.
     let post = [("service", "boxes"), ("route", "/boxes"), ("method", "POST"), ("status", "201")];
@@ -415,7 +277,10 @@ async fn every_family_moves_as_the_story_runs() {
     moved("boxes", &boxes0, &boxes1, "http_request_duration_seconds_count", &post[..3]);
     let internal = [("service", "boxes-internal"), ("route", "/internal/identities/{id}")];
     moved("boxes", &boxes0, &boxes1, "http_requests_total", &internal);
-    assert!(!boxes1.iter().any(|s| s.labels.get("route").is_some_and(|r| r.contains(&alice))), "raw path as a label");
+    assert!(
+        !boxes1.iter().any(|s| s.labels.get("route").is_some_and(|r| r.contains(&alice.identity().to_string()))),
+        "raw path as a label"
+    );
     moved("boxes", &boxes0, &boxes1, "db_pool_wait_seconds_count", &[]);
     assert!(total(&boxes1, "db_pool_size", &[]) >= 1.0);
     assert!(has(&boxes1, "db_pool_available") && has(&boxes1, "db_pool_waiting"));
@@ -447,9 +312,8 @@ async fn every_family_moves_as_the_story_runs() {
     moved("auth-bridge", &bridge0, &bridge1, "redis_errors_total", &[]);
 
     // Nothing else is served on the metrics listeners.
-    let res = http.get(sys.realtime_metrics.replace("/metrics", "/healthz")).send().await.unwrap();
+    let res = http.get(m.realtime_metrics.replace("/metrics", "/healthz")).send().await.unwrap();
     assert_eq!(res.status(), 404);
-    let _ = (&sys.realtime, &sys.bridge);
 }
 
 #[tokio::test]

@@ -4,104 +4,35 @@
 //! post's trace reaches realtime's log line for its delivery, and the socket never sees it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use e2e::{temp_file, Service};
+use boxes_client::body::NewBox;
+use boxes_client::Login;
+use e2e::system::{login_body, Options, System};
+use e2e::Service;
 use futures_util::StreamExt;
-use reqwest::header::{COOKIE, SET_COOKIE};
-use serde_json::{json, Value};
-use test_support::TestKeys;
+use reqwest::header::COOKIE;
+use reqwest::Method;
+use serde_json::Value;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+const PUBLIC_KEY: &str = "SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw";
 
-struct System {
-    _hostapp: Service,
-    boxes: Service,
-    realtime: Service,
-    bridge: Service,
-    _files: Vec<e2e::tempfile_lite::TempFile>,
-    _keys: TestKeys,
-}
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn start_system() -> System {
     start_system_with(&[]).await
 }
 
-/// The system, with `extra` in the environment of boxes, realtime and auth-bridge.
+/// The system, with `extra` in the environment of every service.
 async fn start_system_with(extra: &[(&str, &str)]) -> System {
-    let database_url = test_support::fresh_database().await.unwrap();
-    let keys = TestKeys::generate();
-    let private = keys.private_file.path().display().to_string();
-    let public = keys.public_file.path().display().to_string();
-    let internal = format!("internal-{}", uuid::Uuid::new_v4().simple());
-    let env = |pairs: &[(&str, &str)]| {
-        pairs.iter().chain(extra).map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>()
-    };
-
-    let mut hostapp = Service::start(
-        "reference-hostapp",
-        &env(&[
-            ("REF_CLIENT_ID", "ref-hostapp"),
-            ("REF_SECRET", "ref-secret"),
-            ("REF_APP_IDS", "boxes-miniapp"),
-            ("REF_STATIC_CODES", "true"),
-        ]),
-    )
-    .unwrap();
-    hostapp.wait_ready("/healthz").await.unwrap();
-    let redis = test_support::redis_url();
-    let internal_addr = format!("127.0.0.1:{}", e2e::free_port());
-    let mut boxes = Service::start(
-        "boxes",
-        &env(&[
-            ("DATABASE_URL", &database_url),
-            ("REDIS_URL", &redis),
-            ("JWT_PUBLIC_KEY_FILE", &public),
-            ("INTERNAL_API_TOKEN", &internal),
-            ("INTERNAL_BIND_ADDR", &internal_addr),
-        ]),
-    )
-    .unwrap();
-    let mut realtime = Service::start(
-        "realtime",
-        &env(&[("REDIS_URL", &redis), ("JWT_PUBLIC_KEY_FILE", &public), ("RUST_LOG", "info,realtime=debug")]),
-    )
-    .unwrap();
-    let registry = temp_file(&format!(
-        r#"[[hostapp]]
-client_id = "ref-hostapp"
-hostapp_client_id = "ref-hostapp"
-hostapp_secret_key = "ref-secret"
-token_prefix = "Token"
-get_access_token_url = "{h}/hostapp/get-access-token"
-get_user_data_url = "{h}/hostapp/get-user-data"
-user_data_method = "GET"
-allowed_app_ids = ["boxes-miniapp"]
-timeout_ms = 5000
-"#,
-        h = hostapp.url()
-    ));
-    boxes.wait_ready("/readyz").await.unwrap();
-    realtime.wait_ready("/readyz").await.unwrap();
-    let mut bridge = Service::start(
-        "auth-bridge",
-        &env(&[
-            ("DATABASE_URL", &database_url),
-            ("REDIS_URL", &redis),
-            ("JWT_PRIVATE_KEY_FILE", &private),
-            ("JWT_PUBLIC_KEY_FILE", &public),
-            ("INTERNAL_API_TOKEN", &internal),
-            ("BOXES_INTERNAL_URL", &format!("http://{internal_addr}")),
-            ("HOSTAPPS_CONFIG", &registry.path.display().to_string()),
-            ("COOKIE_SECURE", "false"),
-        ]),
-    )
-    .unwrap();
-    bridge.wait_ready("/readyz").await.unwrap();
-    System { _hostapp: hostapp, boxes, realtime, bridge, _files: vec![registry], _keys: keys }
+    System::start_with(Options {
+        everywhere: extra,
+        realtime: &[("RUST_LOG", "info,realtime=debug")],
+        ..Options::default()
+    })
+    .await
 }
 
 fn new_trace_id() -> String {
@@ -197,26 +128,18 @@ async fn request_ids_and_traces_cross_the_services() {
     // and the trace id the caller sent.
     let login_id = format!("login-{}", uuid::Uuid::new_v4().simple());
     let login_trace = new_trace_id();
-    let res = http
-        .post(format!("{}/auth/login", sys.bridge.url()))
+    let res = sys
+        .bridge_api(&http)
+        .request(Method::POST, "/auth/login")
         .header("X-Request-Id", &login_id)
         .header("traceparent", traceparent(&login_trace))
-        .json(&json!({"auth_code": "code-alice", "app_id": "boxes-miniapp", "client_id": "ref-hostapp"}))
+        .json(&login_body("code-alice"))
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 200);
     assert_eq!(request_id_of(&res), login_id);
-    let cookies: Vec<String> = res
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-        .filter(|c| c.starts_with("accesstoken=") || c.starts_with("tokentype="))
-        .collect();
-    let login: Value = res.json().await.unwrap();
-    let alice = login["identity_id"].as_str().unwrap().to_owned();
-    let (cookies, csrf) = (cookies.join("; "), login["csrf_token"].as_str().unwrap().to_owned());
+    let login = Login::read(res).await.unwrap();
+    let (alice, cookies) = (login.identity(), login.auth());
 
     let bridge_lines = wait_for_line(&sys.bridge, "request_id", &login_id, "request done").await;
     assert!(bridge_lines.len() >= 2, "auth-bridge logged the login under its request id: {bridge_lines:?}");
@@ -233,7 +156,7 @@ async fn request_ids_and_traces_cross_the_services() {
     // A post: boxes publishes with the post's trace, realtime logs the delivery in it, and the
     // socket gets the envelope without it.
     let mut req = format!("ws://127.0.0.1:{}/box-users/{alice}/ws", sys.realtime.port).into_client_request().unwrap();
-    req.headers_mut().insert(COOKIE, cookies.parse().unwrap());
+    req.headers_mut().insert(COOKIE, login.cookie_header().parse().unwrap());
     req.headers_mut().insert("x-request-id", "r-ws-101".parse().unwrap());
     let (mut ws, res) = tokio_tungstenite::connect_async(req).await.unwrap();
     assert_eq!(res.status(), 101);
@@ -241,12 +164,12 @@ async fn request_ids_and_traces_cross_the_services() {
     next_text(&mut ws).await;
 
     let post_trace = new_trace_id();
-    let res = http
-        .post(format!("{}/boxes", sys.boxes.url()))
-        .header(COOKIE, &cookies)
-        .header("X-CSRF-Token", &csrf)
+    let res = sys
+        .boxes_api(&http)
+        .as_user(cookies)
+        .request(Method::POST, "/boxes")
         .header("traceparent", traceparent(&post_trace))
-        .json(&json!({"title": "Traced", "public_key": "SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw"}))
+        .json(&NewBox::new("Traced", PUBLIC_KEY))
         .send()
         .await
         .unwrap();
@@ -400,24 +323,16 @@ async fn spans_are_exported_over_otlp_as_one_trace() {
     // call to boxes' internal API a child of that, and boxes' request span a child of the call.
     let login_trace = new_trace_id();
     let caller = traceparent(&login_trace);
-    let res = http
-        .post(format!("{}/auth/login", sys.bridge.url()))
+    let res = sys
+        .bridge_api(&http)
+        .request(Method::POST, "/auth/login")
         .header("traceparent", &caller)
-        .json(&json!({"auth_code": "code-alice", "app_id": "boxes-miniapp", "client_id": "ref-hostapp"}))
+        .json(&login_body("code-alice"))
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 200);
-    let cookies: Vec<String> = res
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-        .filter(|c| c.starts_with("accesstoken=") || c.starts_with("tokentype="))
-        .collect();
-    let login: Value = res.json().await.unwrap();
-    let alice = login["identity_id"].as_str().unwrap().to_owned();
-    let (cookies, csrf) = (cookies.join("; "), login["csrf_token"].as_str().unwrap().to_owned());
+    let login = Login::read(res).await.unwrap();
+    let alice = login.identity();
 
     let in_trace = |spans: &[Exported], trace: &str, service: &str, name: &str| -> Option<Exported> {
         spans.iter().find(|s| s.trace_id == trace && s.service == service && s.name == name).cloned()
@@ -433,16 +348,16 @@ async fn spans_are_exported_over_otlp_as_one_trace() {
 
     // A post and its delivery: boxes' request, its publish, realtime's delivery.
     let mut req = format!("ws://127.0.0.1:{}/box-users/{alice}/ws", sys.realtime.port).into_client_request().unwrap();
-    req.headers_mut().insert(COOKIE, cookies.parse().unwrap());
+    req.headers_mut().insert(COOKIE, login.cookie_header().parse().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     next_text(&mut ws).await;
     let post_trace = new_trace_id();
-    let res = http
-        .post(format!("{}/boxes", sys.boxes.url()))
-        .header(COOKIE, &cookies)
-        .header("X-CSRF-Token", &csrf)
+    let res = sys
+        .boxes_api(&http)
+        .as_user(login.auth())
+        .request(Method::POST, "/boxes")
         .header("traceparent", traceparent(&post_trace))
-        .json(&json!({"title": "Exported", "public_key": "SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw"}))
+        .json(&NewBox::new("Exported", PUBLIC_KEY))
         .send()
         .await
         .unwrap();

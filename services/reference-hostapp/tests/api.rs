@@ -5,33 +5,34 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use clap::Parser;
 use reference_hostapp::config::Settings;
 use reference_hostapp::startup::Application;
 use serde_json::{json, Value};
 
-struct Ref {
+struct TestApp {
     base: String,
     http: reqwest::Client,
 }
 
-async fn spawn_with(edit: impl FnOnce(&mut Settings)) -> Ref {
-    let mut settings = Settings::defaults("127.0.0.1:0");
+async fn spawn_app_with(edit: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = Settings::try_parse_from(["reference-hostapp", "--bind-addr=127.0.0.1:0"]).unwrap();
     edit(&mut settings);
     let app = Application::build(settings).await.expect("build");
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    Ref { base, http: reqwest::Client::new() }
+    TestApp { base, http: reqwest::Client::new() }
 }
 
-async fn spawn() -> Ref {
-    spawn_with(|_| {}).await
+async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
 }
 
 fn credentials() -> String {
     format!("Token {}", STANDARD.encode("ref-hostapp:ref-secret"))
 }
 
-impl Ref {
+impl TestApp {
     async fn code_for(&self, reference: &str) -> reqwest::Response {
         self.http
             .post(format!("{}/_test/auth-codes", self.base))
@@ -76,7 +77,7 @@ impl Ref {
 
 #[tokio::test]
 async fn healthz_answers_ok() {
-    let r = spawn().await;
+    let r = spawn_app().await;
     let res = r.http.get(format!("{}/healthz", r.base)).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.json::<Value>().await.unwrap(), json!({"status": "ok"}));
@@ -84,7 +85,7 @@ async fn healthz_answers_ok() {
 
 #[tokio::test]
 async fn one_time_code_gives_a_token_that_serves_the_fixture_by_get_and_post() {
-    let r = spawn().await;
+    let r = spawn_app().await;
     let res = r.code_for("alice").await;
     assert_eq!(res.status(), 200);
     let code = res.json::<Value>().await.unwrap()["auth_code"].as_str().unwrap().to_owned();
@@ -105,7 +106,7 @@ async fn one_time_code_gives_a_token_that_serves_the_fixture_by_get_and_post() {
 
 #[tokio::test]
 async fn invalid_fixture_users_are_served_unchanged() {
-    let r = spawn().await;
+    let r = spawn_app().await;
     for (reference, expected) in [
         ("nora", json!({"reference": "nora", "first_name": "Nora"})),
         ("badphone", json!({"reference": "badphone", "phone": "0612345678"})),
@@ -119,7 +120,7 @@ async fn invalid_fixture_users_are_served_unchanged() {
 
 #[tokio::test]
 async fn unknown_reference_gives_404_and_missing_reference_400() {
-    let r = spawn().await;
+    let r = spawn_app().await;
     let res = r.code_for("mallory").await;
     assert_eq!(res.status(), 404);
     let body: Value = res.json().await.unwrap();
@@ -133,7 +134,7 @@ async fn unknown_reference_gives_404_and_missing_reference_400() {
 
 #[tokio::test]
 async fn bad_credentials_or_headers_give_http_401() {
-    let r = spawn().await;
+    let r = spawn_app().await;
     let wrong = format!("Token {}", STANDARD.encode("ref-hostapp:nope"));
     let res = r.access_token_raw("code-alice", &wrong, "boxes-miniapp").await;
     assert_eq!(res.status(), 401);
@@ -160,18 +161,18 @@ async fn bad_credentials_or_headers_give_http_401() {
 
 #[tokio::test]
 async fn static_codes_can_be_turned_off() {
-    let on = spawn().await;
+    let on = spawn_app().await;
     assert!(on.access_token("code-bob").await["access_token"].is_string());
     assert!(on.access_token("code-bob").await["access_token"].is_string(), "static codes are reusable");
     assert_eq!(on.access_token("code-mallory").await, json!({"error_code": "INVALID_AUTH_CODE"}));
 
-    let off = spawn_with(|s| s.static_codes = false).await;
+    let off = spawn_app_with(|s| s.static_codes = false).await;
     assert_eq!(off.access_token("code-bob").await, json!({"error_code": "INVALID_AUTH_CODE"}));
 }
 
 #[tokio::test]
 async fn fault_injection_codes() {
-    let r = spawn_with(|s| s.timeout_delay_ms = 400).await;
+    let r = spawn_app_with(|s| s.timeout_delay_ms = 400).await;
 
     let res = r.access_token_raw("fail-500", &credentials(), "boxes-miniapp").await;
     assert_eq!(res.status(), 500);
@@ -199,7 +200,7 @@ async fn fault_injection_codes() {
 async fn users_can_come_from_a_fixture_file() {
     let path = std::env::temp_dir().join(format!("ref-users-{}.json", uuid::Uuid::new_v4()));
     std::fs::write(&path, r#"[{"reference":"dave","email":"dave@example.net"}]"#).unwrap();
-    let r = spawn_with(|s| s.users_file = Some(path.clone())).await;
+    let r = spawn_app_with(|s| s.users_file = Some(path.clone())).await;
     let tokens = r.access_token("code-dave").await;
     let (_, body) = r.user_data(reqwest::Method::GET, tokens["access_token"].as_str().unwrap()).await;
     assert_eq!(body, json!({"user_data": {"reference": "dave", "email": "dave@example.net"}}));
@@ -209,7 +210,7 @@ async fn users_can_come_from_a_fixture_file() {
 
 #[tokio::test]
 async fn unknown_routes_and_methods_use_the_error_body() {
-    let r = spawn().await;
+    let r = spawn_app().await;
     let res = r.http.get(format!("{}/nope", r.base)).send().await.unwrap();
     assert_eq!(res.status(), 404);
     assert_eq!(res.json::<Value>().await.unwrap()["code"], "not_found");

@@ -47,19 +47,9 @@ impl User {
 }
 
 pub async fn login(http: &reqwest::Client, reference: &str) -> anyhow::Result<User> {
-    let res = http
-        .post(format!("{}/auth/login", url_of(BRIDGE)))
-        .json(&json!({"auth_code": format!("code-{reference}"), "app_id": "boxes-miniapp", "client_id": "ref-hostapp"}))
-        .send()
-        .await?;
-    if res.status() != 200 {
-        bail!("login of {reference}: {}", res.status());
-    }
-    let body: Value = res.json().await?;
-    Ok(User {
-        id: body["identity_id"].as_str().context("identity_id")?.to_owned(),
-        token: body["access_token"].as_str().context("access_token")?.to_owned(),
-    })
+    let bridge = boxes_client::Bridge::new(http.clone(), &url_of(BRIDGE));
+    let login = bridge.login(&e2e::system::login_body(&format!("code-{reference}"))).await?;
+    Ok(User { id: login.identity().to_string(), token: login.tokens.access_token })
 }
 
 /// `POST /auth/logout`; its status, `None` when it did not answer.
@@ -87,17 +77,9 @@ pub async fn create_box(http: &reqwest::Client, user: &User, title: &str) -> any
     use base64::Engine;
     let raw: Vec<u8> = [uuid::Uuid::new_v4().into_bytes(), uuid::Uuid::new_v4().into_bytes()].concat();
     let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-    let res = http
-        .post(format!("{}/boxes", url_of(BOXES)))
-        .header("Authorization", user.bearer())
-        .json(&json!({"title": title, "public_key": key}))
-        .send()
-        .await?;
-    if res.status() != 201 {
-        bail!("creating a box: {} {}", res.status(), res.text().await.unwrap_or_default());
-    }
-    let body: Value = res.json().await?;
-    Ok(BoxRef { id: body["id"].as_str().context("box id")?.to_owned(), key })
+    let api = boxes_client::Boxes::new(http.clone(), &url_of(BOXES)).as_user(boxes_client::Auth::bearer(&user.token));
+    let bx = api.create_box(&boxes_client::body::NewBox::new(title, &key)).await.context("creating a box")?;
+    Ok(BoxRef { id: bx.id.to_string(), key })
 }
 
 /// One answer (or its absence) to one request.

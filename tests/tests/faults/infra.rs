@@ -300,7 +300,7 @@ pub struct Services {
     envs: HashMap<&'static str, HashMap<String, String>>,
     running: HashMap<&'static str, Service>,
     pub pids: Pids,
-    _files: [e2e::tempfile_lite::TempFile; 2],
+    _files: [e2e::TempFile; 2],
     _keys: TestKeys,
 }
 
@@ -350,7 +350,7 @@ timeout_ms = 5000
             .map(|r| serde_json::json!({"reference": r, "email": format!("{r}@faults.example"), "first_name": r}))
             .collect();
         let users = e2e::temp_file(&serde_json::Value::Array(users).to_string());
-        let users_path = users.path.display().to_string();
+        let users_path = users.path().display().to_string();
         let env = |pairs: &[(&str, &str)]| {
             pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>()
         };
@@ -386,7 +386,7 @@ timeout_ms = 5000
                 ("JWT_PUBLIC_KEY_FILE", &public),
                 ("INTERNAL_API_TOKEN", &internal),
                 ("BOXES_INTERNAL_URL", &format!("http://127.0.0.1:{BOXES_INTERNAL_PORT}")),
-                ("HOSTAPPS_CONFIG", &registry.path.display().to_string()),
+                ("HOSTAPPS_CONFIG", &registry.path().display().to_string()),
                 ("COOKIE_SECURE", "false"),
                 ("REQUEST_TIMEOUT_MS", REQUEST_TIMEOUT_MS),
             ]),

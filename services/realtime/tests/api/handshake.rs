@@ -197,10 +197,7 @@ async fn the_wildcard_admits_any_origin_but_null_and_never_with_cookies() {
 #[tokio::test]
 async fn null_cannot_be_configured() {
     let keys = TestKeys::generate();
-    let mut settings = realtime::config::Settings::with_defaults(
-        vec![keys.public_file.path().to_path_buf()],
-        test_support::redis_url(),
-    );
+    let mut settings = settings(&keys);
     settings.allowed_origins = vec!["null".into()];
     assert!(realtime::startup::Application::build(settings).await.is_err());
 }

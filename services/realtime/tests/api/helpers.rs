@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use domain::IdentityId;
 use futures_util::{SinkExt, StreamExt};
 use realtime::config::Settings;
@@ -59,8 +60,16 @@ impl TestApp {
     }
 }
 
+/// The service's own defaults, on port 0 with two workers, trusting `keys`.
 pub fn settings(keys: &TestKeys) -> Settings {
-    Settings::with_defaults(vec![keys.public_file.path().to_path_buf()], redis_url())
+    Settings::try_parse_from([
+        "realtime",
+        "--bind-addr=127.0.0.1:0",
+        &format!("--redis-url={}", redis_url()),
+        &format!("--jwt-public-key-file={}", keys.public_file.path().display()),
+        "--workers=2",
+    ])
+    .unwrap()
 }
 
 pub async fn spawn_app() -> TestApp {

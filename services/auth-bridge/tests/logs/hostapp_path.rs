@@ -1,61 +1,21 @@
 //! Nothing secret reaches the logs: auth codes, hostapp tokens, refresh tokens, CSRF tokens and
-//! access tokens. The whole test binary logs into one capturing writer (the services log from
-//! their worker threads, so the subscriber is global), and this file holds a single test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! access tokens.
 
-mod common;
-
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-use common::*;
+use crate::helpers::*;
+use crate::Capture;
 use serde_json::json;
-use tracing_subscriber::fmt::MakeWriter;
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for CaptureWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = CaptureWriter;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        CaptureWriter(self.0.clone())
-    }
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).to_string()
-    }
-}
 
 #[tokio::test]
 async fn no_secret_reaches_the_logs() {
-    let capture = Capture::default();
-    tracing::subscriber::set_global_default(web_kit::telemetry::subscriber("trace", "json", capture.clone())).unwrap();
+    let capture = Capture::global();
 
     let hostapp_token = format!("hostapp-access-{}", uuid::Uuid::new_v4().simple());
     let hostapp_refresh = format!("hostapp-refresh-{}", uuid::Uuid::new_v4().simple());
-    let token_answer = json_response(&json!({"access_token": hostapp_token, "refresh_token": hostapp_refresh}));
-    let user_answer = json_response(&json!({"user_data": {"reference": "m1", "email": "m1@example.com"}}));
-    let mock = MockServer::start(
-        move |r| if r.path.starts_with("/token") { token_answer.clone() } else { user_answer.clone() },
-    )
-    .await;
-    let app = spawn_with(Options { extra_hostapps: mock_entry("mock-hostapp", &mock), ..Options::default() }).await;
+    let token_answer = json_answer(json!({"access_token": hostapp_token, "refresh_token": hostapp_refresh}));
+    let user_answer = json_answer(json!({"user_data": {"reference": "m1", "email": "m1@example.com"}}));
+    let mock = mock_hostapp(token_answer, user_answer).await;
+    let app =
+        spawn_app_with(Options { extra_hostapps: mock_entry("mock-hostapp", &mock.uri()), ..Options::default() }).await;
 
     let mut secrets: Vec<String> = vec![hostapp_token.clone(), hostapp_refresh.clone()];
 
@@ -133,7 +93,7 @@ async fn no_secret_reaches_the_logs() {
     secrets.push(sdk["refresh_token"].as_str().unwrap().to_owned());
 
     // The secrets reached the wire, so they really were in play.
-    assert!(mock.recorded().iter().any(|r| r.header("Authorization") == Some(&format!("Token {hostapp_token}"))));
+    assert!(recorded(&mock).await.iter().any(|r| r.header("Authorization") == Some(&format!("Token {hostapp_token}"))));
 
     let logs = capture.text();
     assert!(logs.contains("request done"), "no request lines were captured");

@@ -1,12 +1,9 @@
 //! The Boxo platform's Connect endpoint `POST /auth/boxo/connect` (SPEC §10.7; README, "Running
 //! behind the Boxo platform"): Basic credentials, signed requests and encrypted user data.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::helpers::*;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use common::*;
 use domain::auth::Verifier;
 use domain::connect::{
     format_signature, render_payload, Algorithm, CipherMode, Hash, PayloadFields, Signer, UserDataCipher,
@@ -94,7 +91,7 @@ fn fixture(name: &str) -> String {
 
 #[tokio::test]
 async fn connect_opens_a_session_that_refreshes_and_logs_out_like_a_login() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let res = call(&app, "ref-hostapp", &[], alice().to_string().as_bytes()).await;
     assert_eq!(res.status(), 200);
     assert!(res.headers().get("set-cookie").is_none());
@@ -107,7 +104,7 @@ async fn connect_opens_a_session_that_refreshes_and_logs_out_like_a_login() {
     assert_eq!(claims.sub.to_string(), body["identity_id"].as_str().unwrap());
 
     // The same identity upsert and consent as a login.
-    let upserts = app.upserts();
+    let upserts = app.upserts().await;
     assert_eq!(upserts.len(), 1);
     assert_eq!(upserts[0].json()["identifier_value"], "alice@example.com");
     let db = app.db().await;
@@ -152,7 +149,7 @@ async fn connect_opens_a_session_that_refreshes_and_logs_out_like_a_login() {
 
 #[tokio::test]
 async fn bad_basic_credentials_are_refused_with_401() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let body = alice().to_string();
     let send = |auth: Option<String>, miniapp: Option<&'static str>| {
         let mut req = app.http.post(app.url(PATH)).header("X-Hostapp-Client-ID", "ref-hostapp").body(body.clone());
@@ -189,7 +186,7 @@ async fn bad_basic_credentials_are_refused_with_401() {
 async fn a_miniapp_without_a_secret_in_the_environment_cannot_connect() {
     // `lonely-miniapp` is allowed by a host app but has no BOXO_CONNECT_SECRET_LONELY_MINIAPP.
     let extra = entry(&unique("lonely-host"), "").replace(APP_ID, "lonely-miniapp");
-    let app = spawn_with(Options { extra_hostapps: extra, ..Options::default() }).await;
+    let app = spawn_app_with(Options { extra_hostapps: extra, ..Options::default() }).await;
     for secret in ["", "anything", CONNECT_SECRET] {
         let res = app
             .http
@@ -208,7 +205,7 @@ async fn a_miniapp_without_a_secret_in_the_environment_cannot_connect() {
 async fn an_unknown_host_app_or_one_not_allowing_the_miniapp_is_an_error_code() {
     let other = unique("no-boxes");
     let extra = entry(&other, "").replace(&format!("allowed_app_ids = [\"{APP_ID}\"]"), "allowed_app_ids = [\"x\"]");
-    let app = spawn_with(Options { extra_hostapps: extra, ..Options::default() }).await;
+    let app = spawn_app_with(Options { extra_hostapps: extra, ..Options::default() }).await;
     let body = alice().to_string();
     assert_eq!(error_code(call(&app, "nobody", &[], body.as_bytes()).await).await, "INVALID_CLIENT_ID");
     assert_eq!(error_code(call(&app, &other, &[], body.as_bytes()).await).await, "INVALID_CLIENT_ID");
@@ -217,7 +214,7 @@ async fn an_unknown_host_app_or_one_not_allowing_the_miniapp_is_an_error_code() 
 
 #[tokio::test]
 async fn invalid_user_data_is_an_error_code_and_opens_nothing() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     for body in [
         json!({"reference": "r"}).to_string(),
         json!({"email": "a@b.co"}).to_string(),
@@ -242,7 +239,7 @@ async fn invalid_user_data_is_an_error_code_and_opens_nothing() {
         "INVALID_USER_DATA"
     );
     assert_eq!(app.session_count().await, 0);
-    assert!(app.upserts().is_empty());
+    assert!(app.upserts().await.is_empty());
     // The wrapped form works.
     let res = call(&app, "ref-hostapp", &[], json!({"user_data": alice()}).to_string().as_bytes()).await;
     assert!(res.json::<Value>().await.unwrap()["auth_token"].is_string());
@@ -253,7 +250,7 @@ async fn hmac_signatures_are_checked_with_their_window_and_nonce() {
     let id = unique("hmac-host");
     std::env::set_var(auth_bridge::registry::hmac_secret_env_var(&id), "hmac-secret-1");
     let extra = entry(&id, "[hostapp.signature]\nalgorithm = \"HMAC\"\nhash = \"SHA-256\"\nwindow_secs = 60\n");
-    let app = spawn_with(Options { extra_hostapps: extra, ..Options::default() }).await;
+    let app = spawn_app_with(Options { extra_hostapps: extra, ..Options::default() }).await;
     let signer = Signer::hmac(Hash::Sha256, b"hmac-secret-1").unwrap();
     let body = alice().to_string();
     let b = body.as_bytes();
@@ -323,7 +320,7 @@ async fn rsa_and_ecdsa_signatures_verify_with_the_registered_public_key() {
         ));
         ids.push(id);
     }
-    let app = spawn_with(Options { extra_hostapps: extra, ..Options::default() }).await;
+    let app = spawn_app_with(Options { extra_hostapps: extra, ..Options::default() }).await;
     let body = alice().to_string();
     let b = body.as_bytes();
     for ((name, _, _, _, private, alg, hash), id) in cases.iter().zip(&ids) {
@@ -351,7 +348,7 @@ async fn encrypted_user_data_is_read_in_both_modes_and_a_wrong_key_or_tampering_
     std::env::set_var(auth_bridge::registry::user_data_key_env_var(&cbc), STANDARD.encode([0x42u8; 32]));
     let mut extra = entry(&gcm, "user_data_encryption = \"AES-256-GCM\"\n");
     extra.push_str(&entry(&cbc, "user_data_encryption = \"AES-256-CBC\"\n"));
-    let app = spawn_with(Options { extra_hostapps: extra, ..Options::default() }).await;
+    let app = spawn_app_with(Options { extra_hostapps: extra, ..Options::default() }).await;
     let plain = alice().to_string();
     for (id, mode) in [(&gcm, CipherMode::Aes256Gcm), (&cbc, CipherMode::Aes256Cbc)] {
         let cipher = UserDataCipher::parse_key(mode, &key).unwrap();
@@ -380,33 +377,25 @@ async fn the_login_flow_decrypts_user_data_from_get_user_data() {
     let key = "17".repeat(32);
     let cipher = UserDataCipher::parse_key(CipherMode::Aes256Gcm, &key).unwrap();
     let good = cipher.encrypt(alice().to_string().as_bytes()).unwrap();
-    let mock = MockServer::start(move |r| {
-        if r.path == "/token" {
-            json_response(&json!({"access_token": "t"}))
-        } else if r.header("X-Test-Bad").is_some() {
-            json_response(&json!({"user_data": "AAAA"}))
-        } else {
-            json_response(&json!({"user_data": good}))
-        }
-    })
-    .await;
+    let mock = mock_hostapp(json_answer(json!({"access_token": "t"})), json_answer(json!({"user_data": good}))).await;
     let id = unique("enc-host");
     std::env::set_var(auth_bridge::registry::user_data_key_env_var(&id), &key);
-    let mut extra = mock_entry(&id, &mock);
+    let mut extra = mock_entry(&id, &mock.uri());
     extra.push_str("user_data_encryption = \"AES-256-GCM\"\n");
-    let app = spawn_with(Options { extra_hostapps: extra, ..Options::default() }).await;
+    let app = spawn_app_with(Options { extra_hostapps: extra, ..Options::default() }).await;
     let res = app.login_as(&id, "code").await;
     assert_eq!(res.status(), 200);
     // The same host app without the key sees a string it cannot read.
     let plain_id = unique("plain-host");
-    let app2 = spawn_with(Options { extra_hostapps: mock_entry(&plain_id, &mock), ..Options::default() }).await;
+    let app2 =
+        spawn_app_with(Options { extra_hostapps: mock_entry(&plain_id, &mock.uri()), ..Options::default() }).await;
     let res = app2.login_as(&plain_id, "code").await;
     assert_error(res, 502, "bad_gateway", &[("hostapp_error", "INVALID_USER_DATA"), ("user_data", "invalid")]).await;
 }
 
 /// A reference host app that also plays the Boxo platform, calling `app`'s Connect endpoint.
 async fn platform(app: &TestApp, client_id: &str, hmac: &str, key: &str) -> String {
-    let mut s = reference_hostapp::config::Settings::defaults("127.0.0.1:0");
+    let mut s = reference_settings();
     s.client_id = client_id.to_owned();
     s.user_data_encryption = Some("AES-256-GCM".into());
     s.user_data_key = Some(key.to_owned().into());
@@ -442,7 +431,7 @@ async fn the_platform_stand_in_runs_the_whole_path_signed_and_encrypted() {
         &id,
         "user_data_encryption = \"AES-256-GCM\"\n[hostapp.signature]\nalgorithm = \"HMAC\"\nhash = \"SHA-512\"\n",
     );
-    let app = spawn_with(Options { extra_hostapps: extra, ..Options::default() }).await;
+    let app = spawn_app_with(Options { extra_hostapps: extra, ..Options::default() }).await;
 
     let base = platform(&app, &id, "platform-hmac", &key).await;
     let res = platform_login(&app, &base).await;
@@ -483,7 +472,7 @@ async fn custom_headers_templates_and_millisecond_timestamps_follow_the_registry
          payload_template = \"{identity}|{request_method}|{timestamp}|{nonce}|{payload}\"\n\
          signature_template = \"v1={signature}\"\n",
     );
-    let app = spawn_with(Options { extra_hostapps: extra, ..Options::default() }).await;
+    let app = spawn_app_with(Options { extra_hostapps: extra, ..Options::default() }).await;
     let signer = Signer::hmac(Hash::Sha384, b"custom-secret").unwrap();
     let body = alice().to_string();
     let b = body.as_bytes();
@@ -532,7 +521,7 @@ async fn a_spent_host_app_budget_is_answered_with_an_error_code() {
         trusted_proxy_hops: 1,
         ..Default::default()
     };
-    let app = spawn_with(Options { rates, extra_hostapps: entry(&id, ""), ..Options::default() }).await;
+    let app = spawn_app_with(Options { rates, extra_hostapps: entry(&id, ""), ..Options::default() }).await;
     let body = alice().to_string();
     for _ in 0..2 {
         let res = call(&app, &id, &[], body.as_bytes()).await;
@@ -551,7 +540,7 @@ async fn md5_and_sha1_signatures_work_only_for_a_host_app_that_enables_them() {
     }
     let mut extra = entry(&weak, "[hostapp.signature]\nalgorithm = \"HMAC\"\nhash = \"MD5\"\nallow_weak_hash = true\n");
     extra.push_str(&entry(&strict, "[hostapp.signature]\nalgorithm = \"HMAC\"\nhash = \"SHA-256\"\n"));
-    let app = spawn_with(Options { extra_hostapps: extra, ..Options::default() }).await;
+    let app = spawn_app_with(Options { extra_hostapps: extra, ..Options::default() }).await;
     let md5 = Signer::hmac(Hash::Md5, b"legacy-secret").unwrap();
     let body = alice().to_string();
     let b = body.as_bytes();
@@ -572,7 +561,8 @@ async fn a_signed_call_while_redis_is_down_is_refused_quickly_and_its_nonce_stay
     let id = unique("nonce-host");
     std::env::set_var(auth_bridge::registry::hmac_secret_env_var(&id), "nonce-secret");
     let extra = entry(&id, "[hostapp.signature]\nalgorithm = \"HMAC\"\nhash = \"SHA-256\"\n");
-    let app = spawn_with(Options { extra_hostapps: extra, redis_url: Some(redis.url()), ..Options::default() }).await;
+    let app =
+        spawn_app_with(Options { extra_hostapps: extra, redis_url: Some(redis.url()), ..Options::default() }).await;
     let signer = Signer::hmac(Hash::Sha256, b"nonce-secret").unwrap();
     let body = alice().to_string();
     let b = body.as_bytes();

@@ -4,16 +4,13 @@
 //!
 //! Each test names host apps and client addresses of its own, so the budgets it spends in the
 //! shared Redis are its alone.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::time::{Duration, Instant};
 
+use crate::helpers::*;
 use auth_bridge::config::RateSettings;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use common::*;
 use serde_json::{json, Value};
 use web_kit::ratelimit::Quota;
 
@@ -60,7 +57,7 @@ async fn assert_limited(res: reqwest::Response, limit: &str, max: u64) {
 #[tokio::test]
 async fn login_and_authorize_share_a_budget_per_client_address() {
     let rates = RateSettings { login_per_address: per_minute(3), trusted_proxy_hops: 1, ..RateSettings::default() };
-    let app = spawn_with(Options { rates, ..Options::default() }).await;
+    let app = spawn_app_with(Options { rates, ..Options::default() }).await;
     let (me, other) = (random_address(), random_address());
 
     for reference in ["alice", "bob"] {
@@ -91,7 +88,7 @@ async fn login_and_authorize_share_a_budget_per_client_address() {
 async fn logins_are_limited_per_host_app_whatever_the_address() {
     let (lone, entry) = lone_hostapp().await;
     let rates = RateSettings { login_per_hostapp: per_minute(2), trusted_proxy_hops: 1, ..RateSettings::default() };
-    let app = spawn_with(Options { rates, extra_hostapps: entry, ..Options::default() }).await;
+    let app = spawn_app_with(Options { rates, extra_hostapps: entry, ..Options::default() }).await;
 
     for _ in 0..2 {
         assert_eq!(login_from(&app, &random_address(), &lone, "c").await.status(), 502);
@@ -105,7 +102,7 @@ async fn logins_are_limited_per_host_app_whatever_the_address() {
 #[tokio::test]
 async fn two_instances_share_one_budget() {
     let rates = RateSettings { login_per_address: per_minute(3), trusted_proxy_hops: 1, ..RateSettings::default() };
-    let first = spawn_with(Options { rates, ..Options::default() }).await;
+    let first = spawn_app_with(Options { rates, ..Options::default() }).await;
     let second = {
         let app = auth_bridge::startup::Application::build(first.settings.clone()).await.unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
@@ -138,7 +135,7 @@ async fn two_instances_share_one_budget() {
 #[tokio::test]
 async fn refresh_is_limited_per_session() {
     let rates = RateSettings { refresh_per_session: per_minute(2), trusted_proxy_hops: 1, ..RateSettings::default() };
-    let app = spawn_with(Options { rates, ..Options::default() }).await;
+    let app = spawn_app_with(Options { rates, ..Options::default() }).await;
     let refresh = |token: Value| app.http.post(app.url("/auth/refresh")).json(&json!({"refresh_token": token})).send();
 
     let mut token = app.login_ok("alice").await["refresh_token"].clone();
@@ -175,7 +172,7 @@ async fn consent_and_revoke_are_limited_per_host_app() {
         trusted_proxy_hops: 1,
         ..RateSettings::default()
     };
-    let app = spawn_with(Options { rates, extra_hostapps: entry, ..Options::default() }).await;
+    let app = spawn_app_with(Options { rates, extra_hostapps: entry, ..Options::default() }).await;
     let auth = creds(&lone, "lone-secret");
     let consent = || {
         app.http
@@ -217,7 +214,7 @@ async fn consent_and_revoke_are_limited_per_host_app() {
 
 #[tokio::test]
 async fn the_default_limits_let_a_burst_of_logins_through() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..40 {
@@ -237,7 +234,7 @@ async fn the_default_limits_let_a_burst_of_logins_through() {
 #[tokio::test]
 async fn limits_fail_closed_while_redis_is_down() {
     let mut redis = test_support::PrivateRedis::start(17013).await;
-    let app = spawn_with(Options { redis_url: Some(redis.url()), ..Options::default() }).await;
+    let app = spawn_app_with(Options { redis_url: Some(redis.url()), ..Options::default() }).await;
     let code = app.code_for("alice").await;
     redis.kill();
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -1,21 +1,19 @@
 //! The hostapp failure table (§10.4), row by row, against the reference hostapp's fault codes
 //! and mock hostapps, plus the internal API being down.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::helpers::*;
 use serde_json::{json, Value};
+use wiremock::ResponseTemplate;
 
 const STEP_TOKEN: (&str, &str) = ("hostapp_step", "get_access_token");
 const STEP_USER: (&str, &str) = ("hostapp_step", "get_user_data");
 
 #[tokio::test]
 async fn reference_hostapp_fault_codes() {
-    let app = spawn().await;
+    let app = spawn_app().await;
 
     let body = assert_error(
         app.login("no-such-code").await,
@@ -69,12 +67,12 @@ async fn reference_hostapp_fault_codes() {
     .await;
 
     assert_eq!(app.session_count().await, 1);
-    assert_eq!(app.upserts().len(), 1);
+    assert_eq!(app.upserts().await.len(), 1);
 }
 
 #[tokio::test]
 async fn invalid_user_data_is_refused() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let body = assert_error(
         app.login("code-nora").await,
         502,
@@ -91,14 +89,14 @@ async fn invalid_user_data_is_refused() {
     )
     .await;
     assert_eq!(app.session_count().await, 0);
-    assert!(app.upserts().is_empty());
+    assert!(app.upserts().await.is_empty());
     let links: i64 = app.db().await.query_one("SELECT count(*) FROM auth.hostapp_users", &[]).await.unwrap().get(0);
     assert_eq!(links, 0);
 }
 
 #[tokio::test]
 async fn a_slow_hostapp_times_out_with_its_own_limit() {
-    let app = spawn_with(Options { ref_timeout_ms: 700, ref_delay_ms: 10_000, ..Options::default() }).await;
+    let app = spawn_app_with(Options { ref_timeout_ms: 700, ref_delay_ms: 10_000, ..Options::default() }).await;
     let started = Instant::now();
     let res = app.login("fail-timeout").await;
     let elapsed = started.elapsed();
@@ -106,28 +104,23 @@ async fn a_slow_hostapp_times_out_with_its_own_limit() {
     assert!(elapsed >= Duration::from_millis(650) && elapsed < Duration::from_secs(5), "{elapsed:?}");
 }
 
-/// A mock hostapp: `/token` answers `token`, `/user` answers `user`.
-async fn mock_hostapp(token: Vec<u8>, user: Vec<u8>) -> MockServer {
-    MockServer::start(move |r| if r.path.starts_with("/token") { token.clone() } else { user.clone() }).await
+/// The app, with the hostapp `mock-hostapp` served at `base`.
+async fn spawn_with_mock(base: &str) -> TestApp {
+    spawn_app_with(Options { extra_hostapps: mock_entry("mock-hostapp", base), ..Options::default() }).await
 }
 
-async fn spawn_with_mock(mock: &MockServer) -> TestApp {
-    spawn_with(Options { extra_hostapps: mock_entry("mock-hostapp", mock), ..Options::default() }).await
-}
-
-fn good_user() -> Vec<u8> {
-    json_response(&json!({"user_data": {"reference": "m1", "email": "M1@Example.com"}}))
+fn good_user() -> ResponseTemplate {
+    json_answer(json!({"user_data": {"reference": "m1", "email": "M1@Example.com"}}))
 }
 
 #[tokio::test]
 async fn mock_hostapp_happy_path_sends_the_seed_headers() {
     let mock =
-        mock_hostapp(json_response(&json!({"access_token": "hostapp-token-1", "refresh_token": "r"})), good_user())
-            .await;
-    let app = spawn_with_mock(&mock).await;
+        mock_hostapp(json_answer(json!({"access_token": "hostapp-token-1", "refresh_token": "r"})), good_user()).await;
+    let app = spawn_with_mock(&mock.uri()).await;
     let res = app.login_as("mock-hostapp", "some-code").await;
     assert_eq!(res.status(), 200);
-    let reqs = mock.recorded();
+    let reqs = recorded(&mock).await;
     assert_eq!(reqs.len(), 2);
     let (t, u) = (&reqs[0], &reqs[1]);
     assert_eq!((t.method.as_str(), t.path.as_str()), ("POST", "/token"));
@@ -141,19 +134,18 @@ async fn mock_hostapp_happy_path_sends_the_seed_headers() {
     assert_eq!(u.header("Authorization"), Some("Token hostapp-token-1"));
     assert_eq!(u.header("X-Miniapp-App-ID"), Some(APP_ID));
     assert_eq!(u.header("X-Hostapp-Client-ID"), Some("mock-hostapp"));
-    assert_eq!(app.upserts()[0].json()["identifier_value"], "m1@example.com");
-    assert_eq!(app.upserts()[0].json()["display_name"], "Anonymous");
+    assert_eq!(app.upserts().await[0].json()["identifier_value"], "m1@example.com");
+    assert_eq!(app.upserts().await[0].json()["display_name"], "Anonymous");
 }
 
 #[tokio::test]
 async fn redirects_are_not_followed() {
-    let redirect =
-        b"HTTP/1.1 302 Found\r\nLocation: /token-again\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec();
+    let redirect = ResponseTemplate::new(302).insert_header("Location", "/token-again");
     let mock = mock_hostapp(redirect, good_user()).await;
-    let app = spawn_with_mock(&mock).await;
+    let app = spawn_with_mock(&mock.uri()).await;
     assert_error(app.login_as("mock-hostapp", "c").await, 502, "bad_gateway", &[("hostapp", "http_302"), STEP_TOKEN])
         .await;
-    assert_eq!(mock.recorded().len(), 1, "the redirect must not be followed, and nothing is retried");
+    assert_eq!(recorded(&mock).await.len(), 1, "the redirect must not be followed, and nothing is retried");
 }
 
 #[tokio::test]
@@ -162,21 +154,24 @@ async fn oversized_bodies_are_malformed() {
     let mut streamed = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n".to_vec();
     let padding = "x".repeat(70 * 1024);
     streamed.extend_from_slice(json!({"access_token": "t", "padding": padding}).to_string().as_bytes());
-    let mock = mock_hostapp(streamed, good_user()).await;
-    let app = spawn_with_mock(&mock).await;
+    // Below HTTP's framing, so a raw server.
+    let user = json_response(&json!({"user_data": {"reference": "m1", "email": "M1@Example.com"}}));
+    let raw =
+        RawServer::start(move |r| if r.path.starts_with("/token") { streamed.clone() } else { user.clone() }).await;
+    let app = spawn_with_mock(&raw.base).await;
     assert_error(app.login_as("mock-hostapp", "c").await, 502, "bad_gateway", &[("hostapp", "malformed"), STEP_TOKEN])
         .await;
 
-    let declared = json_response(&json!({"access_token": "t", "padding": "y".repeat(65 * 1024)}));
+    let declared = json_answer(json!({"access_token": "t", "padding": "y".repeat(65 * 1024)}));
     let mock = mock_hostapp(declared, good_user()).await;
-    let app = spawn_with_mock(&mock).await;
+    let app = spawn_with_mock(&mock.uri()).await;
     assert_error(app.login_as("mock-hostapp", "c").await, 502, "bad_gateway", &[("hostapp", "malformed")]).await;
 
-    let big_user = json_response(
-        &json!({"user_data": {"reference": "m", "email": "a@b.c", "custom_attributes": {"p": "z".repeat(65 * 1024)}}}),
+    let big_user = json_answer(
+        json!({"user_data": {"reference": "m", "email": "a@b.c", "custom_attributes": {"p": "z".repeat(65 * 1024)}}}),
     );
-    let mock = mock_hostapp(json_response(&json!({"access_token": "t"})), big_user).await;
-    let app = spawn_with_mock(&mock).await;
+    let mock = mock_hostapp(json_answer(json!({"access_token": "t"})), big_user).await;
+    let app = spawn_with_mock(&mock.uri()).await;
     assert_error(app.login_as("mock-hostapp", "c").await, 502, "bad_gateway", &[("hostapp", "malformed"), STEP_USER])
         .await;
 }
@@ -193,11 +188,11 @@ async fn bad_token_answers() {
         (json!({"error_code": "invalid_auth_code"}), ("hostapp_error", "UNKNOWN")),
         (json!({"error_code": "RATE_LIMITED", "access_token": "t"}), ("hostapp_error", "RATE_LIMITED")),
     ] {
-        let mock = mock_hostapp(json_response(&answer), good_user()).await;
-        let app = spawn_with_mock(&mock).await;
+        let mock = mock_hostapp(json_answer(answer.clone()), good_user()).await;
+        let app = spawn_with_mock(&mock.uri()).await;
         let res = app.login_as("mock-hostapp", "c").await;
         assert_error(res, 502, "bad_gateway", &[expected, STEP_TOKEN]).await;
-        assert_eq!(mock.recorded().len(), 1, "{answer}");
+        assert_eq!(recorded(&mock).await.len(), 1, "{answer}");
     }
 }
 
@@ -205,8 +200,8 @@ async fn bad_token_answers() {
 async fn token_edge_cases_that_succeed() {
     // An empty error_code counts as absent; a 1000-character token is accepted.
     let mock =
-        mock_hostapp(json_response(&json!({"error_code": "", "access_token": "t".repeat(1000)})), good_user()).await;
-    let app = spawn_with_mock(&mock).await;
+        mock_hostapp(json_answer(json!({"error_code": "", "access_token": "t".repeat(1000)})), good_user()).await;
+    let app = spawn_with_mock(&mock.uri()).await;
     assert_eq!(app.login_as("mock-hostapp", "c").await.status(), 200);
 }
 
@@ -220,15 +215,14 @@ async fn bad_user_data_answers() {
         (json!({"user_data": {"email": "a@b.c"}}), ("user_data.reference", "required")),
         (json!({"user_data": {"reference": "x", "email": "not-an-email"}}), ("user_data.email", "malformed")),
     ] {
-        let mock = mock_hostapp(json_response(&json!({"access_token": "t"})), json_response(&answer)).await;
-        let app = spawn_with_mock(&mock).await;
+        let mock = mock_hostapp(json_answer(json!({"access_token": "t"})), json_answer(answer)).await;
+        let app = spawn_with_mock(&mock.uri()).await;
         let res = app.login_as("mock-hostapp", "c").await;
         assert_error(res, 502, "bad_gateway", &[("hostapp_error", "INVALID_USER_DATA"), expected, STEP_USER]).await;
     }
     let mock =
-        mock_hostapp(json_response(&json!({"access_token": "t"})), json_response(&json!({"error_code": "odd code"})))
-            .await;
-    let app = spawn_with_mock(&mock).await;
+        mock_hostapp(json_answer(json!({"access_token": "t"})), json_answer(json!({"error_code": "odd code"}))).await;
+    let app = spawn_with_mock(&mock.uri()).await;
     assert_error(
         app.login_as("mock-hostapp", "c").await,
         502,
@@ -237,10 +231,9 @@ async fn bad_user_data_answers() {
     )
     .await;
 
-    let mock =
-        mock_hostapp(json_response(&json!({"access_token": "t"})), http_response(404, "text/html", b"<h1>no</h1>"))
-            .await;
-    let app = spawn_with_mock(&mock).await;
+    let not_found = ResponseTemplate::new(404).set_body_raw("<h1>no</h1>", "text/html");
+    let mock = mock_hostapp(json_answer(json!({"access_token": "t"})), not_found).await;
+    let app = spawn_with_mock(&mock.uri()).await;
     assert_error(app.login_as("mock-hostapp", "c").await, 502, "bad_gateway", &[("hostapp", "http_404"), STEP_USER])
         .await;
 }
@@ -256,7 +249,7 @@ async fn an_unreachable_hostapp() {
         "GET",
         2000,
     );
-    let app = spawn_with(Options { extra_hostapps: entry, ..Options::default() }).await;
+    let app = spawn_app_with(Options { extra_hostapps: entry, ..Options::default() }).await;
     assert_error(
         app.login_as("gone-hostapp", "c").await,
         502,
@@ -269,7 +262,7 @@ async fn an_unreachable_hostapp() {
 #[tokio::test]
 async fn internal_api_failure_gives_503_and_no_session() {
     for mode in [Internal::Fail500, Internal::Unreachable] {
-        let app = spawn_with(Options { internal: mode, ..Options::default() }).await;
+        let app = spawn_app_with(Options { internal: mode, ..Options::default() }).await;
         let res = app.login("code-alice").await;
         assert!(res.headers().get("set-cookie").is_none());
         let body: Value = assert_error(res, 503, "service_unavailable", &[]).await;
@@ -282,8 +275,9 @@ async fn internal_api_failure_gives_503_and_no_session() {
 
 /// A hostapp that keeps connections alive, answers the first get-access-token and every
 /// get-user-data, and closes the connection on any later get-access-token after reading it,
-/// without answering. Each recorded request carries the number of its connection.
-async fn hostapp_dying_on_the_second_code() -> (MockServer, Arc<Mutex<Vec<usize>>>) {
+/// without answering (a raw server, for the dropped connection). Each recorded request carries
+/// the number of its connection.
+async fn hostapp_dying_on_the_second_code() -> (RawServer, Arc<Mutex<Vec<usize>>>) {
     use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -321,13 +315,13 @@ async fn hostapp_dying_on_the_second_code() -> (MockServer, Arc<Mutex<Vec<usize>
             });
         }
     });
-    (MockServer { base, requests }, connections)
+    (RawServer { base, requests }, connections)
 }
 
 #[tokio::test]
 async fn a_get_access_token_lost_on_a_pooled_connection_is_not_sent_again() {
     let (mock, connections) = hostapp_dying_on_the_second_code().await;
-    let app = spawn_with_mock(&mock).await;
+    let app = spawn_with_mock(&mock.base).await;
     assert_eq!(app.login_as("mock-hostapp", "code-1").await.status(), 200);
     assert_error(
         app.login_as("mock-hostapp", "code-2").await,

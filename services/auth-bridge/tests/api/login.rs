@@ -1,9 +1,6 @@
 //! `POST /auth/login` happy paths (§10.2) and request validation.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
 use domain::auth::{sha256_b64u, Verifier};
 use serde_json::{json, Value};
 
@@ -13,7 +10,7 @@ fn verifier(app: &TestApp) -> Verifier {
 
 #[tokio::test]
 async fn alice_logs_in_with_cookies_claims_identity_and_consent() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let code = app.code_for("alice").await;
     let res = app.login(&code).await;
     assert_eq!(res.status(), 200);
@@ -61,7 +58,7 @@ async fn alice_logs_in_with_cookies_claims_identity_and_consent() {
     assert_eq!(claims.jti.get_version_num(), 4);
 
     // Identity upsert (§10.2 step 5, §12).
-    let puts = app.upserts();
+    let puts = app.upserts().await;
     assert_eq!(puts.len(), 1);
     assert_eq!(puts[0].path, format!("/internal/identities/{identity_id}"));
     assert_eq!(puts[0].header("X-Internal-Token"), Some(INTERNAL_TOKEN));
@@ -103,14 +100,14 @@ async fn alice_logs_in_with_cookies_claims_identity_and_consent() {
     assert_eq!(consent.get::<_, chrono::DateTime<chrono::Utc>>(0), first);
     assert!(consent.get::<_, chrono::DateTime<chrono::Utc>>(1) > first);
     assert_eq!(app.session_count().await, 2);
-    assert_eq!(app.upserts().len(), 2);
+    assert_eq!(app.upserts().await.len(), 2);
 }
 
 #[tokio::test]
 async fn bob_is_a_phone_identity() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let body = app.login_ok("bob").await;
-    let puts = app.upserts();
+    let puts = app.upserts().await;
     assert_eq!(puts[0].path, format!("/internal/identities/{}", body["identity_id"].as_str().unwrap()));
     assert_eq!(
         puts[0].json(),
@@ -120,17 +117,17 @@ async fn bob_is_a_phone_identity() {
 
 #[tokio::test]
 async fn carol_has_both_and_the_email_wins() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     app.login_ok("carol").await;
     assert_eq!(
-        app.upserts()[0].json(),
+        app.upserts().await[0].json(),
         json!({"display_name": "Carol Smith", "identifier_value": "carol@example.org", "identifier_kind": "email", "identifier_verified": false})
     );
 }
 
 #[tokio::test]
 async fn static_codes_and_post_user_data_work() {
-    let app = spawn_with(Options { ref_user_data_method: "POST", ..Options::default() }).await;
+    let app = spawn_app_with(Options { ref_user_data_method: "POST", ..Options::default() }).await;
     let res = app.login("code-alice").await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
@@ -139,7 +136,7 @@ async fn static_codes_and_post_user_data_work() {
 
 #[tokio::test]
 async fn cookie_secure_false_drops_secure() {
-    let app = spawn_with(Options { cookie_secure: false, ..Options::default() }).await;
+    let app = spawn_app_with(Options { cookie_secure: false, ..Options::default() }).await;
     let res = app.login("code-alice").await;
     assert_eq!(res.status(), 200);
     let cookies = set_cookies(&res);
@@ -152,7 +149,7 @@ async fn cookie_secure_false_drops_secure() {
 
 #[tokio::test]
 async fn login_body_validation() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let post = |body: Value| app.http.post(app.url("/auth/login")).json(&body).send();
 
     let res = post(json!({"app_id": APP_ID, "client_id": "ref-hostapp", "auth_code": null, "extra": 1})).await.unwrap();
@@ -202,12 +199,12 @@ async fn login_body_validation() {
     assert_error(res, 400, "bad_request", &[("app_id", "invalid")]).await;
 
     assert_eq!(app.session_count().await, 0);
-    assert!(app.upserts().is_empty());
+    assert!(app.upserts().await.is_empty());
 }
 
 #[tokio::test]
 async fn unknown_routes_methods_health_and_jwks() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let res = app.http.get(app.url("/nope")).send().await.unwrap();
     assert_error(res, 404, "not_found", &[]).await;
     let res = app.http.get(app.url("/auth/login")).send().await.unwrap();
@@ -230,14 +227,14 @@ async fn unknown_routes_methods_health_and_jwks() {
 #[tokio::test]
 async fn the_identifier_is_verified_only_for_a_host_app_that_verifies_identifiers() {
     // By default a registered host app does not vouch for its users' email or phone.
-    let app = spawn().await;
+    let app = spawn_app().await;
     app.login_ok("alice").await;
-    assert_eq!(app.upserts()[0].json()["identifier_verified"], false);
+    assert_eq!(app.upserts().await[0].json()["identifier_verified"], false);
 
-    let app = spawn_with(Options { ref_verifies_identifiers: true, ..Options::default() }).await;
+    let app = spawn_app_with(Options { ref_verifies_identifiers: true, ..Options::default() }).await;
     app.login_ok("alice").await;
     app.login_ok("bob").await;
-    let puts = app.upserts();
+    let puts = app.upserts().await;
     assert_eq!(puts[0].json()["identifier_verified"], true);
     assert_eq!(puts[1].json()["identifier_verified"], true);
     assert_eq!(puts[1].json()["identifier_kind"], "phone");

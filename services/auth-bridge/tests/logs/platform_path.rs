@@ -1,54 +1,17 @@
 //! Nothing secret from the Boxo platform path reaches the logs: the Connect secret, the HMAC
 //! secret, the user-data key, signatures, nonces, user data (plain or encrypted) and the tokens
-//! issued. One capturing subscriber for the whole binary, so this file holds a single test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! issued.
 
-mod common;
-
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
+use crate::helpers::*;
+use crate::Capture;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use common::*;
 use domain::connect::{format_signature, render_payload, CipherMode, Hash, PayloadFields, Signer, UserDataCipher};
 use serde_json::{json, Value};
-use tracing_subscriber::fmt::MakeWriter;
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for CaptureWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = CaptureWriter;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        CaptureWriter(self.0.clone())
-    }
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).to_string()
-    }
-}
 
 #[tokio::test]
 async fn no_secret_of_the_platform_path_reaches_the_logs() {
-    let capture = Capture::default();
-    tracing::subscriber::set_global_default(web_kit::telemetry::subscriber("trace", "json", capture.clone())).unwrap();
+    let capture = Capture::global();
 
     let id = format!("logs-host-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let hmac = format!("hmac-{}", uuid::Uuid::new_v4().simple());
@@ -59,7 +22,7 @@ async fn no_secret_of_the_platform_path_reaches_the_logs() {
     extra.push_str(
         "user_data_encryption = \"AES-256-CBC\"\n[hostapp.signature]\nalgorithm = \"HMAC\"\nhash = \"SHA-256\"\n",
     );
-    let app = spawn_with(Options { extra_hostapps: extra, ..Options::default() }).await;
+    let app = spawn_app_with(Options { extra_hostapps: extra, ..Options::default() }).await;
 
     let email = format!("secret-{}@example.com", uuid::Uuid::new_v4().simple());
     let cipher = UserDataCipher::parse_key(CipherMode::Aes256Cbc, &key).unwrap();

@@ -1,11 +1,8 @@
 //! The Boxo consent endpoint (§10.6).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::helpers::*;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use common::*;
 use serde_json::{json, Value};
 
 fn creds(id: &str, secret: &str) -> String {
@@ -34,7 +31,7 @@ const QUERY: &str = "client_id=ref-hostapp&app_id=boxes-miniapp&user_reference=a
 
 #[tokio::test]
 async fn consent_before_and_after_a_login() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let good = creds("ref-hostapp", "ref-secret");
 
     let res = ask(&app, PATH, QUERY, Some(&good), Some("ref-hostapp")).await;
@@ -75,7 +72,7 @@ async fn consent_before_and_after_a_login() {
 
 #[tokio::test]
 async fn consent_authentication_and_parameters() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let good = creds("ref-hostapp", "ref-secret");
 
     let body = assert_error(

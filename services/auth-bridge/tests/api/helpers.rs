@@ -1,17 +1,20 @@
 //! Test harness: auth-bridge in-process on port 0 against a fresh database, the real Redis, the
-//! real reference hostapp (also in-process) and small raw HTTP servers that play the boxes
-//! internal API or a misbehaving hostapp.
-#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+//! real reference hostapp (also in-process), `wiremock` servers that play the boxes internal API
+//! and mock hostapps, and a raw HTTP server for a hostapp that misbehaves below HTTP (a body
+//! without a length, a dropped connection).
+#![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use auth_bridge::config::{RateSettings, Settings};
 use auth_bridge::startup::Application;
-use secrecy::SecretString;
+use clap::Parser;
 use serde_json::{json, Value};
 use test_support::TestKeys;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wiremock::matchers::{any, path};
+use wiremock::{Mock, ResponseTemplate};
 
 pub const INTERNAL_TOKEN: &str = "internal-test-token-0123456789abcdef";
 pub const APP_ID: &str = "boxes-miniapp";
@@ -40,15 +43,40 @@ impl Recorded {
 
 type Responder = dyn Fn(&Recorded) -> Vec<u8> + Send + Sync;
 
+impl From<&wiremock::Request> for Recorded {
+    fn from(r: &wiremock::Request) -> Self {
+        let headers = r.headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned())).collect();
+        Recorded { method: r.method.to_string(), path: r.url.path().to_owned(), headers, body: r.body.clone() }
+    }
+}
+
+/// Every request `server` received, in order.
+pub async fn recorded(server: &wiremock::MockServer) -> Vec<Recorded> {
+    server.received_requests().await.unwrap_or_default().iter().map(Recorded::from).collect()
+}
+
+/// A 200 answer with `body` as JSON.
+pub fn json_answer(body: Value) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(body)
+}
+
+/// A mock hostapp: `/token` answers `token`, any other path (`/user`) answers `user`.
+pub async fn mock_hostapp(token: ResponseTemplate, user: ResponseTemplate) -> wiremock::MockServer {
+    let server = wiremock::MockServer::start().await;
+    Mock::given(path("/token")).respond_with(token).with_priority(1).mount(&server).await;
+    Mock::given(any()).respond_with(user).mount(&server).await;
+    server
+}
+
 /// A raw HTTP/1.1 server: records every request and writes whatever bytes the responder returns,
 /// then closes the connection.
 #[derive(Clone)]
-pub struct MockServer {
+pub struct RawServer {
     pub base: String,
     pub requests: Arc<Mutex<Vec<Recorded>>>,
 }
 
-impl MockServer {
+impl RawServer {
     pub async fn start(respond: impl Fn(&Recorded) -> Vec<u8> + Send + Sync + 'static) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -69,7 +97,7 @@ impl MockServer {
                 });
             }
         });
-        MockServer { base, requests }
+        RawServer { base, requests }
     }
 
     pub fn recorded(&self) -> Vec<Recorded> {
@@ -124,6 +152,7 @@ pub fn http_response(status: u16, content_type: &str, body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A complete raw 200 answer with `body` as JSON.
 pub fn json_response(body: &Value) -> Vec<u8> {
     http_response(200, "application/json", body.to_string().as_bytes())
 }
@@ -186,7 +215,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub db_url: String,
     pub keys: TestKeys,
-    pub internal: MockServer,
+    /// boxes' internal API.
+    pub internal: wiremock::MockServer,
     pub ref_base: String,
     pub settings: Settings,
     /// The client address this app's `http` client presents in `X-Forwarded-For`.
@@ -198,6 +228,11 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         std::fs::remove_file(&self.registry_file).ok();
     }
+}
+
+/// The reference host app's own defaults, on port 0.
+pub fn reference_settings() -> reference_hostapp::config::Settings {
+    reference_hostapp::config::Settings::try_parse_from(["reference-hostapp", "--bind-addr=127.0.0.1:0"]).unwrap()
 }
 
 /// A hostapp registry entry in TOML.
@@ -225,41 +260,35 @@ timeout_ms = {timeout_ms}
     )
 }
 
-/// A hostapp played by a mock server: `/token` and `/user`.
-pub fn mock_entry(client_id: &str, mock: &MockServer) -> String {
-    hostapp_entry(
-        client_id,
-        "mock-secret",
-        &format!("{}/token", mock.base),
-        &format!("{}/user", mock.base),
-        "GET",
-        2000,
-    )
+/// A hostapp played by a mock server at `base`: `/token` and `/user`.
+pub fn mock_entry(client_id: &str, base: &str) -> String {
+    hostapp_entry(client_id, "mock-secret", &format!("{base}/token"), &format!("{base}/user"), "GET", 2000)
 }
 
-pub async fn spawn() -> TestApp {
-    spawn_with(Options::default()).await
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
 }
 
-pub async fn spawn_with(o: Options) -> TestApp {
-    spawn_with_limits(o, Default::default()).await
+pub async fn spawn_app_with(o: Options) -> TestApp {
+    spawn_app_with_limits(o, Default::default()).await
 }
 
-pub async fn spawn_with_limits(o: Options, limits: web_kit::limits::LimitSettings) -> TestApp {
-    let mut ref_settings = reference_hostapp::config::Settings::defaults("127.0.0.1:0");
+pub async fn spawn_app_with_limits(o: Options, limits: web_kit::limits::LimitSettings) -> TestApp {
+    let mut ref_settings = reference_settings();
     ref_settings.timeout_delay_ms = o.ref_delay_ms;
     let reference = reference_hostapp::startup::Application::build(ref_settings).await.unwrap();
     let ref_base = format!("http://127.0.0.1:{}", reference.port());
     tokio::spawn(reference.run_until_stopped());
 
-    let internal = MockServer::start(move |_| match o.internal {
-        Internal::Ok | Internal::Unreachable => http_response(204, "text/plain", b""),
-        Internal::Fail500 => http_response(500, "text/plain", b"boom"),
-    })
-    .await;
+    let internal = wiremock::MockServer::start().await;
+    let answer = match o.internal {
+        Internal::Ok | Internal::Unreachable => ResponseTemplate::new(204),
+        Internal::Fail500 => ResponseTemplate::new(500).set_body_string("boom"),
+    };
+    Mock::given(any()).respond_with(answer).mount(&internal).await;
     let internal_url = match o.internal {
         Internal::Unreachable => format!("http://127.0.0.1:{}", closed_port().await),
-        _ => internal.base.clone(),
+        _ => internal.uri(),
     };
 
     let mut registry = hostapp_entry(
@@ -290,26 +319,25 @@ pub async fn spawn_with_limits(o: Options, limits: web_kit::limits::LimitSetting
     std::env::set_var(auth_bridge::registry::connect_secret_env_var(APP_ID), CONNECT_SECRET);
     let keys = TestKeys::generate();
     let db_url = test_support::fresh_database().await.unwrap();
-    let settings = Settings {
-        bind_addr: "127.0.0.1:0".to_owned(),
-        database_url: SecretString::from(db_url.clone()),
-        redis_url: SecretString::from(o.redis_url.clone().unwrap_or_else(test_support::redis_url)),
-        jwt_private_key_file: keys.private_file.path().to_owned(),
-        jwt_public_key_file: vec![keys.public_file.path().to_owned()],
-        jwt_issuer: test_support::ISSUER.to_owned(),
-        access_token_ttl: 3600,
-        refresh_token_ttl: 2_592_000,
-        session_max_age: o.session_max_age,
-        session_acr: 2,
-        internal_api_token: SecretString::from(INTERNAL_TOKEN),
-        boxes_internal_url: internal_url,
-        allowed_origins: o.allowed_origins.clone(),
-        cookie_secure: o.cookie_secure,
-        hostapps_config: registry_file.clone(),
-        limits,
-        rates: o.rates.clone(),
-        metrics: Default::default(),
-    };
+    let redis_url = o.redis_url.clone().unwrap_or_else(test_support::redis_url);
+    let mut settings = Settings::try_parse_from([
+        "auth-bridge",
+        "--bind-addr=127.0.0.1:0",
+        &format!("--database-url={db_url}"),
+        &format!("--redis-url={redis_url}"),
+        &format!("--jwt-private-key-file={}", keys.private_file.path().display()),
+        &format!("--jwt-public-key-file={}", keys.public_file.path().display()),
+        &format!("--jwt-issuer={}", test_support::ISSUER),
+        &format!("--session-max-age={}", o.session_max_age),
+        &format!("--internal-api-token={INTERNAL_TOKEN}"),
+        &format!("--boxes-internal-url={internal_url}"),
+        &format!("--allowed-origins={}", o.allowed_origins.join(",")),
+        &format!("--cookie-secure={}", o.cookie_secure),
+        &format!("--hostapps-config={}", registry_file.display()),
+    ])
+    .unwrap();
+    settings.limits = limits;
+    settings.rates = o.rates.clone();
     let app = Application::build(settings.clone()).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
@@ -380,8 +408,8 @@ impl TestApp {
     }
 
     /// The identity upserts the internal API received.
-    pub fn upserts(&self) -> Vec<Recorded> {
-        self.internal.recorded().into_iter().filter(|r| r.method == "PUT").collect()
+    pub async fn upserts(&self) -> Vec<Recorded> {
+        recorded(&self.internal).await.into_iter().filter(|r| r.method == "PUT").collect()
     }
 }
 

@@ -1,13 +1,10 @@
 //! What a security review asked for: signing-key rotation, control characters, the origin policy,
 //! the internal token's length.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::helpers::*;
 use auth_bridge::startup::Application;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use common::*;
 use domain::auth::Verifier;
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -26,7 +23,7 @@ async fn start(settings: auth_bridge::config::Settings) -> String {
 
 #[tokio::test]
 async fn a_signing_key_rotation_keeps_old_tokens_working_until_they_expire() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let old_key = &app.keys;
     let before = app.login_ok("alice").await;
     let old_token = before["access_token"].as_str().unwrap();
@@ -93,7 +90,7 @@ async fn a_signing_key_rotation_keeps_old_tokens_working_until_they_expire() {
 
 #[tokio::test]
 async fn the_private_key_must_match_a_listed_public_key() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let other = TestKeys::generate();
     let mut s = app.settings.clone();
     s.jwt_public_key_file = vec![other.public_file.path().to_owned()];
@@ -103,7 +100,7 @@ async fn the_private_key_must_match_a_listed_public_key() {
 
 #[tokio::test]
 async fn a_short_internal_token_is_refused_at_start() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let mut s = app.settings.clone();
     s.internal_api_token = SecretString::from("y".repeat(31));
     let err = Application::build(s).await.err().expect("a 31-byte token must be refused");
@@ -112,7 +109,7 @@ async fn a_short_internal_token_is_refused_at_start() {
 
 #[tokio::test]
 async fn control_characters_are_refused() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let good = creds("ref-hostapp", "ref-secret");
     // Consent query parameters: %00 and %0A decode to control characters.
     for query in [
@@ -155,11 +152,10 @@ async fn control_characters_are_refused() {
 #[tokio::test]
 async fn a_host_app_sending_control_characters_in_names_is_invalid_user_data() {
     let user =
-        json_response(&json!({"user_data": {"reference": "m1", "email": "m1@example.com", "first_name": "M\u{0}1"}}));
-    let token = json_response(&json!({"access_token": "t"}));
-    let mock =
-        MockServer::start(move |r| if r.path.starts_with("/token") { token.clone() } else { user.clone() }).await;
-    let app = spawn_with(Options { extra_hostapps: mock_entry("mock-hostapp", &mock), ..Options::default() }).await;
+        json_answer(json!({"user_data": {"reference": "m1", "email": "m1@example.com", "first_name": "M\u{0}1"}}));
+    let mock = mock_hostapp(json_answer(json!({"access_token": "t"})), user).await;
+    let app =
+        spawn_app_with(Options { extra_hostapps: mock_entry("mock-hostapp", &mock.uri()), ..Options::default() }).await;
     let res = app.login_as("mock-hostapp", "some-code").await;
     assert_error(
         res,
@@ -168,12 +164,12 @@ async fn a_host_app_sending_control_characters_in_names_is_invalid_user_data() {
         &[("hostapp_error", "INVALID_USER_DATA"), ("user_data.first_name", "invalid")],
     )
     .await;
-    assert!(app.upserts().is_empty(), "nothing reached boxes");
+    assert!(app.upserts().await.is_empty(), "nothing reached boxes");
 }
 
 #[tokio::test]
 async fn cors_follows_the_shared_origin_policy() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let preflight = |base: String, origin: &'static str| {
         app.http
             .request(reqwest::Method::OPTIONS, format!("{base}/auth/refresh"))
@@ -200,7 +196,7 @@ async fn cors_follows_the_shared_origin_policy() {
 
 #[tokio::test]
 async fn readyz_failures_answer_the_error_shape() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let name = app.db_url.rsplit('/').next().unwrap().to_owned();
     let (admin, conn) =
         tokio_postgres::connect(&test_support::admin_database_url(), tokio_postgres::NoTls).await.unwrap();

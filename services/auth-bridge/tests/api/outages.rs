@@ -1,13 +1,10 @@
 //! Redis going away and coming back empty, on a redis-server of the test's own: every Redis call
 //! answers within its bound, requests are not held by the reconnection, and the revocation
 //! markers are loaded again from PostgreSQL.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::helpers::*;
 use domain::auth::Verifier;
 use domain::realtime::{revoked_sid_key, REVOCATIONS_LOADED_KEY};
 use serde_json::Value;
@@ -49,7 +46,7 @@ fn sid_of(app: &TestApp, login: &Value) -> domain::SessionId {
 #[tokio::test]
 async fn a_redis_restart_neither_holds_requests_nor_revives_sessions() {
     let mut redis = PrivateRedis::start(REDIS_PORT).await;
-    let app = spawn_with(Options { redis_url: Some(redis.url()), ..Options::default() }).await;
+    let app = spawn_app_with(Options { redis_url: Some(redis.url()), ..Options::default() }).await;
     // auth-bridge marks the (empty) Redis as loaded by itself.
     wait_for_key(&redis, REVOCATIONS_LOADED_KEY, Duration::from_secs(3)).await;
     let early = app.login_ok("alice").await;
@@ -114,7 +111,7 @@ async fn a_redis_restart_neither_holds_requests_nor_revives_sessions() {
 async fn a_stalled_login_body_is_408_and_the_connection_closed() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let limits = web_kit::limits::LimitSettings { body_read_timeout_ms: 800, ..Default::default() };
-    let app = spawn_with_limits(Options::default(), limits).await;
+    let app = spawn_app_with_limits(Options::default(), limits).await;
     let port: u16 = app.base.rsplit(':').next().unwrap().parse().unwrap();
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     s.write_all(b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"auth_code\":")
@@ -135,7 +132,7 @@ async fn a_stalled_login_body_is_408_and_the_connection_closed() {
 async fn a_statement_timeout_is_503_not_500() {
     // The request budget is far above the 5 s statement timeout: only the latter can answer.
     let limits = web_kit::limits::LimitSettings { request_timeout_ms: 60_000, ..Default::default() };
-    let app = spawn_with_limits(Options::default(), limits).await;
+    let app = spawn_app_with_limits(Options::default(), limits).await;
     let login = app.login_ok("alice").await;
     let (holder, conn) = tokio_postgres::connect(&app.db_url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);

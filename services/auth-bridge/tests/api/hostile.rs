@@ -2,20 +2,17 @@
 //! numbers, control characters, invalid UTF-8, oversize bodies and headers, bad query strings,
 //! over raw sockets. No answer may be a 5xx or take longer than `hostile::ANSWER_WITHIN`, and the
 //! service must still log users in afterwards.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::helpers::*;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use common::*;
 use test_support::hostile::{attack, Target};
 
 const LOGIN: &[&str] = &["auth_code", "app_id", "client_id", "user_reference"];
 
 #[tokio::test]
 async fn no_hostile_request_gets_a_5xx_or_hangs_or_crashes_auth_bridge() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let port: u16 = app.base.rsplit(':').next().unwrap().parse().unwrap();
     let session = app.login_ok("alice").await;
     let bearer = format!("Bearer {}", session["access_token"].as_str().unwrap());

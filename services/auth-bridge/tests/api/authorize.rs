@@ -1,9 +1,6 @@
 //! The Boxo host web SDK endpoint `POST /api/v1/authorize/` (§10.8).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
 use domain::auth::Verifier;
 use serde_json::{json, Value};
 
@@ -15,7 +12,7 @@ async fn authorize(app: &TestApp, path: &str, body: Value) -> reqwest::Response 
 
 #[tokio::test]
 async fn the_sdk_gets_a_token_without_cookies() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     for (path, reference) in [("/api/v1/authorize/", Some("alice")), ("/api/v1/authorize", None)] {
         let code = app.code_for("alice").await;
         let mut body = json!({"auth_code": code, "client_id": "ref-hostapp", "app_id": APP_ID});
@@ -49,7 +46,7 @@ async fn the_sdk_gets_a_token_without_cookies() {
 
 #[tokio::test]
 async fn every_failure_is_non_2xx() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let res = authorize(
         &app,
         "/api/v1/authorize/",
@@ -85,7 +82,7 @@ async fn every_failure_is_non_2xx() {
 
 #[tokio::test]
 async fn cors_preflight_from_the_host_page() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let res = app
         .http
         .request(reqwest::Method::OPTIONS, app.url("/api/v1/authorize/"))

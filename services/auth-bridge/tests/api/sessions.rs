@@ -1,9 +1,6 @@
 //! Refresh rotation and logout (§10.5).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
 use domain::auth::Verifier;
 use redis::AsyncCommands;
 use serde_json::{json, Value};
@@ -28,7 +25,7 @@ async fn assert_revoked(app: &TestApp, sid: domain::SessionId, login: &Value) {
 
 #[tokio::test]
 async fn refresh_rotates_the_token() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let login = app.login_ok("alice").await;
     let old = login["refresh_token"].as_str().unwrap();
 
@@ -67,7 +64,7 @@ async fn refresh_rotates_the_token() {
 
 #[tokio::test]
 async fn token_answers_are_never_cached() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let code = app.code_for("alice").await;
     let res = app.login(&code).await;
     assert_eq!(res.status(), 200);
@@ -81,7 +78,7 @@ async fn token_answers_are_never_cached() {
 
 #[tokio::test]
 async fn reusing_a_rotated_refresh_token_revokes_the_session() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let login = app.login_ok("alice").await;
     let identity = login["identity_id"].as_str().unwrap();
     let claims = Verifier::from_public_pems(&[app.keys.public_pem.as_str()], test_support::ISSUER)
@@ -112,7 +109,7 @@ async fn reusing_a_rotated_refresh_token_revokes_the_session() {
 
 #[tokio::test]
 async fn refreshing_never_extends_the_absolute_session_lifetime() {
-    let app = spawn_with(Options { session_max_age: 3, ..Options::default() }).await;
+    let app = spawn_app_with(Options { session_max_age: 3, ..Options::default() }).await;
     let login = app.login_ok("alice").await;
     let sid = Verifier::from_public_pems(&[app.keys.public_pem.as_str()], test_support::ISSUER)
         .unwrap()
@@ -148,7 +145,7 @@ async fn refreshing_never_extends_the_absolute_session_lifetime() {
 
 #[tokio::test]
 async fn cookie_refresh_needs_the_csrf_token() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let login = app.login_ok("bob").await;
     let refresh = login["refresh_token"].as_str().unwrap();
     let csrf = login["csrf_token"].as_str().unwrap();
@@ -180,7 +177,7 @@ async fn cookie_refresh_needs_the_csrf_token() {
 
 #[tokio::test]
 async fn logout_revokes_everywhere() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let login = app.login_ok("alice").await;
     let access = login["access_token"].as_str().unwrap();
     let identity = login["identity_id"].as_str().unwrap();
@@ -247,7 +244,7 @@ async fn logout_revokes_everywhere() {
 
 #[tokio::test]
 async fn bearer_logout_needs_no_csrf_but_checks_a_sent_one() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let login = app.login_ok("carol").await;
     let access = login["access_token"].as_str().unwrap();
     let res = app
@@ -284,7 +281,7 @@ async fn hostapp_revoke(app: &TestApp, creds: Option<(&str, &str)>, body: Value)
 
 #[tokio::test]
 async fn the_hostapp_can_sign_a_user_out_of_every_session() {
-    let app = spawn().await;
+    let app = spawn_app().await;
     let first = app.login_ok("alice").await;
     let second = app.login_ok("alice").await;
     let bob = app.login_ok("bob").await;

@@ -1,0 +1,181 @@
+//! Request bodies, serialised in the shapes `domain` parses (`BoxCreate`, `ContactRequest`,
+//! `NewEvent`, `PublicKeysUpdate`): `domain`'s own request types only parse, so the client writes
+//! them here once.
+
+use std::collections::BTreeMap;
+
+use domain::boxes::AccessMode;
+use domain::{EventId, IdentityId};
+use serde::Serialize;
+
+/// `POST /boxes` (§7.2), and the `box` of a contact.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewBox {
+    pub title: String,
+    pub public_key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_share: Option<KeyShare>,
+}
+
+impl NewBox {
+    pub fn new(title: &str, public_key: &str) -> NewBox {
+        NewBox { title: title.to_owned(), public_key: public_key.to_owned(), key_share: None }
+    }
+}
+
+/// A key share as it is sent (§5.6).
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyShare {
+    pub misakey_share: String,
+    pub other_share_hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encrypted_invitation_key_share: Option<String>,
+}
+
+/// `POST /box-users/{id}/contact` (§7.11).
+#[derive(Debug, Clone, Serialize)]
+pub struct Contact {
+    pub contacted_identity_id: IdentityId,
+    #[serde(rename = "box")]
+    pub new_box: NewBox,
+    pub key_share: KeyShare,
+    /// The contacted identity's public key to the invitation ciphertext.
+    pub extra: BTreeMap<String, String>,
+}
+
+/// `PUT /identities/{id}/public-keys` (§8).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PublicKeys {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pubkey: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub non_identified_pubkey: Option<String>,
+}
+
+/// `POST /boxes/{id}/events` (§6.3), one variant per type a client may post.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type")]
+pub enum NewEvent {
+    #[serde(rename = "msg.text")]
+    MsgText { content: Message },
+    #[serde(rename = "msg.edit")]
+    MsgEdit { referrer_id: EventId, content: Edit },
+    #[serde(rename = "msg.delete")]
+    MsgDelete { referrer_id: EventId },
+    #[serde(rename = "member.join")]
+    MemberJoin,
+    #[serde(rename = "member.leave")]
+    MemberLeave,
+    #[serde(rename = "state.access_mode")]
+    StateAccessMode { content: AccessModeValue },
+    #[serde(rename = "state.key_share")]
+    StateKeyShare { extra: KeyShare },
+    #[serde(rename = "access.add")]
+    AccessAdd {
+        content: Access,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        extra: Option<BTreeMap<String, String>>,
+    },
+    #[serde(rename = "access.rm")]
+    AccessRm { referrer_id: EventId },
+}
+
+impl NewEvent {
+    pub fn text(encrypted: &str, public_key: &str) -> NewEvent {
+        NewEvent::MsgText { content: Message { encrypted: encrypted.to_owned(), public_key: public_key.to_owned() } }
+    }
+
+    pub fn edit(referrer_id: EventId, new_encrypted: &str, new_public_key: &str) -> NewEvent {
+        NewEvent::MsgEdit {
+            referrer_id,
+            content: Edit { new_encrypted: new_encrypted.to_owned(), new_public_key: new_public_key.to_owned() },
+        }
+    }
+
+    /// `access.add` of an identity, without an invitation.
+    pub fn allow(identity: IdentityId) -> NewEvent {
+        NewEvent::AccessAdd {
+            content: Access { restriction_type: "identity_id".into(), value: identity.to_string(), auto_invite: None },
+            extra: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Message {
+    pub encrypted: String,
+    pub public_key: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Edit {
+    pub new_encrypted: String,
+    pub new_public_key: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessModeValue {
+    pub value: AccessMode,
+}
+
+/// An access rule (§6.1): `restriction_type` is `identity_id`, `identifier` or `email_domain`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Access {
+    pub restriction_type: String,
+    pub value: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_invite: Option<bool>,
+}
+
+/// `POST /auth/login` (§10.2).
+#[derive(Debug, Clone, Serialize)]
+pub struct LoginBody {
+    pub auth_code: String,
+    pub app_id: String,
+    pub client_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each body is one `domain` accepts.
+    #[test]
+    fn bodies_parse_as_the_services_parse_them() {
+        let key = "SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw";
+        let id = EventId::new_v4();
+        let share = KeyShare {
+            misakey_share: "bmV3LXNoYXJl".into(),
+            other_share_hash: key.into(),
+            encrypted_invitation_key_share: Some("bmV3LWludml0YXRpb24".into()),
+        };
+        let events = [
+            NewEvent::text("aGVsbG8", key),
+            NewEvent::edit(id, "aGVsbG8", key),
+            NewEvent::MsgDelete { referrer_id: id },
+            NewEvent::MemberJoin,
+            NewEvent::MemberLeave,
+            NewEvent::StateAccessMode { content: AccessModeValue { value: AccessMode::Public } },
+            NewEvent::StateKeyShare { extra: share.clone() },
+            NewEvent::allow(IdentityId::new_v4()),
+            NewEvent::AccessRm { referrer_id: id },
+        ];
+        for e in &events {
+            let v = serde_json::to_value(e).unwrap_or_default();
+            assert!(domain::event::NewEvent::parse(&v).is_ok(), "{v}");
+        }
+        let b = serde_json::to_value(NewBox { key_share: Some(share.clone()), ..NewBox::new("T", key) });
+        assert!(domain::boxes::BoxCreate::parse(&b.unwrap_or_default()).is_ok());
+        let caller = IdentityId::new_v4();
+        let contact = Contact {
+            contacted_identity_id: IdentityId::new_v4(),
+            new_box: NewBox::new("A - B", key),
+            key_share: share,
+            extra: [(key.to_owned(), "aGVsbG8=".to_owned())].into(),
+        };
+        let c = serde_json::to_value(contact).unwrap_or_default();
+        assert!(domain::boxes::ContactRequest::parse(&c, caller).is_ok(), "{c}");
+        let k = serde_json::to_value(PublicKeys { non_identified_pubkey: Some(key.into()), ..Default::default() });
+        assert!(domain::identity::PublicKeysUpdate::parse(&k.unwrap_or_default()).is_ok());
+    }
+}

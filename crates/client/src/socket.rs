@@ -1,0 +1,133 @@
+//! realtime's websocket (§9): the handshake, `ready`, and waiting for envelopes.
+
+use std::time::Duration;
+
+use domain::event::{Event, EventType};
+use domain::realtime::{types, Envelope, Position, Ready};
+use domain::{EventId, IdentityId};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::error::{Error, Result};
+use crate::Auth;
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// How long [`Socket::next_of`] and its kin wait by default.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// An open socket, past its `ready`.
+pub struct Socket {
+    ws: Ws,
+    pub ready: Ready,
+}
+
+impl Socket {
+    /// Opens `/box-users/{identity}/ws` on the realtime at `base` (`http://…` or `ws://…`) and
+    /// waits for `ready`; `since` asks for recovery from a history position.
+    pub async fn connect(base: &str, identity: IdentityId, auth: &Auth, since: Option<&str>) -> Result<Socket> {
+        let base = base.trim_end_matches('/').replacen("http", "ws", 1);
+        let query = since.map(|s| format!("?since={s}")).unwrap_or_default();
+        let mut req = format!("{base}/box-users/{identity}/ws{query}").into_client_request()?;
+        let (name, value) = match auth {
+            Auth::Bearer(header) => (reqwest::header::AUTHORIZATION, header.as_str()),
+            Auth::Cookies { cookie, .. } => (reqwest::header::COOKIE, cookie.as_str()),
+        };
+        let value = HeaderValue::from_str(value).map_err(|_| Error::Stream("unusable credentials".into()))?;
+        req.headers_mut().insert(name, value);
+        let (ws, _) = tokio_tungstenite::connect_async(req).await?;
+        // Replaced by the `ready` the server sends first.
+        let placeholder = Ready { identity_id: identity, position: Position { ms: 0, seq: 0 }, recovered: None };
+        let mut socket = Socket { ws, ready: placeholder };
+        let ready = socket.next_of(types::READY).await?;
+        socket.ready = serde_json::from_value(ready.object).map_err(|e| Error::Stream(format!("ready: {e}")))?;
+        Ok(socket)
+    }
+
+    /// The next envelope within `wait`, answering pings; `None` when the socket closed.
+    pub async fn next_within(&mut self, wait: Duration) -> Result<Option<Envelope>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .map_err(|_| Error::Stream(format!("nothing within {wait:?}")))?;
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    return serde_json::from_str(&t).map(Some).map_err(|e| Error::Stream(format!("envelope: {e}")))
+                }
+                Some(Ok(Message::Ping(p))) => self.ws.send(Message::Pong(p)).await?,
+                Some(Ok(Message::Close(_))) | None => return Ok(None),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The next envelope of `kind`, skipping others, within [`WAIT`].
+    pub async fn next_of(&mut self, kind: &str) -> Result<Envelope> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_within(left).await {
+                Ok(Some(e)) if e.kind == kind => return Ok(e),
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(Error::Stream(format!("closed while waiting for {kind}"))),
+                Err(Error::Stream(_)) => return Err(Error::Stream(format!("no {kind} within {WAIT:?}"))),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The event of the next `event.new` for which `pick` holds.
+    async fn next_event_where(&mut self, pick: impl Fn(&Event) -> bool) -> Result<Event> {
+        loop {
+            let e = self.next_of(types::EVENT_NEW).await?;
+            let event: Event = serde_json::from_value(e.object).map_err(|e| Error::Stream(format!("event: {e}")))?;
+            if pick(&event) {
+                return Ok(event);
+            }
+        }
+    }
+
+    /// The next `event.new` of type `kind`.
+    pub async fn next_event(&mut self, kind: EventType) -> Result<Event> {
+        self.next_event_where(|e| e.kind == kind).await
+    }
+
+    /// The `event.new` of event `id` (a sender's own events reach its sockets too).
+    pub async fn event_with_id(&mut self, id: EventId) -> Result<Event> {
+        self.next_event_where(|e| e.id == id).await
+    }
+
+    /// The code of the close frame that arrives within `wait`, skipping other messages.
+    pub async fn close_code(&mut self, wait: Duration) -> Result<u16> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return Err(Error::Stream(format!("no close within {wait:?}"))),
+                Ok(Some(Ok(Message::Close(Some(frame))))) => return Ok(u16::from(frame.code)),
+                Ok(Some(Ok(Message::Close(None)))) => return Ok(1005),
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(e))) => return Err(e.into()),
+                Ok(None) => return Err(Error::Stream("ended without a close frame".into())),
+            }
+        }
+    }
+
+    /// Sends a text frame (an `ack`, say).
+    pub async fn send_text(&mut self, text: String) -> Result<()> {
+        Ok(self.ws.send(Message::Text(text.into())).await?)
+    }
+
+    /// Closes the socket from this side.
+    pub async fn close(&mut self) -> Result<()> {
+        Ok(self.ws.close(None).await?)
+    }
+
+    /// The raw stream, for what this type does not cover.
+    pub fn into_inner(self) -> Ws {
+        self.ws
+    }
+}

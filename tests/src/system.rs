@@ -1,0 +1,170 @@
+//! The four binaries started together as a deployment runs them: the reference host app, boxes
+//! (with its internal listener), realtime and auth-bridge, sharing one fresh database, a Redis
+//! and a key pair; with typed clients of each.
+
+use std::collections::HashMap;
+
+use boxes_client::body::LoginBody;
+use boxes_client::{Boxes, Bridge, Internal, Login};
+use test_support::TestKeys;
+
+use crate::{free_port, temp_file, Service, TempFile};
+
+/// The miniapp and host app of the reference host app's static codes.
+pub const APP_ID: &str = "boxes-miniapp";
+pub const CLIENT_ID: &str = "ref-hostapp";
+
+/// What differs between the systems the tests start.
+#[derive(Default)]
+pub struct Options<'a> {
+    /// The Redis every service uses; the shared test Redis when `None`.
+    pub redis_url: Option<&'a str>,
+    /// Set for every service.
+    pub everywhere: &'a [(&'a str, &'a str)],
+    /// Set for realtime only.
+    pub realtime: &'a [(&'a str, &'a str)],
+    /// Set for auth-bridge only.
+    pub bridge: &'a [(&'a str, &'a str)],
+    /// Set for the reference host app only.
+    pub hostapp: &'a [(&'a str, &'a str)],
+    /// TOML lines added to the `ref-hostapp` entry of auth-bridge's registry.
+    pub hostapp_entry: &'a str,
+    /// auth-bridge's port, when something must know it before it starts; a free one if `None`.
+    pub bridge_port: Option<u16>,
+}
+
+pub struct System {
+    pub hostapp: Service,
+    pub boxes: Service,
+    pub realtime: Service,
+    pub bridge: Service,
+    /// `http://…` of boxes' internal listener.
+    pub boxes_internal: String,
+    pub internal_token: String,
+    pub database_url: String,
+    pub keys: TestKeys,
+    _registry: TempFile,
+}
+
+impl System {
+    pub async fn start() -> System {
+        System::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(o: Options<'_>) -> System {
+        let database_url = test_support::fresh_database().await.expect("fresh database");
+        let keys = TestKeys::generate();
+        let private = keys.private_file.path().display().to_string();
+        let public = keys.public_file.path().display().to_string();
+        let internal_token = format!("internal-{}", uuid::Uuid::new_v4().simple());
+        let shared_redis = test_support::redis_url();
+        let redis = o.redis_url.unwrap_or(&shared_redis);
+        let env = |own: &[(&str, &str)], more: &[(&str, &str)]| -> HashMap<String, String> {
+            own.iter().chain(more).chain(o.everywhere).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+
+        let mut hostapp = Service::start(
+            "reference-hostapp",
+            &env(
+                &[
+                    ("REF_CLIENT_ID", CLIENT_ID),
+                    ("REF_SECRET", "ref-secret"),
+                    ("REF_APP_IDS", APP_ID),
+                    ("REF_STATIC_CODES", "true"),
+                ],
+                o.hostapp,
+            ),
+        )
+        .expect("start the host app");
+        hostapp.wait_ready("/healthz").await.expect("host app ready");
+        let internal_addr = format!("127.0.0.1:{}", free_port());
+        let mut boxes = Service::start(
+            "boxes",
+            &env(
+                &[
+                    ("DATABASE_URL", &database_url),
+                    ("REDIS_URL", redis),
+                    ("JWT_PUBLIC_KEY_FILE", &public),
+                    ("INTERNAL_API_TOKEN", &internal_token),
+                    ("INTERNAL_BIND_ADDR", &internal_addr),
+                ],
+                &[],
+            ),
+        )
+        .expect("start boxes");
+        let mut realtime =
+            Service::start("realtime", &env(&[("REDIS_URL", redis), ("JWT_PUBLIC_KEY_FILE", &public)], o.realtime))
+                .expect("start realtime");
+        let registry = temp_file(&format!(
+            r#"[[hostapp]]
+client_id = "{CLIENT_ID}"
+hostapp_client_id = "{CLIENT_ID}"
+hostapp_secret_key = "ref-secret"
+token_prefix = "Token"
+get_access_token_url = "{h}/hostapp/get-access-token"
+get_user_data_url = "{h}/hostapp/get-user-data"
+user_data_method = "GET"
+allowed_app_ids = ["{APP_ID}"]
+timeout_ms = 5000
+{extra}"#,
+            h = hostapp.url(),
+            extra = o.hostapp_entry,
+        ));
+        boxes.wait_ready("/readyz").await.expect("boxes ready");
+        realtime.wait_ready("/readyz").await.expect("realtime ready");
+        let boxes_internal = format!("http://{internal_addr}");
+        let mut bridge = Service::start_on(
+            "auth-bridge",
+            &env(
+                &[
+                    ("DATABASE_URL", &database_url),
+                    ("REDIS_URL", redis),
+                    ("JWT_PRIVATE_KEY_FILE", &private),
+                    ("JWT_PUBLIC_KEY_FILE", &public),
+                    ("INTERNAL_API_TOKEN", &internal_token),
+                    ("BOXES_INTERNAL_URL", &boxes_internal),
+                    ("HOSTAPPS_CONFIG", &registry.path().display().to_string()),
+                    ("COOKIE_SECURE", "false"),
+                ],
+                o.bridge,
+            ),
+            o.bridge_port.unwrap_or_else(free_port),
+        )
+        .expect("start auth-bridge");
+        bridge.wait_ready("/readyz").await.expect("auth-bridge ready");
+        System {
+            hostapp,
+            boxes,
+            realtime,
+            bridge,
+            boxes_internal,
+            internal_token,
+            database_url,
+            keys,
+            _registry: registry,
+        }
+    }
+
+    /// boxes' public API, anonymous until `.as_user(…)`.
+    pub fn boxes_api(&self, http: &reqwest::Client) -> Boxes {
+        Boxes::new(http.clone(), &self.boxes.url())
+    }
+
+    pub fn internal_api(&self, http: &reqwest::Client) -> Internal {
+        Internal::new(http.clone(), &self.boxes_internal, &self.internal_token)
+    }
+
+    pub fn bridge_api(&self, http: &reqwest::Client) -> Bridge {
+        Bridge::new(http.clone(), &self.bridge.url())
+    }
+
+    /// Logs in the host app user `reference` with its static code (`code-<reference>`).
+    pub async fn login(&self, http: &reqwest::Client, reference: &str) -> Login {
+        self.bridge_api(http).login(&login_body(&format!("code-{reference}"))).await.expect("login")
+    }
+}
+
+/// A login body for the reference host app's miniapp with `auth_code`.
+pub fn login_body(auth_code: &str) -> LoginBody {
+    LoginBody { auth_code: auth_code.to_owned(), app_id: APP_ID.to_owned(), client_id: CLIENT_ID.to_owned() }
+}
