@@ -14,7 +14,7 @@ use reqwest::{Method, Response};
 use serde_json::{json, Value};
 use test_support::{TestKeys, TokenOptions};
 
-use crate::helpers::{assert_error, db, seed_box, settings, Auth, TestApp, User, INTERNAL_TOKEN};
+use crate::helpers::{assert_error, db, seed_box, settings, spawn_app, Auth, TestApp, User, INTERNAL_TOKEN};
 
 /// How a raw token is presented.
 #[derive(Clone, Copy)]
@@ -135,7 +135,7 @@ async fn bad_tokens(app: &TestApp, user: &User) -> Vec<(&'static str, String)> {
 
 #[tokio::test]
 async fn every_bad_token_is_401_on_read_and_write() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let box_id = seed_box(&app, &alice, &[]).await;
     let endpoints = [
@@ -173,7 +173,7 @@ async fn every_bad_token_is_401_on_read_and_write() {
 
 #[tokio::test]
 async fn expired_and_revoked_tokens_say_expired() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let e = Endpoint::read(&alice);
     let expired = app.keys.session_with(alice.id, TokenOptions { ttl_secs: -120, ..TokenOptions::default() });
@@ -196,7 +196,7 @@ async fn expired_and_revoked_tokens_say_expired() {
 
 #[tokio::test]
 async fn tokentype_cookie_is_required_and_must_be_bearer() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let url = app.url(&format!("/identities/{}", alice.id));
     let token = &alice.session.token;
@@ -247,7 +247,7 @@ async fn tokentype_cookie_is_required_and_must_be_bearer() {
 
 #[tokio::test]
 async fn unknown_sub_is_401() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let ghost = IdentityId::new_v4();
     let session = app.keys.session(ghost);
     let res = app
@@ -273,7 +273,7 @@ async fn unknown_sub_is_401() {
 
 #[tokio::test]
 async fn weak_acr_is_403() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let box_id = seed_box(&app, &alice, &[]).await;
     let weak = app.keys.session_with(alice.id, TokenOptions { acr: "0".into(), ..TokenOptions::default() });
@@ -294,7 +294,7 @@ async fn weak_acr_is_403() {
 
 #[tokio::test]
 async fn other_identity_in_the_path_is_403() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let box_id = seed_box(&app, &alice, &[&bob]).await;
@@ -314,7 +314,7 @@ async fn other_identity_in_the_path_is_403() {
 
 #[tokio::test]
 async fn csrf_rules_for_writes() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let box_id = seed_box(&app, &alice, &[]).await;
     for e in [Endpoint::write(&alice), Endpoint::settings_put(&alice, &box_id)] {
@@ -347,7 +347,7 @@ async fn csrf_rules_for_writes() {
 
 #[tokio::test]
 async fn checks_run_in_the_documented_order() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let keys_path = format!("/identities/{}/public-keys", alice.id);
@@ -400,7 +400,7 @@ async fn checks_run_in_the_documented_order() {
 
 #[tokio::test]
 async fn body_rules_content_type_size_and_syntax() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let url = app.url(&format!("/identities/{}/public-keys", alice.id));
     let auth = alice.session.bearer();
@@ -475,7 +475,7 @@ async fn body_rules_content_type_size_and_syntax() {
 
 #[tokio::test]
 async fn internal_endpoint_takes_only_the_internal_token() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let url = app.internal_url(&format!("/internal/identities/{}", alice.id));
     let body = json!({"display_name": "A", "identifier_value": "a@example.com", "identifier_kind": "email"});
@@ -511,7 +511,7 @@ async fn internal_endpoint_takes_only_the_internal_token() {
 
 #[tokio::test]
 async fn optional_auth_profile_treats_bad_tokens_as_anonymous() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let e = Endpoint { method: Method::GET, path: format!("/identities/{}/profile", alice.id), body: None };
 
@@ -597,7 +597,7 @@ impl RedisProxy {
 
 #[tokio::test]
 async fn redis_down_fails_closed_with_503() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let proxy = RedisProxy::start().await;
     let mut s = settings(&app.database_url, &app.keys);
@@ -647,7 +647,7 @@ async fn redis_down_fails_closed_with_503() {
 /// trip as their own statements; the order of §3.7 must still hold there.
 #[tokio::test]
 async fn event_post_and_list_keep_the_order_of_checks() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let box_id = seed_box(&app, &alice, &[]).await;

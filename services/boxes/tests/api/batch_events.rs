@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use test_support::Subscriber;
 
 use crate::boxes::box_id;
-use crate::helpers::{assert_error, db, Auth, TestApp, User};
+use crate::helpers::{assert_error, db, spawn_app, Auth, TestApp, User};
 
 const QUIET: Duration = Duration::from_millis(600);
 
@@ -42,7 +42,7 @@ async fn stored(app: &TestApp, box_id: &str) -> (i64, i64) {
 
 #[tokio::test]
 async fn replacing_a_rule_in_one_batch_keeps_the_members_it_still_lets_in() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let carol = app.user("Carol").await;
@@ -92,7 +92,7 @@ async fn replacing_a_rule_in_one_batch_keeps_the_members_it_still_lets_in() {
 
 #[tokio::test]
 async fn a_batch_with_one_bad_change_stores_and_publishes_nothing() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let id = box_id(&app.create_box(&alice, "Box").await);
@@ -138,7 +138,7 @@ async fn a_batch_with_one_bad_change_stores_and_publishes_nothing() {
 
 #[tokio::test]
 async fn only_the_admin_changes_accesses_and_a_key_replays_the_batch() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let carol = app.user("Carol").await;

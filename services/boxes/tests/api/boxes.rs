@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, box_key, db, new_key_share, Auth, TestApp, User};
+use crate::helpers::{assert_error, box_key, db, new_key_share, spawn_app, Auth, TestApp, User};
 
 pub const KEY: &str = "SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw";
 
@@ -65,7 +65,7 @@ pub async fn total_count(app: &TestApp, user: &User, path: &str) -> i64 {
 
 #[tokio::test]
 async fn create_answers_201_with_the_full_box() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let body = json!({"title": "Project X", "public_key": KEY, "key_share": new_key_share()});
     let res = app.post(&alice, "/boxes", body).await;
@@ -108,7 +108,7 @@ async fn create_answers_201_with_the_full_box() {
 
 #[tokio::test]
 async fn create_without_key_share_and_with_a_cookie_session() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let res = app
         .send_as(&alice, Method::POST, "/boxes", Some(json!({"title": "t", "public_key": KEY})), Auth::CookieNoCsrf)
@@ -123,7 +123,7 @@ async fn create_without_key_share_and_with_a_cookie_session() {
 
 #[tokio::test]
 async fn create_validates_the_body() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let cases = [
         (json!({"title": "x".repeat(51), "public_key": KEY}), "title", "invalid"),
@@ -164,7 +164,7 @@ async fn create_validates_the_body() {
 
 #[tokio::test]
 async fn reusing_a_share_hash_conflicts_and_creates_nothing() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let ks = new_key_share();
     let res = app.post(&alice, "/boxes", json!({"title": "a", "public_key": KEY, "key_share": ks})).await;
@@ -176,7 +176,7 @@ async fn reusing_a_share_hash_conflicts_and_creates_nothing() {
 
 #[tokio::test]
 async fn get_box_rules() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let carol = app.user("Carol").await;
@@ -214,7 +214,7 @@ async fn get_box_rules() {
 
 #[tokio::test]
 async fn joined_lists_boxes_by_latest_visible_event_with_paging() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let b1 = box_id(&app.create_box(&alice, "one").await);
@@ -261,7 +261,7 @@ async fn joined_lists_boxes_by_latest_visible_event_with_paging() {
 
 #[tokio::test]
 async fn joined_defaults_to_ten() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     for i in 0..11 {
         let res = app.post(&alice, "/boxes", json!({"title": format!("b{i}"), "public_key": KEY})).await;
@@ -275,7 +275,7 @@ async fn joined_defaults_to_ten() {
 
 #[tokio::test]
 async fn public_view_needs_the_share_hash() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let ks = new_key_share();
     let hash = ks["other_share_hash"].as_str().unwrap().to_owned();
@@ -320,7 +320,7 @@ async fn public_view_needs_the_share_hash() {
 
 #[tokio::test]
 async fn delete_needs_confirmation_and_the_admin() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let id = box_id(&app.create_box(&alice, "Box").await);
@@ -354,7 +354,7 @@ async fn delete_needs_confirmation_and_the_admin() {
 
 #[tokio::test]
 async fn delete_removes_every_row_of_the_box() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let id = box_id(&app.create_box(&alice, "Box").await);
@@ -394,7 +394,7 @@ async fn delete_removes_every_row_of_the_box() {
 
 #[tokio::test]
 async fn joined_with_changed_since_lists_only_the_boxes_with_an_event_after_it() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let b1 = box_id(&app.create_box(&alice, "one").await);

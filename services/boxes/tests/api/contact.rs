@@ -4,7 +4,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::boxes::{assert_event_shape, assert_view, box_id, get_json, keys, set};
-use crate::helpers::{assert_error, db, new_key_share, test_key, Auth, TestApp, User};
+use crate::helpers::{assert_error, db, new_key_share, spawn_app, test_key, Auth, TestApp, User};
 
 const SEED_KEY: &str = "FYofPprIPU6qaHDtCNCETYtmmQQqdKvtJqYBF2pPXzc";
 
@@ -40,7 +40,7 @@ async fn contact(app: &TestApp, caller: &User, body: Value) -> reqwest::Response
 
 #[tokio::test]
 async fn the_seed_body_creates_a_limited_box_and_invites_the_contact() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = seed_contact(&app, "Bob").await;
 
@@ -115,7 +115,7 @@ async fn the_seed_body_creates_a_limited_box_and_invites_the_contact() {
 
 #[tokio::test]
 async fn contact_checks_auth_csrf_and_path_identity() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = seed_contact(&app, "Bob").await;
     let path = format!("/box-users/{}/contact", alice.id);
@@ -146,7 +146,7 @@ async fn contact_checks_auth_csrf_and_path_identity() {
 
 #[tokio::test]
 async fn contact_validation_and_conflicts() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = seed_contact(&app, "Bob").await;
     let keyless = app.user_with("Keyless", false).await;

@@ -4,7 +4,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::boxes::{assert_event_shape, assert_view, box_id, get_json, keys, set, total_count, KEY};
-use crate::helpers::{assert_error, db, test_key, Auth, TestApp, User};
+use crate::helpers::{assert_error, db, spawn_app, test_key, Auth, TestApp, User};
 
 fn text(ciphertext: &str) -> Value {
     json!({"type":"msg.text","content":{"encrypted": ciphertext, "public_key": KEY}})
@@ -40,7 +40,7 @@ async fn two_member_box(app: &TestApp, alice: &User, bob: &User) -> String {
 
 #[tokio::test]
 async fn a_text_message_comes_back_as_an_event() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let id = two_member_box(&app, &alice, &bob).await;
@@ -66,7 +66,7 @@ async fn a_text_message_comes_back_as_an_event() {
 
 #[tokio::test]
 async fn posting_validates_the_body_and_path() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let id = box_id(&app.create_box(&alice, "Box").await);
     let some_id = uuid::Uuid::new_v4().to_string();
@@ -142,7 +142,7 @@ async fn posting_validates_the_body_and_path() {
 
 #[tokio::test]
 async fn non_members_and_unknown_boxes_are_refused() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let id = box_id(&app.create_box(&alice, "Box").await);
@@ -162,7 +162,7 @@ async fn non_members_and_unknown_boxes_are_refused() {
 
 #[tokio::test]
 async fn edit_rules() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let id = two_member_box(&app, &alice, &bob).await;
@@ -194,7 +194,7 @@ async fn edit_rules() {
 
 #[tokio::test]
 async fn delete_rules() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let carol = app.user("Carol").await;
@@ -226,7 +226,7 @@ async fn delete_rules() {
 
 #[tokio::test]
 async fn edits_and_deletions_are_folded_in_lists_and_last_event() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let id = two_member_box(&app, &alice, &bob).await;
@@ -271,7 +271,7 @@ async fn edits_and_deletions_are_folded_in_lists_and_last_event() {
 
 #[tokio::test]
 async fn events_are_listed_newest_first_and_paged() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let id = box_id(&app.create_box(&alice, "Box").await);
     let mut sent = Vec::new();
@@ -304,7 +304,7 @@ async fn events_are_listed_newest_first_and_paged() {
 /// and deletions are listed nowhere but are folded into the messages they refer to.
 #[tokio::test]
 async fn pages_fold_their_messages_like_the_whole_list() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let id = two_member_box(&app, &alice, &bob).await;
@@ -341,7 +341,7 @@ async fn pages_fold_their_messages_like_the_whole_list() {
 
 #[tokio::test]
 async fn a_listed_message_is_the_message_as_posted() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let id = two_member_box(&app, &alice, &bob).await;
@@ -363,7 +363,7 @@ async fn a_listed_message_is_the_message_as_posted() {
 
 #[tokio::test]
 async fn join_and_leave_rules() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let carol = app.user("Carol").await;
@@ -413,7 +413,7 @@ async fn join_and_leave_rules() {
 
 #[tokio::test]
 async fn admin_only_types_are_refused_to_members() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let carol = app.user("Carol").await;
@@ -433,7 +433,7 @@ async fn admin_only_types_are_refused_to_members() {
 
 #[tokio::test]
 async fn key_share_rotation() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let carol = app.user("Carol").await;
@@ -488,7 +488,7 @@ async fn key_share_rotation() {
 
 #[tokio::test]
 async fn access_add_rules() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let keyless = app.user_with("Keyless", false).await;
@@ -526,7 +526,7 @@ async fn access_add_rules() {
 
 #[tokio::test]
 async fn access_rm_kicks_members_that_are_no_longer_legitimate() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let carol = app.user("Carol").await;
@@ -598,7 +598,7 @@ fn identifier_rule(value: &str) -> Value {
 
 #[tokio::test]
 async fn identifier_rules_let_in_whoever_has_that_email_or_phone() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let carol = app.user("Carol").await;
@@ -634,7 +634,7 @@ async fn identifier_rules_let_in_whoever_has_that_email_or_phone() {
 
 #[tokio::test]
 async fn an_identifier_rule_keeps_a_member_legitimate() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let id = two_member_box(&app, &alice, &bob).await;
@@ -669,7 +669,7 @@ async fn upsert_identity(app: &TestApp, user: &User, email: &str, verified: bool
 
 #[tokio::test]
 async fn only_a_verified_identifier_satisfies_an_identifier_rule() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let mallory = app.user("Mallory").await;
     // Mallory's host app does not verify emails: she claims Bob's.
@@ -715,7 +715,7 @@ async fn only_a_verified_identifier_satisfies_an_identifier_rule() {
 
 #[tokio::test]
 async fn access_rm_kicks_only_the_member_whose_rule_went() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let carol = app.user("Carol").await;
@@ -744,7 +744,7 @@ async fn access_rm_kicks_only_the_member_whose_rule_went() {
 
 #[tokio::test]
 async fn concurrent_posts_get_a_total_order() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let id = two_member_box(&app, &alice, &bob).await;
@@ -780,7 +780,7 @@ fn seqs(list: &[Value]) -> Vec<i64> {
 
 #[tokio::test]
 async fn events_carry_their_box_seq_everywhere_they_appear() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let created_box = app.create_box(&alice, "Box").await;
@@ -796,7 +796,7 @@ async fn events_carry_their_box_seq_everywhere_they_appear() {
 
 #[tokio::test]
 async fn the_cursor_lists_what_changed_after_a_seq_oldest_first_and_paged() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let carol = app.user("Carol").await;
@@ -869,7 +869,7 @@ async fn the_cursor_lists_what_changed_after_a_seq_oldest_first_and_paged() {
 
 #[tokio::test]
 async fn a_bad_cursor_is_400_and_outsiders_get_403() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let eve = app.user("Eve").await;
     let id = box_id(&app.create_box(&alice, "Box").await);

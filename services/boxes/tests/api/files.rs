@@ -13,7 +13,7 @@ use reqwest::{Method, Response};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, db, files_dir, seed_box, Auth, TestApp, User};
+use crate::helpers::{assert_error, db, files_dir, seed_box, spawn_app_with, Auth, TestApp, User};
 
 const CIPHERTEXT: &str = "bWVzc2FnZSBrZXkgZW5jcnlwdGVk";
 const PUBLIC_KEY: &str = "SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw";
@@ -109,7 +109,7 @@ pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut FileSettings)) -> O
         }
     };
     tweak(&mut files);
-    let app = TestApp::spawn_with(|s| s.files = files).await;
+    let app = spawn_app_with(|s| s.files = files).await;
     Some(FilesApp { app, _s3: s3 })
 }
 

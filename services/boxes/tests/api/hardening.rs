@@ -7,7 +7,7 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 use test_support::TestKeys;
 
-use crate::helpers::{assert_error, box_key, settings, TestApp, INTERNAL_TOKEN};
+use crate::helpers::{assert_error, box_key, settings, spawn_app, INTERNAL_TOKEN};
 
 fn upsert_body() -> Value {
     json!({"display_name": "Alice", "identifier_value": "alice@example.com", "identifier_kind": "email"})
@@ -15,7 +15,7 @@ fn upsert_body() -> Value {
 
 #[tokio::test]
 async fn the_internal_api_is_only_on_its_own_listener() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let path = format!("/internal/identities/{}", uuid::Uuid::new_v4());
     // The public port does not know the path, even with the right token.
     let res =
@@ -55,7 +55,7 @@ async fn a_short_internal_token_is_refused_at_start() {
 /// and read `ETag` and `Content-Range`.
 #[tokio::test]
 async fn pages_can_resume_downloads() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let res = app
         .client
         .request(Method::OPTIONS, app.url(&format!("/encrypted-files/{}", uuid::Uuid::new_v4())))
@@ -78,7 +78,7 @@ async fn pages_can_resume_downloads() {
 
 #[tokio::test]
 async fn origins_follow_the_shared_policy() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let preflight = |origin: &'static str| {
         app.client
             .request(Method::OPTIONS, app.url("/boxes/joined"))
@@ -119,7 +119,7 @@ async fn origins_follow_the_shared_policy() {
 
 #[tokio::test]
 async fn control_characters_are_refused_with_400() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     for title in ["a\u{0}b", "line\nbreak", "bell\u{7}", "c1\u{85}"] {
         let res = app.post(&alice, "/boxes", json!({"title": title, "public_key": box_key("t")})).await;
@@ -145,7 +145,7 @@ async fn control_characters_are_refused_with_400() {
 
 #[tokio::test]
 async fn readyz_failures_answer_the_error_shape() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let name = app.database_url.rsplit('/').next().unwrap().to_owned();
     let (admin, conn) =
         tokio_postgres::connect(&test_support::admin_database_url(), tokio_postgres::NoTls).await.unwrap();

@@ -1,8 +1,8 @@
-use crate::helpers::TestApp;
+use crate::helpers::spawn_app;
 
 #[tokio::test]
 async fn healthz_and_readyz_answer_ok() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let res = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let res = app.client.get(app.url("/readyz")).send().await.unwrap();
@@ -14,7 +14,7 @@ async fn healthz_and_readyz_answer_ok() {
 
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_in_the_error_shape() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let res = app.client.get(app.url("/nope")).send().await.unwrap();
     assert_eq!(res.status(), 404);
     let body: serde_json::Value = res.json().await.unwrap();

@@ -2,9 +2,10 @@
 
 use boxes::config::Settings;
 use boxes::startup::Application;
+use clap::Parser;
+use domain::identity::{DisplayName, IdentifierKind, IdentityUpsert};
 use domain::IdentityId;
 use reqwest::{Method, RequestBuilder, Response};
-use secrecy::SecretString;
 use serde_json::{json, Value};
 use test_support::{Session, TestKeys};
 
@@ -39,52 +40,47 @@ pub enum Auth {
     CookieNoCsrf,
 }
 
+/// The service's own defaults, on port 0 with two workers, a small pool, an origin and a blob
+/// directory of its own.
 pub fn settings(database_url: &str, keys: &TestKeys) -> Settings {
-    Settings {
-        bind_addr: "127.0.0.1:0".into(),
-        database_url: SecretString::from(database_url.to_owned()),
-        database_pool_size: 8,
-        redis_url: SecretString::from(test_support::redis_url()),
-        jwt_public_key_file: vec![keys.public_file.path().display().to_string()],
-        jwt_issuer: test_support::ISSUER.into(),
-        internal_bind_addr: "127.0.0.1:0".into(),
-        internal_api_token: SecretString::from(INTERNAL_TOKEN.to_owned()),
-        allowed_origins: vec!["https://app.example".into()],
-        db_statement_timeout_ms: 5000,
-        workers: 2,
-        log_format: "pretty".into(),
-        metrics: true,
-        limits: Default::default(),
-        files: boxes::config::FileSettings { files_dir: files_dir(), ..Default::default() },
-        invites_per_identity: boxes::config::INVITES_PER_IDENTITY,
-        pubkey_lookups_per_identity: boxes::config::PUBKEY_LOOKUPS_PER_IDENTITY,
-        history_max_len: 1000,
-        history_ttl_secs: 600,
-        notifications_retention_secs: boxes::config::NOTIFICATIONS_RETENTION_SECS,
-    }
+    Settings::try_parse_from([
+        "boxes",
+        "--bind-addr=127.0.0.1:0",
+        &format!("--database-url={database_url}"),
+        "--database-pool-size=8",
+        &format!("--redis-url={}", test_support::redis_url()),
+        &format!("--jwt-public-key-file={}", keys.public_file.path().display()),
+        "--internal-bind-addr=127.0.0.1:0",
+        &format!("--internal-api-token={INTERNAL_TOKEN}"),
+        "--allowed-origins=https://app.example",
+        "--workers=2",
+        &format!("--files-dir={}", files_dir()),
+    ])
+    .expect("settings")
+}
+
+/// The app on port 0, against a fresh database and the shared Redis.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// [`spawn_app`] with settings changed by `tweak`; the Redis it names must be running.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let database_url = test_support::fresh_database().await.expect("fresh database");
+    let keys = TestKeys::generate();
+    let mut s = settings(&database_url, &keys);
+    tweak(&mut s);
+    test_support::mark_revocations_loaded(secrecy::ExposeSecret::expose_secret(&s.redis_url)).await;
+    let files = s.files.clone();
+    let app = Application::build(s).await.expect("build app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let internal_address = format!("http://127.0.0.1:{}", app.internal_port());
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    TestApp { address, internal_address, keys, client, database_url, files }
 }
 
 impl TestApp {
-    pub async fn spawn() -> TestApp {
-        Self::spawn_with(|_| {}).await
-    }
-
-    /// Spawns with settings changed by `tweak`; the Redis it names must be running.
-    pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
-        let database_url = test_support::fresh_database().await.expect("fresh database");
-        let keys = TestKeys::generate();
-        let mut s = settings(&database_url, &keys);
-        tweak(&mut s);
-        test_support::mark_revocations_loaded(secrecy::ExposeSecret::expose_secret(&s.redis_url)).await;
-        let files = s.files.clone();
-        let app = Application::build(s).await.expect("build app");
-        let address = format!("http://127.0.0.1:{}", app.port());
-        let internal_address = format!("http://127.0.0.1:{}", app.internal_port());
-        tokio::spawn(app.run_until_stopped());
-        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        TestApp { address, internal_address, keys, client, database_url, files }
-    }
-
     /// Starts another instance of the app on the same database and Redis, as a second replica;
     /// returns its public address.
     pub async fn another_instance(&self, tweak: impl FnOnce(&mut Settings)) -> String {
@@ -110,15 +106,14 @@ impl TestApp {
     /// set.
     pub async fn user_with(&self, name: &str, with_key: bool) -> User {
         let id = IdentityId::new_v4();
-        let res = self
-            .client
-            .put(self.internal_url(&format!("/internal/identities/{id}")))
-            .header("X-Internal-Token", INTERNAL_TOKEN)
-            .json(&json!({"display_name": name, "identifier_value": format!("{}@example.com", name.to_lowercase()), "identifier_kind": "email", "identifier_verified": true}))
-            .send()
-            .await
-            .expect("upsert identity");
-        assert_eq!(res.status(), 204, "internal upsert of {name}");
+        let identity = IdentityUpsert {
+            display_name: DisplayName::parse(name).expect("display name"),
+            identifier_value: format!("{}@example.com", name.to_lowercase()),
+            identifier_kind: IdentifierKind::Email,
+            identifier_verified: true,
+        };
+        let internal = boxes_client::Internal::new(self.client.clone(), &self.internal_address, INTERNAL_TOKEN);
+        internal.upsert_identity(id, &identity).await.unwrap_or_else(|e| panic!("internal upsert of {name}: {e}"));
         let session = self.keys.session(id);
         let key = test_key(name);
         let user = User { id, session, name: name.to_owned(), key: key.clone() };
@@ -200,14 +195,18 @@ impl TestApp {
         rule.unwrap_or_else(|| panic!("no rule for {value} in {accesses}"))
     }
 
+    /// boxes' API as `user`, through the typed client.
+    pub fn api(&self, user: &User) -> boxes_client::Boxes {
+        boxes_client::Boxes::new(self.client.clone(), &self.address)
+            .as_user(boxes_client::Auth::Bearer(user.session.bearer()))
+    }
+
     /// Makes `admin` give `member` access to the box and `member` join it.
     pub async fn add_member(&self, admin: &User, member: &User, box_id: &str) {
-        let res = self
-            .post_event(admin, box_id, json!({"type":"access.add","content":{"restriction_type":"identity_id","value": member.id.to_string()}}))
-            .await;
-        assert_eq!(res.status(), 201, "access.add");
-        let res = self.post_event(member, box_id, json!({"type":"member.join"})).await;
-        assert_eq!(res.status(), 201, "member.join");
+        let box_id = domain::BoxId::parse(box_id).expect("box id");
+        let as_admin = self.api(admin);
+        let joined = as_admin.add_member(box_id, member.id, boxes_client::Auth::Bearer(member.session.bearer())).await;
+        joined.unwrap_or_else(|e| panic!("adding {} to the box: {e}", member.name));
     }
 }
 

@@ -5,7 +5,7 @@
 
 use test_support::hostile::{attack, Target};
 
-use crate::helpers::{TestApp, User, INTERNAL_TOKEN};
+use crate::helpers::{spawn_app, TestApp, User, INTERNAL_TOKEN};
 
 /// Method, path (with `{me}` the caller, `{box}` a box of the caller, `{other}` any uuid) and
 /// the body fields the endpoint reads.
@@ -72,7 +72,7 @@ async fn still_serves(app: &TestApp, user: &User) {
 
 #[tokio::test]
 async fn no_hostile_request_gets_a_5xx_or_hangs_or_crashes_boxes() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let created = app.create_box(&alice, "Target").await;
     let ids = vec![

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::boxes::box_id;
 use crate::contact::{seed_body, seed_contact};
-use crate::helpers::{assert_error, box_key, db, new_key_share, Auth, TestApp, User};
+use crate::helpers::{assert_error, box_key, db, new_key_share, spawn_app, Auth, TestApp, User};
 
 const HEADER: &str = "Idempotency-Key";
 
@@ -54,7 +54,7 @@ async fn messages_in(app: &TestApp, box_id: &str) -> i64 {
 
 #[tokio::test]
 async fn a_message_retried_in_sequence_is_posted_once_and_answered_the_same() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let id = box_id(&app.create_box(&alice, "Box").await);
@@ -101,7 +101,7 @@ async fn a_message_retried_in_sequence_is_posted_once_and_answered_the_same() {
 
 #[tokio::test]
 async fn a_message_retried_concurrently_is_posted_once() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let id = box_id(&app.create_box(&alice, "Box").await);
     let path = format!("/boxes/{id}/events");
@@ -126,7 +126,7 @@ async fn a_message_retried_concurrently_is_posted_once() {
 
 #[tokio::test]
 async fn a_key_reused_for_another_request_is_422() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let id = box_id(&app.create_box(&alice, "Box").await);
     let path = format!("/boxes/{id}/events");
@@ -151,7 +151,7 @@ async fn a_key_reused_for_another_request_is_422() {
 
 #[tokio::test]
 async fn a_refused_write_is_not_remembered() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let id = box_id(&app.create_box(&alice, "Box").await);
@@ -164,7 +164,7 @@ async fn a_refused_write_is_not_remembered() {
 
 #[tokio::test]
 async fn box_creation_and_contact_are_done_once_per_key() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let body = json!({"title": "Once", "public_key": box_key("Once"), "key_share": new_key_share()});
     let tries = (0..4).map(|_| post_keyed(&app, &alice, "/boxes", &body, "create-1"));
@@ -192,7 +192,7 @@ async fn box_creation_and_contact_are_done_once_per_key() {
 
 #[tokio::test]
 async fn a_deleted_message_is_not_kept_in_its_stored_answer() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let id = box_id(&app.create_box(&alice, "Box").await);
     let path = format!("/boxes/{id}/events");
@@ -235,7 +235,7 @@ async fn shares_of(app: &TestApp, box_id: &str) -> i64 {
 
 #[tokio::test]
 async fn a_key_share_retried_in_sequence_is_added_once_and_answered_the_same() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let id = box_id(&app.create_box(&alice, "Box").await);
@@ -260,7 +260,7 @@ async fn a_key_share_retried_in_sequence_is_added_once_and_answered_the_same() {
 
 #[tokio::test]
 async fn a_key_share_retried_concurrently_is_added_once() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let id = box_id(&app.create_box(&alice, "Box").await);
     let body = share_body(&id);
@@ -272,7 +272,7 @@ async fn a_key_share_retried_concurrently_is_added_once() {
 
 #[tokio::test]
 async fn a_key_share_key_reused_for_another_share_is_422() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let id = box_id(&app.create_box(&alice, "Box").await);

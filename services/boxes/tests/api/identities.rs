@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, seed_box, seed_crypto_action, Auth, TestApp, INTERNAL_TOKEN};
+use crate::helpers::{assert_error, seed_box, seed_crypto_action, spawn_app, Auth, TestApp, INTERNAL_TOKEN};
 
 fn upsert_body(name: &str) -> Value {
     json!({"display_name": name, "identifier_value": "someone@example.com", "identifier_kind": "email"})
@@ -19,7 +19,7 @@ async fn internal_put(app: &TestApp, id: &str, token: Option<&str>, body: Value)
 
 #[tokio::test]
 async fn internal_upsert_needs_the_shared_token() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let id = uuid::Uuid::new_v4().to_string();
     let res = internal_put(&app, &id, None, upsert_body("Alice")).await;
     assert_error(res, 401, "X-Internal-Token", "required").await;
@@ -45,7 +45,7 @@ async fn internal_upsert_needs_the_shared_token() {
 
 #[tokio::test]
 async fn internal_upsert_creates_then_updates_and_keeps_keys() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let before: Value = app.get(&alice, &format!("/identities/{}", alice.id)).await.json().await.unwrap();
     assert_eq!(before["display_name"], "Alice");
@@ -72,7 +72,7 @@ async fn internal_upsert_creates_then_updates_and_keeps_keys() {
 
 #[tokio::test]
 async fn internal_upsert_validates_path_and_body() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let id = uuid::Uuid::new_v4().to_string();
     let res = internal_put(&app, "not-a-uuid", Some(INTERNAL_TOKEN), upsert_body("A")).await;
     let body = assert_error(res, 400, "id", "malformed").await;
@@ -103,7 +103,7 @@ async fn internal_upsert_validates_path_and_body() {
 
 #[tokio::test]
 async fn get_identity_returns_the_self_view_with_every_field() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user_with("Alice", false).await;
     let res = app.get(&alice, &format!("/identities/{}", alice.id)).await;
     assert_eq!(res.status(), 200);
@@ -141,7 +141,7 @@ async fn get_identity_returns_the_self_view_with_every_field() {
 
 #[tokio::test]
 async fn profile_hides_identifiers_from_others_and_is_public() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user_with("Bob", false).await;
     let path = format!("/identities/{}/profile", alice.id);
@@ -191,7 +191,7 @@ async fn profile_hides_identifiers_from_others_and_is_public() {
 
 #[tokio::test]
 async fn public_keys_replace_what_is_given() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user_with("Alice", false).await;
     let path = format!("/identities/{}/public-keys", alice.id);
 
@@ -233,7 +233,7 @@ async fn public_keys_replace_what_is_given() {
 
 #[tokio::test]
 async fn public_keys_validation() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let path = format!("/identities/{}/public-keys", alice.id);
@@ -263,7 +263,7 @@ async fn public_keys_validation() {
 
 #[tokio::test]
 async fn crypto_actions_list_oldest_first_get_and_delete() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let box_id = seed_box(&app, &alice, &[&bob]).await;
@@ -318,7 +318,7 @@ async fn crypto_actions_list_oldest_first_get_and_delete() {
 
 #[tokio::test]
 async fn crypto_actions_belong_to_the_path_identity() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let box_id = seed_box(&app, &alice, &[]).await;
@@ -355,7 +355,7 @@ async fn crypto_actions_belong_to_the_path_identity() {
 
 #[tokio::test]
 async fn crypto_action_list_is_capped_at_500() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let box_id = seed_box(&app, &alice, &[]).await;
     let c = crate::helpers::db(&app).await;
@@ -376,7 +376,7 @@ async fn crypto_action_list_is_capped_at_500() {
 
 #[tokio::test]
 async fn a_new_box_key_share_reaches_other_members_as_crypto_actions() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let created = app.create_box(&alice, "Project").await;

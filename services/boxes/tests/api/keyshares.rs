@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, db, new_key_share, seed_box, test_key, Auth, TestApp};
+use crate::helpers::{assert_error, db, new_key_share, seed_box, spawn_app, test_key, Auth};
 
 fn share_body(box_id: &str, hash: &str) -> Value {
     json!({"misakey_share": "lBHT1vfwFAIBig5Nj+sD+w==", "other_share_hash": hash,
@@ -15,7 +15,7 @@ fn fresh_hash() -> String {
 
 #[tokio::test]
 async fn members_add_and_read_shares_exactly_as_sent() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let box_id = seed_box(&app, &alice, &[&bob]).await;
@@ -62,7 +62,7 @@ async fn members_add_and_read_shares_exactly_as_sent() {
 
 #[tokio::test]
 async fn only_members_touch_shares() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let eve = app.user("Eve").await;
     let box_id = seed_box(&app, &alice, &[]).await;
@@ -87,7 +87,7 @@ async fn only_members_touch_shares() {
 
 #[tokio::test]
 async fn duplicate_hash_conflicts() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let box_a = seed_box(&app, &alice, &[]).await;
     let box_b = seed_box(&app, &alice, &[]).await;
@@ -105,7 +105,7 @@ async fn duplicate_hash_conflicts() {
 
 #[tokio::test]
 async fn share_validation() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let box_id = seed_box(&app, &alice, &[]).await;
 
@@ -140,7 +140,7 @@ async fn share_validation() {
 
 #[tokio::test]
 async fn reading_by_hash() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let res = app.get(&alice, &format!("/box-key-shares/{}", fresh_hash())).await;
     let body = assert_error(res, 404, "other_share_hash", "not_found").await;
@@ -161,7 +161,7 @@ async fn reading_by_hash() {
 
 #[tokio::test]
 async fn encrypted_invitation_key_share_is_the_newest_as_a_bare_string() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let box_id = seed_box(&app, &alice, &[&bob]).await;
@@ -192,7 +192,7 @@ async fn encrypted_invitation_key_share_is_the_newest_as_a_bare_string() {
 
 #[tokio::test]
 async fn shares_of_an_api_created_box_follow_membership() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let share = new_key_share();

@@ -3,11 +3,11 @@
 use serde_json::json;
 
 use crate::boxes::{assert_event_shape, assert_view, box_id, get_json};
-use crate::helpers::{assert_error, TestApp};
+use crate::helpers::{assert_error, spawn_app};
 
 #[tokio::test]
 async fn members_are_listed_admin_first_then_by_join() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let carol = app.user("Carol").await;
@@ -45,7 +45,7 @@ async fn members_are_listed_admin_first_then_by_join() {
 
 #[tokio::test]
 async fn accesses_are_for_the_admin_only() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let carol = app.user("Carol").await;

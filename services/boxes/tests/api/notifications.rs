@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use test_support::Subscriber;
 
 use crate::boxes::{assert_view, box_id, delete_box, get_json, keys, set};
-use crate::helpers::{db, test_key, TestApp, User};
+use crate::helpers::{db, spawn_app, test_key, TestApp, User};
 
 const QUIET: Duration = Duration::from_millis(600);
 
@@ -85,7 +85,7 @@ fn assert_notification(envelope: &Value, kind: &str) -> Value {
 
 #[tokio::test]
 async fn creation_is_announced_to_the_creator_only() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let mut sub = subscribe(&[&alice, &bob]).await;
@@ -101,7 +101,7 @@ async fn creation_is_announced_to_the_creator_only() {
 
 #[tokio::test]
 async fn messages_reach_members_and_count_for_unmuted_others() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let carol = app.user("Carol").await;
@@ -159,7 +159,7 @@ async fn messages_reach_members_and_count_for_unmuted_others() {
 
 #[tokio::test]
 async fn join_leave_and_access_mode() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let carol = app.user("Carol").await;
@@ -207,7 +207,7 @@ async fn join_leave_and_access_mode() {
 
 #[tokio::test]
 async fn access_rules_are_not_announced_but_invitations_are_notified() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let carol = app.user("Carol").await;
@@ -233,7 +233,7 @@ async fn access_rules_are_not_announced_but_invitations_are_notified() {
 
 #[tokio::test]
 async fn kicks_are_announced_to_the_remaining_members_and_the_kicked() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let carol = app.user("Carol").await;
@@ -269,7 +269,7 @@ async fn kicks_are_announced_to_the_remaining_members_and_the_kicked() {
 
 #[tokio::test]
 async fn key_share_rotation_is_announced_without_counting() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let id = box_id(&app.create_box(&alice, "Box").await);
@@ -286,7 +286,7 @@ async fn key_share_rotation_is_announced_without_counting() {
 
 #[tokio::test]
 async fn deletion_notifies_members_and_clears_counters() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let carol = app.user("Carol").await;
@@ -315,7 +315,7 @@ async fn deletion_notifies_members_and_clears_counters() {
 
 #[tokio::test]
 async fn contact_announces_the_box_and_invites_the_contact() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let carol = app.user("Carol").await;
@@ -342,7 +342,7 @@ async fn contact_announces_the_box_and_invites_the_contact() {
 
 #[tokio::test]
 async fn leaving_or_being_kicked_clears_the_unread_counter() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let carol = app.user("Carol").await;
@@ -371,7 +371,7 @@ async fn leaving_or_being_kicked_clears_the_unread_counter() {
 
 #[tokio::test]
 async fn every_envelope_is_recorded_in_the_recipients_history_with_the_position_it_was_published_with() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let id = box_id(&app.create_box(&alice, "Box").await);

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use test_support::Subscriber;
 
 use crate::boxes::{box_id, delete_box, get_json, keys, set, total_count};
-use crate::helpers::{assert_error, db, test_key, Auth, TestApp, User};
+use crate::helpers::{assert_error, db, spawn_app, spawn_app_with, test_key, Auth, TestApp, User};
 
 const QUIET: Duration = Duration::from_millis(600);
 
@@ -83,7 +83,7 @@ async fn stored(app: &TestApp, user: &User) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn an_auto_invite_is_stored_for_the_invited_and_pushed_with_its_id() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let carol = app.user("Carol").await;
     let id = box_id(&app.create_box(&alice, "Invites").await);
@@ -111,7 +111,7 @@ async fn an_auto_invite_is_stored_for_the_invited_and_pushed_with_its_id() {
 
 #[tokio::test]
 async fn a_contact_is_stored_for_the_contacted_identity() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let mut sub = Subscriber::new(&[user_channel(bob.id)]).await.unwrap();
@@ -141,7 +141,7 @@ async fn a_contact_is_stored_for_the_contacted_identity() {
 
 #[tokio::test]
 async fn a_kick_is_stored_for_the_kicked_member_only() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let carol = app.user("Carol").await;
@@ -166,7 +166,7 @@ async fn a_kick_is_stored_for_the_kicked_member_only() {
 
 #[tokio::test]
 async fn a_deletion_is_stored_for_the_other_members_and_the_pending_invitees() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let carol = app.user("Carol").await;
@@ -207,7 +207,7 @@ async fn a_deletion_is_stored_for_the_other_members_and_the_pending_invitees() {
 
 #[tokio::test]
 async fn removing_an_invitation_before_the_join_is_access_lost() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let carol = app.user("Carol").await;
     let dave = app.user("Dave").await;
@@ -239,7 +239,7 @@ async fn removing_an_invitation_before_the_join_is_access_lost() {
 
 #[tokio::test]
 async fn the_listing_is_newest_first_and_paged() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     for i in 0..5 {
@@ -272,7 +272,7 @@ async fn the_listing_is_newest_first_and_paged() {
 
 #[tokio::test]
 async fn acknowledgement_lowers_the_unread_count() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     assert_eq!(unread(&app, &bob).await, 0);
@@ -305,7 +305,7 @@ async fn acknowledgement_lowers_the_unread_count() {
 
 #[tokio::test]
 async fn bad_acknowledgements_are_refused_with_the_error_body() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let id = box_id(&app.create_box(&alice, "B").await);
@@ -341,7 +341,7 @@ async fn bad_acknowledgements_are_refused_with_the_error_body() {
 
 #[tokio::test]
 async fn another_identitys_notifications_are_refused() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let id = box_id(&app.create_box(&alice, "B").await);
@@ -368,7 +368,7 @@ async fn another_identitys_notifications_are_refused() {
 
 #[tokio::test]
 async fn expired_notifications_are_not_served_and_are_deleted_by_later_writes() {
-    let app = TestApp::spawn_with(|s| s.notifications_retention_secs = 3600).await;
+    let app = spawn_app_with(|s| s.notifications_retention_secs = 3600).await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let c = db(&app).await;

@@ -9,7 +9,7 @@ use serde_json::Value;
 use test_support::PrivateRedis;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{TestApp, User};
+use crate::helpers::{spawn_app_with, TestApp, User};
 
 async fn timed_get(app: &TestApp, user: &User, path: &str) -> (u16, Duration) {
     // A new client each time: a new connection, so requests spread over the workers.
@@ -33,7 +33,7 @@ async fn set(redis: &PrivateRedis, key: &str, value: &str) {
 async fn a_redis_restart_answers_quickly_and_keeps_revoked_sessions_out() {
     let mut redis = PrivateRedis::start(17021).await;
     let url = redis.url();
-    let app = TestApp::spawn_with(|s| {
+    let app = spawn_app_with(|s| {
         s.redis_url = SecretString::from(url);
         s.workers = 2;
     })
@@ -108,7 +108,7 @@ async fn assert_unavailable(app: &TestApp, user: &User, within: Duration) {
 
 #[tokio::test]
 async fn a_statement_timeout_is_503_not_500() {
-    let app = TestApp::spawn_with(|s| s.db_statement_timeout_ms = 1000).await;
+    let app = spawn_app_with(|s| s.db_statement_timeout_ms = 1000).await;
     let alice = app.user("Alice").await;
     let lock = lock_identities(&app).await;
     assert_unavailable(&app, &alice, Duration::from_secs(3)).await;
@@ -119,7 +119,7 @@ async fn a_statement_timeout_is_503_not_500() {
 #[tokio::test]
 async fn a_database_that_does_not_answer_is_503_within_the_request_budget() {
     // The statement timeout is far above the budget: only the client-side deadline can answer.
-    let app = TestApp::spawn_with(|s| {
+    let app = spawn_app_with(|s| {
         s.db_statement_timeout_ms = 60_000;
         s.limits.request_timeout_ms = 1000;
     })
@@ -133,7 +133,7 @@ async fn a_database_that_does_not_answer_is_503_within_the_request_budget() {
 
 #[tokio::test]
 async fn a_post_answered_503_is_never_stored_even_when_postgres_resumes_later() {
-    let app = TestApp::spawn_with(|s| {
+    let app = spawn_app_with(|s| {
         s.db_statement_timeout_ms = 60_000;
         s.limits.request_timeout_ms = 1000;
     })
@@ -195,7 +195,7 @@ pub async fn read_to_close(s: &mut tokio::net::TcpStream, limit: Duration) -> (S
 
 #[tokio::test]
 async fn a_stalled_body_is_408_and_the_connection_closed() {
-    let app = TestApp::spawn_with(|s| {
+    let app = spawn_app_with(|s| {
         s.limits.body_read_timeout_ms = 800;
         s.limits.body_reads_max = 1;
     })

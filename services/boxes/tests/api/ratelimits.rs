@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use web_kit::ratelimit::Quota;
 
-use crate::helpers::{db, new_key_share, Auth, TestApp, User};
+use crate::helpers::{db, new_key_share, spawn_app_with, Auth, TestApp, User};
 
 fn contact_body(to: &User) -> Value {
     json!({
@@ -42,7 +42,7 @@ async fn crypto_actions(app: &TestApp) -> i64 {
 
 #[tokio::test]
 async fn contacts_and_auto_invites_share_a_budget_per_identity() {
-    let app = TestApp::spawn_with(|s| s.invites_per_identity = Quota::per(3, 60)).await;
+    let app = spawn_app_with(|s| s.invites_per_identity = Quota::per(3, 60)).await;
     let alice = app.user("Alice").await;
     let (bob, carol, dave, erin) =
         (app.user("Bob").await, app.user("Carol").await, app.user("Dave").await, app.user("Erin").await);
@@ -66,7 +66,7 @@ async fn contacts_and_auto_invites_share_a_budget_per_identity() {
 
 #[tokio::test]
 async fn two_instances_count_one_budget() {
-    let first = TestApp::spawn_with(|s| s.invites_per_identity = Quota::per(2, 60)).await;
+    let first = spawn_app_with(|s| s.invites_per_identity = Quota::per(2, 60)).await;
     // A second instance on the same database and Redis, with the same keys.
     let mut s = crate::helpers::settings(&first.database_url, &first.keys);
     s.invites_per_identity = Quota::per(2, 60);

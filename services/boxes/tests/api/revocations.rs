@@ -8,7 +8,7 @@ use domain::realtime::REVOCATIONS_LOADED_KEY;
 use secrecy::SecretString;
 use test_support::PrivateRedis;
 
-use crate::helpers::{TestApp, User};
+use crate::helpers::{spawn_app, spawn_app_with, User};
 
 async fn status(address: &str, user: &User) -> u16 {
     reqwest::Client::new()
@@ -36,7 +36,7 @@ async fn until_status(address: &str, user: &User, want: u16, limit: Duration) ->
 
 #[tokio::test]
 async fn a_logout_takes_effect_on_two_instances_within_a_second() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let second = app.another_instance(|_| {}).await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
@@ -60,7 +60,7 @@ async fn a_logout_takes_effect_on_two_instances_within_a_second() {
 
 #[tokio::test]
 async fn an_instance_started_after_a_logout_refuses_the_session_at_once() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     test_support::announce_revocation(&mut test_support::redis_conn().await, alice.session.sid).await;
@@ -73,7 +73,7 @@ async fn an_instance_started_after_a_logout_refuses_the_session_at_once() {
 async fn a_redis_outage_fails_closed_quickly_and_heals_with_earlier_logouts_still_refused() {
     let mut redis = PrivateRedis::start(17031).await;
     let url = redis.url();
-    let app = TestApp::spawn_with(|s| s.redis_url = SecretString::from(url.clone())).await;
+    let app = spawn_app_with(|s| s.redis_url = SecretString::from(url.clone())).await;
     let alice = app.user("Alice").await;
     let gone = app.user("Gone").await;
     test_support::revoke(&mut redis.conn().await, gone.session.sid).await;

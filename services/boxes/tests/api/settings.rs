@@ -8,14 +8,14 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use test_support::Subscriber;
 
-use crate::helpers::{assert_error, seed_box, Auth, TestApp};
+use crate::helpers::{assert_error, seed_box, spawn_app, Auth};
 
 const WAIT: Duration = Duration::from_secs(2);
 const QUIET: Duration = Duration::from_millis(300);
 
 #[tokio::test]
 async fn settings_default_then_stored_and_announced() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let box_id = seed_box(&app, &alice, &[&bob]).await;
@@ -56,7 +56,7 @@ async fn settings_default_then_stored_and_announced() {
 
 #[tokio::test]
 async fn settings_need_self_and_membership() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let eve = app.user("Eve").await;
     let box_id = seed_box(&app, &alice, &[]).await;
@@ -82,7 +82,7 @@ async fn settings_need_self_and_membership() {
 
 #[tokio::test]
 async fn settings_validation_comes_before_path_identity() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let eve = app.user("Eve").await;
     let box_id = seed_box(&app, &alice, &[]).await;
@@ -112,7 +112,7 @@ async fn settings_validation_comes_before_path_identity() {
 
 #[tokio::test]
 async fn ack_resets_the_counter_and_tells_the_caller() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let box_id = seed_box(&app, &alice, &[&bob]).await;
@@ -148,7 +148,7 @@ async fn ack_resets_the_counter_and_tells_the_caller() {
 
 #[tokio::test]
 async fn ack_is_for_the_caller_only() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let box_id = seed_box(&app, &alice, &[&bob]).await;
@@ -182,7 +182,7 @@ async fn ack_is_for_the_caller_only() {
 
 #[tokio::test]
 async fn muting_stops_the_unread_counter_and_ack_clears_it() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let created = app.create_box(&alice, "Project").await;

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::boxes::box_id;
-use crate::helpers::{assert_error, TestApp, User, INTERNAL_TOKEN};
+use crate::helpers::{assert_error, spawn_app, spawn_app_with, TestApp, User, INTERNAL_TOKEN};
 
 fn domain_rule(value: &str) -> Value {
     json!({"type": "access.add", "content": {"restriction_type": "email_domain", "value": value}})
@@ -37,7 +37,7 @@ async fn join(app: &TestApp, user: &User, box_id: &str) -> reqwest::Response {
 
 #[tokio::test]
 async fn an_email_domain_rule_lets_in_verified_addresses_at_that_domain() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = user_identified(&app, "Bob", "Bob@Acme.Example", "email", true).await;
     let carol = user_identified(&app, "Carol", "carol@other.example", "email", true).await;
@@ -66,7 +66,7 @@ async fn an_email_domain_rule_lets_in_verified_addresses_at_that_domain() {
 
 #[tokio::test]
 async fn an_email_domain_rule_keeps_members_legitimate_and_is_validated() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = user_identified(&app, "Bob", "bob@acme.example", "email", true).await;
     let id = box_id(&app.create_box(&alice, "Box").await);
@@ -109,7 +109,7 @@ async fn keys_for(app: &TestApp, user: &User, value: &str) -> Value {
 
 #[tokio::test]
 async fn the_pubkey_lookup_lists_the_keys_of_verified_identifiers_only() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let phone = user_identified(&app, "Phone", "+33612345678", "phone", true).await;
@@ -144,7 +144,7 @@ async fn the_pubkey_lookup_lists_the_keys_of_verified_identifiers_only() {
 
 #[tokio::test]
 async fn the_pubkey_lookup_is_rate_limited_per_caller() {
-    let app = TestApp::spawn_with(|s| s.pubkey_lookups_per_identity = "3/600".parse().unwrap()).await;
+    let app = spawn_app_with(|s| s.pubkey_lookups_per_identity = "3/600".parse().unwrap()).await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     for _ in 0..3 {
@@ -171,7 +171,7 @@ async fn invitations_of(app: &TestApp, user: &User) -> Vec<Value> {
 
 #[tokio::test]
 async fn auto_invite_on_an_identifier_rule_invites_the_identities_that_have_it() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     let mallory = user_identified(&app, "Mallory", "bob@example.com", "email", false).await;
