@@ -174,7 +174,7 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
-    /// A sender of scenario 7's loopback ceiling (started by `files`): connects to `addr` and
+    /// A sender of scenario 7's loopback reference (started by `files`): connects to `addr` and
     /// sends the file with `sendfile`.
     #[command(hide = true)]
     SendFile {

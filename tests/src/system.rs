@@ -110,8 +110,6 @@ timeout_ms = 5000
             h = hostapp.url(),
             extra = o.hostapp_entry,
         ));
-        boxes.wait_ready("/readyz").await.expect("boxes ready");
-        realtime.wait_ready("/readyz").await.expect("realtime ready");
         let boxes_internal = format!("http://{internal_addr}");
         let mut bridge = Service::start_on(
             "auth-bridge",
@@ -131,6 +129,10 @@ timeout_ms = 5000
             o.bridge_port.unwrap_or_else(free_port),
         )
         .expect("start auth-bridge");
+        // boxes and realtime are ready once auth-bridge has loaded the revoked sessions into Redis
+        // (`auth:revocations_loaded`), and auth-bridge once boxes answers: wait for all three.
+        boxes.wait_ready("/readyz").await.expect("boxes ready");
+        realtime.wait_ready("/readyz").await.expect("realtime ready");
         bridge.wait_ready("/readyz").await.expect("auth-bridge ready");
         System {
             hostapp,
