@@ -1,4 +1,5 @@
-//! Building the JSON objects of §5.3 and §5.5 for one viewer.
+//! Loading what the JSON objects of §5.3 and §5.5 need (rows from PostgreSQL, unread counters
+//! from Redis) and building them for one viewer.
 //!
 //! Events are rendered in two steps: [`EventContext::load`] fetches, for a whole page of events,
 //! the latest edit and the deletion of every message and every identity the page mentions (a
@@ -18,7 +19,8 @@ use serde_json::Value;
 
 use crate::error::ApiResult;
 use crate::store::boxes::BoxRow;
-use crate::store::events::{EventRow, FoldedRow};
+use crate::store::events::EventRow;
+use crate::store::pipelined::FoldedRow;
 use crate::store::sql::JsonText;
 use crate::store::{self, GenericClient};
 
@@ -148,7 +150,7 @@ impl EventContext {
     }
 }
 
-/// Renders a page read with its folding data and identities ([`store::events::page_folded`]);
+/// Renders a page read with its folding data and identities ([`store::pipelined::page_folded`]);
 /// the identities of kickers, which the page does not carry, are loaded when there are any.
 pub async fn folded_page_for<C: GenericClient>(
     c: &C,
