@@ -85,6 +85,11 @@ impl EventContext {
             },
             _ => e.content.clone(),
         };
+        self.event(e, transparent, content)
+    }
+
+    /// The event of row `e` with `content` as the viewer sees it.
+    fn event<S, T>(&self, e: &EventRow<S>, transparent: bool, content: Option<T>) -> Event<T> {
         Event {
             id: e.id,
             kind: e.kind,
@@ -134,16 +139,7 @@ impl EventContext {
         let folds = self.edits.contains_key(&e.id) || self.deletions.contains_key(&e.id);
         if e.kind.is_message() && !folds {
             if let Some(content) = e.content.as_ref().and_then(unfolded_message) {
-                return Event {
-                    id: e.id,
-                    kind: e.kind,
-                    box_id: e.box_id,
-                    seq: e.seq,
-                    server_event_created_at: e.created_at,
-                    sender: view_of(&self.identities, e.sender_id, transparent),
-                    content: Some(PageContent::Stored(content)),
-                    referrer_id: e.referrer_id,
-                };
+                return self.event(e, transparent, Some(PageContent::Stored(content)));
             }
         }
         self.render(&e.parsed(), transparent).map_content(PageContent::Folded)

@@ -16,56 +16,29 @@ use super::{Error, GenericClient};
 
 pub type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
-#[track_caller]
-pub fn query<'a, C: GenericClient>(
-    c: &'a C,
-    sql: &'a str,
-    params: Params<'a>,
-) -> impl Future<Output = Result<Vec<Row>, Error>> + 'a {
-    let at = Location::caller();
-    async move {
-        let stmt = c.prepare_cached(sql).await.map_err(|e| Error::statement(at, e))?;
-        c.query(&stmt, params).await.map_err(|e| Error::statement(at, e))
-    }
+/// The four ways to run a cached statement, each named after the client method it calls.
+macro_rules! cached {
+    ($($method:ident -> $out:ty;)*) => {$(
+        #[track_caller]
+        pub fn $method<'a, C: GenericClient>(
+            c: &'a C,
+            sql: &'a str,
+            params: Params<'a>,
+        ) -> impl Future<Output = Result<$out, Error>> + 'a {
+            let at = Location::caller();
+            async move {
+                let stmt = c.prepare_cached(sql).await.map_err(|e| Error::statement(at, e))?;
+                c.$method(&stmt, params).await.map_err(|e| Error::statement(at, e))
+            }
+        }
+    )*};
 }
 
-#[track_caller]
-pub fn query_one<'a, C: GenericClient>(
-    c: &'a C,
-    sql: &'a str,
-    params: Params<'a>,
-) -> impl Future<Output = Result<Row, Error>> + 'a {
-    let at = Location::caller();
-    async move {
-        let stmt = c.prepare_cached(sql).await.map_err(|e| Error::statement(at, e))?;
-        c.query_one(&stmt, params).await.map_err(|e| Error::statement(at, e))
-    }
-}
-
-#[track_caller]
-pub fn query_opt<'a, C: GenericClient>(
-    c: &'a C,
-    sql: &'a str,
-    params: Params<'a>,
-) -> impl Future<Output = Result<Option<Row>, Error>> + 'a {
-    let at = Location::caller();
-    async move {
-        let stmt = c.prepare_cached(sql).await.map_err(|e| Error::statement(at, e))?;
-        c.query_opt(&stmt, params).await.map_err(|e| Error::statement(at, e))
-    }
-}
-
-#[track_caller]
-pub fn execute<'a, C: GenericClient>(
-    c: &'a C,
-    sql: &'a str,
-    params: Params<'a>,
-) -> impl Future<Output = Result<u64, Error>> + 'a {
-    let at = Location::caller();
-    async move {
-        let stmt = c.prepare_cached(sql).await.map_err(|e| Error::statement(at, e))?;
-        c.execute(&stmt, params).await.map_err(|e| Error::statement(at, e))
-    }
+cached! {
+    query -> Vec<Row>;
+    query_one -> Row;
+    query_opt -> Option<Row>;
+    execute -> u64;
 }
 
 /// One column of a row; a value that does not decode is an error.
