@@ -10,8 +10,9 @@
 //! to "is `sub` a known identity", so the identity lookup travels with their queries.
 //! [`Pending::precheck`] tells them beforehand whether ACR and CSRF will pass.
 //!
-//! An extractor must be a handler's first fallible argument: actix polls the arguments in order
-//! and the first failure answers, and authentication comes first in §3.7.
+//! The other arguments of a handler that takes one must not fail (the path as `String`, the
+//! payload, the state): actix polls all arguments together and answers with the first failure
+//! that is ready, which would then come before authentication, against the order of §3.7.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
