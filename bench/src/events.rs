@@ -1,7 +1,7 @@
 //! Scenarios 1 and 2: posting messages (`POST /boxes/{id}/events`) and reading a page of events
 //! (`GET /boxes/{id}/events?limit=50`), each closed-loop at a given number of clients. The
 //! baseline of scenario 1 (pgbench) is run by `scripts/bench` and passed in; the baseline of
-//! scenario 2 is the service's own statements for a page (`boxes::store::events::page_folded`)
+//! scenario 2 is the service's own statements for a page (`boxes::store::pipelined::page_folded`)
 //! through bare PostgreSQL connections, run here, with the plain list query alone as a note.
 
 use std::sync::Arc;
@@ -74,7 +74,7 @@ pub async fn post(c: &Common, clients: usize, baseline_tps: Option<f64>) -> anyh
     .emit(c.out.as_deref())
 }
 
-/// The transaction boxes runs for each message (`store::events::post_message`: the sender, the
+/// The transaction boxes runs for each message (`store::pipelined::post_message`: the sender, the
 /// box lock, the insert, the members, the deadline check, pipelined), from bare PostgreSQL connections, one per client
 /// and box: what the database alone allows, the ceiling of scenario 1, as a note.
 async fn post_transaction_alone(
@@ -100,7 +100,7 @@ async fn post_transaction_alone(
         async move {
             let (conns, owners, content) = &*work;
             let (box_id, sender) = owners[client];
-            let posted = boxes::store::events::post_message(
+            let posted = boxes::store::pipelined::post_message(
                 &conns[client],
                 box_id,
                 sender,
@@ -197,7 +197,7 @@ pub async fn list(c: &Common, clients: usize) -> anyhow::Result<()> {
     let db = c.database_url.as_deref().context("--database-url is required for the list baseline")?;
     let box_uuid = box_id.into_uuid();
 
-    // The baseline: the statements boxes sends for this page (`store::events::page_folded`: the
+    // The baseline: the statements boxes sends for this page (`store::pipelined::page_folded`: the
     // reader, the box with the membership, the folded page with the identities, pipelined), from
     // one PostgreSQL connection per client, the rows decoded as boxes decodes them.
     let conns = Arc::new(bare_connections(c, clients).await?);
@@ -206,7 +206,7 @@ pub async fn list(c: &Common, clients: usize) -> anyhow::Result<()> {
         let conns = conns.clone();
         async move {
             let pg = &conns[client];
-            let p = boxes::store::events::page_folded(pg, box_uuid.into(), reader, page, None)
+            let p = boxes::store::pipelined::page_folded(pg, box_uuid.into(), reader, page, None)
                 .await
                 .context("page statements")?;
             if !p.reader_known || p.rows.len() != 50 {
@@ -239,8 +239,8 @@ pub async fn list(c: &Common, clients: usize) -> anyhow::Result<()> {
     .emit(c.out.as_deref())
 }
 
-/// The plain list query of the box (`store::events::list_visible`) through bare tokio-postgres
-/// clients, as a note.
+/// The plain list query of the box (visible events, newest first, nothing folded) through bare
+/// tokio-postgres clients, as a note.
 async fn plain_list(db: &str, clients: usize, c: &Common, box_uuid: uuid::Uuid) -> anyhow::Result<String> {
     let mut conns = Vec::new();
     for _ in 0..clients {

@@ -1,23 +1,32 @@
 //! Session-token checks of §3, in the order of §3.7: authentication (401, including revocation and
 //! unknown `sub`), ACR (403), CSRF for writes (403). Path identity (§3.5) is checked by handlers
-//! after they have validated the path, with [`Caller::require_self`].
+//! after they have validated the path, with [`Caller::own_path`] or [`Caller::require_self`].
 //!
-//! Most handlers call [`authenticate`]. The hot handlers (posting a message, listing events) take
-//! the steps one by one instead: [`verify`] (signature and claims), [`Pending::revocation`]
-//! (the in-memory set of revoked sessions, `web_kit::revocations`), then [`Pending::finish`] with the answer of their own first statement to "is `sub` a
-//! known identity", so the identity lookup travels with their queries. [`Pending::precheck`]
-//! tells them beforehand whether ACR and CSRF will pass.
+//! Handlers take the caller as an argument: [`Caller`] (every check done), or [`MaybeCaller`] on
+//! optional-auth endpoints. The hot handlers (posting a message, listing events) take a
+//! [`Pending`] instead (signature and claims verified, no I/O yet) and finish the steps
+//! themselves: [`Pending::revocation`] (the in-memory set of revoked sessions,
+//! `web_kit::revocations`), then [`Pending::finish`] with the answer of their own first statement
+//! to "is `sub` a known identity", so the identity lookup travels with their queries.
+//! [`Pending::precheck`] tells them beforehand whether ACR and CSRF will pass.
+//!
+//! The other arguments of a handler that takes one must not fail (the path as `String`, the
+//! payload, the state): actix polls all arguments together and answers with the first failure
+//! that is ready, which would then come before authentication, against the order of §3.7.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use actix_web::dev::Payload;
 use actix_web::http::Method;
-use actix_web::HttpRequest;
+use actix_web::{web, FromRequest, HttpRequest};
 use domain::auth::{
     check_csrf, check_path_identity, pick_token, revoked_error, token_error, Claims, Presented, TokenError, Transport,
     Verifier,
 };
+use domain::input::path_id;
 use domain::{Detail, ErrorBody, IdentityId};
+use futures_util::future::{ready, LocalBoxFuture, Ready};
 use web_kit::revocations::Status;
 
 use crate::error::{ApiError, ApiResult};
@@ -43,6 +52,53 @@ impl Caller {
     pub fn require_self(&self, path_id: IdentityId) -> ApiResult<()> {
         check_path_identity(path_id, &self.claims).map_err(Into::into)
     }
+
+    /// Steps 4 and 5 of §3.7 for a path whose `{id}` is the only thing to validate: the id, then
+    /// that it is the caller.
+    pub fn own_path(&self, raw: &str) -> ApiResult<IdentityId> {
+        let id = path_id(raw, "id")?;
+        self.require_self(id)?;
+        Ok(id)
+    }
+}
+
+/// The caller of an optional-auth endpoint: `None` when the request counts as anonymous.
+#[derive(Debug, Clone)]
+pub struct MaybeCaller(pub Option<Caller>);
+
+fn app_state(req: &HttpRequest) -> ApiResult<web::Data<AppState>> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the application state is not registered")))
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, ApiResult<Self>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { authenticate(&req, &*app_state(&req)?).await })
+    }
+}
+
+impl FromRequest for MaybeCaller {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, ApiResult<Self>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { authenticate_optional(&req, &*app_state(&req)?).await.map(MaybeCaller) })
+    }
+}
+
+impl FromRequest for Pending {
+    type Error = ApiError;
+    type Future = Ready<ApiResult<Self>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(app_state(req).and_then(|state| verify(req, &state)))
+    }
 }
 
 fn is_write(method: &Method) -> bool {
@@ -66,7 +122,7 @@ pub struct Pending {
 }
 
 /// §3.3 step 1: picks the token (§3.2) and verifies it. No I/O.
-pub fn verify(req: &HttpRequest, state: &AppState) -> ApiResult<Pending> {
+fn verify(req: &HttpRequest, state: &AppState) -> ApiResult<Pending> {
     // A header that is present but not text still takes precedence over cookies, and is refused.
     let authorization =
         req.headers().get(actix_web::http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or_default());
@@ -184,7 +240,7 @@ async fn verify_and_confirm(req: &HttpRequest, state: &AppState) -> ApiResult<Ca
 }
 
 /// Authenticates a request; see the module header for the order.
-pub async fn authenticate(req: &HttpRequest, state: &AppState) -> ApiResult<Caller> {
+async fn authenticate(req: &HttpRequest, state: &AppState) -> ApiResult<Caller> {
     let caller = verify_and_confirm(req, state).await?;
     check_acr_and_csrf(req, &caller.claims, caller.transport)?;
     Ok(caller)
@@ -192,7 +248,7 @@ pub async fn authenticate(req: &HttpRequest, state: &AppState) -> ApiResult<Call
 
 /// Optional authentication: an invalid or absent token makes the request anonymous (§3.7), and
 /// so does a token below the required ACR, which must not unlock more than no token does.
-pub async fn authenticate_optional(req: &HttpRequest, state: &AppState) -> ApiResult<Option<Caller>> {
+async fn authenticate_optional(req: &HttpRequest, state: &AppState) -> ApiResult<Option<Caller>> {
     match verify_and_confirm(req, state).await {
         Ok(caller) if caller.claims.require_acr(REQUIRED_ACR).is_err() => Ok(None),
         Ok(caller) => Ok(Some(caller)),

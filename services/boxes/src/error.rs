@@ -50,6 +50,15 @@ impl From<tokio_postgres::Error> for ApiError {
     }
 }
 
+impl From<crate::store::Error> for ApiError {
+    fn from(e: crate::store::Error) -> Self {
+        match e.postgres() {
+            Some(pg) if web_kit::failure::pg_unavailable(pg) => ApiError::Unavailable(e.into()),
+            _ => ApiError::Internal(e.into()),
+        }
+    }
+}
+
 impl From<redis::RedisError> for ApiError {
     fn from(e: redis::RedisError) -> Self {
         if web_kit::failure::redis_unavailable(&e) {

@@ -1,23 +1,22 @@
 //! `POST /boxes/{id}/batch-events` (issue 17; REF `batch-events`, §6.2 said LATER): several
 //! access changes (`access.add`, `access.rm`) by the admin, all or nothing, in one transaction.
-//! The kicks are decided once, from the rules the whole batch leaves (`crate::access`), so
+//! The kicks are decided once, from the rules the whole batch leaves (`crate::rules::access`), so
 //! replacing a rule never kicks a member in between. The answer is the created events: the
 //! changes in the order sent, then the kicks.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use domain::event::{AccessBatch, EventType, NewEvent};
 use domain::input::path_id;
-use domain::{BoxId, ErrorBody};
+use domain::BoxId;
 
-use super::events::Consequences;
-use crate::access;
-use crate::auth;
+use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::idempotency::{self, Claim};
+use crate::load::EventContext;
 use crate::notify::Outbox;
+use crate::rules::{self, access, Consequences};
 use crate::state::AppState;
 use crate::store;
-use crate::views::EventContext;
 
 #[utoipa::path(
     post,
@@ -36,12 +35,12 @@ use crate::views::EventContext;
     )
 )]
 pub async fn post(
+    caller: Caller,
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let caller = auth::authenticate(&req, &state).await?;
     let body = web_kit::body::json_body(&req, payload).await?;
     let box_id: BoxId = path_id(&path, "id")?;
     let batch = AccessBatch::parse(&body)?;
@@ -59,7 +58,7 @@ pub async fn post(
         }
     }
     let Some(bx) = store::boxes::lock(&tx, box_id).await? else {
-        return Err(ErrorBody::box_rule("not_member").into());
+        return Err(rules::not_member().into());
     };
     let applied = access::apply_batch(&tx, &bx, me, &batch.changes).await?;
     let mut then = Consequences::load(&tx, box_id, applied.notifications).await?;

@@ -11,15 +11,16 @@ use domain::notification::NewNotification;
 use domain::realtime::{types, BoxDelete, Envelope};
 use domain::{BoxId, Detail, ErrorBody, IdentityId, Origin};
 
-use crate::auth::authenticate;
+use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::idempotency::{self, Claim};
+use crate::load::{self, EventContext};
 use crate::notify::Outbox;
+use crate::rules::hash_conflict;
 use crate::state::AppState;
 use crate::store::boxes::BoxRow;
 use crate::store::events::{EventRow, NewEventRow};
 use crate::store::{self, GenericClient};
-use crate::views::{self, EventContext};
 
 /// Default and maximum page size of `GET /boxes/joined` (§2.5).
 const JOINED_DEFAULT: i64 = 10;
@@ -69,13 +70,8 @@ pub(super) async fn insert_box<C: GenericClient>(
 /// Queues `event.new` of a `create` event to its creator (§6.4).
 pub(super) async fn announce_create<C: GenericClient>(c: &C, outbox: &mut Outbox, create: &EventRow) -> ApiResult<()> {
     let ctx = EventContext::load(c, std::slice::from_ref(create), false).await?;
-    views::announce(outbox, &ctx, create, create.sender_id, &[create.sender_id]);
+    load::announce(outbox, &ctx, create, create.sender_id, &[create.sender_id]);
     Ok(())
-}
-
-/// The 409 of a reused `other_share_hash`, under the given field path.
-pub(super) fn hash_conflict(field: &str) -> ErrorBody {
-    ErrorBody::conflict(Origin::Body, field, "other_share_hash is already used")
 }
 
 /// `POST /boxes` (§7.2).
@@ -94,8 +90,12 @@ pub(super) fn hash_conflict(field: &str) -> ErrorBody {
         (status = 422, description = "The `Idempotency-Key` was used with another request: `details.Idempotency-Key = invalid`.", body = domain::ErrorBody),
     )
 )]
-pub async fn create(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> ApiResult<HttpResponse> {
-    let caller = authenticate(&req, &state).await?;
+pub async fn create(
+    caller: Caller,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
     let body = web_kit::body::json_body(&req, payload).await?;
     let new = BoxCreate::parse(&body)?;
     let claim = Claim::from_request(&req, &body)?;
@@ -121,7 +121,7 @@ pub async fn create(req: HttpRequest, state: web::Data<AppState>, payload: web::
     // With a key the answer is built and stored before the commit, in the same transaction.
     let stored_view = match &claim {
         Some(claim) => {
-            let view = views::box_for(&tx, &state.redis, caller.id(), &row).await?;
+            let view = load::box_for(&tx, &state.redis, caller.id(), &row).await?;
             idempotency::finish(&tx, caller.id(), claim, 201, &view, None, None).await?;
             Some(view)
         }
@@ -134,7 +134,7 @@ pub async fn create(req: HttpRequest, state: web::Data<AppState>, payload: web::
     announce_create(&client, &mut outbox, &create).await?;
     let view = match stored_view {
         Some(view) => view,
-        None => views::box_for(&client, &state.redis, caller.id(), &row).await?,
+        None => load::box_for(&client, &state.redis, caller.id(), &row).await?,
     };
     outbox.send(&state.redis, state.history).await;
     Ok(HttpResponse::Created().json(view))
@@ -165,13 +165,12 @@ fn changed_since(req: &HttpRequest) -> ApiResult<Option<chrono::DateTime<chrono:
         (status = 400, description = "`details` keys: `offset`, `limit`, `changed_since`, `query`.", body = domain::ErrorBody),
     )
 )]
-pub async fn joined(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    let caller = authenticate(&req, &state).await?;
+pub async fn joined(caller: Caller, req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let page = page(&req, JOINED_DEFAULT, JOINED_MAX)?;
     let since = changed_since(&req)?;
     let client = web_kit::metrics::pool_get(&state.db).await?;
     let rows = store::boxes::joined_by(&client, caller.id(), page, since).await?;
-    let views = views::boxes_for(&client, &state.redis, caller.id(), &rows).await?;
+    let views = load::boxes_for(&client, &state.redis, caller.id(), &rows).await?;
     Ok(HttpResponse::Ok().json(views))
 }
 
@@ -186,8 +185,7 @@ pub async fn joined(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<H
         (status = 400, description = "`details` keys: `changed_since`, `query`.", body = domain::ErrorBody),
     )
 )]
-pub async fn joined_count(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    let caller = authenticate(&req, &state).await?;
+pub async fn joined_count(caller: Caller, req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let since = changed_since(&req)?;
     let client = web_kit::metrics::pool_get(&state.db).await?;
     Ok(total_count(store::boxes::count_joined(&client, caller.id(), since).await?))
@@ -204,8 +202,7 @@ pub async fn joined_count(req: HttpRequest, state: web::Data<AppState>) -> ApiRe
         (status = 400, description = "A malformed id: `details.id = malformed`.", body = domain::ErrorBody),
     )
 )]
-pub async fn get(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let caller = authenticate(&req, &state).await?;
+pub async fn get(caller: Caller, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let box_id: BoxId = path_id(&path, "id")?;
     let client = web_kit::metrics::pool_get(&state.db).await?;
     let Some(row) = store::boxes::get(&client, box_id).await? else {
@@ -216,7 +213,7 @@ pub async fn get(req: HttpRequest, state: web::Data<AppState>, path: web::Path<S
             if store::access::can_join(&client, &row, caller.id()).await? { "not_member" } else { "no_access" };
         return Err(ErrorBody::box_rule(reason).into());
     }
-    let view = views::box_for(&client, &state.redis, caller.id(), &row).await?;
+    let view = load::box_for(&client, &state.redis, caller.id(), &row).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -280,12 +277,12 @@ pub async fn public(req: HttpRequest, state: web::Data<AppState>, path: web::Pat
     )
 )]
 pub async fn delete(
+    caller: Caller,
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let caller = authenticate(&req, &state).await?;
     let box_id: BoxId = path_id(&path, "id")?;
     let body = web_kit::body::json_body(&req, payload).await?;
     parse_delete_confirmation(&body)?;

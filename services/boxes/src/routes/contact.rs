@@ -8,16 +8,17 @@ use domain::input::path_id;
 use domain::notification::NewNotification;
 use domain::{Detail, ErrorBody, IdentityId, Origin};
 
-use super::boxes::{announce_create, hash_conflict, insert_box};
-use crate::auth::authenticate;
+use super::boxes::{announce_create, insert_box};
+use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::idempotency::{self, Claim};
+use crate::load;
 use crate::notify::Outbox;
+use crate::rules::hash_conflict;
 use crate::state::AppState;
 use crate::store;
 use crate::store::crypto_actions::NewCryptoAction;
 use crate::store::events::NewEventRow;
-use crate::views;
 
 #[utoipa::path(
     post,
@@ -37,12 +38,12 @@ use crate::views;
     )
 )]
 pub async fn contact(
+    caller: Caller,
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let caller = authenticate(&req, &state).await?;
     let body = web_kit::body::json_body(&req, payload).await?;
     let path_identity: IdentityId = path_id(&path, "id")?;
     let new = ContactRequest::parse(&body, caller.id())?;
@@ -110,7 +111,7 @@ pub async fn contact(
     let notified = store::notifications::insert_all(&tx, state.notifications, &[(contacted.id, invite)]).await?;
     let stored_view = match &claim {
         Some(claim) => {
-            let view = views::box_for(&tx, &state.redis, me, &row).await?;
+            let view = load::box_for(&tx, &state.redis, me, &row).await?;
             idempotency::finish(&tx, me, claim, 201, &view, None, None).await?;
             Some(view)
         }
@@ -124,7 +125,7 @@ pub async fn contact(
     outbox.notify(&notified);
     let view = match stored_view {
         Some(view) => view,
-        None => views::box_for(&client, &state.redis, me, &row).await?,
+        None => load::box_for(&client, &state.redis, me, &row).await?,
     };
     outbox.send(&state.redis, state.history).await;
     Ok(HttpResponse::Created().json(view))

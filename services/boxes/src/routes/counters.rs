@@ -6,7 +6,7 @@ use domain::input::path_id;
 use domain::realtime::{types, Ack, Envelope};
 use domain::{BoxId, Detail, ErrorBody, Origin};
 
-use crate::auth;
+use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::notify::Outbox;
 use crate::state::AppState;
@@ -28,12 +28,12 @@ use crate::state::AppState;
     )
 )]
 pub async fn ack(
+    caller: Caller,
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let caller = auth::authenticate(&req, &state).await?;
     let box_id: BoxId = path_id(&id, "id")?;
     let identity = parse_ack(&web_kit::body::json_body(&req, payload).await?)?;
     if identity != caller.id() {

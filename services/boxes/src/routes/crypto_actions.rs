@@ -1,11 +1,11 @@
 //! Crypto actions of the caller (§5.7, §8): list oldest first, read one, delete one once processed.
 //! Another identity's action answers exactly like an unknown one.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use domain::input::path_id;
 use domain::{CryptoActionId, ErrorBody, IdentityId, Origin};
 
-use crate::auth;
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store;
@@ -26,10 +26,8 @@ fn unknown_action() -> ApiError {
         (status = 400, description = "A malformed id: `details.id = malformed`.", body = domain::ErrorBody),
     )
 )]
-pub async fn list(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
-    let caller = auth::authenticate(&req, &state).await?;
-    let id: IdentityId = path_id(&id, "id")?;
-    caller.require_self(id)?;
+pub async fn list(caller: Caller, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    let id = caller.own_path(&id)?;
     let client = web_kit::metrics::pool_get(&state.db).await?;
     let actions = store::crypto_actions::list(&client, id).await?;
     Ok(HttpResponse::Ok().json(actions))
@@ -62,11 +60,10 @@ fn parse_path(raw: &(String, String)) -> ApiResult<(IdentityId, CryptoActionId)>
     )
 )]
 pub async fn get(
-    req: HttpRequest,
+    caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
-    let caller = auth::authenticate(&req, &state).await?;
     let (id, action_id) = parse_path(&path)?;
     caller.require_self(id)?;
     let client = web_kit::metrics::pool_get(&state.db).await?;
@@ -88,11 +85,10 @@ pub async fn get(
     )
 )]
 pub async fn delete(
-    req: HttpRequest,
+    caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
-    let caller = auth::authenticate(&req, &state).await?;
     let (id, action_id) = parse_path(&path)?;
     caller.require_self(id)?;
     let client = web_kit::metrics::pool_get(&state.db).await?;

@@ -23,9 +23,10 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::events;
-use crate::auth::authenticate;
+use crate::auth::Caller;
 use crate::blobs::{Blobs, PARTS_IN_FLIGHT};
 use crate::error::{ApiError, ApiResult};
+use crate::rules;
 use crate::state::AppState;
 use crate::store;
 
@@ -155,20 +156,18 @@ struct Upload<'a> {
 )]
 #[tracing::instrument(skip_all, fields(box_id = %path))]
 pub async fn upload(
+    caller: Caller,
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let caller = authenticate(&req, &state).await?;
     let box_id: BoxId = path_id(&path, "id")?;
     let me = caller.id();
     // Membership, the box and the quota before a byte of the body is read (README).
     let used = {
         let client = state.db.get().await?;
-        if !store::boxes::is_member(&client, box_id, me).await? {
-            return Err(ErrorBody::box_rule("not_member").into());
-        }
+        rules::require_member(&client, box_id, me).await?;
         u64::try_from(store::files::used_by(&client, me).await?).unwrap_or(0)
     };
     let declared =
@@ -219,7 +218,7 @@ async fn publish(
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
     let Some(bx) = store::boxes::lock(&tx, box_id).await? else {
-        return Err(ErrorBody::box_rule("not_member").into());
+        return Err(rules::not_member().into());
     };
     store::files::lock_uploader(&tx, me).await?;
     let used_now = u64::try_from(store::files::used_by(&tx, me).await?).unwrap_or(0);
@@ -230,9 +229,9 @@ async fn publish(
     if let (Some(key), Value::Object(map)) = (public_key, &mut content) {
         map.insert("public_key".into(), json!(key));
     }
-    let effects = events::apply_message(&tx, &bx, me, EventType::MsgFile, &content).await?;
+    let effects = rules::message(&tx, &bx, me, EventType::MsgFile, Some(&content)).await?;
     let size_db = i64::try_from(size).map_err(anyhow::Error::from)?;
-    if !store::files::mark_live(&tx, file, effects.posted().id, size_db, &sha256).await? {
+    if !store::files::mark_live(&tx, file, effects.posted.id, size_db, &sha256).await? {
         return Err(anyhow::anyhow!("the pending row of an upload was removed before its event").into());
     }
     web_kit::limits::committing(tx.commit()).await?;
@@ -383,18 +382,18 @@ async fn store_file(up: &Upload<'_>, field: &mut Field, pending: &mut Option<Pen
 )]
 #[tracing::instrument(skip_all, fields(file_id = %path))]
 pub async fn download(
+    caller: Caller,
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let caller = authenticate(&req, &state).await?;
     let id: FileId = path_id(&path, "id")?;
     let file = {
         let client = state.db.get().await?;
         store::files::readable(&client, id, caller.id(), false).await?.ok_or_else(file_not_found)?
     };
     if !file.allowed {
-        return Err(ErrorBody::box_rule("not_member").into());
+        return Err(rules::not_member().into());
     }
     let size = u64::try_from(file.size).unwrap_or(0);
     let etag = format!("\"{}\"", file.sha256);
@@ -488,12 +487,12 @@ fn requested_range(req: &HttpRequest, etag: &str, size: u64) -> Result<Option<(u
 )]
 #[tracing::instrument(skip_all, fields(identity = %id))]
 pub async fn save(
+    caller: Caller,
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let caller = authenticate(&req, &state).await?;
     let body = web_kit::body::json_body(&req, payload).await?;
     let id: IdentityId = path_id(&id, "id")?;
     let new = NewSavedFile::parse(&body)?;
@@ -504,7 +503,7 @@ pub async fn save(
         .await?
         .ok_or_else(|| ErrorBody::not_found(Origin::Body, "encrypted_file_id"))?;
     if !file.allowed {
-        return Err(ErrorBody::box_rule("not_member").into());
+        return Err(rules::not_member().into());
     }
     let Some(saved) = store::files::insert_saved(
         &tx,
@@ -533,10 +532,8 @@ pub async fn save(
     )
 )]
 #[tracing::instrument(skip_all, fields(identity = %id))]
-pub async fn saved(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
-    let caller = authenticate(&req, &state).await?;
-    let id: IdentityId = path_id(&id, "id")?;
-    caller.require_self(id)?;
+pub async fn saved(caller: Caller, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    let id = caller.own_path(&id)?;
     let client = state.db.get().await?;
     Ok(HttpResponse::Ok().json(store::files::saved_by(&client, id, SAVED_LIST_MAX).await?))
 }
@@ -556,11 +553,10 @@ pub async fn saved(req: HttpRequest, state: web::Data<AppState>, id: web::Path<S
 )]
 #[tracing::instrument(skip_all)]
 pub async fn unsave(
-    req: HttpRequest,
+    caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
-    let caller = authenticate(&req, &state).await?;
     let id: IdentityId = path_id(&path.0, "id")?;
     let saved_id: SavedFileId = path_id(&path.1, "saved_file_id")?;
     caller.require_self(id)?;
@@ -588,10 +584,8 @@ pub async fn unsave(
     )
 )]
 #[tracing::instrument(skip_all, fields(identity = %id))]
-pub async fn quota(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
-    let caller = authenticate(&req, &state).await?;
-    let id: IdentityId = path_id(&id, "id")?;
-    caller.require_self(id)?;
+pub async fn quota(caller: Caller, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    let id = caller.own_path(&id)?;
     let client = state.db.get().await?;
     let used = store::files::used_by(&client, id).await?;
     Ok(HttpResponse::Ok().json(json!({"identity_id": id, "quota": state.files.quota_bytes, "used": used})))
@@ -610,16 +604,13 @@ pub async fn quota(req: HttpRequest, state: web::Data<AppState>, id: web::Path<S
 )]
 #[tracing::instrument(skip_all, fields(box_id = %path))]
 pub async fn used_space(
-    req: HttpRequest,
+    caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let caller = authenticate(&req, &state).await?;
     let box_id: BoxId = path_id(&path, "id")?;
     let client = state.db.get().await?;
-    if !store::boxes::is_member(&client, box_id, caller.id()).await? {
-        return Err(ErrorBody::box_rule("not_member").into());
-    }
+    rules::require_member(&client, box_id, caller.id()).await?;
     let used = store::files::used_in_box(&client, box_id).await?;
     Ok(HttpResponse::Ok().json(json!({"box_id": box_id, "used": used})))
 }

@@ -7,7 +7,7 @@ use domain::identity::PublicKeysUpdate;
 use domain::input::{has_control, path_id};
 use domain::{Detail, ErrorBody, IdentityId, Origin};
 
-use crate::auth;
+use crate::auth::{Caller, MaybeCaller};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store;
@@ -29,10 +29,8 @@ fn unknown_identity() -> ApiError {
         (status = 404, description = "`details.id = not_found`.", body = domain::ErrorBody),
     )
 )]
-pub async fn get(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
-    let caller = auth::authenticate(&req, &state).await?;
-    let id: IdentityId = path_id(&id, "id")?;
-    caller.require_self(id)?;
+pub async fn get(caller: Caller, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    let id = caller.own_path(&id)?;
     let client = web_kit::metrics::pool_get(&state.db).await?;
     let record = store::identities::get(&client, id).await?.ok_or_else(unknown_identity)?;
     Ok(HttpResponse::Ok().json(record.self_view()))
@@ -51,8 +49,11 @@ pub async fn get(req: HttpRequest, state: web::Data<AppState>, id: web::Path<Str
         (status = 404, description = "`details.id = not_found`.", body = domain::ErrorBody),
     )
 )]
-pub async fn profile(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
-    let caller = auth::authenticate_optional(&req, &state).await?;
+pub async fn profile(
+    MaybeCaller(caller): MaybeCaller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let id: IdentityId = path_id(&id, "id")?;
     let client = web_kit::metrics::pool_get(&state.db).await?;
     let record = store::identities::get(&client, id).await?.ok_or_else(unknown_identity)?;
@@ -77,12 +78,12 @@ pub async fn profile(req: HttpRequest, state: web::Data<AppState>, id: web::Path
     )
 )]
 pub async fn public_keys(
+    caller: Caller,
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let caller = auth::authenticate(&req, &state).await?;
     let id: IdentityId = path_id(&id, "id")?;
     let update = PublicKeysUpdate::parse(&web_kit::body::json_body(&req, payload).await?)?;
     caller.require_self(id)?;
@@ -116,8 +117,11 @@ pub async fn public_keys(
         (status = 429, description = "Too many lookups from this identity.", body = domain::ErrorBody),
     )
 )]
-pub async fn pubkeys_by_identifier(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    let caller = auth::authenticate(&req, &state).await?;
+pub async fn pubkeys_by_identifier(
+    caller: Caller,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let query = super::boxes::query(&req)?;
     let value = match query.get("identifier_value") {
         None => Err(Detail::Required),

@@ -7,23 +7,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use domain::b64::{limits, B64u};
 use domain::input::query_id;
 use domain::keyshare::KeyShareCreate;
-use domain::{BoxId, Detail, ErrorBody, IdentityId, Origin};
+use domain::{BoxId, Detail, ErrorBody, Origin};
 
-use crate::auth;
+use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::idempotency::{self, Claim};
+use crate::rules::require_member;
 use crate::state::AppState;
 use crate::store::{self, GenericClient};
-
-const NOT_MEMBER: &str = "not_member";
-
-async fn require_member<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId) -> ApiResult<()> {
-    if store::membership::is_member(c, box_id, who).await? {
-        Ok(())
-    } else {
-        Err(ErrorBody::box_rule(NOT_MEMBER).into())
-    }
-}
 
 /// `POST /box-key-shares`: adds a share to a box the caller belongs to; existing shares stay.
 /// With an `Idempotency-Key` (issue 17) the answer is stored in the insert's transaction and a
@@ -44,8 +35,12 @@ async fn require_member<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId)
         (status = 422, description = "The `Idempotency-Key` was used with another request: `details.Idempotency-Key = invalid`.", body = domain::ErrorBody),
     )
 )]
-pub async fn create(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> ApiResult<HttpResponse> {
-    let caller = auth::authenticate(&req, &state).await?;
+pub async fn create(
+    caller: Caller,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
     let body = web_kit::body::json_body(&req, payload).await?;
     let input = KeyShareCreate::parse(&body)?;
     let claim = Claim::from_request(&req, &body)?;
@@ -82,8 +77,7 @@ pub async fn create(req: HttpRequest, state: web::Data<AppState>, payload: web::
         (status = 404, description = "No such share: `details.other_share_hash = not_found`.", body = domain::ErrorBody),
     )
 )]
-pub async fn get(req: HttpRequest, state: web::Data<AppState>, hash: web::Path<String>) -> ApiResult<HttpResponse> {
-    let caller = auth::authenticate(&req, &state).await?;
+pub async fn get(caller: Caller, state: web::Data<AppState>, hash: web::Path<String>) -> ApiResult<HttpResponse> {
     let hash = B64u::parse(&hash, limits::OTHER_SHARE_HASH).map_err(|d| {
         ErrorBody::bad_request(Origin::Path, "other_share_hash must be unpadded url-safe base64")
             .with("other_share_hash", d)
@@ -110,8 +104,11 @@ pub async fn get(req: HttpRequest, state: web::Data<AppState>, hash: web::Path<S
         (status = 404, description = "The box has no such share: `details.encrypted_invitation_key_share = not_found`.", body = domain::ErrorBody),
     )
 )]
-pub async fn encrypted_invitation_key_share(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    let caller = auth::authenticate(&req, &state).await?;
+pub async fn encrypted_invitation_key_share(
+    caller: Caller,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let query = web::Query::<HashMap<String, String>>::from_query(req.query_string()).map_err(|_| {
         ErrorBody::bad_request(Origin::Query, "malformed query string").with("box_id", Detail::Malformed)
     })?;

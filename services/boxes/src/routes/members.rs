@@ -1,15 +1,16 @@
 //! Who is in a box and who may join it (§7.9).
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use domain::identity::IdentityView;
 use domain::input::path_id;
 use domain::{BoxId, ErrorBody};
 
-use crate::auth::authenticate;
+use crate::auth::Caller;
 use crate::error::ApiResult;
+use crate::load;
+use crate::rules;
 use crate::state::AppState;
 use crate::store;
-use crate::views;
 
 /// `GET /boxes/{id}/members`: the admin first, then by join order; transparent for the admin.
 #[utoipa::path(
@@ -22,14 +23,10 @@ use crate::views;
         (status = 400, description = "A malformed id: `details.id = malformed`.", body = domain::ErrorBody),
     )
 )]
-pub async fn members(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let caller = authenticate(&req, &state).await?;
+pub async fn members(caller: Caller, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let box_id: BoxId = path_id(&path, "id")?;
     let client = web_kit::metrics::pool_get(&state.db).await?;
-    let bx = match store::boxes::get(&client, box_id).await? {
-        Some(b) if store::boxes::is_member(&client, box_id, caller.id()).await? => b,
-        _ => return Err(ErrorBody::box_rule("not_member").into()),
-    };
+    let bx = rules::member_box(&client, box_id, caller.id()).await?;
     let ids = store::boxes::member_ids(&client, box_id).await?;
     let records = store::identities::get_many(&client, &ids).await?;
     let transparent = bx.is_admin(caller.id());
@@ -49,12 +46,7 @@ pub async fn members(req: HttpRequest, state: web::Data<AppState>, path: web::Pa
         (status = 400, description = "A malformed id: `details.id = malformed`.", body = domain::ErrorBody),
     )
 )]
-pub async fn accesses(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    let caller = authenticate(&req, &state).await?;
+pub async fn accesses(caller: Caller, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let box_id: BoxId = path_id(&path, "id")?;
     let client = web_kit::metrics::pool_get(&state.db).await?;
     match store::boxes::get(&client, box_id).await? {
@@ -62,6 +54,6 @@ pub async fn accesses(
         _ => return Err(ErrorBody::box_rule("not_admin").into()),
     }
     let rows = store::events::active_accesses(&client, box_id).await?;
-    let events = views::events_for(&client, &rows, true).await?;
+    let events = load::events_for(&client, &rows, true).await?;
     Ok(HttpResponse::Ok().json(events))
 }

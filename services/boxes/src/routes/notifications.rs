@@ -7,7 +7,7 @@ use domain::notification::{Acknowledgement, LIST_DEFAULT, LIST_MAX};
 use domain::{ErrorBody, IdentityId, Origin};
 
 use super::boxes::{page, total_count};
-use crate::auth::authenticate;
+use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::state::AppState;
 use crate::store;
@@ -24,8 +24,12 @@ use crate::store;
         (status = 400, description = "`details` keys: `id`, `offset`, `limit`, `query`.", body = domain::ErrorBody),
     )
 )]
-pub async fn list(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
-    let caller = authenticate(&req, &state).await?;
+pub async fn list(
+    caller: Caller,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let id: IdentityId = path_id(&id, "id")?;
     let page = page(&req, LIST_DEFAULT, LIST_MAX)?;
     caller.require_self(id)?;
@@ -46,10 +50,8 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>, id: web::Path<St
         (status = 400, description = "A malformed id: `details.id = malformed`.", body = domain::ErrorBody),
     )
 )]
-pub async fn count(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
-    let caller = authenticate(&req, &state).await?;
-    let id: IdentityId = path_id(&id, "id")?;
-    caller.require_self(id)?;
+pub async fn count(caller: Caller, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    let id = caller.own_path(&id)?;
     let client = web_kit::metrics::pool_get(&state.db).await?;
     Ok(total_count(store::notifications::count_unread(&client, id, state.notifications).await?))
 }
@@ -73,12 +75,12 @@ pub async fn count(req: HttpRequest, state: web::Data<AppState>, id: web::Path<S
     )
 )]
 pub async fn acknowledge(
+    caller: Caller,
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let caller = authenticate(&req, &state).await?;
     let body = web_kit::body::json_body(&req, payload).await?;
     let id: IdentityId = path_id(&id, "id")?;
     let ack = Acknowledgement::parse(&body)?;

@@ -4,13 +4,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use domain::boxes::{parse_settings, BoxSetting};
 use domain::input::path_id;
 use domain::realtime::{types, Envelope};
-use domain::{BoxId, ErrorBody, IdentityId};
+use domain::{BoxId, IdentityId};
 
-use crate::auth;
+use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::notify::Outbox;
+use crate::rules::require_member;
 use crate::state::AppState;
-use crate::store::{self, GenericClient};
+use crate::store::{self};
 
 fn parse_path(raw: &(String, String)) -> ApiResult<(IdentityId, BoxId)> {
     let id = path_id::<IdentityId>(&raw.0, "id");
@@ -22,14 +23,6 @@ fn parse_path(raw: &(String, String)) -> ApiResult<(IdentityId, BoxId)> {
             Err(e.into())
         }
         (Err(e), _) | (_, Err(e)) => Err(e.into()),
-    }
-}
-
-async fn require_member<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId) -> ApiResult<()> {
-    if store::membership::is_member(c, box_id, who).await? {
-        Ok(())
-    } else {
-        Err(ErrorBody::box_rule("not_member").into())
     }
 }
 
@@ -46,11 +39,10 @@ async fn require_member<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId)
     )
 )]
 pub async fn get(
-    req: HttpRequest,
+    caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
-    let caller = auth::authenticate(&req, &state).await?;
     let (id, box_id) = parse_path(&path)?;
     caller.require_self(id)?;
     let client = web_kit::metrics::pool_get(&state.db).await?;
@@ -75,12 +67,12 @@ pub async fn get(
     )
 )]
 pub async fn put(
+    caller: Caller,
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let caller = auth::authenticate(&req, &state).await?;
     let (id, box_id) = parse_path(&path)?;
     let muted = parse_settings(&web_kit::body::json_body(&req, payload).await?)?;
     caller.require_self(id)?;

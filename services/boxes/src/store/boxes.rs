@@ -12,7 +12,7 @@ use domain::input::Page;
 use domain::{BoxId, EventId, IdentityId, Timestamp};
 use tokio_postgres::Row;
 
-use super::{sql, GenericClient};
+use super::{sql, Error, GenericClient};
 
 const COLUMNS: &str = box_columns!();
 
@@ -35,30 +35,30 @@ impl BoxRow {
     }
 }
 
-pub(super) fn box_row(row: &Row) -> BoxRow {
-    let mode: String = row.get("access_mode");
-    BoxRow {
-        id: BoxId::from(row.get::<_, uuid::Uuid>("id")),
-        creator_id: IdentityId::from(row.get::<_, uuid::Uuid>("creator_id")),
-        title: row.get("title"),
-        public_key: row.get("public_key"),
-        // The column has a CHECK constraint on the two values.
-        access_mode: AccessMode::parse(&mode).unwrap_or_default(),
-        created_at: Timestamp(row.get("created_at")),
-        last_event_at: Timestamp(row.get("last_event_at")),
-        last_visible_at: Timestamp(row.get("last_visible_at")),
-    }
+pub(super) fn box_row(row: &Row) -> Result<BoxRow, Error> {
+    let mode: String = sql::get(row, "access_mode")?;
+    Ok(BoxRow {
+        id: BoxId::from(sql::get::<_, uuid::Uuid>(row, "id")?),
+        creator_id: IdentityId::from(sql::get::<_, uuid::Uuid>(row, "creator_id")?),
+        title: sql::get(row, "title")?,
+        public_key: sql::get(row, "public_key")?,
+        access_mode: AccessMode::parse(&mode).ok_or_else(|| Error::corrupt(format!("access mode {mode:?}")))?,
+        created_at: Timestamp(sql::get(row, "created_at")?),
+        last_event_at: Timestamp(sql::get(row, "last_event_at")?),
+        last_visible_at: Timestamp(sql::get(row, "last_visible_at")?),
+    })
 }
 
 /// Inserts a `limited` box with no events yet, and its creator as the first member.
 /// The caller then inserts the `create` event, whose sequence number is 1.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert<C: GenericClient>(
     c: &C,
     id: BoxId,
     creator: IdentityId,
     title: &str,
     public_key: &str,
-) -> Result<BoxRow, tokio_postgres::Error> {
+) -> Result<BoxRow, Error> {
     let row = sql::query_one(c,
             &format!(
                 "INSERT INTO boxes.boxes (id, creator_id, title, public_key, access_mode, created_at, last_event_at, last_visible_at)
@@ -74,42 +74,43 @@ pub async fn insert<C: GenericClient>(
         &[id.as_uuid(), creator.as_uuid()],
     )
     .await?;
-    Ok(box_row(&row))
+    box_row(&row)
 }
 
-pub async fn get<C: GenericClient>(c: &C, id: BoxId) -> Result<Option<BoxRow>, tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn get<C: GenericClient>(c: &C, id: BoxId) -> Result<Option<BoxRow>, Error> {
     let row = sql::query_opt(c, &format!("SELECT {COLUMNS} FROM boxes.boxes WHERE id = $1"), &[id.as_uuid()]).await?;
-    Ok(row.as_ref().map(box_row))
+    row.as_ref().map(box_row).transpose()
 }
 
 /// Reads the box and locks its row until the transaction ends: every write to a box's events
 /// and members goes through this lock, which gives the per-box total order of §13.1.
-pub async fn lock<C: GenericClient>(c: &C, id: BoxId) -> Result<Option<BoxRow>, tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn lock<C: GenericClient>(c: &C, id: BoxId) -> Result<Option<BoxRow>, Error> {
     let row =
         sql::query_opt(c, &format!("SELECT {COLUMNS} FROM boxes.boxes WHERE id = $1 FOR UPDATE"), &[id.as_uuid()])
             .await?;
-    Ok(row.as_ref().map(box_row))
+    row.as_ref().map(box_row).transpose()
 }
 
-pub async fn set_access_mode<C: GenericClient>(
-    c: &C,
-    id: BoxId,
-    mode: AccessMode,
-) -> Result<(), tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn set_access_mode<C: GenericClient>(c: &C, id: BoxId, mode: AccessMode) -> Result<(), Error> {
     sql::execute(c, "UPDATE boxes.boxes SET access_mode = $2 WHERE id = $1", &[id.as_uuid(), &mode.as_str()]).await?;
     Ok(())
 }
 
 /// Removes the box; events, members, key shares, settings and crypto actions of the box go
 /// with it (foreign keys with `ON DELETE CASCADE`).
-pub async fn delete<C: GenericClient>(c: &C, id: BoxId) -> Result<bool, tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn delete<C: GenericClient>(c: &C, id: BoxId) -> Result<bool, Error> {
     sql::execute(c, "DELETE FROM boxes.crypto_actions WHERE box_id = $1", &[id.as_uuid()]).await?;
     Ok(sql::execute(c, "DELETE FROM boxes.boxes WHERE id = $1", &[id.as_uuid()]).await? > 0)
 }
 
 // ---- members ----
 
-pub async fn is_member<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId) -> Result<bool, tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn is_member<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId) -> Result<bool, Error> {
     let row = sql::query_opt(
         c,
         "SELECT 1 FROM boxes.members WHERE box_id = $1 AND identity_id = $2",
@@ -120,7 +121,8 @@ pub async fn is_member<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId) 
 }
 
 /// The current members: the admin first (it joined with the `create` event), then by join order.
-pub async fn member_ids<C: GenericClient>(c: &C, box_id: BoxId) -> Result<Vec<IdentityId>, tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn member_ids<C: GenericClient>(c: &C, box_id: BoxId) -> Result<Vec<IdentityId>, Error> {
     let rows = sql::query(
         c,
         "SELECT m.identity_id FROM boxes.members m JOIN boxes.boxes b ON b.id = m.box_id
@@ -128,7 +130,7 @@ pub async fn member_ids<C: GenericClient>(c: &C, box_id: BoxId) -> Result<Vec<Id
         &[box_id.as_uuid()],
     )
     .await?;
-    Ok(rows.iter().map(|r| IdentityId::from(r.get::<_, uuid::Uuid>("identity_id"))).collect())
+    rows.iter().map(|r| sql::get::<_, uuid::Uuid>(r, "identity_id").map(IdentityId::from)).collect()
 }
 
 /// A current non-admin member and the id of its `member.join`.
@@ -138,36 +140,33 @@ pub struct Joined {
     pub join_event_id: EventId,
 }
 
-pub(super) fn joined(row: &Row) -> Option<Joined> {
-    let join: Option<uuid::Uuid> = row.get("join_event_id");
-    join.map(|j| Joined {
-        identity_id: IdentityId::from(row.get::<_, uuid::Uuid>("identity_id")),
-        join_event_id: EventId::from(j),
-    })
+/// `None` for the admin, who joined with the `create` event.
+pub(super) fn joined(row: &Row) -> Result<Option<Joined>, Error> {
+    let join: Option<uuid::Uuid> = sql::get(row, "join_event_id")?;
+    let identity_id = IdentityId::from(sql::get::<_, uuid::Uuid>(row, "identity_id")?);
+    Ok(join.map(|j| Joined { identity_id, join_event_id: EventId::from(j) }))
 }
 
 /// The join of `who`, if it is a member that joined (the admin has none).
-pub async fn join_of<C: GenericClient>(
-    c: &C,
-    box_id: BoxId,
-    who: IdentityId,
-) -> Result<Option<Joined>, tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn join_of<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId) -> Result<Option<Joined>, Error> {
     let row = sql::query_opt(
         c,
         "SELECT identity_id, join_event_id FROM boxes.members WHERE box_id = $1 AND identity_id = $2",
         &[box_id.as_uuid(), who.as_uuid()],
     )
     .await?;
-    Ok(row.as_ref().and_then(joined))
+    Ok(row.as_ref().map(joined).transpose()?.flatten())
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn add_member<C: GenericClient>(
     c: &C,
     box_id: BoxId,
     who: IdentityId,
     join_event_id: EventId,
     joined_seq: i64,
-) -> Result<(), tokio_postgres::Error> {
+) -> Result<(), Error> {
     sql::execute(
         c,
         "INSERT INTO boxes.members (box_id, identity_id, join_event_id, joined_seq) VALUES ($1, $2, $3, $4)",
@@ -177,11 +176,8 @@ pub async fn add_member<C: GenericClient>(
     Ok(())
 }
 
-pub async fn remove_member<C: GenericClient>(
-    c: &C,
-    box_id: BoxId,
-    who: IdentityId,
-) -> Result<(), tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn remove_member<C: GenericClient>(c: &C, box_id: BoxId, who: IdentityId) -> Result<(), Error> {
     sql::execute(
         c,
         "DELETE FROM boxes.members WHERE box_id = $1 AND identity_id = $2",
@@ -196,12 +192,13 @@ pub async fn remove_member<C: GenericClient>(
 /// Boxes where `who` is a member, the one with the newest visible event first.
 /// The boxes `who` is a member of, newest visible event first; with `changed_since`, only those
 /// with an event of any type (invisible ones included) after that time.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn joined_by<C: GenericClient>(
     c: &C,
     who: IdentityId,
     page: Page,
     changed_since: Option<chrono::DateTime<chrono::Utc>>,
-) -> Result<Vec<BoxRow>, tokio_postgres::Error> {
+) -> Result<Vec<BoxRow>, Error> {
     let rows = sql::query(c,
             "SELECT b.id, b.creator_id, b.title, b.public_key, b.access_mode, b.created_at, b.last_event_at, b.last_visible_at
              FROM boxes.members m JOIN boxes.boxes b ON b.id = m.box_id
@@ -211,14 +208,15 @@ pub async fn joined_by<C: GenericClient>(
             &[who.as_uuid(), &page.offset, &page.limit, &changed_since],
         )
         .await?;
-    Ok(rows.iter().map(box_row).collect())
+    rows.iter().map(box_row).collect()
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn count_joined<C: GenericClient>(
     c: &C,
     who: IdentityId,
     changed_since: Option<chrono::DateTime<chrono::Utc>>,
-) -> Result<i64, tokio_postgres::Error> {
+) -> Result<i64, Error> {
     let row = sql::query_one(
         c,
         "SELECT count(*) AS n FROM boxes.members m JOIN boxes.boxes b ON b.id = m.box_id
@@ -226,15 +224,16 @@ pub async fn count_joined<C: GenericClient>(
         &[who.as_uuid(), &changed_since],
     )
     .await?;
-    Ok(row.get("n"))
+    sql::get(&row, "n")
 }
 
 /// The settings of `who` in each of `boxes`, with the defaults where nothing is stored.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn settings_for<C: GenericClient>(
     c: &C,
     who: IdentityId,
     boxes: &[BoxId],
-) -> Result<HashMap<BoxId, BoxSetting>, tokio_postgres::Error> {
+) -> Result<HashMap<BoxId, BoxSetting>, Error> {
     let ids: Vec<uuid::Uuid> = boxes.iter().map(|b| b.into_uuid()).collect();
     let rows = sql::query(
         c,
@@ -242,8 +241,10 @@ pub async fn settings_for<C: GenericClient>(
         &[who.as_uuid(), &ids],
     )
     .await?;
-    let stored: HashMap<BoxId, bool> =
-        rows.iter().map(|r| (BoxId::from(r.get::<_, uuid::Uuid>("box_id")), r.get::<_, bool>("muted"))).collect();
+    let stored: HashMap<BoxId, bool> = rows
+        .iter()
+        .map(|r| Ok((BoxId::from(sql::get::<_, uuid::Uuid>(r, "box_id")?), sql::get::<_, bool>(r, "muted")?)))
+        .collect::<Result<_, Error>>()?;
     Ok(boxes
         .iter()
         .map(|b| (*b, BoxSetting { identity_id: who, box_id: *b, muted: stored.get(b).copied().unwrap_or(false) }))

@@ -4,21 +4,20 @@ use domain::crypto_action::{CryptoAction, CryptoActionType, LIST_CAP};
 use domain::{BoxId, CryptoActionId, IdentityId, Timestamp};
 use tokio_postgres::Row;
 
-use super::{sql, GenericClient};
+use super::{sql, Error, GenericClient};
 
 const COLUMNS: &str = "id, type, box_id, encryption_public_key, encrypted, created_at";
 
-fn action(row: &Row) -> CryptoAction {
-    let kind: String = row.get("type");
-    CryptoAction {
-        id: CryptoActionId::from(row.get::<_, uuid::Uuid>("id")),
-        // The column has a CHECK constraint on these two values.
-        kind: CryptoActionType::parse(&kind).unwrap_or(CryptoActionType::Invitation),
-        box_id: row.get::<_, Option<uuid::Uuid>>("box_id").map(BoxId::from),
-        encryption_public_key: row.get("encryption_public_key"),
-        encrypted: row.get("encrypted"),
-        created_at: Timestamp(row.get("created_at")),
-    }
+fn action(row: &Row) -> Result<CryptoAction, Error> {
+    let kind: String = sql::get(row, "type")?;
+    Ok(CryptoAction {
+        id: CryptoActionId::from(sql::get::<_, uuid::Uuid>(row, "id")?),
+        kind: CryptoActionType::parse(&kind).ok_or_else(|| Error::corrupt(format!("crypto action type {kind:?}")))?,
+        box_id: sql::get::<_, Option<uuid::Uuid>>(row, "box_id")?.map(BoxId::from),
+        encryption_public_key: sql::get(row, "encryption_public_key")?,
+        encrypted: sql::get(row, "encrypted")?,
+        created_at: Timestamp(sql::get(row, "created_at")?),
+    })
 }
 
 pub struct NewCryptoAction<'a> {
@@ -30,7 +29,8 @@ pub struct NewCryptoAction<'a> {
     pub encrypted: &'a str,
 }
 
-pub async fn insert<C: GenericClient>(c: &C, a: &NewCryptoAction<'_>) -> Result<CryptoAction, tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn insert<C: GenericClient>(c: &C, a: &NewCryptoAction<'_>) -> Result<CryptoAction, Error> {
     let row = sql::query_one(c,
             &format!(
                 "INSERT INTO boxes.crypto_actions (id, identity_id, type, box_id, sender_id, encryption_public_key, encrypted)
@@ -47,40 +47,39 @@ pub async fn insert<C: GenericClient>(c: &C, a: &NewCryptoAction<'_>) -> Result<
             ],
         )
         .await?;
-    Ok(action(&row))
+    action(&row)
 }
 
 /// Oldest first, at most [`LIST_CAP`].
-pub async fn list<C: GenericClient>(c: &C, identity: IdentityId) -> Result<Vec<CryptoAction>, tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn list<C: GenericClient>(c: &C, identity: IdentityId) -> Result<Vec<CryptoAction>, Error> {
     let rows = sql::query(
         c,
         &format!("SELECT {COLUMNS} FROM boxes.crypto_actions WHERE identity_id = $1 ORDER BY created_at, id LIMIT $2"),
         &[identity.as_uuid(), &LIST_CAP],
     )
     .await?;
-    Ok(rows.iter().map(action).collect())
+    rows.iter().map(action).collect()
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn get<C: GenericClient>(
     c: &C,
     identity: IdentityId,
     id: CryptoActionId,
-) -> Result<Option<CryptoAction>, tokio_postgres::Error> {
+) -> Result<Option<CryptoAction>, Error> {
     let row = sql::query_opt(
         c,
         &format!("SELECT {COLUMNS} FROM boxes.crypto_actions WHERE id = $1 AND identity_id = $2"),
         &[id.as_uuid(), identity.as_uuid()],
     )
     .await?;
-    Ok(row.as_ref().map(action))
+    row.as_ref().map(action).transpose()
 }
 
 /// `true` when an action of this identity was deleted.
-pub async fn delete<C: GenericClient>(
-    c: &C,
-    identity: IdentityId,
-    id: CryptoActionId,
-) -> Result<bool, tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn delete<C: GenericClient>(c: &C, identity: IdentityId, id: CryptoActionId) -> Result<bool, Error> {
     let n = sql::execute(
         c,
         "DELETE FROM boxes.crypto_actions WHERE id = $1 AND identity_id = $2",

@@ -8,15 +8,16 @@
 use domain::{BoxId, EventId, FileId, IdentityId, SavedFileId, Timestamp};
 use serde::Serialize;
 
-use super::{sql, GenericClient};
+use super::{sql, Error, GenericClient};
 
 /// Adds the row of a blob about to be written, `pending` until its event commits.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert_pending<C: GenericClient>(
     c: &C,
     id: FileId,
     box_id: BoxId,
     uploader: IdentityId,
-) -> Result<(), tokio_postgres::Error> {
+) -> Result<(), Error> {
     sql::execute(
         c,
         "INSERT INTO boxes.files (id, box_id, uploader_id, state) VALUES ($1, $2, $3, 'pending')",
@@ -28,13 +29,14 @@ pub async fn insert_pending<C: GenericClient>(
 
 /// Marks a pending file live with its event, size and digest; false when the row is no longer
 /// pending (swept, or its box deleted meanwhile).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn mark_live<C: GenericClient>(
     c: &C,
     id: FileId,
     event: EventId,
     size: i64,
     sha256: &str,
-) -> Result<bool, tokio_postgres::Error> {
+) -> Result<bool, Error> {
     let n = sql::execute(
         c,
         "UPDATE boxes.files SET state = 'live', event_id = $2, size = $3, sha256 = $4
@@ -47,21 +49,24 @@ pub async fn mark_live<C: GenericClient>(
 
 /// Removes the row of an upload that failed; true when the row is live after all (its commit
 /// went through), so its blob must stay.
-pub async fn delete_pending<C: GenericClient>(c: &C, id: FileId) -> Result<bool, tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn delete_pending<C: GenericClient>(c: &C, id: FileId) -> Result<bool, Error> {
     sql::execute(c, "DELETE FROM boxes.files WHERE id = $1 AND state = 'pending'", &[id.as_uuid()]).await?;
     let live = sql::query_opt(c, "SELECT 1 FROM boxes.files WHERE id = $1 AND state = 'live'", &[id.as_uuid()]).await?;
     Ok(live.is_some())
 }
 
 /// Serialises the quota checks of one uploader until the transaction ends.
-pub async fn lock_uploader<C: GenericClient>(c: &C, who: IdentityId) -> Result<(), tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn lock_uploader<C: GenericClient>(c: &C, who: IdentityId) -> Result<(), Error> {
     sql::query_one(c, "SELECT pg_advisory_xact_lock(816018, hashtext($1::text))", &[&who.to_string()]).await?;
     Ok(())
 }
 
 /// Bytes counted against an identity's quota: the live files it uploaded that are still stored
 /// (in a box, or kept by someone's saved file) plus the files it saved.
-pub async fn used_by<C: GenericClient>(c: &C, who: IdentityId) -> Result<i64, tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn used_by<C: GenericClient>(c: &C, who: IdentityId) -> Result<i64, Error> {
     let row = sql::query_one(
         c,
         "SELECT (COALESCE((SELECT sum(size) FROM boxes.files WHERE uploader_id = $1 AND state = 'live'), 0)
@@ -70,18 +75,19 @@ pub async fn used_by<C: GenericClient>(c: &C, who: IdentityId) -> Result<i64, to
         &[who.as_uuid()],
     )
     .await?;
-    Ok(row.get(0))
+    sql::get(&row, 0)
 }
 
 /// Bytes of the live files of a box.
-pub async fn used_in_box<C: GenericClient>(c: &C, box_id: BoxId) -> Result<i64, tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn used_in_box<C: GenericClient>(c: &C, box_id: BoxId) -> Result<i64, Error> {
     let row = sql::query_one(
         c,
         "SELECT COALESCE(sum(size), 0)::bigint FROM boxes.files WHERE box_id = $1 AND state = 'live'",
         &[box_id.as_uuid()],
     )
     .await?;
-    Ok(row.get(0))
+    sql::get(&row, 0)
 }
 
 /// A live file as a reader sees it.
@@ -104,38 +110,45 @@ macro_rules! readable_sql {
 }
 
 /// The live file `id` and whether `who` may read it; `None` when unknown or pending.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn readable<C: GenericClient>(
     c: &C,
     id: FileId,
     who: IdentityId,
     lock: bool,
-) -> Result<Option<Readable>, tokio_postgres::Error> {
+) -> Result<Option<Readable>, Error> {
     let sql = if lock { concat!(readable_sql!(), " FOR UPDATE OF f") } else { readable_sql!() };
     let row = sql::query_opt(c, sql, &[id.as_uuid(), who.as_uuid()]).await?;
-    Ok(row.map(|r| Readable {
-        size: r.get(0),
-        sha256: r.get::<_, Option<String>>(1).unwrap_or_default(),
-        allowed: r.get(2),
-    }))
+    row.map(|r| {
+        Ok(Readable {
+            size: sql::get(&r, 0)?,
+            sha256: sql::get::<_, Option<String>>(&r, 1)?.unwrap_or_default(),
+            allowed: sql::get(&r, 2)?,
+        })
+    })
+    .transpose()
 }
 
 /// Takes the file of a deleted `msg.file` out of its box: its row goes (and its blob is
 /// returned for removal after commit) unless saved files still reference it.
-pub async fn release_event<C: GenericClient>(c: &C, event: EventId) -> Result<Vec<FileId>, tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn release_event<C: GenericClient>(c: &C, event: EventId) -> Result<Vec<FileId>, Error> {
     let locked = sql::query(c, "SELECT id FROM boxes.files WHERE event_id = $1 FOR UPDATE", &[event.as_uuid()]).await?;
-    let ids: Vec<uuid::Uuid> = locked.iter().map(|r| r.get(0)).collect();
+    let ids: Vec<uuid::Uuid> = locked.iter().map(|r| sql::get(r, 0)).collect::<Result<_, _>>()?;
     release(c, &ids).await
 }
 
 /// Takes every file out of a box about to be deleted, pending ones included.
-pub async fn release_box<C: GenericClient>(c: &C, box_id: BoxId) -> Result<Vec<FileId>, tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn release_box<C: GenericClient>(c: &C, box_id: BoxId) -> Result<Vec<FileId>, Error> {
     let locked = sql::query(c, "SELECT id FROM boxes.files WHERE box_id = $1 FOR UPDATE", &[box_id.as_uuid()]).await?;
-    let ids: Vec<uuid::Uuid> = locked.iter().map(|r| r.get(0)).collect();
+    let ids: Vec<uuid::Uuid> = locked.iter().map(|r| sql::get(r, 0)).collect::<Result<_, _>>()?;
     release(c, &ids).await
 }
 
 /// Files (locked by the caller) leave their box: unreferenced ones are deleted and returned.
-async fn release<C: GenericClient>(c: &C, ids: &[uuid::Uuid]) -> Result<Vec<FileId>, tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+async fn release<C: GenericClient>(c: &C, ids: &[uuid::Uuid]) -> Result<Vec<FileId>, Error> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -148,15 +161,12 @@ async fn release<C: GenericClient>(c: &C, ids: &[uuid::Uuid]) -> Result<Vec<File
     )
     .await?;
     sql::execute(c, "UPDATE boxes.files SET box_id = NULL WHERE id = ANY($1)", &[&ids]).await?;
-    Ok(gone.iter().map(|r| FileId::from(r.get::<_, uuid::Uuid>(0))).collect())
+    gone.iter().map(file_id).collect()
 }
 
 /// Pending rows older than `grace_secs`, deleted; their blobs are the caller's to remove.
-pub async fn take_stale_pending<C: GenericClient>(
-    c: &C,
-    grace_secs: f64,
-    limit: i64,
-) -> Result<Vec<FileId>, tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn take_stale_pending<C: GenericClient>(c: &C, grace_secs: f64, limit: i64) -> Result<Vec<FileId>, Error> {
     let rows = sql::query(
         c,
         "DELETE FROM boxes.files WHERE id IN (
@@ -167,14 +177,15 @@ pub async fn take_stale_pending<C: GenericClient>(
         &[&grace_secs, &limit],
     )
     .await?;
-    Ok(rows.iter().map(|r| FileId::from(r.get::<_, uuid::Uuid>(0))).collect())
+    rows.iter().map(file_id).collect()
 }
 
 /// Which of `ids` have a row.
-pub async fn known<C: GenericClient>(c: &C, ids: &[FileId]) -> Result<Vec<FileId>, tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn known<C: GenericClient>(c: &C, ids: &[FileId]) -> Result<Vec<FileId>, Error> {
     let ids: Vec<uuid::Uuid> = ids.iter().map(|i| i.into_uuid()).collect();
     let rows = sql::query(c, "SELECT id FROM boxes.files WHERE id = ANY($1)", &[&ids]).await?;
-    Ok(rows.iter().map(|r| FileId::from(r.get::<_, uuid::Uuid>(0))).collect())
+    rows.iter().map(file_id).collect()
 }
 
 // ---- saved files ----
@@ -192,26 +203,32 @@ pub struct SavedFile {
 
 const SAVED_COLUMNS: &str = "id, identity_id, file_id, encrypted_metadata, key_fingerprint, created_at";
 
-fn saved_row(r: &tokio_postgres::Row) -> SavedFile {
-    SavedFile {
-        id: SavedFileId::from(r.get::<_, uuid::Uuid>(0)),
-        identity_id: IdentityId::from(r.get::<_, uuid::Uuid>(1)),
-        encrypted_file_id: FileId::from(r.get::<_, uuid::Uuid>(2)),
-        encrypted_metadata: r.get(3),
-        key_fingerprint: r.get(4),
-        created_at: Timestamp(r.get(5)),
-    }
+fn saved_row(r: &tokio_postgres::Row) -> Result<SavedFile, Error> {
+    Ok(SavedFile {
+        id: SavedFileId::from(sql::get::<_, uuid::Uuid>(r, 0)?),
+        identity_id: IdentityId::from(sql::get::<_, uuid::Uuid>(r, 1)?),
+        encrypted_file_id: FileId::from(sql::get::<_, uuid::Uuid>(r, 2)?),
+        encrypted_metadata: sql::get(r, 3)?,
+        key_fingerprint: sql::get(r, 4)?,
+        created_at: Timestamp(sql::get(r, 5)?),
+    })
+}
+
+/// A file id in the first column.
+fn file_id(r: &tokio_postgres::Row) -> Result<FileId, Error> {
+    sql::get::<_, uuid::Uuid>(r, 0).map(FileId::from)
 }
 
 /// Inserts a saved file; the caller locked the file row. `None` when the identity already
 /// saved this file (`saved_files_identity_file`).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert_saved<C: GenericClient>(
     c: &C,
     who: IdentityId,
     file: FileId,
     encrypted_metadata: &str,
     key_fingerprint: &str,
-) -> Result<Option<SavedFile>, tokio_postgres::Error> {
+) -> Result<Option<SavedFile>, Error> {
     let id = SavedFileId::new_v4();
     let row = sql::query_opt(
         c,
@@ -223,15 +240,12 @@ pub async fn insert_saved<C: GenericClient>(
         &[id.as_uuid(), who.as_uuid(), file.as_uuid(), &encrypted_metadata, &key_fingerprint],
     )
     .await?;
-    Ok(row.as_ref().map(saved_row))
+    row.as_ref().map(saved_row).transpose()
 }
 
 /// An identity's saved files, newest first, at most `limit`.
-pub async fn saved_by<C: GenericClient>(
-    c: &C,
-    who: IdentityId,
-    limit: i64,
-) -> Result<Vec<SavedFile>, tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn saved_by<C: GenericClient>(c: &C, who: IdentityId, limit: i64) -> Result<Vec<SavedFile>, Error> {
     let rows = sql::query(
         c,
         &format!(
@@ -241,16 +255,17 @@ pub async fn saved_by<C: GenericClient>(
         &[who.as_uuid(), &limit],
     )
     .await?;
-    Ok(rows.iter().map(saved_row).collect())
+    rows.iter().map(saved_row).collect()
 }
 
 /// Deletes a saved file of `who`; `None` when there is none. When it was the last reference to a
 /// file that left its box, the file's row goes too and `Some(Some(id))` names its blob.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn delete_saved<C: GenericClient>(
     c: &C,
     who: IdentityId,
     id: SavedFileId,
-) -> Result<Option<Option<FileId>>, tokio_postgres::Error> {
+) -> Result<Option<Option<FileId>>, Error> {
     let Some(row) = sql::query_opt(
         c,
         "SELECT file_id FROM boxes.saved_files WHERE id = $1 AND identity_id = $2",
@@ -260,7 +275,7 @@ pub async fn delete_saved<C: GenericClient>(
     else {
         return Ok(None);
     };
-    let file: uuid::Uuid = row.get(0);
+    let file: uuid::Uuid = sql::get(&row, 0)?;
     sql::execute(c, "SELECT 1 FROM boxes.files WHERE id = $1 FOR UPDATE", &[&file]).await?;
     let n = sql::execute(
         c,
@@ -279,5 +294,5 @@ pub async fn delete_saved<C: GenericClient>(
         &[&file],
     )
     .await?;
-    Ok(Some(gone.map(|r| FileId::from(r.get::<_, uuid::Uuid>(0)))))
+    Ok(Some(gone.as_ref().map(file_id).transpose()?))
 }

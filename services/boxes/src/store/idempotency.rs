@@ -3,7 +3,7 @@
 
 use domain::{BoxId, EventId, IdentityId};
 
-use super::{sql, GenericClient};
+use super::{sql, Error, GenericClient};
 
 /// How long an answer is replayed.
 pub const KEPT: &str = "24 hours";
@@ -21,22 +21,20 @@ pub struct Stored {
 
 /// Takes the transaction-scoped lock of `(identity, key)`; false when another transaction holds
 /// it, that is while the first request with this key is still running.
-pub async fn try_lock<C: GenericClient>(c: &C, identity: IdentityId, key: &str) -> Result<bool, tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn try_lock<C: GenericClient>(c: &C, identity: IdentityId, key: &str) -> Result<bool, Error> {
     let row = sql::query_one(
         c,
         "SELECT pg_try_advisory_xact_lock(hashtextextended('idempotency:' || $1::uuid::text || ':' || $2, 0)) AS locked",
         &[identity.as_uuid(), &key],
     )
     .await?;
-    Ok(row.get("locked"))
+    sql::get(&row, "locked")
 }
 
 /// The answer remembered for `(identity, key)` within [`KEPT`].
-pub async fn get<C: GenericClient>(
-    c: &C,
-    identity: IdentityId,
-    key: &str,
-) -> Result<Option<Stored>, tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn get<C: GenericClient>(c: &C, identity: IdentityId, key: &str) -> Result<Option<Stored>, Error> {
     let row = sql::query_opt(
         c,
         &format!(
@@ -46,23 +44,23 @@ pub async fn get<C: GenericClient>(
         &[identity.as_uuid(), &key],
     )
     .await?;
-    Ok(row.map(|r| Stored {
-        request_hash: r.get("request_hash"),
-        status: u16::try_from(r.get::<_, i16>("status")).unwrap_or(500),
-        body: r.get("body"),
-        box_id: r.get::<_, Option<uuid::Uuid>>("box_id").map(BoxId::from),
-        event_id: r.get::<_, Option<uuid::Uuid>>("event_id").map(EventId::from),
-    }))
+    row.map(|r| {
+        let status: i16 = sql::get(&r, "status")?;
+        Ok(Stored {
+            request_hash: sql::get(&r, "request_hash")?,
+            status: u16::try_from(status).map_err(|_| Error::corrupt(format!("stored status {status}")))?,
+            body: sql::get(&r, "body")?,
+            box_id: sql::get::<_, Option<uuid::Uuid>>(&r, "box_id")?.map(BoxId::from),
+            event_id: sql::get::<_, Option<uuid::Uuid>>(&r, "event_id")?.map(EventId::from),
+        })
+    })
+    .transpose()
 }
 
 /// Remembers an answer (replacing an expired one of the same key) and drops up to 100 expired
 /// answers of anyone, so the table holds about a day of keys.
-pub async fn put<C: GenericClient>(
-    c: &C,
-    identity: IdentityId,
-    key: &str,
-    answer: &Stored,
-) -> Result<(), tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn put<C: GenericClient>(c: &C, identity: IdentityId, key: &str, answer: &Stored) -> Result<(), Error> {
     let status = i16::try_from(answer.status).unwrap_or(500);
     sql::execute(
         c,
@@ -97,7 +95,8 @@ pub async fn put<C: GenericClient>(
 
 /// Forgets the ciphertext of the answers that returned `message` or one of its edits, when the
 /// message is deleted (§6.5 wipes it from the events too).
-pub async fn wipe_message<C: GenericClient>(c: &C, message: EventId) -> Result<(), tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn wipe_message<C: GenericClient>(c: &C, message: EventId) -> Result<(), Error> {
     sql::execute(
         c,
         "UPDATE boxes.idempotency_keys SET body = NULL

@@ -4,29 +4,30 @@ use domain::keyshare::{KeyShare, NewKeyShare};
 use domain::{BoxId, IdentityId};
 use tokio_postgres::Row;
 
-use super::{sql, GenericClient};
+use super::{sql, Error, GenericClient};
 use crate::error::is_unique_violation;
 
 /// The primary key; a duplicate `other_share_hash` violates it.
 pub const HASH_CONSTRAINT: &str = "key_shares_pkey";
 
-fn share(row: &Row) -> KeyShare {
-    KeyShare {
-        misakey_share: row.get("misakey_share"),
-        other_share_hash: row.get("other_share_hash"),
-        encrypted_invitation_key_share: row.get("encrypted_invitation_key_share"),
-        box_id: BoxId::from(row.get::<_, uuid::Uuid>("box_id")),
-    }
+fn share(row: &Row) -> Result<KeyShare, Error> {
+    Ok(KeyShare {
+        misakey_share: sql::get(row, "misakey_share")?,
+        other_share_hash: sql::get(row, "other_share_hash")?,
+        encrypted_invitation_key_share: sql::get(row, "encrypted_invitation_key_share")?,
+        box_id: BoxId::from(sql::get::<_, uuid::Uuid>(row, "box_id")?),
+    })
 }
 
 /// `Ok(None)` when the hash is already used. Inside a transaction, a conflict aborts it, so
 /// callers that must go on use a savepoint or check first.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert<C: GenericClient>(
     c: &C,
     box_id: BoxId,
     creator: IdentityId,
     s: &NewKeyShare,
-) -> Result<Option<KeyShare>, tokio_postgres::Error> {
+) -> Result<Option<KeyShare>, Error> {
     let eiks = s.encrypted_invitation_key_share.as_ref().map(|e| e.as_str());
     let res = sql::query_one(c,
             "INSERT INTO boxes.key_shares (other_share_hash, box_id, misakey_share, encrypted_invitation_key_share, creator_id)
@@ -36,17 +37,19 @@ pub async fn insert<C: GenericClient>(
         )
         .await;
     match res {
-        Ok(row) => Ok(Some(share(&row))),
-        Err(e) if is_unique_violation(&e, HASH_CONSTRAINT) => Ok(None),
+        Ok(row) => share(&row).map(Some),
+        Err(e) if e.postgres().is_some_and(|pg| is_unique_violation(pg, HASH_CONSTRAINT)) => Ok(None),
         Err(e) => Err(e),
     }
 }
 
-pub async fn hash_exists<C: GenericClient>(c: &C, hash: &str) -> Result<bool, tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn hash_exists<C: GenericClient>(c: &C, hash: &str) -> Result<bool, Error> {
     Ok(sql::query_opt(c, "SELECT 1 FROM boxes.key_shares WHERE other_share_hash = $1", &[&hash]).await?.is_some())
 }
 
-pub async fn get<C: GenericClient>(c: &C, hash: &str) -> Result<Option<KeyShare>, tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn get<C: GenericClient>(c: &C, hash: &str) -> Result<Option<KeyShare>, Error> {
     let row = sql::query_opt(
         c,
         "SELECT other_share_hash, box_id, misakey_share, encrypted_invitation_key_share
@@ -54,10 +57,11 @@ pub async fn get<C: GenericClient>(c: &C, hash: &str) -> Result<Option<KeyShare>
         &[&hash],
     )
     .await?;
-    Ok(row.as_ref().map(share))
+    row.as_ref().map(share).transpose()
 }
 
-pub async fn newest_for_box<C: GenericClient>(c: &C, box_id: BoxId) -> Result<Option<KeyShare>, tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn newest_for_box<C: GenericClient>(c: &C, box_id: BoxId) -> Result<Option<KeyShare>, Error> {
     let row = sql::query_opt(
         c,
         "SELECT other_share_hash, box_id, misakey_share, encrypted_invitation_key_share
@@ -65,9 +69,10 @@ pub async fn newest_for_box<C: GenericClient>(c: &C, box_id: BoxId) -> Result<Op
         &[box_id.as_uuid()],
     )
     .await?;
-    Ok(row.as_ref().map(share))
+    row.as_ref().map(share).transpose()
 }
 
-pub async fn delete_for_box<C: GenericClient>(c: &C, box_id: BoxId) -> Result<u64, tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn delete_for_box<C: GenericClient>(c: &C, box_id: BoxId) -> Result<u64, Error> {
     sql::execute(c, "DELETE FROM boxes.key_shares WHERE box_id = $1", &[box_id.as_uuid()]).await
 }

@@ -1,5 +1,7 @@
 //! SQL, as small functions taking a client or a transaction (`GenericClient`).
-//! Callers own transactions; nothing here commits.
+//! Callers own transactions; nothing here commits. Every function answers [`Error`], which
+//! names the failed step; each is instrumented at debug level, so the requests measured in
+//! `BENCHMARKS.md` pay nothing for the spans unless debug logs are asked for.
 
 /// Column lists shared by several statements, as macros so statements can be built with `concat!`.
 macro_rules! box_columns {
@@ -21,14 +23,16 @@ macro_rules! identity_columns {
 pub mod access;
 pub mod boxes;
 pub mod crypto_actions;
+mod error;
 pub mod events;
 pub mod files;
 pub mod idempotency;
 pub mod identities;
 pub mod keyshares;
-pub mod membership;
 pub mod notifications;
+pub mod pipelined;
 pub mod settings;
 pub mod sql;
 
 pub use deadpool_postgres::GenericClient;
+pub use error::Error;

@@ -7,7 +7,7 @@ use domain::notification::{ListedNotification, NewNotification, Notification, No
 use domain::{IdentityId, NotificationId, Timestamp};
 use tokio_postgres::Row;
 
-use super::{sql, GenericClient};
+use super::{sql, Error, GenericClient};
 
 const COLUMNS: &str = "id, type, details, created_at, acknowledged_at";
 
@@ -18,29 +18,29 @@ pub struct Retention(pub i64);
 /// Rows deleted at most by one write, so a backlog of expired rows costs each write little.
 const PURGE_BATCH: i64 = 100;
 
-fn notification(row: &Row) -> Notification {
-    let kind: String = row.get("type");
-    Notification {
-        id: NotificationId::from(row.get::<_, uuid::Uuid>("id")),
-        // The column has a CHECK constraint on the known types.
-        kind: NotificationType::parse(&kind).unwrap_or(NotificationType::AutoInvite),
-        details: row.get("details"),
-        created_at: Timestamp(row.get("created_at")),
-    }
+fn notification(row: &Row) -> Result<Notification, Error> {
+    let kind: String = sql::get(row, "type")?;
+    Ok(Notification {
+        id: NotificationId::from(sql::get::<_, uuid::Uuid>(row, "id")?),
+        kind: NotificationType::parse(&kind).ok_or_else(|| Error::corrupt(format!("notification type {kind:?}")))?,
+        details: sql::get(row, "details")?,
+        created_at: Timestamp(sql::get(row, "created_at")?),
+    })
 }
 
-fn listed(row: &Row) -> ListedNotification {
-    let acknowledged_at: Option<chrono::DateTime<chrono::Utc>> = row.get("acknowledged_at");
-    ListedNotification { notification: notification(row), acknowledged: acknowledged_at.is_some() }
+fn listed(row: &Row) -> Result<ListedNotification, Error> {
+    let acknowledged_at: Option<chrono::DateTime<chrono::Utc>> = sql::get(row, "acknowledged_at")?;
+    Ok(ListedNotification { notification: notification(row)?, acknowledged: acknowledged_at.is_some() })
 }
 
 /// Stores each notification for its identity, then deletes up to [`PURGE_BATCH`] expired rows of
 /// anyone. Runs in the caller's transaction; returns what to publish after commit.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert_all<C: GenericClient>(
     c: &C,
     retention: Retention,
     items: &[(IdentityId, NewNotification)],
-) -> Result<Vec<(IdentityId, Notification)>, tokio_postgres::Error> {
+) -> Result<Vec<(IdentityId, Notification)>, Error> {
     let mut stored = Vec::with_capacity(items.len());
     for (to, new) in items {
         let row = sql::query_one(
@@ -52,7 +52,7 @@ pub async fn insert_all<C: GenericClient>(
             &[NotificationId::new_v4().as_uuid(), to.as_uuid(), &new.kind.as_str(), &new.details],
         )
         .await?;
-        stored.push((*to, notification(&row)));
+        stored.push((*to, notification(&row)?));
     }
     if !stored.is_empty() {
         sql::execute(
@@ -68,12 +68,13 @@ pub async fn insert_all<C: GenericClient>(
 }
 
 /// The identity's notifications within the retention, newest first.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn list<C: GenericClient>(
     c: &C,
     identity: IdentityId,
     retention: Retention,
     page: Page,
-) -> Result<Vec<ListedNotification>, tokio_postgres::Error> {
+) -> Result<Vec<ListedNotification>, Error> {
     let rows = sql::query(
         c,
         &format!(
@@ -84,15 +85,12 @@ pub async fn list<C: GenericClient>(
         &[identity.as_uuid(), &retention.0, &page.offset, &page.limit],
     )
     .await?;
-    Ok(rows.iter().map(listed).collect())
+    rows.iter().map(listed).collect()
 }
 
 /// How many of the identity's notifications within the retention are not acknowledged.
-pub async fn count_unread<C: GenericClient>(
-    c: &C,
-    identity: IdentityId,
-    retention: Retention,
-) -> Result<i64, tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn count_unread<C: GenericClient>(c: &C, identity: IdentityId, retention: Retention) -> Result<i64, Error> {
     let row = sql::query_one(
         c,
         "SELECT count(*) AS n FROM boxes.notifications
@@ -101,17 +99,18 @@ pub async fn count_unread<C: GenericClient>(
         &[identity.as_uuid(), &retention.0],
     )
     .await?;
-    Ok(row.get("n"))
+    sql::get(&row, "n")
 }
 
 /// Acknowledges `until` and every older notification of the identity. `false` when `until` is
 /// not one of its notifications within the retention. Acknowledging again changes nothing.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn acknowledge<C: GenericClient>(
     c: &C,
     identity: IdentityId,
     until: NotificationId,
     retention: Retention,
-) -> Result<bool, tokio_postgres::Error> {
+) -> Result<bool, Error> {
     let Some(row) = sql::query_opt(
         c,
         "SELECT seq FROM boxes.notifications
@@ -122,7 +121,7 @@ pub async fn acknowledge<C: GenericClient>(
     else {
         return Ok(false);
     };
-    let seq: i64 = row.get("seq");
+    let seq: i64 = sql::get(&row, "seq")?;
     sql::execute(
         c,
         "UPDATE boxes.notifications SET acknowledged_at = clock_timestamp()

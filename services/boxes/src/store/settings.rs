@@ -3,29 +3,26 @@
 use domain::boxes::BoxSetting;
 use domain::{BoxId, IdentityId};
 
-use super::{sql, GenericClient};
+use super::{sql, Error, GenericClient};
 
 /// The stored settings, or the defaults.
-pub async fn get<C: GenericClient>(
-    c: &C,
-    identity: IdentityId,
-    box_id: BoxId,
-) -> Result<BoxSetting, tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn get<C: GenericClient>(c: &C, identity: IdentityId, box_id: BoxId) -> Result<BoxSetting, Error> {
     let row = sql::query_opt(
         c,
         "SELECT muted FROM boxes.box_settings WHERE identity_id = $1 AND box_id = $2",
         &[identity.as_uuid(), box_id.as_uuid()],
     )
     .await?;
-    Ok(BoxSetting { identity_id: identity, box_id, muted: row.is_some_and(|r| r.get::<_, bool>("muted")) })
+    let muted = match row {
+        Some(r) => sql::get(&r, "muted")?,
+        None => false,
+    };
+    Ok(BoxSetting { identity_id: identity, box_id, muted })
 }
 
-pub async fn upsert<C: GenericClient>(
-    c: &C,
-    identity: IdentityId,
-    box_id: BoxId,
-    muted: bool,
-) -> Result<(), tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn upsert<C: GenericClient>(c: &C, identity: IdentityId, box_id: BoxId, muted: bool) -> Result<(), Error> {
     sql::execute(
         c,
         "INSERT INTO boxes.box_settings (identity_id, box_id, muted) VALUES ($1, $2, $3)
@@ -37,11 +34,8 @@ pub async fn upsert<C: GenericClient>(
 }
 
 /// Which of `ids` muted the box; counters skip them (§6.4).
-pub async fn muted_among<C: GenericClient>(
-    c: &C,
-    box_id: BoxId,
-    ids: &[IdentityId],
-) -> Result<Vec<IdentityId>, tokio_postgres::Error> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn muted_among<C: GenericClient>(c: &C, box_id: BoxId, ids: &[IdentityId]) -> Result<Vec<IdentityId>, Error> {
     let ids: Vec<uuid::Uuid> = ids.iter().map(|i| i.into_uuid()).collect();
     let rows = sql::query(
         c,
@@ -49,5 +43,5 @@ pub async fn muted_among<C: GenericClient>(
         &[box_id.as_uuid(), &ids],
     )
     .await?;
-    Ok(rows.iter().map(|r| IdentityId::from(r.get::<_, uuid::Uuid>("identity_id"))).collect())
+    rows.iter().map(|r| sql::get::<_, uuid::Uuid>(r, "identity_id").map(IdentityId::from)).collect()
 }

@@ -1,32 +1,54 @@
 //! Running statements through the connection's statement cache: each SQL text is prepared once
 //! per pooled connection (deadpool-postgres keeps the cache), then every execution is a single
 //! Bind/Execute round trip instead of a Parse/Describe round trip followed by the execution.
+//!
+//! The helpers are `#[track_caller]`: a failure names the line of `store/` that ran the
+//! statement or read the column ([`Error`]).
 
-use tokio_postgres::types::ToSql;
-use tokio_postgres::{Error, Row};
+use std::future::Future;
+use std::panic::Location;
 
-use super::GenericClient;
+use tokio_postgres::row::RowIndex;
+use tokio_postgres::types::{FromSql, ToSql};
+use tokio_postgres::Row;
+
+use super::{Error, GenericClient};
 
 pub type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
-pub async fn query<C: GenericClient>(c: &C, sql: &str, params: Params<'_>) -> Result<Vec<Row>, Error> {
-    let stmt = c.prepare_cached(sql).await?;
-    c.query(&stmt, params).await
+/// The four ways to run a cached statement, each named after the client method it calls.
+macro_rules! cached {
+    ($($method:ident -> $out:ty;)*) => {$(
+        #[track_caller]
+        pub fn $method<'a, C: GenericClient>(
+            c: &'a C,
+            sql: &'a str,
+            params: Params<'a>,
+        ) -> impl Future<Output = Result<$out, Error>> + 'a {
+            let at = Location::caller();
+            async move {
+                let stmt = c.prepare_cached(sql).await.map_err(|e| Error::statement(at, e))?;
+                c.$method(&stmt, params).await.map_err(|e| Error::statement(at, e))
+            }
+        }
+    )*};
 }
 
-pub async fn query_one<C: GenericClient>(c: &C, sql: &str, params: Params<'_>) -> Result<Row, Error> {
-    let stmt = c.prepare_cached(sql).await?;
-    c.query_one(&stmt, params).await
+cached! {
+    query -> Vec<Row>;
+    query_one -> Row;
+    query_opt -> Option<Row>;
+    execute -> u64;
 }
 
-pub async fn query_opt<C: GenericClient>(c: &C, sql: &str, params: Params<'_>) -> Result<Option<Row>, Error> {
-    let stmt = c.prepare_cached(sql).await?;
-    c.query_opt(&stmt, params).await
-}
-
-pub async fn execute<C: GenericClient>(c: &C, sql: &str, params: Params<'_>) -> Result<u64, Error> {
-    let stmt = c.prepare_cached(sql).await?;
-    c.execute(&stmt, params).await
+/// One column of a row; a value that does not decode is an error.
+#[track_caller]
+pub fn get<'a, I, T>(row: &'a Row, idx: I) -> Result<T, Error>
+where
+    I: RowIndex + std::fmt::Display,
+    T: FromSql<'a>,
+{
+    row.try_get(idx).map_err(|e| Error::Row { at: Location::caller(), source: e.into() })
 }
 
 /// A `json` or `jsonb` column as its JSON text, not parsed: for content that is passed through

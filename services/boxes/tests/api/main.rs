@@ -8,6 +8,7 @@ mod auth;
 mod batch_events;
 mod boxes;
 mod contact;
+mod corrupt_rows;
 mod events;
 mod files;
 mod hardening;

@@ -1,4 +1,5 @@
-//! Building the JSON objects of §5.3 and §5.5 for one viewer.
+//! Loading what the JSON objects of §5.3 and §5.5 need (rows from PostgreSQL, unread counters
+//! from Redis) and building them for one viewer.
 //!
 //! Events are rendered in two steps: [`EventContext::load`] fetches, for a whole page of events,
 //! the latest edit and the deletion of every message and every identity the page mentions (a
@@ -18,7 +19,8 @@ use serde_json::Value;
 
 use crate::error::ApiResult;
 use crate::store::boxes::BoxRow;
-use crate::store::events::{EventRow, FoldedRow};
+use crate::store::events::EventRow;
+use crate::store::pipelined::FoldedRow;
 use crate::store::sql::JsonText;
 use crate::store::{self, GenericClient};
 
@@ -83,6 +85,11 @@ impl EventContext {
             },
             _ => e.content.clone(),
         };
+        self.event(e, transparent, content)
+    }
+
+    /// The event of row `e` with `content` as the viewer sees it.
+    fn event<S, T>(&self, e: &EventRow<S>, transparent: bool, content: Option<T>) -> Event<T> {
         Event {
             id: e.id,
             kind: e.kind,
@@ -132,23 +139,14 @@ impl EventContext {
         let folds = self.edits.contains_key(&e.id) || self.deletions.contains_key(&e.id);
         if e.kind.is_message() && !folds {
             if let Some(content) = e.content.as_ref().and_then(unfolded_message) {
-                return Event {
-                    id: e.id,
-                    kind: e.kind,
-                    box_id: e.box_id,
-                    seq: e.seq,
-                    server_event_created_at: e.created_at,
-                    sender: view_of(&self.identities, e.sender_id, transparent),
-                    content: Some(PageContent::Stored(content)),
-                    referrer_id: e.referrer_id,
-                };
+                return self.event(e, transparent, Some(PageContent::Stored(content)));
             }
         }
         self.render(&e.parsed(), transparent).map_content(PageContent::Folded)
     }
 }
 
-/// Renders a page read with its folding data and identities ([`store::events::page_folded`]);
+/// Renders a page read with its folding data and identities ([`store::pipelined::page_folded`]);
 /// the identities of kickers, which the page does not carry, are loaded when there are any.
 pub async fn folded_page_for<C: GenericClient>(
     c: &C,

@@ -13,10 +13,11 @@ use domain::notification::NewNotification;
 use domain::{Detail, ErrorBody, EventId, IdentityId, Origin};
 use serde_json::json;
 
+use super::{insert, not_found, Consequences, Effects};
 use crate::error::{ApiError, ApiResult};
 use crate::store::boxes::BoxRow;
 use crate::store::crypto_actions::NewCryptoAction;
-use crate::store::events::{EventRow, NewEventRow};
+use crate::store::events::EventRow;
 use crate::store::{self, GenericClient};
 
 /// What a set of access changes did, for the answer and for what is sent after commit.
@@ -31,12 +32,24 @@ pub struct Applied {
     pub notifications: Vec<(IdentityId, NewNotification)>,
 }
 
-/// One change, then the kicks it causes (a single `POST /boxes/{id}/events`).
-pub async fn apply_one<C: GenericClient>(c: &C, bx: &BoxRow, me: IdentityId, change: &NewEvent) -> ApiResult<Applied> {
+/// `access.add` or `access.rm` posted alone (`POST /boxes/{id}/events`): the change, then the
+/// kicks it causes. The change itself is answered, not announced; the kicks are.
+pub(super) async fn change<C: GenericClient>(
+    c: &C,
+    bx: &BoxRow,
+    me: IdentityId,
+    change: &NewEvent,
+) -> ApiResult<Effects> {
     let mut applied = Applied::default();
     change_rule(c, bx, me, change, &mut applied).await?;
     kick_illegitimate(c, bx, me, &mut applied).await?;
-    Ok(applied)
+    let posted =
+        applied.changes.into_iter().next().ok_or_else(|| anyhow::anyhow!("an access change without its event"))?;
+    let mut then = Consequences::load(c, bx.id, applied.notifications).await?;
+    for kick in applied.kicks {
+        then.kicked(kick);
+    }
+    Ok(Effects { posted, then, released: Vec::new() })
 }
 
 /// Every change in order, then the kicks, once (`POST /boxes/{id}/batch-events`). A change that
@@ -68,21 +81,6 @@ fn in_batch(e: ApiError, i: usize) -> ApiError {
         }
         other => other,
     }
-}
-
-fn not_found(field: &str) -> ErrorBody {
-    ErrorBody::not_found(Origin::Body, field)
-}
-
-async fn insert<C: GenericClient>(
-    c: &C,
-    bx: &BoxRow,
-    kind: EventType,
-    sender: IdentityId,
-    content: Option<&serde_json::Value>,
-    referrer_id: Option<EventId>,
-) -> ApiResult<EventRow> {
-    Ok(store::events::insert(c, &NewEventRow { box_id: bx.id, kind, sender_id: sender, content, referrer_id }).await?)
 }
 
 /// The checks and effects of one `access.add` or `access.rm`, without the kicks.
@@ -126,7 +124,7 @@ async fn change_rule<C: GenericClient>(
                 // domain refuses auto_invite on other rules.
                 _ => Vec::new(),
             };
-            let event = insert(c, bx, EventType::AccessAdd, me, content.as_ref(), None).await?;
+            let event = insert(c, bx.id, EventType::AccessAdd, me, content.as_ref(), None).await?;
             for (target, key, ciphertext) in invitations {
                 let action = store::crypto_actions::insert(
                     c,
@@ -148,7 +146,7 @@ async fn change_rule<C: GenericClient>(
             if !store::events::is_active_access(c, bx.id, *referrer_id).await? {
                 return Err(not_found("referrer_id").into());
             }
-            insert(c, bx, EventType::AccessRm, me, None, Some(*referrer_id)).await?
+            insert(c, bx.id, EventType::AccessRm, me, None, Some(*referrer_id)).await?
         }
         _ => {
             return Err(ErrorBody::bad_request(Origin::Body, "not an access change")
@@ -196,7 +194,7 @@ async fn kick_illegitimate<C: GenericClient>(
     }
     let kicker = json!({"kicker_id": me});
     for j in store::access::illegitimate_members(c, bx.id).await? {
-        let kick = insert(c, bx, EventType::MemberKick, j.identity_id, Some(&kicker), Some(j.join_event_id)).await?;
+        let kick = insert(c, bx.id, EventType::MemberKick, j.identity_id, Some(&kicker), Some(j.join_event_id)).await?;
         store::boxes::remove_member(c, bx.id, j.identity_id).await?;
         applied.notifications.push((j.identity_id, NewNotification::kicked(bx.id, &bx.title)));
         applied.kicks.push(kick);

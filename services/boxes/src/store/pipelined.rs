@@ -1,0 +1,280 @@
+//! The two requests measured in `BENCHMARKS.md` (scenario 1, posting a message; scenario 2, a
+//! page of events), each as one round trip to PostgreSQL.
+//!
+//! Everything else in `store/` sends one statement at a time and lets the caller hold the
+//! transaction. These two are the most frequent requests, and there the round trips dominated:
+//! here every statement of the request, the identity check of authentication included, is
+//! queued on the connection at once (pipelined) and the answers are read together. A posted
+//! message follows the same rules as `rules::message`, and a page is folded as
+//! `load::EventContext` folds events elsewhere: a change to the rules of §6.3 for messages or to
+//! folding (§6.5) must be made in both places.
+
+use std::time::SystemTime;
+
+use futures_util::TryFutureExt;
+
+use domain::event::{EditState, EventType};
+use domain::identity::IdentityRecord;
+use domain::input::Page;
+use domain::{BoxId, EventId, IdentityId, Timestamp};
+use serde_json::Value;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+use super::boxes::{visible_types, BoxRow};
+use super::error::step;
+use super::events::{edit_state, event_row, event_row_as, EventRow};
+use super::sql::JsonText;
+use super::{boxes, identities, sql, Error, GenericClient};
+
+/// What [`post_message`] found and did.
+#[derive(Debug)]
+pub struct PostedMessage {
+    /// The sender's identity; `None` when `sub` names no identity (§3.3 step 3).
+    pub sender: Option<IdentityRecord>,
+    /// The box, `None` when it does not exist.
+    pub bx: Option<BoxRow>,
+    /// The inserted event, `None` when the sender is not a member (or the box does not exist).
+    pub event: Option<EventRow>,
+    /// The members after the insert, the admin first, each with whether it muted the box.
+    pub members: Vec<(IdentityId, bool)>,
+}
+
+const POST_IDENTITY: &str = concat!("SELECT ", identity_columns!(), " FROM boxes.identities WHERE id = $1");
+const POST_LOCK: &str = concat!("SELECT ", box_columns!(), " FROM boxes.boxes WHERE id = $1 FOR UPDATE");
+/// `events::insert` for a sender that must be a member: the membership is read after the box lock
+/// was taken (by the previous statement of the transaction), so it is current.
+const POST_INSERT: &str = concat!(
+    "WITH t AS (
+         SELECT greatest(clock_timestamp(), last_event_at) AS at FROM boxes.boxes
+         WHERE id = $2 AND EXISTS (SELECT 1 FROM boxes.members WHERE box_id = $2 AND identity_id = $4)
+         FOR UPDATE
+     ), b AS (
+         UPDATE boxes.boxes SET last_seq = last_seq + 1, last_event_at = t.at,
+             last_visible_at = CASE WHEN $6 THEN t.at ELSE last_visible_at END
+         FROM t WHERE id = $2
+         RETURNING last_seq, last_event_at
+     )
+     INSERT INTO boxes.events (id, box_id, seq, type, sender_id, content, referrer_id, created_at)
+     SELECT $1, $2, b.last_seq, $3, $4, $5, NULL, b.last_event_at FROM b
+     RETURNING ",
+    event_columns!()
+);
+const POST_DEADLINE: &str = "SELECT boxes.check_deadline($1)";
+/// `boxes::member_ids` and `settings::muted_among` in one statement.
+const POST_MEMBERS: &str = "SELECT m.identity_id, COALESCE(s.muted, false) AS muted
+     FROM boxes.members m JOIN boxes.boxes b ON b.id = m.box_id
+     LEFT JOIN boxes.box_settings s ON s.box_id = m.box_id AND s.identity_id = m.identity_id
+     WHERE m.box_id = $1 ORDER BY (m.identity_id = b.creator_id) DESC, m.joined_seq, m.identity_id";
+
+/// Posts a message (`msg.text`, `msg.file`: no referrer, the sender must be a member) in one
+/// transaction sent as a single pipeline: `BEGIN`, the sender's identity, the box lock, the
+/// insert (only if the sender is a member once the lock is held), the members with their muted
+/// flag, a check of `deadline`, `COMMIT`. When the sender is unknown or not a member nothing is
+/// inserted and the commit only releases the lock. If a statement fails, the ones after it fail
+/// too and `COMMIT` rolls the transaction back.
+///
+/// `COMMIT` leaves with the rest, so without the check a transaction held up by PostgreSQL (a
+/// freeze) past the caller's deadline would still commit once PostgreSQL resumes, after the
+/// caller has given up and answered. The check fails it instead when PostgreSQL reaches it too
+/// late; `on_no_return` runs when the check's answer arrives, from which point only `COMMIT`
+/// remains and the outcome is settled by PostgreSQL alone.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn post_message<C: GenericClient>(
+    c: &C,
+    box_id: BoxId,
+    sender: IdentityId,
+    kind: EventType,
+    content: Option<&Value>,
+    deadline: Option<SystemTime>,
+    on_no_return: impl FnOnce(),
+) -> Result<PostedMessage, Error> {
+    let (identity, lock, insert, members, check) = futures_util::try_join!(
+        c.prepare_cached(POST_IDENTITY),
+        c.prepare_cached(POST_LOCK),
+        c.prepare_cached(POST_INSERT),
+        c.prepare_cached(POST_MEMBERS),
+        c.prepare_cached(POST_DEADLINE),
+    )
+    .map_err(step())?;
+    let id = EventId::new_v4();
+    let visible = kind.is_visible();
+    let kind = kind.as_str();
+    let sender_params: [&(dyn ToSql + Sync); 1] = [sender.as_uuid()];
+    let box_params: [&(dyn ToSql + Sync); 1] = [box_id.as_uuid()];
+    let insert_params: [&(dyn ToSql + Sync); 6] =
+        [id.as_uuid(), box_id.as_uuid(), &kind, sender.as_uuid(), &content, &visible];
+    let deadline_params: [&(dyn ToSql + Sync); 1] = [&deadline];
+    let checked = async {
+        let done = c.execute(&check, &deadline_params).await.map_err(step());
+        if done.is_ok() {
+            on_no_return();
+        }
+        done
+    };
+    // Every request is queued on the connection when the futures are first polled, in this
+    // order, so the whole transaction leaves in one write even if this future is dropped.
+    let (_, sender_row, box_row, event_row_, member_rows, _, _) = futures_util::try_join!(
+        c.batch_execute("BEGIN").map_err(step()),
+        c.query_opt(&identity, &sender_params).map_err(step()),
+        c.query_opt(&lock, &box_params).map_err(step()),
+        c.query_opt(&insert, &insert_params).map_err(step()),
+        c.query(&members, &box_params).map_err(step()),
+        checked,
+        c.batch_execute("COMMIT").map_err(step()),
+    )?;
+    Ok(PostedMessage {
+        sender: sender_row.as_ref().map(identities::record).transpose()?,
+        bx: box_row.as_ref().map(boxes::box_row).transpose()?,
+        event: event_row_.as_ref().map(event_row).transpose()?,
+        members: member_rows
+            .iter()
+            .map(|r| {
+                Ok((IdentityId::from(sql::get::<_, uuid::Uuid>(r, "identity_id")?), sql::get::<_, bool>(r, "muted")?))
+            })
+            .collect::<Result<_, Error>>()?,
+    })
+}
+
+/// A visible event of a page with what folding it needs (§6.5) and the identities it names.
+#[derive(Debug)]
+pub struct FoldedRow {
+    /// The event, its content as stored: most of a page is passed through unchanged.
+    pub event: EventRow<JsonText>,
+    /// The latest edit of a message.
+    pub edit: Option<EditState>,
+    /// The first deletion of a message: when and by whom.
+    pub deletion: Option<(Timestamp, IdentityId)>,
+    pub sender: Option<IdentityRecord>,
+    pub deleter: Option<IdentityRecord>,
+}
+
+/// What [`page_folded`] read.
+#[derive(Debug)]
+pub struct FoldedPage {
+    /// Whether the reader names an identity (§3.3 step 3).
+    pub reader_known: bool,
+    /// The box, and whether the reader is a member; `None` when the box does not exist.
+    pub bx: Option<(BoxRow, bool)>,
+    /// The page, newest first; empty when the reader is not a member.
+    pub rows: Vec<FoldedRow>,
+}
+
+const PAGE_READER: &str = "SELECT 1 FROM boxes.identities WHERE id = $1";
+const PAGE_BOX: &str = concat!(
+    "SELECT ",
+    box_columns!(),
+    ", EXISTS (SELECT 1 FROM boxes.members m WHERE m.box_id = $1 AND m.identity_id = $2) AS is_member
+     FROM boxes.boxes WHERE id = $1"
+);
+
+/// The page statement: which events (`$filter`) and in which order (`$order`, by `seq`).
+macro_rules! page_rows {
+    ($filter:literal, $order:literal) => {
+        concat!(
+            "WITH e AS MATERIALIZED (
+         SELECT ",
+            event_columns!(),
+            " FROM boxes.events
+         WHERE box_id = $1 AND ",
+            $filter,
+            "
+           AND EXISTS (SELECT 1 FROM boxes.members WHERE box_id = $1 AND identity_id = $5)
+         ORDER BY seq ",
+            $order,
+            " OFFSET $3 LIMIT $4
+     ), f AS MATERIALIZED (
+         SELECT DISTINCT ON (x.referrer_id, x.type) x.referrer_id, x.type, x.content, x.sender_id, x.created_at
+         FROM boxes.events x
+         WHERE x.referrer_id = ANY (ARRAY(SELECT id FROM e WHERE type IN ('msg.text', 'msg.file')))
+           AND x.type IN ('msg.edit', 'msg.delete')
+         ORDER BY x.referrer_id, x.type, CASE WHEN x.type = 'msg.edit' THEN -x.seq ELSE x.seq END
+     )
+     SELECT e.id, e.box_id, e.seq, e.type, e.sender_id, e.content, e.referrer_id, e.created_at,
+            ed.content, ed.created_at, dl.sender_id, dl.created_at,
+            s.id, s.display_name, s.identifier_value, s.identifier_kind, s.pubkey, s.non_identified_pubkey, s.created_at,
+            d.id, d.display_name, d.identifier_value, d.identifier_kind, d.pubkey, d.non_identified_pubkey, d.created_at
+     FROM e
+     LEFT JOIN f ed ON ed.referrer_id = e.id AND ed.type = 'msg.edit'
+     LEFT JOIN f dl ON dl.referrer_id = e.id AND dl.type = 'msg.delete'
+     LEFT JOIN boxes.identities s ON s.id = e.sender_id
+     LEFT JOIN boxes.identities d ON d.id = dl.sender_id
+     ORDER BY e.seq ",
+            $order
+        )
+    };
+}
+
+/// The visible events of the box, newest first (for members only), each row with the latest edit
+/// and the first deletion of a message (`events::latest_edits`, `events::deletions`) and the
+/// sender's and deleter's identities.
+///
+/// The edits and deletions of the page's messages are read by one index scan over all of them
+/// (`referrer_id = ANY`), not by a probe per row and per kind: the probes, each with its own
+/// sort, cost more than the rest of the statement.
+const PAGE_ROWS: &str = page_rows!("type = ANY($2)", "DESC");
+
+/// The cursor form (`?after=$6`), oldest first: the visible events after the cursor, folded, and
+/// the edits and deletions after it of messages at or before it, as the modifier events, so a
+/// client holding everything up to the cursor ends up with the box as a fresh page shows it.
+/// Grants (`access.*`) stay out, as in every listing.
+const PAGE_ROWS_AFTER: &str = page_rows!(
+    "seq > $6 AND (type = ANY($2) OR (type IN ('msg.edit', 'msg.delete')
+           AND (SELECT r.seq FROM boxes.events r WHERE r.id = boxes.events.referrer_id) <= $6))",
+    "ASC"
+);
+
+fn folded_row(row: &Row) -> Result<FoldedRow, Error> {
+    let edit = match sql::get::<_, Option<chrono::DateTime<chrono::Utc>>>(row, 9)? {
+        Some(at) => Some(edit_state(sql::get(row, 8)?, at)),
+        None => None,
+    };
+    let deletion = sql::get::<_, Option<chrono::DateTime<chrono::Utc>>>(row, 11)?
+        .zip(sql::get::<_, Option<uuid::Uuid>>(row, 10)?)
+        .map(|(at, by)| (Timestamp(at), IdentityId::from(by)));
+    Ok(FoldedRow {
+        event: event_row_as(row)?,
+        edit,
+        deletion,
+        sender: identities::record_at(row, 12)?,
+        deleter: identities::record_at(row, 19)?,
+    })
+}
+
+/// `GET /boxes/{id}/events` in one round trip: whether the reader is known, the box and the
+/// reader's membership, and the folded page (three statements, pipelined). With `after`, the
+/// page is [`PAGE_ROWS_AFTER`]'s, oldest first.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn page_folded<C: GenericClient>(
+    c: &C,
+    box_id: BoxId,
+    reader: IdentityId,
+    page: Page,
+    after: Option<i64>,
+) -> Result<FoldedPage, Error> {
+    let (known, bx, rows) = futures_util::try_join!(
+        c.prepare_cached(PAGE_READER),
+        c.prepare_cached(PAGE_BOX),
+        c.prepare_cached(if after.is_some() { PAGE_ROWS_AFTER } else { PAGE_ROWS })
+    )
+    .map_err(step())?;
+    let types = visible_types();
+    let reader_params: [&(dyn ToSql + Sync); 1] = [reader.as_uuid()];
+    let box_params: [&(dyn ToSql + Sync); 2] = [box_id.as_uuid(), reader.as_uuid()];
+    let cursor = after.unwrap_or(0);
+    let mut rows_params: Vec<&(dyn ToSql + Sync)> =
+        vec![box_id.as_uuid(), &types, &page.offset, &page.limit, reader.as_uuid()];
+    if after.is_some() {
+        rows_params.push(&cursor);
+    }
+    let (known, bx, rows) = futures_util::try_join!(
+        c.query_opt(&known, &reader_params).map_err(step()),
+        c.query_opt(&bx, &box_params).map_err(step()),
+        c.query(&rows, &rows_params[..]).map_err(step()),
+    )?;
+    let bx = match bx {
+        Some(r) => Some((boxes::box_row(&r)?, sql::get::<_, bool>(&r, "is_member")?)),
+        None => None,
+    };
+    Ok(FoldedPage { reader_known: known.is_some(), bx, rows: rows.iter().map(folded_row).collect::<Result<_, _>>()? })
+}
