@@ -208,6 +208,12 @@ impl RouteTable {
         cfg.default_service(web::to(crate::not_found));
     }
 
+    /// Adds `GET /healthz` (`web_kit::health`).
+    pub fn with_healthz(&mut self) -> &mut Self {
+        use crate::health::{__path_healthz, healthz};
+        self.route::<__path_healthz, _, _>("health_healthz", Method::GET, "/healthz", Access::Public, healthz)
+    }
+
     /// Adds `GET /openapi.json` and the documentation page under `/docs/`.
     pub fn with_docs(&mut self) -> &mut Self {
         self.route::<__path_openapi_json, _, _>(

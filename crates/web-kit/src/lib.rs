@@ -1,20 +1,33 @@
-//! HTTP plumbing shared by the services: the route table that registers each route with its
-//! OpenAPI description and serves `/openapi.json` and `/docs/` (`apidoc`), reading JSON bodies (§2.1, §2.4), request time limits,
-//! request logging that never records query strings, headers or bodies (§1.4, §13.3), the
-//! browser-origin policy of CORS and websockets (§2.1), the §4-shaped fallback answers, log setup,
-//! bounded Redis calls, the in-memory set of revoked sessions fed from Redis, rate limits kept in Redis, and which PostgreSQL and Redis failures are unavailability (503). The
-//! contract's types live in `domain`; this crate only adds the actix glue around them.
+//! The infrastructure every service shares, so that a service's `startup.rs` reads as a list of
+//! its own routes and state:
+//! - the one error type and its classification of PostgreSQL and Redis failures into §4 answers
+//!   (`failure`); the §4-shaped fallback answers (below);
+//! - set-up: the PostgreSQL pool and migrations (`postgres`), bounded Redis calls (`redis`), the
+//!   token keys (`keys`), `serve()` with graceful shutdown (`serve`), `/healthz` and `/readyz`
+//!   (`health`), the browser-origin policy of CORS and websockets (`origins`);
+//! - requests: credentials and the ACR (`auth`), JSON bodies and time limits (`body`, `limits`),
+//!   request logging that never records query strings, headers or bodies (`telemetry`), metrics,
+//!   the route table with its OpenAPI description (`apidoc`);
+//! - Redis-backed state: revoked sessions (`revocations`), rate limits (`ratelimit`), the
+//!   realtime history (`history`).
+//!
+//! The contract's types live in `domain`; this crate only adds the glue around them.
 
 pub mod apidoc;
+pub mod auth;
 pub mod body;
 pub mod failure;
+pub mod health;
 pub mod history;
+pub mod keys;
 pub mod limits;
 pub mod metrics;
 pub mod origins;
+pub mod postgres;
 pub mod ratelimit;
 pub mod redis;
 pub mod revocations;
+pub mod serve;
 pub mod telemetry;
 
 use actix_web::HttpResponse;

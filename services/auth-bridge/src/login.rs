@@ -115,7 +115,7 @@ pub fn outcome<T>(result: &Result<T, ApiError>) -> &'static str {
 pub fn error_outcome(e: &ApiError) -> &'static str {
     use crate::hostapp::{Failure, Step, INVALID_AUTH_CODE};
     match e {
-        ApiError::Hostapp(e) => match (&e.failure, e.step) {
+        ApiError::Service(e) => match (&e.failure, e.step) {
             (Failure::ErrorCode(code), Step::GetAccessToken) if code == INVALID_AUTH_CODE => "invalid_auth_code",
             (Failure::ErrorCode(_), Step::GetAccessToken) => "access_token_error_code",
             (Failure::ErrorCode(_), Step::GetUserData) => "user_data_error_code",

@@ -7,11 +7,10 @@ use domain::auth::{sha256_b64u, Claims, SessionClaims, Signer};
 use domain::{IdentityId, SessionId};
 use rand::RngCore;
 use serde::Serialize;
+use web_kit::auth::{ACCESS_COOKIE, TYPE_COOKIE};
 
 use crate::error::ApiError;
 
-pub const ACCESS_COOKIE: &str = "accesstoken";
-pub const TYPE_COOKIE: &str = "tokentype";
 pub const REFRESH_COOKIE: &str = "refreshtoken";
 
 /// 32 random bytes as b64u: CSRF and refresh tokens.

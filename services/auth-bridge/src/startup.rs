@@ -2,17 +2,15 @@
 //! PostgreSQL and Redis, binds the listener and serves until a signal (graceful shutdown).
 
 use std::net::TcpListener;
-use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use anyhow::Context;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::Pool;
 use domain::auth::{Jwk, KeyError, Signer, Verifier};
 use secrecy::ExposeSecret;
+use web_kit::serve::Serve;
 
 use crate::config::Settings;
 use crate::hostapp::HostappClient;
@@ -24,6 +22,9 @@ use crate::store;
 
 /// Time limit of one SQL statement (§13.3).
 const STATEMENT_TIMEOUT_MS: u64 = 5000;
+
+/// PostgreSQL connections at most.
+const POOL_SIZE: usize = 16;
 
 /// What every handler shares.
 pub struct AppState {
@@ -70,21 +71,10 @@ impl Application {
         };
         let state = web::Data::from(Arc::new(state));
         let api = web::Data::new(web_kit::apidoc::ApiJson::new(&routes::openapi()));
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(limits.clone())
-                .wrap(from_fn(web_kit::limits::enforce))
-                .wrap(origins.cors())
-                .wrap(from_fn(|req, next| web_kit::metrics::track("auth-bridge", req, next)))
-                .wrap(from_fn(web_kit::telemetry::log_request))
-                .app_data(state.clone())
-                .app_data(api.clone())
-                .configure(|cfg| routes::table().configure(cfg))
-        })
-        .listen(listener)
-        .context("starting the HTTP server")?
-        .shutdown_timeout(10)
-        .run();
+        let serve = Serve { metrics: Some("auth-bridge"), origins: Some(origins), limits: Some(limits), workers: 0 };
+        let server = web_kit::serve::serve(listener, serve, move || {
+            App::new().app_data(state.clone()).app_data(api.clone()).configure(|cfg| routes::table().configure(cfg))
+        })?;
         let loader = tokio::spawn(loader.run());
         Ok(Application { port, server, loader, metrics })
     }
@@ -112,31 +102,14 @@ impl Application {
 async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     let private_pem = std::fs::read_to_string(&settings.jwt_private_key_file)
         .with_context(|| format!("reading JWT_PRIVATE_KEY_FILE {}", settings.jwt_private_key_file.display()))?;
-    let public_pems = settings
-        .jwt_public_key_file
-        .iter()
-        .map(|f| std::fs::read_to_string(f).with_context(|| format!("reading JWT_PUBLIC_KEY_FILE {}", f.display())))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let public_pems = web_kit::keys::read_pems(&settings.jwt_public_key_file)?;
     let (signer, jwks) = load_keys(&private_pem, &public_pems, &settings.jwt_issuer)?;
-    let verifier =
-        Verifier::from_public_pems(&public_pems, &settings.jwt_issuer).context("loading the JWT public keys")?;
+    let verifier = web_kit::keys::verifier(&settings.jwt_public_key_file, &settings.jwt_issuer)?;
     let registry = Registry::load(&settings.hostapps_config)?;
 
-    let db_url = settings.database_url.expose_secret();
-    migrate(db_url).await?;
-    let mut pg = tokio_postgres::Config::from_str(db_url).context("parsing DATABASE_URL")?;
-    pg.options(format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"));
-    pg.connect_timeout(Duration::from_secs(3));
-    let manager =
-        Manager::from_config(pg, tokio_postgres::NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-    let pool = Pool::builder(manager)
-        .max_size(16)
-        .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(Duration::from_secs(3)))
-        .create_timeout(Some(Duration::from_secs(3)))
-        .build()
-        .context("building the PostgreSQL pool")?;
-
+    let pg = web_kit::postgres::config(settings.database_url.expose_secret(), STATEMENT_TIMEOUT_MS)?;
+    web_kit::postgres::migrate(&pg, "auth", store::migrations::runner()).await?;
+    let pool = web_kit::postgres::pool(pg, POOL_SIZE)?;
     let redis = web_kit::redis::connect(settings.redis_url.expose_secret()).await.context("connecting to Redis")?;
 
     let boxes = BoxesInternal::new(&settings.boxes_internal_url, settings.internal_api_token.clone())?;
@@ -186,18 +159,4 @@ fn load_keys(private_pem: &str, public_pems: &[String], issuer: &str) -> anyhow:
     let signer = Signer::from_key_pair(Box::new(move |message| key.sign(message).to_bytes()), signing_pem, issuer)
         .context("loading the JWT key pair")?;
     Ok((signer, jwks))
-}
-
-/// Runs the embedded migrations; their history table is ours alone, so other services may share
-/// the database.
-async fn migrate(db_url: &str) -> anyhow::Result<()> {
-    let (mut client, conn) =
-        tokio_postgres::connect(db_url, tokio_postgres::NoTls).await.context("connecting to PostgreSQL")?;
-    let conn = tokio::spawn(conn);
-    let mut runner = store::migrations::runner();
-    runner.set_migration_table_name("auth_refinery_schema_history");
-    runner.run_async(&mut client).await.context("running the auth migrations")?;
-    drop(client);
-    conn.await.ok();
-    Ok(())
 }

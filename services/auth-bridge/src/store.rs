@@ -216,8 +216,3 @@ pub async fn revoked_within(c: &impl GenericClient, window_secs: i64) -> Result<
     let rows = c.query(&stmt, &[&(window_secs as f64)]).await?;
     Ok(rows.iter().map(|r| (SessionId::from(r.get::<_, uuid::Uuid>(0)), r.get(1))).collect())
 }
-
-/// Readiness probe.
-pub async fn ping(c: &impl GenericClient) -> Result<(), Error> {
-    c.execute("SELECT 1", &[]).await.map(|_| ())
-}

@@ -1,15 +1,14 @@
-//! Building and running the HTTP server: pools, migrations, routes, graceful shutdown.
+//! Building and running the service: its state and its two listeners (the public API and the
+//! internal one); pools, migrations and serving are `web_kit`'s.
 
 use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer};
+use actix_web::{web, App};
 use anyhow::Context;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use domain::auth::Verifier;
 use secrecy::ExposeSecret;
+use web_kit::serve::{serve, Serve};
 
 use crate::config::Settings;
 use crate::routes;
@@ -36,16 +35,12 @@ impl Application {
         settings.check()?;
         let origins = web_kit::origins::OriginPolicy::parse(&settings.allowed_origins)?;
         web_kit::metrics::set_enabled(settings.metrics);
-        let db = connect_db(&settings).await?;
+        let pg = web_kit::postgres::config(settings.database_url.expose_secret(), settings.db_statement_timeout_ms)?;
+        let db = web_kit::postgres::pool(pg.clone(), settings.database_pool_size)?;
         web_kit::metrics::watch_pool(db.clone());
-        migrate(&settings).await?;
+        web_kit::postgres::migrate(&pg, "boxes", embedded::migrations::runner()).await?;
         let redis = connect_redis(settings.redis_url.expose_secret()).await?;
-        let pems = settings
-            .jwt_public_key_file
-            .iter()
-            .map(|f| std::fs::read_to_string(f).with_context(|| format!("reading public key file {f}")))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let verifier = Verifier::from_public_pems(&pems, &settings.jwt_issuer).context("loading JWT public keys")?;
+        let verifier = web_kit::keys::verifier(&settings.jwt_public_key_file, &settings.jwt_issuer)?;
         let client = redis::Client::open(settings.redis_url.expose_secret()).context("parsing REDIS_URL")?;
         let revocations = web_kit::revocations::start(client);
         revocations.wait_ready(Duration::from_secs(2)).await;
@@ -76,44 +71,35 @@ impl Application {
         let internal_listener = TcpListener::bind(&settings.internal_bind_addr)
             .with_context(|| format!("binding INTERNAL_BIND_ADDR {}", settings.internal_bind_addr))?;
         let internal_port = internal_listener.local_addr()?.port();
-        let internal_state = actix_web::web::Data::new(state.clone());
+        let internal_state = web::Data::new(state.clone());
         let redis_url = settings.redis_url.clone();
-        let limits = web_kit::limits::Limits::new(&settings.limits);
-        let api = actix_web::web::Data::new(web_kit::apidoc::ApiJson::new(&routes::openapi()));
-        let internal_api = actix_web::web::Data::new(web_kit::apidoc::ApiJson::new(&routes::internal_openapi()));
-        let mut server = HttpServer::new(move || {
+        let api = web::Data::new(web_kit::apidoc::ApiJson::new(&routes::openapi()));
+        let internal_api = web::Data::new(web_kit::apidoc::ApiJson::new(&routes::internal_openapi()));
+        let public = Serve {
+            metrics: Some(SERVICE),
+            origins: Some(origins),
+            limits: Some(web_kit::limits::Limits::new(&settings.limits)),
+            workers: settings.workers,
+        };
+        let server = serve(listener, public, move || {
             let (state, redis_url) = (state.clone(), redis_url.clone());
             App::new()
-                .app_data(limits.clone())
-                .wrap(from_fn(web_kit::limits::enforce))
-                .wrap(origins.cors())
-                .wrap(from_fn(|req, next| web_kit::metrics::track(SERVICE, req, next)))
-                .wrap(from_fn(web_kit::telemetry::log_request))
                 .app_data(api.clone())
                 .data_factory(move || worker_state(state.clone(), redis_url.clone()))
                 .configure(|cfg| routes::table().configure(cfg))
-        })
-        .shutdown_timeout(10)
-        .listen(listener)?;
-        if settings.workers > 0 {
-            server = server.workers(settings.workers);
-        }
+        })?;
         // The internal API has its own listener and no CORS: browsers have no business there.
         // Prometheus scrapes `/metrics` there too.
-        let internal = HttpServer::new(move || {
+        let internal = Serve { metrics: Some(INTERNAL_SERVICE), workers: 1, ..Serve::default() };
+        let internal = serve(internal_listener, internal, move || {
             App::new()
-                .wrap(from_fn(|req, next| web_kit::metrics::track(INTERNAL_SERVICE, req, next)))
-                .wrap(from_fn(web_kit::telemetry::log_request))
                 .app_data(internal_state.clone())
                 .app_data(internal_api.clone())
-                .route("/metrics", actix_web::web::get().to(web_kit::metrics::serve))
+                .route("/metrics", web::get().to(web_kit::metrics::serve))
                 .configure(|cfg| routes::internal_table().configure(cfg))
-        })
-        .workers(1)
-        .shutdown_timeout(10)
-        .listen(internal_listener)?;
+        })?;
         tracing::info!(port, internal_port, "boxes listening");
-        Ok(Application { port, internal_port, server: server.run(), internal: internal.run() })
+        Ok(Application { port, internal_port, server, internal })
     }
 
     pub fn port(&self) -> u16 {
@@ -131,50 +117,6 @@ impl Application {
         public.context("running the HTTP server")?;
         internal.context("running the internal HTTP server")
     }
-}
-
-fn pg_config(settings: &Settings) -> anyhow::Result<tokio_postgres::Config> {
-    let mut config: tokio_postgres::Config =
-        settings.database_url.expose_secret().parse().context("parsing DATABASE_URL")?;
-    config.options(format!("-c statement_timeout={}", settings.db_statement_timeout_ms));
-    config.connect_timeout(Duration::from_secs(5));
-    Ok(config)
-}
-
-async fn connect_db(settings: &Settings) -> anyhow::Result<Pool> {
-    let manager = Manager::from_config(
-        pg_config(settings)?,
-        tokio_postgres::NoTls,
-        ManagerConfig { recycling_method: RecyclingMethod::Fast },
-    );
-    // LIFO: at low concurrency the same few connections (and PostgreSQL backends) serve every
-    // request and stay hot in the CPU caches, instead of the whole pool taking turns.
-    Pool::builder(manager)
-        .max_size(settings.database_pool_size)
-        .queue_mode(deadpool_postgres::QueueMode::Lifo)
-        .wait_timeout(Some(Duration::from_secs(5)))
-        .create_timeout(Some(Duration::from_secs(5)))
-        .runtime(deadpool_postgres::Runtime::Tokio1)
-        .build()
-        .context("building the PostgreSQL pool")
-}
-
-/// Runs the embedded migrations under an advisory lock, so replicas starting together take turns.
-async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let (mut client, conn) =
-        pg_config(settings)?.connect(tokio_postgres::NoTls).await.context("connecting to PostgreSQL")?;
-    let conn = tokio::spawn(conn);
-    client.batch_execute("SELECT pg_advisory_lock(816001)").await?;
-    client.batch_execute("CREATE SCHEMA IF NOT EXISTS boxes").await?;
-    let outcome = embedded::migrations::runner()
-        .set_migration_table_name("boxes.refinery_schema_history")
-        .run_async(&mut client)
-        .await;
-    client.batch_execute("SELECT pg_advisory_unlock(816001)").await?;
-    drop(client);
-    let _ = conn.await;
-    outcome.context("running migrations")?;
-    Ok(())
 }
 
 /// The state of one worker: the shared state with a Redis connection of its own, whose I/O task

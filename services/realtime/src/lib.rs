@@ -2,12 +2,13 @@
 //! envelopes published on its identity's Redis channel `user_{id}:ws`.
 //!
 //! Shape of a process:
-//! - [`hub`]: one Redis pub/sub connection per process, owned by one subscriber task, and the
-//!   registry of open sockets (identity → small list of queue senders). An identity is subscribed
-//!   while it has at least one socket here. A published payload is copied once into a shared,
-//!   reference-counted buffer and offered (`try_send`) to each socket's bounded queue, so fan-out
-//!   never waits on a client. Several processes behind a load balancer each subscribe for their
-//!   own sockets, so one publish reaches every process that holds a socket of the identity.
+//! - [`registry`]: the open sockets of the process (identity → small list of queue senders). A
+//!   published payload is copied once into a shared, reference-counted buffer and offered
+//!   (`try_send`) to each socket's bounded queue, so fan-out never waits on a client.
+//! - [`subscriber`]: one Redis pub/sub connection per process, owned by one task. An identity is
+//!   subscribed while it has at least one socket here. Several processes behind a load balancer
+//!   each subscribe for their own sockets, so one publish reaches every process that holds a
+//!   socket of the identity.
 //! - [`socket`]: one task per socket selecting over client frames, the outbound queue, the ping
 //!   interval, the idle deadline and the token's `exp`. It consumes client `ack`s (§9.5) and
 //!   closes with the contract's codes: 4001 at expiry or revocation, 1013 for a slow consumer,
@@ -31,8 +32,9 @@
 pub mod config;
 pub mod conn;
 pub mod error;
-pub mod hub;
+pub mod registry;
 pub mod routes;
 pub mod socket;
 pub mod startup;
 pub mod store;
+pub mod subscriber;

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
 use crate::conn::{Conn, RecvError};
-use crate::hub::{close, Outbound, Registration};
+use crate::registry::{close, Outbound, Registration};
 use crate::store::Store;
 
 /// Timings and limits shared by every socket.

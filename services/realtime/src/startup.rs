@@ -20,10 +20,11 @@ use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{mask_userinfo, Settings};
-use crate::hub::{run_subscriber, Hub, HubLimits, SubscriberConfig};
+use crate::registry::{Hub, HubLimits};
 use crate::routes;
 use crate::socket::SocketConfig;
 use crate::store::Store;
+use crate::subscriber::{run_subscriber, SubscriberConfig};
 
 /// What handlers share.
 pub struct AppState {
@@ -72,12 +73,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let origins = web_kit::origins::OriginPolicy::parse(&settings.allowed_origins)?;
         let metrics = settings.metrics.start()?;
-        let mut pems = Vec::new();
-        for file in &settings.jwt_public_key_files {
-            pems.push(std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?);
-        }
-        let verifier =
-            Verifier::from_public_pems(&pems, &settings.jwt_issuer).context("loading JWT_PUBLIC_KEY_FILE")?;
+        let verifier = web_kit::keys::verifier(&settings.jwt_public_key_files, &settings.jwt_issuer)?;
         let client = redis::Client::open(settings.redis_url.expose_secret())
             .with_context(|| format!("parsing REDIS_URL {}", mask_userinfo(settings.redis_url.expose_secret())))?;
 
@@ -178,7 +174,7 @@ impl Application {
         let watcher = tokio::spawn(async move {
             tokio::select! {
                 _ = handle.stop.notified() => {}
-                _ = shutdown_signal() => {}
+                _ = web_kit::serve::shutdown_signal() => {}
             }
             server_handle.pause().await;
             let closed = handle.hub.shutdown();
@@ -200,27 +196,5 @@ impl Application {
         }
         tracing::info!("stopped");
         result
-    }
-}
-
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = interrupt.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
     }
 }

@@ -4,8 +4,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use anyhow::Context;
 
 use domain::connect::{Algorithm, CipherMode, Hash, Signer, UserDataCipher};
@@ -101,17 +100,10 @@ impl Application {
         let platform = platform(&settings, port)?;
         let state =
             web::Data::from(Arc::new(AppState { settings, users, grants: Grants::default(), cipher, platform }));
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(web_kit::telemetry::log_request))
-                .app_data(state.clone())
-                .configure(routes::configure)
-                .default_service(web::to(web_kit::not_found))
-        })
-        .listen(listener)
-        .context("starting the HTTP server")?
-        .shutdown_timeout(10)
-        .run();
+        // No dependencies, so `/readyz` is `/healthz`.
+        let server = web_kit::serve::serve(listener, Default::default(), move || {
+            App::new().app_data(state.clone()).configure(routes::configure).default_service(web::to(web_kit::not_found))
+        })?;
         Ok(Application { port, server })
     }
 

@@ -45,7 +45,7 @@ fn failure(e: ApiError) -> Result<HttpResponse, ApiError> {
     web_kit::metrics::login(FLOW, login::error_outcome(&e));
     let code = match &e {
         ApiError::Client(b) if b.status() == 401 => return Err(e),
-        ApiError::Client(_) | ApiError::Hostapp(_) => INVALID_USER_DATA,
+        ApiError::Client(_) | ApiError::Service(_) => INVALID_USER_DATA,
         ApiError::Limited(_) => TOO_MANY_REQUESTS,
         ApiError::Unavailable(cause) => {
             tracing::error!(error = format!("{cause:#}"), "Connect: dependency unavailable");

@@ -25,9 +25,8 @@ pub fn table() -> RouteTable {
     route!(t, GET "/api/v1/accounts/consent/get_consent", AsDescribed, consent::get_consent_unslashed);
     route!(t, POST "/api/v1/authorize/", Public, authorize::authorize);
     route!(t, POST "/api/v1/authorize", Public, authorize::authorize_unslashed);
-    route!(t, GET "/healthz", Public, health::healthz);
     route!(t, GET "/readyz", Public, health::readyz);
-    t.with_docs();
+    t.with_healthz().with_docs();
     t
 }
 

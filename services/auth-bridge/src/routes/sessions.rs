@@ -2,7 +2,7 @@
 
 use actix_web::cookie::Cookie;
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
-use domain::auth::{check_csrf, pick_token, sha256_b64u, token_error, Presented};
+use domain::auth::{check_csrf, sha256_b64u, token_error};
 use domain::error::{Detail, ErrorBody, Origin};
 use domain::input::{Obj, Report};
 use web_kit::ratelimit::Check;
@@ -10,7 +10,7 @@ use web_kit::ratelimit::Check;
 use crate::error::ApiError;
 use crate::login::{self, LoginRequest};
 use crate::revocation;
-use crate::session::{self, TokenResponse, ACCESS_COOKIE, REFRESH_COOKIE, TYPE_COOKIE};
+use crate::session::{self, TokenResponse, REFRESH_COOKIE};
 use crate::startup::AppState;
 use crate::store;
 
@@ -193,17 +193,10 @@ pub async fn refresh(
     )
 )]
 pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let access = req.cookie(ACCESS_COOKIE);
-    let kind = req.cookie(TYPE_COOKIE);
-    let presented = Presented {
-        query: None,
-        authorization: header(&req, "Authorization"),
-        cookie_token: access.as_ref().map(Cookie::value),
-        cookie_type: kind.as_ref().map(Cookie::value),
-    };
-    let (token, transport) = pick_token(&presented)?;
+    let credentials = web_kit::auth::Credentials::read(req.headers());
+    let (token, transport) = credentials.pick(None)?;
     let claims = state.verifier.verify(token).map_err(|e| token_error(e, transport))?;
-    claims.require_acr(1)?;
+    claims.require_acr(web_kit::auth::REQUIRED_ACR)?;
     check_csrf(&claims, transport, true, header(&req, CSRF_HEADER))?;
 
     let client = web_kit::metrics::pool_get(&state.pool).await?;

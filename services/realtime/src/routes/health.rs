@@ -1,23 +1,10 @@
-//! `GET /healthz` (the process is up) and `GET /readyz` (Redis answers, the revoked sessions are
-//! loaded and the subscriber is connected).
+//! `GET /readyz` (§13.3): Redis answers, the revoked sessions are loaded and the subscriber is
+//! connected. `/healthz` is `web_kit::health`'s.
 
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::error::ApiError;
 use crate::startup::AppState;
-
-#[utoipa::path(
-    get,
-    path = "/healthz",
-    tag = "health",
-    responses(
-        (status = 200, description = "The process is up.", body = Object),
-    )
-)]
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
-}
 
 #[utoipa::path(
     get,
@@ -28,17 +15,16 @@ pub async fn healthz() -> HttpResponse {
         (status = 503, description = "Not ready.", body = domain::ErrorBody),
     )
 )]
-pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    if let Err(e) = state.store.ping().await {
-        tracing::warn!(error = format!("{e:#}"), "not ready: redis unreachable");
-        return Err(ApiError::unavailable("redis is unreachable"));
-    }
-    if !state.revocations.is_ready() {
-        return Err(ApiError::unavailable("the revoked sessions are not loaded from Redis"));
-    }
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let redis = match state.store.ping().await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = format!("{e:#}"), "not ready: redis unreachable");
+            false
+        }
+    };
     let stats = state.hub.stats();
-    if !stats.connected {
-        return Err(ApiError::unavailable("redis subscriber is not connected"));
-    }
-    Ok(HttpResponse::Ok().json(json!({"status": "ok", "sockets": stats.sockets, "identities": stats.identities})))
+    let checks = [("redis", redis), ("revocations", state.revocations.is_ready()), ("subscriber", stats.connected)];
+    let extra = json!({"sockets": stats.sockets, "identities": stats.identities});
+    web_kit::health::readiness(&checks, extra.as_object().cloned().unwrap_or_default())
 }

@@ -11,9 +11,8 @@ use web_kit::route;
 pub fn table() -> RouteTable {
     let mut t = RouteTable::new(&[]);
     route!(t, GET "/box-users/{id}/ws", Session, ws::plain);
-    route!(t, GET "/healthz", Public, health::healthz);
     route!(t, GET "/readyz", Public, health::readyz);
-    t.with_docs();
+    t.with_healthz().with_docs();
     t
 }
 

@@ -12,11 +12,10 @@ use std::time::Instant;
 use actix_codec::{Framed, FramedParts};
 use actix_http::body::{self, BodySize};
 use actix_http::h1::{self, Message as H1Message};
-use actix_http::header::{self, HeaderMap};
+use actix_http::header;
 use actix_http::{ws as handshake, ConnectionType, Method, Request, RequestHead};
-use actix_web::cookie::Cookie;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
-use domain::auth::{check_path_identity, pick_token, revoked_error, token_error, Presented, Transport};
+use domain::auth::{check_path_identity, revoked_error, token_error, Transport};
 use domain::realtime::Position;
 use domain::{Detail, ErrorBody, IdentityId, Origin, SessionId};
 use futures_util::SinkExt;
@@ -27,12 +26,9 @@ use web_kit::revocations::Status;
 
 use crate::conn::Conn;
 use crate::error::ApiError;
-use crate::hub::Refused;
+use crate::registry::Refused;
 use crate::socket::Socket;
 use crate::startup::AppState;
-
-/// ACR every socket needs (§3.6, SEED).
-const REQUIRED_ACR: u32 = 1;
 
 #[derive(Deserialize)]
 struct WsQuery {
@@ -55,17 +51,6 @@ fn ws_path_id(path: &str) -> Option<&str> {
     (!id.is_empty() && !id.contains('/')).then_some(id)
 }
 
-/// A cookie's percent-decoded value, read as actix-web reads cookies.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .filter_map(|h| h.to_str().ok())
-        .flat_map(|h| h.split(';'))
-        .filter_map(|c| Cookie::parse_encoded(c.trim()).ok())
-        .find(|c| c.name() == name)
-        .map(|c| c.value().to_owned())
-}
-
 /// Steps 1 to 5 of the handshake (§9.1), in order.
 async fn authorize(head: &RequestHead, raw_id: &str, state: &AppState) -> Result<Authorized, ApiError> {
     // 1. Authentication (§3.2, §3.3): 401, or 503 while the revoked sessions are not loaded.
@@ -74,24 +59,18 @@ async fn authorize(head: &RequestHead, raw_id: &str, state: &AppState) -> Result
         Some(WsQuery { access_token, since }) => (access_token, since),
         None => (None, None),
     };
-    let authorization = head.headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
-    let cookie_token = cookie(&head.headers, "accesstoken");
-    let cookie_type = cookie(&head.headers, "tokentype");
-    let presented = Presented {
-        query: query.as_deref(),
-        authorization,
-        cookie_token: cookie_token.as_deref(),
-        cookie_type: cookie_type.as_deref(),
-    };
-    let (token, transport) = pick_token(&presented)?;
+    let credentials = web_kit::auth::Credentials::read(&head.headers);
+    let (token, transport) = credentials.pick(query.as_deref())?;
     let claims = state.verifier.verify(token).map_err(|e| token_error(e, transport))?;
     match state.revocations.check(claims.sid) {
         Status::Live => {}
         Status::Revoked => return Err(revoked_error(transport).into()),
-        Status::Unavailable => return Err(ApiError::unavailable("the revoked sessions are not loaded from Redis")),
+        Status::Unavailable => {
+            return Err(ApiError::Client(ErrorBody::unavailable("the revoked sessions are not loaded from Redis")))
+        }
     }
     // 2. ACR.
-    claims.require_acr(REQUIRED_ACR)?;
+    claims.require_acr(web_kit::auth::REQUIRED_ACR)?;
     // 3. Path syntax, 4. path identity.
     let identity = IdentityId::parse(raw_id)
         .map_err(|_| ErrorBody::bad_request(Origin::Path, "invalid identity id").with("id", Detail::Malformed))?;
@@ -125,7 +104,7 @@ fn bad_upgrade(e: handshake::HandshakeError) -> ApiError {
 /// The hub would not take the socket: 503 while shutting down, 429 over a socket cap.
 fn refused_registration(refused: Refused) -> ApiError {
     match refused {
-        Refused::ShuttingDown => ApiError::unavailable("server is shutting down"),
+        Refused::ShuttingDown => ApiError::Client(ErrorBody::unavailable("server is shutting down")),
         Refused::IdentityFull => {
             ErrorBody::too_many_requests(Origin::NotDefined, "too many sockets open for this identity").into()
         }

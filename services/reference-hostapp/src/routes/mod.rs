@@ -1,7 +1,6 @@
 //! HTTP handlers, one module per resource, and the route table.
 
 pub mod auth_codes;
-pub mod health;
 pub mod hostapp;
 pub mod platform;
 
@@ -32,12 +31,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/healthz")
-            .route(web::get().to(health::healthz))
+            .route(web::get().to(web_kit::health::healthz))
             .default_service(web::to(web_kit::method_not_allowed)),
     )
     .service(
         web::resource("/readyz")
-            .route(web::get().to(health::healthz))
+            .route(web::get().to(web_kit::health::healthz))
             .default_service(web::to(web_kit::method_not_allowed)),
     );
 }

@@ -1,34 +1,23 @@
-//! The per-process Redis subscriber and the registry of open sockets.
+//! The registry of open sockets: which sockets each identity holds here, and the delivery into
+//! their queues.
 //!
 //! The registry maps an identity to the sockets open for it; each socket is a small bounded queue
-//! sender plus its session id. The first socket of an identity asks the subscriber task for
-//! `SUBSCRIBE user_{id}:ws`, the last one to leave for `UNSUBSCRIBE`. The subscriber task owns the
-//! one pub/sub connection of the process and reconciles what Redis is subscribed to with what the
-//! registry wants, one command in flight per identity (so a subscribe and an unsubscribe of the
-//! same identity never cross), many identities at once.
+//! sender plus its session id. The first socket of an identity wakes the subscriber
+//! (`crate::subscriber`) so it sends `SUBSCRIBE user_{id}:ws`, the last one to leave so it sends
+//! `UNSUBSCRIBE`.
 //!
 //! Delivery is a `try_send` of a shared payload (a reference-counted `ByteString`) into each
 //! socket's queue under a short lock: it never waits for a socket. A socket whose queue is full is
 //! removed from the registry; its task sees its queue closed and closes with 1013. When the pub/sub
-//! connection is lost every socket is told to close with 1011 and the registry is emptied; the task
-//! reconnects with backoff and subscribes again whatever new sockets have registered meanwhile.
+//! connection is lost every socket is told to close with 1011 and the registry is emptied.
 
-use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
-use std::future::Future;
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use bytestring::ByteString;
-use domain::realtime::{channel_identity, split_trace, types, user_channel, SessionRevoked};
 use domain::{IdentityId, SessionId};
-use futures_util::stream::FuturesUnordered;
-use futures_util::StreamExt;
-use redis::aio::{PubSub, PubSubSink};
-use redis::ConnectionAddr;
 use tokio::sync::mpsc;
 
 /// Close codes the hub asks sockets to close with.
@@ -133,7 +122,7 @@ pub struct HubStats {
 }
 
 impl Hub {
-    /// A hub and the receiving end of its reconcile requests, for [`run_subscriber`].
+    /// A hub and the receiving end of its reconcile requests, for [`crate::subscriber::run_subscriber`].
     pub fn new(limits: HubLimits) -> (Hub, mpsc::UnboundedReceiver<IdentityId>) {
         let (wake, wake_rx) = mpsc::unbounded_channel();
         let inner = Inner {
@@ -220,16 +209,16 @@ impl Hub {
     }
 
     /// Whether the registry wants `identity` subscribed.
-    fn wants(&self, identity: IdentityId) -> bool {
+    pub(crate) fn wants(&self, identity: IdentityId) -> bool {
         self.registry().identities.contains_key(&identity)
     }
 
-    fn wanted(&self) -> Vec<IdentityId> {
+    pub(crate) fn wanted(&self) -> Vec<IdentityId> {
         self.registry().identities.keys().copied().collect()
     }
 
     /// The subscription of `identity` is live: tell its waiting sockets.
-    fn activate(&self, identity: IdentityId) {
+    pub(crate) fn activate(&self, identity: IdentityId) {
         let mut reg = self.registry();
         if let Some(entry) = reg.identities.get_mut(&identity) {
             if !entry.active {
@@ -243,7 +232,7 @@ impl Hub {
 
     /// Fans a payload out to every socket of `identity`. Never waits: a full queue drops the socket.
     /// Answers how many sockets it was queued for.
-    fn deliver(&self, identity: IdentityId, payload: &Arc<ByteString>) -> usize {
+    pub(crate) fn deliver(&self, identity: IdentityId, payload: &Arc<ByteString>) -> usize {
         // A message on the channel proves the subscription is live.
         self.activate(identity);
         let mut queued = 0;
@@ -266,7 +255,7 @@ impl Hub {
     }
 
     /// §9.3: closes the sockets of `identity` whose token belongs to session `sid`, with 4001.
-    fn revoke(&self, identity: IdentityId, sid: SessionId) {
+    pub(crate) fn revoke(&self, identity: IdentityId, sid: SessionId) {
         let removed = self.retain_slots(identity, |slot| {
             if slot.sid == sid {
                 let _ = slot.tx.try_send(Outbound::Close(close::TOKEN_EXPIRED));
@@ -292,8 +281,13 @@ impl Hub {
         std::mem::take(&mut reg.sockets)
     }
 
+    /// The subscriber's connection is up.
+    pub(crate) fn connected(&self) {
+        self.inner.connected.store(true, Ordering::Release);
+    }
+
     /// The subscription is gone: every socket closes with 1011.
-    fn lost(&self) {
+    pub(crate) fn lost(&self) {
         self.inner.connected.store(false, Ordering::Release);
         let closed = self.close_all(close::SUBSCRIPTION_LOST);
         tracing::warn!(sockets = closed, "redis subscription lost, sockets closed");
@@ -325,241 +319,9 @@ impl Hub {
         *self.inner.subscriber_addr.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn set_subscriber_addr(&self, addr: Option<SocketAddr>) {
+    pub(crate) fn set_subscriber_addr(&self, addr: Option<SocketAddr>) {
         *self.inner.subscriber_addr.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = addr;
     }
-}
-
-/// Timings of the subscriber task.
-#[derive(Debug, Clone, Copy)]
-pub struct SubscriberConfig {
-    pub reconnect_max: Duration,
-    pub health_interval: Duration,
-}
-
-/// Runs forever: connect, subscribe what the registry wants, dispatch messages; on loss, close the
-/// sockets with 1011 and reconnect with exponential backoff.
-pub async fn run_subscriber(
-    hub: Hub,
-    client: redis::Client,
-    mut wake: mpsc::UnboundedReceiver<IdentityId>,
-    config: SubscriberConfig,
-) {
-    let initial = Duration::from_millis(50).min(config.reconnect_max);
-    let mut backoff = initial;
-    loop {
-        match connect(&client).await {
-            Ok((pubsub, addr)) => {
-                backoff = initial;
-                hub.set_subscriber_addr(addr);
-                hub.inner.connected.store(true, Ordering::Release);
-                tracing::info!(local_addr = ?addr, "redis subscriber connected");
-                serve_connection(&hub, pubsub, &mut wake, config).await;
-                hub.set_subscriber_addr(None);
-                hub.lost();
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "redis subscriber cannot connect");
-            }
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(config.reconnect_max);
-    }
-}
-
-/// Opens the pub/sub connection. Plain TCP is dialled here so the local address is known.
-async fn connect(client: &redis::Client) -> anyhow::Result<(PubSub, Option<SocketAddr>)> {
-    use anyhow::Context;
-    let info = client.get_connection_info();
-    match &info.addr {
-        ConnectionAddr::Tcp(host, port) => {
-            let tcp =
-                tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect((host.as_str(), *port)))
-                    .await
-                    .context("connecting to Redis timed out")?
-                    .context("connecting to Redis")?;
-            tcp.set_nodelay(true).context("setting TCP_NODELAY")?;
-            let addr = tcp.local_addr().ok();
-            let pubsub = tokio::time::timeout(Duration::from_secs(5), PubSub::new(&info.redis, tcp))
-                .await
-                .context("redis handshake timed out")?
-                .context("redis handshake")?;
-            Ok((pubsub, addr))
-        }
-        _ => Ok((client.get_async_pubsub().await.context("connecting to Redis")?, None)),
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Subscribe,
-    Unsubscribe,
-    HealthPing,
-}
-
-type OpFuture = Pin<Box<dyn Future<Output = (Option<IdentityId>, Op, anyhow::Result<()>)> + Send>>;
-
-const OP_TIMEOUT: Duration = Duration::from_secs(10);
-
-struct Reconciler {
-    sink: PubSubSink,
-    subscribed: HashSet<IdentityId>,
-    in_flight: HashSet<IdentityId>,
-    ops: FuturesUnordered<OpFuture>,
-}
-
-impl Reconciler {
-    /// Issues the command that brings Redis in line with the registry for `identity`, unless one
-    /// is already in flight (it is re-checked when that one completes).
-    fn reconcile(&mut self, hub: &Hub, identity: IdentityId) {
-        if self.in_flight.contains(&identity) {
-            return;
-        }
-        let wanted = hub.wants(identity);
-        let have = self.subscribed.contains(&identity);
-        let op = match (wanted, have) {
-            (true, false) => Op::Subscribe,
-            (false, true) => Op::Unsubscribe,
-            (true, true) => {
-                // Sockets that came back while the subscription was still held.
-                hub.activate(identity);
-                return;
-            }
-            (false, false) => return,
-        };
-        self.in_flight.insert(identity);
-        let mut sink = self.sink.clone();
-        self.ops.push(Box::pin(async move {
-            let channel = user_channel(identity);
-            let result = match op {
-                Op::Subscribe => tokio::time::timeout(OP_TIMEOUT, sink.subscribe(&channel)).await,
-                _ => tokio::time::timeout(OP_TIMEOUT, sink.unsubscribe(&channel)).await,
-            };
-            let result = match result {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(anyhow::Error::new(e)),
-                Err(_) => Err(anyhow::anyhow!("redis did not confirm in time")),
-            };
-            (Some(identity), op, result)
-        }));
-    }
-
-    fn health_ping(&mut self, timeout: Duration) {
-        let mut sink = self.sink.clone();
-        self.ops.push(Box::pin(async move {
-            let result = match tokio::time::timeout(timeout, sink.ping::<redis::Value>()).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(anyhow::Error::new(e)),
-                Err(_) => Err(anyhow::anyhow!("redis did not answer the health ping in time")),
-            };
-            (None, Op::HealthPing, result)
-        }));
-    }
-}
-
-/// Serves one pub/sub connection until it fails.
-async fn serve_connection(
-    hub: &Hub,
-    pubsub: PubSub,
-    wake: &mut mpsc::UnboundedReceiver<IdentityId>,
-    config: SubscriberConfig,
-) {
-    let (sink, mut stream) = pubsub.split();
-    let mut rec =
-        Reconciler { sink, subscribed: HashSet::new(), in_flight: HashSet::new(), ops: FuturesUnordered::new() };
-    // Requests queued while disconnected are covered by a full pass over the registry.
-    while wake.try_recv().is_ok() {}
-    for identity in hub.wanted() {
-        rec.reconcile(hub, identity);
-    }
-    let mut health =
-        tokio::time::interval_at(tokio::time::Instant::now() + config.health_interval, config.health_interval);
-    health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            msg = stream.next() => {
-                let Some(msg) = msg else {
-                    tracing::warn!("redis pub/sub connection closed");
-                    return;
-                };
-                dispatch(hub, &msg);
-            }
-            Some(identity) = wake.recv() => rec.reconcile(hub, identity),
-            Some((identity, op, result)) = rec.ops.next(), if !rec.ops.is_empty() => {
-                if let Err(e) = result {
-                    tracing::warn!(error = format!("{e:#}"), op = ?op, "redis pub/sub command failed");
-                    return;
-                }
-                let Some(identity) = identity else { continue };
-                rec.in_flight.remove(&identity);
-                match op {
-                    Op::Subscribe => {
-                        rec.subscribed.insert(identity);
-                        hub.activate(identity);
-                    }
-                    Op::Unsubscribe => {
-                        rec.subscribed.remove(&identity);
-                    }
-                    Op::HealthPing => {}
-                }
-                rec.reconcile(hub, identity);
-            }
-            _ = health.tick() => rec.health_ping(config.health_interval.max(Duration::from_secs(1))),
-        }
-    }
-}
-
-/// Routes one pub/sub message: `session.revoked` is consumed, anything else forwarded verbatim
-/// but for the publisher's trace context, which is logged with the delivery and taken out.
-fn dispatch(hub: &Hub, msg: &redis::Msg) {
-    let Some(identity) = channel_identity(msg.get_channel_name()) else { return };
-    let Ok(text) = std::str::from_utf8(msg.get_payload_bytes()) else {
-        tracing::warn!(identity = %identity, "dropping a payload that is not UTF-8");
-        return;
-    };
-    let (text, trace) = split_trace(text);
-    if let Some(revoked) = as_revocation(&text) {
-        match revoked {
-            Some(r) => hub.revoke(identity, r.sid),
-            None => tracing::warn!(identity = %identity, "malformed session.revoked ignored"),
-        }
-        return;
-    }
-    let payload = match text {
-        Cow::Borrowed(t) => ByteString::from(t),
-        Cow::Owned(t) => ByteString::from(t),
-    };
-    // Debug level: one line per delivered publish cost realtime about a sixth of its deliveries
-    // per core at info (scenario 4b); `RUST_LOG=info,realtime=debug` shows them.
-    let logged = tracing::enabled!(tracing::Level::DEBUG);
-    let exported = web_kit::telemetry::otlp::enabled();
-    let tp = trace.filter(|_| logged || exported).and_then(web_kit::telemetry::parse_traceparent);
-    // The delivery's span, a child of the publisher's, when spans are exported.
-    let span = tp.as_ref().filter(|_| exported).map(|tp| web_kit::telemetry::otlp::message_span(tp, "deliver"));
-    let _entered = span.as_ref().map(tracing::Span::enter);
-    let sockets = hub.deliver(identity, &Arc::new(payload));
-    if let Some(tp) = tp.filter(|_| logged) {
-        tracing::debug!(identity = %identity, trace_id = %tp.trace_id, parent_id = %tp.parent_id, sockets, "delivered");
-    }
-}
-
-/// `Some(..)` when the payload is a `session.revoked` envelope (`Some(None)` if its object is bad).
-fn as_revocation(payload: &str) -> Option<Option<SessionRevoked>> {
-    if !payload.contains(types::SESSION_REVOKED) {
-        return None;
-    }
-    #[derive(serde::Deserialize)]
-    struct Peek {
-        #[serde(rename = "type")]
-        kind: String,
-        #[serde(default)]
-        object: serde_json::Value,
-    }
-    let peek: Peek = serde_json::from_str(payload).ok()?;
-    if peek.kind != types::SESSION_REVOKED {
-        return None;
-    }
-    Some(serde_json::from_value(peek.object).ok())
 }
 
 #[cfg(test)]
@@ -572,15 +334,6 @@ mod tests {
 
     fn limits(queue_capacity: usize) -> HubLimits {
         HubLimits { queue_capacity, max_per_identity: 16, max_total: 1000 }
-    }
-
-    #[test]
-    fn revocation_is_recognised_only_as_the_envelope_type() {
-        let sid = SessionId::new_v4();
-        let msg = format!(r#"{{"type":"session.revoked","object":{{"sid":"{sid}"}}}}"#);
-        assert_eq!(as_revocation(&msg).flatten().map(|r| r.sid), Some(sid));
-        assert!(as_revocation(r#"{"type":"event.new","object":{"title":"session.revoked"}}"#).is_none());
-        assert!(matches!(as_revocation(r#"{"type":"session.revoked","object":{}}"#), Some(None)));
     }
 
     #[tokio::test]
