@@ -21,20 +21,17 @@ use actix_web::dev::Payload;
 use actix_web::http::Method;
 use actix_web::{web, FromRequest, HttpRequest};
 use domain::auth::{
-    check_csrf, check_path_identity, pick_token, revoked_error, token_error, Claims, Presented, TokenError, Transport,
-    Verifier,
+    check_csrf, check_path_identity, revoked_error, token_error, Claims, TokenError, Transport, Verifier,
 };
 use domain::input::path_id;
 use domain::{Detail, ErrorBody, IdentityId};
 use futures_util::future::{ready, LocalBoxFuture, Ready};
+use web_kit::auth::{Credentials, REQUIRED_ACR};
 use web_kit::revocations::Status;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store;
-
-/// Every authenticated endpoint requires at least this ACR (§3.6).
-pub const REQUIRED_ACR: u32 = 1;
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
@@ -123,18 +120,8 @@ pub struct Pending {
 
 /// §3.3 step 1: picks the token (§3.2) and verifies it. No I/O.
 fn verify(req: &HttpRequest, state: &AppState) -> ApiResult<Pending> {
-    // A header that is present but not text still takes precedence over cookies, and is refused.
-    let authorization =
-        req.headers().get(actix_web::http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or_default());
-    let cookie_token = req.cookie("accesstoken");
-    let cookie_type = req.cookie("tokentype");
-    let presented = Presented {
-        query: None,
-        authorization,
-        cookie_token: cookie_token.as_ref().map(|c| c.value()),
-        cookie_type: cookie_type.as_ref().map(|c| c.value()),
-    };
-    let (token, transport) = pick_token(&presented)?;
+    let credentials = Credentials::read(req.headers());
+    let (token, transport) = credentials.pick(None)?;
     let claims = state.verified.verify(&state.verifier, token).map_err(|e| token_error(e, transport))?;
     Ok(Pending { claims, transport })
 }

@@ -23,7 +23,7 @@ mod settings;
 /// The public listener's routes, each with its description (`#[utoipa::path]` on the handler).
 pub fn table() -> RouteTable {
     let mut t = RouteTable::new(apidoc::LIMITED);
-    route!(t, GET "/healthz", Public, health::healthz);
+    t.with_healthz();
     route!(t, GET "/readyz", Public, health::readyz);
     route!(t, POST "/boxes", Session, boxes::create);
     route!(t, GET "/boxes/joined", Session, boxes::joined);
@@ -78,7 +78,7 @@ pub fn table() -> RouteTable {
 /// The routes of the internal listener (§12), which serves nothing else.
 pub fn internal_table() -> RouteTable {
     let mut t = RouteTable::new(&[]);
-    route!(t, GET "/healthz", Public, health::healthz);
+    t.with_healthz();
     route!(t, PUT "/internal/identities/{id}", AsDescribed, internal::upsert_identity);
     t.with_docs();
     t

@@ -10,6 +10,7 @@ async fn healthz_and_readyz_answer_ok() {
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["postgres"], true);
     assert_eq!(body["redis"], true);
+    assert_eq!(body["revocations"], true);
 }
 
 #[tokio::test]
