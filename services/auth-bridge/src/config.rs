@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser};
 use secrecy::SecretString;
+use web_kit::config::{DatabaseSettings, OriginSettings, RedisSettings};
 use web_kit::ratelimit::Quota;
 
 /// Everything auth-bridge needs to start.
@@ -17,13 +18,11 @@ pub struct Settings {
     #[arg(long, env = "BIND_ADDR", default_value = "0.0.0.0:8083")]
     pub bind_addr: String,
 
-    /// PostgreSQL connection URL (schema `auth` is created by the embedded migrations).
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/boxes", value_parser = parse_secret, hide_env_values = true, hide_default_value = true)]
-    pub database_url: SecretString,
+    #[command(flatten)]
+    pub database: DatabaseSettings,
 
-    /// Redis connection URL (revocation markers and `session.revoked` messages).
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379", value_parser = parse_secret, hide_env_values = true, hide_default_value = true)]
-    pub redis_url: SecretString,
+    #[command(flatten)]
+    pub redis: RedisSettings,
 
     /// Ed25519 private key that signs access tokens (PKCS#8 PEM).
     #[arg(long, env = "JWT_PRIVATE_KEY_FILE", default_value = ".stack/keys/jwt-private.pem")]
@@ -63,10 +62,8 @@ pub struct Settings {
     #[arg(long, env = "BOXES_INTERNAL_URL", default_value = "http://127.0.0.1:9081")]
     pub boxes_internal_url: String,
 
-    /// Browser origins allowed by CORS, with credentials (comma separated); none when empty; `*`
-    /// (local development only) allows any origin but never with credentials.
-    #[arg(long, env = "ALLOWED_ORIGINS", default_value = "", value_delimiter = ',')]
-    pub allowed_origins: Vec<String>,
+    #[command(flatten)]
+    pub origins: OriginSettings,
 
     /// Mark cookies `Secure`; turn off for local HTTP only.
     #[arg(long, env = "COOKIE_SECURE", default_value_t = true, action = ArgAction::Set)]
@@ -156,7 +153,7 @@ impl Settings {
         if self.session_max_age <= 0 {
             anyhow::bail!("SESSION_MAX_AGE must be positive");
         }
-        web_kit::origins::OriginPolicy::parse(&self.allowed_origins)?;
+        self.origins.policy()?;
         Ok(())
     }
 }

@@ -53,7 +53,7 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.check()?;
-        let origins = web_kit::origins::OriginPolicy::parse(&settings.allowed_origins)?;
+        let origins = settings.origins.policy()?;
         let metrics = settings.metrics.start()?;
         web_kit::metrics::record(web_kit::metrics::Group::Auth);
         let state = build_state(settings).await?;
@@ -107,10 +107,10 @@ async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     let verifier = web_kit::keys::verifier(&settings.jwt_public_key_file, &settings.jwt_issuer)?;
     let registry = Registry::load(&settings.hostapps_config)?;
 
-    let pg = web_kit::postgres::config(settings.database_url.expose_secret(), STATEMENT_TIMEOUT_MS)?;
+    let pg = web_kit::postgres::config(settings.database.url.expose_secret(), STATEMENT_TIMEOUT_MS)?;
     web_kit::postgres::migrate(&pg, "auth", store::migrations::runner()).await?;
     let pool = web_kit::postgres::pool(pg, POOL_SIZE)?;
-    let redis = web_kit::redis::connect(settings.redis_url.expose_secret()).await.context("connecting to Redis")?;
+    let redis = web_kit::redis::connect(settings.redis.url.expose_secret()).await.context("connecting to Redis")?;
 
     let boxes = BoxesInternal::new(&settings.boxes_internal_url, settings.internal_api_token.clone())?;
     let pending = Arc::default();

@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use secrecy::SecretString;
+use web_kit::config::{DatabaseSettings, OriginSettings, RedisSettings, ServerSettings, TokenSettings};
 use web_kit::ratelimit::Quota;
 
 #[derive(Debug, Clone, Parser)]
@@ -11,37 +12,18 @@ pub struct Settings {
     #[arg(long, env = "BIND_ADDR", default_value = "0.0.0.0:8081")]
     pub bind_addr: String,
 
-    /// PostgreSQL URL; the service owns the `boxes` schema and migrates it at start.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/boxes",
-        hide_env_values = true,
-        hide_default_value = true
-    )]
-    pub database_url: SecretString,
+    #[command(flatten)]
+    pub database: DatabaseSettings,
 
     /// Maximum PostgreSQL connections in the pool.
     #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 16)]
     pub database_pool_size: usize,
 
-    /// Redis URL: realtime publishes, unread counters, session revocation markers.
-    #[arg(
-        long,
-        env = "REDIS_URL",
-        default_value = "redis://127.0.0.1:6379",
-        hide_env_values = true,
-        hide_default_value = true
-    )]
-    pub redis_url: SecretString,
+    #[command(flatten)]
+    pub redis: RedisSettings,
 
-    /// Session-token public key files (Ed25519, SPKI PEM), comma-separated to accept several during a rotation.
-    #[arg(long, env = "JWT_PUBLIC_KEY_FILE", value_delimiter = ',', required = true)]
-    pub jwt_public_key_file: Vec<String>,
-
-    /// Expected `iss` of session tokens.
-    #[arg(long, env = "JWT_ISSUER", default_value = "auth-bridge")]
-    pub jwt_issuer: String,
+    #[command(flatten)]
+    pub tokens: TokenSettings,
 
     /// Address and port of the internal API (`PUT /internal/identities/{id}`), never served on
     /// `BIND_ADDR`; keep it reachable from auth-bridge only.
@@ -52,27 +34,20 @@ pub struct Settings {
     #[arg(long, env = "INTERNAL_API_TOKEN", hide_env_values = true)]
     pub internal_api_token: SecretString,
 
-    /// Browser origins allowed by CORS, comma-separated; none when empty; `*` (local development
-    /// only) allows any origin but never with credentials.
-    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',', default_value = "")]
-    pub allowed_origins: Vec<String>,
+    #[command(flatten)]
+    pub origins: OriginSettings,
 
     /// PostgreSQL statement timeout in milliseconds.
     #[arg(long, env = "DB_STATEMENT_TIMEOUT_MS", default_value_t = 5000)]
     pub db_statement_timeout_ms: u64,
 
-    /// HTTP worker threads (0: one per core).
-    #[arg(long, env = "WORKERS", default_value_t = 0)]
-    pub workers: usize,
+    #[command(flatten)]
+    pub server: ServerSettings,
 
     /// Record Prometheus metrics (served at `/metrics` on `INTERNAL_BIND_ADDR`); `false` turns
     /// recording off.
     #[arg(long, env = "METRICS", default_value_t = true, action = clap::ArgAction::Set)]
     pub metrics: bool,
-
-    /// Log format: `json` or `pretty`.
-    #[arg(long, env = "LOG_FORMAT", default_value = "json")]
-    pub log_format: String,
 
     #[command(flatten)]
     pub limits: web_kit::limits::LimitSettings,
@@ -205,7 +180,7 @@ impl Settings {
         if self.internal_api_token.expose_secret().len() < INTERNAL_TOKEN_MIN_BYTES {
             anyhow::bail!("INTERNAL_API_TOKEN must be at least {INTERNAL_TOKEN_MIN_BYTES} bytes");
         }
-        web_kit::origins::OriginPolicy::parse(&self.allowed_origins)?;
+        self.origins.policy()?;
         Ok(())
     }
 }

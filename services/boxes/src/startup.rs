@@ -33,15 +33,15 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.check()?;
-        let origins = web_kit::origins::OriginPolicy::parse(&settings.allowed_origins)?;
+        let origins = settings.origins.policy()?;
         web_kit::metrics::set_enabled(settings.metrics);
-        let pg = web_kit::postgres::config(settings.database_url.expose_secret(), settings.db_statement_timeout_ms)?;
+        let pg = web_kit::postgres::config(settings.database.url.expose_secret(), settings.db_statement_timeout_ms)?;
         let db = web_kit::postgres::pool(pg.clone(), settings.database_pool_size)?;
         web_kit::metrics::watch_pool(db.clone());
         web_kit::postgres::migrate(&pg, "boxes", embedded::migrations::runner()).await?;
-        let redis = connect_redis(settings.redis_url.expose_secret()).await?;
-        let verifier = web_kit::keys::verifier(&settings.jwt_public_key_file, &settings.jwt_issuer)?;
-        let client = redis::Client::open(settings.redis_url.expose_secret()).context("parsing REDIS_URL")?;
+        let redis = connect_redis(settings.redis.url.expose_secret()).await?;
+        let verifier = web_kit::keys::verifier(&settings.tokens.jwt_public_key_files, &settings.tokens.jwt_issuer)?;
+        let client = redis::Client::open(settings.redis.url.expose_secret()).context("parsing REDIS_URL")?;
         let revocations = web_kit::revocations::start(client);
         revocations.wait_ready(Duration::from_secs(2)).await;
         let blobs = crate::blobs::Blobs::open(&settings.files)?;
@@ -72,14 +72,14 @@ impl Application {
             .with_context(|| format!("binding INTERNAL_BIND_ADDR {}", settings.internal_bind_addr))?;
         let internal_port = internal_listener.local_addr()?.port();
         let internal_state = web::Data::new(state.clone());
-        let redis_url = settings.redis_url.clone();
+        let redis_url = settings.redis.url.clone();
         let api = web::Data::new(web_kit::apidoc::ApiJson::new(&routes::openapi()));
         let internal_api = web::Data::new(web_kit::apidoc::ApiJson::new(&routes::internal_openapi()));
         let public = Serve {
             metrics: Some(SERVICE),
             origins: Some(origins),
             limits: Some(web_kit::limits::Limits::new(&settings.limits)),
-            workers: settings.workers,
+            workers: settings.server.workers,
         };
         let server = serve(listener, public, move || {
             let (state, redis_url) = (state.clone(), redis_url.clone());

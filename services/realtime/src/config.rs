@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use secrecy::{ExposeSecret, SecretString};
+use web_kit::config::{OriginSettings, RedisSettings, ServerSettings, TokenSettings};
 
 #[derive(Clone, Parser)]
 #[command(name = "realtime", version, about = "WebSocket notifications (GET /box-users/{id}/ws) fed by Redis pub/sub")]
@@ -17,30 +18,14 @@ pub struct Settings {
     #[arg(long, env = "BIND_ADDR", default_value = "0.0.0.0:8082")]
     pub bind_addr: String,
 
-    /// Redis server: pub/sub subscriber, revocation markers, unread counters.
-    #[arg(
-        long,
-        env = "REDIS_URL",
-        default_value = "redis://127.0.0.1:6379",
-        hide_env_values = true,
-        hide_default_value = true
-    )]
-    pub redis_url: SecretString,
+    #[command(flatten)]
+    pub redis: RedisSettings,
 
-    /// Ed25519 public key files (SPKI PEM) that session tokens may be signed with; several files,
-    /// comma separated, during a key rotation.
-    #[arg(long = "jwt-public-key-file", env = "JWT_PUBLIC_KEY_FILE", value_delimiter = ',', required = true)]
-    pub jwt_public_key_files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub tokens: TokenSettings,
 
-    /// Expected `iss` of session tokens.
-    #[arg(long, env = "JWT_ISSUER", default_value = "auth-bridge")]
-    pub jwt_issuer: String,
-
-    /// Browser origins allowed to open a socket (comma separated); none when empty; `*` (local
-    /// development only) allows any origin but `null`, and then only with a token in the query or
-    /// `Authorization`, never cookies. Requests without an `Origin` header are always allowed.
-    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',', default_value = "")]
-    pub allowed_origins: Vec<String>,
+    #[command(flatten)]
+    pub origins: OriginSettings,
 
     /// Interval between server pings on each socket, in milliseconds.
     #[arg(long, env = "WS_PING_INTERVAL_MS", default_value_t = 45_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -100,13 +85,8 @@ pub struct Settings {
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
     pub shutdown_timeout_secs: u64,
 
-    /// HTTP worker threads; 0 means one per CPU core.
-    #[arg(long, env = "WORKERS", default_value_t = 0)]
-    pub workers: usize,
-
-    /// Log format: `json` (production) or `pretty`.
-    #[arg(long, env = "LOG_FORMAT", default_value = "json")]
-    pub log_format: String,
+    #[command(flatten)]
+    pub server: ServerSettings,
 
     #[command(flatten)]
     pub metrics: web_kit::metrics::MetricsSettings,
@@ -117,10 +97,9 @@ impl Settings {
     pub fn with_defaults(jwt_public_key_files: Vec<PathBuf>, redis_url: impl Into<String>) -> Self {
         Settings {
             bind_addr: "127.0.0.1:0".into(),
-            redis_url: SecretString::from(redis_url.into()),
-            jwt_public_key_files,
-            jwt_issuer: "auth-bridge".into(),
-            allowed_origins: vec![],
+            redis: RedisSettings { url: SecretString::from(redis_url.into()) },
+            tokens: TokenSettings { jwt_public_key_files, jwt_issuer: "auth-bridge".into() },
+            origins: OriginSettings::default(),
             ping_interval_ms: 45_000,
             idle_timeout_ms: 120_000,
             write_timeout_ms: 30_000,
@@ -135,8 +114,7 @@ impl Settings {
             redis_reconnect_max_ms: 5_000,
             redis_health_interval_ms: 15_000,
             shutdown_timeout_secs: 10,
-            workers: 2,
-            log_format: "pretty".into(),
+            server: ServerSettings { workers: 2, log_format: "pretty".into() },
             metrics: Default::default(),
         }
     }
@@ -173,10 +151,9 @@ impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
             .field("bind_addr", &self.bind_addr)
-            .field("redis_url", &mask_userinfo(self.redis_url.expose_secret()))
-            .field("jwt_public_key_files", &self.jwt_public_key_files)
-            .field("jwt_issuer", &self.jwt_issuer)
-            .field("allowed_origins", &self.allowed_origins)
+            .field("redis_url", &mask_userinfo(self.redis.url.expose_secret()))
+            .field("tokens", &self.tokens)
+            .field("origins", &self.origins)
             .field("ping_interval_ms", &self.ping_interval_ms)
             .field("idle_timeout_ms", &self.idle_timeout_ms)
             .field("write_timeout_ms", &self.write_timeout_ms)
@@ -191,8 +168,7 @@ impl fmt::Debug for Settings {
             .field("redis_reconnect_max_ms", &self.redis_reconnect_max_ms)
             .field("redis_health_interval_ms", &self.redis_health_interval_ms)
             .field("shutdown_timeout_secs", &self.shutdown_timeout_secs)
-            .field("workers", &self.workers)
-            .field("log_format", &self.log_format)
+            .field("server", &self.server)
             .finish()
     }
 }
@@ -218,12 +194,12 @@ mod tests {
     #[test]
     fn defaults_follow_the_spec() {
         let s = Settings::parse_from(["realtime", "--jwt-public-key-file", "a.pem,b.pem"]);
-        assert_eq!(s.jwt_public_key_files.len(), 2);
+        assert_eq!(s.tokens.jwt_public_key_files.len(), 2);
         assert_eq!(s.ping_interval(), Duration::from_secs(45));
         assert_eq!(s.idle_timeout(), Duration::from_secs(120));
         assert_eq!(s.queue_capacity, 64);
         assert_eq!(s.max_frame_bytes, 8192);
-        assert!(web_kit::origins::OriginPolicy::parse(&s.allowed_origins).is_ok_and(|p| !p.allows("https://a.example")));
+        assert!(s.origins.policy().is_ok_and(|p| !p.allows("https://a.example")));
         assert_eq!(s.max_sockets_per_identity, 16);
     }
 

@@ -71,11 +71,11 @@ impl AppHandle {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let origins = web_kit::origins::OriginPolicy::parse(&settings.allowed_origins)?;
+        let origins = settings.origins.policy()?;
         let metrics = settings.metrics.start()?;
-        let verifier = web_kit::keys::verifier(&settings.jwt_public_key_files, &settings.jwt_issuer)?;
-        let client = redis::Client::open(settings.redis_url.expose_secret())
-            .with_context(|| format!("parsing REDIS_URL {}", mask_userinfo(settings.redis_url.expose_secret())))?;
+        let verifier = web_kit::keys::verifier(&settings.tokens.jwt_public_key_files, &settings.tokens.jwt_issuer)?;
+        let client = redis::Client::open(settings.redis.url.expose_secret())
+            .with_context(|| format!("parsing REDIS_URL {}", mask_userinfo(settings.redis.url.expose_secret())))?;
 
         let (hub, wake) = Hub::new(HubLimits {
             queue_capacity: usize::try_from(settings.queue_capacity).unwrap_or(64),
@@ -138,8 +138,8 @@ impl Application {
             .context("listening")?
             .disable_signals()
             .shutdown_timeout(settings.shutdown_timeout_secs);
-        if settings.workers > 0 {
-            server = server.workers(settings.workers);
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
         }
         tracing::info!(port, settings = ?settings, "realtime listening");
         let server = server.run();

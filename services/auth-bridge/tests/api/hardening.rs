@@ -185,7 +185,7 @@ async fn cors_follows_the_shared_origin_policy() {
         assert!(res.headers().get("access-control-allow-origin").is_none(), "{origin}");
     }
     let mut s = app.settings.clone();
-    s.allowed_origins = vec!["*".into()];
+    s.origins.allowed_origins = vec!["*".into()];
     let dev = start(s).await;
     let res = preflight(dev.clone(), "https://anything.example").await.unwrap();
     assert_eq!(res.headers().get("access-control-allow-origin").unwrap(), "https://anything.example");

@@ -601,7 +601,7 @@ async fn redis_down_fails_closed_with_503() {
     let alice = app.user("Alice").await;
     let proxy = RedisProxy::start().await;
     let mut s = settings(&app.database_url, &app.keys);
-    s.redis_url = secrecy::SecretString::from(proxy.url());
+    s.redis.url = secrecy::SecretString::from(proxy.url());
     let second = Application::build(s).await.unwrap();
     let address = format!("http://127.0.0.1:{}", second.port());
     tokio::spawn(second.run_until_stopped());

@@ -99,7 +99,7 @@ async fn origins_follow_the_shared_policy() {
     // `*`: any origin but `null`, never with credentials.
     let database_url = test_support::fresh_database().await.unwrap();
     let mut s = settings(&database_url, &app.keys);
-    s.allowed_origins = vec!["*".into()];
+    s.origins.allowed_origins = vec!["*".into()];
     let dev = Application::build(s).await.unwrap();
     let url = format!("http://127.0.0.1:{}/boxes/joined", dev.port());
     tokio::spawn(dev.run_until_stopped());
@@ -113,7 +113,7 @@ async fn origins_follow_the_shared_policy() {
 
     // The default is no origin at all; `null` cannot even be configured.
     let mut s = settings(&database_url, &app.keys);
-    s.allowed_origins = vec!["https://app.example".into(), "null".into()];
+    s.origins.allowed_origins = vec!["https://app.example".into(), "null".into()];
     assert!(Application::build(s).await.is_err());
 }
 

@@ -70,7 +70,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let keys = TestKeys::generate();
     let mut s = settings(&database_url, &keys);
     tweak(&mut s);
-    test_support::mark_revocations_loaded(secrecy::ExposeSecret::expose_secret(&s.redis_url)).await;
+    test_support::mark_revocations_loaded(secrecy::ExposeSecret::expose_secret(&s.redis.url)).await;
     let files = s.files.clone();
     let app = Application::build(s).await.expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());

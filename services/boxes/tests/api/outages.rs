@@ -34,8 +34,8 @@ async fn a_redis_restart_answers_quickly_and_keeps_revoked_sessions_out() {
     let mut redis = PrivateRedis::start(17021).await;
     let url = redis.url();
     let app = spawn_app_with(|s| {
-        s.redis_url = SecretString::from(url);
-        s.workers = 2;
+        s.redis.url = SecretString::from(url);
+        s.server.workers = 2;
     })
     .await;
     let alice = app.user("Alice").await;

@@ -73,7 +73,7 @@ async fn an_instance_started_after_a_logout_refuses_the_session_at_once() {
 async fn a_redis_outage_fails_closed_quickly_and_heals_with_earlier_logouts_still_refused() {
     let mut redis = PrivateRedis::start(17031).await;
     let url = redis.url();
-    let app = spawn_app_with(|s| s.redis_url = SecretString::from(url.clone())).await;
+    let app = spawn_app_with(|s| s.redis.url = SecretString::from(url.clone())).await;
     let alice = app.user("Alice").await;
     let gone = app.user("Gone").await;
     test_support::revoke(&mut redis.conn().await, gone.session.sid).await;

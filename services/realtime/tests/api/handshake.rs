@@ -140,7 +140,7 @@ async fn other_identity_is_403() {
 #[tokio::test]
 async fn origin_must_be_allowed() {
     let keys = Arc::new(TestKeys::generate());
-    let app = spawn_app_with(keys, |s| s.allowed_origins = vec!["https://app.example".into()]).await;
+    let app = spawn_app_with(keys, |s| s.origins.allowed_origins = vec!["https://app.example".into()]).await;
     let s = app.session();
     let (status, body) = refused(
         app.upgrade_request(&app.ws_url(s.identity))
@@ -175,7 +175,7 @@ async fn no_origin_is_allowed_by_default() {
 #[tokio::test]
 async fn the_wildcard_admits_any_origin_but_null_and_never_with_cookies() {
     let keys = Arc::new(TestKeys::generate());
-    let app = spawn_app_with(keys, |s| s.allowed_origins = vec!["*".into()]).await;
+    let app = spawn_app_with(keys, |s| s.origins.allowed_origins = vec!["*".into()]).await;
     let s = app.session();
     let url = format!("{}?access_token={}", app.ws_url(s.identity), s.token);
     assert_eq!(handshake_status(&url, &[("Origin", "https://anything.example")]).await, 101);
@@ -198,7 +198,7 @@ async fn the_wildcard_admits_any_origin_but_null_and_never_with_cookies() {
 async fn null_cannot_be_configured() {
     let keys = TestKeys::generate();
     let mut settings = settings(&keys);
-    settings.allowed_origins = vec!["null".into()];
+    settings.origins.allowed_origins = vec!["null".into()];
     assert!(realtime::startup::Application::build(settings).await.is_err());
 }
 
@@ -244,7 +244,7 @@ async fn checks_run_in_the_contract_order() {
 #[tokio::test]
 async fn revocation_lookup_without_redis_is_503() {
     let keys = Arc::new(TestKeys::generate());
-    let app = spawn_app_with(keys, |s| s.redis_url = "redis://127.0.0.1:1".to_owned().into()).await;
+    let app = spawn_app_with(keys, |s| s.redis.url = "redis://127.0.0.1:1".to_owned().into()).await;
     let s = app.session();
     let (status, body) =
         refused(app.upgrade_request(&app.ws_url(s.identity)).header("Cookie", s.cookie()).send().await.unwrap()).await;

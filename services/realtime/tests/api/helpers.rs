@@ -83,7 +83,7 @@ pub async fn spawn_app_with(keys: Arc<TestKeys>, tweak: impl FnOnce(&mut Setting
     }
     let mut s = settings(&keys);
     tweak(&mut s);
-    test_support::mark_revocations_loaded(secrecy::ExposeSecret::expose_secret(&s.redis_url)).await;
+    test_support::mark_revocations_loaded(secrecy::ExposeSecret::expose_secret(&s.redis.url)).await;
     let app = Application::build(s).await.expect("build");
     let port = app.port();
     let handle = app.handle();

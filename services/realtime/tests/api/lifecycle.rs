@@ -188,7 +188,7 @@ async fn a_logout_between_the_handshake_and_the_subscription_still_closes_the_so
     let proxy = RedisProxy::start().await;
     let keys = Arc::new(TestKeys::generate());
     let url = proxy.url.clone();
-    let app = spawn_app_with(keys, |s| s.redis_url = url.into()).await;
+    let app = spawn_app_with(keys, |s| s.redis.url = url.into()).await;
     let s = app.session();
     assert!(eventually(WAIT, || app.handle.hub().subscriber_addr().is_some()).await, "subscriber not connected");
     // The subscriber's SUBSCRIBE for this identity will not reach Redis until released.
