@@ -100,6 +100,36 @@ impl RouteTable {
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
+        self.add::<D, F, Args>(name, method, path, D::path(), access, handler)
+    }
+
+    /// Serves `handler` also at `path`, another spelling of the path `D` describes (a trailing
+    /// slash that clients differ on), described there by `D` under the operation id `name`.
+    pub fn alias<D, F, Args>(&mut self, name: &str, method: Method, path: &str, access: Access, handler: F) -> &mut Self
+    where
+        D: utoipa::Path + utoipa::__dev::SchemaReferences,
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.add::<D, F, Args>(name, method, path, path.to_owned(), access, handler)
+    }
+
+    fn add<D, F, Args>(
+        &mut self,
+        name: &str,
+        method: Method,
+        path: &str,
+        described_at: String,
+        access: Access,
+        handler: F,
+    ) -> &mut Self
+    where
+        D: utoipa::Path + utoipa::__dev::SchemaReferences,
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
         self.served.insert((method.as_str().to_ascii_lowercase(), path.to_owned()));
         let route = web::method(method).to(handler);
         match self.resources.iter_mut().find(|(p, _)| p == path) {
@@ -126,7 +156,7 @@ impl RouteTable {
             add_error(&mut op, c.status, c.description);
         }
         for m in D::methods() {
-            self.ops.push((D::path(), m, op.clone()));
+            self.ops.push((described_at.clone(), m, op.clone()));
         }
         D::schemas(&mut self.schemas);
         self
@@ -244,6 +274,19 @@ pub fn error_response(description: &str) -> Response {
         .build()
 }
 
+/// The document a service's [`RouteTable::document`] fills in: its title and description, and
+/// the workspace's version.
+pub fn base(title: &str, description: &str) -> utoipa::openapi::OpenApi {
+    utoipa::openapi::OpenApiBuilder::new()
+        .info(
+            utoipa::openapi::InfoBuilder::new()
+                .title(title)
+                .description(Some(description))
+                .version(env!("CARGO_PKG_VERSION")),
+        )
+        .build()
+}
+
 /// The `(method, path)` pairs a document describes, methods in lower case.
 pub fn described(doc: &OpenApi) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
@@ -306,6 +349,17 @@ pub fn to_json(doc: &OpenApi) -> serde_json::Value {
 /// `route!(table, GET "/boxes/{id}", Session, boxes::get)`.
 #[macro_export]
 macro_rules! route {
+    ($table:expr, $method:ident $path:literal, $access:ident, $module:ident :: $handler:ident, alias $name:literal) => {
+        $crate::apidoc::paste! {
+            $table.alias::<$module::[<__path_ $handler>], _, _>(
+                $name,
+                $crate::apidoc::Method::$method,
+                $path,
+                $crate::apidoc::Access::$access,
+                $module::$handler,
+            )
+        }
+    };
     ($table:expr, $method:ident $path:literal, $access:ident, $module:ident :: $handler:ident) => {
         $crate::apidoc::paste! {
             $table.route::<$module::[<__path_ $handler>], _, _>(

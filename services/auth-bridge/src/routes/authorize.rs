@@ -56,29 +56,3 @@ pub async fn authorize(
         expires_in: t.expires_in,
     }))
 }
-
-/// `/api/v1/authorize`: the same, without the trailing slash the Boxo SDK versions differ on.
-#[utoipa::path(
-    post,
-    path = "/api/v1/authorize",
-    tag = "boxo",
-    request_body(content = crate::login::AuthorizeBody, content_type = "application/json"),
-    responses(
-        (status = 200, description = "The session, with the Boxo host SDK's field names.", body = Object),
-        (status = 400, description = "Invalid input: the body is not JSON (`details.body = malformed`), `Content-Type` is not JSON (`details.Content-Type = invalid`), or `details` names each invalid field (`auth_code`, `app_id`, `client_id`, `user_reference`).", body = domain::ErrorBody),
-        (status = 408, description = "The body did not arrive in time: `details.body = timed_out`.", body = domain::ErrorBody),
-        (status = 413, description = "The body is larger than 64 KiB.", body = domain::ErrorBody),
-        (status = 401, description = "The host app refused the auth code (`details.auth_code = invalid`, `details.hostapp_error`), or the user data is unusable.", body = domain::ErrorBody),
-        (status = 403, description = "The miniapp or host app is not allowed, or the user has not consented: `details` names the field.", body = domain::ErrorBody),
-        (status = 429, description = "Too many logins from this address or for this host app.", body = domain::ErrorBody),
-        (status = 502, description = "The host app answered with an error or could not be reached: `details.hostapp_step`, `details.hostapp`, `details.hostapp_error`.", body = domain::ErrorBody),
-        (status = 504, description = "The host app did not answer in time.", body = domain::ErrorBody),
-    )
-)]
-pub async fn authorize_unslashed(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    authorize(req, payload, state).await
-}

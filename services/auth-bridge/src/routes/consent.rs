@@ -88,21 +88,3 @@ pub async fn get_consent(req: HttpRequest, state: web::Data<AppState>) -> Result
         consented_at: at.map(Timestamp::from),
     }))
 }
-
-/// `/api/v1/accounts/consent/get_consent`: the same, without the trailing slash the Boxo SDK versions differ on.
-#[utoipa::path(
-    get,
-    path = "/api/v1/accounts/consent/get_consent",
-    tag = "boxo",
-    params(("Authorization" = String, Header, description = "`<token_prefix> base64(client_id:secret)` of the host app."), ("X-Hostapp-Client-ID" = String, Header, description = "The host app's client id."), ("client_id" = String, Query, min_length = 1, max_length = 100), ("app_id" = String, Query, min_length = 1, max_length = 100), ("user_reference" = String, Query, min_length = 1, max_length = 100)),
-    responses(
-        (status = 200, description = "Whether the user consented, and when.", body = Object),
-        (status = 400, description = "`details` keys: `client_id`, `app_id`, `user_reference`, `query`.", body = domain::ErrorBody),
-        (status = 401, description = "Host app credentials are `required` or `invalid`.", body = domain::ErrorBody),
-        (status = 403, description = "`client_id` is another host app: `details.client_id = forbidden`.", body = domain::ErrorBody),
-        (status = 429, description = "Too many consent lookups from this host app.", body = domain::ErrorBody),
-    )
-)]
-pub async fn get_consent_unslashed(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    get_consent(req, state).await
-}

@@ -22,9 +22,9 @@ pub fn table() -> RouteTable {
     route!(t, POST "/auth/hostapp/revoke", AsDescribed, hostapp::revoke);
     route!(t, GET "/.well-known/jwks.json", Public, jwks::jwks);
     route!(t, GET "/api/v1/accounts/consent/get_consent/", AsDescribed, consent::get_consent);
-    route!(t, GET "/api/v1/accounts/consent/get_consent", AsDescribed, consent::get_consent_unslashed);
+    route!(t, GET "/api/v1/accounts/consent/get_consent", AsDescribed, consent::get_consent, alias "consent_get_consent_unslashed");
     route!(t, POST "/api/v1/authorize/", Public, authorize::authorize);
-    route!(t, POST "/api/v1/authorize", Public, authorize::authorize_unslashed);
+    route!(t, POST "/api/v1/authorize", Public, authorize::authorize, alias "authorize_authorize_unslashed");
     route!(t, GET "/readyz", Public, health::readyz);
     t.with_healthz().with_docs();
     t
@@ -32,15 +32,10 @@ pub fn table() -> RouteTable {
 
 /// The service's description.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let base = utoipa::openapi::OpenApiBuilder::new()
-        .info(
-            utoipa::openapi::InfoBuilder::new()
-                .title("auth-bridge")
-                .description(Some("Host app logins, sessions and the Boxo platform endpoints (SPEC §10)."))
-                .version(env!("CARGO_PKG_VERSION")),
-        )
-        .build();
-    table().document(base)
+    table().document(web_kit::apidoc::base(
+        "auth-bridge",
+        "Host app logins, sessions and the Boxo platform endpoints (SPEC §10).",
+    ))
 }
 
 #[cfg(test)]

@@ -86,23 +86,12 @@ pub fn internal_table() -> RouteTable {
 
 /// The description of the public listener.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    table().document(base("boxes", "Encrypted boxes, their events, key shares and identities (SPEC §7, §8)."))
+    table().document(apidoc::base("boxes", "Encrypted boxes, their events, key shares and identities (SPEC §7, §8)."))
 }
 
 /// The description of the internal listener.
 pub fn internal_openapi() -> utoipa::openapi::OpenApi {
-    internal_table().document(base("boxes internal API", "Identity provisioning by auth-bridge (SPEC §12)."))
-}
-
-fn base(title: &str, description: &str) -> utoipa::openapi::OpenApi {
-    utoipa::openapi::OpenApiBuilder::new()
-        .info(
-            utoipa::openapi::InfoBuilder::new()
-                .title(title)
-                .description(Some(description))
-                .version(env!("CARGO_PKG_VERSION")),
-        )
-        .build()
+    internal_table().document(apidoc::base("boxes internal API", "Identity provisioning by auth-bridge (SPEC §12)."))
 }
 
 #[cfg(test)]

@@ -18,15 +18,8 @@ pub fn table() -> RouteTable {
 
 /// The service's description.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let base = utoipa::openapi::OpenApiBuilder::new()
-        .info(
-            utoipa::openapi::InfoBuilder::new()
-                .title("realtime")
-                .description(Some("The websocket handshake of SPEC §9.1 and the health endpoints."))
-                .version(env!("CARGO_PKG_VERSION")),
-        )
-        .build();
-    table().document(base)
+    table()
+        .document(web_kit::apidoc::base("realtime", "The websocket handshake of SPEC §9.1 and the health endpoints."))
 }
 
 #[cfg(test)]
