@@ -166,7 +166,7 @@ pub async fn upload(
     let me = caller.id();
     // Membership, the box and the quota before a byte of the body is read (README).
     let used = {
-        let client = state.db.get().await?;
+        let client = web_kit::metrics::pool_get(&state.db).await?;
         rules::require_member(&client, box_id, me).await?;
         u64::try_from(store::files::used_by(&client, me).await?).unwrap_or(0)
     };
@@ -215,7 +215,7 @@ async fn publish(
     received: Received,
 ) -> ApiResult<domain::event::Event> {
     let Received { encrypted, public_key, size, sha256, file } = received;
-    let mut client = state.db.get().await?;
+    let mut client = web_kit::metrics::pool_get(&state.db).await?;
     let tx = client.transaction().await?;
     let Some(bx) = store::boxes::lock(&tx, box_id).await? else {
         return Err(rules::not_member().into());
@@ -320,7 +320,7 @@ async fn store_file(up: &Upload<'_>, field: &mut Field, pending: &mut Option<Pen
     let state = up.state;
     let id = FileId::new_v4();
     {
-        let client = state.db.get().await?;
+        let client = web_kit::metrics::pool_get(&state.db).await?;
         store::files::insert_pending(&client, id, up.box_id, up.me).await?;
     }
     let blob = pending.insert(PendingBlob {
@@ -389,7 +389,7 @@ pub async fn download(
 ) -> ApiResult<HttpResponse> {
     let id: FileId = path_id(&path, "id")?;
     let file = {
-        let client = state.db.get().await?;
+        let client = web_kit::metrics::pool_get(&state.db).await?;
         store::files::readable(&client, id, caller.id(), false).await?.ok_or_else(file_not_found)?
     };
     if !file.allowed {
@@ -497,7 +497,7 @@ pub async fn save(
     let id: IdentityId = path_id(&id, "id")?;
     let new = NewSavedFile::parse(&body)?;
     caller.require_self(id)?;
-    let mut client = state.db.get().await?;
+    let mut client = web_kit::metrics::pool_get(&state.db).await?;
     let tx = client.transaction().await?;
     let file = store::files::readable(&tx, new.encrypted_file_id, id, true)
         .await?
@@ -534,7 +534,7 @@ pub async fn save(
 #[tracing::instrument(skip_all, fields(identity = %id))]
 pub async fn saved(caller: Caller, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = caller.own_path(&id)?;
-    let client = state.db.get().await?;
+    let client = web_kit::metrics::pool_get(&state.db).await?;
     Ok(HttpResponse::Ok().json(store::files::saved_by(&client, id, SAVED_LIST_MAX).await?))
 }
 
@@ -560,7 +560,7 @@ pub async fn unsave(
     let id: IdentityId = path_id(&path.0, "id")?;
     let saved_id: SavedFileId = path_id(&path.1, "saved_file_id")?;
     caller.require_self(id)?;
-    let mut client = state.db.get().await?;
+    let mut client = web_kit::metrics::pool_get(&state.db).await?;
     let tx = client.transaction().await?;
     let Some(released) = store::files::delete_saved(&tx, id, saved_id).await? else {
         return Err(ErrorBody::not_found(Origin::Path, "saved_file_id").into());
@@ -586,7 +586,7 @@ pub async fn unsave(
 #[tracing::instrument(skip_all, fields(identity = %id))]
 pub async fn quota(caller: Caller, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = caller.own_path(&id)?;
-    let client = state.db.get().await?;
+    let client = web_kit::metrics::pool_get(&state.db).await?;
     let used = store::files::used_by(&client, id).await?;
     Ok(HttpResponse::Ok().json(json!({"identity_id": id, "quota": state.files.quota_bytes, "used": used})))
 }
@@ -609,7 +609,7 @@ pub async fn used_space(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let box_id: BoxId = path_id(&path, "id")?;
-    let client = state.db.get().await?;
+    let client = web_kit::metrics::pool_get(&state.db).await?;
     rules::require_member(&client, box_id, caller.id()).await?;
     let used = store::files::used_in_box(&client, box_id).await?;
     Ok(HttpResponse::Ok().json(json!({"box_id": box_id, "used": used})))
