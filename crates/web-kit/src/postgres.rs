@@ -57,10 +57,14 @@ pub async fn migrate(
         anyhow::Ok(())
     }
     .await;
-    client.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).await?;
+    let unlocked = client
+        .batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+        .await
+        .context("releasing the migration lock");
     drop(client);
     let _ = conn.await;
-    outcome
+    // A failed migration is the error to report, not the unlock that failed after it.
+    outcome.and(unlocked)
 }
 
 /// Moves a history kept in `public.<schema>_refinery_schema_history` (auth-bridge's first place
