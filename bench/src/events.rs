@@ -32,6 +32,7 @@ pub async fn post(c: &Common, clients: usize, baseline_tps: Option<f64>) -> anyh
     let owners: Vec<(domain::BoxId, domain::IdentityId)> = boxes.iter().zip(&users).map(|(b, u)| (*b, u.id)).collect();
     let work = Arc::new((users, boxes, msg_text(), http, c.boxes_url.clone()));
     let cpu = c.boxes_cpu()?;
+    let batches_before = post_batches(c).await;
     let r = closed_loop(clients, c.warmup(), c.duration(), move |client, _| {
         let work = work.clone();
         async move {
@@ -52,6 +53,14 @@ pub async fn post(c: &Common, clients: usize, baseline_tps: Option<f64>) -> anyh
         }
     })
     .await?;
+    let batches = match (batches_before, post_batches(c).await) {
+        (Some((sum0, n0)), Some((sum1, n1))) if n1 > n0 => format!(
+            "{:.1} messages per transaction on average ({} transactions over warm-up and window)",
+            (sum1 - sum0) / (n1 - n0),
+            n1 - n0
+        ),
+        _ => String::new(),
+    };
     let latency = Latency::of(&r.histogram);
     let ratio = baseline_tps.filter(|b| *b > 0.0).map(|b| r.rate() / b);
     let boxes_cpu = cpu_note(cpu)?;
@@ -69,14 +78,27 @@ pub async fn post(c: &Common, clients: usize, baseline_tps: Option<f64>) -> anyh
         ratio,
         target: target.into(),
         met: if r.errors > 0 { Some(false) } else { met },
-        notes: [boxes_cpu, alone, r.error_note()].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join("; "),
+        notes: [boxes_cpu, batches, alone, r.error_note()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("; "),
     }
     .emit(c.out.as_deref())
 }
 
-/// The transaction boxes runs for each message (`store::pipelined::post_message`: the sender, the
-/// box lock, the insert, the members, the deadline check, pipelined), from bare PostgreSQL connections, one per client
-/// and box: what the database alone allows, the ceiling of scenario 1, as a note.
+/// The sum and count of boxes' `post_batch_size` histogram (group commit), from its `/metrics`;
+/// `None` when they cannot be read (metrics off).
+async fn post_batches(c: &Common) -> Option<(f64, f64)> {
+    let text = reqwest::get(format!("{}/metrics", c.boxes_internal_url)).await.ok()?.text().await.ok()?;
+    let value = |name: &str| text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<f64>().ok()));
+    Some((value("post_batch_size_sum ")?, value("post_batch_size_count ")?))
+}
+
+/// The transaction boxes runs for a message posted alone (`store::pipelined::post_messages` with a
+/// batch of one: the sender, the box lock, the insert, the members, the deadline check,
+/// pipelined), from bare PostgreSQL connections, one per client and box: one transaction per
+/// post, as a note next to boxes' figure, which groups concurrent posts into shared transactions.
 async fn post_transaction_alone(
     c: &Common,
     owners: Vec<(domain::BoxId, domain::IdentityId)>,
@@ -100,17 +122,18 @@ async fn post_transaction_alone(
         async move {
             let (conns, owners, content) = &*work;
             let (box_id, sender) = owners[client];
-            let posted = boxes::store::pipelined::post_message(
-                &conns[client],
+            let message = boxes::store::pipelined::NewMessage {
+                id: domain::EventId::new_v4(),
                 box_id,
                 sender,
-                domain::event::EventType::MsgText,
-                content.as_ref(),
-                Some(std::time::SystemTime::now() + std::time::Duration::from_secs(5)),
-                || {},
-            )
-            .await
-            .context("post transaction")?;
+                kind: domain::event::EventType::MsgText,
+                content: content.clone(),
+            };
+            let deadline = Some(std::time::SystemTime::now() + std::time::Duration::from_secs(5));
+            let posted = boxes::store::pipelined::post_messages(&conns[client], &[message], deadline, || {})
+                .await
+                .context("post transaction")?;
+            let Some(posted) = posted.first() else { bail!("no answer") };
             if posted.event.is_none() {
                 bail!("nothing inserted");
             }

@@ -59,6 +59,7 @@ pub struct Families {
     pub realtime_socket_closes: IntCounterVec,
     pub realtime_recoveries: IntCounterVec,
     pub auth_logins: IntCounterVec,
+    pub post_batch_size: Histogram,
 }
 
 /// The names of every family, as `/metrics` shows them (the dashboard's queries are checked
@@ -79,6 +80,7 @@ pub const FAMILY_NAMES: &[&str] = &[
     "realtime_socket_closes_total",
     "realtime_recoveries_total",
     "auth_logins_total",
+    "post_batch_size",
 ];
 
 fn counter(name: &str, help: &str) -> IntCounter {
@@ -127,6 +129,11 @@ pub static FAMILIES: LazyLock<Families> = LazyLock::new(|| Families {
         &["outcome"],
     ),
     auth_logins: counter_vec("auth_logins_total", "Logins, by flow and outcome.", &["flow", "outcome"]),
+    post_batch_size: histogram(
+        "post_batch_size",
+        "Messages committed together in one post transaction (boxes' group commit).",
+        &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1000.0],
+    ),
 });
 
 /// Which families a process records, besides the HTTP, Redis and rate-limit ones every service has.
@@ -135,6 +142,7 @@ pub enum Group {
     Db,
     Realtime,
     Auth,
+    Posts,
 }
 
 type Refresh = Box<dyn Fn() + Send + Sync>;
@@ -199,6 +207,7 @@ pub fn record(group: Group) {
             ],
         ),
         Group::Auth => register(&process.registry, [Box::new(f.auth_logins.clone())]),
+        Group::Posts => register(&process.registry, [Box::new(f.post_batch_size.clone())]),
     }
 }
 

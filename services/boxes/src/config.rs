@@ -55,6 +55,9 @@ pub struct Settings {
     #[command(flatten)]
     pub files: FileSettings,
 
+    #[command(flatten)]
+    pub batch: crate::posts::BatchSettings,
+
     /// Invitations an identity may send, counted together: contact boxes
     /// (`POST /box-users/{id}/contact`) and `access.add` with `auto_invite`, each of which leaves
     /// a crypto action with someone else. `<count>/<seconds>`, all of `count` available at once,

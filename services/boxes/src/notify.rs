@@ -4,22 +4,33 @@
 //! commit. Sending is best effort: a Redis failure is logged and never fails the request. Each
 //! envelope is recorded in its recipient's history and published by one script
 //! (`web_kit::history`), so a client that was offline can recover it on reconnect. The published
-//! text carries the request's trace (`"trace"`), which realtime logs and strips before delivery.
+//! text carries the trace of the request that made it (`"trace"`), which realtime logs and strips
+//! before delivery. Outboxes of several requests (a batch of posts, `crate::posts`) go out in one
+//! round trip with [`send_all`], each with its own trace.
 
 use domain::notification::Notification;
 use domain::realtime::{counter_key, types, Envelope};
 use domain::{BoxId, IdentityId};
+use web_kit::telemetry::TraceContext;
 
 #[derive(Debug, Default)]
 pub struct Outbox {
     publishes: Vec<(IdentityId, String)>,
     increments: Vec<(IdentityId, BoxId)>,
     resets: Vec<(IdentityId, BoxId)>,
+    /// The trace of the request the effects belong to.
+    trace: Option<TraceContext>,
 }
 
 impl Outbox {
+    /// An outbox of the current request (its trace, if any).
     pub fn new() -> Self {
-        Outbox::default()
+        Outbox::traced(web_kit::telemetry::current())
+    }
+
+    /// An outbox of the request with this trace, filled outside of it.
+    pub fn traced(trace: Option<TraceContext>) -> Self {
+        Outbox { trace, ..Outbox::default() }
     }
 
     pub fn publish(&mut self, to: IdentityId, envelope: &Envelope) {
@@ -49,32 +60,55 @@ impl Outbox {
 
     /// One pipelined round trip: counters first, so a client reacting to a message reads fresh counts.
     pub async fn send(self, redis: &redis::aio::ConnectionManager, history: web_kit::history::HistoryLimits) {
-        if self.is_empty() {
-            return;
-        }
-        let mut pipe = redis::pipe();
-        for (who, box_id) in &self.resets {
+        send_all(vec![self], redis, history).await;
+    }
+}
+
+/// The outboxes in one pipelined round trip, in their order, each with its counters before its
+/// envelopes.
+pub async fn send_all(
+    outboxes: Vec<Outbox>,
+    redis: &redis::aio::ConnectionManager,
+    history: web_kit::history::HistoryLimits,
+) {
+    let outboxes: Vec<Outbox> = outboxes.into_iter().filter(|o| !o.is_empty()).collect();
+    if outboxes.is_empty() {
+        return;
+    }
+    let mut pipe = redis::pipe();
+    // Each outbox's trace rides along as a child of its request, so realtime logs the delivery
+    // in that trace; the spans stay open for the round trip.
+    let mut calls = Vec::with_capacity(outboxes.len());
+    let mut spans = Vec::new();
+    for outbox in &outboxes {
+        for (who, box_id) in &outbox.resets {
             pipe.del(counter_key(*who, *box_id)).ignore();
         }
-        for (who, box_id) in &self.increments {
+        for (who, box_id) in &outbox.increments {
             pipe.incr(counter_key(*who, *box_id), 1).ignore();
         }
-        // The request's trace rides along, so realtime logs the delivery in the same trace.
-        let call = web_kit::telemetry::current().map(|ctx| ctx.child());
-        let trace = call.as_ref().map(web_kit::telemetry::TraceContext::traceparent);
-        for (to, payload) in &self.publishes {
+        let call = outbox.trace.as_ref().map(TraceContext::child);
+        let trace = call.as_ref().map(TraceContext::traceparent);
+        for (to, payload) in &outbox.publishes {
             pipe.add_command(web_kit::history::publish_traced_cmd(*to, payload, history, trace.as_deref())).ignore();
         }
-        let span = match &call {
-            Some(call) if !self.publishes.is_empty() => web_kit::telemetry::otlp::call_span(call, "publish"),
-            _ => tracing::Span::none(),
-        };
-        match tracing::Instrument::instrument(web_kit::redis::query::<()>(redis, &pipe), span).await {
-            Ok(()) if !self.publishes.is_empty() => {
-                tracing::info!(publishes = self.publishes.len(), trace = trace.as_deref(), "realtime published");
+        if let Some(call) = call.as_ref().filter(|_| !outbox.publishes.is_empty()) {
+            spans.push(web_kit::telemetry::otlp::call_span(call, "publish"));
+        }
+        calls.push((call, trace));
+    }
+    let result = web_kit::redis::query::<()>(redis, &pipe).await;
+    drop(spans);
+    for (outbox, (call, trace)) in outboxes.iter().zip(&calls) {
+        let publishes = outbox.publishes.len();
+        let request_id = call.as_ref().map(|c| c.request_id.as_str());
+        let trace_id = call.as_ref().map(|c| c.trace_id.as_str());
+        match &result {
+            Ok(()) if publishes > 0 => {
+                tracing::info!(publishes, request_id, trace_id, trace = trace.as_deref(), "realtime published");
             }
             Ok(()) => {}
-            Err(e) => tracing::warn!(error = %e, publishes = self.publishes.len(), "realtime publish failed"),
+            Err(e) => tracing::warn!(error = %e, publishes, request_id, trace_id, "realtime publish failed"),
         }
     }
 }

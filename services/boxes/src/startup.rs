@@ -47,6 +47,7 @@ impl Application {
         let blobs = crate::blobs::Blobs::open(&settings.files)?;
         let grace = Duration::from_secs(settings.files.files_pending_grace_secs);
         crate::sweeper::start(db.clone(), blobs.clone(), grace);
+        let posts = crate::posts::Posts::start(db.clone(), redis.clone(), settings.history_limits(), settings.batch);
         let state = AppState {
             db,
             redis,
@@ -63,6 +64,7 @@ impl Application {
                 max_bytes: settings.files.files_max_bytes,
                 quota_bytes: settings.files.files_quota_bytes,
             },
+            posts,
         };
 
         let listener =

@@ -31,6 +31,8 @@ pub struct AppState {
     pub notifications: crate::store::notifications::Retention,
     /// Encrypted files: their blobs and limits.
     pub files: Files,
+    /// The queue messages are committed through, in groups.
+    pub posts: crate::posts::Posts,
 }
 
 /// The blob store of encrypted files and the limits of `crate::config::FileSettings`.

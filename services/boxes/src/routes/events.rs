@@ -17,11 +17,13 @@ use crate::error::{ApiError, ApiResult};
 use crate::idempotency::{self, Claim};
 use crate::load::{self, EventContext};
 use crate::notify::Outbox;
+use crate::posts::{Posted, Refused};
 use crate::rules;
 use crate::state::AppState;
 use crate::store::boxes::BoxRow;
 use crate::store::events::EventRow;
 use crate::store::idempotency::Stored;
+use crate::store::pipelined::NewMessage;
 use crate::store::{self, GenericClient};
 
 /// Default and maximum page size of `GET /boxes/{id}/events` (§2.5).
@@ -31,9 +33,10 @@ const EVENTS_MAX: i64 = 200;
 /// `POST /boxes/{id}/events` (§7.7).
 ///
 /// Messages (`msg.text`, `msg.file`), by far the most frequent, take a shorter path with the
-/// same outcome: the identity check of authentication, the box lock, the membership check, the
-/// insert and the member list travel to PostgreSQL as one pipelined transaction
-/// ([`store::pipelined::post_message`]). Every other type goes through [`rules::apply`].
+/// same outcome: they are committed in groups ([`crate::posts`]), each group one pipelined
+/// transaction with the identity check of authentication, the box locks, the membership checks,
+/// the inserts and the member lists ([`store::pipelined::post_messages`]). Every other type goes
+/// through [`rules::apply`].
 #[utoipa::path(
     post,
     path = "/boxes/{id}/events",
@@ -173,8 +176,8 @@ async fn replay_event<C: GenericClient>(c: &C, me: IdentityId, done: Stored) -> 
 const COMMIT_MARGIN: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// A `msg.text` or `msg.file` (§6.3: the sender must be a member; an unknown box is
-/// `not_member` too), with the effects of §6.4: `event.new` to the members and the sender, unread
-/// counters +1 for the members other than the sender that did not mute the box.
+/// `not_member` too), committed with whatever other messages are being posted (`crate::posts`),
+/// which also sends the effects of §6.4 after the commit.
 async fn post_message(
     req: &HttpRequest,
     state: &AppState,
@@ -183,36 +186,20 @@ async fn post_message(
     new: &NewEvent,
 ) -> ApiResult<HttpResponse> {
     let me = pending.id();
-    let content = new.stored_content();
-    let client = web_kit::metrics::pool_get(&state.db).await?;
-    let deadline = web_kit::limits::deadline(COMMIT_MARGIN);
-    let posted = store::pipelined::post_message(
-        &client,
+    let message = NewMessage {
+        id: domain::EventId::new_v4(),
         box_id,
-        me,
-        new.kind(),
-        content.as_ref(),
-        deadline,
-        web_kit::limits::in_doubt,
-    )
-    .await?;
-    drop(client);
-    pending.finish(req, posted.sender.is_some())?;
-    let (Some(bx), Some(event), Some(sender)) = (posted.bx, posted.event, posted.sender) else {
+        sender: me,
+        kind: new.kind(),
+        content: new.stored_content(),
+    };
+    let outcome = state.posts.post(message, web_kit::limits::deadline(COMMIT_MARGIN)).await?;
+    pending.finish(req, !matches!(outcome, Err(Refused::UnknownSender)))?;
+    let Ok(Posted { sender, bx, event }) = outcome else {
         return Err(rules::not_member().into());
     };
     tracing::info!(box_id = %box_id, event_id = %event.id, kind = new.kind().as_str(), "event posted");
-
-    let ctx = EventContext::of_identities([sender]);
-    let mut outbox = Outbox::new();
-    let mut recipients: Vec<IdentityId> = posted.members.iter().map(|(m, _)| *m).collect();
-    recipients.push(me);
-    load::announce(&mut outbox, &ctx, &event, bx.creator_id, &recipients);
-    for (m, _) in posted.members.iter().filter(|(m, muted)| *m != me && !muted) {
-        outbox.increment(*m, box_id);
-    }
-    let response = ctx.render(&event, bx.is_admin(me));
-    outbox.send(&state.redis, state.history).await;
+    let response = EventContext::of_identities([sender]).render(&event, bx.is_admin(me));
     Ok(HttpResponse::Created().json(response))
 }
 

@@ -9,6 +9,8 @@
 //! `load::EventContext` folds events elsewhere: a change to the rules of §6.3 for messages or to
 //! folding (§6.5) must be made in both places.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use futures_util::TryFutureExt;
@@ -27,7 +29,17 @@ use super::events::{edit_state, event_row, event_row_as, EventRow};
 use super::sql::JsonText;
 use super::{boxes, identities, sql, Error, GenericClient};
 
-/// What [`post_message`] found and did.
+/// One message of a batch: a `msg.text` or `msg.file`, validated.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: EventId,
+    pub box_id: BoxId,
+    pub sender: IdentityId,
+    pub kind: EventType,
+    pub content: Option<Value>,
+}
+
+/// What [`post_messages`] found and did for one message.
 #[derive(Debug)]
 pub struct PostedMessage {
     /// The sender's identity; `None` when `sub` names no identity (§3.3 step 3).
@@ -36,43 +48,54 @@ pub struct PostedMessage {
     pub bx: Option<BoxRow>,
     /// The inserted event, `None` when the sender is not a member (or the box does not exist).
     pub event: Option<EventRow>,
-    /// The members after the insert, the admin first, each with whether it muted the box.
-    pub members: Vec<(IdentityId, bool)>,
+    /// The box's members after the batch, the admin first, each with whether it muted the box.
+    pub members: Arc<[(IdentityId, bool)]>,
 }
 
-const POST_IDENTITY: &str = concat!("SELECT ", identity_columns!(), " FROM boxes.identities WHERE id = $1");
-const POST_LOCK: &str = concat!("SELECT ", box_columns!(), " FROM boxes.boxes WHERE id = $1 FOR UPDATE");
-/// `events::insert` for a sender that must be a member: the membership is read after the box lock
-/// was taken (by the previous statement of the transaction), so it is current.
+const POST_IDENTITIES: &str = concat!("SELECT ", identity_columns!(), " FROM boxes.identities WHERE id = ANY($1)");
+/// The boxes' locks, taken in one order (by id) so two batches never wait for each other in a cycle.
+const POST_LOCK: &str =
+    concat!("SELECT ", box_columns!(), " FROM boxes.boxes WHERE id = ANY($1) ORDER BY id FOR UPDATE");
+/// `events::insert` for many messages at once, each kept only if its sender is a member: the
+/// membership is read after the previous statement of the transaction took the box locks, so it is
+/// current. The messages of one box take consecutive sequence numbers in the order given, and
+/// one time, which never goes backwards within the box.
 const POST_INSERT: &str = concat!(
-    "WITH t AS (
-         SELECT greatest(clock_timestamp(), last_event_at) AS at FROM boxes.boxes
-         WHERE id = $2 AND EXISTS (SELECT 1 FROM boxes.members WHERE box_id = $2 AND identity_id = $4)
-         FOR UPDATE
+    "WITH r AS (
+         SELECT r.* FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::jsonb[], $6::bool[])
+             WITH ORDINALITY AS r(id, box_id, type, sender_id, content, visible, n)
+         WHERE EXISTS (SELECT 1 FROM boxes.members m WHERE m.box_id = r.box_id AND m.identity_id = r.sender_id)
+     ), p AS (
+         SELECT box_id, count(*) AS added, bool_or(visible) AS visible, clock_timestamp() AS now
+         FROM r GROUP BY box_id
      ), b AS (
-         UPDATE boxes.boxes SET last_seq = last_seq + 1, last_event_at = t.at,
-             last_visible_at = CASE WHEN $6 THEN t.at ELSE last_visible_at END
-         FROM t WHERE id = $2
-         RETURNING last_seq, last_event_at
+         UPDATE boxes.boxes x SET last_seq = x.last_seq + p.added,
+             last_event_at = greatest(p.now, x.last_event_at),
+             last_visible_at = CASE WHEN p.visible THEN greatest(p.now, x.last_event_at) ELSE x.last_visible_at END
+         FROM p WHERE x.id = p.box_id
+         RETURNING x.id, x.last_seq - p.added AS base, x.last_event_at AS at
      )
      INSERT INTO boxes.events (id, box_id, seq, type, sender_id, content, referrer_id, created_at)
-     SELECT $1, $2, b.last_seq, $3, $4, $5, NULL, b.last_event_at FROM b
+     SELECT r.id, r.box_id, b.base + row_number() OVER (PARTITION BY r.box_id ORDER BY r.n), r.type, r.sender_id,
+            r.content, NULL, b.at
+     FROM r JOIN b ON b.id = r.box_id
      RETURNING ",
     event_columns!()
 );
 const POST_DEADLINE: &str = "SELECT boxes.check_deadline($1)";
-/// `boxes::member_ids` and `settings::muted_among` in one statement.
-const POST_MEMBERS: &str = "SELECT m.identity_id, COALESCE(s.muted, false) AS muted
+/// `boxes::member_ids` and `settings::muted_among` of every box of the batch in one statement.
+const POST_MEMBERS: &str = "SELECT m.box_id, m.identity_id, COALESCE(s.muted, false) AS muted
      FROM boxes.members m JOIN boxes.boxes b ON b.id = m.box_id
      LEFT JOIN boxes.box_settings s ON s.box_id = m.box_id AND s.identity_id = m.identity_id
-     WHERE m.box_id = $1 ORDER BY (m.identity_id = b.creator_id) DESC, m.joined_seq, m.identity_id";
+     WHERE m.box_id = ANY($1)
+     ORDER BY m.box_id, (m.identity_id = b.creator_id) DESC, m.joined_seq, m.identity_id";
 
-/// Posts a message (`msg.text`, `msg.file`: no referrer, the sender must be a member) in one
-/// transaction sent as a single pipeline: `BEGIN`, the sender's identity, the box lock, the
-/// insert (only if the sender is a member once the lock is held), the members with their muted
-/// flag, a check of `deadline`, `COMMIT`. When the sender is unknown or not a member nothing is
-/// inserted and the commit only releases the lock. If a statement fails, the ones after it fail
-/// too and `COMMIT` rolls the transaction back.
+/// Posts messages (`msg.text`, `msg.file`: no referrer, the sender must be a member) in one
+/// transaction sent as a single pipeline: `BEGIN`, the senders' identities, the boxes' locks,
+/// the inserts (of the messages whose sender is a member once the locks are held), the members
+/// of the boxes with their muted flag, a check of `deadline`, `COMMIT`. The answers are in the
+/// order of `batch`; a message whose sender is unknown or not a member is not inserted. If a
+/// statement fails, the ones after it fail too and `COMMIT` rolls the transaction back.
 ///
 /// `COMMIT` leaves with the rest, so without the check a transaction held up by PostgreSQL (a
 /// freeze) past the caller's deadline would still commit once PostgreSQL resumes, after the
@@ -80,30 +103,35 @@ const POST_MEMBERS: &str = "SELECT m.identity_id, COALESCE(s.muted, false) AS mu
 /// late; `on_no_return` runs when the check's answer arrives, from which point only `COMMIT`
 /// remains and the outcome is settled by PostgreSQL alone.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn post_message<C: GenericClient>(
+pub async fn post_messages<C: GenericClient>(
     c: &C,
-    box_id: BoxId,
-    sender: IdentityId,
-    kind: EventType,
-    content: Option<&Value>,
+    batch: &[NewMessage],
     deadline: Option<SystemTime>,
     on_no_return: impl FnOnce(),
-) -> Result<PostedMessage, Error> {
-    let (identity, lock, insert, members, check) = futures_util::try_join!(
-        c.prepare_cached(POST_IDENTITY),
+) -> Result<Vec<PostedMessage>, Error> {
+    let (identities, lock, insert, members, check) = futures_util::try_join!(
+        c.prepare_cached(POST_IDENTITIES),
         c.prepare_cached(POST_LOCK),
         c.prepare_cached(POST_INSERT),
         c.prepare_cached(POST_MEMBERS),
         c.prepare_cached(POST_DEADLINE),
     )
     .map_err(step())?;
-    let id = EventId::new_v4();
-    let visible = kind.is_visible();
-    let kind = kind.as_str();
-    let sender_params: [&(dyn ToSql + Sync); 1] = [sender.as_uuid()];
-    let box_params: [&(dyn ToSql + Sync); 1] = [box_id.as_uuid()];
-    let insert_params: [&(dyn ToSql + Sync); 6] =
-        [id.as_uuid(), box_id.as_uuid(), &kind, sender.as_uuid(), &content, &visible];
+    let mut senders: Vec<uuid::Uuid> = batch.iter().map(|m| m.sender.into_uuid()).collect();
+    senders.sort_unstable();
+    senders.dedup();
+    let mut boxes_: Vec<uuid::Uuid> = batch.iter().map(|m| m.box_id.into_uuid()).collect();
+    boxes_.sort_unstable();
+    boxes_.dedup();
+    let ids: Vec<uuid::Uuid> = batch.iter().map(|m| m.id.into_uuid()).collect();
+    let box_ids: Vec<uuid::Uuid> = batch.iter().map(|m| m.box_id.into_uuid()).collect();
+    let kinds: Vec<&str> = batch.iter().map(|m| m.kind.as_str()).collect();
+    let sender_ids: Vec<uuid::Uuid> = batch.iter().map(|m| m.sender.into_uuid()).collect();
+    let contents: Vec<Option<&Value>> = batch.iter().map(|m| m.content.as_ref()).collect();
+    let visible: Vec<bool> = batch.iter().map(|m| m.kind.is_visible()).collect();
+    let sender_params: [&(dyn ToSql + Sync); 1] = [&senders];
+    let box_params: [&(dyn ToSql + Sync); 1] = [&boxes_];
+    let insert_params: [&(dyn ToSql + Sync); 6] = [&ids, &box_ids, &kinds, &sender_ids, &contents, &visible];
     let deadline_params: [&(dyn ToSql + Sync); 1] = [&deadline];
     let checked = async {
         let done = c.execute(&check, &deadline_params).await.map_err(step());
@@ -114,26 +142,53 @@ pub async fn post_message<C: GenericClient>(
     };
     // Every request is queued on the connection when the futures are first polled, in this
     // order, so the whole transaction leaves in one write even if this future is dropped.
-    let (_, sender_row, box_row, event_row_, member_rows, _, _) = futures_util::try_join!(
+    let answers = futures_util::try_join!(
         c.batch_execute("BEGIN").map_err(step()),
-        c.query_opt(&identity, &sender_params).map_err(step()),
-        c.query_opt(&lock, &box_params).map_err(step()),
-        c.query_opt(&insert, &insert_params).map_err(step()),
+        c.query(&identities, &sender_params).map_err(step()),
+        c.query(&lock, &box_params).map_err(step()),
+        c.query(&insert, &insert_params).map_err(step()),
         c.query(&members, &box_params).map_err(step()),
         checked,
         c.batch_execute("COMMIT").map_err(step()),
-    )?;
-    Ok(PostedMessage {
-        sender: sender_row.as_ref().map(identities::record).transpose()?,
-        bx: box_row.as_ref().map(boxes::box_row).transpose()?,
-        event: event_row_.as_ref().map(event_row).transpose()?,
-        members: member_rows
-            .iter()
-            .map(|r| {
-                Ok((IdentityId::from(sql::get::<_, uuid::Uuid>(r, "identity_id")?), sql::get::<_, bool>(r, "muted")?))
-            })
-            .collect::<Result<_, Error>>()?,
-    })
+    );
+    let (_, sender_rows, box_rows, event_rows, member_rows, _, _) = match answers {
+        Ok(answers) => answers,
+        // The join ends at the first failure and drops the statements still waiting for their
+        // answers; the next transaction on this connection was seen to meet this one still open
+        // (25P02). An explicit ROLLBACK, queued behind them, leaves the connection outside any
+        // transaction for its next user; after a COMMIT that did arrive it is a no-op.
+        Err(e) => {
+            if let Err(rollback) = c.batch_execute("ROLLBACK").await {
+                tracing::warn!(error = %rollback, "rolling back a failed post transaction");
+            }
+            return Err(e);
+        }
+    };
+
+    let senders: HashMap<IdentityId, IdentityRecord> =
+        sender_rows.iter().map(|r| identities::record(r).map(|i| (i.id, i))).collect::<Result<_, _>>()?;
+    let boxes_: HashMap<BoxId, BoxRow> =
+        box_rows.iter().map(|r| boxes::box_row(r).map(|b| (b.id, b))).collect::<Result<_, _>>()?;
+    let mut events: HashMap<EventId, EventRow> =
+        event_rows.iter().map(|r| event_row(r).map(|e| (e.id, e))).collect::<Result<_, _>>()?;
+    let mut members: HashMap<BoxId, Vec<(IdentityId, bool)>> = HashMap::new();
+    for r in &member_rows {
+        let box_id = BoxId::from(sql::get::<_, uuid::Uuid>(r, 0)?);
+        let member = (IdentityId::from(sql::get::<_, uuid::Uuid>(r, 1)?), sql::get::<_, bool>(r, 2)?);
+        members.entry(box_id).or_default().push(member);
+    }
+    let members: HashMap<BoxId, Arc<[(IdentityId, bool)]>> =
+        members.into_iter().map(|(id, list)| (id, Arc::from(list))).collect();
+    let none: Arc<[(IdentityId, bool)]> = Arc::from(Vec::new());
+    Ok(batch
+        .iter()
+        .map(|m| PostedMessage {
+            sender: senders.get(&m.sender).cloned(),
+            bx: boxes_.get(&m.box_id).cloned(),
+            event: events.remove(&m.id),
+            members: members.get(&m.box_id).cloned().unwrap_or_else(|| none.clone()),
+        })
+        .collect())
 }
 
 /// A visible event of a page with what folding it needs (§6.5) and the identities it names.

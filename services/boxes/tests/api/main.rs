@@ -11,6 +11,7 @@ mod contact;
 mod corrupt_rows;
 mod events;
 mod files;
+mod group_commit;
 mod hardening;
 mod health;
 mod hostile;
