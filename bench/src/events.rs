@@ -128,6 +128,7 @@ async fn post_transaction_alone(
                 sender,
                 kind: domain::event::EventType::MsgText,
                 content: content.clone(),
+                referrer_id: None,
             };
             let deadline = Some(std::time::SystemTime::now() + std::time::Duration::from_secs(5));
             let posted = boxes::store::pipelined::post_messages(&conns[client], &[message], deadline, || {})

@@ -1,4 +1,5 @@
-//! Group commit of messages (`msg.text`, `msg.file`): concurrent posts share transactions.
+//! Group commit of message events (`msg.text`, `msg.file`, `msg.edit`, `msg.delete`): concurrent
+//! posts share transactions.
 //!
 //! One transaction per post costs PostgreSQL a commit (and its WAL flush) and six statements per
 //! message; under load that, not boxes, bounds the rate of posts (`BENCHMARKS.md`, scenario 1).
@@ -15,13 +16,19 @@
 //! effects (§6.4) are sent after it, for the whole batch in one round trip to Redis, in the
 //! order of the batch, and the answers do not wait for them. Posts are validated before they are
 //! queued, so a batch fails only when PostgreSQL does: a batch whose transaction PostgreSQL
-//! refused is run again one post at a time, so each post gets its own answer.
+//! refused is run again one post at a time, so each post gets its own answer. An edit or a
+//! deletion the batch's statement does not let in goes back to its request, which runs it on its
+//! own through `rules::messages` (for the precise refusal, or the deletion of a file); a batch
+//! never holds two changes of the same message, so the statement's view of a message (before
+//! the batch) is the one each change needs.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use domain::event::EventType;
 use domain::identity::IdentityRecord;
-use domain::IdentityId;
+use domain::{EventId, IdentityId};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use web_kit::telemetry::TraceContext;
 
@@ -66,6 +73,8 @@ pub enum Refused {
     UnknownSender,
     /// The sender is not a member, or the box does not exist.
     NotMember,
+    /// An edit or a deletion the group's rules did not let in: to be posted on its own.
+    Alone,
 }
 
 type Outcome = Result<Result<Posted, Refused>, ApiError>;
@@ -134,16 +143,27 @@ impl Batcher {
     async fn run(self, mut jobs: mpsc::Receiver<Job>, concurrency: usize) {
         let this = Arc::new(self);
         let slots = Arc::new(Semaphore::new(concurrency));
+        // A post that changes a message already changed in the batch being formed starts the next.
+        let mut held: Option<Job> = None;
         loop {
             // A slot first: while every transaction is busy, posts gather in the queue.
             let Ok(slot) = slots.clone().acquire_owned().await else { return };
-            let Some(first) = jobs.recv().await else { return };
+            let first = match held.take() {
+                Some(job) => job,
+                None => match jobs.recv().await {
+                    Some(job) => job,
+                    None => return,
+                },
+            };
+            let mut changed: HashSet<EventId> = first.message.referrer_id.into_iter().collect();
             let mut batch = vec![first];
             while batch.len() < this.max {
-                match jobs.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
+                let Ok(job) = jobs.try_recv() else { break };
+                if job.message.referrer_id.is_some_and(|r| !changed.insert(r)) {
+                    held = Some(job);
+                    break;
                 }
+                batch.push(job);
             }
             let this = this.clone();
             tokio::spawn(async move {
@@ -224,7 +244,8 @@ fn fail_all(batch: Vec<Job>, e: ApiError) {
 }
 
 /// Answers a post's request and returns its realtime effects: `event.new` to the members and the
-/// sender, unread counters +1 for the members other than the sender that did not mute the box.
+/// sender, and for a new message unread counters +1 for the members other than the sender that
+/// did not mute the box (edits and deletions count for nobody).
 fn answer(job: Job, posted: Option<PostedMessage>) -> Option<Outbox> {
     let Some(PostedMessage { sender, bx, event, members }) = posted else {
         let _ = job.reply.send(Err(lost()));
@@ -236,6 +257,10 @@ fn answer(job: Job, posted: Option<PostedMessage>) -> Option<Outbox> {
             return None;
         }
         (Some(sender), Some(bx), Some(event)) => (sender, bx, event),
+        _ if job.message.referrer_id.is_some() => {
+            let _ = job.reply.send(Ok(Err(Refused::Alone)));
+            return None;
+        }
         _ => {
             let _ = job.reply.send(Ok(Err(Refused::NotMember)));
             return None;
@@ -247,8 +272,10 @@ fn answer(job: Job, posted: Option<PostedMessage>) -> Option<Outbox> {
     let mut recipients: Vec<IdentityId> = members.iter().map(|(m, _)| *m).collect();
     recipients.push(me);
     load::announce(&mut outbox, &ctx, &event, bx.creator_id, &recipients);
-    for (m, _) in members.iter().filter(|(m, muted)| *m != me && !muted) {
-        outbox.increment(*m, bx.id);
+    if matches!(event.kind, EventType::MsgText | EventType::MsgFile) {
+        for (m, _) in members.iter().filter(|(m, muted)| *m != me && !muted) {
+            outbox.increment(*m, bx.id);
+        }
     }
     let _ = job.reply.send(Ok(Ok(Posted { sender, bx, event })));
     Some(outbox)

@@ -77,11 +77,17 @@ pub async fn post(
             return Err(e);
         }
     };
-    // A message with an idempotency key takes the general path, which can store its answer.
-    if claim.is_none() && matches!(new, NewEvent::MsgText { .. } | NewEvent::MsgFile { .. }) {
-        return post_message(&req, &state, pending, box_id, &new).await;
-    }
-    let caller = pending.finish(&req, auth::known_identity(&state, me).await?)?;
+    // A message event with an idempotency key takes the general path, which can store its answer.
+    let grouped = match grouped_message(box_id, me, &new) {
+        Some(message) if claim.is_none() => post_grouped(&req, &state, pending, message).await?,
+        _ => Err(pending),
+    };
+    let caller = match grouped {
+        Ok(Ok(response)) => return Ok(response),
+        // An edit or a deletion the group did not let in runs alone, by the caller already known.
+        Ok(Err(caller)) => caller,
+        Err(pending) => pending.finish(&req, auth::known_identity(&state, me).await?)?,
+    };
     let me = caller.id();
     if matches!(new, NewEvent::AccessAdd { auto_invite: Some(_), .. }) {
         state.charge_invitation(me).await?;
@@ -175,32 +181,46 @@ async fn replay_event<C: GenericClient>(c: &C, me: IdentityId, done: Stored) -> 
 /// transaction: room for the answer to travel back and for clock differences between hosts.
 const COMMIT_MARGIN: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// A `msg.text` or `msg.file` (§6.3: the sender must be a member; an unknown box is
-/// `not_member` too), committed with whatever other messages are being posted (`crate::posts`),
-/// which also sends the effects of §6.4 after the commit.
-async fn post_message(
-    req: &HttpRequest,
-    state: &AppState,
-    pending: Pending,
-    box_id: BoxId,
-    new: &NewEvent,
-) -> ApiResult<HttpResponse> {
-    let me = pending.id();
-    let message = NewMessage {
+/// The message events committed in groups (`crate::posts`): messages, and their edits and
+/// deletions.
+fn grouped_message(box_id: BoxId, me: IdentityId, new: &NewEvent) -> Option<NewMessage> {
+    let referrer_id = match new {
+        NewEvent::MsgText { .. } | NewEvent::MsgFile { .. } => None,
+        NewEvent::MsgEdit { referrer_id, .. } | NewEvent::MsgDelete { referrer_id } => Some(*referrer_id),
+        _ => return None,
+    };
+    Some(NewMessage {
         id: domain::EventId::new_v4(),
         box_id,
         sender: me,
         kind: new.kind(),
         content: new.stored_content(),
-    };
+        referrer_id,
+    })
+}
+
+/// A message event committed with whatever others are being posted (`crate::posts`), which also
+/// sends the effects of §6.4 after the commit. A message needs its sender to be a member (an
+/// unknown box is `not_member` too); an edit or a deletion the group did not let in is handed
+/// back, with the authenticated caller, to be run alone by [`rules::apply`].
+async fn post_grouped(
+    req: &HttpRequest,
+    state: &AppState,
+    pending: Pending,
+    message: NewMessage,
+) -> ApiResult<Result<Result<HttpResponse, Caller>, Pending>> {
+    let me = pending.id();
+    let (box_id, kind) = (message.box_id, message.kind);
     let outcome = state.posts.post(message, web_kit::limits::deadline(COMMIT_MARGIN)).await?;
-    pending.finish(req, !matches!(outcome, Err(Refused::UnknownSender)))?;
-    let Ok(Posted { sender, bx, event }) = outcome else {
-        return Err(rules::not_member().into());
+    let caller = pending.finish(req, !matches!(outcome, Err(Refused::UnknownSender)))?;
+    let Posted { sender, bx, event } = match outcome {
+        Ok(posted) => posted,
+        Err(Refused::Alone) => return Ok(Ok(Err(caller))),
+        Err(Refused::UnknownSender | Refused::NotMember) => return Err(rules::not_member().into()),
     };
-    tracing::info!(box_id = %box_id, event_id = %event.id, kind = new.kind().as_str(), "event posted");
+    tracing::info!(box_id = %box_id, event_id = %event.id, kind = kind.as_str(), "event posted");
     let response = EventContext::of_identities([sender]).render(&event, bx.is_admin(me));
-    Ok(HttpResponse::Created().json(response))
+    Ok(Ok(Ok(HttpResponse::Created().json(response))))
 }
 
 /// `GET /boxes/{id}/events` (§7.8): visible events, newest first, folded; with `?after=<seq>`

@@ -1,11 +1,12 @@
 //! The two requests measured in `BENCHMARKS.md` (scenario 1, posting a message; scenario 2, a
-//! page of events), each as one round trip to PostgreSQL.
+//! page of events), each as one round trip to PostgreSQL; posts are also grouped, many to a
+//! transaction (`crate::posts`).
 //!
 //! Everything else in `store/` sends one statement at a time and lets the caller hold the
 //! transaction. These two are the most frequent requests, and there the round trips dominated:
 //! here every statement of the request, the identity check of authentication included, is
-//! queued on the connection at once (pipelined) and the answers are read together. A posted
-//! message follows the same rules as `rules::message`, and a page is folded as
+//! queued on the connection at once (pipelined) and the answers are read together. Posted
+//! messages, edits and deletions follow the rules of `rules::messages`, and a page is folded as
 //! `load::EventContext` folds events elsewhere: a change to the rules of §6.3 for messages or to
 //! folding (§6.5) must be made in both places.
 
@@ -29,7 +30,8 @@ use super::events::{edit_state, event_row, event_row_as, EventRow};
 use super::sql::JsonText;
 use super::{boxes, identities, sql, Error, GenericClient};
 
-/// One message of a batch: a `msg.text` or `msg.file`, validated.
+/// One message event of a batch, validated: a `msg.text` or `msg.file`, or a `msg.edit` or
+/// `msg.delete` of a `msg.text` (`referrer_id`).
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub id: EventId,
@@ -37,6 +39,7 @@ pub struct NewMessage {
     pub sender: IdentityId,
     pub kind: EventType,
     pub content: Option<Value>,
+    pub referrer_id: Option<EventId>,
 }
 
 /// What [`post_messages`] found and did for one message.
@@ -46,7 +49,7 @@ pub struct PostedMessage {
     pub sender: Option<IdentityRecord>,
     /// The box, `None` when it does not exist.
     pub bx: Option<BoxRow>,
-    /// The inserted event, `None` when the sender is not a member (or the box does not exist).
+    /// The inserted event; `None` when the rules of §6.3 did not let it in (see [`POST_INSERT`]).
     pub event: Option<EventRow>,
     /// The box's members after the batch, the admin first, each with whether it muted the box.
     pub members: Arc<[(IdentityId, bool)]>,
@@ -56,15 +59,25 @@ const POST_IDENTITIES: &str = concat!("SELECT ", identity_columns!(), " FROM box
 /// The boxes' locks, taken in one order (by id) so two batches never wait for each other in a cycle.
 const POST_LOCK: &str =
     concat!("SELECT ", box_columns!(), " FROM boxes.boxes WHERE id = ANY($1) ORDER BY id FOR UPDATE");
-/// `events::insert` for many messages at once, each kept only if its sender is a member: the
-/// membership is read after the previous statement of the transaction took the box locks, so it is
-/// current. The messages of one box take consecutive sequence numbers in the order given, and
+/// `events::insert` for many messages at once, each kept only if the rules of §6.3 let it in:
+/// the sender is a member and, for an edit or a deletion, the referred event is a `msg.text` of
+/// the box, not deleted, by the sender (or, for a deletion, the sender is the admin). The rules
+/// are read after the previous statement of the transaction took the box locks, so they are
+/// current. A refused edit or deletion is left for `rules::messages`, which tells why (and
+/// handles the deletion of a `msg.file`, whose blob goes with it); a batch never holds two
+/// changes of one message (`crate::posts`), since this statement sees the events as they were
+/// before it. The messages of one box take consecutive sequence numbers in the order given, and
 /// one time, which never goes backwards within the box.
 const POST_INSERT: &str = concat!(
     "WITH r AS (
-         SELECT r.* FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::jsonb[], $6::bool[])
-             WITH ORDINALITY AS r(id, box_id, type, sender_id, content, visible, n)
+         SELECT r.* FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::jsonb[], $6::bool[], $7::uuid[])
+             WITH ORDINALITY AS r(id, box_id, type, sender_id, content, visible, referrer_id, n)
          WHERE EXISTS (SELECT 1 FROM boxes.members m WHERE m.box_id = r.box_id AND m.identity_id = r.sender_id)
+           AND (r.referrer_id IS NULL OR EXISTS (
+               SELECT 1 FROM boxes.events t JOIN boxes.boxes x ON x.id = t.box_id
+               WHERE t.id = r.referrer_id AND t.box_id = r.box_id AND t.type = 'msg.text'
+                 AND (t.sender_id = r.sender_id OR (r.type = 'msg.delete' AND x.creator_id = r.sender_id))
+                 AND NOT EXISTS (SELECT 1 FROM boxes.events d WHERE d.referrer_id = t.id AND d.type = 'msg.delete')))
      ), p AS (
          SELECT box_id, count(*) AS added, bool_or(visible) AS visible, clock_timestamp() AS now
          FROM r GROUP BY box_id
@@ -77,11 +90,21 @@ const POST_INSERT: &str = concat!(
      )
      INSERT INTO boxes.events (id, box_id, seq, type, sender_id, content, referrer_id, created_at)
      SELECT r.id, r.box_id, b.base + row_number() OVER (PARTITION BY r.box_id ORDER BY r.n), r.type, r.sender_id,
-            r.content, NULL, b.at
+            r.content, r.referrer_id, b.at
      FROM r JOIN b ON b.id = r.box_id
      RETURNING ",
     event_columns!()
 );
+/// The deletions of the batch that went in (`$1`, their ids): their messages' ciphertext goes,
+/// with that of the messages' edits (`events::wipe_message`).
+const POST_WIPE: &str = "WITH gone AS (SELECT referrer_id FROM boxes.events WHERE id = ANY($1) AND type = 'msg.delete')
+     UPDATE boxes.events SET content = NULL
+     WHERE id IN (SELECT referrer_id FROM gone) OR (type = 'msg.edit' AND referrer_id IN (SELECT referrer_id FROM gone))";
+/// ... and the answers stored for their idempotency keys (`idempotency::wipe_message`).
+const POST_WIPE_ANSWERS: &str = "WITH gone AS (SELECT referrer_id FROM boxes.events WHERE id = ANY($1) AND type = 'msg.delete')
+     UPDATE boxes.idempotency_keys SET body = NULL
+     WHERE event_id IN (SELECT referrer_id FROM gone)
+        OR event_id IN (SELECT id FROM boxes.events WHERE type = 'msg.edit' AND referrer_id IN (SELECT referrer_id FROM gone))";
 const POST_DEADLINE: &str = "SELECT boxes.check_deadline($1)";
 /// `boxes::member_ids` and `settings::muted_among` of every box of the batch in one statement.
 const POST_MEMBERS: &str = "SELECT m.box_id, m.identity_id, COALESCE(s.muted, false) AS muted
@@ -90,12 +113,12 @@ const POST_MEMBERS: &str = "SELECT m.box_id, m.identity_id, COALESCE(s.muted, fa
      WHERE m.box_id = ANY($1)
      ORDER BY m.box_id, (m.identity_id = b.creator_id) DESC, m.joined_seq, m.identity_id";
 
-/// Posts messages (`msg.text`, `msg.file`: no referrer, the sender must be a member) in one
-/// transaction sent as a single pipeline: `BEGIN`, the senders' identities, the boxes' locks,
-/// the inserts (of the messages whose sender is a member once the locks are held), the members
-/// of the boxes with their muted flag, a check of `deadline`, `COMMIT`. The answers are in the
-/// order of `batch`; a message whose sender is unknown or not a member is not inserted. If a
-/// statement fails, the ones after it fail too and `COMMIT` rolls the transaction back.
+/// Posts message events in one transaction sent as a single pipeline: `BEGIN`, the senders'
+/// identities, the boxes' locks, the inserts ([`POST_INSERT`]), for deletions the wiping of
+/// the deleted messages, the members of the boxes with their muted flag, a check of `deadline`,
+/// `COMMIT`. The answers are in the order of `batch`; a message whose sender is unknown, or that
+/// the rules refused, is not inserted. If a statement fails, the ones after it fail too and
+/// `COMMIT` rolls the transaction back.
 ///
 /// `COMMIT` leaves with the rest, so without the check a transaction held up by PostgreSQL (a
 /// freeze) past the caller's deadline would still commit once PostgreSQL resumes, after the
@@ -117,6 +140,13 @@ pub async fn post_messages<C: GenericClient>(
         c.prepare_cached(POST_DEADLINE),
     )
     .map_err(step())?;
+    let deletions: Vec<uuid::Uuid> =
+        batch.iter().filter(|m| m.kind == EventType::MsgDelete).map(|m| m.id.into_uuid()).collect();
+    let wipes = if deletions.is_empty() {
+        None
+    } else {
+        Some(futures_util::try_join!(c.prepare_cached(POST_WIPE), c.prepare_cached(POST_WIPE_ANSWERS)).map_err(step())?)
+    };
     let mut senders: Vec<uuid::Uuid> = batch.iter().map(|m| m.sender.into_uuid()).collect();
     senders.sort_unstable();
     senders.dedup();
@@ -129,9 +159,22 @@ pub async fn post_messages<C: GenericClient>(
     let sender_ids: Vec<uuid::Uuid> = batch.iter().map(|m| m.sender.into_uuid()).collect();
     let contents: Vec<Option<&Value>> = batch.iter().map(|m| m.content.as_ref()).collect();
     let visible: Vec<bool> = batch.iter().map(|m| m.kind.is_visible()).collect();
+    let referrers: Vec<Option<uuid::Uuid>> = batch.iter().map(|m| m.referrer_id.map(EventId::into_uuid)).collect();
     let sender_params: [&(dyn ToSql + Sync); 1] = [&senders];
     let box_params: [&(dyn ToSql + Sync); 1] = [&boxes_];
-    let insert_params: [&(dyn ToSql + Sync); 6] = [&ids, &box_ids, &kinds, &sender_ids, &contents, &visible];
+    let insert_params: [&(dyn ToSql + Sync); 7] =
+        [&ids, &box_ids, &kinds, &sender_ids, &contents, &visible, &referrers];
+    let deletion_params: [&(dyn ToSql + Sync); 1] = [&deletions];
+    // Only a batch with deletions sends the two wiping statements.
+    let wiped = async {
+        if let Some((wipe, wipe_answers)) = &wipes {
+            futures_util::try_join!(
+                c.execute(wipe, &deletion_params).map_err(step()),
+                c.execute(wipe_answers, &deletion_params).map_err(step())
+            )?;
+        }
+        Ok(())
+    };
     let deadline_params: [&(dyn ToSql + Sync); 1] = [&deadline];
     let checked = async {
         let done = c.execute(&check, &deadline_params).await.map_err(step());
@@ -147,11 +190,12 @@ pub async fn post_messages<C: GenericClient>(
         c.query(&identities, &sender_params).map_err(step()),
         c.query(&lock, &box_params).map_err(step()),
         c.query(&insert, &insert_params).map_err(step()),
+        wiped,
         c.query(&members, &box_params).map_err(step()),
         checked,
         c.batch_execute("COMMIT").map_err(step()),
     );
-    let (_, sender_rows, box_rows, event_rows, member_rows, _, _) = match answers {
+    let (_, sender_rows, box_rows, event_rows, (), member_rows, _, _) = match answers {
         Ok(answers) => answers,
         // The join ends at the first failure and drops the statements still waiting for their
         // answers; the next transaction on this connection was seen to meet this one still open

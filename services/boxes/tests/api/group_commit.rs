@@ -212,3 +212,109 @@ async fn a_refused_group_is_posted_again_one_message_at_a_time() {
     assert_eq!(seqs.len(), 1 + stored, "the creation and the good messages");
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "no gap left by a refused group: {seqs:?}");
 }
+
+#[tokio::test]
+async fn edits_and_deletions_in_a_group_follow_the_rules() {
+    let app = grouped_app().await;
+    let alice = app.user("Alice").await;
+    let bob = app.user("Bob").await;
+    let id = crate::boxes::box_id(&app.create_box(&alice, "Box").await);
+    app.add_member(&alice, &bob, &id).await;
+    let mut mine = Vec::new();
+    for i in 0..8 {
+        mine.push(app.say(&bob, &id, &format!("Ym9i{i:02}")).await["id"].as_str().unwrap().to_owned());
+    }
+    let gone = app.say(&bob, &id, "Z29uZQ").await["id"].as_str().unwrap().to_owned();
+    let res = app.post_event(&bob, &id, json!({"type": "msg.delete", "referrer_id": gone})).await;
+    assert_eq!(res.status(), 201);
+    let file = app
+        .post_event(
+            &bob,
+            &id,
+            json!({"type":"msg.file","content":{"encrypted":"ZmlsZQ","public_key":KEY,"encrypted_file_id": uuid::Uuid::new_v4().to_string()}}),
+        )
+        .await;
+    assert_eq!(file.status(), 201);
+    let file = file.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let edit = |m: &str, text: &str| json!({"type": "msg.edit", "referrer_id": m, "content": {"new_encrypted": text, "new_public_key": KEY}});
+    let delete = |m: &str| json!({"type": "msg.delete", "referrer_id": m});
+    assert_eq!(app.post_event(&bob, &id, edit(&mine[7], "ZWFybHk")).await.status(), 201);
+
+    // (who, body, status, reason or field of the refusal)
+    let cases: Vec<(&User, Value, u16, &str)> = vec![
+        (&bob, edit(&mine[0], "ZWRpdDA"), 201, ""),
+        (&bob, edit(&mine[1], "ZWRpdDE"), 201, ""),
+        (&bob, delete(&mine[2]), 201, ""),
+        (&alice, delete(&mine[3]), 201, ""), // the admin deletes anyone's message
+        (&alice, edit(&mine[4], "YWxpY2U"), 403, "not_author"),
+        (&bob, edit(&gone, "bGF0ZQ"), 410, "referrer_id"),
+        (&bob, delete(&gone), 410, "referrer_id"),
+        (&bob, edit(&file, "ZmlsZQ"), 403, "not_editable"),
+        (&bob, delete(&file), 201, ""), // a file's deletion runs alone, its blob with it
+        (&bob, edit(&uuid::Uuid::new_v4().to_string(), "bm9uZQ"), 404, "referrer_id"),
+        // A second change of one message waits for the next group.
+        (&bob, edit(&mine[5], "Zmlyc3Q"), 201, ""),
+        (&bob, edit(&mine[5], "c2Vjb25k"), 201, ""),
+        (&bob, delete(&mine[7]), 201, ""),
+        (&bob, delete(&mine[6]), 201, ""),
+        (&bob, delete(&mine[6]), 410, "referrer_id"),
+    ];
+    let posts: Vec<(&User, String, Value)> =
+        cases.iter().map(|(u, body, _, _)| (*u, id.clone(), body.clone())).collect();
+    let answers = post_all(&app, &posts).await;
+    for ((who, body, status, why), (got, answer)) in cases.iter().zip(&answers) {
+        // Two deletions of one message: either may come first, the other finds it gone.
+        let (status, why) = match *body == delete(&mine[6]) {
+            true if *got == 201 => (201, ""),
+            true => (410, "referrer_id"),
+            false => (*status, *why),
+        };
+        assert_eq!(*got, status, "{} {body}: {answer}", who.name);
+        match status {
+            201 => {
+                assert_eq!(answer["type"], body["type"]);
+                assert_eq!(answer["referrer_id"], body["referrer_id"]);
+            }
+            403 => assert_eq!(answer["details"]["reason"], why, "{answer}"),
+            _ => assert!(answer["details"][why].is_string(), "{answer}"),
+        }
+    }
+    let deletions_of_6 =
+        answers.iter().zip(&cases).filter(|((s, _), (_, b, _, _))| *s == 201 && *b == delete(&mine[6])).count();
+    assert_eq!(deletions_of_6, 1, "one deletion of a message goes in");
+
+    // What the box holds: edited, deleted and wiped as the rules say.
+    let client = db(&app).await;
+    let content = |m: &str| {
+        let client = &client;
+        let m = m.to_owned();
+        async move {
+            client
+                .query_one("SELECT content FROM boxes.events WHERE id = $1::text::uuid", &[&m])
+                .await
+                .unwrap()
+                .get::<_, Option<Value>>(0)
+        }
+    };
+    for m in [&mine[2], &mine[3], &mine[6], &mine[7], &file] {
+        assert_eq!(content(m).await, None, "a deleted message's ciphertext is wiped");
+    }
+    assert!(
+        content(&mine[0]).await.is_some() && content(&mine[4]).await.is_some() && content(&mine[5]).await.is_some()
+    );
+    let wiped_edits: i64 = client
+        .query_one(
+            "SELECT count(*) FROM boxes.events WHERE type = 'msg.edit' AND referrer_id = $1::text::uuid AND content IS NULL",
+            &[&mine[7]],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(wiped_edits, 1, "the edits of a deleted message are wiped with it");
+    let page = app.get(&alice, &format!("/boxes/{id}/events?limit=50")).await.json::<Value>().await.unwrap();
+    let shown = |m: &str| page.as_array().unwrap().iter().find(|e| e["id"] == m).cloned().unwrap();
+    assert_eq!(shown(&mine[0])["content"]["encrypted"], "ZWRpdDA", "the page folds the edit");
+    let both = ["Zmlyc3Q", "c2Vjb25k"];
+    assert!(both.contains(&shown(&mine[5])["content"]["encrypted"].as_str().unwrap()), "{}", shown(&mine[5]));
+    assert!(shown(&mine[2])["content"]["deleted"].is_object(), "{}", shown(&mine[2]));
+}
