@@ -1,13 +1,13 @@
 //! Nothing secret reaches the logs: auth codes, hostapp tokens, refresh tokens, CSRF tokens and
 //! access tokens.
 
+use crate::capture;
 use crate::helpers::*;
-use crate::Capture;
 use serde_json::json;
 
 #[tokio::test]
 async fn no_secret_reaches_the_logs() {
-    let capture = Capture::global();
+    let capture = capture();
 
     let hostapp_token = format!("hostapp-access-{}", uuid::Uuid::new_v4().simple());
     let hostapp_refresh = format!("hostapp-refresh-{}", uuid::Uuid::new_v4().simple());
