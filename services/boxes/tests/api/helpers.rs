@@ -201,6 +201,12 @@ impl TestApp {
             .as_user(boxes_client::Auth::Bearer(user.session.bearer()))
     }
 
+    /// [`TestApp::api`] with the session cookies and the CSRF header, as a page calls.
+    pub fn api_with_cookies(&self, user: &User) -> boxes_client::Boxes {
+        let auth = boxes_client::Auth::Cookies { cookie: user.session.cookie(), csrf: user.session.csrf.clone() };
+        boxes_client::Boxes::new(self.client.clone(), &self.address).as_user(auth)
+    }
+
     /// Makes `admin` give `member` access to the box and `member` join it.
     pub async fn add_member(&self, admin: &User, member: &User, box_id: &str) {
         let box_id = domain::BoxId::parse(box_id).expect("box id");
@@ -253,6 +259,26 @@ pub async fn assert_error(res: Response, status: u16, key: &str, value: &str) ->
         assert!(body[field].is_string(), "{field} in {body}");
     }
     body
+}
+
+/// Asserts a refusal of a typed call: status and one detail of its §4 body.
+#[track_caller]
+pub fn assert_refused<T: std::fmt::Debug>(
+    res: boxes_client::Result<T>,
+    status: u16,
+    key: &str,
+    value: &str,
+) -> domain::ErrorBody {
+    let err = res.expect_err("a refusal");
+    assert_eq!(err.status(), Some(status), "{err}");
+    let body = err.body().unwrap_or_else(|| panic!("no §4 body: {err}")).clone();
+    assert_eq!(body.details.get(key).map(String::as_str), Some(value), "details of {body:?}");
+    body
+}
+
+/// A box id the tests hold as text, typed for the client.
+pub fn bid(id: &str) -> domain::BoxId {
+    domain::BoxId::parse(id).expect("a box id")
 }
 
 /// A direct connection to the test database, for seeding rows no endpoint creates directly and

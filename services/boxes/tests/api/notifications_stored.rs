@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use test_support::Subscriber;
 
-use crate::boxes::{box_id, delete_box, get_json, keys, set, total_count};
+use crate::boxes::{box_id, delete_box, get_json, keys, set};
 use crate::helpers::{assert_error, db, spawn_app, spawn_app_with, test_key, Auth, TestApp, User};
 
 const QUIET: Duration = Duration::from_millis(600);
@@ -23,8 +23,8 @@ async fn listed(app: &TestApp, user: &User) -> Vec<Value> {
     get_json(app, user, &path(user)).await.as_array().cloned().unwrap()
 }
 
-async fn unread(app: &TestApp, user: &User) -> i64 {
-    total_count(app, user, &path(user)).await
+async fn unread(app: &TestApp, user: &User) -> u64 {
+    app.api(user).notifications_count(user.id).await.unwrap()
 }
 
 async fn ack(app: &TestApp, user: &User, until: &Value) -> reqwest::Response {
