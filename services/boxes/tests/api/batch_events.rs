@@ -92,7 +92,7 @@ async fn replacing_a_rule_in_one_batch_keeps_the_members_it_still_lets_in() {
     assert_eq!(to(&carol), ["event.new member.kick", "notification member.kick"]);
     assert!(to(&dave).is_empty());
     // Dave can join through his new rule.
-    assert_eq!(app.post_event(&dave, &id, json!({"type": "member.join"})).await.status(), 201);
+    app.api(&dave).post_event(bid(&id), &NewEvent::MemberJoin).await.unwrap();
 }
 
 #[tokio::test]

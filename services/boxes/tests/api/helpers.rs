@@ -118,15 +118,8 @@ impl TestApp {
         let key = test_key(name);
         let user = User { id, session, name: name.to_owned(), key: key.clone() };
         if with_key {
-            let res = self
-                .send(
-                    &user,
-                    Method::PUT,
-                    &format!("/identities/{id}/public-keys"),
-                    Some(json!({"non_identified_pubkey": key})),
-                )
-                .await;
-            assert_eq!(res.status(), 200, "public keys of {name}");
+            let keys = boxes_client::body::PublicKeys { non_identified_pubkey: Some(key), ..Default::default() };
+            self.api(&user).set_public_keys(id, &keys).await.unwrap_or_else(|e| panic!("public keys of {name}: {e}"));
         }
         user
     }
@@ -293,10 +286,8 @@ pub async fn db(app: &TestApp) -> tokio_postgres::Client {
 /// A box without key shares created by `admin` through the API, which `members` have joined.
 /// Returns the box id.
 pub async fn seed_box(app: &TestApp, admin: &User, members: &[&User]) -> String {
-    let res = app.post(admin, "/boxes", json!({"title": "Seeded", "public_key": box_key("Seeded")})).await;
-    assert_eq!(res.status(), 201, "create box");
-    let created: Value = res.json().await.expect("box json");
-    let box_id = created["id"].as_str().expect("box id").to_owned();
+    let new = boxes_client::body::NewBox::new("Seeded", &box_key("Seeded"));
+    let box_id = app.api(admin).create_box(&new).await.expect("create box").id.to_string();
     for m in members {
         app.add_member(admin, m, &box_id).await;
     }
