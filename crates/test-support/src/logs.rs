@@ -3,8 +3,9 @@
 //! subscriber, once per test binary.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use tracing::Subscriber;
 use tracing_subscriber::fmt::MakeWriter;
 
 /// Every log line written through it, from its installation on.
@@ -33,6 +34,19 @@ impl<'a> MakeWriter<'a> for Capture {
 }
 
 impl Capture {
+    /// The capture of this test binary, installed as the global subscriber at the first call with
+    /// the subscriber `make` builds around it (the service's own, say); later calls return it.
+    pub fn global(make: impl FnOnce(Capture) -> Box<dyn Subscriber + Send + Sync>) -> Capture {
+        static CAPTURE: OnceLock<Capture> = OnceLock::new();
+        CAPTURE
+            .get_or_init(|| {
+                let capture = Capture::default();
+                tracing::subscriber::set_global_default(make(capture.clone())).unwrap();
+                capture
+            })
+            .clone()
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).to_string()
     }

@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse};
@@ -17,15 +16,7 @@ use web_kit::serve::{serve, Serve};
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 fn capture() -> Capture {
-    static CAPTURE: OnceLock<Capture> = OnceLock::new();
-    CAPTURE
-        .get_or_init(|| {
-            let capture = Capture::default();
-            let subscriber = web_kit::telemetry::subscriber("info", "json", capture.clone());
-            tracing::subscriber::set_global_default(subscriber).unwrap();
-            capture
-        })
-        .clone()
+    Capture::global(|capture| web_kit::telemetry::subscriber("info", "json", capture))
 }
 
 /// The request id and trace id the handler sees as its current context.

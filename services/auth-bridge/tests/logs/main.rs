@@ -3,8 +3,6 @@
 //! `api` tests, and each looks only for the secrets it put in play.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::OnceLock;
-
 use test_support::logs::Capture;
 
 #[path = "../api/helpers.rs"]
@@ -12,16 +10,7 @@ mod helpers;
 mod hostapp_path;
 mod platform_path;
 
-/// Every log line of the binary, from the first call on: the capture, installed as the global
-/// subscriber (trace level, JSON) at the first call.
+/// Every log line of the binary, from the first call on (trace level, JSON).
 pub fn capture() -> Capture {
-    static CAPTURE: OnceLock<Capture> = OnceLock::new();
-    CAPTURE
-        .get_or_init(|| {
-            let capture = Capture::default();
-            let subscriber = web_kit::telemetry::subscriber("trace", "json", capture.clone());
-            tracing::subscriber::set_global_default(subscriber).unwrap();
-            capture
-        })
-        .clone()
+    Capture::global(|capture| web_kit::telemetry::subscriber("trace", "json", capture))
 }
