@@ -16,15 +16,14 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use boxes_client::body::NewEvent;
-use domain::EventId;
+use boxes_client::body::FileMessage;
+use domain::FileId;
 use futures_util::StreamExt;
 
 use crate::common::{self, rate, Row};
 use crate::Common;
 
 const MIB: usize = 1024 * 1024;
-const BOUNDARY: &str = "----loadgen-files";
 
 /// The median of the runs.
 fn median(mut runs: Vec<Duration>) -> Duration {
@@ -58,17 +57,17 @@ pub async fn files(c: &Common, dir: &Path, size_mib: usize, runs: usize) -> anyh
     let http = common::http_client(4)?;
     let user = common::create_users(&http, &c.boxes_internal_url, &c.internal_token, &minter, 1, 1).await?.remove(0);
     let box_id = common::create_box(&http, &c.boxes_url, &user, "files").await?;
-    let as_user = common::api(&http, &c.boxes_url, &user);
-    let mut body = format!(
-        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"msg_encrypted_content\"\r\n\r\n{}\r\n\
-         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"encrypted_file\"; filename=\"f\"\r\n\
-         Content-Type: application/octet-stream\r\n\r\n",
-        common::b64u_filler(64)
-    )
-    .into_bytes();
-    body.extend((0..size).map(|i| (i % 251) as u8));
-    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
-    let body = bytes::Bytes::from(body);
+    // A 64 MiB upload may take minutes while the machine is loaded: a client of its own, with a
+    // longer timeout than the other scenarios'.
+    let files_http = reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(300))
+        .build()
+        .context("building the HTTP client")?;
+    let as_user = common::api(&files_http, &c.boxes_url, &user);
+    let message = FileMessage { encrypted: common::b64u_filler(64), public_key: None };
+    let file = bytes::Bytes::from((0..size).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
 
     let (mut up, mut down) = (Vec::new(), Vec::new());
     // Baselines and service alternate run by run, so that a change in the machine's load weighs
@@ -91,34 +90,14 @@ pub async fn files(c: &Common, dir: &Path, size_mib: usize, runs: usize) -> anyh
         raw.push(loopback(&target, size)?);
 
         let started = Instant::now();
-        let res = http
-            .post(format!("{}/boxes/{box_id}/encrypted-files", c.boxes_url))
-            .header("Authorization", &user.bearer)
-            .header("Content-Type", format!("multipart/form-data; boundary={BOUNDARY}"))
-            .body(body.clone())
-            .timeout(Duration::from_secs(300))
-            .send()
-            .await
-            .context("uploading")?;
-        let status = res.status();
-        let event: serde_json::Value = res.json().await.context("reading the upload's answer")?;
+        let event = as_user.upload_file(box_id, &message, file.clone()).await.context("uploading")?;
         up.push(started.elapsed());
-        if status != 201 {
-            bail!("the upload answered {status}: {event}");
-        }
-        let id = event["content"]["encrypted_file_id"].as_str().context("no encrypted_file_id")?.to_owned();
+        let id =
+            event.content.as_ref().and_then(|c| c["encrypted_file_id"].as_str()).context("no encrypted_file_id")?;
+        let id = FileId::parse(id).context("a malformed encrypted_file_id")?;
 
         let started = Instant::now();
-        let res = http
-            .get(format!("{}/encrypted-files/{id}", c.boxes_url))
-            .header("Authorization", &user.bearer)
-            .timeout(Duration::from_secs(300))
-            .send()
-            .await
-            .context("downloading")?;
-        if res.status() != 200 {
-            bail!("the download answered {}", res.status());
-        }
+        let res = as_user.file_response(id).await.context("downloading")?;
         let mut got = 0usize;
         let mut stream = res.bytes_stream();
         while let Some(chunk) = stream.next().await {
@@ -129,8 +108,7 @@ pub async fn files(c: &Common, dir: &Path, size_mib: usize, runs: usize) -> anyh
             bail!("downloaded {got} bytes of {size}");
         }
         // Each upload counts against the quota: remove it, as a client deleting the message would.
-        let referrer_id = event["id"].as_str().and_then(|id| EventId::parse(id).ok()).context("no event id")?;
-        as_user.post_event(box_id, &NewEvent::MsgDelete { referrer_id }).await.context("deleting the file message")?;
+        as_user.delete_message(box_id, event.id).await.context("deleting the file message")?;
     }
 
     let _ = std::fs::remove_file(&target);

@@ -9,14 +9,10 @@
 use std::time::Duration;
 
 use boxes_client::body::{Contact, KeyShare, NewBox, PublicKeys};
-use boxes_client::Auth;
+use boxes_client::{Auth, Socket};
 use domain::IdentityId;
 use e2e::system::{Options, System};
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::Message;
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const CONNECT_SECRET: &str = "e2e-connect-secret";
 const HMAC: &str = "e2e-platform-hmac";
@@ -63,31 +59,6 @@ async fn platform_login(sys: &System, http: &reqwest::Client, reference: &str) -
     (body["identity_id"].as_str().unwrap().to_owned(), token)
 }
 
-async fn next_text(ws: &mut Ws) -> Option<Value> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a message within 5 s") {
-            Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).ok(),
-            Some(Ok(Message::Ping(p))) => {
-                let _ = ws.send(Message::Pong(p)).await;
-            }
-            Some(Ok(Message::Close(frame))) => {
-                return Some(json!({"closed": frame.map(|f| u16::from(f.code)).unwrap_or(0)}));
-            }
-            Some(Ok(_)) => {}
-            _ => return None,
-        }
-    }
-}
-
-async fn next_of(ws: &mut Ws, kind: &str) -> Value {
-    loop {
-        let v = next_text(ws).await.unwrap_or_else(|| panic!("socket ended waiting for {kind}"));
-        if v["type"] == kind || (kind == "closed" && v.get("closed").is_some()) {
-            return v;
-        }
-    }
-}
-
 fn key(seed: &str) -> String {
     use base64::Engine;
     let bytes: Vec<u8> =
@@ -111,13 +82,13 @@ async fn the_platform_path_logs_users_in_for_boxes_and_realtime() {
         api.set_public_keys(IdentityId::parse(id).unwrap(), &keys).await.unwrap();
     }
 
-    let url = format!("ws://127.0.0.1:{}/box-users/{bob}/ws?access_token={bob_token}", sys.realtime.port);
-    let (mut bob_ws, res) = tokio_tungstenite::connect_async(url).await.unwrap();
-    assert_eq!(res.status(), 101);
-    assert_eq!(next_of(&mut bob_ws, "ready").await["object"]["identity_id"], bob.as_str());
+    // A browser's socket: the token in the query.
+    let bob_id = IdentityId::parse(&bob).unwrap();
+    let mut bob_ws = Socket::connect_with_query_token(&sys.realtime.url(), bob_id, &bob_token, None).await.unwrap();
+    assert_eq!(bob_ws.ready.identity_id, bob_id);
 
     let contact = Contact {
-        contacted_identity_id: IdentityId::parse(&bob).unwrap(),
+        contacted_identity_id: bob_id,
         new_box: NewBox::new("Alice - Bob", &key("alice-bob-box")),
         key_share: KeyShare {
             misakey_share: "lBHT1vfwFAIBig5Nj+sD+w==".into(),
@@ -127,8 +98,8 @@ async fn the_platform_path_logs_users_in_for_boxes_and_realtime() {
         extra: [(bob_key, "ZW5jcnlwdGVkIGludml0YXRpb24=".to_owned())].into(),
     };
     as_alice.contact(IdentityId::parse(&alice).unwrap(), &contact).await.unwrap();
-    let invite = next_of(&mut bob_ws, "notification").await;
-    assert_eq!(invite["object"]["type"], "box.auto_invite");
+    let invite = bob_ws.next_of("notification").await.unwrap();
+    assert_eq!(invite.object["type"], "box.auto_invite");
 
     // Logout: boxes refuses alice's token, bob's socket is closed.
     let bridge = sys.bridge_api(&http);
@@ -136,5 +107,5 @@ async fn the_platform_path_logs_users_in_for_boxes_and_realtime() {
         bridge.logout(&Auth::bearer(token)).await.unwrap();
     }
     assert_eq!(as_alice.joined_boxes().await.unwrap_err().status(), Some(401));
-    assert_eq!(next_of(&mut bob_ws, "closed").await["closed"], 4001);
+    assert_eq!(bob_ws.close_code(Duration::from_secs(5)).await.unwrap(), 4001);
 }

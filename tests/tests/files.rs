@@ -10,18 +10,18 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use boxes_client::body::NewBox;
+use boxes_client::body::{FileMessage, NewBox};
 use boxes_client::Auth;
+use domain::event::Event;
 use domain::identity::{DisplayName, IdentifierKind, IdentityUpsert};
+use domain::{BoxId, FileId};
 use e2e::Service;
 use futures_util::StreamExt;
 use reqwest::Body;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use test_support::TestKeys;
 
 const MIB: usize = 1024 * 1024;
-const BOUNDARY: &str = "----e2e-files-boundary";
 const INTERNAL_TOKEN: &str = "internal-e2e-files-0123456789abcdef-token";
 
 /// One boxes process, its database and its blob directory.
@@ -67,19 +67,15 @@ impl Boxes {
         self.service = service;
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.service.url())
-    }
-
-    /// A new identity with a box of its own: its bearer header and the box id.
-    async fn user_with_box(&self, http: &reqwest::Client) -> (String, String) {
+    /// A new identity with a box of its own: the API as that identity, and the box id.
+    async fn user_with_box(&self, http: &reqwest::Client) -> (boxes_client::Boxes, BoxId) {
         let id = domain::IdentityId::new_v4();
         let internal = boxes_client::Internal::new(http.clone(), &self.internal, INTERNAL_TOKEN);
         internal.upsert_identity(id, &identity(id)).await.unwrap();
         let bearer = self.keys.session(id).bearer();
-        let api = boxes_client::Boxes::new(http.clone(), &self.service.url()).as_user(Auth::Bearer(bearer.clone()));
+        let api = boxes_client::Boxes::new(http.clone(), &self.service.url()).as_user(Auth::Bearer(bearer));
         let bx = api.create_box(&NewBox::new("Files", "SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw")).await.unwrap();
-        (bearer, bx.id.to_string())
+        (api, bx.id)
     }
 
     fn vm_hwm_kib(&self) -> u64 {
@@ -123,15 +119,9 @@ fn byte_at(i: usize) -> u8 {
     (i % 251) as u8 ^ (i / 65_536) as u8
 }
 
-/// A multipart upload body of `size` file bytes made on the fly, 256 KiB at a time, waiting
-/// `pause` between chunks; never held whole by the test either.
-fn streamed_upload(size: usize, pause: Duration) -> Body {
-    let head = format!(
-        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"msg_encrypted_content\"\r\n\r\nAAAA\r\n\
-         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"encrypted_file\"; filename=\"f\"\r\n\
-         Content-Type: application/octet-stream\r\n\r\n"
-    );
-    let tail = format!("\r\n--{BOUNDARY}--\r\n");
+/// `size` file bytes made on the fly, 256 KiB at a time, waiting `pause` between chunks; never
+/// held whole by the test either.
+fn streamed_file(size: usize, pause: Duration) -> Body {
     let chunk = 256 * 1024;
     let chunks = futures_util::stream::iter((0..size).step_by(chunk)).then(move |start| async move {
         if !pause.is_zero() {
@@ -140,23 +130,19 @@ fn streamed_upload(size: usize, pause: Duration) -> Body {
         let end = (start + chunk).min(size);
         Ok::<_, std::io::Error>((start..end).map(byte_at).collect::<Vec<u8>>())
     });
-    let body = futures_util::stream::once(async move { Ok(head.into_bytes()) })
-        .chain(chunks)
-        .chain(futures_util::stream::once(async move { Ok(tail.into_bytes()) }));
-    Body::wrap_stream(body)
+    Body::wrap_stream(chunks)
 }
 
-fn upload_request(
-    boxes: &Boxes,
-    http: &reqwest::Client,
-    bearer: &str,
-    box_id: &str,
-    body: Body,
-) -> reqwest::RequestBuilder {
-    http.post(boxes.url(&format!("/boxes/{box_id}/encrypted-files")))
-        .header("Authorization", bearer)
-        .header("Content-Type", format!("multipart/form-data; boundary={BOUNDARY}"))
-        .body(body)
+/// Uploads a streamed file of `size` bytes (see [`streamed_file`]) into `box_id`.
+async fn upload(api: &boxes_client::Boxes, box_id: BoxId, size: usize, pause: Duration) -> boxes_client::Result<Event> {
+    let message = FileMessage { encrypted: "AAAA".into(), public_key: None };
+    api.upload_file(box_id, &message, streamed_file(size, pause)).await
+}
+
+/// The `encrypted_file_id` of a `msg.file` event.
+fn file_id(event: &Event) -> FileId {
+    let id = event.content.as_ref().and_then(|c| c["encrypted_file_id"].as_str()).expect("encrypted_file_id");
+    FileId::parse(id).expect("a file id")
 }
 
 #[tokio::test]
@@ -168,35 +154,20 @@ async fn a_large_upload_and_download_stream_with_bounded_memory() {
     ])
     .await;
     let http = reqwest::Client::new();
-    let (bearer, box_id) = boxes.user_with_box(&http).await;
+    let (api, box_id) = boxes.user_with_box(&http).await;
     // A small upload and download first, so the baseline includes what any upload allocates.
-    let res =
-        upload_request(&boxes, &http, &bearer, &box_id, streamed_upload(MIB, Duration::ZERO)).send().await.unwrap();
-    assert_eq!(res.status(), 201);
-    let warm: Value = res.json().await.unwrap();
-    let res = http
-        .get(boxes.url(&format!("/encrypted-files/{}", warm["content"]["encrypted_file_id"].as_str().unwrap())))
-        .header("Authorization", &bearer)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.bytes().await.unwrap().len(), MIB);
+    let warm = upload(&api, box_id, MIB, Duration::ZERO).await.unwrap();
+    assert_eq!(api.download_file(file_id(&warm)).await.unwrap().len(), MIB);
     let before = boxes.vm_hwm_kib();
 
     let started = Instant::now();
-    let res =
-        upload_request(&boxes, &http, &bearer, &box_id, streamed_upload(size, Duration::ZERO)).send().await.unwrap();
-    assert_eq!(res.status(), 201, "{:?}", res.text().await);
-    let event: Value = res.json().await.unwrap();
-    assert_eq!(event["content"]["size"], size);
+    let event = upload(&api, box_id, size, Duration::ZERO).await.unwrap();
+    assert_eq!(event.content.as_ref().map(|c| c["size"].clone()), Some(size.into()));
     let uploaded_in = started.elapsed();
     let after_upload = boxes.vm_hwm_kib();
 
     let started = Instant::now();
-    let id = event["content"]["encrypted_file_id"].as_str().unwrap();
-    let res =
-        http.get(boxes.url(&format!("/encrypted-files/{id}"))).header("Authorization", &bearer).send().await.unwrap();
-    assert_eq!(res.status(), 200);
+    let res = api.file_response(file_id(&event)).await.unwrap();
     assert_eq!(res.content_length(), Some(size as u64));
     let mut stream = res.bytes_stream();
     let (mut got, mut digest, mut expected) = (0usize, Sha256::new(), Sha256::new());
@@ -220,18 +191,16 @@ async fn a_large_upload_and_download_stream_with_bounded_memory() {
 async fn a_kill_mid_upload_leaves_no_event_without_blob_and_the_sweeper_removes_the_blob() {
     let mut boxes = Boxes::start(&[("FILES_PENDING_GRACE_SECS", "2")]).await;
     let http = reqwest::Client::new();
-    let (bearer, box_id) = boxes.user_with_box(&http).await;
+    let (api, box_id) = boxes.user_with_box(&http).await;
     // A finished upload, which must survive everything below.
-    let res =
-        upload_request(&boxes, &http, &bearer, &box_id, streamed_upload(6 * MIB, Duration::ZERO)).send().await.unwrap();
-    assert_eq!(res.status(), 201);
-    let kept: Value = res.json().await.unwrap();
-    let kept_id = kept["content"]["encrypted_file_id"].as_str().unwrap().to_owned();
+    let kept = upload(&api, box_id, 6 * MIB, Duration::ZERO).await.unwrap();
+    let kept_id = file_id(&kept).to_string();
 
     // A slow upload of 64 MiB: 256 KiB every 20 ms.
-    let slow =
-        upload_request(&boxes, &http, &bearer, &box_id, streamed_upload(64 * MIB, Duration::from_millis(20))).send();
-    let slow = tokio::spawn(slow);
+    let slow = {
+        let api = api.clone();
+        tokio::spawn(async move { upload(&api, box_id, 64 * MIB, Duration::from_millis(20)).await })
+    };
     let db = boxes.db().await;
     let deadline = Instant::now() + Duration::from_secs(30);
     // Kill once more than a part is written.
@@ -290,12 +259,5 @@ async fn a_kill_mid_upload_leaves_no_event_without_blob_and_the_sweeper_removes_
         assert!(Instant::now() < deadline, "not swept: {pending} pending, blobs {:?}", boxes.blob_names());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let res = http
-        .get(boxes.url(&format!("/encrypted-files/{kept_id}")))
-        .header("Authorization", &bearer)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    assert_eq!(res.bytes().await.unwrap().len(), 6 * MIB);
+    assert_eq!(api.download_file(file_id(&kept)).await.unwrap().len(), 6 * MIB);
 }

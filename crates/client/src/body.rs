@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use domain::boxes::AccessMode;
-use domain::{EventId, IdentityId};
+use domain::{EventId, FileId, IdentityId};
 use serde::Serialize;
 
 /// `POST /boxes` (§7.2), and the `box` of a contact.
@@ -127,6 +127,42 @@ pub struct Access {
     pub auto_invite: Option<bool>,
 }
 
+/// `PUT /box-users/{id}/boxes/{bid}/settings` (§7.13).
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    pub muted: bool,
+}
+
+/// `POST /boxes/{id}/batch-events`: access changes only (`access.add`, `access.rm`).
+#[derive(Debug, Serialize)]
+pub(crate) struct AccessBatch<'a> {
+    pub batch_type: &'static str,
+    pub events: &'a [NewEvent],
+}
+
+/// The message of an encrypted file: the text parts of `POST /boxes/{id}/encrypted-files`.
+#[derive(Debug, Clone)]
+pub struct FileMessage {
+    /// `msg_encrypted_content`.
+    pub encrypted: String,
+    /// `msg_public_key`.
+    pub public_key: Option<String>,
+}
+
+impl FileMessage {
+    pub fn new(encrypted: &str, public_key: &str) -> FileMessage {
+        FileMessage { encrypted: encrypted.to_owned(), public_key: Some(public_key.to_owned()) }
+    }
+}
+
+/// `POST /identities/{id}/saved-files`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SaveFile {
+    pub encrypted_file_id: FileId,
+    pub encrypted_metadata: String,
+    pub key_fingerprint: String,
+}
+
 /// `POST /auth/login` (§10.2).
 #[derive(Debug, Clone, Serialize)]
 pub struct LoginBody {
@@ -175,6 +211,16 @@ mod tests {
         };
         let c = serde_json::to_value(contact).unwrap_or_default();
         assert!(domain::boxes::ContactRequest::parse(&c, caller).is_ok(), "{c}");
+        let save = SaveFile {
+            encrypted_file_id: FileId::new_v4(),
+            encrypted_metadata: "bWV0YWRhdGE".into(),
+            key_fingerprint: "fp".into(),
+        };
+        let s = serde_json::to_value(save).unwrap_or_default();
+        assert!(domain::files::NewSavedFile::parse(&s).is_ok(), "{s}");
+        let changes = [NewEvent::allow(IdentityId::new_v4()), NewEvent::AccessRm { referrer_id: id }];
+        let b = serde_json::to_value(AccessBatch { batch_type: "accesses", events: &changes }).unwrap_or_default();
+        assert!(domain::event::AccessBatch::parse(&b).is_ok(), "{b}");
         let k = serde_json::to_value(PublicKeys { non_identified_pubkey: Some(key.into()), ..Default::default() });
         assert!(domain::identity::PublicKeysUpdate::parse(&k.unwrap_or_default()).is_ok());
     }

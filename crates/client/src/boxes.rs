@@ -4,16 +4,17 @@ use bytes::Bytes;
 use domain::boxes::{BoxSetting, BoxView, PublicBox};
 use domain::crypto_action::CryptoAction;
 use domain::event::Event;
+use domain::files::SavedFile;
 use domain::identity::{Identity, IdentityUpsert, IdentityView, Profile};
 use domain::keyshare::KeyShare;
 use domain::notification::ListedNotification;
-use domain::{BoxId, EventId, IdentityId};
+use domain::{BoxId, EventId, FileId, IdentityId, SavedFileId};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::body::{Contact, NewBox, NewEvent, PublicKeys};
-use crate::error::{read, send, Result};
+use crate::body::{AccessBatch, Contact, FileMessage, NewBox, NewEvent, PublicKeys, SaveFile, Settings};
+use crate::error::{read, refusal, send, Error, Result};
 use crate::{trim, Auth};
 
 /// boxes' public API, as one caller (or none).
@@ -156,6 +157,106 @@ impl Boxes {
 
     pub async fn box_settings(&self, caller: IdentityId, box_id: BoxId) -> Result<BoxSetting> {
         self.get(&format!("/box-users/{caller}/boxes/{box_id}/settings")).await
+    }
+
+    /// `PUT /box-users/{caller}/boxes/{box_id}/settings`.
+    pub async fn set_box_settings(&self, caller: IdentityId, box_id: BoxId, settings: &Settings) -> Result<()> {
+        self.call(Method::PUT, &format!("/box-users/{caller}/boxes/{box_id}/settings"), Some(settings), 204).await
+    }
+
+    /// `POST /boxes/{id}/batch-events`: access changes (`access.add`, `access.rm`) applied all
+    /// or none; the events created, the kicks they caused included.
+    pub async fn batch_accesses(&self, box_id: BoxId, events: &[NewEvent]) -> Result<Vec<Event>> {
+        let body = AccessBatch { batch_type: "accesses", events };
+        self.call(Method::POST, &format!("/boxes/{box_id}/batch-events"), Some(&body), 201).await
+    }
+
+    /// `POST /boxes/{id}/encrypted-files`: the message's text parts, then `file` (the ciphertext,
+    /// streamed as it is read when it is a stream); the `msg.file` event.
+    pub async fn upload_file(
+        &self,
+        box_id: BoxId,
+        message: &FileMessage,
+        file: impl Into<reqwest::Body>,
+    ) -> Result<Event> {
+        let path = format!("/boxes/{box_id}/encrypted-files");
+        let what = format!("POST {path}");
+        let mut form = reqwest::multipart::Form::new().text("msg_encrypted_content", message.encrypted.clone());
+        if let Some(key) = &message.public_key {
+            form = form.text("msg_public_key", key.clone());
+        }
+        let file = reqwest::multipart::Part::stream(file).file_name("encrypted_file");
+        let rb = self.request(Method::POST, &path).multipart(form.part("encrypted_file", file));
+        read(&what, 201, send(&what, rb).await?).await
+    }
+
+    /// `GET /encrypted-files/{id}` answered 200, its body not yet read: for reading a large file
+    /// as a stream (`bytes_stream`).
+    pub async fn file_response(&self, id: FileId) -> Result<reqwest::Response> {
+        let path = format!("/encrypted-files/{id}");
+        let what = format!("GET {path}");
+        let res = send(&what, self.request(Method::GET, &path)).await?;
+        let status = res.status().as_u16();
+        if status == 200 {
+            return Ok(res);
+        }
+        let bytes = res.bytes().await.map_err(|source| Error::Http { what: what.clone(), source })?;
+        Err(refusal(&what, status, &bytes))
+    }
+
+    /// `GET /encrypted-files/{id}`: the whole ciphertext.
+    pub async fn download_file(&self, id: FileId) -> Result<Bytes> {
+        let what = format!("GET /encrypted-files/{id}");
+        self.file_response(id).await?.bytes().await.map_err(|source| Error::Http { what, source })
+    }
+
+    /// Deletes a message with `msg.delete`: for a `msg.file`, the file goes with it (once no
+    /// saved file refers to it).
+    pub async fn delete_message(&self, box_id: BoxId, message: EventId) -> Result<Event> {
+        self.post_event(box_id, &NewEvent::MsgDelete { referrer_id: message }).await
+    }
+
+    /// `POST /identities/{caller}/saved-files`.
+    pub async fn save_file(&self, caller: IdentityId, file: &SaveFile) -> Result<SavedFile> {
+        self.call(Method::POST, &format!("/identities/{caller}/saved-files"), Some(file), 201).await
+    }
+
+    /// `GET /identities/{caller}/saved-files`, newest first.
+    pub async fn saved_files(&self, caller: IdentityId) -> Result<Vec<SavedFile>> {
+        self.get(&format!("/identities/{caller}/saved-files")).await
+    }
+
+    /// `DELETE /identities/{caller}/saved-files/{id}`.
+    pub async fn unsave_file(&self, caller: IdentityId, id: SavedFileId) -> Result<()> {
+        self.call(Method::DELETE, &format!("/identities/{caller}/saved-files/{id}"), None::<&()>, 204).await
+    }
+
+    /// `HEAD` of a list: its `X-Total-Count`.
+    async fn count(&self, path: &str) -> Result<u64> {
+        let what = format!("HEAD {path}");
+        let res = send(&what, self.request(Method::HEAD, path)).await?;
+        let status = res.status().as_u16();
+        if status != 204 {
+            // A HEAD answer has no body, so a refusal is known by its status alone.
+            return Err(Error::Unexpected { what, status, text: String::new() });
+        }
+        let total = res.headers().get("x-total-count").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+        total.ok_or(Error::Unexpected { what, status, text: "no X-Total-Count".into() })
+    }
+
+    /// `HEAD /boxes/joined`: how many boxes the caller has joined.
+    pub async fn joined_count(&self) -> Result<u64> {
+        self.count("/boxes/joined").await
+    }
+
+    /// `HEAD /boxes/{id}/events`: how many events of the box the caller sees.
+    pub async fn events_count(&self, box_id: BoxId) -> Result<u64> {
+        self.count(&format!("/boxes/{box_id}/events")).await
+    }
+
+    /// `HEAD /identities/{id}/notifications`: how many notifications are not acknowledged.
+    pub async fn notifications_count(&self, id: IdentityId) -> Result<u64> {
+        self.count(&format!("/identities/{id}/notifications")).await
     }
 }
 

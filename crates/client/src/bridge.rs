@@ -109,6 +109,16 @@ impl Bridge {
         Login::read(send("POST /auth/refresh", rb).await?).await
     }
 
+    /// `POST /auth/refresh` as a page does it: the `refreshtoken` cookie and the CSRF token.
+    pub async fn refresh_with_cookie(&self, refresh_token: &str, csrf_token: &str) -> Result<Login> {
+        let rb = self
+            .http
+            .post(format!("{}/auth/refresh", self.base))
+            .header(reqwest::header::COOKIE, format!("refreshtoken={refresh_token}"))
+            .header("X-CSRF-Token", csrf_token);
+        Login::read(send("POST /auth/refresh", rb).await?).await
+    }
+
     /// `POST /auth/logout`: ends the session of `auth`.
     pub async fn logout(&self, auth: &Auth) -> Result<()> {
         let rb = auth.apply(self.http.post(format!("{}/auth/logout", self.base)));

@@ -28,15 +28,32 @@ impl Socket {
     /// Opens `/box-users/{identity}/ws` on the realtime at `base` (`http://…` or `ws://…`) and
     /// waits for `ready`; `since` asks for recovery from a history position.
     pub async fn connect(base: &str, identity: IdentityId, auth: &Auth, since: Option<&str>) -> Result<Socket> {
-        let base = base.trim_end_matches('/').replacen("http", "ws", 1);
-        let query = since.map(|s| format!("?since={s}")).unwrap_or_default();
-        let mut req = format!("{base}/box-users/{identity}/ws{query}").into_client_request()?;
+        let mut req = ws_url(base, identity, since, None).into_client_request()?;
         let (name, value) = match auth {
             Auth::Bearer(header) => (reqwest::header::AUTHORIZATION, header.as_str()),
             Auth::Cookies { cookie, .. } => (reqwest::header::COOKIE, cookie.as_str()),
         };
         let value = HeaderValue::from_str(value).map_err(|_| Error::Stream("unusable credentials".into()))?;
         req.headers_mut().insert(name, value);
+        Socket::open(req, identity).await
+    }
+
+    /// [`Socket::connect`] with the access token in the query (`?access_token=`), as a browser
+    /// does, since it cannot set a header on a websocket (§3.2).
+    pub async fn connect_with_query_token(
+        base: &str,
+        identity: IdentityId,
+        access_token: &str,
+        since: Option<&str>,
+    ) -> Result<Socket> {
+        let req = ws_url(base, identity, since, Some(access_token)).into_client_request()?;
+        Socket::open(req, identity).await
+    }
+
+    async fn open(
+        req: tokio_tungstenite::tungstenite::handshake::client::Request,
+        identity: IdentityId,
+    ) -> Result<Socket> {
         let (ws, _) = tokio_tungstenite::connect_async(req).await?;
         // Replaced by the `ready` the server sends first.
         let placeholder = Ready { identity_id: identity, position: Position { ms: 0, seq: 0 }, recovered: None };
@@ -130,4 +147,16 @@ impl Socket {
     pub fn into_inner(self) -> Ws {
         self.ws
     }
+}
+
+/// The socket's URL: `ws://…/box-users/{identity}/ws`, with `since` and `access_token` in the
+/// query when given (both are URL-safe: a history position and a JWT).
+fn ws_url(base: &str, identity: IdentityId, since: Option<&str>, access_token: Option<&str>) -> String {
+    let base = base.trim_end_matches('/').replacen("http", "ws", 1);
+    let query: Vec<String> = [("since", since), ("access_token", access_token)]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k}={v}")))
+        .collect();
+    let query = if query.is_empty() { String::new() } else { format!("?{}", query.join("&")) };
+    format!("{base}/box-users/{identity}/ws{query}")
 }

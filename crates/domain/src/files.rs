@@ -1,11 +1,13 @@
 //! Encrypted files (issue 18): the limits of an upload's text parts and the body of a saved file.
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::b64::{limits, B64u};
 use crate::error::{Detail, ErrorBody};
-use crate::ids::FileId;
+use crate::ids::{FileId, IdentityId, SavedFileId};
 use crate::input::{has_control, Obj, Report};
+use crate::time::Timestamp;
 
 /// Largest `msg_encrypted_content` and `encrypted_metadata`, in characters.
 pub const ENCRYPTED_MAX: usize = limits::MESSAGE;
@@ -18,6 +20,17 @@ pub const KEY_FINGERPRINT_MAX: usize = 128;
 
 /// Parts an upload may have at most.
 pub const MAX_PARTS: usize = 8;
+
+/// A saved file as answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SavedFile {
+    pub id: SavedFileId,
+    pub identity_id: IdentityId,
+    pub encrypted_file_id: FileId,
+    pub encrypted_metadata: String,
+    pub key_fingerprint: String,
+    pub created_at: Timestamp,
+}
 
 /// `POST /identities/{id}/saved-files`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests of every service: a fresh PostgreSQL database per test,
-//! Ed25519 session keys, minted tokens and Redis subscribers. Tests talk to the real PostgreSQL and
+//! Ed25519 session keys, minted tokens, Redis subscribers and captured log lines. Tests talk to the real PostgreSQL and
 //! Redis named by `TEST_DATABASE_URL` / `REDIS_URL` (defaults: the local servers).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,6 +14,7 @@ use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use futures_util::StreamExt;
 
 pub mod hostile;
+pub mod logs;
 
 pub const ISSUER: &str = "auth-bridge";
 

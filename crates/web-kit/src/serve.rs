@@ -56,7 +56,8 @@ where
                 metrics.is_some(),
                 from_fn(move |req, next| crate::metrics::track(metrics.unwrap_or_default(), req, next)),
             ))
-            .wrap(from_fn(crate::telemetry::log_request))
+            .wrap(from_fn(crate::telemetry::carry_context))
+            .wrap(crate::telemetry::logger())
     })
     .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
     .listen(listener)

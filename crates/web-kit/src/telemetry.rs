@@ -1,7 +1,8 @@
 //! Logs: JSON lines (or `pretty` for humans) filtered by `RUST_LOG`, and one span plus one line per
 //! request carrying a request id, a W3C trace id, the method, the path, the status and the
-//! duration. The query string (it may hold `access_token` or a key-share hash), other headers and
-//! bodies are never logged.
+//! duration ([`logger`]: tracing-actix-web's `TracingLogger` with a root span of ours). The query
+//! string (it may hold `access_token` or a key-share hash), other headers and bodies are never
+//! logged.
 //!
 //! Request ids and traces (README "Request ids and traces"): a well-formed incoming `X-Request-Id`
 //! is kept, otherwise one is made, and every answer carries it back. A valid W3C `traceparent`
@@ -10,12 +11,15 @@
 //! the Redis publishes realtime delivers) carry the same trace on with [`TraceContext::child`].
 
 use std::future::Future;
+use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use tracing::{Instrument, Subscriber};
+use actix_web::HttpMessage;
+use tracing::Subscriber;
+use tracing_actix_web::{RequestId, RootSpanBuilder, TracingLogger};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
@@ -234,7 +238,8 @@ pub async fn scope<F: Future>(ctx: TraceContext, fut: F) -> F::Output {
     CURRENT.scope(ctx, fut).await
 }
 
-/// The span every request is logged in: its ids, the method and the path, never the query string.
+/// The span every request is logged in: its ids, the method and the path. Never the query string
+/// (it may hold `access_token` or a key-share hash), nor any header, nor the body.
 pub fn request_span(ctx: &TraceContext, method: &str, path: &str) -> tracing::Span {
     tracing::info_span!(
         "request",
@@ -248,49 +253,95 @@ pub fn request_span(ctx: &TraceContext, method: &str, path: &str) -> tracing::Sp
 }
 
 /// The line that ends a request's log, inside its [`request_span`].
-pub fn request_done(status: u16, started: std::time::Instant) {
-    let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    tracing::info!(status, elapsed_us, "request done");
+pub fn request_done(status: u16, started: Option<Instant>) {
+    match started {
+        Some(started) => {
+            let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            tracing::info!(status, elapsed_us, "request done");
+        }
+        None => tracing::info!(status, "request done"),
+    }
 }
 
-/// Middleware (`actix_web::middleware::from_fn(log_request)`), to be wrapped outermost: one span
-/// and one line per request, the request's [`TraceContext`] as [`current`] while it is served, and
-/// `X-Request-Id` on every answer, errors of inner middleware included.
-pub async fn log_request(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let ctx = TraceContext::from_headers(req.headers());
-    let span = request_span(&ctx, req.method().as_str(), req.path());
-    otlp::adopt(&span, &ctx);
-    let header = ctx.request_id_header();
-    async move {
-        let started = std::time::Instant::now();
-        match scope(ctx, next.call(req)).await {
-            Ok(mut res) => {
-                if let Some(value) = header {
-                    res.headers_mut().insert(HeaderName::from_static(REQUEST_ID), value);
-                }
+/// The request logger, to be wrapped outermost, with [`carry_context`] just inside it:
+/// tracing-actix-web's `TracingLogger`, with [`RequestSpan`] as its root span.
+pub fn logger() -> TracingLogger<RequestSpan> {
+    TracingLogger::new()
+}
+
+/// When a request's logging started, kept in its extensions for the line that ends it.
+#[derive(Clone, Copy)]
+struct Started(Instant);
+
+/// The root span of [`logger`]: [`request_span`] of the request's [`TraceContext`] (exported with
+/// its ids when OTLP is on), and the "request done" line with the status and the duration.
+pub struct RequestSpan;
+
+impl RootSpanBuilder for RequestSpan {
+    fn on_request_start(request: &ServiceRequest) -> tracing::Span {
+        let ctx = {
+            let get = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+            let sent = get(REQUEST_ID).and_then(parse_request_id);
+            // The id `TracingLogger` made for the request serves when the caller sent none.
+            let made = request.extensions().get::<RequestId>().filter(|_| sent.is_none()).map(ToString::to_string);
+            TraceContext::from_parts(sent.or(made.as_deref()), get(TRACEPARENT))
+        };
+        let span = request_span(&ctx, request.method().as_str(), request.path());
+        otlp::adopt(&span, &ctx);
+        let mut extensions = request.extensions_mut();
+        extensions.insert(ctx);
+        extensions.insert(Started(Instant::now()));
+        span
+    }
+
+    // Called inside the request's span, so the line is in it.
+    fn on_request_end<B: MessageBody>(_span: tracing::Span, outcome: &Result<ServiceResponse<B>, actix_web::Error>) {
+        match outcome {
+            Ok(res) => {
+                let started = res.request().extensions().get::<Started>().map(|s| s.0);
                 request_done(res.status().as_u16(), started);
-                Ok(res)
             }
             Err(error) => {
+                let started = error.as_error::<WithRequestId>().and_then(|e| e.started);
                 request_done(error.as_response_error().status_code().as_u16(), started);
-                match header {
-                    Some(request_id) => Err(WithRequestId { error, request_id }.into()),
-                    None => Err(error),
-                }
             }
         }
     }
-    .instrument(span)
-    .await
 }
 
-/// An error of an inner middleware, answered as it would be, with `X-Request-Id` added.
+/// Middleware (`actix_web::middleware::from_fn(carry_context)`), just inside [`logger`]: the
+/// request's [`TraceContext`] as [`current`] while it is served, and `X-Request-Id` on every
+/// answer, errors of inner middleware included. `TracingLogger` watches answers but cannot change
+/// them, hence this part.
+pub async fn carry_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let ctx =
+        req.extensions_mut().remove::<TraceContext>().unwrap_or_else(|| TraceContext::from_headers(req.headers()));
+    let started = req.extensions().get::<Started>().map(|s| s.0);
+    let header = ctx.request_id_header();
+    match scope(ctx, next.call(req)).await {
+        Ok(mut res) => {
+            if let Some(value) = header {
+                res.headers_mut().insert(HeaderName::from_static(REQUEST_ID), value);
+            }
+            Ok(res)
+        }
+        Err(error) => match header {
+            Some(request_id) => Err(WithRequestId { error, request_id, started }.into()),
+            None => Err(error),
+        },
+    }
+}
+
+/// An error of an inner middleware, answered as it would be, with `X-Request-Id` added. (The
+/// request itself cannot be kept to answer it here: the router needs it unshared.)
 struct WithRequestId {
     error: actix_web::Error,
     request_id: HeaderValue,
+    /// For the "request done" line, which [`RequestSpan`] writes from the error alone.
+    started: Option<Instant>,
 }
 
 impl std::fmt::Debug for WithRequestId {

@@ -125,7 +125,8 @@ impl Application {
             .listen("realtime", listener, move || {
                 let app = App::new()
                     .wrap(actix_web::middleware::from_fn(|req, next| web_kit::metrics::track("realtime", req, next)))
-                    .wrap(actix_web::middleware::from_fn(web_kit::telemetry::log_request))
+                    .wrap(actix_web::middleware::from_fn(web_kit::telemetry::carry_context))
+                    .wrap(web_kit::telemetry::logger())
                     .app_data(state.clone())
                     .app_data(api.clone())
                     .configure(|cfg| routes::table().configure(cfg));

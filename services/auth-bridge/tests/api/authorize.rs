@@ -33,14 +33,8 @@ async fn the_sdk_gets_a_token_without_cookies() {
         assert_eq!(claims.sub.to_string(), body["identity_id"].as_str().unwrap());
 
         // The miniapp refreshes with the body-borne refresh token.
-        let res = app
-            .http
-            .post(app.url("/auth/refresh"))
-            .json(&json!({"refresh_token": body["refresh_token"]}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
+        let refreshed = app.bridge().refresh(body["refresh_token"].as_str().unwrap()).await.unwrap();
+        assert_eq!(refreshed.identity(), claims.sub);
     }
 }
 

@@ -123,28 +123,14 @@ async fn connect_opens_a_session_that_refreshes_and_logs_out_like_a_login() {
     assert_eq!(again["identity_id"], body["identity_id"]);
 
     // Refresh with the body-borne token, then log out with the bearer token.
-    let res = app
-        .http
-        .post(app.url("/auth/refresh"))
-        .json(&json!({"refresh_token": body["refresh_token"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let refreshed: Value = res.json().await.unwrap();
-    let res = app.http.post(app.url("/auth/logout")).bearer_auth(token).send().await.unwrap();
-    assert_eq!(res.status(), 204);
+    let refreshed = app.bridge().refresh(body["refresh_token"].as_str().unwrap()).await.unwrap();
+    assert_eq!(refreshed.identity().to_string(), body["identity_id"].as_str().unwrap());
+    app.bridge().logout(&boxes_client::Auth::bearer(token)).await.unwrap();
     let mut redis =
         redis::Client::open(test_support::redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     assert!(redis.exists::<_, bool>(format!("auth:revoked_sid:{}", claims.sid)).await.unwrap());
-    let res = app
-        .http
-        .post(app.url("/auth/refresh"))
-        .json(&json!({"refresh_token": refreshed["refresh_token"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_error(res, 401, "unauthorized", &[]).await;
+    let res = app.bridge().refresh(&refreshed.tokens.refresh_token).await;
+    assert_refused(res, 401, domain::ErrorCode::Unauthorized);
 }
 
 #[tokio::test]

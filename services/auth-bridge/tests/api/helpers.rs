@@ -364,6 +364,11 @@ impl TestApp {
     }
 
     /// A one-time auth code from the reference hostapp.
+    /// auth-bridge's sessions through the typed client, presenting this app's client address.
+    pub fn bridge(&self) -> boxes_client::Bridge {
+        boxes_client::Bridge::new(self.http.clone(), &self.base)
+    }
+
     pub async fn code_for(&self, reference: &str) -> String {
         let res = self
             .http
@@ -426,6 +431,13 @@ pub async fn assert_error(res: reqwest::Response, status: u16, code: &str, detai
 }
 
 /// `Set-Cookie` headers by cookie name.
+/// Asserts a refusal of a typed call: its status and §4 code.
+#[track_caller]
+pub fn assert_refused<T>(res: boxes_client::Result<T>, status: u16, code: domain::ErrorCode) {
+    let Err(err) = res else { panic!("expected a {status} refusal") };
+    assert_eq!((err.status(), err.body().map(|b| b.code)), (Some(status), Some(code)), "{err}");
+}
+
 pub fn set_cookies(res: &reqwest::Response) -> Vec<(String, String)> {
     res.headers()
         .get_all("set-cookie")

@@ -2,8 +2,8 @@
 //! secret, the user-data key, signatures, nonces, user data (plain or encrypted) and the tokens
 //! issued.
 
+use crate::capture;
 use crate::helpers::*;
-use crate::Capture;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use domain::connect::{format_signature, render_payload, CipherMode, Hash, PayloadFields, Signer, UserDataCipher};
@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 #[tokio::test]
 async fn no_secret_of_the_platform_path_reaches_the_logs() {
-    let capture = Capture::global();
+    let capture = capture();
 
     let id = format!("logs-host-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let hmac = format!("hmac-{}", uuid::Uuid::new_v4().simple());

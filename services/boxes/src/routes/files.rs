@@ -477,7 +477,7 @@ fn requested_range(req: &HttpRequest, etag: &str, size: u64) -> Result<Option<(u
     params(("id" = uuid::Uuid, Path, description = "The caller's identity.")),
     request_body(content = domain::openapi::SavedFileBody, content_type = "application/json"),
     responses(
-        (status = 201, description = "The saved file.", body = crate::store::files::SavedFile),
+        (status = 201, description = "The saved file.", body = domain::files::SavedFile),
         (status = 400, description = "`details` keys: `id`, `body`, `Content-Type`, `encrypted_file_id`, `encrypted_metadata`, `key_fingerprint`.", body = domain::ErrorBody),
         (status = 404, description = "No such file: `details.encrypted_file_id = not_found`.", body = domain::ErrorBody),
         (status = 408, description = "The body did not arrive in time: `details.body = timed_out`.", body = domain::ErrorBody),
@@ -527,7 +527,7 @@ pub async fn save(
     tag = "files",
     params(("id" = uuid::Uuid, Path, description = "The caller's identity.")),
     responses(
-        (status = 200, description = "The caller's saved files, newest first (at most 1,000).", body = [crate::store::files::SavedFile]),
+        (status = 200, description = "The caller's saved files, newest first (at most 1,000).", body = [domain::files::SavedFile]),
         (status = 400, description = "A malformed id: `details.id = malformed`.", body = domain::ErrorBody),
     )
 )]

@@ -5,8 +5,8 @@
 //! it too, so a file is never removed while a saved reference to it is being added, and the last
 //! of two references removed at the same time still removes it.
 
+use domain::files::SavedFile;
 use domain::{BoxId, EventId, FileId, IdentityId, SavedFileId, Timestamp};
-use serde::Serialize;
 
 use super::{sql, Error, GenericClient};
 
@@ -189,17 +189,6 @@ pub async fn known<C: GenericClient>(c: &C, ids: &[FileId]) -> Result<Vec<FileId
 }
 
 // ---- saved files ----
-
-/// A saved file as answered.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct SavedFile {
-    pub id: SavedFileId,
-    pub identity_id: IdentityId,
-    pub encrypted_file_id: FileId,
-    pub encrypted_metadata: String,
-    pub key_fingerprint: String,
-    pub created_at: Timestamp,
-}
 
 const SAVED_COLUMNS: &str = "id, identity_id, file_id, encrypted_metadata, key_fingerprint, created_at";
 

@@ -171,7 +171,7 @@ async fn reusing_a_share_hash_conflicts_and_creates_nothing() {
     assert_eq!(res.status(), 201);
     let res = app.post(&alice, "/boxes", json!({"title": "b", "public_key": KEY, "key_share": ks})).await;
     assert_error(res, 409, "key_share.other_share_hash", "conflict").await;
-    assert_eq!(total_count(&app, &alice, "/boxes/joined").await, 1);
+    assert_eq!(app.api(&alice).joined_count().await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -247,8 +247,8 @@ async fn joined_lists_boxes_by_latest_visible_event_with_paging() {
     let page = get_json(&app, &alice, "/boxes/joined?offset=1&limit=1").await;
     assert_eq!(page.as_array().unwrap().len(), 1);
     assert_eq!(page[0]["id"], b3);
-    assert_eq!(total_count(&app, &alice, "/boxes/joined").await, 3);
-    assert_eq!(total_count(&app, &bob, "/boxes/joined").await, 2);
+    assert_eq!(app.api(&alice).joined_count().await.unwrap(), 3);
+    assert_eq!(app.api(&bob).joined_count().await.unwrap(), 2);
     for q in ["limit=0", "limit=51", "limit=x", "offset=-1"] {
         let res = app.get(&alice, &format!("/boxes/joined?{q}")).await;
         let key = q.split('=').next().unwrap();
@@ -270,7 +270,7 @@ async fn joined_defaults_to_ten() {
     let list = get_json(&app, &alice, "/boxes/joined").await;
     assert_eq!(list.as_array().unwrap().len(), 10);
     assert_eq!(list[0]["title"], "b10");
-    assert_eq!(total_count(&app, &alice, "/boxes/joined").await, 11);
+    assert_eq!(app.api(&alice).joined_count().await.unwrap(), 11);
 }
 
 #[tokio::test]
@@ -348,7 +348,7 @@ async fn delete_needs_confirmation_and_the_admin() {
     assert_eq!(res.status(), 204);
     assert!(res.bytes().await.unwrap().is_empty());
     assert_error(app.get(&alice, &format!("/boxes/{id}")).await, 403, "reason", "no_access").await;
-    assert_eq!(total_count(&app, &bob, "/boxes/joined").await, 0);
+    assert_eq!(app.api(&bob).joined_count().await.unwrap(), 0);
     assert_error(delete_box(&app, &alice, &id, "delete").await, 403, "reason", "not_admin").await;
 }
 

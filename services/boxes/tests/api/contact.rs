@@ -1,10 +1,11 @@
 //! `POST /box-users/{id}/contact` (§7.11), with the seed's example body.
 
+use boxes_client::body::NewEvent;
 use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::boxes::{assert_event_shape, assert_view, box_id, get_json, keys, set};
-use crate::helpers::{assert_error, db, new_key_share, spawn_app, test_key, Auth, TestApp, User};
+use crate::helpers::{assert_error, bid, db, new_key_share, spawn_app, test_key, Auth, TestApp, User};
 
 const SEED_KEY: &str = "FYofPprIPU6qaHDtCNCETYtmmQQqdKvtJqYBF2pPXzc";
 
@@ -100,7 +101,7 @@ async fn the_seed_body_creates_a_limited_box_and_invites_the_contact() {
 
     // Bob is not a member until he joins; then the box is his too.
     assert_error(app.get(&bob, &format!("/boxes/{id}")).await, 403, "reason", "not_member").await;
-    assert_eq!(app.post_event(&bob, &id, json!({"type":"member.join"})).await.status(), 201);
+    app.api(&bob).post_event(bid(&id), &NewEvent::MemberJoin).await.unwrap();
     let seen = get_json(&app, &bob, &format!("/boxes/{id}")).await;
     assert_view(&seen["creator"], &alice, false);
     let joined = get_json(&app, &bob, "/boxes/joined").await;

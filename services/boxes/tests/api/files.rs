@@ -8,12 +8,15 @@ use std::time::{Duration, SystemTime};
 
 use boxes::blobs::Blobs;
 use boxes::config::FileSettings;
-use domain::FileId;
+use domain::{ErrorCode, EventId, FileId};
 use reqwest::{Method, Response};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, db, files_dir, seed_box, spawn_app_with, Auth, TestApp, User};
+use boxes_client::body::{FileMessage, NewEvent, SaveFile};
+use domain::event::Event;
+
+use crate::helpers::{assert_error, assert_refused, bid, db, files_dir, seed_box, spawn_app_with, Auth, TestApp, User};
 
 const CIPHERTEXT: &str = "bWVzc2FnZSBrZXkgZW5jcnlwdGVk";
 const PUBLIC_KEY: &str = "SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw";
@@ -143,24 +146,27 @@ pub async fn upload_parts(app: &TestApp, user: &User, box_id: &str, parts: &[(&s
         .expect("upload")
 }
 
-pub async fn upload(app: &TestApp, user: &User, box_id: &str, data: &[u8]) -> Response {
-    let parts: [(&str, &[u8]); 3] = [
-        ("msg_encrypted_content", CIPHERTEXT.as_bytes()),
-        ("msg_public_key", PUBLIC_KEY.as_bytes()),
-        ("encrypted_file", data),
-    ];
-    upload_parts(app, user, box_id, &parts, Auth::Bearer).await
+/// Uploads `data` through the typed client, as `user`.
+pub async fn upload(app: &TestApp, user: &User, box_id: &str, data: &[u8]) -> boxes_client::Result<Event> {
+    app.api(user).upload_file(bid(box_id), &FileMessage::new(CIPHERTEXT, PUBLIC_KEY), data.to_vec()).await
 }
 
-/// Uploads `data` and returns the `msg.file` event.
+/// Uploads `data` and returns the `msg.file` event, as JSON.
 pub async fn uploaded(app: &TestApp, user: &User, box_id: &str, data: &[u8]) -> Value {
-    let res = upload(app, user, box_id, data).await;
-    assert_eq!(res.status(), 201, "upload: {:?}", res.text().await);
-    res.json().await.expect("event json")
+    let event = upload(app, user, box_id, data).await.unwrap_or_else(|e| panic!("upload: {e}"));
+    serde_json::to_value(event).expect("event json")
 }
 
 fn file_id(event: &Value) -> String {
     event["content"]["encrypted_file_id"].as_str().expect("encrypted_file_id").to_owned()
+}
+
+fn typed_file_id(event: &Value) -> FileId {
+    FileId::parse(&file_id(event)).expect("a file id")
+}
+
+fn event_id(event: &Value) -> EventId {
+    EventId::parse(event["id"].as_str().expect("event id")).expect("an event id")
 }
 
 async fn download(app: &TestApp, user: &User, id: &str, headers: &[(&str, &str)]) -> Response {
@@ -297,18 +303,15 @@ async fn deletion_removes_blobs(backend: Backend) {
     let second = uploaded(&app, &bob, &box_id, &pattern(2000)).await;
     assert_eq!(blobs_left(&app).await, 2);
 
-    let res = app.post_event(&bob, &box_id, json!({"type":"msg.delete","referrer_id": first["id"]})).await;
-    assert_eq!(res.status(), 201);
+    let bob_api = app.api(&bob);
+    bob_api.delete_message(bid(&box_id), event_id(&first)).await.unwrap();
     eventually("the deleted message's blob is gone", || async { blobs_left(&app).await == 1 }).await;
-    assert_eq!(download(&app, &bob, &file_id(&first), &[]).await.status(), 404);
-    assert_eq!(download(&app, &bob, &file_id(&second), &[]).await.status(), 200);
+    assert_refused(bob_api.download_file(typed_file_id(&first)).await, 404, "id", "not_found");
+    assert_eq!(bob_api.download_file(typed_file_id(&second)).await.unwrap().len(), 2000);
 
-    let res = app
-        .send(&alice, Method::DELETE, &format!("/boxes/{box_id}"), Some(json!({"user_confirmation": "delete"})))
-        .await;
-    assert_eq!(res.status(), 204, "{:?}", res.text().await);
+    app.api(&alice).delete_box(bid(&box_id)).await.unwrap();
     nothing_left(&app).await;
-    assert_eq!(download(&app, &bob, &file_id(&second), &[]).await.status(), 404);
+    assert_refused(bob_api.download_file(typed_file_id(&second)).await, 404, "id", "not_found");
 }
 
 async fn size_limit(backend: Backend) {
@@ -317,12 +320,12 @@ async fn size_limit(backend: Backend) {
     let box_id = seed_box(&app, &alice, &[]).await;
     // Within the declared-length allowance, so the limit is met while streaming, past a part.
     let res = upload(&app, &alice, &box_id, &pattern(1024 * 1024 + 1)).await;
-    let body = assert_error(res, 413, "encrypted_file", "invalid").await;
-    assert_eq!(body["code"], "request_entity_too_large");
+    let body = assert_refused(res, 413, "encrypted_file", "invalid");
+    assert_eq!(body.code, ErrorCode::RequestEntityTooLarge);
     nothing_left(&app).await;
     // Declared far beyond the limit: refused before the body is read.
     let res = upload(&app, &alice, &box_id, &pattern(3 * 1024 * 1024)).await;
-    assert_eq!(res.status(), 413);
+    assert_eq!(res.err().and_then(|e| e.status()), Some(413));
     nothing_left(&app).await;
     let events: Value = app.get(&alice, &format!("/boxes/{box_id}/events")).await.json().await.unwrap();
     assert!(events.as_array().unwrap().iter().all(|e| e["type"] != "msg.file"), "{events}");
@@ -388,18 +391,17 @@ async fn only_members_upload_and_download() {
     let app = local().await;
     let (alice, bob, eve) = (app.user("Alice").await, app.user("Bob").await, app.user("Eve").await);
     let box_id = seed_box(&app, &alice, &[&bob]).await;
-    let res = upload(&app, &eve, &box_id, b"ciphertext").await;
-    assert_error(res, 403, "reason", "not_member").await;
+    assert_refused(upload(&app, &eve, &box_id, b"ciphertext").await, 403, "reason", "not_member");
     let unknown_box = uuid::Uuid::new_v4().to_string();
-    assert_error(upload(&app, &alice, &unknown_box, b"x").await, 403, "reason", "not_member").await;
+    assert_refused(upload(&app, &alice, &unknown_box, b"x").await, 403, "reason", "not_member");
 
-    let id = file_id(&uploaded(&app, &alice, &box_id, b"ciphertext").await);
-    assert_error(download(&app, &eve, &id, &[]).await, 403, "reason", "not_member").await;
-    assert_eq!(download(&app, &bob, &id, &[]).await.status(), 200);
+    let event = uploaded(&app, &alice, &box_id, b"ciphertext").await;
+    let (id, file) = (file_id(&event), typed_file_id(&event));
+    assert_refused(app.api(&eve).download_file(file).await, 403, "reason", "not_member");
+    assert_eq!(&app.api(&bob).download_file(file).await.unwrap()[..], b"ciphertext");
     // A member that leaves can no longer read it.
-    let res = app.post_event(&bob, &box_id, json!({"type":"member.leave"})).await;
-    assert_eq!(res.status(), 201);
-    assert_error(download(&app, &bob, &id, &[]).await, 403, "reason", "not_member").await;
+    app.api(&bob).post_event(bid(&box_id), &NewEvent::MemberLeave).await.unwrap();
+    assert_refused(app.api(&bob).download_file(file).await, 403, "reason", "not_member");
     // No token at all.
     let res = app.client.get(app.url(&format!("/encrypted-files/{id}"))).send().await.unwrap();
     assert_eq!(res.status(), 401);
@@ -425,9 +427,8 @@ async fn unknown_pending_and_deleted_files_are_404() {
         .unwrap();
     assert_error(download(&app, &alice, &pending.to_string(), &[]).await, 404, "id", "not_found").await;
     let event = uploaded(&app, &alice, &box_id, b"bytes").await;
-    let res = app.post_event(&alice, &box_id, json!({"type":"msg.delete","referrer_id": event["id"]})).await;
-    assert_eq!(res.status(), 201);
-    assert_error(download(&app, &alice, &file_id(&event), &[]).await, 404, "id", "not_found").await;
+    app.api(&alice).delete_message(bid(&box_id), event_id(&event)).await.unwrap();
+    assert_refused(app.api(&alice).download_file(typed_file_id(&event)).await, 404, "id", "not_found");
 }
 
 #[tokio::test]
@@ -450,91 +451,50 @@ async fn saved_files_outlive_the_box_and_go_with_their_last_reference() {
     let box_id = seed_box(&app, &alice, &[&bob, &carol]).await;
     let data = pattern(4096);
     let event = uploaded(&app, &alice, &box_id, &data).await;
-    let id = file_id(&event);
-    let save = |who: &User| {
-        let path = format!("/identities/{}/saved-files", who.id);
-        let body = json!({"encrypted_file_id": id, "encrypted_metadata": "bWV0YWRhdGE", "key_fingerprint": "fp-1"});
-        let who = who.clone();
-        let app = &app;
-        async move { app.post(&who, &path, body).await }
+    let file = typed_file_id(&event);
+    let body = |metadata: &str, fingerprint: &str| SaveFile {
+        encrypted_file_id: file,
+        encrypted_metadata: metadata.to_owned(),
+        key_fingerprint: fingerprint.to_owned(),
     };
-    let res = save(&bob).await;
-    assert_eq!(res.status(), 201);
-    let saved: Value = res.json().await.unwrap();
-    assert_eq!(saved["identity_id"], bob.id.to_string());
-    assert_eq!(saved["encrypted_file_id"], id.as_str());
-    assert_eq!(saved["encrypted_metadata"], "bWV0YWRhdGE");
-    assert_eq!(saved["key_fingerprint"], "fp-1");
-    assert!(saved["created_at"].is_string() && saved["id"].is_string());
-    assert_error(save(&bob).await, 409, "encrypted_file_id", "conflict").await;
-    assert_eq!(save(&carol).await.status(), 201);
+    let save = |who: &User| {
+        let (api, id) = (app.api(who), who.id);
+        let body = body("bWV0YWRhdGE", "fp-1");
+        async move { api.save_file(id, &body).await }
+    };
+    let (bob_api, carol_api) = (app.api(&bob), app.api(&carol));
+    let saved = save(&bob).await.unwrap();
+    assert_eq!((saved.identity_id, saved.encrypted_file_id), (bob.id, file));
+    assert_eq!((saved.encrypted_metadata.as_str(), saved.key_fingerprint.as_str()), ("bWV0YWRhdGE", "fp-1"));
+    assert_refused(save(&bob).await, 409, "encrypted_file_id", "conflict");
+    save(&carol).await.unwrap();
     // Someone else's path, and a file one cannot read.
-    let res = app
-        .post(
-            &bob,
-            &format!("/identities/{}/saved-files", carol.id),
-            json!({"encrypted_file_id": id, "encrypted_metadata": "AAAA", "key_fingerprint": "x"}),
-        )
-        .await;
-    assert_eq!(res.status(), 403);
+    assert_eq!(bob_api.save_file(carol.id, &body("AAAA", "x")).await.err().and_then(|e| e.status()), Some(403));
     let eve = app.user("Eve").await;
-    assert_error(save(&eve).await, 403, "reason", "not_member").await;
-    let res = app
-        .post(
-            &bob,
-            &format!("/identities/{}/saved-files", bob.id),
-            json!({"encrypted_file_id": uuid::Uuid::new_v4(), "encrypted_metadata": "AAAA", "key_fingerprint": "x"}),
-        )
-        .await;
-    assert_error(res, 404, "encrypted_file_id", "not_found").await;
+    assert_refused(save(&eve).await, 403, "reason", "not_member");
+    let unknown = SaveFile { encrypted_file_id: FileId::new_v4(), ..body("AAAA", "x") };
+    assert_refused(bob_api.save_file(bob.id, &unknown).await, 404, "encrypted_file_id", "not_found");
 
     // Bob leaves: his saved file still reads.
-    assert_eq!(app.post_event(&bob, &box_id, json!({"type":"member.leave"})).await.status(), 201);
-    let res = download(&app, &bob, &id, &[]).await;
-    assert_eq!(res.status(), 200);
-    assert!(res.bytes().await.unwrap()[..] == data[..]);
-    let list: Value = app.get(&bob, &format!("/identities/{}/saved-files", bob.id)).await.json().await.unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 1);
-    assert_eq!(list[0]["id"], saved["id"]);
+    bob_api.post_event(bid(&box_id), &NewEvent::MemberLeave).await.unwrap();
+    assert!(bob_api.download_file(file).await.unwrap()[..] == data[..]);
+    let list = bob_api.saved_files(bob.id).await.unwrap();
+    assert_eq!(list, std::slice::from_ref(&saved));
 
     // The message is deleted and then the box: the blob stays while saved files reference it.
-    assert_eq!(
-        app.post_event(&alice, &box_id, json!({"type":"msg.delete","referrer_id": event["id"]})).await.status(),
-        201
-    );
-    let res = app
-        .send(&alice, Method::DELETE, &format!("/boxes/{box_id}"), Some(json!({"user_confirmation": "delete"})))
-        .await;
-    assert_eq!(res.status(), 204);
-    assert_eq!(download(&app, &bob, &id, &[]).await.status(), 200);
-    assert_eq!(download(&app, &carol, &id, &[]).await.status(), 200);
+    let alice_api = app.api(&alice);
+    alice_api.delete_message(bid(&box_id), event_id(&event)).await.unwrap();
+    alice_api.delete_box(bid(&box_id)).await.unwrap();
+    assert_eq!(bob_api.download_file(file).await.unwrap().len(), data.len());
+    assert_eq!(carol_api.download_file(file).await.unwrap().len(), data.len());
     assert_eq!(blobs_left(&app).await, 1);
 
-    let res = app
-        .send(
-            &bob,
-            Method::DELETE,
-            &format!("/identities/{}/saved-files/{}", bob.id, saved["id"].as_str().unwrap()),
-            None,
-        )
-        .await;
-    assert_eq!(res.status(), 204);
-    assert_error(download(&app, &bob, &id, &[]).await, 403, "reason", "not_member").await;
-    assert_eq!(download(&app, &carol, &id, &[]).await.status(), 200);
-    let res = app
-        .send(
-            &bob,
-            Method::DELETE,
-            &format!("/identities/{}/saved-files/{}", bob.id, saved["id"].as_str().unwrap()),
-            None,
-        )
-        .await;
-    assert_error(res, 404, "saved_file_id", "not_found").await;
-    let carols: Value = app.get(&carol, &format!("/identities/{}/saved-files", carol.id)).await.json().await.unwrap();
-    let carol_saved = carols[0]["id"].as_str().unwrap().to_owned();
-    let res =
-        app.send(&carol, Method::DELETE, &format!("/identities/{}/saved-files/{carol_saved}", carol.id), None).await;
-    assert_eq!(res.status(), 204);
+    bob_api.unsave_file(bob.id, saved.id).await.unwrap();
+    assert_refused(bob_api.download_file(file).await, 403, "reason", "not_member");
+    assert_eq!(carol_api.download_file(file).await.unwrap().len(), data.len());
+    assert_refused(bob_api.unsave_file(bob.id, saved.id).await, 404, "saved_file_id", "not_found");
+    let carols = carol_api.saved_files(carol.id).await.unwrap();
+    carol_api.unsave_file(carol.id, carols[0].id).await.unwrap();
     nothing_left(&app).await;
 }
 
@@ -555,8 +515,8 @@ async fn quota_and_usage_figures() {
     assert_eq!(quota(&alice).await["used"], 6000);
     // 6000 + 5000 is over the quota: refused, and nothing is kept.
     let res = upload(&app, &alice, &box_id, &pattern(5000)).await;
-    let body = assert_error(res, 403, "encrypted_file", "quota_exceeded").await;
-    assert_eq!(body["code"], "forbidden");
+    let body = assert_refused(res, 403, "encrypted_file", "quota_exceeded");
+    assert_eq!(body.code, ErrorCode::Forbidden);
     assert_eq!(file_rows(&app).await, 2);
     eventually("the refused upload left no blob", || async { blobs_left(&app).await == 2 }).await;
     uploaded(&app, &alice, &box_id, &pattern(4000)).await;
@@ -568,19 +528,14 @@ async fn quota_and_usage_figures() {
     assert_eq!(app.get(&eve, &format!("/identities/{}/storage-quota", alice.id)).await.status(), 403);
 
     // A saved file counts for the one who saved it; a deleted message no longer counts.
-    let res = app
-        .post(
-            &bob,
-            &format!("/identities/{}/saved-files", bob.id),
-            json!({"encrypted_file_id": file_id(&first), "encrypted_metadata": "AAAA", "key_fingerprint": "fp"}),
-        )
-        .await;
-    assert_eq!(res.status(), 201);
+    let save = SaveFile {
+        encrypted_file_id: typed_file_id(&first),
+        encrypted_metadata: "AAAA".into(),
+        key_fingerprint: "fp".into(),
+    };
+    app.api(&bob).save_file(bob.id, &save).await.unwrap();
     assert_eq!(quota(&bob).await["used"], 7000);
-    assert_eq!(
-        app.post_event(&alice, &box_id, json!({"type":"msg.delete","referrer_id": first["id"]})).await.status(),
-        201
-    );
+    app.api(&alice).delete_message(bid(&box_id), event_id(&first)).await.unwrap();
     let used: Value = app.get(&bob, &format!("/boxes/{box_id}/used-space")).await.json().await.unwrap();
     assert_eq!(used["used"], 5000);
 }

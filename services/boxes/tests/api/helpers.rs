@@ -118,15 +118,8 @@ impl TestApp {
         let key = test_key(name);
         let user = User { id, session, name: name.to_owned(), key: key.clone() };
         if with_key {
-            let res = self
-                .send(
-                    &user,
-                    Method::PUT,
-                    &format!("/identities/{id}/public-keys"),
-                    Some(json!({"non_identified_pubkey": key})),
-                )
-                .await;
-            assert_eq!(res.status(), 200, "public keys of {name}");
+            let keys = boxes_client::body::PublicKeys { non_identified_pubkey: Some(key), ..Default::default() };
+            self.api(&user).set_public_keys(id, &keys).await.unwrap_or_else(|e| panic!("public keys of {name}: {e}"));
         }
         user
     }
@@ -201,6 +194,12 @@ impl TestApp {
             .as_user(boxes_client::Auth::Bearer(user.session.bearer()))
     }
 
+    /// [`TestApp::api`] with the session cookies and the CSRF header, as a page calls.
+    pub fn api_with_cookies(&self, user: &User) -> boxes_client::Boxes {
+        let auth = boxes_client::Auth::Cookies { cookie: user.session.cookie(), csrf: user.session.csrf.clone() };
+        boxes_client::Boxes::new(self.client.clone(), &self.address).as_user(auth)
+    }
+
     /// Makes `admin` give `member` access to the box and `member` join it.
     pub async fn add_member(&self, admin: &User, member: &User, box_id: &str) {
         let box_id = domain::BoxId::parse(box_id).expect("box id");
@@ -255,6 +254,26 @@ pub async fn assert_error(res: Response, status: u16, key: &str, value: &str) ->
     body
 }
 
+/// Asserts a refusal of a typed call: status and one detail of its §4 body.
+#[track_caller]
+pub fn assert_refused<T: std::fmt::Debug>(
+    res: boxes_client::Result<T>,
+    status: u16,
+    key: &str,
+    value: &str,
+) -> domain::ErrorBody {
+    let err = res.expect_err("a refusal");
+    assert_eq!(err.status(), Some(status), "{err}");
+    let body = err.body().unwrap_or_else(|| panic!("no §4 body: {err}")).clone();
+    assert_eq!(body.details.get(key).map(String::as_str), Some(value), "details of {body:?}");
+    body
+}
+
+/// A box id the tests hold as text, typed for the client.
+pub fn bid(id: &str) -> domain::BoxId {
+    domain::BoxId::parse(id).expect("a box id")
+}
+
 /// A direct connection to the test database, for seeding rows no endpoint creates directly and
 /// for checking what is stored.
 pub async fn db(app: &TestApp) -> tokio_postgres::Client {
@@ -267,10 +286,8 @@ pub async fn db(app: &TestApp) -> tokio_postgres::Client {
 /// A box without key shares created by `admin` through the API, which `members` have joined.
 /// Returns the box id.
 pub async fn seed_box(app: &TestApp, admin: &User, members: &[&User]) -> String {
-    let res = app.post(admin, "/boxes", json!({"title": "Seeded", "public_key": box_key("Seeded")})).await;
-    assert_eq!(res.status(), 201, "create box");
-    let created: Value = res.json().await.expect("box json");
-    let box_id = created["id"].as_str().expect("box id").to_owned();
+    let new = boxes_client::body::NewBox::new("Seeded", &box_key("Seeded"));
+    let box_id = app.api(admin).create_box(&new).await.expect("create box").id.to_string();
     for m in members {
         app.add_member(admin, m, &box_id).await;
     }

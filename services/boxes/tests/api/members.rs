@@ -1,9 +1,10 @@
 //! Members and access rules of a box (§7.9).
 
+use boxes_client::body::NewEvent;
 use serde_json::json;
 
 use crate::boxes::{assert_event_shape, assert_view, box_id, get_json};
-use crate::helpers::{assert_error, spawn_app};
+use crate::helpers::{assert_error, bid, spawn_app};
 
 #[tokio::test]
 async fn members_are_listed_admin_first_then_by_join() {
@@ -37,7 +38,7 @@ async fn members_are_listed_admin_first_then_by_join() {
     assert_eq!(res.status(), 401);
 
     // Leaving drops a member from the list.
-    assert_eq!(app.post_event(&carol, &id, json!({"type":"member.leave"})).await.status(), 201);
+    app.api(&carol).post_event(bid(&id), &NewEvent::MemberLeave).await.unwrap();
     let list = get_json(&app, &bob, &format!("/boxes/{id}/members")).await;
     let ids: Vec<&str> = list.as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert_eq!(ids, vec![alice.id.to_string(), bob.id.to_string()]);

@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
+use boxes_client::body::NewEvent;
 use domain::realtime::{counter_key, user_channel};
 use redis::AsyncCommands;
 use serde_json::{json, Value};
 use test_support::Subscriber;
 
 use crate::boxes::{assert_view, box_id, delete_box, get_json, keys, set};
-use crate::helpers::{db, spawn_app, test_key, TestApp, User};
+use crate::helpers::{bid, db, spawn_app, test_key, TestApp, User};
 
 const QUIET: Duration = Duration::from_millis(600);
 
@@ -176,7 +177,7 @@ async fn join_leave_and_access_mode() {
     let base = counters(&[&alice, &bob, &carol], &id).await;
 
     let mut sub = subscribe(&[&alice, &bob, &carol]).await;
-    assert_eq!(app.post_event(&carol, &id, json!({"type":"member.join"})).await.status(), 201);
+    app.api(&carol).post_event(bid(&id), &NewEvent::MemberJoin).await.unwrap();
     let inbox = Inbox::collect(&mut sub).await;
     for u in [&alice, &bob, &carol] {
         let e = assert_event_new(&inbox.one(u), "member.join", &id);
@@ -187,7 +188,7 @@ async fn join_leave_and_access_mode() {
 
     mute(&app, &bob, &id).await;
     let mut sub = subscribe(&[&alice, &bob, &carol]).await;
-    assert_eq!(app.post_event(&carol, &id, json!({"type":"member.leave"})).await.status(), 201);
+    app.api(&carol).post_event(bid(&id), &NewEvent::MemberLeave).await.unwrap();
     let inbox = Inbox::collect(&mut sub).await;
     for u in [&alice, &bob, &carol] {
         assert_event_new(&inbox.one(u), "member.leave", &id);

@@ -5,13 +5,14 @@
 
 use std::time::Duration;
 
+use boxes_client::body::NewEvent;
 use domain::realtime::user_channel;
 use reqwest::Method;
 use serde_json::{json, Value};
 use test_support::Subscriber;
 
-use crate::boxes::{box_id, delete_box, get_json, keys, set, total_count};
-use crate::helpers::{assert_error, db, spawn_app, spawn_app_with, test_key, Auth, TestApp, User};
+use crate::boxes::{box_id, delete_box, get_json, keys, set};
+use crate::helpers::{assert_error, bid, db, spawn_app, spawn_app_with, test_key, Auth, TestApp, User};
 
 const QUIET: Duration = Duration::from_millis(600);
 
@@ -23,8 +24,8 @@ async fn listed(app: &TestApp, user: &User) -> Vec<Value> {
     get_json(app, user, &path(user)).await.as_array().cloned().unwrap()
 }
 
-async fn unread(app: &TestApp, user: &User) -> i64 {
-    total_count(app, user, &path(user)).await
+async fn unread(app: &TestApp, user: &User) -> u64 {
+    app.api(user).notifications_count(user.id).await.unwrap()
 }
 
 async fn ack(app: &TestApp, user: &User, until: &Value) -> reqwest::Response {
@@ -148,7 +149,7 @@ async fn a_kick_is_stored_for_the_kicked_member_only() {
     let id = box_id(&app.create_box(&alice, "Kicks").await);
     // Bob joins through an invitation, so its rule is an auto-invite one.
     invite(&app, &alice, &bob, &id).await;
-    assert_eq!(app.post_event(&bob, &id, json!({"type":"member.join"})).await.status(), 201);
+    app.api(&bob).post_event(bid(&id), &NewEvent::MemberJoin).await.unwrap();
     app.add_member(&alice, &carol, &id).await;
     let rule = app.rule_for(&alice, &id, &bob.id.to_string()).await;
     let mut sub = Subscriber::new(&[user_channel(bob.id)]).await.unwrap();

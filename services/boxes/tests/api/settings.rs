@@ -8,7 +8,9 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use test_support::Subscriber;
 
-use crate::helpers::{assert_error, seed_box, spawn_app, Auth};
+use boxes_client::body::Settings;
+
+use crate::helpers::{assert_error, assert_refused, bid, seed_box, spawn_app, Auth};
 
 const WAIT: Duration = Duration::from_secs(2);
 const QUIET: Duration = Duration::from_millis(300);
@@ -27,9 +29,8 @@ async fn settings_default_then_stored_and_announced() {
     assert_eq!(body, json!({"identity_id": bob.id.to_string(), "box_id": box_id, "muted": false}));
 
     let mut sub = Subscriber::new(&[user_channel(bob.id), user_channel(alice.id)]).await.unwrap();
-    let res = app.send_as(&bob, Method::PUT, &path, Some(json!({"muted": true})), Auth::Cookie).await;
-    assert_eq!(res.status(), 204);
-    assert_eq!(res.text().await.unwrap(), "");
+    let (bid, bobs) = (bid(&box_id), app.api(&bob));
+    app.api_with_cookies(&bob).set_box_settings(bob.id, bid, &Settings { muted: true }).await.unwrap();
     let (channel, msg) = sub.next_json(WAIT).await.expect("box.settings published");
     assert_eq!(channel, user_channel(bob.id));
     assert_eq!(
@@ -38,20 +39,14 @@ async fn settings_default_then_stored_and_announced() {
     );
     assert!(sub.drain(QUIET).await.is_empty(), "only the caller is told");
 
-    let body: Value = app.get(&bob, &path).await.json().await.unwrap();
-    assert_eq!(body["muted"], true);
+    assert!(bobs.box_settings(bob.id, bid).await.unwrap().muted);
     // Settings are per identity.
-    let alices: Value =
-        app.get(&alice, &format!("/box-users/{}/boxes/{box_id}/settings", alice.id)).await.json().await.unwrap();
-    assert_eq!(alices["muted"], false);
+    assert!(!app.api(&alice).box_settings(alice.id, bid).await.unwrap().muted);
 
     // Idempotent, and back again.
-    let res = app.send(&bob, Method::PUT, &path, Some(json!({"muted": true}))).await;
-    assert_eq!(res.status(), 204);
-    let res = app.send(&bob, Method::PUT, &path, Some(json!({"muted": false}))).await;
-    assert_eq!(res.status(), 204);
-    let body: Value = app.get(&bob, &path).await.json().await.unwrap();
-    assert_eq!(body["muted"], false);
+    bobs.set_box_settings(bob.id, bid, &Settings { muted: true }).await.unwrap();
+    bobs.set_box_settings(bob.id, bid, &Settings { muted: false }).await.unwrap();
+    assert!(!bobs.box_settings(bob.id, bid).await.unwrap().muted);
 }
 
 #[tokio::test]
@@ -66,14 +61,13 @@ async fn settings_need_self_and_membership() {
     let res = app.get(&eve, &alices).await;
     let body = assert_error(res, 403, "id", "forbidden").await;
     assert_eq!(body["origin"], "path");
-    let res = app.send(&eve, Method::PUT, &alices, Some(json!({"muted": true}))).await;
-    assert_error(res, 403, "id", "forbidden").await;
+    let (bid, eves_api, muted) = (bid(&box_id), app.api(&eve), Settings { muted: true });
+    assert_refused(eves_api.set_box_settings(alice.id, bid, &muted).await, 403, "id", "forbidden");
 
     let mut sub = Subscriber::new(&[user_channel(eve.id)]).await.unwrap();
     let res = app.get(&eve, &eves).await;
     assert_error(res, 403, "reason", "not_member").await;
-    let res = app.send(&eve, Method::PUT, &eves, Some(json!({"muted": true}))).await;
-    assert_error(res, 403, "reason", "not_member").await;
+    assert_refused(eves_api.set_box_settings(eve.id, bid, &muted).await, 403, "reason", "not_member");
     let unknown = format!("/box-users/{}/boxes/{}/settings", eve.id, uuid::Uuid::new_v4());
     let res = app.get(&eve, &unknown).await;
     assert_error(res, 403, "reason", "not_member").await;
@@ -122,11 +116,7 @@ async fn ack_resets_the_counter_and_tells_the_caller() {
     let _: () = redis.set(counter_key(alice.id, bid), 3).await.unwrap();
 
     let mut sub = Subscriber::new(&[user_channel(bob.id), user_channel(alice.id)]).await.unwrap();
-    let path = format!("/boxes/{box_id}/new-events-count/ack");
-    let res =
-        app.send_as(&bob, Method::PUT, &path, Some(json!({"identity_id": bob.id.to_string()})), Auth::Cookie).await;
-    assert_eq!(res.status(), 204);
-    assert_eq!(res.text().await.unwrap(), "");
+    app.api_with_cookies(&bob).ack(bid, bob.id).await.unwrap();
     let (channel, msg) = sub.next_json(WAIT).await.expect("ack published");
     assert_eq!(channel, user_channel(bob.id));
     assert_eq!(msg, json!({"type": "ack", "object": {"sender_id": bob.id.to_string(), "box_id": box_id}}));
@@ -138,8 +128,7 @@ async fn ack_resets_the_counter_and_tells_the_caller() {
     assert_eq!(alices, Some(3), "other counters untouched");
 
     // Idempotent; membership is not checked, so any box id is accepted.
-    let res = app.send(&bob, Method::PUT, &path, Some(json!({"identity_id": bob.id.to_string()}))).await;
-    assert_eq!(res.status(), 204);
+    app.api(&bob).ack(bid, bob.id).await.unwrap();
     let other = format!("/boxes/{}/new-events-count/ack", uuid::Uuid::new_v4());
     let res =
         app.send(&bob, Method::PUT, &other, Some(json!({"identity_id": bob.id.to_string().to_uppercase()}))).await;
@@ -158,9 +147,8 @@ async fn ack_is_for_the_caller_only() {
     let path = format!("/boxes/{box_id}/new-events-count/ack");
 
     let mut sub = Subscriber::new(&[user_channel(bob.id), user_channel(alice.id)]).await.unwrap();
-    let res = app.send(&bob, Method::PUT, &path, Some(json!({"identity_id": alice.id.to_string()}))).await;
-    let body = assert_error(res, 403, "identity_id", "forbidden").await;
-    assert_eq!(body["code"], "forbidden");
+    let body = assert_refused(app.api(&bob).ack(bid, alice.id).await, 403, "identity_id", "forbidden");
+    assert_eq!(body.code, domain::ErrorCode::Forbidden);
     assert!(sub.drain(QUIET).await.is_empty());
     let alices: Option<i64> = redis.get(counter_key(alice.id, bid)).await.unwrap();
     assert_eq!(alices, Some(3));

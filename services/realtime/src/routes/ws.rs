@@ -143,6 +143,9 @@ pub async fn upgrade(
     state: web::Data<AppState>,
     (req, mut framed): (Request, Framed<TcpStream, h1::Codec>),
 ) -> Result<(), actix_http::Error> {
+    // actix-http's upgrade service runs outside the app and its middleware, so the handshake
+    // builds the request span, the "request done" line and `X-Request-Id` itself, with the same
+    // functions as web-kit's request logger.
     let ctx = web_kit::telemetry::TraceContext::from_headers(&req.head().headers);
     let span = web_kit::telemetry::request_span(&ctx, req.method().as_str(), req.path());
     let request_id = ctx.request_id_header();
@@ -169,7 +172,7 @@ pub async fn upgrade(
         }
         let status = response.status().as_u16();
         let sent = send_response(&mut framed, response).await;
-        web_kit::telemetry::request_done(status, started);
+        web_kit::telemetry::request_done(status, Some(started));
         match (registered, sent) {
             (Ok(accepted), Ok(())) => {
                 tracing::info!(identity = %accepted.0.identity, "socket opened");
