@@ -33,6 +33,7 @@ pub async fn post(c: &Common, clients: usize, baseline_tps: Option<f64>) -> anyh
     let work = Arc::new((users, boxes, msg_text(), http, c.boxes_url.clone()));
     let cpu = c.boxes_cpu()?;
     let batches_before = post_batches(c).await;
+    let pg_start = pg_window(c);
     let r = closed_loop(clients, c.warmup(), c.duration(), move |client, _| {
         let work = work.clone();
         async move {
@@ -61,9 +62,10 @@ pub async fn post(c: &Common, clients: usize, baseline_tps: Option<f64>) -> anyh
         ),
         _ => String::new(),
     };
+    let pg_cpu = pg_per(pg_start, r.ok, "post").await?;
     let latency = Latency::of(&r.histogram);
     let ratio = baseline_tps.filter(|b| *b > 0.0).map(|b| r.rate() / b);
-    let boxes_cpu = cpu_note(cpu)?;
+    let boxes_cpu = format!("{}{pg_cpu}", cpu_note(cpu)?);
     let alone = post_transaction_alone(c, owners, baseline_tps).await?;
     let (target, met) = if clients >= 32 {
         ("≥ 0.7× baseline, p99 ≤ 5 ms", ratio.map(|x| x >= 0.7 && latency.p99_ms <= 5.0))
@@ -87,6 +89,31 @@ pub async fn post(c: &Common, clients: usize, baseline_tps: Option<f64>) -> anyh
     .emit(c.out.as_deref())
 }
 
+/// PostgreSQL's CPU time from the end of the warm-up: the cluster's pid and the reading then.
+type PgWindow = Option<(u32, tokio::task::JoinHandle<anyhow::Result<Duration>>)>;
+
+fn pg_window(c: &Common) -> PgWindow {
+    let warmup = c.warmup();
+    c.pg_pid.map(|pid| {
+        let start = tokio::spawn(async move {
+            tokio::time::sleep(warmup).await;
+            common::PgCluster(pid).cpu()
+        });
+        (pid, start)
+    })
+}
+
+/// ", PostgreSQL CPU N µs per <unit>" over the window, for `done` units; empty without a pid.
+async fn pg_per(window: PgWindow, done: u64, unit: &str) -> anyhow::Result<String> {
+    match window {
+        Some((pid, start)) if done > 0 => {
+            let used = common::PgCluster(pid).cpu()?.saturating_sub(start.await.context("CPU reading")??);
+            Ok(format!(", PostgreSQL CPU {:.0} µs per {unit}", used.as_secs_f64() * 1e6 / done as f64))
+        }
+        _ => Ok(String::new()),
+    }
+}
+
 /// The sum and count of boxes' `post_batch_size` histogram (group commit), from its `/metrics`;
 /// `None` when they cannot be read (metrics off).
 async fn post_batches(c: &Common) -> Option<(f64, f64)> {
@@ -108,15 +135,7 @@ async fn post_transaction_alone(
     let conns = bare_connections(c, clients).await?;
     let content = serde_json::to_value(msg_text()).context("a message")?.get("content").cloned();
     let work = Arc::new((conns, owners, content));
-    // PostgreSQL's CPU time over the measured window (after the warm-up).
-    let warmup = c.warmup();
-    let pg_start = c.pg_pid.map(|pid| {
-        let start = tokio::spawn(async move {
-            tokio::time::sleep(warmup).await;
-            common::PgCluster(pid).cpu()
-        });
-        (pid, start)
-    });
+    let pg_start = pg_window(c);
     let r = closed_loop(clients, c.warmup(), c.duration(), move |client, _| {
         let work = work.clone();
         async move {
@@ -142,13 +161,7 @@ async fn post_transaction_alone(
         }
     })
     .await?;
-    let pg_cpu = match pg_start {
-        Some((pid, start)) if r.ok > 0 => {
-            let used = common::PgCluster(pid).cpu()?.saturating_sub(start.await.context("CPU reading")??);
-            format!(", PostgreSQL CPU {:.0} µs per transaction", used.as_secs_f64() * 1e6 / r.ok as f64)
-        }
-        _ => String::new(),
-    };
+    let pg_cpu = pg_per(pg_start, r.ok, "transaction").await?;
     let l = Latency::of(&r.histogram);
     let of_baseline = baseline_tps.filter(|b| *b > 0.0).map(|b| format!(", {:.2}× pgbench", r.rate() / b));
     Ok(format!(
