@@ -7,7 +7,7 @@
 //! text carries the request's trace (`"trace"`), which realtime logs and strips before delivery.
 
 use domain::notification::Notification;
-use domain::realtime::{counter_key, types, Envelope};
+use domain::realtime::{types, Envelope};
 use domain::{BoxId, IdentityId};
 
 #[derive(Debug, Default)]
@@ -47,29 +47,32 @@ impl Outbox {
         self.publishes.is_empty() && self.increments.is_empty() && self.resets.is_empty()
     }
 
-    /// One pipelined round trip: counters first, so a client reacting to a message reads fresh counts.
-    pub async fn send(self, redis: &redis::aio::ConnectionManager, history: web_kit::history::HistoryLimits) {
+    /// One pipelined round trip (on a Redis Cluster, one per slot, at once): counters first, so a
+    /// client reacting to a message reads fresh counts.
+    pub async fn send(self, redis: &web_kit::redis::Redis, history: web_kit::history::HistoryLimits) {
         if self.is_empty() {
             return;
         }
+        let keys = redis.keys();
         let mut pipe = redis::pipe();
         for (who, box_id) in &self.resets {
-            pipe.del(counter_key(*who, *box_id)).ignore();
+            pipe.del(keys.counter(*who, *box_id)).ignore();
         }
         for (who, box_id) in &self.increments {
-            pipe.incr(counter_key(*who, *box_id), 1).ignore();
+            pipe.incr(keys.counter(*who, *box_id), 1).ignore();
         }
         // The request's trace rides along, so realtime logs the delivery in the same trace.
         let call = web_kit::telemetry::current().map(|ctx| ctx.child());
         let trace = call.as_ref().map(web_kit::telemetry::TraceContext::traceparent);
         for (to, payload) in &self.publishes {
-            pipe.add_command(web_kit::history::publish_traced_cmd(*to, payload, history, trace.as_deref())).ignore();
+            pipe.add_command(web_kit::history::publish_traced_cmd(keys, *to, payload, history, trace.as_deref()))
+                .ignore();
         }
         let span = match &call {
             Some(call) if !self.publishes.is_empty() => web_kit::telemetry::otlp::call_span(call, "publish"),
             _ => tracing::Span::none(),
         };
-        match tracing::Instrument::instrument(web_kit::redis::query::<()>(redis, &pipe), span).await {
+        match tracing::Instrument::instrument(web_kit::redis::exec(redis, &pipe), span).await {
             Ok(()) if !self.publishes.is_empty() => {
                 tracing::info!(publishes = self.publishes.len(), trace = trace.as_deref(), "realtime published");
             }
