@@ -23,20 +23,31 @@ fn key(seed: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
 }
 
-async fn start(cluster: &PrivateCluster) -> System {
+/// Host-app users `user0`…`user39`, so that some land on every master.
+const USERS: usize = 40;
+
+async fn start(cluster: &PrivateCluster) -> (System, e2e::TempFile) {
     let nodes = cluster.nodes();
-    System::start_with(Options {
+    let users: Vec<serde_json::Value> = (0..USERS)
+        .map(|i| serde_json::json!({"reference": format!("user{i}"), "email": format!("user{i}@example.com")}))
+        .collect();
+    let users = e2e::temp_file(&serde_json::Value::from(users).to_string());
+    let users_path = users.path().display().to_string();
+    let sys = System::start_with(Options {
         redis_cluster_nodes: Some(&nodes),
         realtime: &[("REDIS_RECONNECT_MAX_MS", "200"), ("REDIS_HEALTH_INTERVAL_MS", "250")],
+        hostapp: &[("REF_USERS_FILE", &users_path)],
         ..Options::default()
     })
-    .await
+    .await;
+    (sys, users)
 }
 
 /// A logged-in user with published keys, and the port of the master serving its channel.
 struct User {
     login: Login,
     api: Boxes,
+    pubkey: String,
     port: u16,
 }
 
@@ -50,16 +61,17 @@ impl User {
 async fn users_on_distinct_masters(sys: &System, cluster: &PrivateCluster, wanted: usize) -> Vec<User> {
     let http = reqwest::Client::new();
     let mut picked: Vec<User> = Vec::new();
-    for i in 0..40 {
+    for i in 0..USERS {
         let login = sys.login(&http, &format!("user{i}")).await;
         let port = cluster.port_of(&user_channel(login.identity())).await;
         if picked.iter().any(|u| u.port == port) {
             continue;
         }
         let api = sys.boxes_api(&http).as_user(login.auth());
-        let keys = PublicKeys { non_identified_pubkey: Some(key(&format!("pub-{i}"))), ..Default::default() };
+        let pubkey = key(&format!("pub-{i}"));
+        let keys = PublicKeys { non_identified_pubkey: Some(pubkey.clone()), ..Default::default() };
         api.set_public_keys(login.identity(), &keys).await.unwrap();
-        picked.push(User { login, api, port });
+        picked.push(User { login, api, pubkey, port });
         if picked.len() == wanted {
             return picked;
         }
@@ -83,7 +95,7 @@ async fn box_of(from: &User, to: &User, to_ws: &mut Socket, title: &str) -> BoxI
             other_share_hash: key(&format!("{title}-share")),
             encrypted_invitation_key_share: Some("cGYMzgIO9rc03WoSLAyoiQdLu7he5VbMRImLhRPmwTQ=".into()),
         },
-        extra: Default::default(),
+        extra: [(to.pubkey.clone(), "ZW5jcnlwdGVkIGludml0YXRpb24=".to_owned())].into(),
     };
     let bx = from.api.contact(from.id(), &contact).await.unwrap();
     to_ws.next_of(types::NOTIFICATION).await.unwrap();
@@ -99,7 +111,7 @@ async fn unread(user: &User, box_id: BoxId) -> i64 {
 #[tokio::test]
 async fn delivery_counters_and_logout_across_masters() {
     let cluster = PrivateCluster::start();
-    let sys = start(&cluster).await;
+    let (sys, _users) = start(&cluster).await;
     let users = users_on_distinct_masters(&sys, &cluster, 3).await;
     let [alice, bob, carol] = <[User; 3]>::try_from(users).ok().unwrap();
     assert_eq!(HashSet::from([alice.port, bob.port, carol.port]).len(), 3);
@@ -128,10 +140,8 @@ async fn delivery_counters_and_logout_across_masters() {
 
     // Each post publishes to the sender's and the recipient's channels and counts for the
     // recipient: keys of two slots, on two masters, in one request.
-    let mut sent = Vec::new();
     for i in 0..3 {
         let e = alice.api.post_event(ab, &NewEvent::text(&key(&format!("ab-{i}")), &key("alice-bob"))).await.unwrap();
-        sent.push(e.id);
         assert_eq!(bob_ws.event_with_id(e.id).await.unwrap().kind, EventType::MsgText);
         assert_eq!(alice_ws.event_with_id(e.id).await.unwrap().box_id, ab);
     }
@@ -157,13 +167,22 @@ async fn delivery_counters_and_logout_across_masters() {
     assert_eq!(echo.object["box_id"], ab.to_string());
     assert_eq!(unread(&bob, ab).await, 0);
 
-    // bob reconnects from the position of his first message: the history of his slot replays.
+    // bob reconnects from the position of his first socket: the history on his master covers it
+    // (the replay comes before `ready`), and `ready` is the newest entry there, the ack's echo.
     let since = bob_ws.ready.position.to_string();
     let mut again = Socket::connect(&sys.realtime.url(), bob.id(), &bob.login.auth(), Some(&since)).await.unwrap();
     assert_eq!(again.ready.recovered, Some(true));
-    for id in &sent {
-        assert_eq!(again.event_with_id(*id).await.unwrap().box_id, ab);
-    }
+    let newest: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+        .arg(KeyScheme::Cluster.history(bob.id()))
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut bob_node)
+        .await
+        .unwrap();
+    assert_eq!(again.ready.position.to_string(), newest[0].0);
+    assert!(newest[0].1.iter().any(|(k, v)| k == "e" && v.contains(r#""type":"ack""#)));
 
     // bob logs out: realtime closes his sockets (4001, on his channel's master), boxes and
     // realtime refuse his token (the revocation notice on {auth}'s master), carol is unaffected.
@@ -185,7 +204,7 @@ async fn delivery_counters_and_logout_across_masters() {
 #[tokio::test]
 async fn a_lost_master_closes_only_the_sockets_it_served() {
     let cluster = PrivateCluster::start();
-    let sys = start(&cluster).await;
+    let (sys, _users) = start(&cluster).await;
     // Two users away from the master of {auth}, so the revocation set stays loaded throughout.
     let auth_port = cluster.port_of("{auth}").await;
     let users = users_on_distinct_masters(&sys, &cluster, 3).await;
