@@ -51,8 +51,8 @@ pub struct RedisSettings {
     )]
     pub url: SecretString,
 
-    /// Redis Cluster seed nodes, comma separated `redis://` URLs (a few masters are enough; the
-    /// others are found from them). When set, the service runs against that cluster and
+    /// Redis Cluster seed nodes, comma separated URLs like `REDIS_URL`'s (a few masters are enough;
+    /// the others are found from them). When set, the service runs against that cluster and
     /// `REDIS_URL` is not used.
     #[arg(
         long = "redis-cluster-nodes",
