@@ -292,3 +292,28 @@ pub async fn revocation(conn: &Redis, sid: SessionId) -> RedisResult<Revocation>
         (None, Some(_)) => Revocation::Live,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_grouped_by_the_slot_of_their_key() {
+        assert_eq!(first_key(redis::cmd("INCR").arg("a")).as_deref(), Some(b"a".as_slice()));
+        assert_eq!(
+            first_key(redis::cmd("EVAL").arg("return 1").arg(1).arg("k").arg("x")).as_deref(),
+            Some(b"k".as_slice())
+        );
+        assert_eq!(first_key(redis::cmd("EVAL").arg("return 1").arg(0).arg("x")), None);
+        assert_eq!(first_key(&redis::cmd("PING")), None);
+
+        let mut pipe = redis::pipe();
+        pipe.incr("{u1}:a", 1).incr("{u2}:a", 1).cmd("PING").incr("{u1}:b", 1).cmd("SPUBLISH").arg("u2").arg("m");
+        let groups = by_slot(&pipe);
+        let names = |p: &Pipeline| p.cmd_iter().filter_map(first_key).collect::<Vec<_>>();
+        assert_eq!(groups.len(), 2);
+        assert_eq!(names(&groups[0]), vec![b"{u1}:a".to_vec(), b"{u1}:b".to_vec()]);
+        assert_eq!(names(&groups[1]), vec![b"{u2}:a".to_vec(), b"u2".to_vec()]);
+        assert_eq!(groups[0].len(), 3, "the keyless PING joins the first group");
+    }
+}
