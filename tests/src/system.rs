@@ -19,6 +19,8 @@ pub const CLIENT_ID: &str = "ref-hostapp";
 pub struct Options<'a> {
     /// The Redis every service uses; the shared test Redis when `None`.
     pub redis_url: Option<&'a str>,
+    /// `REDIS_CLUSTER_NODES` of every service: they run against that Redis Cluster instead.
+    pub redis_cluster_nodes: Option<&'a str>,
     /// Set for every service.
     pub everywhere: &'a [(&'a str, &'a str)],
     /// Set for realtime only.
@@ -59,8 +61,15 @@ impl System {
         let internal_token = format!("internal-{}", uuid::Uuid::new_v4().simple());
         let shared_redis = test_support::redis_url();
         let redis = o.redis_url.unwrap_or(&shared_redis);
+        let cluster: Vec<(&str, &str)> =
+            o.redis_cluster_nodes.map(|n| ("REDIS_CLUSTER_NODES", n)).into_iter().collect();
         let env = |own: &[(&str, &str)], more: &[(&str, &str)]| -> HashMap<String, String> {
-            own.iter().chain(more).chain(o.everywhere).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+            own.iter()
+                .chain(more)
+                .chain(o.everywhere)
+                .chain(&cluster)
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
         };
 
         let mut hostapp = Service::start(

@@ -111,9 +111,15 @@ fn every_binary_documents_its_settings_with_env_and_defaults() {
         assert!(bind.has_default, "{service}: BIND_ADDR has a default");
     }
     let boxes: BTreeSet<String> = settings_of("boxes").into_iter().map(|s| s.env).collect();
-    for var in
-        ["DATABASE_URL", "REDIS_URL", "JWT_PUBLIC_KEY_FILE", "JWT_ISSUER", "INTERNAL_API_TOKEN", "ALLOWED_ORIGINS"]
-    {
+    for var in [
+        "DATABASE_URL",
+        "REDIS_URL",
+        "REDIS_CLUSTER_NODES",
+        "JWT_PUBLIC_KEY_FILE",
+        "JWT_ISSUER",
+        "INTERNAL_API_TOKEN",
+        "ALLOWED_ORIGINS",
+    ] {
         assert!(boxes.contains(var), "boxes documents {var}");
     }
 }

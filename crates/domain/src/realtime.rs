@@ -88,6 +88,106 @@ pub fn parse_revocation_notice(payload: &str) -> Vec<(SessionId, i64)> {
         .collect()
 }
 
+/// How the shared Redis names are spelt: as above on a single Redis, or with hash tags on a Redis
+/// Cluster, where the keys one script or one read touches must share a slot.
+///
+/// On a cluster every key of one identity carries the tag of its channel, `{user_{id}:ws}`, so its
+/// history, its counters and its channel live in one slot: the publish script appends to the
+/// history and `SPUBLISH`es on the channel on one node, and the counters of one identity are read
+/// with one `MGET`. The revocation names carry the tag `{auth}`: the set, each marker, the loaded
+/// marker and the revocation channel live on one node, whose restart auth-bridge detects by its
+/// `run_id` as it does on a single Redis. The channel names of [`user_channel`] are the same in
+/// both schemes; on a cluster they are shard channels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KeyScheme {
+    #[default]
+    Single,
+    Cluster,
+}
+
+impl KeyScheme {
+    /// History of an identity ([`history_key`] on a single Redis).
+    pub fn history(self, id: IdentityId) -> String {
+        match self {
+            KeyScheme::Single => history_key(id),
+            KeyScheme::Cluster => format!("{{{}}}:history", user_channel(id)),
+        }
+    }
+
+    /// Unread counter of one identity in one box ([`counter_key`] on a single Redis).
+    pub fn counter(self, identity: IdentityId, box_id: BoxId) -> String {
+        match self {
+            KeyScheme::Single => counter_key(identity, box_id),
+            KeyScheme::Cluster => format!("box_events_count:{{{}}}:{box_id}", user_channel(identity)),
+        }
+    }
+
+    /// Revocation marker of a session ([`revoked_sid_key`] on a single Redis).
+    pub fn revoked_sid(self, sid: SessionId) -> String {
+        match self {
+            KeyScheme::Single => revoked_sid_key(sid),
+            KeyScheme::Cluster => format!("{{auth}}:revoked_sid:{sid}"),
+        }
+    }
+
+    /// [`REVOKED_SIDS_KEY`].
+    pub fn revoked_sids(self) -> &'static str {
+        match self {
+            KeyScheme::Single => REVOKED_SIDS_KEY,
+            KeyScheme::Cluster => "{auth}:revoked_sids",
+        }
+    }
+
+    /// [`REVOCATIONS_LOADED_KEY`].
+    pub fn revocations_loaded(self) -> &'static str {
+        match self {
+            KeyScheme::Single => REVOCATIONS_LOADED_KEY,
+            KeyScheme::Cluster => "{auth}:revocations_loaded",
+        }
+    }
+
+    /// Marks a reload of the revocations in progress (auth-bridge); in the slot of the others.
+    pub fn revocations_loading(self) -> &'static str {
+        match self {
+            KeyScheme::Single => "auth:revocations_loading",
+            KeyScheme::Cluster => "{auth}:revocations_loading",
+        }
+    }
+
+    /// [`REVOCATIONS_CHANNEL`]; a shard channel on a cluster.
+    pub fn revocations_channel(self) -> &'static str {
+        match self {
+            KeyScheme::Single => REVOCATIONS_CHANNEL,
+            KeyScheme::Cluster => "{auth}:revocations",
+        }
+    }
+
+    /// The publish command: `PUBLISH`, or `SPUBLISH` to a shard channel on a cluster, so a
+    /// message travels to the nodes of its slot only instead of to every node.
+    pub fn publish(self) -> &'static str {
+        match self {
+            KeyScheme::Single => "PUBLISH",
+            KeyScheme::Cluster => "SPUBLISH",
+        }
+    }
+
+    /// `SUBSCRIBE` or `SSUBSCRIBE`.
+    pub fn subscribe(self) -> &'static str {
+        match self {
+            KeyScheme::Single => "SUBSCRIBE",
+            KeyScheme::Cluster => "SSUBSCRIBE",
+        }
+    }
+
+    /// `UNSUBSCRIBE` or `SUNSUBSCRIBE`.
+    pub fn unsubscribe(self) -> &'static str {
+        match self {
+            KeyScheme::Single => "UNSUBSCRIBE",
+            KeyScheme::Cluster => "SUNSUBSCRIBE",
+        }
+    }
+}
+
 /// `ready` (§9.1): the identity, the history position everything delivered after it follows, and
 /// whether a `?since=` reconnection was recovered (`null` when none was asked for).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,6 +310,22 @@ mod tests {
         assert_eq!(user_channel(id), "user_74ee16b5-89be-44f7-bcdd-117f496a90a7:ws");
         assert_eq!(channel_identity(&user_channel(id)), Some(id));
         assert_eq!(channel_identity("other"), None);
+    }
+
+    #[test]
+    fn cluster_names_tag_the_keys_read_or_written_together() {
+        let id = IdentityId::parse("74ee16b5-89be-44f7-bcdd-117f496a90a7").unwrap_or_else(|_| IdentityId::new_v4());
+        let b = BoxId::new_v4();
+        let c = KeyScheme::Cluster;
+        assert_eq!(c.history(id), "{user_74ee16b5-89be-44f7-bcdd-117f496a90a7:ws}:history");
+        assert_eq!(c.counter(id, b), format!("box_events_count:{{user_74ee16b5-89be-44f7-bcdd-117f496a90a7:ws}}:{b}"));
+        assert_eq!(KeyScheme::Single.history(id), history_key(id));
+        assert_eq!(KeyScheme::Single.counter(id, b), counter_key(id, b));
+        let sid = SessionId::new_v4();
+        assert_eq!(KeyScheme::Single.revoked_sid(sid), revoked_sid_key(sid));
+        for key in [c.revoked_sid(sid).as_str(), c.revoked_sids(), c.revocations_loaded(), c.revocations_channel()] {
+            assert!(key.starts_with("{auth}:"), "{key}");
+        }
     }
 
     #[test]

@@ -298,3 +298,140 @@ impl Drop for PrivateRedis {
 fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
+
+/// A Redis Cluster of a test's own: three masters started by `scripts/redis-cluster` on free
+/// private ports (never the shared Redis), in a directory of their own. Stopped when dropped.
+pub struct PrivateCluster {
+    /// The masters' ports, in the order `redis-cli --cluster create` gave them their slots.
+    pub ports: [u16; 3],
+    dir: std::path::PathBuf,
+}
+
+impl PrivateCluster {
+    pub fn start() -> Self {
+        let base = free_cluster_base();
+        let dir = std::env::temp_dir().join(format!("test-redis-cluster-{base}-{}", uuid::Uuid::new_v4().simple()));
+        let cluster = PrivateCluster { ports: [base, base + 1, base + 2], dir };
+        let out = cluster.script("start").output().expect("run scripts/redis-cluster");
+        assert!(
+            out.status.success(),
+            "scripts/redis-cluster failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster
+    }
+
+    fn script(&self, action: &str) -> std::process::Command {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/redis-cluster");
+        let mut cmd = std::process::Command::new(script);
+        cmd.arg(action).env("REDIS_CLUSTER_PORT", self.ports[0].to_string()).env("REDIS_CLUSTER_DIR", &self.dir);
+        cmd
+    }
+
+    /// `REDIS_CLUSTER_NODES`: every master as a seed.
+    pub fn nodes(&self) -> String {
+        self.ports.iter().map(|p| format!("redis://127.0.0.1:{p}")).collect::<Vec<_>>().join(",")
+    }
+
+    /// A plain connection to one node.
+    pub async fn node(&self, port: u16) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .expect("redis url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis node")
+    }
+
+    /// The port of the master serving `key` (a key or a shard channel), from the cluster itself.
+    pub async fn port_of(&self, key: &str) -> u16 {
+        let mut conn = self.node(self.ports[0]).await;
+        let slot: i64 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).query_async(&mut conn).await.expect("KEYSLOT");
+        let ranges: Vec<(i64, i64, (String, u16))> = {
+            let rows: Vec<redis::Value> =
+                redis::cmd("CLUSTER").arg("SLOTS").query_async(&mut conn).await.expect("CLUSTER SLOTS");
+            rows.into_iter()
+                .map(|row| {
+                    let row: Vec<redis::Value> = redis::from_owned_redis_value(row).expect("row");
+                    let node: Vec<redis::Value> = redis::from_redis_value(&row[2]).expect("node");
+                    let first = redis::from_redis_value(&row[0]).expect("first");
+                    let last = redis::from_redis_value(&row[1]).expect("last");
+                    let host = redis::from_redis_value(&node[0]).expect("host");
+                    let port = redis::from_redis_value(&node[1]).expect("port");
+                    (first, last, (host, port))
+                })
+                .collect()
+        };
+        ranges
+            .into_iter()
+            .find(|(first, last, _)| (*first..=*last).contains(&slot))
+            .expect("a master serves the slot")
+            .2
+             .1
+    }
+
+    /// SIGKILLs the master on `port`, as a crash; its slots stay unserved until [`Self::revive`].
+    pub fn kill(&self, port: u16) {
+        let pid = std::fs::read_to_string(self.dir.join(format!("{port}.pid"))).expect("pid file");
+        let status = std::process::Command::new("kill").arg("-9").arg(pid.trim()).status().expect("kill");
+        assert!(status.success());
+    }
+
+    /// Starts the master on `port` again, empty, with its cluster configuration: it takes its
+    /// slots back. Waits until the whole cluster serves every slot again.
+    pub async fn revive(&self, port: u16) {
+        let status = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--daemonize", "yes"])
+            .args(["--cluster-enabled", "yes", "--cluster-config-file", &format!("nodes-{port}.conf")])
+            .args(["--cluster-node-timeout", "2000", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--pidfile")
+            .arg(self.dir.join(format!("{port}.pid")))
+            .arg("--logfile")
+            .arg(self.dir.join(format!("{port}.log")))
+            .status()
+            .expect("start redis-server");
+        assert!(status.success());
+        for _ in 0..200 {
+            if self.serves_every_slot().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the cluster did not come back");
+    }
+
+    async fn serves_every_slot(&self) -> bool {
+        for port in self.ports {
+            let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}")) else { return false };
+            let Ok(mut conn) = client.get_multiplexed_async_connection().await else { return false };
+            let Ok(info) = redis::cmd("CLUSTER").arg("INFO").query_async::<String>(&mut conn).await else {
+                return false;
+            };
+            if !info.contains("cluster_state:ok") {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let _ = self.script("stop").output();
+    }
+}
+
+/// A first port such that it, the two after it and their cluster bus ports (+10000) are free.
+fn free_cluster_base() -> u16 {
+    use rand::Rng;
+    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+    for _ in 0..200 {
+        let base = rand::thread_rng().gen_range(21_000u16..24_990);
+        if (base..base + 3).all(|p| free(p) && free(p + 10_000)) {
+            return base;
+        }
+    }
+    panic!("no free ports for a Redis Cluster");
+}

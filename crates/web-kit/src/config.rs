@@ -50,6 +50,30 @@ pub struct RedisSettings {
         hide_default_value = true
     )]
     pub url: SecretString,
+
+    /// Redis Cluster seed nodes, comma separated URLs like `REDIS_URL`'s (a few masters are enough;
+    /// the others are found from them). When set, the service runs against that cluster and
+    /// `REDIS_URL` is not used.
+    #[arg(
+        long = "redis-cluster-nodes",
+        value_name = "REDIS_CLUSTER_NODES",
+        env = "REDIS_CLUSTER_NODES",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub cluster_nodes: Vec<SecretString>,
+}
+
+impl RedisSettings {
+    /// The Redis Cluster of `REDIS_CLUSTER_NODES` when set, else the Redis of `REDIS_URL`.
+    pub fn target(&self) -> anyhow::Result<crate::redis::Target> {
+        use anyhow::Context;
+        use secrecy::ExposeSecret;
+        let nodes: Vec<&str> =
+            self.cluster_nodes.iter().map(|n| n.expose_secret().trim()).filter(|n| !n.is_empty()).collect();
+        let what = if nodes.is_empty() { "REDIS_URL" } else { "REDIS_CLUSTER_NODES" };
+        crate::redis::Target::new(self.url.expose_secret(), &nodes).with_context(|| format!("parsing {what}"))
+    }
 }
 
 /// Verification of the session tokens auth-bridge signs.

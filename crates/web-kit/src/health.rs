@@ -51,6 +51,6 @@ pub async fn postgres_ready(pool: &deadpool_postgres::Pool) -> bool {
 }
 
 /// Whether Redis answers a PING (bounded by `web_kit::redis::CALL_TIMEOUT`).
-pub async fn redis_ready(conn: &redis::aio::ConnectionManager) -> bool {
+pub async fn redis_ready(conn: &crate::redis::Redis) -> bool {
     crate::redis::query::<String>(conn, &redis::cmd("PING")).await.is_ok()
 }

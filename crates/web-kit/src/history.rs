@@ -13,10 +13,12 @@
 //! when a socket becomes ready gets an empty marker entry, so the position handed out is always
 //! a real entry of the chain.
 //!
-//! The scripts touch one key each, so they run unchanged on Redis Cluster (PUBLISH inside a
-//! script is allowed there; it is not a key).
+//! The scripts touch one key each. On a Redis Cluster the history is named
+//! `{user_{id}:ws}:history` (`KeyScheme::Cluster`): its hash tag is the channel's name, so the key
+//! and the shard channel share a slot and the script, run on that slot's master, `SPUBLISH`es
+//! there; only the nodes of that shard carry the message.
 
-use domain::realtime::{history_key, user_channel, Position};
+use domain::realtime::{user_channel, KeyScheme, Position};
 use domain::IdentityId;
 
 /// Bounds of one identity's history.
@@ -36,7 +38,7 @@ impl Default for HistoryLimits {
 }
 
 /// KEYS[1] the stream; ARGV: channel, envelope, max length, max age (ms), traceparent ('' for
-/// none). Returns the position. The trace rides on the published text only, never in the history.
+/// none), publish command (`PUBLISH` or `SPUBLISH`). Returns the position. The trace rides on the published text only, never in the history.
 const PUBLISH: &str = r#"
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local prev = '0-0'
@@ -52,7 +54,7 @@ if string.sub(env, -1) == '}' then
   if ARGV[5] and ARGV[5] ~= '' then trace = ',"trace":"' .. ARGV[5] .. '"' end
   env = string.sub(env, 1, -2) .. trace .. ',"position":"' .. id .. '"}'
 end
-redis.call('PUBLISH', ARGV[1], env)
+redis.call(ARGV[6], ARGV[1], env)
 return id
 "#;
 
@@ -79,15 +81,16 @@ return {head, entries}
 "#;
 
 /// The command that appends `envelope` to the history of `to` and publishes it with its
-/// position; it can go into a pipeline. Replies with the position.
-pub fn publish_cmd(to: IdentityId, envelope: &str, limits: HistoryLimits) -> redis::Cmd {
-    publish_traced_cmd(to, envelope, limits, None)
+/// position, keys named by `keys`; it can go into a pipeline. Replies with the position.
+pub fn publish_cmd(keys: KeyScheme, to: IdentityId, envelope: &str, limits: HistoryLimits) -> redis::Cmd {
+    publish_traced_cmd(keys, to, envelope, limits, None)
 }
 
 /// [`publish_cmd`], the published text also carrying `traceparent` as a `"trace"` field before
 /// its position, which realtime logs and takes out before delivery
 /// (`domain::realtime::split_trace`). Anything but a valid `traceparent` is left out.
 pub fn publish_traced_cmd(
+    keys: KeyScheme,
     to: IdentityId,
     envelope: &str,
     limits: HistoryLimits,
@@ -97,12 +100,13 @@ pub fn publish_traced_cmd(
     let mut cmd = redis::cmd("EVAL");
     cmd.arg(PUBLISH)
         .arg(1)
-        .arg(history_key(to))
+        .arg(keys.history(to))
         .arg(user_channel(to))
         .arg(envelope)
         .arg(limits.max_len.max(1))
         .arg(limits.max_age_ms.max(1))
-        .arg(trace);
+        .arg(trace)
+        .arg(keys.publish());
     cmd
 }
 
@@ -124,11 +128,17 @@ pub struct Recovery {
 }
 
 /// The command behind [`recovery`], for callers with their own connection handling.
-pub fn read_cmd(identity: IdentityId, since: Option<Position>, limits: ReplayLimits, max_age_ms: u64) -> redis::Cmd {
+pub fn read_cmd(
+    keys: KeyScheme,
+    identity: IdentityId,
+    since: Option<Position>,
+    limits: ReplayLimits,
+    max_age_ms: u64,
+) -> redis::Cmd {
     let mut cmd = redis::cmd("EVAL");
     cmd.arg(READ)
         .arg(1)
-        .arg(history_key(identity))
+        .arg(keys.history(identity))
         .arg(since.map(|p| p.to_string()).unwrap_or_default())
         .arg(limits.max_entries)
         .arg(limits.max_bytes)
@@ -138,13 +148,14 @@ pub fn read_cmd(identity: IdentityId, since: Option<Position>, limits: ReplayLim
 
 /// Reads the head of `identity`'s history and, with `since`, what follows it.
 pub async fn recovery(
-    conn: &redis::aio::ConnectionManager,
+    conn: &crate::redis::Redis,
     identity: IdentityId,
     since: Option<Position>,
     limits: ReplayLimits,
     max_age_ms: u64,
 ) -> anyhow::Result<Recovery> {
-    let reply: redis::Value = crate::redis::query(conn, &read_cmd(identity, since, limits, max_age_ms)).await?;
+    let reply: redis::Value =
+        crate::redis::query(conn, &read_cmd(conn.keys(), identity, since, limits, max_age_ms)).await?;
     parse_recovery(reply, since)
 }
 

@@ -2,7 +2,7 @@
 //! its own routes and state:
 //! - the one error type and its classification of PostgreSQL and Redis failures into §4 answers
 //!   (`failure`); the §4-shaped fallback answers (below);
-//! - set-up: the settings groups services flatten into their own (`config`), the PostgreSQL pool and migrations (`postgres`), bounded Redis calls (`redis`), the
+//! - set-up: the settings groups services flatten into their own (`config`), the PostgreSQL pool and migrations (`postgres`), bounded Redis calls on one Redis or a Redis Cluster (`redis`, `cluster`), the
 //!   token keys (`keys`), `serve()` with graceful shutdown (`serve`), `/healthz` and `/readyz`
 //!   (`health`), the browser-origin policy of CORS and websockets (`origins`);
 //! - requests: credentials and the ACR (`auth`), JSON bodies and time limits (`body`, `limits`),
@@ -16,6 +16,7 @@
 pub mod apidoc;
 pub mod auth;
 pub mod body;
+pub mod cluster;
 pub mod config;
 pub mod failure;
 pub mod health;

@@ -10,6 +10,11 @@
 //!
 //! Redis errors are returned to the caller, which answers 503: the limits fail closed (README,
 //! "Rate limits").
+//!
+//! On a Redis Cluster the keys are named `{ratelimit}:<limit>:<subject>`: one script call reads
+//! and charges every budget of a request, so they must share a slot, and a budget is shared by
+//! requests of many callers, so no tag drawn from the request would do. Every limit then lives on
+//! one shard; a limit check is one small script call, a small share of what a shard serves.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -20,7 +25,6 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use domain::{ErrorBody, Origin};
-use redis::aio::ConnectionManager;
 use redis::Script;
 
 /// Prefix of every key the limiter writes.
@@ -108,8 +112,11 @@ impl Check {
         Check { limit, subject: subject.to_string(), quota }
     }
 
-    fn key(&self) -> String {
-        format!("{KEY_PREFIX}{}:{}", self.limit, self.subject)
+    fn key(&self, keys: crate::redis::KeyScheme) -> String {
+        match keys {
+            crate::redis::KeyScheme::Single => format!("{KEY_PREFIX}{}:{}", self.limit, self.subject),
+            crate::redis::KeyScheme::Cluster => format!("{{ratelimit}}:{}:{}", self.limit, self.subject),
+        }
     }
 }
 
@@ -183,14 +190,14 @@ pub enum LimitError {
 }
 
 /// Charges the request against every budget of `checks` that is not off, in one script call.
-pub async fn enforce(redis: &ConnectionManager, checks: &[Check]) -> Result<(), LimitError> {
+pub async fn enforce(redis: &crate::redis::Redis, checks: &[Check]) -> Result<(), LimitError> {
     let active: Vec<(&Check, (f64, f64))> = checks.iter().filter_map(|c| c.quota.gcra_ms().map(|g| (c, g))).collect();
     if active.is_empty() {
         return Ok(());
     }
     let mut call = GCRA.prepare_invoke();
     for (check, (interval, tolerance)) in &active {
-        call.key(check.key()).arg(format!("{interval:.3}")).arg(format!("{tolerance:.3}"));
+        call.key(check.key(redis.keys())).arg(format!("{interval:.3}")).arg(format!("{tolerance:.3}"));
     }
     let (wait_ms, fullest): (u64, usize) = crate::redis::query(redis, &call).await?;
     if wait_ms == 0 {

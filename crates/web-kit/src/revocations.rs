@@ -15,6 +15,13 @@
 //! is replaced, with a backoff growing to [`RECONNECT_MAX`], and the set loaded again. Entries are
 //! never forgotten on a reconnection; each is dropped once its `until` has passed, when no token
 //! of its session can be accepted anyway.
+//!
+//! On a Redis Cluster the names carry the hash tag `{auth}` (`KeyScheme::Cluster`): the set, the
+//! loaded marker and the shard channel `{auth}:revocations` live on one master, which the task
+//! finds with `CLUSTER SLOTS`. It subscribes there with `SSUBSCRIBE`, on a RESP3 connection that
+//! also reads the set and carries the PINGs, so the health of that one connection is the health of
+//! everything the set depends on. A moved slot (an `sunsubscribe` from the node, a `MOVED` answer)
+//! counts as a lost subscription: the task asks for the slots again, resubscribes and reloads.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,12 +29,13 @@ use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use anyhow::Context;
-use domain::realtime::{parse_revocation_notice, REVOCATIONS_CHANNEL, REVOCATIONS_LOADED_KEY, REVOKED_SIDS_KEY};
+use domain::realtime::{parse_revocation_notice, KeyScheme};
 use domain::SessionId;
 use futures_util::StreamExt;
+use redis::PushKind;
 use tokio::sync::watch;
 
-use crate::redis::{CALL_TIMEOUT, CONNECT_TIMEOUT};
+use crate::redis::{Target, CALL_TIMEOUT, CONNECT_TIMEOUT};
 
 /// How often the subscription is checked with a PING.
 pub const HEALTH_INTERVAL: Duration = Duration::from_millis(250);
@@ -143,18 +151,21 @@ impl Revocations {
 }
 
 /// Creates the set and spawns the task that feeds it; the task ends once the set is dropped.
-pub fn start(client: redis::Client) -> Arc<Revocations> {
+pub fn start(target: Target) -> Arc<Revocations> {
     let set = Arc::new(Revocations::default());
-    tokio::spawn(feed(Arc::downgrade(&set), client));
+    tokio::spawn(feed(Arc::downgrade(&set), target));
     set
 }
 
-async fn feed(set: Weak<Revocations>, client: redis::Client) {
+async fn feed(set: Weak<Revocations>, target: Target) {
     let mut backoff = RECONNECT_MIN;
     let mut failing = false;
     while set.strong_count() > 0 {
         let mut subscribed = false;
-        let outcome = serve(&set, &client, &mut subscribed).await;
+        let outcome = match &target {
+            Target::Single(client) => serve(&set, client, &mut subscribed).await,
+            Target::Cluster(seeds) => serve_cluster(&set, seeds, &mut subscribed).await,
+        };
         let Some(strong) = set.upgrade() else { return };
         strong.set_ready(false);
         drop(strong);
@@ -180,7 +191,7 @@ async fn serve(set: &Weak<Revocations>, client: &redis::Client, subscribed: &mut
         .context("connecting to Redis timed out")?
         .context("connecting to Redis")?;
     let (mut sink, mut stream) = pubsub.split();
-    tokio::time::timeout(CALL_TIMEOUT, sink.subscribe(REVOCATIONS_CHANNEL))
+    tokio::time::timeout(CALL_TIMEOUT, sink.subscribe(KeyScheme::Single.revocations_channel()))
         .await
         .context("SUBSCRIBE timed out")?
         .context("SUBSCRIBE")?;
@@ -198,10 +209,7 @@ async fn serve(set: &Weak<Revocations>, client: &redis::Client, subscribed: &mut
             msg = stream.next() => {
                 let msg = msg.context("the subscription was closed")?;
                 let Some(set) = set.upgrade() else { return Ok(()) };
-                let now = unix_now();
-                for (sid, until) in parse_revocation_notice(&String::from_utf8_lossy(msg.get_payload_bytes())) {
-                    anyhow::ensure!(set.insert(sid, until, now), "the revocation set is full");
-                }
+                on_notice(&set, msg.get_payload_bytes())?;
             }
             _ = health.tick() => {
                 tokio::time::timeout(PING_TIMEOUT, sink.ping::<redis::Value>())
@@ -213,7 +221,7 @@ async fn serve(set: &Weak<Revocations>, client: &redis::Client, subscribed: &mut
             }
             _ = tokio::time::sleep_until(next_load), if !loaded => {
                 let Some(set) = set.upgrade() else { return Ok(()) };
-                loaded = load(&mut conn, &set).await?;
+                loaded = load(&mut conn, &set, KeyScheme::Single).await?;
                 if loaded {
                     set.set_ready(true);
                     tracing::info!(sessions = set.len(), "revoked sessions loaded; token checks answered");
@@ -225,17 +233,88 @@ async fn serve(set: &Weak<Revocations>, client: &redis::Client, subscribed: &mut
     }
 }
 
+/// [`serve`] on a Redis Cluster: one RESP3 connection to the master of `{auth}`, subscribed to the
+/// shard channel, reading the set and answering the PINGs.
+async fn serve_cluster(
+    set: &Weak<Revocations>,
+    seeds: &[redis::ConnectionInfo],
+    subscribed: &mut bool,
+) -> anyhow::Result<()> {
+    let keys = KeyScheme::Cluster;
+    let channel = keys.revocations_channel();
+    let topology = crate::cluster::Topology::fetch(seeds, &[]).await?;
+    let node = topology.master_of(crate::cluster::slot(channel.as_bytes())).context("no master serves {auth}")?;
+    let (tx, mut pushes) = tokio::sync::mpsc::unbounded_channel();
+    let mut conn = crate::cluster::push_connection(node, 0, tx).await?;
+    let _: () =
+        bounded(redis::cmd(keys.subscribe()).arg(channel).query_async(&mut conn)).await.context("SSUBSCRIBE")?;
+    *subscribed = true;
+    let mut loaded = false;
+    let mut next_load = tokio::time::Instant::now();
+    let mut health = tokio::time::interval(HEALTH_INTERVAL);
+    health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            push = pushes.recv() => {
+                let (_, push) = push.context("the subscription was closed")?;
+                match push.kind {
+                    PushKind::SMessage => {
+                        let Some(set) = set.upgrade() else { return Ok(()) };
+                        if let Some(redis::Value::BulkString(payload)) = push.data.get(1) {
+                            on_notice(&set, payload)?;
+                        }
+                    }
+                    PushKind::Disconnection => anyhow::bail!("the connection to {} was lost", crate::cluster::node_name(node)),
+                    PushKind::SUnsubscribe => anyhow::bail!("{channel} moved to another node"),
+                    _ => {}
+                }
+            }
+            _ = health.tick() => {
+                tokio::time::timeout(PING_TIMEOUT, redis::cmd("PING").query_async::<redis::Value>(&mut conn))
+                    .await
+                    .context("PING on the subscription timed out")?
+                    .context("PING on the subscription")?;
+                let Some(set) = set.upgrade() else { return Ok(()) };
+                set.prune(unix_now());
+            }
+            _ = tokio::time::sleep_until(next_load), if !loaded => {
+                let Some(set) = set.upgrade() else { return Ok(()) };
+                loaded = load(&mut conn, &set, keys).await?;
+                if loaded {
+                    set.set_ready(true);
+                    tracing::info!(sessions = set.len(), "revoked sessions loaded; token checks answered");
+                } else {
+                    next_load = tokio::time::Instant::now() + LOADED_RETRY;
+                }
+            }
+        }
+    }
+}
+
+/// Adds the sessions of a notice on the revocation channel.
+fn on_notice(set: &Revocations, payload: &[u8]) -> anyhow::Result<()> {
+    let now = unix_now();
+    for (sid, until) in parse_revocation_notice(&String::from_utf8_lossy(payload)) {
+        anyhow::ensure!(set.insert(sid, until, now), "the revocation set is full");
+    }
+    Ok(())
+}
+
 /// Reads every entry of `auth:revoked_sids` into the set; false (nothing read) while Redis lacks
 /// `auth:revocations_loaded`.
-async fn load(conn: &mut redis::aio::MultiplexedConnection, set: &Revocations) -> anyhow::Result<bool> {
-    let loaded: Option<String> = bounded(redis::cmd("GET").arg(REVOCATIONS_LOADED_KEY).query_async(conn)).await?;
+async fn load(
+    conn: &mut redis::aio::MultiplexedConnection,
+    set: &Revocations,
+    keys: KeyScheme,
+) -> anyhow::Result<bool> {
+    let loaded: Option<String> = bounded(redis::cmd("GET").arg(keys.revocations_loaded()).query_async(conn)).await?;
     if loaded.is_none() {
         return Ok(false);
     }
     let mut cursor: u64 = 0;
     loop {
         let (next, entries): (u64, Vec<(String, f64)>) = bounded(
-            redis::cmd("ZSCAN").arg(REVOKED_SIDS_KEY).arg(cursor).arg("COUNT").arg(SCAN_COUNT).query_async(conn),
+            redis::cmd("ZSCAN").arg(keys.revoked_sids()).arg(cursor).arg("COUNT").arg(SCAN_COUNT).query_async(conn),
         )
         .await?;
         let now = unix_now();

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use web_kit::ratelimit::{enforce, Check, LimitError, Quota};
 
-async fn instance() -> redis::aio::ConnectionManager {
-    web_kit::redis::connect(&test_support::redis_url()).await.unwrap()
+async fn instance() -> web_kit::redis::Redis {
+    let target = web_kit::redis::Target::new(&test_support::redis_url(), &[]).unwrap();
+    web_kit::redis::connect(&target).await.unwrap()
 }
 
 fn subject() -> String {

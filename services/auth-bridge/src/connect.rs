@@ -65,7 +65,7 @@ fn now_in(millis: bool) -> i64 {
 /// Redis for twice the window, since a timestamp may be that far from another within it).
 pub async fn check_signature(
     req: &HttpRequest,
-    redis: &redis::aio::ConnectionManager,
+    redis: &web_kit::redis::Redis,
     app: &HostApp,
     body: &[u8],
 ) -> Result<(), ApiError> {

@@ -14,18 +14,22 @@
 //! Redis restarted with some writes missing learns them so), then sets the marker. While the
 //! marker is absent, boxes and realtime answer 503 to every token (fail closed). Announcements
 //! that failed are retried by the same loop.
+//!
+//! On a Redis Cluster every one of these names carries the hash tag `{auth}`
+//! (`KeyScheme::Cluster`), so the markers, the set, the loaded marker and the revocation channel
+//! live on one master: the `run_id` checked is that master's (a failover to a replica that may
+//! lack the last writes changes it too, and triggers a reload), and one revocation's writes to
+//! them are one pipeline on that node. The `session.revoked` messages go to the owners' shard
+//! channels, on the masters of their slots.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use deadpool_postgres::Pool;
-use domain::realtime::{
-    revocation_notice, revoked_sid_key, types, user_channel, Envelope, SessionRevoked, REVOCATIONS_CHANNEL,
-    REVOCATIONS_LOADED_KEY, REVOKED_SIDS_KEY,
-};
+use domain::realtime::{revocation_notice, types, user_channel, Envelope, KeyScheme, SessionRevoked};
 use domain::{IdentityId, SessionId};
-use redis::aio::ConnectionManager;
+use web_kit::redis::Redis;
 
 use crate::store;
 
@@ -38,9 +42,9 @@ const CHUNK: usize = 500;
 /// Failed announcements kept for a retry; beyond, the oldest are dropped (their markers still
 /// come back with the next reload, only their `session.revoked` message is lost).
 const PENDING_MAX: usize = 10_000;
-/// Marks a reload in progress in the Redis it writes to, so that a reload interrupted by a Redis
-/// restart does not set the loaded marker on the new, empty Redis.
-const LOADING_KEY: &str = "auth:revocations_loading";
+/// KEYS: the loading marker (`KeyScheme::revocations_loading`), which marks a reload in progress
+/// in the Redis it writes to, so that a reload interrupted by a Redis restart does not set the
+/// loaded marker on the new, empty Redis; and the loaded marker.
 const FINISH_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
      redis.call('SET', KEYS[2], ARGV[2]) redis.call('DEL', KEYS[1]) return 1 else return 0 end";
 
@@ -75,7 +79,7 @@ impl Pending {
 /// `session.revoked` on the owner's channel, which makes realtime close the session's sockets.
 /// When Redis fails, the announcement is kept for the sync loop to send, and the error returned.
 pub async fn announce(
-    redis: &ConnectionManager,
+    redis: &Redis,
     pending: &Pending,
     access_token_ttl: i64,
     revoked: &[(SessionId, IdentityId)],
@@ -90,27 +94,24 @@ pub async fn announce(
     result
 }
 
-async fn send(
-    redis: &ConnectionManager,
-    access_token_ttl: i64,
-    revoked: &[(SessionId, IdentityId)],
-) -> redis::RedisResult<()> {
+async fn send(redis: &Redis, access_token_ttl: i64, revoked: &[(SessionId, IdentityId)]) -> redis::RedisResult<()> {
     let ttl = marker_ttl(access_token_ttl);
     let now = unix_now();
+    let keys = redis.keys();
     let entries: Vec<(SessionId, i64)> = revoked.iter().map(|(sid, _)| (*sid, now + ttl)).collect();
     let mut pipe = redis::pipe();
-    mark(&mut pipe, &entries, now);
+    mark(&mut pipe, keys, &entries, now);
     for (sid, identity) in revoked {
         let envelope = Envelope::new(types::SESSION_REVOKED, SessionRevoked { sid: *sid }).to_json();
-        pipe.cmd("PUBLISH").arg(user_channel(*identity)).arg(envelope).ignore();
+        pipe.cmd(keys.publish()).arg(user_channel(*identity)).arg(envelope).ignore();
     }
-    web_kit::redis::query(redis, &pipe).await
+    web_kit::redis::exec(redis, &pipe).await
 }
 
 /// What the sync loop needs.
 pub struct Loader {
     pub pool: Pool,
-    pub redis: ConnectionManager,
+    pub redis: Redis,
     pub pending: Arc<Pending>,
     pub access_token_ttl: i64,
 }
@@ -143,7 +144,7 @@ impl Loader {
         }
         let run_id = run_id(&self.redis).await?;
         let loaded: Option<String> =
-            web_kit::redis::query(&self.redis, redis::cmd("GET").arg(REVOCATIONS_LOADED_KEY)).await?;
+            web_kit::redis::query(&self.redis, redis::cmd("GET").arg(self.redis.keys().revocations_loaded())).await?;
         if loaded.as_deref() == Some(run_id.as_str()) {
             return Ok(());
         }
@@ -152,9 +153,10 @@ impl Loader {
 
     async fn reload(&self, run_id: &str) -> anyhow::Result<()> {
         let token = uuid::Uuid::new_v4().to_string();
+        let keys = self.redis.keys();
+        let loading = keys.revocations_loading();
         let _: () =
-            web_kit::redis::query(&self.redis, redis::cmd("SET").arg(LOADING_KEY).arg(&token).arg("EX").arg(600))
-                .await?;
+            web_kit::redis::query(&self.redis, redis::cmd("SET").arg(loading).arg(&token).arg("EX").arg(600)).await?;
         let window = marker_ttl(self.access_token_ttl);
         let rows = tokio::time::timeout(DB_TIMEOUT, async {
             let client = web_kit::metrics::pool_get(&self.pool).await?;
@@ -166,11 +168,11 @@ impl Loader {
             let now = unix_now();
             let entries: Vec<(SessionId, i64)> = chunk.iter().map(|(sid, left)| (*sid, now + (*left).max(1))).collect();
             let mut pipe = redis::pipe();
-            mark(&mut pipe, &entries, now);
-            let _: () = web_kit::redis::query(&self.redis, &pipe).await?;
+            mark(&mut pipe, keys, &entries, now);
+            web_kit::redis::exec(&self.redis, &pipe).await?;
         }
         let mut finish = redis::cmd("EVAL");
-        finish.arg(FINISH_SCRIPT).arg(2).arg(LOADING_KEY).arg(REVOCATIONS_LOADED_KEY).arg(&token).arg(run_id);
+        finish.arg(FINISH_SCRIPT).arg(2).arg(loading).arg(keys.revocations_loaded()).arg(&token).arg(run_id);
         let done: i64 = web_kit::redis::query(&self.redis, &finish).await?;
         anyhow::ensure!(done == 1, "Redis restarted during the reload");
         tracing::info!(sessions = rows.len(), "revocation markers loaded into Redis");
@@ -180,13 +182,13 @@ impl Loader {
 
 /// Adds to `pipe` the marker and the sorted-set entry of each `(sid, until)`, the removal of the
 /// entries whose time has passed, and one notice on `auth:revocations` for them all.
-fn mark(pipe: &mut redis::Pipeline, entries: &[(SessionId, i64)], now: i64) {
+fn mark(pipe: &mut redis::Pipeline, keys: KeyScheme, entries: &[(SessionId, i64)], now: i64) {
     for (sid, until) in entries {
-        pipe.cmd("SET").arg(revoked_sid_key(*sid)).arg(1).arg("EX").arg((until - now).max(1)).ignore();
-        pipe.cmd("ZADD").arg(REVOKED_SIDS_KEY).arg("GT").arg(*until).arg(sid.to_string()).ignore();
+        pipe.cmd("SET").arg(keys.revoked_sid(*sid)).arg(1).arg("EX").arg((until - now).max(1)).ignore();
+        pipe.cmd("ZADD").arg(keys.revoked_sids()).arg("GT").arg(*until).arg(sid.to_string()).ignore();
     }
-    pipe.cmd("ZREMRANGEBYSCORE").arg(REVOKED_SIDS_KEY).arg("-inf").arg(format!("({now}")).ignore();
-    pipe.cmd("PUBLISH").arg(REVOCATIONS_CHANNEL).arg(revocation_notice(entries)).ignore();
+    pipe.cmd("ZREMRANGEBYSCORE").arg(keys.revoked_sids()).arg("-inf").arg(format!("({now}")).ignore();
+    pipe.cmd(keys.publish()).arg(keys.revocations_channel()).arg(revocation_notice(entries)).ignore();
 }
 
 fn unix_now() -> i64 {
@@ -196,9 +198,11 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-/// The id of the running Redis process, which changes at every restart.
-async fn run_id(redis: &ConnectionManager) -> anyhow::Result<String> {
-    let info: String = web_kit::redis::query(redis, redis::cmd("INFO").arg("server")).await?;
+/// The id of the running Redis process (on a cluster, the master of `{auth}`), which changes at
+/// every restart.
+async fn run_id(redis: &Redis) -> anyhow::Result<String> {
+    let info: String =
+        web_kit::redis::on_node_of(redis, redis.keys().revocations_loaded(), redis::cmd("INFO").arg("server")).await?;
     info.lines()
         .find_map(|l| l.strip_prefix("run_id:"))
         .map(|id| id.trim().to_owned())

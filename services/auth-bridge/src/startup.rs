@@ -30,7 +30,7 @@ const POOL_SIZE: usize = 16;
 pub struct AppState {
     pub settings: Settings,
     pub pool: Pool,
-    pub redis: redis::aio::ConnectionManager,
+    pub redis: web_kit::redis::Redis,
     pub signer: Signer,
     pub verifier: Verifier,
     /// Every accepted public key, the signing one first.
@@ -110,7 +110,7 @@ async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     let pg = web_kit::postgres::config(settings.database.url.expose_secret(), STATEMENT_TIMEOUT_MS)?;
     web_kit::postgres::migrate(&pg, "auth", store::migrations::runner()).await?;
     let pool = web_kit::postgres::pool(pg, POOL_SIZE)?;
-    let redis = web_kit::redis::connect(settings.redis.url.expose_secret()).await.context("connecting to Redis")?;
+    let redis = web_kit::redis::connect(&settings.redis.target()?).await.context("connecting to Redis")?;
 
     let boxes = BoxesInternal::new(&settings.boxes_internal_url, settings.internal_api_token.clone())?;
     let pending = Arc::default();

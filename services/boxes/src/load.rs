@@ -11,7 +11,6 @@ use std::collections::{HashMap, HashSet};
 use domain::boxes::{BoxSetting, BoxView};
 use domain::event::{fold_message, kick_content, EditState, Event, EventType};
 use domain::identity::{IdentityRecord, IdentityView};
-use domain::realtime::counter_key;
 use domain::{BoxId, EventId, IdentityId, Timestamp};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -181,13 +180,14 @@ pub async fn folded_page_for<C: GenericClient>(
     Ok(rows.iter().map(|e| ctx.render_stored(e, transparent)).collect())
 }
 
-/// Reads the unread counters of `who` for `boxes` in one MGET; a missing key is 0.
+/// Reads the unread counters of `who` for `boxes` in one MGET (on a Redis Cluster the counters of
+/// one identity share a slot); a missing key is 0.
 /// Counters are best effort (§6.4), so a Redis failure reads as zeros.
-async fn counters(redis: &redis::aio::ConnectionManager, who: IdentityId, boxes: &[BoxId]) -> HashMap<BoxId, i64> {
+async fn counters(redis: &web_kit::redis::Redis, who: IdentityId, boxes: &[BoxId]) -> HashMap<BoxId, i64> {
     if boxes.is_empty() {
         return HashMap::new();
     }
-    let keys: Vec<String> = boxes.iter().map(|b| counter_key(who, *b)).collect();
+    let keys: Vec<String> = boxes.iter().map(|b| redis.keys().counter(who, *b)).collect();
     match web_kit::redis::query::<Vec<Option<i64>>>(redis, redis::cmd("MGET").arg(&keys)).await {
         Ok(values) => boxes.iter().copied().zip(values.into_iter().map(|v| v.unwrap_or(0))).collect(),
         Err(e) => {
@@ -200,7 +200,7 @@ async fn counters(redis: &redis::aio::ConnectionManager, who: IdentityId, boxes:
 /// The Box objects of §5.3 for `caller`, in the order of `rows`, with a fixed number of queries.
 pub async fn boxes_for<C: GenericClient>(
     c: &C,
-    redis: &redis::aio::ConnectionManager,
+    redis: &web_kit::redis::Redis,
     caller: IdentityId,
     rows: &[BoxRow],
 ) -> ApiResult<Vec<BoxView>> {
@@ -233,7 +233,7 @@ pub async fn boxes_for<C: GenericClient>(
 /// The Box object of one box for `caller`.
 pub async fn box_for<C: GenericClient>(
     c: &C,
-    redis: &redis::aio::ConnectionManager,
+    redis: &web_kit::redis::Redis,
     caller: IdentityId,
     row: &BoxRow,
 ) -> ApiResult<BoxView> {

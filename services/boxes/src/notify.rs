@@ -9,7 +9,7 @@
 //! round trip with [`send_all`], each with its own trace.
 
 use domain::notification::Notification;
-use domain::realtime::{counter_key, types, Envelope};
+use domain::realtime::{types, Envelope};
 use domain::{BoxId, IdentityId};
 use web_kit::telemetry::TraceContext;
 
@@ -58,8 +58,9 @@ impl Outbox {
         self.publishes.is_empty() && self.increments.is_empty() && self.resets.is_empty()
     }
 
-    /// One pipelined round trip: counters first, so a client reacting to a message reads fresh counts.
-    pub async fn send(self, redis: &redis::aio::ConnectionManager, history: web_kit::history::HistoryLimits) {
+    /// One pipelined round trip (on a Redis Cluster, one per slot, at once): counters first, so a
+    /// client reacting to a message reads fresh counts.
+    pub async fn send(self, redis: &web_kit::redis::Redis, history: web_kit::history::HistoryLimits) {
         send_all(vec![self], redis, history).await;
     }
 }
@@ -68,13 +69,14 @@ impl Outbox {
 /// envelopes.
 pub async fn send_all(
     outboxes: Vec<Outbox>,
-    redis: &redis::aio::ConnectionManager,
+    redis: &web_kit::redis::Redis,
     history: web_kit::history::HistoryLimits,
 ) {
     let outboxes: Vec<Outbox> = outboxes.into_iter().filter(|o| !o.is_empty()).collect();
     if outboxes.is_empty() {
         return;
     }
+    let keys = redis.keys();
     let mut pipe = redis::pipe();
     // Each outbox's trace rides along as a child of its request, so realtime logs the delivery
     // in that trace; the spans stay open for the round trip.
@@ -82,22 +84,22 @@ pub async fn send_all(
     let mut spans = Vec::new();
     for outbox in &outboxes {
         for (who, box_id) in &outbox.resets {
-            pipe.del(counter_key(*who, *box_id)).ignore();
+            pipe.del(keys.counter(*who, *box_id)).ignore();
         }
         for (who, box_id) in &outbox.increments {
-            pipe.incr(counter_key(*who, *box_id), 1).ignore();
+            pipe.incr(keys.counter(*who, *box_id), 1).ignore();
         }
         let call = outbox.trace.as_ref().map(TraceContext::child);
         let trace = call.as_ref().map(TraceContext::traceparent);
         for (to, payload) in &outbox.publishes {
-            pipe.add_command(web_kit::history::publish_traced_cmd(*to, payload, history, trace.as_deref())).ignore();
+            pipe.add_command(web_kit::history::publish_traced_cmd(keys, *to, payload, history, trace.as_deref())).ignore();
         }
         if let Some(call) = call.as_ref().filter(|_| !outbox.publishes.is_empty()) {
             spans.push(web_kit::telemetry::otlp::call_span(call, "publish"));
         }
         calls.push((call, trace));
     }
-    let result = web_kit::redis::query::<()>(redis, &pipe).await;
+    let result = web_kit::redis::exec(redis, &pipe).await;
     drop(spans);
     for (outbox, (call, trace)) in outboxes.iter().zip(&calls) {
         let publishes = outbox.publishes.len();

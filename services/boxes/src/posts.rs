@@ -99,7 +99,7 @@ impl Posts {
     /// Starts the task that batches posts; it runs as long as a handle to the queue exists.
     pub fn start(
         db: deadpool_postgres::Pool,
-        redis: redis::aio::ConnectionManager,
+        redis: web_kit::redis::Redis,
         history: web_kit::history::HistoryLimits,
         settings: BatchSettings,
     ) -> Posts {
@@ -134,7 +134,7 @@ fn lost() -> ApiError {
 
 struct Batcher {
     db: deadpool_postgres::Pool,
-    redis: redis::aio::ConnectionManager,
+    redis: web_kit::redis::Redis,
     history: web_kit::history::HistoryLimits,
     max: usize,
 }

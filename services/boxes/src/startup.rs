@@ -8,6 +8,7 @@ use actix_web::dev::Server;
 use actix_web::{web, App};
 use anyhow::Context;
 use secrecy::ExposeSecret;
+use web_kit::redis::Target;
 use web_kit::serve::{serve, Serve};
 
 use crate::config::Settings;
@@ -39,10 +40,10 @@ impl Application {
         let db = web_kit::postgres::pool(pg.clone(), settings.database_pool_size)?;
         web_kit::metrics::watch_pool(db.clone());
         web_kit::postgres::migrate(&pg, "boxes", embedded::migrations::runner()).await?;
-        let redis = connect_redis(settings.redis.url.expose_secret()).await?;
+        let target = settings.redis.target()?;
+        let redis = connect_redis(&target).await?;
         let verifier = web_kit::keys::verifier(&settings.tokens.jwt_public_key_files, &settings.tokens.jwt_issuer)?;
-        let client = redis::Client::open(settings.redis.url.expose_secret()).context("parsing REDIS_URL")?;
-        let revocations = web_kit::revocations::start(client);
+        let revocations = web_kit::revocations::start(target.clone());
         revocations.wait_ready(Duration::from_secs(2)).await;
         let blobs = crate::blobs::Blobs::open(&settings.files)?;
         let grace = Duration::from_secs(settings.files.files_pending_grace_secs);
@@ -74,7 +75,6 @@ impl Application {
             .with_context(|| format!("binding INTERNAL_BIND_ADDR {}", settings.internal_bind_addr))?;
         let internal_port = internal_listener.local_addr()?.port();
         let internal_state = web::Data::new(state.clone());
-        let redis_url = settings.redis.url.clone();
         let api = web::Data::new(web_kit::apidoc::ApiJson::new(&routes::openapi()));
         let internal_api = web::Data::new(web_kit::apidoc::ApiJson::new(&routes::internal_openapi()));
         let public = Serve {
@@ -84,10 +84,10 @@ impl Application {
             workers: settings.server.workers,
         };
         let server = serve(listener, public, move || {
-            let (state, redis_url) = (state.clone(), redis_url.clone());
+            let (state, target) = (state.clone(), target.clone());
             App::new()
                 .app_data(api.clone())
-                .data_factory(move || worker_state(state.clone(), redis_url.clone()))
+                .data_factory(move || worker_state(state.clone(), target.clone()))
                 .configure(|cfg| routes::table().configure(cfg))
         })?;
         // The internal API has its own listener and no CORS: browsers have no business there.
@@ -123,8 +123,8 @@ impl Application {
 
 /// The state of one worker: the shared state with a Redis connection of its own, whose I/O task
 /// then runs on the worker's thread, so a Redis call does not hop to the main thread and back.
-async fn worker_state(state: AppState, redis_url: secrecy::SecretString) -> Result<AppState, std::convert::Infallible> {
-    match connect_redis(redis_url.expose_secret()).await {
+async fn worker_state(state: AppState, target: Target) -> Result<AppState, std::convert::Infallible> {
+    match connect_redis(&target).await {
         Ok(redis) => Ok(AppState { redis, ..state }),
         Err(e) => {
             tracing::warn!(error = format!("{e:#}"), "worker Redis connection failed; using the shared one");
@@ -133,6 +133,6 @@ async fn worker_state(state: AppState, redis_url: secrecy::SecretString) -> Resu
     }
 }
 
-async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
-    web_kit::redis::connect(url).await.context("connecting to Redis")
+async fn connect_redis(target: &Target) -> anyhow::Result<web_kit::redis::Redis> {
+    web_kit::redis::connect(target).await.context("connecting to Redis")
 }

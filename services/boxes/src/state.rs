@@ -14,7 +14,7 @@ use crate::error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub db: deadpool_postgres::Pool,
-    pub redis: redis::aio::ConnectionManager,
+    pub redis: web_kit::redis::Redis,
     pub verifier: Verifier,
     /// Revoked sessions, kept in memory from Redis (see `web_kit::revocations`).
     pub revocations: Arc<web_kit::revocations::Revocations>,

@@ -97,7 +97,7 @@ impl Settings {
     pub fn with_defaults(jwt_public_key_files: Vec<PathBuf>, redis_url: impl Into<String>) -> Self {
         Settings {
             bind_addr: "127.0.0.1:0".into(),
-            redis: RedisSettings { url: SecretString::from(redis_url.into()) },
+            redis: RedisSettings { url: SecretString::from(redis_url.into()), cluster_nodes: Vec::new() },
             tokens: TokenSettings { jwt_public_key_files, jwt_issuer: "auth-bridge".into() },
             origins: OriginSettings::default(),
             ping_interval_ms: 45_000,

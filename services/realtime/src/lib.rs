@@ -8,7 +8,8 @@
 //! - [`subscriber`]: one Redis pub/sub connection per process, owned by one task. An identity is
 //!   subscribed while it has at least one socket here. Several processes behind a load balancer
 //!   each subscribe for their own sockets, so one publish reaches every process that holds a
-//!   socket of the identity.
+//!   socket of the identity. On a Redis Cluster, [`shards`] does the same with one connection per
+//!   master and sharded pub/sub (`SSUBSCRIBE`).
 //! - [`socket`]: one task per socket selecting over client frames, the outbound queue, the ping
 //!   interval, the idle deadline and the token's `exp`. It consumes client `ack`s (§9.5) and
 //!   closes with the contract's codes: 4001 at expiry or revocation, 1013 for a slow consumer,
@@ -34,6 +35,7 @@ pub mod conn;
 pub mod error;
 pub mod registry;
 pub mod routes;
+pub mod shards;
 pub mod socket;
 pub mod startup;
 pub mod store;

@@ -9,7 +9,8 @@
 //! Delivery is a `try_send` of a shared payload (a reference-counted `ByteString`) into each
 //! socket's queue under a short lock: it never waits for a socket. A socket whose queue is full is
 //! removed from the registry; its task sees its queue closed and closes with 1013. When the pub/sub
-//! connection is lost every socket is told to close with 1011 and the registry is emptied.
+//! connection is lost every socket is told to close with 1011 and the registry is emptied; on a
+//! Redis Cluster, only the sockets of the identities that connection served.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -293,6 +294,34 @@ impl Hub {
         tracing::warn!(sockets = closed, "redis subscription lost, sockets closed");
     }
 
+    /// Whether every connection of the subscriber is up (on a cluster, one per master).
+    pub(crate) fn set_connected(&self, connected: bool) {
+        self.inner.connected.store(connected, Ordering::Release);
+    }
+
+    /// The subscriptions of `identities` are gone (on a cluster, their master's connection was
+    /// lost or their slot moved): their sockets close with 1011 and leave the registry.
+    pub(crate) fn lose(&self, identities: &[IdentityId]) -> usize {
+        let closed = {
+            let mut reg = self.registry();
+            let mut closed = 0;
+            for identity in identities {
+                if let Some(entry) = reg.identities.remove(identity) {
+                    for slot in &entry.slots {
+                        let _ = slot.tx.try_send(Outbound::Close(close::SUBSCRIPTION_LOST));
+                    }
+                    closed += entry.slots.len();
+                }
+            }
+            reg.sockets -= closed;
+            closed
+        };
+        if closed > 0 {
+            tracing::warn!(sockets = closed, identities = identities.len(), "redis subscriptions lost, sockets closed");
+        }
+        closed
+    }
+
     /// Graceful shutdown: refuse new sockets and close the open ones with 1001.
     pub fn shutdown(&self) -> usize {
         self.inner.closing.store(true, Ordering::Release);
@@ -365,6 +394,19 @@ mod tests {
         assert_eq!(wake.try_recv().ok(), Some(id), "last socket gone: unsubscribe");
         drop((g1, g2));
         assert_eq!(hub.stats().sockets, 0);
+    }
+
+    #[test]
+    fn a_lost_shard_closes_only_its_identities() {
+        let (hub, _wake) = Hub::new(limits(4));
+        let (a, b) = (IdentityId::new_v4(), IdentityId::new_v4());
+        let (_ga, mut ra) = hub.register(a, SessionId::new_v4()).unwrap_or_else(|_| panic!("a"));
+        let (_gb, mut rb) = hub.register(b, SessionId::new_v4()).unwrap_or_else(|_| panic!("b"));
+        assert_eq!(hub.lose(&[a]), 1);
+        assert!(matches!(ra.try_recv(), Ok(Outbound::Close(close::SUBSCRIPTION_LOST))));
+        assert!(rb.try_recv().is_err());
+        assert_eq!(hub.stats().sockets, 1);
+        assert!(hub.wants(b) && !hub.wants(a));
     }
 
     #[test]

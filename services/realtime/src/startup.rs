@@ -18,6 +18,7 @@ use secrecy::ExposeSecret;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
+use web_kit::redis::Target;
 
 use crate::config::{mask_userinfo, Settings};
 use crate::registry::{Hub, HubLimits};
@@ -74,8 +75,13 @@ impl Application {
         let origins = settings.origins.policy()?;
         let metrics = settings.metrics.start()?;
         let verifier = web_kit::keys::verifier(&settings.tokens.jwt_public_key_files, &settings.tokens.jwt_issuer)?;
-        let client = redis::Client::open(settings.redis.url.expose_secret())
-            .with_context(|| format!("parsing REDIS_URL {}", mask_userinfo(settings.redis.url.expose_secret())))?;
+        let target = match settings.redis.target() {
+            Ok(target) => target,
+            Err(_) if settings.redis.cluster_nodes.is_empty() => {
+                anyhow::bail!("parsing REDIS_URL {}", mask_userinfo(settings.redis.url.expose_secret()))
+            }
+            Err(e) => return Err(e),
+        };
 
         let (hub, wake) = Hub::new(HubLimits {
             queue_capacity: usize::try_from(settings.queue_capacity).unwrap_or(64),
@@ -94,14 +100,21 @@ impl Application {
             f.realtime_open_sockets.set(i64::try_from(stats.sockets).unwrap_or(i64::MAX));
             f.realtime_connected_identities.set(i64::try_from(stats.identities).unwrap_or(i64::MAX));
         });
-        let subscriber = tokio::spawn(run_subscriber(hub.clone(), client.clone(), wake, subscriber_config));
-        let revocations = web_kit::revocations::start(client.clone());
+        let subscriber = match &target {
+            Target::Single(client) => {
+                tokio::spawn(run_subscriber(hub.clone(), client.clone(), wake, subscriber_config))
+            }
+            Target::Cluster(seeds) => {
+                tokio::spawn(crate::shards::run(hub.clone(), seeds.clone(), wake, subscriber_config))
+            }
+        };
+        let revocations = web_kit::revocations::start(target.clone());
         revocations.wait_ready(Duration::from_secs(2)).await;
 
         let sockets = TaskTracker::new();
         let state = web::Data::new(AppState {
             verifier,
-            store: Arc::new(Store::new(client, settings.history_limits(), settings.replay_limits())),
+            store: Arc::new(Store::new(target, settings.history_limits(), settings.replay_limits())),
             revocations,
             hub: hub.clone(),
             origins,

@@ -3,38 +3,35 @@
 //! counter reset and the echo publish of a client `ack` (§9.5), the identity's history read when a
 //! socket becomes ready (`web_kit::history`), and the readiness ping.
 //!
-//! One multiplexed connection (a `ConnectionManager`, which reconnects by itself) is shared by the
-//! whole process. It is opened lazily, so the service starts, and answers 503, while Redis is down.
+//! One multiplexed connection (`web_kit::redis::Redis`, which reconnects by itself) is shared by
+//! the whole process. It is opened lazily, so the service starts, and answers 503, while Redis is down.
 //! Every call, the lazy connect included, answers within `web_kit::redis::CALL_TIMEOUT`.
 
 use anyhow::Context;
-use domain::realtime::{counter_key, Position};
+use domain::realtime::Position;
 use domain::{BoxId, IdentityId, SessionId};
-use redis::aio::ConnectionManager;
 use web_kit::history::{HistoryLimits, Recovery, ReplayLimits};
-use web_kit::redis::{query, Revocation, CALL_TIMEOUT};
+use web_kit::redis::{query, Redis, Revocation, Target, CALL_TIMEOUT};
 
 pub struct Store {
-    client: redis::Client,
-    conn: tokio::sync::Mutex<Option<ConnectionManager>>,
+    target: Target,
+    conn: tokio::sync::Mutex<Option<Redis>>,
     history: HistoryLimits,
     replay: ReplayLimits,
 }
 
 impl Store {
-    pub fn new(client: redis::Client, history: HistoryLimits, replay: ReplayLimits) -> Self {
-        Store { client, conn: tokio::sync::Mutex::new(None), history, replay }
+    pub fn new(target: Target, history: HistoryLimits, replay: ReplayLimits) -> Self {
+        Store { target, conn: tokio::sync::Mutex::new(None), history, replay }
     }
 
-    async fn conn(&self) -> anyhow::Result<ConnectionManager> {
+    async fn conn(&self) -> anyhow::Result<Redis> {
         let open = async {
             let mut slot = self.conn.lock().await;
             if let Some(conn) = slot.as_ref() {
                 return Ok(conn.clone());
             }
-            let conn = ConnectionManager::new_with_config(self.client.clone(), web_kit::redis::manager_config())
-                .await
-                .context("connecting to Redis")?;
+            let conn = web_kit::redis::connect(&self.target).await.context("connecting to Redis")?;
             *slot = Some(conn.clone());
             Ok(conn)
         };
@@ -58,8 +55,9 @@ impl Store {
     /// §9.5: resets the counter, then publishes the ack to every socket of the identity.
     pub async fn ack(&self, sender: IdentityId, box_id: BoxId, envelope: &str) -> anyhow::Result<()> {
         let conn = self.conn().await?;
-        let _: () = query(&conn, redis::cmd("DEL").arg(counter_key(sender, box_id))).await.context("counter reset")?;
-        let publish = web_kit::history::publish_cmd(sender, envelope, self.history);
+        let keys = conn.keys();
+        let _: () = query(&conn, redis::cmd("DEL").arg(keys.counter(sender, box_id))).await.context("counter reset")?;
+        let publish = web_kit::history::publish_cmd(keys, sender, envelope, self.history);
         let _: String = query(&conn, &publish).await.context("ack publish")?;
         Ok(())
     }

@@ -177,7 +177,7 @@ async fn serve_connection(
                     tracing::warn!("redis pub/sub connection closed");
                     return;
                 };
-                dispatch(hub, &msg);
+                dispatch(hub, msg.get_channel_name(), msg.get_payload_bytes());
             }
             Some(identity) = wake.recv() => rec.reconcile(hub, identity),
             Some((identity, op, result)) = rec.ops.next(), if !rec.ops.is_empty() => {
@@ -206,9 +206,9 @@ async fn serve_connection(
 
 /// Routes one pub/sub message: `session.revoked` is consumed, anything else forwarded verbatim
 /// but for the publisher's trace context, which is logged with the delivery and taken out.
-fn dispatch(hub: &Hub, msg: &redis::Msg) {
-    let Some(identity) = channel_identity(msg.get_channel_name()) else { return };
-    let Ok(text) = std::str::from_utf8(msg.get_payload_bytes()) else {
+pub(crate) fn dispatch(hub: &Hub, channel: &str, payload: &[u8]) {
+    let Some(identity) = channel_identity(channel) else { return };
+    let Ok(text) = std::str::from_utf8(payload) else {
         tracing::warn!(identity = %identity, "dropping a payload that is not UTF-8");
         return;
     };

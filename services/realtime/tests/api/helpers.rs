@@ -121,7 +121,10 @@ pub async fn ready_object(ws: &mut Ws, identity: IdentityId) -> Value {
 /// Publishes as boxes does: into the identity's history and to its channel. Returns the position.
 pub async fn publish_recorded(identity: IdentityId, payload: &str, limits: web_kit::history::HistoryLimits) -> String {
     let mut conn = test_support::redis_conn().await;
-    web_kit::history::publish_cmd(identity, payload, limits).query_async(&mut conn).await.unwrap()
+    web_kit::history::publish_cmd(web_kit::redis::KeyScheme::Single, identity, payload, limits)
+        .query_async(&mut conn)
+        .await
+        .unwrap()
 }
 
 /// `payload` as delivered with its history position.
