@@ -67,11 +67,7 @@ impl Outbox {
 
 /// The outboxes in one pipelined round trip, in their order, each with its counters before its
 /// envelopes.
-pub async fn send_all(
-    outboxes: Vec<Outbox>,
-    redis: &web_kit::redis::Redis,
-    history: web_kit::history::HistoryLimits,
-) {
+pub async fn send_all(outboxes: Vec<Outbox>, redis: &web_kit::redis::Redis, history: web_kit::history::HistoryLimits) {
     let outboxes: Vec<Outbox> = outboxes.into_iter().filter(|o| !o.is_empty()).collect();
     if outboxes.is_empty() {
         return;
@@ -92,7 +88,8 @@ pub async fn send_all(
         let call = outbox.trace.as_ref().map(TraceContext::child);
         let trace = call.as_ref().map(TraceContext::traceparent);
         for (to, payload) in &outbox.publishes {
-            pipe.add_command(web_kit::history::publish_traced_cmd(keys, *to, payload, history, trace.as_deref())).ignore();
+            pipe.add_command(web_kit::history::publish_traced_cmd(keys, *to, payload, history, trace.as_deref()))
+                .ignore();
         }
         if let Some(call) = call.as_ref().filter(|_| !outbox.publishes.is_empty()) {
             spans.push(web_kit::telemetry::otlp::call_span(call, "publish"));
