@@ -425,6 +425,8 @@ mod tests {
         record(Group::Db);
         record(Group::Realtime);
         record(Group::Auth);
+        record(Group::Posts);
+        FAMILIES.post_batch_size.observe(3.0);
         FAMILIES.redis_errors.inc();
         FAMILIES.realtime_deliveries.inc();
         observe("test", Some("/boxes/{id}".into()), &Method::GET, 200, 0.01);
