@@ -221,11 +221,8 @@ async fn serve(set: &Weak<Revocations>, client: &redis::Client, subscribed: &mut
             }
             _ = tokio::time::sleep_until(next_load), if !loaded => {
                 let Some(set) = set.upgrade() else { return Ok(()) };
-                loaded = load(&mut conn, &set, KeyScheme::Single).await?;
-                if loaded {
-                    set.set_ready(true);
-                    tracing::info!(sessions = set.len(), "revoked sessions loaded; token checks answered");
-                } else {
+                loaded = load_once(&mut conn, &set, KeyScheme::Single).await?;
+                if !loaded {
                     next_load = tokio::time::Instant::now() + LOADED_RETRY;
                 }
             }
@@ -279,11 +276,8 @@ async fn serve_cluster(
             }
             _ = tokio::time::sleep_until(next_load), if !loaded => {
                 let Some(set) = set.upgrade() else { return Ok(()) };
-                loaded = load(&mut conn, &set, keys).await?;
-                if loaded {
-                    set.set_ready(true);
-                    tracing::info!(sessions = set.len(), "revoked sessions loaded; token checks answered");
-                } else {
+                loaded = load_once(&mut conn, &set, keys).await?;
+                if !loaded {
                     next_load = tokio::time::Instant::now() + LOADED_RETRY;
                 }
             }
@@ -302,6 +296,20 @@ fn on_notice(set: &Revocations, payload: &[u8]) -> anyhow::Result<()> {
 
 /// Reads every entry of `auth:revoked_sids` into the set; false (nothing read) while Redis lacks
 /// `auth:revocations_loaded`.
+/// [`load`], and the set marked ready once it is complete.
+async fn load_once(
+    conn: &mut redis::aio::MultiplexedConnection,
+    set: &Revocations,
+    keys: KeyScheme,
+) -> anyhow::Result<bool> {
+    let loaded = load(conn, set, keys).await?;
+    if loaded {
+        set.set_ready(true);
+        tracing::info!(sessions = set.len(), "revoked sessions loaded; token checks answered");
+    }
+    Ok(loaded)
+}
+
 async fn load(
     conn: &mut redis::aio::MultiplexedConnection,
     set: &Revocations,
