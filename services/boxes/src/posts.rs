@@ -48,8 +48,10 @@ pub struct BatchSettings {
     pub post_batch_max: u16,
 
     /// Post transactions in flight at once; posts arriving while all are busy wait and leave
-    /// together in the next.
-    #[arg(long, env = "POST_BATCH_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    /// together in the next. Fewer means larger groups and less PostgreSQL work per post, more
+    /// means more overlap; 2 posted the most at 32 clients of the 1, 2 and 4 measured
+    /// (`BENCHMARKS.md`, "posts committed in groups").
+    #[arg(long, env = "POST_BATCH_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub post_batch_concurrency: u16,
 
     /// Posts waiting for a transaction at most; further posts wait to be queued (within their
