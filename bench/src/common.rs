@@ -124,6 +124,16 @@ impl Proc {
         Ok(kb * 1024)
     }
 
+    /// The CPUs the process may run on (`Cpus_allowed_list`, e.g. `0` or `0-1`).
+    pub fn cpus(&self) -> anyhow::Result<String> {
+        let path = format!("/proc/{}/status", self.0);
+        let s = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        s.lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .map(|v| v.trim().to_owned())
+            .context("no Cpus_allowed_list line")
+    }
+
     /// Open file descriptors.
     pub fn open_files(&self) -> anyhow::Result<usize> {
         let dir = format!("/proc/{}/fd", self.0);
