@@ -184,14 +184,14 @@ enum Command {
         runs: usize,
     },
     /// Scenario 8: a mixed load at a human rate (sockets, posts, pages, acks), its population
-    /// grown step by step until p99 < 50 ms or a delivery is missed.
+    /// grown step by step until a p99 reaches 50 ms or a delivery is missed.
     Mixed {
         /// Users of the first step.
-        #[arg(long, default_value_t = 2_000)]
+        #[arg(long, default_value_t = 500)]
         start: usize,
-        /// Users added at each step.
-        #[arg(long, default_value_t = 2_000)]
-        step: usize,
+        /// Each step's population over the previous one's (rounded up to hundreds).
+        #[arg(long, default_value_t = 1.5)]
+        growth: f64,
         /// Users of the largest step (also capped by the open-file limits).
         #[arg(long, default_value_t = 18_000)]
         max: usize,
@@ -264,9 +264,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Storm { clients } => ws::storm(c, clients).await,
         Command::Login { clients } => login::login(c, clients).await,
         Command::Files { dir, size_mib, runs } => files::files(c, &dir, size_mib, runs).await,
-        Command::Mixed { start, step, max, budget, post_every, read_every, ack_every } => {
+        Command::Mixed { start, growth, max, budget, post_every, read_every, ack_every } => {
             let model = mixed::Model { post_every, read_every, ack_every };
-            let search = mixed::Search { start, step: step.max(1), max, budget: Duration::from_secs_f64(budget) };
+            let search =
+                mixed::Search { start, growth: growth.max(1.01), max, budget: Duration::from_secs_f64(budget) };
             mixed::mixed(c, model, search).await
         }
         Command::SendFile { path, addr } => files::send_file(&path, addr),
