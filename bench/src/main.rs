@@ -187,7 +187,7 @@ enum Command {
     /// grown step by step until a p99 reaches 50 ms or a delivery is missed.
     Mixed {
         /// Users of the first step.
-        #[arg(long, default_value_t = 500)]
+        #[arg(long, default_value_t = 250)]
         start: usize,
         /// Each step's population over the previous one's (rounded up to hundreds).
         #[arg(long, default_value_t = 1.5)]
