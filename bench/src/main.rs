@@ -198,6 +198,12 @@ enum Command {
         /// Seconds after which no further step starts.
         #[arg(long, default_value_t = 600.0)]
         budget: f64,
+        /// Posts a step's measured window holds at least: small populations are measured for
+        /// longer than `--duration`, up to `--max-window` seconds.
+        #[arg(long, default_value_t = 300)]
+        min_posts: usize,
+        #[arg(long, default_value_t = 60.0)]
+        max_window: f64,
         /// Mean seconds between two posts of one user.
         #[arg(long, default_value_t = 60.0)]
         post_every: f64,
@@ -264,10 +270,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Storm { clients } => ws::storm(c, clients).await,
         Command::Login { clients } => login::login(c, clients).await,
         Command::Files { dir, size_mib, runs } => files::files(c, &dir, size_mib, runs).await,
-        Command::Mixed { start, growth, max, budget, post_every, read_every, ack_every } => {
+        Command::Mixed { start, growth, max, budget, min_posts, max_window, post_every, read_every, ack_every } => {
             let model = mixed::Model { post_every, read_every, ack_every };
-            let search =
-                mixed::Search { start, growth: growth.max(1.01), max, budget: Duration::from_secs_f64(budget) };
+            let search = mixed::Search {
+                start,
+                growth: growth.max(1.01),
+                max,
+                budget: Duration::from_secs_f64(budget),
+                min_posts,
+                max_window: Duration::from_secs_f64(max_window),
+            };
             mixed::mixed(c, model, search).await
         }
         Command::SendFile { path, addr } => files::send_file(&path, addr),

@@ -47,6 +47,11 @@ pub struct Search {
     pub growth: f64,
     pub max: usize,
     pub budget: Duration,
+    /// Posts each step's window should hold at least, so that a p99 does not rest on a handful of
+    /// requests: a small population's window is longer than the run's duration, up to
+    /// `max_window`.
+    pub min_posts: usize,
+    pub max_window: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +161,7 @@ struct Step {
     lag_p99_ms: f64,
     rates: [f64; 3],
     deliveries_per_sec: f64,
+    window_secs: f64,
     ended_sockets: u64,
 }
 
@@ -262,7 +268,7 @@ pub async fn mixed(c: &Common, model: Model, search: Search) -> anyhow::Result<(
         step_no += 1;
         grow(c, &http, &minter, server, &mut population, n, &deliveries, &mut rng).await?;
         common::settle(c.database_url.as_deref()).await?;
-        let step = run_step(c, &http, &population, model, step_no, &deliveries, boxes, realtime).await?;
+        let step = run_step(c, &http, &population, model, search, step_no, &deliveries, boxes, realtime).await?;
         eprintln!(
             "mixed: {} users: {}; {}; {}/{} deliveries; {}",
             step.users,
@@ -374,6 +380,7 @@ async fn run_step(
     http: &reqwest::Client,
     p: &Population,
     model: Model,
+    search: Search,
     step_no: u32,
     deliveries: &Arc<Deliveries>,
     boxes: Proc,
@@ -401,7 +408,8 @@ async fn run_step(
     let rates = every.map(|e| n as f64 / e.max(0.001));
     let start = tokio::time::Instant::now();
     let measured_from = start + c.warmup();
-    let end = measured_from + c.duration();
+    let span = c.duration().max(Duration::from_secs_f64(search.min_posts as f64 / rates[0].max(0.001)));
+    let end = measured_from + span.min(search.max_window.max(c.duration()));
 
     let mut drivers = Vec::new();
     for (k, op) in OPS.into_iter().enumerate() {
@@ -509,6 +517,7 @@ async fn run_step(
         lag_p99_ms,
         rates,
         deliveries_per_sec: arrived as f64 / wall,
+        window_secs: wall,
         ended_sockets: deliveries.ended.load(Ordering::Relaxed) - ended_before,
     })
 }
@@ -613,7 +622,8 @@ fn step_row(step: &Step) -> Row {
     let [posts, reads, acks] = step.rates;
     let mut notes = vec![
         format!(
-            "{} posts/s, {} pages/s, {} acks/s, {} deliveries/s; {}/{} deliveries arrived",
+            "{:.0} s measured: {} posts/s, {} pages/s, {} acks/s, {} deliveries/s; {}/{} deliveries arrived",
+            step.window_secs,
             rate(posts),
             rate(reads),
             rate(acks),
