@@ -124,6 +124,16 @@ impl Proc {
         Ok(kb * 1024)
     }
 
+    /// The CPUs the process may run on (`Cpus_allowed_list`, e.g. `0` or `0-1`).
+    pub fn cpus(&self) -> anyhow::Result<String> {
+        let path = format!("/proc/{}/status", self.0);
+        let s = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        s.lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .map(|v| v.trim().to_owned())
+            .context("no Cpus_allowed_list line")
+    }
+
     /// Open file descriptors.
     pub fn open_files(&self) -> anyhow::Result<usize> {
         let dir = format!("/proc/{}/fd", self.0);
@@ -160,6 +170,34 @@ impl PgCluster {
         let live: u64 =
             children.split_whitespace().filter_map(|c| c.parse().ok()).filter_map(|c| stat_ticks(c, 2).ok()).sum();
         Ok(Duration::from_millis((own + live) * 1000 / USER_HZ))
+    }
+}
+
+/// The PostgreSQL backends serving one database, by pid: their CPU time is the server's work for
+/// that database, without that of other databases on a shared server (nor the background writer's
+/// and WAL writer's, which every database shares). Backends opened after [`PgBackends::of`] are not
+/// counted; boxes keeps its pooled connections open.
+pub struct PgBackends(pub Vec<u32>);
+
+impl PgBackends {
+    pub async fn of(database_url: &str) -> anyhow::Result<Self> {
+        let (client, conn) =
+            tokio_postgres::connect(database_url, tokio_postgres::NoTls).await.context("connecting to PostgreSQL")?;
+        tokio::spawn(conn);
+        let rows = client
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .context("listing the database's backends")?;
+        Ok(PgBackends(rows.iter().filter_map(|r| r.get::<_, Option<i32>>(0)).map(|p| p as u32).collect()))
+    }
+
+    /// CPU time of the backends still running; one that has exited counts for nothing.
+    pub fn cpu(&self) -> Duration {
+        let ticks: u64 = self.0.iter().filter_map(|p| stat_ticks(*p, 2).ok()).sum();
+        Duration::from_millis(ticks * 1000 / USER_HZ)
     }
 }
 

@@ -11,6 +11,7 @@ mod common;
 mod events;
 mod files;
 mod login;
+mod mixed;
 mod report;
 mod ws;
 
@@ -39,6 +40,9 @@ pub struct Common {
     pub boxes_internal_url: String,
     #[arg(long, env = "BENCH_REALTIME_URL", default_value = "http://127.0.0.1:8082")]
     pub realtime_url: String,
+    /// A second realtime process, for scenario 4b's scaling from one process to two.
+    #[arg(long, env = "BENCH_REALTIME2_URL")]
+    pub realtime2_url: Option<String>,
     #[arg(long, env = "BENCH_BRIDGE_URL", default_value = "http://127.0.0.1:8083")]
     pub bridge_url: String,
     /// Ed25519 private key (PKCS#8 PEM) the services trust, to mint session tokens.
@@ -57,6 +61,8 @@ pub struct Common {
     pub boxes_pid: Option<u32>,
     #[arg(long, env = "BENCH_REALTIME_PID")]
     pub realtime_pid: Option<u32>,
+    #[arg(long, env = "BENCH_REALTIME2_PID")]
+    pub realtime2_pid: Option<u32>,
     #[arg(long, env = "BENCH_BRIDGE_PID")]
     pub bridge_pid: Option<u32>,
     #[arg(long, env = "BENCH_HOSTAPP_PID")]
@@ -64,6 +70,9 @@ pub struct Common {
     /// The PostgreSQL postmaster, to read the server's CPU time.
     #[arg(long, env = "BENCH_PG_PID")]
     pub pg_pid: Option<u32>,
+    /// The Redis server, to read its CPU time and resident memory.
+    #[arg(long, env = "BENCH_REDIS_PID")]
+    pub redis_pid: Option<u32>,
     /// Measured seconds of each run.
     #[arg(long, env = "BENCH_DURATION", default_value_t = 15.0)]
     pub duration: f64,
@@ -174,6 +183,37 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// Scenario 8: a mixed load at a human rate (sockets, posts, pages, acks), its population
+    /// grown step by step until a p99 reaches 50 ms or a delivery is missed.
+    Mixed {
+        /// Users of the first step.
+        #[arg(long, default_value_t = 250)]
+        start: usize,
+        /// Each step's population over the previous one's (rounded up to hundreds).
+        #[arg(long, default_value_t = 1.5)]
+        growth: f64,
+        /// Users of the largest step (also capped by the open-file limits).
+        #[arg(long, default_value_t = 18_000)]
+        max: usize,
+        /// Seconds after which no further step starts.
+        #[arg(long, default_value_t = 600.0)]
+        budget: f64,
+        /// Posts a step's measured window holds at least: small populations are measured for
+        /// longer than `--duration`, up to `--max-window` seconds.
+        #[arg(long, default_value_t = 300)]
+        min_posts: usize,
+        #[arg(long, default_value_t = 60.0)]
+        max_window: f64,
+        /// Mean seconds between two posts of one user.
+        #[arg(long, default_value_t = 60.0)]
+        post_every: f64,
+        /// Mean seconds between two page reads of one user.
+        #[arg(long, default_value_t = 30.0)]
+        read_every: f64,
+        /// Mean seconds between two acks of one user.
+        #[arg(long, default_value_t = 30.0)]
+        ack_every: f64,
+    },
     /// A sender of scenario 7's loopback reference (started by `files`): connects to `addr` and
     /// sends the file with `sendfile`.
     #[command(hide = true)]
@@ -230,6 +270,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Storm { clients } => ws::storm(c, clients).await,
         Command::Login { clients } => login::login(c, clients).await,
         Command::Files { dir, size_mib, runs } => files::files(c, &dir, size_mib, runs).await,
+        Command::Mixed { start, growth, max, budget, min_posts, max_window, post_every, read_every, ack_every } => {
+            let model = mixed::Model { post_every, read_every, ack_every };
+            let search = mixed::Search {
+                start,
+                growth: growth.max(1.01),
+                max,
+                budget: Duration::from_secs_f64(budget),
+                min_posts,
+                max_window: Duration::from_secs_f64(max_window),
+            };
+            mixed::mixed(c, model, search).await
+        }
         Command::SendFile { path, addr } => files::send_file(&path, addr),
         Command::PgbenchLatency { prefix } => {
             println!("{}", serde_json::to_string(&events::pgbench_latency(&prefix)?)?);

@@ -240,11 +240,16 @@ pub async fn storm(c: &Common, clients: usize) -> anyhow::Result<()> {
     .emit(c.out.as_deref())
 }
 
+/// Measured phases of the fan-out: 4a, 4b on one realtime process, 4b on two.
+const PHASES: usize = 3;
+/// The phase of warm-up posts, which arrivals ignore.
+const WARM_UP: usize = 9;
+
 /// What the fan-out readers share: one histogram and one counter per phase.
 struct Arrivals {
     epoch: Instant,
-    histograms: [Mutex<Histogram<u64>>; 2],
-    counts: [AtomicU64; 2],
+    histograms: [Mutex<Histogram<u64>>; PHASES],
+    counts: [AtomicU64; PHASES],
 }
 
 impl Arrivals {
@@ -265,7 +270,7 @@ impl Arrivals {
         else {
             return;
         };
-        if phase >= 2 {
+        if phase >= PHASES {
             return;
         }
         let latency = Duration::from_nanos(self.now_nanos().saturating_sub(sent));
@@ -279,6 +284,94 @@ impl Arrivals {
     fn ciphertext(&self, phase: usize) -> String {
         format!("{phase}{:020}_{}", self.now_nanos(), common::b64u_filler(42))
     }
+}
+
+/// Reads every socket, feeding `arrivals`, until it closes or the task is aborted.
+fn readers(sockets: Vec<Ws>, arrivals: &Arc<Arrivals>) -> Vec<tokio::task::JoinHandle<()>> {
+    sockets
+        .into_iter()
+        .map(|ws| {
+            let arrivals = arrivals.clone();
+            tokio::spawn(async move {
+                let mut ws = ws;
+                while let Some(Ok(msg)) = ws.next().await {
+                    if let Message::Text(t) = msg {
+                        arrivals.on_text(t.as_str());
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// What a saturation run measured.
+struct Saturation {
+    delivered: u64,
+    wall: f64,
+    /// CPU seconds of each process watched, in the order given.
+    cpu: Vec<f64>,
+    posts: common::LoopResult,
+    latency: Latency,
+}
+
+impl Saturation {
+    fn wall_rate(&self) -> f64 {
+        self.delivered as f64 / self.wall.max(0.001)
+    }
+
+    fn per_core(&self) -> f64 {
+        let cpu: f64 = self.cpu.iter().sum();
+        if cpu > 0.0 {
+            self.delivered as f64 / cpu
+        } else {
+            0.0
+        }
+    }
+
+    /// Each process's share of one core, e.g. `48%` or `30% + 29%`.
+    fn shares(&self) -> String {
+        let shares: Vec<String> =
+            self.cpu.iter().map(|c| format!("{:.0}%", 100.0 * c / self.wall.max(0.001))).collect();
+        shares.join(" + ")
+    }
+}
+
+/// `posters` clients post closed loop in `phase`; the deliveries that arrive during the measured
+/// window, and the CPU time `procs` use over it.
+async fn saturate<P, Fut>(
+    c: &Common,
+    posters: usize,
+    phase: usize,
+    procs: &[Proc],
+    arrivals: &Arc<Arrivals>,
+    post: P,
+) -> anyhow::Result<Saturation>
+where
+    P: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<u64>> + Send + 'static,
+{
+    let warmup = c.warmup();
+    let before = Arc::new(Mutex::new(None::<(CpuWindow, u64)>));
+    let mark = {
+        let (before, arrivals, procs) = (before.clone(), arrivals.clone(), procs.to_vec());
+        tokio::spawn(async move {
+            tokio::time::sleep(warmup).await;
+            if let (Ok(mut slot), Ok(w)) = (before.lock(), CpuWindow::start(&procs)) {
+                *slot = Some((w, arrivals.counts[phase].load(Ordering::Relaxed)));
+            }
+        })
+    };
+    let posts = common::closed_loop(posters, warmup, c.duration(), move |client, i| {
+        let f = post(phase, (client as u64) * 1_000_003 + i * 7_919);
+        async move { f.await.map(|_| ()) }
+    })
+    .await?;
+    mark.await.ok();
+    let (window, count0) = before.lock().ok().and_then(|mut s| s.take()).context("CPU window")?;
+    let count1 = arrivals.counts[phase].load(Ordering::Relaxed);
+    let (cpu, wall) = window.stop()?;
+    let latency = arrivals.histograms[phase].lock().map(|h| Latency::of(&h)).unwrap_or_default();
+    Ok(Saturation { delivered: count1.saturating_sub(count0), wall, cpu, posts, latency })
 }
 
 /// One box of the fan-out population: its id and its members (the admin first).
@@ -354,8 +447,12 @@ pub async fn fanout(
 
     let arrivals = Arc::new(Arrivals {
         epoch: Instant::now(),
-        histograms: [Mutex::new(common::histogram()?), Mutex::new(common::histogram()?)],
-        counts: [AtomicU64::new(0), AtomicU64::new(0)],
+        histograms: [
+            Mutex::new(common::histogram()?),
+            Mutex::new(common::histogram()?),
+            Mutex::new(common::histogram()?),
+        ],
+        counts: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
     });
     let t = Instant::now();
     let sockets: Vec<Ws> = futures_util::stream::iter(users.iter().enumerate())
@@ -364,18 +461,7 @@ pub async fn fanout(
         .try_collect()
         .await?;
     eprintln!("fan-out: {} sockets ready in {:.1} s", sockets.len(), t.elapsed().as_secs_f64());
-    let mut readers = Vec::new();
-    for ws in sockets {
-        let arrivals = arrivals.clone();
-        readers.push(tokio::spawn(async move {
-            let mut ws = ws;
-            while let Some(Ok(msg)) = ws.next().await {
-                if let Message::Text(t) = msg {
-                    arrivals.on_text(t.as_str());
-                }
-            }
-        }));
-    }
+    let mut readers = readers(sockets, &arrivals);
 
     let users = Arc::new(users);
     let boxes = Arc::new(boxes);
@@ -398,8 +484,8 @@ pub async fn fanout(
         }
     };
 
-    // Phase 0: open loop at the target delivery rate. The warm-up posts (phase 2, which arrivals
-    // ignore) run at the same rate first, while the freshly spawned readers get their first poll.
+    // Phase 0: open loop at the target delivery rate. The warm-up posts (which arrivals ignore)
+    // run at the same rate first, while the freshly spawned readers get their first poll.
     let posts_per_sec = target_rate / mean_size;
     let interval = Duration::from_secs_f64(1.0 / posts_per_sec);
     let duration = c.duration();
@@ -423,7 +509,7 @@ pub async fn fanout(
             common::measure_hook(&["start"]).await?;
             hooked = true;
         }
-        let fut = post(if measured { 0 } else { 2 }, rng.gen());
+        let fut = post(if measured { 0 } else { WARM_UP }, rng.gen());
         if !measured {
             inflight.push(tokio::spawn(async move {
                 let _ = fut.await;
@@ -490,51 +576,74 @@ pub async fn fanout(
     .emit(c.out.as_deref())?;
 
     // Phase 1: closed loop, as fast as boxes accepts posts.
-    let before = Arc::new(Mutex::new(None::<(CpuWindow, u64)>));
-    let mark = {
-        let (before, arrivals) = (before.clone(), arrivals.clone());
-        tokio::spawn(async move {
-            tokio::time::sleep(warmup).await;
-            if let (Ok(mut slot), Ok(w)) = (before.lock(), CpuWindow::start(&[rt])) {
-                *slot = Some((w, arrivals.counts[1].load(Ordering::Relaxed)));
-            }
-        })
-    };
-    let r = common::closed_loop(posters, warmup, duration, move |client, i| {
-        let f = post(1, (client as u64) * 1_000_003 + i * 7_919);
-        async move { f.await.map(|_| ()) }
-    })
-    .await?;
-    mark.await.ok();
-    let (window, count0) = before.lock().ok().and_then(|mut s| s.take()).context("CPU window")?;
-    let count1 = arrivals.counts[1].load(Ordering::Relaxed);
-    let (used, wall) = window.stop()?;
-    let cpu_secs = used.first().copied().unwrap_or(0.0);
-    let delivered = count1.saturating_sub(count0);
-    let wall_rate = delivered as f64 / wall.max(0.001);
-    let per_core = if cpu_secs > 0.0 { delivered as f64 / cpu_secs } else { 0.0 };
-    let sat_latency = arrivals.histograms[1].lock().map(|h| Latency::of(&h)).unwrap_or_default();
-    let ratio = baseline_publish.filter(|b| *b > 0.0).map(|b| per_core / b);
+    let one = saturate(c, posters, 1, &[rt], &arrivals, post.clone()).await?;
+    let ratio = baseline_publish.filter(|b| *b > 0.0).map(|b| one.per_core() / b);
     let mut notes = vec![format!(
-        "{} deliveries/s wall ({} posts/s from {posters} clients), realtime at {:.0}% of one core",
-        rate(wall_rate),
-        rate(r.rate()),
-        100.0 * cpu_secs / wall.max(0.001)
+        "{} deliveries/s wall ({} posts/s from {posters} clients), realtime at {} of one core",
+        rate(one.wall_rate()),
+        rate(one.posts.rate()),
+        one.shares()
     )];
-    if r.errors > 0 {
-        notes.push(r.error_note());
+    if one.posts.errors > 0 {
+        notes.push(one.posts.error_note());
     }
     Row {
         scenario: "4b. Fan-out saturation (deliveries per CPU-second of realtime)".into(),
-        figure: format!("{} deliveries/s per core", rate(per_core)),
-        latency: Some(sat_latency),
+        figure: format!("{} deliveries/s per core", rate(one.per_core())),
+        latency: Some(one.latency),
         baseline: baseline_publish.map(|b| format!("redis-benchmark PUBLISH {}/s", rate(b))),
         ratio,
         target: "≥ 25,000/s per core".into(),
-        met: Some(per_core >= 25_000.0 && r.errors == 0),
+        met: Some(one.per_core() >= 25_000.0 && one.posts.errors == 0),
         notes: notes.join("; "),
     }
     .emit(c.out.as_deref())?;
+
+    // Phase 2: the same load with the sockets spread over two realtime processes.
+    if let (Some(url2), Some(pid2)) = (&c.realtime2_url, c.realtime2_pid) {
+        let (rt2, server2) = (Proc(pid2), realtime_addr(url2)?);
+        for r in readers.drain(..) {
+            r.abort();
+        }
+        let t = Instant::now();
+        // Fresh source addresses: the closed sockets' ports may still be in TIME_WAIT.
+        let sockets: Vec<Ws> = futures_util::stream::iter(users.iter().enumerate())
+            .map(|(i, u)| connect(if i % 2 == 0 { server } else { server2 }, source_addr(100 + i / 1000), u))
+            .buffer_unordered(128)
+            .try_collect()
+            .await?;
+        eprintln!(
+            "fan-out: {} sockets over two realtime processes in {:.1} s",
+            sockets.len(),
+            t.elapsed().as_secs_f64()
+        );
+        readers = self::readers(sockets, &arrivals);
+        let two = saturate(c, posters, 2, &[rt, rt2], &arrivals, post).await?;
+        let cpus = format!("{} and {}", rt.cpus()?, rt2.cpus()?);
+        let mut notes = vec![format!(
+            "{} deliveries/s per CPU-second of both realtime processes, against {} with one: {:.2}×; \
+             {} posts/s from {posters} clients; realtime processes at {} of one core, allowed CPUs {cpus}",
+            rate(two.per_core()),
+            rate(one.per_core()),
+            two.per_core() / one.per_core().max(0.001),
+            rate(two.posts.rate()),
+            two.shares()
+        )];
+        if two.posts.errors > 0 {
+            notes.push(two.posts.error_note());
+        }
+        Row {
+            scenario: "4b. Fan-out saturation, sockets over two realtime processes".into(),
+            figure: format!("{} deliveries/s wall", rate(two.wall_rate())),
+            latency: Some(two.latency),
+            baseline: Some(format!("one process {} deliveries/s wall", rate(one.wall_rate()))),
+            ratio: Some(two.wall_rate() / one.wall_rate().max(0.001)),
+            target: "(scaling, two/one)".into(),
+            met: None,
+            notes: notes.join("; "),
+        }
+        .emit(c.out.as_deref())?;
+    }
     for r in readers {
         r.abort();
     }

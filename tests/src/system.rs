@@ -1,6 +1,7 @@
 //! The four binaries started together as a deployment runs them: the reference host app, boxes
 //! (with its internal listener), realtime and auth-bridge, sharing one fresh database, a Redis
-//! and a key pair; with typed clients of each.
+//! and a key pair; with typed clients of each. More boxes and realtime processes of the same
+//! deployment can join it ([`System::start_boxes`], [`System::start_realtime`]).
 
 use std::collections::HashMap;
 
@@ -45,6 +46,9 @@ pub struct System {
     pub internal_token: String,
     pub database_url: String,
     pub keys: TestKeys,
+    /// What boxes and realtime were started with, for more processes of each.
+    boxes_env: HashMap<String, String>,
+    realtime_env: HashMap<String, String>,
     _registry: TempFile,
 }
 
@@ -87,23 +91,18 @@ impl System {
         .expect("start the host app");
         hostapp.wait_ready("/healthz").await.expect("host app ready");
         let internal_addr = format!("127.0.0.1:{}", free_port());
-        let mut boxes = Service::start(
-            "boxes",
-            &env(
-                &[
-                    ("DATABASE_URL", &database_url),
-                    ("REDIS_URL", redis),
-                    ("JWT_PUBLIC_KEY_FILE", &public),
-                    ("INTERNAL_API_TOKEN", &internal_token),
-                    ("INTERNAL_BIND_ADDR", &internal_addr),
-                ],
-                &[],
-            ),
-        )
-        .expect("start boxes");
-        let mut realtime =
-            Service::start("realtime", &env(&[("REDIS_URL", redis), ("JWT_PUBLIC_KEY_FILE", &public)], o.realtime))
-                .expect("start realtime");
+        let boxes_env = env(
+            &[
+                ("DATABASE_URL", &database_url),
+                ("REDIS_URL", redis),
+                ("JWT_PUBLIC_KEY_FILE", &public),
+                ("INTERNAL_API_TOKEN", &internal_token),
+            ],
+            &[],
+        );
+        let mut boxes = Service::start("boxes", &with_internal_addr(&boxes_env, &internal_addr)).expect("start boxes");
+        let realtime_env = env(&[("REDIS_URL", redis), ("JWT_PUBLIC_KEY_FILE", &public)], o.realtime);
+        let mut realtime = Service::start("realtime", &realtime_env).expect("start realtime");
         let registry = temp_file(&format!(
             r#"[[hostapp]]
 client_id = "{CLIENT_ID}"
@@ -152,8 +151,27 @@ timeout_ms = 5000
             internal_token,
             database_url,
             keys,
+            boxes_env,
+            realtime_env,
             _registry: registry,
         }
+    }
+
+    /// Another boxes process with the first one's settings (database, Redis, keys), on ports of
+    /// its own, once ready.
+    pub async fn start_boxes(&self) -> Service {
+        let internal_addr = format!("127.0.0.1:{}", free_port());
+        let mut boxes =
+            Service::start("boxes", &with_internal_addr(&self.boxes_env, &internal_addr)).expect("start another boxes");
+        boxes.wait_ready("/readyz").await.expect("the other boxes ready");
+        boxes
+    }
+
+    /// Another realtime process with the first one's settings, on a port of its own, once ready.
+    pub async fn start_realtime(&self) -> Service {
+        let mut realtime = Service::start("realtime", &self.realtime_env).expect("start another realtime");
+        realtime.wait_ready("/readyz").await.expect("the other realtime ready");
+        realtime
     }
 
     /// boxes' public API, anonymous until `.as_user(…)`.
@@ -173,6 +191,12 @@ timeout_ms = 5000
     pub async fn login(&self, http: &reqwest::Client, reference: &str) -> Login {
         self.bridge_api(http).login(&login_body(&format!("code-{reference}"))).await.expect("login")
     }
+}
+
+fn with_internal_addr(env: &HashMap<String, String>, addr: &str) -> HashMap<String, String> {
+    let mut env = env.clone();
+    env.insert("INTERNAL_BIND_ADDR".into(), addr.into());
+    env
 }
 
 /// A login body for the reference host app's miniapp with `auth_code`.
