@@ -83,6 +83,11 @@ type Outcome = Result<Result<Posted, Refused>, ApiError>;
 
 struct Job {
     message: NewMessage,
+    waiter: Waiter,
+}
+
+/// The request waiting for a post.
+struct Waiter {
     /// When PostgreSQL must have reached the end of the transaction (`web_kit::limits::deadline`).
     deadline: Option<SystemTime>,
     trace: Option<TraceContext>,
@@ -117,7 +122,8 @@ impl Posts {
     pub async fn post(&self, message: NewMessage, deadline: Option<SystemTime>) -> Outcome {
         let (reply, mut answer) = oneshot::channel();
         let (no_return, mut committing) = oneshot::channel();
-        let job = Job { message, deadline, trace: web_kit::telemetry::current(), no_return: Some(no_return), reply };
+        let waiter = Waiter { deadline, trace: web_kit::telemetry::current(), no_return: Some(no_return), reply };
+        let job = Job { message, waiter };
         self.queue.send(job).await.map_err(|_| ApiError::internal(anyhow::anyhow!("the post queue is closed")))?;
         tokio::select! {
             biased;
@@ -176,34 +182,35 @@ impl Batcher {
     }
 
     /// One transaction for `batch`; the answers, then the realtime effects.
-    async fn commit(&self, mut batch: Vec<Job>) {
+    async fn commit(&self, batch: Vec<Job>) {
         if web_kit::metrics::enabled() {
             web_kit::metrics::FAMILIES.post_batch_size.observe(batch.len() as f64);
         }
+        let (messages, mut waiters): (Vec<NewMessage>, Vec<Waiter>) =
+            batch.into_iter().map(|j| (j.message, j.waiter)).unzip();
         let client = match web_kit::metrics::pool_get(&self.db).await {
             Ok(client) => client,
-            Err(e) => return fail_all(batch, ApiError::from(e)),
+            Err(e) => return fail_all(waiters, ApiError::from(e)),
         };
-        let messages: Vec<NewMessage> = batch.iter().map(|j| j.message.clone()).collect();
-        let deadline = batch.iter().filter_map(|j| j.deadline).min();
-        let mut no_return: Vec<_> = batch.iter_mut().map(|j| j.no_return.take()).collect();
+        let deadline = waiters.iter().filter_map(|w| w.deadline).min();
+        let mut no_return: Vec<_> = waiters.iter_mut().map(|w| w.no_return.take()).collect();
         let posted = post_messages(&client, &messages, deadline, || no_return.iter_mut().for_each(tell)).await;
         let posted = match posted {
             Ok(posted) => posted,
             // PostgreSQL refused the transaction (it was rolled back): each post alone.
-            Err(e) if batch.len() > 1 && refused(&e) => {
+            Err(e) if messages.len() > 1 && refused(&e) => {
                 tracing::warn!(
                     error = format!("{:#}", anyhow::Error::from(e)),
-                    posts = batch.len(),
+                    posts = messages.len(),
                     "a post batch failed; posting one at a time"
                 );
                 let mut outboxes = Vec::new();
-                for (job, mut no_return) in batch.into_iter().zip(no_return) {
-                    let single = [job.message.clone()];
-                    match post_messages(&client, &single, job.deadline, || tell(&mut no_return)).await {
-                        Ok(mut posted) => outboxes.extend(answer(job, posted.pop())),
+                for ((message, waiter), mut no_return) in messages.iter().zip(waiters).zip(no_return) {
+                    let single = std::slice::from_ref(message);
+                    match post_messages(&client, single, waiter.deadline, || tell(&mut no_return)).await {
+                        Ok(mut posted) => outboxes.extend(answer(waiter, message, posted.pop())),
                         Err(e) => {
-                            let _ = job.reply.send(Err(ApiError::from(e)));
+                            let _ = waiter.reply.send(Err(ApiError::from(e)));
                         }
                     }
                 }
@@ -211,11 +218,15 @@ impl Batcher {
                 notify::send_all(outboxes, &self.redis, self.history).await;
                 return;
             }
-            Err(e) => return fail_all(batch, ApiError::from(e)),
+            Err(e) => return fail_all(waiters, ApiError::from(e)),
         };
         drop(client);
-        let outboxes: Vec<Outbox> =
-            batch.into_iter().zip(posted).filter_map(|(job, posted)| answer(job, Some(posted))).collect();
+        let outboxes: Vec<Outbox> = waiters
+            .into_iter()
+            .zip(&messages)
+            .zip(posted)
+            .filter_map(|((waiter, message), posted)| answer(waiter, message, Some(posted)))
+            .collect();
         notify::send_all(outboxes, &self.redis, self.history).await;
     }
 }
@@ -233,43 +244,43 @@ fn refused(e: &store::Error) -> bool {
 }
 
 /// The same failure for every post of a batch.
-fn fail_all(batch: Vec<Job>, e: ApiError) {
+fn fail_all(waiters: Vec<Waiter>, e: ApiError) {
     let unavailable = matches!(e, ApiError::Unavailable(_));
     let message = match &e {
         ApiError::Unavailable(cause) | ApiError::Internal(cause) => format!("{cause:#}"),
         other => other.to_string(),
     };
-    for job in batch {
+    for waiter in waiters {
         let e = anyhow::anyhow!("{message}").context("posting a batch of messages");
-        let _ = job.reply.send(Err(if unavailable { ApiError::unavailable(e) } else { ApiError::internal(e) }));
+        let _ = waiter.reply.send(Err(if unavailable { ApiError::unavailable(e) } else { ApiError::internal(e) }));
     }
 }
 
 /// Answers a post's request and returns its realtime effects: `event.new` to the members and the
 /// sender, and for a new message unread counters +1 for the members other than the sender that
 /// did not mute the box (edits and deletions count for nobody).
-fn answer(job: Job, posted: Option<PostedMessage>) -> Option<Outbox> {
+fn answer(waiter: Waiter, message: &NewMessage, posted: Option<PostedMessage>) -> Option<Outbox> {
     let Some(PostedMessage { sender, bx, event, members }) = posted else {
-        let _ = job.reply.send(Err(lost()));
+        let _ = waiter.reply.send(Err(lost()));
         return None;
     };
     let (sender, bx, event) = match (sender, bx, event) {
         (None, _, _) => {
-            let _ = job.reply.send(Ok(Err(Refused::UnknownSender)));
+            let _ = waiter.reply.send(Ok(Err(Refused::UnknownSender)));
             return None;
         }
         (Some(sender), Some(bx), Some(event)) => (sender, bx, event),
-        _ if job.message.referrer_id.is_some() => {
-            let _ = job.reply.send(Ok(Err(Refused::Alone)));
+        _ if message.referrer_id.is_some() => {
+            let _ = waiter.reply.send(Ok(Err(Refused::Alone)));
             return None;
         }
         _ => {
-            let _ = job.reply.send(Ok(Err(Refused::NotMember)));
+            let _ = waiter.reply.send(Ok(Err(Refused::NotMember)));
             return None;
         }
     };
     let me = sender.id;
-    let mut outbox = Outbox::traced(job.trace);
+    let mut outbox = Outbox::traced(waiter.trace);
     let ctx = EventContext::of_identities([sender.clone()]);
     let mut recipients: Vec<IdentityId> = members.iter().map(|(m, _)| *m).collect();
     recipients.push(me);
@@ -279,6 +290,6 @@ fn answer(job: Job, posted: Option<PostedMessage>) -> Option<Outbox> {
             outbox.increment(*m, bx.id);
         }
     }
-    let _ = job.reply.send(Ok(Ok(Posted { sender, bx, event })));
+    let _ = waiter.reply.send(Ok(Ok(Posted { sender, bx, event })));
     Some(outbox)
 }
