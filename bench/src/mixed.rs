@@ -120,12 +120,7 @@ impl Deliveries {
     }
 
     fn on_text(&self, text: &str) {
-        const KEY: &str = "\"encrypted\":\"";
-        if !text.contains("\"event.new\"") {
-            return;
-        }
-        let Some(at) = text.find(KEY) else { return };
-        let rest = &text[at + KEY.len()..];
+        let Some(rest) = common::event_ciphertext(text) else { return };
         let field = |from: usize, to: usize| rest.get(from..to).and_then(|d| d.parse::<u64>().ok());
         let (Some(step), Some(1), Some(post), Some(sent)) = (field(0, 4), field(4, 5), field(5, 17), field(17, 37))
         else {

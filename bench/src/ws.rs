@@ -259,12 +259,7 @@ impl Arrivals {
 
     /// Reads `<phase><20 digits of send time>` at the start of the message's ciphertext.
     fn on_text(&self, text: &str) {
-        const KEY: &str = "\"encrypted\":\"";
-        if !text.contains("\"event.new\"") {
-            return;
-        }
-        let Some(at) = text.find(KEY) else { return };
-        let rest = &text[at + KEY.len()..];
+        let Some(rest) = common::event_ciphertext(text) else { return };
         let (Some(phase), Some(sent)) =
             (rest.get(..1).and_then(|p| p.parse::<usize>().ok()), rest.get(1..21).and_then(|d| d.parse::<u64>().ok()))
         else {
