@@ -78,15 +78,13 @@ pub async fn post(
         }
     };
     // A message event with an idempotency key takes the general path, which can store its answer.
-    let grouped = match grouped_message(box_id, me, &new) {
-        Some(message) if claim.is_none() => post_grouped(&req, &state, pending, message).await?,
-        _ => Err(pending),
-    };
-    let caller = match grouped {
-        Ok(Ok(response)) => return Ok(response),
-        // An edit or a deletion the group did not let in runs alone, by the caller already known.
-        Ok(Err(caller)) => caller,
-        Err(pending) => pending.finish(&req, auth::known_identity(&state, me).await?)?,
+    let caller = match grouped_message(box_id, me, &new) {
+        Some(message) if claim.is_none() => match post_grouped(&req, &state, pending, message).await? {
+            Ok(response) => return Ok(response),
+            // An edit or a deletion the group did not let in runs alone, by the caller already known.
+            Err(caller) => caller,
+        },
+        _ => pending.finish(&req, auth::known_identity(&state, me).await?)?,
     };
     let me = caller.id();
     if matches!(new, NewEvent::AccessAdd { auto_invite: Some(_), .. }) {
@@ -208,19 +206,19 @@ async fn post_grouped(
     state: &AppState,
     pending: Pending,
     message: NewMessage,
-) -> ApiResult<Result<Result<HttpResponse, Caller>, Pending>> {
+) -> ApiResult<Result<HttpResponse, Caller>> {
     let me = pending.id();
     let (box_id, kind) = (message.box_id, message.kind);
     let outcome = state.posts.post(message, web_kit::limits::deadline(COMMIT_MARGIN)).await?;
     let caller = pending.finish(req, !matches!(outcome, Err(Refused::UnknownSender)))?;
     let Posted { sender, bx, event } = match outcome {
         Ok(posted) => posted,
-        Err(Refused::Alone) => return Ok(Ok(Err(caller))),
+        Err(Refused::Alone) => return Ok(Err(caller)),
         Err(Refused::UnknownSender | Refused::NotMember) => return Err(rules::not_member().into()),
     };
     tracing::info!(box_id = %box_id, event_id = %event.id, kind = kind.as_str(), "event posted");
     let response = EventContext::of_identities([sender]).render(&event, bx.is_admin(me));
-    Ok(Ok(Ok(HttpResponse::Created().json(response))))
+    Ok(Ok(HttpResponse::Created().json(response)))
 }
 
 /// `GET /boxes/{id}/events` (§7.8): visible events, newest first, folded; with `?after=<seq>`
