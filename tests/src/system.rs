@@ -24,6 +24,8 @@ pub struct Options<'a> {
     pub redis_cluster_nodes: Option<&'a str>,
     /// Set for every service.
     pub everywhere: &'a [(&'a str, &'a str)],
+    /// Set for boxes only.
+    pub boxes: &'a [(&'a str, &'a str)],
     /// Set for realtime only.
     pub realtime: &'a [(&'a str, &'a str)],
     /// Set for auth-bridge only.
@@ -98,7 +100,7 @@ impl System {
                 ("JWT_PUBLIC_KEY_FILE", &public),
                 ("INTERNAL_API_TOKEN", &internal_token),
             ],
-            &[],
+            o.boxes,
         );
         let mut boxes = Service::start("boxes", &with_internal_addr(&boxes_env, &internal_addr)).expect("start boxes");
         let realtime_env = env(&[("REDIS_URL", redis), ("JWT_PUBLIC_KEY_FILE", &public)], o.realtime);

@@ -29,6 +29,7 @@ async fn start_system() -> System {
 async fn start_system_with(extra: &[(&str, &str)]) -> System {
     System::start_with(Options {
         everywhere: extra,
+        boxes: &[("RUST_LOG", "info,boxes=debug")],
         realtime: &[("RUST_LOG", "info,realtime=debug")],
         ..Options::default()
     })
@@ -148,7 +149,7 @@ async fn request_ids_and_traces_cross_the_services() {
     assert!(!boxes_lines.is_empty(), "boxes logged the internal call under the login's request id");
     for line in &boxes_lines {
         assert!(has(line, "trace_id", &login_trace), "{line}");
-        let path = line["span"]["path"].as_str().unwrap_or_default();
+        let path = line["spans"][0]["path"].as_str().unwrap_or_default();
         assert_eq!(path, format!("/internal/identities/{alice}"), "{line}");
     }
     assert!(boxes_lines.iter().any(|l| l["fields"]["message"] == "request done" && l["fields"]["status"] == 204));

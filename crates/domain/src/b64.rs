@@ -6,8 +6,20 @@ use crate::error::Detail;
 
 /// Strict: unpadded URL-safe alphabet, and a length a real encoding can have.
 pub fn is_b64u(s: &str) -> bool {
-    !s.is_empty() && s.len() % 4 != 1 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !s.is_empty() && s.len() % 4 != 1 && s.bytes().all(|b| B64U_ALPHABET[usize::from(b)])
 }
+
+/// Which bytes the URL-safe alphabet holds: one load per byte, on a message's whole ciphertext.
+const B64U_ALPHABET: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+        b += 1;
+    }
+    table
+};
 
 /// Lenient: standard or URL-safe alphabet, with up to two `=` of padding at the end.
 pub fn is_b64(s: &str) -> bool {
@@ -19,7 +31,8 @@ pub fn is_b64(s: &str) -> bool {
 }
 
 fn check_len(s: &str, max: usize) -> Result<(), Detail> {
-    if s.is_empty() || s.chars().count() > max {
+    // A character takes at least one byte, so up to `max` bytes need no counting.
+    if s.is_empty() || (s.len() > max && s.chars().count() > max) {
         Err(Detail::Invalid)
     } else {
         Ok(())
@@ -120,6 +133,22 @@ mod tests {
         assert!(!is_b64("=="));
         assert!(!is_b64("a b"));
         assert!(!is_b64("a=b"));
+    }
+
+    #[test]
+    fn the_alphabet_table_is_the_url_safe_alphabet() {
+        for b in 0..=255u8 {
+            let expected = b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+            assert_eq!(B64U_ALPHABET[usize::from(b)], expected, "byte {b}");
+        }
+    }
+
+    #[test]
+    fn lengths_count_characters_not_bytes() {
+        assert_eq!(check_len("éé", 2), Ok(()), "four bytes, two characters");
+        assert_eq!(check_len("ééé", 2), Err(Detail::Invalid));
+        assert_eq!(check_len("aa", 2), Ok(()));
+        assert_eq!(check_len("aaa", 2), Err(Detail::Invalid));
     }
 
     #[test]

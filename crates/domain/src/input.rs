@@ -13,7 +13,12 @@ use crate::ids::MalformedId;
 /// accepts one: a NUL cannot even be stored in PostgreSQL `text`, and the rest only serve to
 /// forge log lines or confuse what a user sees. Every string [`Obj::str`] reads is checked.
 pub fn has_control(s: &str) -> bool {
-    s.chars().any(char::is_control)
+    // Ciphertext is ASCII: its bytes are checked without decoding characters.
+    if s.is_ascii() {
+        s.bytes().any(|b| b.is_ascii_control())
+    } else {
+        s.chars().any(char::is_control)
+    }
 }
 
 /// Collects field errors while a body is read; `finish` turns them into one 400.
@@ -279,6 +284,14 @@ mod tests {
             assert_eq!(r.details().get(key).map(String::as_str), Some("invalid"), "{key}");
         }
         assert_eq!(body.str("e", true, &mut r), Some("plain é ✓"));
+    }
+
+    #[test]
+    fn control_characters_are_found_in_ascii_and_other_text_alike() {
+        for c in (0..0x300u32).filter_map(char::from_u32) {
+            assert_eq!(has_control(&format!("ab{c}cd")), c.is_control(), "{c:?}");
+            assert_eq!(has_control(&format!("é{c}")), c.is_control(), "{c:?} after a non-ASCII character");
+        }
     }
 
     #[test]

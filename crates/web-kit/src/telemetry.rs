@@ -71,7 +71,10 @@ where
     if format == "pretty" {
         exporting(builder.finish(), tracer)
     } else {
-        exporting(builder.json().finish(), tracer)
+        // The spans once per line, outermost (the request's) first, under `spans`: the current
+        // span under `span` as well repeated the innermost, and serialising a span is most of a
+        // line's cost.
+        exporting(builder.json().with_current_span(false).finish(), tracer)
     }
 }
 

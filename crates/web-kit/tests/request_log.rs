@@ -45,8 +45,9 @@ fn spawn() -> String {
     format!("http://127.0.0.1:{port}")
 }
 
+/// The lines logged in the request `request_id`, whose span comes first in each line's `spans`.
 fn lines_with(capture: &Capture, request_id: &str) -> Vec<Value> {
-    capture.json_lines().into_iter().filter(|l| l["span"]["request_id"] == request_id).collect()
+    capture.json_lines().into_iter().filter(|l| l["spans"][0]["request_id"] == request_id).collect()
 }
 
 #[actix_web::test]
@@ -76,7 +77,8 @@ async fn requests_are_logged_with_their_ids_and_never_their_query_or_headers() {
     let done = lines.iter().find(|l| l["fields"]["message"] == "request done").expect("a request done line");
     assert_eq!(done["fields"]["status"], 200);
     assert!(done["fields"]["elapsed_us"].is_u64(), "{done}");
-    let span = &done["span"];
+    assert!(done.get("span").is_none(), "the request's span is logged once, in `spans`: {done}");
+    let span = &done["spans"][0];
     assert_eq!((span["name"].as_str(), span["method"].as_str()), (Some("request"), Some("GET")));
     assert_eq!(span["path"], "/boxes/b1/context");
     assert_eq!(span["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");

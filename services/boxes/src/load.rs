@@ -242,7 +242,8 @@ pub async fn box_for<C: GenericClient>(
 }
 
 /// Queues `event.new` for `e` to each of `recipients` (duplicates are sent once). The admin's
-/// copy has transparent identity views, everyone else's not, so each copy is serialised once.
+/// copy has transparent identity views, everyone else's not; each of the two is serialised once,
+/// whatever the number of recipients.
 pub fn announce(
     outbox: &mut crate::notify::Outbox,
     ctx: &EventContext,
@@ -252,14 +253,13 @@ pub fn announce(
 ) {
     use domain::realtime::{types, Envelope};
     let mut seen = HashSet::new();
-    let mut plain: Option<Envelope> = None;
-    for to in recipients.iter().copied().filter(|r| seen.insert(*r)) {
-        if to == admin {
-            outbox.publish(to, &Envelope::new(types::EVENT_NEW, ctx.render(e, true)));
-        } else {
-            let env = plain.get_or_insert_with(|| Envelope::new(types::EVENT_NEW, ctx.render(e, false)));
-            outbox.publish(to, env);
-        }
+    let (admins, others): (Vec<IdentityId>, Vec<IdentityId>) =
+        recipients.iter().copied().filter(|r| seen.insert(*r)).partition(|r| *r == admin);
+    if !admins.is_empty() {
+        outbox.publish_all(admins, &Envelope::new(types::EVENT_NEW, ctx.render(e, true)));
+    }
+    if !others.is_empty() {
+        outbox.publish_all(others, &Envelope::new(types::EVENT_NEW, ctx.render(e, false)));
     }
 }
 

@@ -8,6 +8,8 @@
 //! before delivery. Outboxes of several requests (a batch of posts, `crate::posts`) go out in one
 //! round trip with [`send_all`], each with its own trace.
 
+use std::sync::Arc;
+
 use domain::notification::Notification;
 use domain::realtime::{types, Envelope};
 use domain::{BoxId, IdentityId};
@@ -15,7 +17,8 @@ use web_kit::telemetry::TraceContext;
 
 #[derive(Debug, Default)]
 pub struct Outbox {
-    publishes: Vec<(IdentityId, String)>,
+    /// Each recipient with its envelope's text, shared by the recipients of one envelope.
+    publishes: Vec<(IdentityId, Arc<str>)>,
     increments: Vec<(IdentityId, BoxId)>,
     resets: Vec<(IdentityId, BoxId)>,
     /// The trace of the request the effects belong to.
@@ -34,7 +37,14 @@ impl Outbox {
     }
 
     pub fn publish(&mut self, to: IdentityId, envelope: &Envelope) {
-        self.publishes.push((to, envelope.to_json()));
+        self.publish_all([to], envelope);
+    }
+
+    /// The same envelope to each of `to`, serialised once: a message's ciphertext is written out
+    /// once per box, not once per member.
+    pub fn publish_all(&mut self, to: impl IntoIterator<Item = IdentityId>, envelope: &Envelope) {
+        let text: Arc<str> = Arc::from(envelope.to_json());
+        self.publishes.extend(to.into_iter().map(|who| (who, text.clone())));
     }
 
     /// A `notification` envelope for each stored notification, to its identity.
@@ -104,7 +114,7 @@ pub async fn send_all(outboxes: Vec<Outbox>, redis: &web_kit::redis::Redis, hist
         let trace_id = call.as_ref().map(|c| c.trace_id.as_str());
         match &result {
             Ok(()) if publishes > 0 => {
-                tracing::info!(publishes, request_id, trace_id, trace = trace.as_deref(), "realtime published");
+                tracing::debug!(publishes, request_id, trace_id, trace = trace.as_deref(), "realtime published");
             }
             Ok(()) => {}
             Err(e) => tracing::warn!(error = %e, publishes, request_id, trace_id, "realtime publish failed"),

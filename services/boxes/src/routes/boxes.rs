@@ -314,8 +314,8 @@ pub async fn delete(
         Envelope::new(types::BOX_DELETE, BoxDelete { id: box_id, sender_id: caller.id(), public_key: row.public_key });
     for m in &members {
         outbox.reset(*m, box_id);
-        outbox.publish(*m, &notice);
     }
+    outbox.publish_all(members.iter().copied(), &notice);
     outbox.notify(&notified);
     outbox.send(&state.redis, state.history).await;
     Ok(HttpResponse::NoContent().finish())
