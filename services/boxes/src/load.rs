@@ -134,7 +134,7 @@ fn unfolded_message(stored: &JsonText) -> Option<Box<RawValue>> {
 impl EventContext {
     /// [`EventContext::render`] for a row whose content was read as text: a message that nothing
     /// folds keeps its stored JSON, without parsing or re-encoding it.
-    fn render_stored(&self, e: &EventRow<JsonText>, transparent: bool) -> Event<PageContent> {
+    pub fn render_stored(&self, e: &EventRow<JsonText>, transparent: bool) -> Event<PageContent> {
         let folds = self.edits.contains_key(&e.id) || self.deletions.contains_key(&e.id);
         if e.kind.is_message() && !folds {
             if let Some(content) = e.content.as_ref().and_then(unfolded_message) {
@@ -241,13 +241,13 @@ pub async fn box_for<C: GenericClient>(
     views.pop().ok_or_else(|| anyhow::anyhow!("building the view of box {}", row.id).into())
 }
 
-/// Queues `event.new` for `e` to each of `recipients` (duplicates are sent once). The admin's
-/// copy has transparent identity views, everyone else's not; each of the two is serialised once,
-/// whatever the number of recipients.
-pub fn announce(
+/// Queues `event.new` of an event to each of `recipients` (duplicates are sent once), the event
+/// as `render(transparent)` gives it ([`EventContext::render`], or [`EventContext::render_stored`]
+/// for a row read as text). The admin's copy has transparent identity views, everyone else's
+/// not; each of the two is serialised once, whatever the number of recipients.
+pub fn announce<C: Serialize>(
     outbox: &mut crate::notify::Outbox,
-    ctx: &EventContext,
-    e: &EventRow,
+    render: impl Fn(bool) -> Event<C>,
     admin: IdentityId,
     recipients: &[IdentityId],
 ) {
@@ -256,10 +256,10 @@ pub fn announce(
     let (admins, others): (Vec<IdentityId>, Vec<IdentityId>) =
         recipients.iter().copied().filter(|r| seen.insert(*r)).partition(|r| *r == admin);
     if !admins.is_empty() {
-        outbox.publish_all(admins, &Envelope::new(types::EVENT_NEW, ctx.render(e, true)));
+        outbox.publish_text(admins, Envelope::text(types::EVENT_NEW, &render(true)));
     }
     if !others.is_empty() {
-        outbox.publish_all(others, &Envelope::new(types::EVENT_NEW, ctx.render(e, false)));
+        outbox.publish_text(others, Envelope::text(types::EVENT_NEW, &render(false)));
     }
 }
 

@@ -37,13 +37,18 @@ impl Outbox {
     }
 
     pub fn publish(&mut self, to: IdentityId, envelope: &Envelope) {
-        self.publish_all([to], envelope);
+        self.publish_text([to], envelope.to_json());
     }
 
     /// The same envelope to each of `to`, serialised once: a message's ciphertext is written out
     /// once per box, not once per member.
     pub fn publish_all(&mut self, to: impl IntoIterator<Item = IdentityId>, envelope: &Envelope) {
-        let text: Arc<str> = Arc::from(envelope.to_json());
+        self.publish_text(to, envelope.to_json());
+    }
+
+    /// An envelope's text ([`Envelope::text`]) to each of `to`.
+    pub fn publish_text(&mut self, to: impl IntoIterator<Item = IdentityId>, text: String) {
+        let text: Arc<str> = Arc::from(text);
         self.publishes.extend(to.into_iter().map(|who| (who, text.clone())));
     }
 

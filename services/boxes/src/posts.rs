@@ -39,6 +39,7 @@ use crate::store;
 use crate::store::boxes::BoxRow;
 use crate::store::events::EventRow;
 use crate::store::pipelined::{post_messages, NewMessage, PostedMessage};
+use crate::store::sql::JsonText;
 
 /// `POST_BATCH_*`: how posts are grouped.
 #[derive(Debug, Clone, Copy, clap::Args)]
@@ -65,7 +66,8 @@ pub struct BatchSettings {
 pub struct Posted {
     pub sender: IdentityRecord,
     pub bx: BoxRow,
-    pub event: EventRow,
+    /// The event, its content as stored (passed through to the answer and the envelopes).
+    pub event: EventRow<JsonText>,
 }
 
 /// Why a message was not posted, besides a failure of PostgreSQL.
@@ -284,7 +286,7 @@ fn answer(waiter: Waiter, message: &NewMessage, posted: Option<PostedMessage>) -
     let ctx = EventContext::of_identities([sender.clone()]);
     let mut recipients: Vec<IdentityId> = members.iter().map(|(m, _)| *m).collect();
     recipients.push(me);
-    load::announce(&mut outbox, &ctx, &event, bx.creator_id, &recipients);
+    load::announce(&mut outbox, |t| ctx.render_stored(&event, t), bx.creator_id, &recipients);
     if matches!(event.kind, EventType::MsgText | EventType::MsgFile) {
         for (m, _) in members.iter().filter(|(m, muted)| *m != me && !muted) {
             outbox.increment(*m, bx.id);

@@ -70,7 +70,7 @@ pub(super) async fn insert_box<C: GenericClient>(
 /// Queues `event.new` of a `create` event to its creator (§6.4).
 pub(super) async fn announce_create<C: GenericClient>(c: &C, outbox: &mut Outbox, create: &EventRow) -> ApiResult<()> {
     let ctx = EventContext::load(c, std::slice::from_ref(create), false).await?;
-    load::announce(outbox, &ctx, create, create.sender_id, &[create.sender_id]);
+    load::announce(outbox, |t| ctx.render(create, t), create.sender_id, &[create.sender_id]);
     Ok(())
 }
 

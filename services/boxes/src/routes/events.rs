@@ -219,7 +219,7 @@ async fn post_grouped(
     // Debug level, as the publish's line: at info the two lines cost a post about a fifth of its
     // instructions (BENCHMARKS.md, "Cheaper posts"); the request's own line stays.
     tracing::debug!(box_id = %box_id, event_id = %event.id, kind = kind.as_str(), "event posted");
-    let response = EventContext::of_identities([sender]).render(&event, bx.is_admin(me));
+    let response = EventContext::of_identities([sender]).render_stored(&event, bx.is_admin(me));
     Ok(Ok(HttpResponse::Created().json(response)))
 }
 

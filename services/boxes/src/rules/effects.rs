@@ -117,7 +117,7 @@ impl Consequences {
     /// the counters of departed members reset.
     pub fn fill(&self, outbox: &mut Outbox, ctx: &EventContext, bx: &BoxRow) {
         for a in &self.announced {
-            load::announce(outbox, ctx, &a.event, bx.creator_id, &a.recipients);
+            load::announce(outbox, |t| ctx.render(&a.event, t), bx.creator_id, &a.recipients);
             if counts(a.event.kind) {
                 for m in self.members.iter().filter(|m| **m != a.event.sender_id && !self.muted.contains(m)) {
                     outbox.increment(*m, bx.id);

@@ -26,7 +26,7 @@ use tokio_postgres::Row;
 
 use super::boxes::{visible_types, BoxRow};
 use super::error::step;
-use super::events::{edit_state, event_row, event_row_as, EventRow};
+use super::events::{edit_state, event_row_as, EventRow};
 use super::sql::JsonText;
 use super::{boxes, identities, sql, Error, GenericClient};
 
@@ -49,8 +49,9 @@ pub struct PostedMessage {
     pub sender: Option<IdentityRecord>,
     /// The box, `None` when it does not exist.
     pub bx: Option<BoxRow>,
-    /// The inserted event; `None` when the rules of §6.3 did not let it in (see [`POST_INSERT`]).
-    pub event: Option<EventRow>,
+    /// The inserted event, its content as stored; `None` when the rules of §6.3 did not let it in
+    /// (see [`POST_INSERT`]).
+    pub event: Option<EventRow<JsonText>>,
     /// The box's members after the batch, the admin first, each with whether it muted the box.
     pub members: Arc<[(IdentityId, bool)]>,
 }
@@ -213,8 +214,8 @@ pub async fn post_messages<C: GenericClient>(
         sender_rows.iter().map(|r| identities::record(r).map(|i| (i.id, i))).collect::<Result<_, _>>()?;
     let boxes_: HashMap<BoxId, BoxRow> =
         box_rows.iter().map(|r| boxes::box_row(r).map(|b| (b.id, b))).collect::<Result<_, _>>()?;
-    let mut events: HashMap<EventId, EventRow> =
-        event_rows.iter().map(|r| event_row(r).map(|e| (e.id, e))).collect::<Result<_, _>>()?;
+    let mut events: HashMap<EventId, EventRow<JsonText>> =
+        event_rows.iter().map(|r| event_row_as(r).map(|e| (e.id, e))).collect::<Result<_, _>>()?;
     let mut members: HashMap<BoxId, Vec<(IdentityId, bool)>> = HashMap::new();
     for r in &member_rows {
         let box_id = BoxId::from(sql::get::<_, uuid::Uuid>(r, 0)?);
