@@ -148,6 +148,7 @@ pub enum Connected {
 }
 
 impl Connected {
+    /// The session, when one was opened.
     pub fn session(&self) -> Option<&ConnectSession> {
         match self {
             Connected::Session(s) => Some(s),
@@ -331,7 +332,7 @@ impl Bridge {
         health::healthz(&self.http, &self.base).await
     }
 
-    /// `GET /readyz`: PostgreSQL, Redis and the revoked sessions, or a 503 refusal naming what is down.
+    /// `GET /readyz`: PostgreSQL and Redis, or a 503 refusal naming what is down.
     pub async fn readyz(&self) -> Result<Readiness> {
         health::readyz(&self.http, &self.base).await
     }

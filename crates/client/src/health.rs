@@ -1,10 +1,13 @@
-//! `/healthz` and `/readyz` (§13.3), which every service answers the same way (`web_kit::health`).
+//! `/healthz` and `/readyz` (§13.3), which every service answers the same way (`web_kit::health`):
+//! [`Boxes`](crate::Boxes) and [`Bridge`](crate::Bridge) call them, and so does anyone for
+//! realtime, whose only other route is its socket.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
 use crate::error::{read, send, Result};
+use crate::trim;
 
 /// `/healthz`: the process is up.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -21,12 +24,14 @@ pub struct Readiness {
     pub checks: BTreeMap<String, serde_json::Value>,
 }
 
-pub(crate) async fn healthz(http: &reqwest::Client, base: &str) -> Result<Health> {
+/// `GET /healthz` of the service at `base`.
+pub async fn healthz(http: &reqwest::Client, base: &str) -> Result<Health> {
     let what = "GET /healthz";
-    read(what, 200, send(what, http.get(format!("{base}/healthz"))).await?).await
+    read(what, 200, send(what, http.get(format!("{}/healthz", trim(base)))).await?).await
 }
 
-pub(crate) async fn readyz(http: &reqwest::Client, base: &str) -> Result<Readiness> {
+/// `GET /readyz` of the service at `base`: a 503 refusal names what is not available.
+pub async fn readyz(http: &reqwest::Client, base: &str) -> Result<Readiness> {
     let what = "GET /readyz";
-    read(what, 200, send(what, http.get(format!("{base}/readyz"))).await?).await
+    read(what, 200, send(what, http.get(format!("{}/readyz", trim(base)))).await?).await
 }

@@ -73,7 +73,7 @@ impl Socket {
                 Err(Error::Stream(_)) => return Err(Error::Stream(format!("no {} within {WAIT:?}", types::READY))),
                 Err(e) => return Err(e),
             };
-            let envelope = envelope(&text)?;
+            let envelope: Envelope = serde_json::from_str(&text).map_err(bad_envelope)?;
             if envelope.kind == types::READY {
                 socket.ready =
                     serde_json::from_value(envelope.object).map_err(|e| Error::Stream(format!("ready: {e}")))?;
@@ -112,7 +112,10 @@ impl Socket {
             Some(text) => Some(text),
             None => self.next_text_within(wait).await?,
         };
-        text.map(|t| envelope(&t)).transpose()
+        match text {
+            Some(t) => serde_json::from_str(&t).map(Some).map_err(bad_envelope),
+            None => Ok(None),
+        }
     }
 
     /// The next envelope of `kind`, skipping others, within [`WAIT`].
@@ -183,8 +186,8 @@ impl Socket {
     }
 }
 
-fn envelope(text: &str) -> Result<Envelope> {
-    serde_json::from_str(text).map_err(|e| Error::Stream(format!("envelope: {e}")))
+fn bad_envelope(e: serde_json::Error) -> Error {
+    Error::Stream(format!("envelope: {e}"))
 }
 
 /// The socket's URL: `ws://…/box-users/{identity}/ws`, with `since` and `access_token` in the
