@@ -201,8 +201,6 @@ async fn readyz_failures_answer_the_error_shape() {
         tokio_postgres::connect(&test_support::admin_database_url(), tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
     admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
-    let res = app.http.get(app.url("/readyz")).send().await.unwrap();
-    let body = assert_error(res, 503, "service_unavailable", &[]).await;
-    assert_eq!(body["origin"], "not_defined");
-    assert!(body["details"].is_object(), "{body}");
+    let body = assert_refused(app.bridge().readyz().await, 503, domain::ErrorCode::ServiceUnavailable, &[]);
+    assert_eq!(body.origin, domain::Origin::NotDefined);
 }

@@ -115,7 +115,7 @@ async fn the_pubkey_lookup_lists_the_keys_of_verified_identifiers_only() {
     let _mallory = user_identified(&app, "Mallory", "carol@example.com", "email", false).await;
     let _keyless = app.user_with("Dora", false).await;
 
-    assert_eq!(keys_for(&app, &alice, "Bob@Example.com").await, [bob.key.clone()]);
+    assert_eq!(keys_for(&app, &alice, "Bob@Example.com").await, std::slice::from_ref(&bob.key));
     assert_eq!(keys_for(&app, &alice, "+33612345678").await, [phone.key]);
     // Nobody, an unverified claim, an identity without a key: an empty list alike.
     assert!(keys_for(&app, &alice, "nobody@example.com").await.is_empty());

@@ -278,11 +278,10 @@ async fn cookie_bearer_and_query_tokens_are_accepted() {
 #[tokio::test]
 async fn health_endpoints_answer() {
     let app = spawn_app().await;
-    let healthz = reqwest::get(app.http_url("/healthz")).await.unwrap();
-    assert_eq!(healthz.status().as_u16(), 200);
+    let http = reqwest::Client::new();
+    boxes_client::health::healthz(&http, &app.http_url("")).await.unwrap();
     assert!(eventually(WAIT, || app.handle.hub().is_connected()).await);
-    let readyz = reqwest::get(app.http_url("/readyz")).await.unwrap();
-    assert_eq!(readyz.status().as_u16(), 200);
+    boxes_client::health::readyz(&http, &app.http_url("")).await.unwrap();
     let (status, body) = refused(reqwest::get(app.http_url("/nowhere")).await.unwrap()).await;
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
     let (status, _) = refused(
