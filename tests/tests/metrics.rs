@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use boxes_client::body::NewBox;
-use boxes_client::{Login, Socket};
+use boxes_client::{health, Login, Socket};
 use domain::realtime::types;
 use e2e::system::{login_body, Options, System};
 use e2e::Service;
@@ -258,10 +258,10 @@ async fn every_family_moves_as_the_story_runs() {
     assert_eq!(bob_ws.close_code(WAIT).await.unwrap(), 1011);
     // Readiness pings Redis through the bounded call helper.
     for service in [&sys.boxes, &sys.bridge] {
-        let res = http.get(format!("{}/readyz", service.url())).send().await.unwrap();
-        assert_eq!(res.status(), 503, "{} is not ready without Redis", service.name);
+        let res = health::readyz(&http, &service.url()).await;
+        assert_eq!(res.unwrap_err().status(), Some(503), "{} is not ready without Redis", service.name);
     }
-    http.get(format!("{}/healthz", sys.realtime.url())).send().await.unwrap();
+    health::healthz(&http, &sys.realtime.url()).await.unwrap();
 
     let boxes1 = scrape(&m.boxes_metrics).await;
     let realtime1 = eventually(&m.realtime_metrics, |s| {
@@ -333,8 +333,9 @@ async fn metrics_false_records_nothing() {
     .collect();
     let mut realtime = Service::start("realtime", &env).unwrap();
     realtime.wait_ready("/readyz").await.unwrap();
+    let http = reqwest::Client::new();
     for _ in 0..3 {
-        reqwest::get(format!("{}/healthz", realtime.url())).await.unwrap();
+        health::healthz(&http, &realtime.url()).await.unwrap();
     }
     let samples = scrape(&metrics_url(&realtime)).await;
     assert_eq!(total(&samples, "http_requests_total", &[]), 0.0, "{samples:?}");

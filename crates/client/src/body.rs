@@ -1,11 +1,12 @@
 //! Request bodies, serialised in the shapes `domain` parses (`BoxCreate`, `ContactRequest`,
-//! `NewEvent`, `PublicKeysUpdate`): `domain`'s own request types only parse, so the client writes
-//! them here once.
+//! `NewEvent`, `PublicKeysUpdate`, `KeyShareCreate`) and auth-bridge reads (`LoginBody`,
+//! `AuthorizeBody`): `domain`'s own request types only parse, so the client writes them here once.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use domain::boxes::AccessMode;
-use domain::{EventId, FileId, IdentityId};
+use domain::{BoxId, EventId, FileId, IdentityId};
 use serde::Serialize;
 
 /// `POST /boxes` (§7.2), and the `box` of a contact.
@@ -24,12 +25,27 @@ impl NewBox {
 }
 
 /// A key share as it is sent (§5.6).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct KeyShare {
     pub misakey_share: String,
     pub other_share_hash: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encrypted_invitation_key_share: Option<String>,
+}
+
+// Shares must never reach a log or a panic message.
+impl fmt::Debug for KeyShare {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyShare(..)")
+    }
+}
+
+/// `POST /box-key-shares` (§7.12): one more share of a box the caller belongs to.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyShareCreate {
+    #[serde(flatten)]
+    pub share: KeyShare,
+    pub box_id: BoxId,
 }
 
 /// `POST /box-users/{id}/contact` (§7.11).
@@ -164,11 +180,31 @@ pub struct SaveFile {
 }
 
 /// `POST /auth/login` (§10.2).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct LoginBody {
     pub auth_code: String,
     pub app_id: String,
     pub client_id: String,
+}
+
+// The auth code is a credential: it never reaches a log or a panic message.
+impl fmt::Debug for LoginBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginBody")
+            .field("app_id", &self.app_id)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /api/v1/authorize/` (§10.8): a login as the Boxo host SDK sends it, which may name the
+/// user the host page believes is signed in.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuthorizeBody {
+    #[serde(flatten)]
+    pub login: LoginBody,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_reference: Option<String>,
 }
 
 #[cfg(test)]
@@ -180,11 +216,7 @@ mod tests {
     fn bodies_parse_as_the_services_parse_them() {
         let key = "SXvalkvhuhcj2UiaS4d0Q3OeuHOhMVeQT7ZGfCH2YCw";
         let id = EventId::new_v4();
-        let share = KeyShare {
-            misakey_share: "bmV3LXNoYXJl".into(),
-            other_share_hash: key.into(),
-            encrypted_invitation_key_share: Some("bmV3LWludml0YXRpb24".into()),
-        };
+        let share = share_of(key);
         let events = [
             NewEvent::text("aGVsbG8", key),
             NewEvent::edit(id, "aGVsbG8", key),
@@ -223,5 +255,27 @@ mod tests {
         assert!(domain::event::AccessBatch::parse(&b).is_ok(), "{b}");
         let k = serde_json::to_value(PublicKeys { non_identified_pubkey: Some(key.into()), ..Default::default() });
         assert!(domain::identity::PublicKeysUpdate::parse(&k.unwrap_or_default()).is_ok());
+        let share = KeyShare { encrypted_invitation_key_share: None, ..share_of(key) };
+        let ks = serde_json::to_value(KeyShareCreate { share, box_id: BoxId::new_v4() }).unwrap_or_default();
+        assert!(domain::keyshare::KeyShareCreate::parse(&ks).is_ok(), "{ks}");
+    }
+
+    fn share_of(hash: &str) -> KeyShare {
+        KeyShare {
+            misakey_share: "bmV3LXNoYXJl".into(),
+            other_share_hash: hash.into(),
+            encrypted_invitation_key_share: Some("bmV3LWludml0YXRpb24".into()),
+        }
+    }
+
+    /// Neither a share nor an auth code shows in a Debug form.
+    #[test]
+    fn secrets_stay_out_of_debug() {
+        let share = KeyShareCreate { share: share_of("aGFzaA"), box_id: BoxId::new_v4() };
+        let login = LoginBody { auth_code: "c2VjcmV0LWNvZGU".into(), app_id: "app".into(), client_id: "host".into() };
+        let printed = format!("{share:?} {:?}", AuthorizeBody { login, user_reference: None });
+        for secret in ["bmV3LXNoYXJl", "aGFzaA", "bmV3LWludml0YXRpb24", "c2VjcmV0LWNvZGU"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
     }
 }

@@ -4,17 +4,20 @@ use bytes::Bytes;
 use domain::boxes::{BoxSetting, BoxView, PublicBox};
 use domain::crypto_action::CryptoAction;
 use domain::event::Event;
-use domain::files::SavedFile;
+use domain::files::{SavedFile, StorageQuotaView, UsedSpaceView};
 use domain::identity::{Identity, IdentityUpsert, IdentityView, Profile};
 use domain::keyshare::KeyShare;
 use domain::notification::ListedNotification;
-use domain::{BoxId, EventId, FileId, IdentityId, SavedFileId};
+use domain::{BoxId, CryptoActionId, EventId, FileId, IdentityId, NotificationId, SavedFileId};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::body::{AccessBatch, Contact, FileMessage, NewBox, NewEvent, PublicKeys, SaveFile, Settings};
+use crate::body::{
+    AccessBatch, Contact, FileMessage, KeyShareCreate, NewBox, NewEvent, PublicKeys, SaveFile, Settings,
+};
 use crate::error::{read, refusal, send, Error, Result};
+use crate::health::{self, Health, Readiness};
 use crate::{trim, Auth};
 
 /// boxes' public API, as one caller (or none).
@@ -143,16 +146,53 @@ impl Boxes {
         self.call(Method::PUT, &format!("/identities/{id}/public-keys"), Some(keys), 200).await
     }
 
+    /// `GET /identities/pubkey?identifier_value=`: the keys to encrypt an invitation for each
+    /// identity with that verified email or phone, oldest first (one lookup of the caller's budget).
+    pub async fn pubkeys(&self, identifier_value: &str) -> Result<Vec<String>> {
+        // The address stays out of `what`, which error messages carry.
+        let what = "GET /identities/pubkey";
+        let rb = self.request(Method::GET, "/identities/pubkey").query(&[("identifier_value", identifier_value)]);
+        read(what, 200, send(what, rb).await?).await
+    }
+
     pub async fn crypto_actions(&self, id: IdentityId) -> Result<Vec<CryptoAction>> {
         self.get(&format!("/identities/{id}/crypto/actions")).await
+    }
+
+    /// `GET /identities/{id}/crypto/actions/{action_id}`.
+    pub async fn crypto_action(&self, id: IdentityId, action: CryptoActionId) -> Result<CryptoAction> {
+        self.get(&format!("/identities/{id}/crypto/actions/{action}")).await
+    }
+
+    /// `DELETE /identities/{id}/crypto/actions/{action_id}`: once the action is processed.
+    pub async fn delete_crypto_action(&self, id: IdentityId, action: CryptoActionId) -> Result<()> {
+        self.call(Method::DELETE, &format!("/identities/{id}/crypto/actions/{action}"), None::<&()>, 204).await
     }
 
     pub async fn notifications(&self, id: IdentityId) -> Result<Vec<ListedNotification>> {
         self.get(&format!("/identities/{id}/notifications")).await
     }
 
+    /// `PUT /identities/{id}/notifications/acknowledgement`: `until` and every older
+    /// notification are acknowledged.
+    pub async fn acknowledge_notifications(&self, id: IdentityId, until: NotificationId) -> Result<()> {
+        let body = serde_json::json!({ "until_id": until });
+        self.call(Method::PUT, &format!("/identities/{id}/notifications/acknowledgement"), Some(&body), 204).await
+    }
+
+    /// `POST /box-key-shares`: one more share of a box the caller belongs to.
+    pub async fn create_key_share(&self, share: &KeyShareCreate) -> Result<KeyShare> {
+        self.call(Method::POST, "/box-key-shares", Some(share), 201).await
+    }
+
     pub async fn key_share(&self, other_share_hash: &str) -> Result<KeyShare> {
         self.get(&format!("/box-key-shares/{other_share_hash}")).await
+    }
+
+    /// `GET /box-key-shares/encrypted-invitation-key-share?box_id=`: the newest share's
+    /// encrypted invitation share.
+    pub async fn encrypted_invitation_key_share(&self, box_id: BoxId) -> Result<String> {
+        self.get(&format!("/box-key-shares/encrypted-invitation-key-share?box_id={box_id}")).await
     }
 
     pub async fn box_settings(&self, caller: IdentityId, box_id: BoxId) -> Result<BoxSetting> {
@@ -229,6 +269,26 @@ impl Boxes {
     /// `DELETE /identities/{caller}/saved-files/{id}`.
     pub async fn unsave_file(&self, caller: IdentityId, id: SavedFileId) -> Result<()> {
         self.call(Method::DELETE, &format!("/identities/{caller}/saved-files/{id}"), None::<&()>, 204).await
+    }
+
+    /// `GET /identities/{id}/storage-quota`: the bytes the caller may store and has stored.
+    pub async fn storage_quota(&self, id: IdentityId) -> Result<StorageQuotaView> {
+        self.get(&format!("/identities/{id}/storage-quota")).await
+    }
+
+    /// `GET /boxes/{id}/used-space`: the bytes of the box's live files.
+    pub async fn used_space(&self, box_id: BoxId) -> Result<UsedSpaceView> {
+        self.get(&format!("/boxes/{box_id}/used-space")).await
+    }
+
+    /// `GET /healthz`.
+    pub async fn healthz(&self) -> Result<Health> {
+        health::healthz(&self.http, &self.base).await
+    }
+
+    /// `GET /readyz`: PostgreSQL, Redis and the revoked sessions, or a 503 refusal naming what is down.
+    pub async fn readyz(&self) -> Result<Readiness> {
+        health::readyz(&self.http, &self.base).await
     }
 
     /// `HEAD` of a list: its `X-Total-Count`.

@@ -1,5 +1,6 @@
 //! A typed client of the whole API: boxes' public and internal HTTP API ([`Boxes`],
-//! [`Internal`]), auth-bridge's sessions ([`Bridge`]) and realtime's websocket ([`Socket`]).
+//! [`Internal`]), auth-bridge's sessions and Boxo platform endpoints ([`Bridge`], calling as a
+//! user, a host app's server or the platform) and realtime's websocket ([`Socket`]).
 //!
 //! Answers are read into the types of `domain` (`BoxView`, `Event`, `CryptoAction`…); request
 //! bodies are the serialisable shapes of [`body`], since `domain`'s request types only parse. A
@@ -9,10 +10,11 @@ pub mod body;
 mod boxes;
 mod bridge;
 mod error;
+pub mod health;
 mod socket;
 
 pub use boxes::{Boxes, Internal};
-pub use bridge::{Bridge, Login, Tokens};
+pub use bridge::{Authorized, Bridge, ConnectSession, Connected, Consent, HostApp, Jwks, Login, Platform, Tokens};
 pub use error::{read as answer, Error, Result};
 pub use socket::Socket;
 

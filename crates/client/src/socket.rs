@@ -1,5 +1,7 @@
-//! realtime's websocket (§9): the handshake, `ready`, and waiting for envelopes.
+//! realtime's websocket (§9): the handshake, `ready` (with what a `?since=` reconnection
+//! replayed before it), and waiting for envelopes.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use domain::event::{Event, EventType};
@@ -22,11 +24,15 @@ pub const WAIT: Duration = Duration::from_secs(5);
 pub struct Socket {
     ws: Ws,
     pub ready: Ready,
+    /// The frames a `?since=` reconnection replayed before `ready` (what was missed), oldest
+    /// first, as sent: each ends with its history position. Handed out before anything later.
+    replayed: VecDeque<String>,
 }
 
 impl Socket {
     /// Opens `/box-users/{identity}/ws` on the realtime at `base` (`http://…` or `ws://…`) and
-    /// waits for `ready`; `since` asks for recovery from a history position.
+    /// waits for `ready`; `since` asks for recovery from a history position, and what it replays
+    /// is kept ([`Socket::take_replayed`], [`Socket::next_within`]).
     pub async fn connect(base: &str, identity: IdentityId, auth: &Auth, since: Option<&str>) -> Result<Socket> {
         let mut req = ws_url(base, identity, since, None).into_client_request()?;
         let (name, value) = match auth {
@@ -55,30 +61,60 @@ impl Socket {
         identity: IdentityId,
     ) -> Result<Socket> {
         let (ws, _) = tokio_tungstenite::connect_async(req).await?;
-        // Replaced by the `ready` the server sends first.
+        // Replaced by the `ready` the server sends once the replay, if any, is sent.
         let placeholder = Ready { identity_id: identity, position: Position { ms: 0, seq: 0 }, recovered: None };
-        let mut socket = Socket { ws, ready: placeholder };
-        let ready = socket.next_of(types::READY).await?;
-        socket.ready = serde_json::from_value(ready.object).map_err(|e| Error::Stream(format!("ready: {e}")))?;
-        Ok(socket)
+        let mut socket = Socket { ws, ready: placeholder, replayed: VecDeque::new() };
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let text = match socket.next_text_within(left).await {
+                Ok(Some(text)) => text,
+                Ok(None) => return Err(Error::Stream(format!("closed while waiting for {}", types::READY))),
+                Err(Error::Stream(_)) => return Err(Error::Stream(format!("no {} within {WAIT:?}", types::READY))),
+                Err(e) => return Err(e),
+            };
+            let envelope: Envelope = serde_json::from_str(&text).map_err(bad_envelope)?;
+            if envelope.kind == types::READY {
+                socket.ready =
+                    serde_json::from_value(envelope.object).map_err(|e| Error::Stream(format!("ready: {e}")))?;
+                return Ok(socket);
+            }
+            socket.replayed.push_back(text);
+        }
     }
 
-    /// The next envelope within `wait`, answering pings; `None` when the socket closed.
-    pub async fn next_within(&mut self, wait: Duration) -> Result<Option<Envelope>> {
+    /// The replayed frames not handed out yet (see [`Socket`]), as sent, oldest first.
+    pub fn take_replayed(&mut self) -> Vec<String> {
+        self.replayed.drain(..).collect()
+    }
+
+    /// The next text frame within `wait`, answering pings; `None` when the socket closed.
+    async fn next_text_within(&mut self, wait: Duration) -> Result<Option<String>> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let msg = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
                 .map_err(|_| Error::Stream(format!("nothing within {wait:?}")))?;
             match msg {
-                Some(Ok(Message::Text(t))) => {
-                    return serde_json::from_str(&t).map(Some).map_err(|e| Error::Stream(format!("envelope: {e}")))
-                }
+                Some(Ok(Message::Text(t))) => return Ok(Some(t.to_string())),
                 Some(Ok(Message::Ping(p))) => self.ws.send(Message::Pong(p)).await?,
                 Some(Ok(Message::Close(_))) | None => return Ok(None),
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e.into()),
             }
+        }
+    }
+
+    /// The next envelope within `wait` (the replay first), answering pings; `None` when the
+    /// socket closed.
+    pub async fn next_within(&mut self, wait: Duration) -> Result<Option<Envelope>> {
+        let text = match self.replayed.pop_front() {
+            Some(text) => Some(text),
+            None => self.next_text_within(wait).await?,
+        };
+        match text {
+            Some(t) => serde_json::from_str(&t).map(Some).map_err(bad_envelope),
+            None => Ok(None),
         }
     }
 
@@ -143,10 +179,15 @@ impl Socket {
         Ok(self.ws.close(None).await?)
     }
 
-    /// The raw stream, for what this type does not cover.
+    /// The raw stream, for what this type does not cover; take the replay first
+    /// ([`Socket::take_replayed`]), or it is dropped.
     pub fn into_inner(self) -> Ws {
         self.ws
     }
+}
+
+fn bad_envelope(e: serde_json::Error) -> Error {
+    Error::Stream(format!("envelope: {e}"))
 }
 
 /// The socket's URL: `ws://…/box-users/{identity}/ws`, with `since` and `access_token` in the

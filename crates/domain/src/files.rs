@@ -1,11 +1,12 @@
-//! Encrypted files (issue 18): the limits of an upload's text parts and the body of a saved file.
+//! Encrypted files (issue 18): the limits of an upload's text parts, the body of a saved file, and
+//! the usage figures (quota, a box's used space) as answered.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::b64::{limits, B64u};
 use crate::error::{Detail, ErrorBody};
-use crate::ids::{FileId, IdentityId, SavedFileId};
+use crate::ids::{BoxId, FileId, IdentityId, SavedFileId};
 use crate::input::{has_control, Obj, Report};
 use crate::time::Timestamp;
 
@@ -30,6 +31,21 @@ pub struct SavedFile {
     pub encrypted_metadata: String,
     pub key_fingerprint: String,
     pub created_at: Timestamp,
+}
+
+/// `GET /identities/{id}/storage-quota`: bytes allowed and bytes used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StorageQuotaView {
+    pub identity_id: IdentityId,
+    pub quota: u64,
+    pub used: u64,
+}
+
+/// `GET /boxes/{id}/used-space`: the bytes of the box's live files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UsedSpaceView {
+    pub box_id: BoxId,
+    pub used: u64,
 }
 
 /// `POST /identities/{id}/saved-files`.

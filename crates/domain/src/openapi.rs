@@ -334,21 +334,6 @@ pub struct SavedFileBody {
     pub key_fingerprint: String,
 }
 
-/// `GET /identities/{id}/storage-quota`: bytes allowed and bytes used.
-#[derive(Serialize, ToSchema)]
-pub struct StorageQuotaView {
-    pub identity_id: crate::IdentityId,
-    pub quota: u64,
-    pub used: u64,
-}
-
-/// `GET /boxes/{id}/used-space`: the bytes of the box's live files.
-#[derive(Serialize, ToSchema)]
-pub struct UsedSpaceView {
-    pub box_id: crate::BoxId,
-    pub used: u64,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

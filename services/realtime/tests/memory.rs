@@ -10,10 +10,10 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use boxes_client::Socket;
 use domain::IdentityId;
 use futures_util::StreamExt;
 use test_support::{redis_url, TestKeys};
-use tokio_tungstenite::tungstenite::Message;
 
 struct Server(Child);
 
@@ -36,12 +36,9 @@ async fn open_many(port: u16, keys: &TestKeys, count: usize) -> Vec<impl Sized> 
         .map(|_| {
             let s = keys.session(IdentityId::new_v4());
             async move {
-                let url = format!("ws://127.0.0.1:{port}/box-users/{}/ws?access_token={}", s.identity, s.token);
-                let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("handshake");
-                match tokio::time::timeout(Duration::from_secs(30), ws.next()).await {
-                    Ok(Some(Ok(Message::Text(t)))) if t.contains("\"ready\"") => ws,
-                    other => panic!("no ready: {other:?}"),
-                }
+                let base = format!("http://127.0.0.1:{port}");
+                let socket = Socket::connect_with_query_token(&base, s.identity, &s.token, None);
+                socket.await.unwrap_or_else(|e| panic!("no ready: {e}"))
             }
         })
         .buffer_unordered(64);

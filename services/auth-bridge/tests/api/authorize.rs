@@ -1,13 +1,21 @@
 //! The Boxo host web SDK endpoint `POST /api/v1/authorize/` (§10.8).
 
 use crate::helpers::*;
+use boxes_client::body::{AuthorizeBody, LoginBody};
 use domain::auth::Verifier;
+use domain::ErrorCode;
 use serde_json::{json, Value};
 
 const ORIGIN: &str = "https://host.example";
 
 async fn authorize(app: &TestApp, path: &str, body: Value) -> reqwest::Response {
     app.http.post(app.url(path)).header("Origin", ORIGIN).json(&body).send().await.unwrap()
+}
+
+/// The SDK's body for miniapp [`APP_ID`], through the typed client.
+fn sdk_login(auth_code: &str, client_id: &str, user_reference: Option<&str>) -> AuthorizeBody {
+    let login = LoginBody { auth_code: auth_code.into(), app_id: APP_ID.into(), client_id: client_id.into() };
+    AuthorizeBody { login, user_reference: user_reference.map(str::to_owned) }
 }
 
 #[tokio::test]
@@ -41,37 +49,23 @@ async fn the_sdk_gets_a_token_without_cookies() {
 #[tokio::test]
 async fn every_failure_is_non_2xx() {
     let app = spawn_app().await;
-    let res = authorize(
-        &app,
-        "/api/v1/authorize/",
-        json!({"auth_code": "bogus", "client_id": "ref-hostapp", "app_id": APP_ID}),
-    )
-    .await;
-    assert_error(res, 401, "unauthorized", &[("hostapp_error", "INVALID_AUTH_CODE")]).await;
+    let bridge = app.bridge();
+    let res = bridge.authorize(&sdk_login("bogus", "ref-hostapp", None)).await;
+    assert_refused(res, 401, ErrorCode::Unauthorized, &[("hostapp_error", "INVALID_AUTH_CODE")]);
 
     let code = app.code_for("alice").await;
-    let res = authorize(
-        &app,
-        "/api/v1/authorize/",
-        json!({"auth_code": code, "client_id": "ref-hostapp", "app_id": APP_ID, "user_reference": "bob"}),
-    )
-    .await;
-    let body = assert_error(res, 401, "unauthorized", &[("user_reference", "invalid")]).await;
-    assert_eq!(body["origin"], "body");
+    let res = bridge.authorize(&sdk_login(&code, "ref-hostapp", Some("bob"))).await;
+    let body = assert_refused(res, 401, ErrorCode::Unauthorized, &[("user_reference", "invalid")]);
+    assert_eq!(body.origin, domain::Origin::Body);
     assert_eq!(app.session_count().await, 0);
 
-    let res = authorize(
-        &app,
-        "/api/v1/authorize/",
-        json!({"auth_code": "code-nora", "client_id": "ref-hostapp", "app_id": APP_ID}),
-    )
-    .await;
-    assert_error(res, 502, "bad_gateway", &[("hostapp_error", "INVALID_USER_DATA")]).await;
+    let res = bridge.authorize(&sdk_login("code-nora", "ref-hostapp", None)).await;
+    assert_refused(res, 502, ErrorCode::BadGateway, &[("hostapp_error", "INVALID_USER_DATA")]);
+    // Raw: a body without its auth code.
     let res = authorize(&app, "/api/v1/authorize/", json!({"client_id": "ref-hostapp", "app_id": APP_ID})).await;
     assert_error(res, 400, "bad_request", &[("auth_code", "required")]).await;
-    let res =
-        authorize(&app, "/api/v1/authorize/", json!({"auth_code": "c", "client_id": "x", "app_id": APP_ID})).await;
-    assert_error(res, 400, "bad_request", &[("client_id", "not_found")]).await;
+    let res = bridge.authorize(&sdk_login("c", "x", None)).await;
+    assert_refused(res, 400, ErrorCode::BadRequest, &[("client_id", "not_found")]);
 }
 
 #[tokio::test]

@@ -3,7 +3,9 @@
 use crate::helpers::*;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use serde_json::{json, Value};
+use boxes_client::Consent;
+use domain::ErrorCode;
+use serde_json::Value;
 
 fn creds(id: &str, secret: &str) -> String {
     format!("Token {}", STANDARD.encode(format!("{id}:{secret}")))
@@ -33,16 +35,22 @@ const QUERY: &str = "client_id=ref-hostapp&app_id=boxes-miniapp&user_reference=a
 async fn consent_before_and_after_a_login() {
     let app = spawn_app().await;
     let good = creds("ref-hostapp", "ref-secret");
+    let (bridge, host) = (app.bridge(), host_app("ref-hostapp", "ref-secret"));
 
-    let res = ask(&app, PATH, QUERY, Some(&good), Some("ref-hostapp")).await;
-    assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.unwrap();
+    let consent = bridge.consent(&host, "ref-hostapp", APP_ID, "alice").await.unwrap();
     assert_eq!(
-        body,
-        json!({"client_id": "ref-hostapp", "app_id": "boxes-miniapp", "user_reference": "alice", "consent": false, "consented_at": null})
+        consent,
+        Consent {
+            client_id: "ref-hostapp".into(),
+            app_id: "boxes-miniapp".into(),
+            user_reference: "alice".into(),
+            consent: false,
+            consented_at: None
+        }
     );
 
     app.login_ok("alice").await;
+    // Raw, for both paths and the exact form of the time.
     for path in [PATH, PATH.trim_end_matches('/')] {
         let res = ask(&app, path, QUERY, Some(&good), Some("ref-hostapp")).await;
         assert_eq!(res.status(), 200);
@@ -55,19 +63,8 @@ async fn consent_before_and_after_a_login() {
     }
 
     // Another miniapp or another user: no consent.
-    let res =
-        ask(&app, PATH, "client_id=ref-hostapp&app_id=other&user_reference=alice", Some(&good), Some("ref-hostapp"))
-            .await;
-    assert_eq!(res.json::<Value>().await.unwrap()["consent"], false);
-    let res = ask(
-        &app,
-        PATH,
-        "client_id=ref-hostapp&app_id=boxes-miniapp&user_reference=bob",
-        Some(&good),
-        Some("ref-hostapp"),
-    )
-    .await;
-    assert_eq!(res.json::<Value>().await.unwrap()["consent"], false);
+    assert!(!bridge.consent(&host, "ref-hostapp", "other", "alice").await.unwrap().consent);
+    assert!(!bridge.consent(&host, "ref-hostapp", APP_ID, "bob").await.unwrap().consent);
 }
 
 #[tokio::test]
@@ -83,14 +80,10 @@ async fn consent_authentication_and_parameters() {
     )
     .await;
     assert_eq!(body["origin"], "headers");
-    let wrong = creds("ref-hostapp", "nope");
-    assert_error(
-        ask(&app, PATH, QUERY, Some(&wrong), Some("ref-hostapp")).await,
-        401,
-        "unauthorized",
-        &[("Authorization", "invalid")],
-    )
-    .await;
+    let bridge = app.bridge();
+    let wrong = host_app("ref-hostapp", "nope");
+    let res = bridge.consent(&wrong, "ref-hostapp", APP_ID, "alice").await;
+    assert_refused(res, 401, ErrorCode::Unauthorized, &[("Authorization", "invalid")]);
     let basic = format!("Basic {}", STANDARD.encode("ref-hostapp:ref-secret"));
     assert_error(ask(&app, PATH, QUERY, Some(&basic), Some("ref-hostapp")).await, 401, "unauthorized", &[]).await;
     assert_error(
@@ -109,15 +102,10 @@ async fn consent_authentication_and_parameters() {
     .await;
 
     // Valid credentials of another hostapp.
-    let other = creds("other-hostapp", OTHER_SECRET);
-    let body = assert_error(
-        ask(&app, PATH, QUERY, Some(&other), Some("other-hostapp")).await,
-        403,
-        "forbidden",
-        &[("client_id", "forbidden")],
-    )
-    .await;
-    assert_eq!(body["origin"], "query");
+    let other = host_app("other-hostapp", OTHER_SECRET);
+    let res = bridge.consent(&other, "ref-hostapp", APP_ID, "alice").await;
+    let body = assert_refused(res, 403, ErrorCode::Forbidden, &[("client_id", "forbidden")]);
+    assert_eq!(body.origin, domain::Origin::Query);
 
     let body = assert_error(
         ask(&app, PATH, "client_id=ref-hostapp", Some(&good), Some("ref-hostapp")).await,

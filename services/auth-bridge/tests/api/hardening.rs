@@ -35,12 +35,11 @@ async fn a_signing_key_rotation_keeps_old_tokens_working_until_they_expire() {
     s.jwt_public_key_file = vec![new_key.public_file.path().to_owned(), old_key.public_file.path().to_owned()];
     let rotated = start(s).await;
 
-    let jwks: Value =
-        app.http.get(format!("{rotated}/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
-    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    let jwks = boxes_client::Bridge::new(app.http.clone(), &rotated).jwks().await.unwrap();
+    let kids: Vec<&str> = jwks.keys.iter().map(|k| k.kid.as_str()).collect();
     let new_only = Verifier::from_public_pems(&[new_key.public_pem.as_str()], test_support::ISSUER).unwrap();
     let old_only = Verifier::from_public_pems(&[old_key.public_pem.as_str()], test_support::ISSUER).unwrap();
-    assert_eq!(kids.len(), 2, "{jwks}");
+    assert_eq!(kids.len(), 2, "{jwks:?}");
     assert_eq!(kids[0], new_key.signer().kid(), "the signing key comes first");
     assert_eq!(kids[1], old_key.signer().kid());
 
@@ -202,8 +201,6 @@ async fn readyz_failures_answer_the_error_shape() {
         tokio_postgres::connect(&test_support::admin_database_url(), tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
     admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
-    let res = app.http.get(app.url("/readyz")).send().await.unwrap();
-    let body = assert_error(res, 503, "service_unavailable", &[]).await;
-    assert_eq!(body["origin"], "not_defined");
-    assert!(body["details"].is_object(), "{body}");
+    let body = assert_refused(app.bridge().readyz().await, 503, domain::ErrorCode::ServiceUnavailable, &[]);
+    assert_eq!(body.origin, domain::Origin::NotDefined);
 }

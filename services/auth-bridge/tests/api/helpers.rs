@@ -363,12 +363,12 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
-    /// A one-time auth code from the reference hostapp.
-    /// auth-bridge's sessions through the typed client, presenting this app's client address.
+    /// auth-bridge's API through the typed client, presenting this app's client address.
     pub fn bridge(&self) -> boxes_client::Bridge {
         boxes_client::Bridge::new(self.http.clone(), &self.base)
     }
 
+    /// A one-time auth code from the reference hostapp.
     pub async fn code_for(&self, reference: &str) -> String {
         let res = self
             .http
@@ -430,14 +430,24 @@ pub async fn assert_error(res: reqwest::Response, status: u16, code: &str, detai
     body
 }
 
-/// `Set-Cookie` headers by cookie name.
-/// Asserts a refusal of a typed call: its status and §4 code.
+/// Asserts a refusal of a typed call: its status, §4 code and the given details; the body.
 #[track_caller]
-pub fn assert_refused<T>(res: boxes_client::Result<T>, status: u16, code: domain::ErrorCode) {
+pub fn assert_refused<T>(
+    res: boxes_client::Result<T>,
+    status: u16,
+    code: domain::ErrorCode,
+    details: &[(&str, &str)],
+) -> domain::ErrorBody {
     let Err(err) = res else { panic!("expected a {status} refusal") };
     assert_eq!((err.status(), err.body().map(|b| b.code)), (Some(status), Some(code)), "{err}");
+    let body = err.body().cloned().unwrap_or_else(|| panic!("no §4 body: {err}"));
+    for (k, v) in details {
+        assert_eq!(body.details.get(*k).map(String::as_str), Some(*v), "details.{k} in {body:?}");
+    }
+    body
 }
 
+/// `Set-Cookie` headers by cookie name.
 pub fn set_cookies(res: &reqwest::Response) -> Vec<(String, String)> {
     res.headers()
         .get_all("set-cookie")
@@ -457,3 +467,8 @@ pub fn cookie_value(line: &str) -> &str {
 }
 
 pub const WAIT: Duration = Duration::from_secs(3);
+
+/// The server-side credentials of a registered host app (`token_prefix = "Token"`).
+pub fn host_app(client_id: &str, secret: &str) -> boxes_client::HostApp {
+    boxes_client::HostApp::new(client_id, "Token", secret)
+}

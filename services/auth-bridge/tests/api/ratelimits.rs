@@ -174,6 +174,8 @@ async fn consent_and_revoke_are_limited_per_host_app() {
     };
     let app = spawn_app_with(Options { rates, extra_hostapps: entry, ..Options::default() }).await;
     let auth = creds(&lone, "lone-secret");
+    let (bridge, host) = (app.bridge(), host_app(&lone, "lone-secret"));
+    // Raw, for the answers that are limited: `Retry-After`.
     let consent = || {
         app.http
             .get(app.url(&format!(
@@ -192,24 +194,16 @@ async fn consent_and_revoke_are_limited_per_host_app() {
             .send()
     };
     for _ in 0..2 {
-        assert_eq!(consent().await.unwrap().status(), 200);
+        bridge.consent(&host, &lone, APP_ID, "u").await.unwrap();
     }
     assert_limited(consent().await.unwrap(), "consent_per_hostapp", 60).await;
-    assert_eq!(revoke().await.unwrap().status(), 204);
+    bridge.revoke_user(&host, &lone, "u").await.unwrap();
     assert_limited(revoke().await.unwrap(), "revoke_per_hostapp", 60).await;
 
     // Bad credentials are refused before any budget is spent, so nobody can use up a host
     // app's budget without its secret.
-    let res = app
-        .http
-        .post(app.url("/auth/hostapp/revoke"))
-        .header("Authorization", creds(&lone, "wrong"))
-        .header("X-Hostapp-Client-ID", &lone)
-        .json(&json!({"client_id": lone, "user_reference": "u"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 401);
+    let res = bridge.revoke_user(&host_app(&lone, "wrong"), &lone, "u").await;
+    assert_eq!(res.unwrap_err().status(), Some(401));
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 
 use crate::helpers::*;
 use domain::auth::Verifier;
+use domain::ErrorCode::{Forbidden, Unauthorized};
 use redis::AsyncCommands;
 use serde_json::{json, Value};
 
@@ -10,7 +11,7 @@ async fn refresh_body(app: &TestApp, refresh: &str) -> reqwest::Response {
 }
 
 /// The session is revoked in PostgreSQL and its refresh token no longer works.
-async fn assert_revoked(app: &TestApp, sid: domain::SessionId, login: &Value) {
+async fn assert_revoked(app: &TestApp, sid: domain::SessionId, refresh_token: &str) {
     let revoked: bool = app
         .db()
         .await
@@ -19,8 +20,7 @@ async fn assert_revoked(app: &TestApp, sid: domain::SessionId, login: &Value) {
         .unwrap()
         .get(0);
     assert!(revoked, "session {sid} revoked in PostgreSQL");
-    let res = refresh_body(app, login["refresh_token"].as_str().unwrap()).await;
-    assert_error(res, 401, "unauthorized", &[]).await;
+    assert_refused(app.bridge().refresh(refresh_token).await, 401, Unauthorized, &[]);
 }
 
 #[tokio::test]
@@ -53,11 +53,10 @@ async fn refresh_rotates_the_token() {
 
     // The new token works once (a second use is a reuse, see below).
     app.bridge().refresh(new).await.unwrap();
-    let res = refresh_body(&app, new).await;
-    assert_error(res, 401, "unauthorized", &[("refresh_token", "invalid")]).await;
+    assert_refused(app.bridge().refresh(new).await, 401, Unauthorized, &[("refresh_token", "invalid")]);
 
-    let res = refresh_body(&app, "never-issued").await;
-    assert_error(res, 401, "unauthorized", &[]).await;
+    assert_refused(app.bridge().refresh("never-issued").await, 401, Unauthorized, &[]);
+    // Raw: no body at all.
     let res = app.http.post(app.url("/auth/refresh")).send().await.unwrap();
     assert_error(res, 401, "unauthorized", &[("refresh_token", "required")]).await;
 }
@@ -87,12 +86,9 @@ async fn reusing_a_rotated_refresh_token_revokes_the_session() {
         .unwrap();
     let stolen = login["refresh_token"].as_str().unwrap();
     // The legitimate client rotates; then the copied, rotated token comes back.
-    let res = refresh_body(&app, stolen).await;
-    assert_eq!(res.status(), 200);
-    let current: Value = res.json().await.unwrap();
+    let current = app.bridge().refresh(stolen).await.unwrap();
     let mut sub = test_support::Subscriber::new(&[format!("user_{identity}:ws")]).await.unwrap();
-    let res = refresh_body(&app, stolen).await;
-    assert_error(res, 401, "unauthorized", &[("refresh_token", "invalid")]).await;
+    assert_refused(app.bridge().refresh(stolen).await, 401, Unauthorized, &[("refresh_token", "invalid")]);
 
     // The whole session is gone: PostgreSQL, the Redis marker, the realtime message, and the
     // refresh token the legitimate client holds.
@@ -101,10 +97,10 @@ async fn reusing_a_rotated_refresh_token_revokes_the_session() {
     assert_eq!(payload, json!({"type": "session.revoked", "object": {"sid": claims.sid.to_string()}}));
     let mut redis = test_support::redis_conn().await;
     assert!(redis.exists::<_, bool>(format!("auth:revoked_sid:{}", claims.sid)).await.unwrap());
-    assert_revoked(&app, claims.sid, &current).await;
+    assert_revoked(&app, claims.sid, &current.tokens.refresh_token).await;
     // Other sessions of the same user are not concerned.
     let other = app.login_ok("alice").await;
-    assert_eq!(refresh_body(&app, other["refresh_token"].as_str().unwrap()).await.status(), 200);
+    app.bridge().refresh(other["refresh_token"].as_str().unwrap()).await.unwrap();
 }
 
 #[tokio::test]
@@ -132,15 +128,13 @@ async fn refreshing_never_extends_the_absolute_session_lifetime() {
     };
     let (expires, max, age) = limits().await;
     assert!(expires <= max && (age - 3.0).abs() < 0.5, "{expires} {max} {age}");
-    let res = refresh_body(&app, login["refresh_token"].as_str().unwrap()).await;
-    assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.unwrap();
+    let refreshed = app.bridge().refresh(login["refresh_token"].as_str().unwrap()).await.unwrap();
     let (expires_after, max_after, _) = limits().await;
     assert_eq!(max_after, max, "the limit does not move");
     assert!(expires_after <= max, "a refresh never passes the limit");
     tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
-    let res = refresh_body(&app, body["refresh_token"].as_str().unwrap()).await;
-    assert_error(res, 401, "unauthorized", &[("refresh_token", "invalid")]).await;
+    let res = app.bridge().refresh(&refreshed.tokens.refresh_token).await;
+    assert_refused(res, 401, Unauthorized, &[("refresh_token", "invalid")]);
 }
 
 #[tokio::test]
@@ -158,17 +152,15 @@ async fn cookie_refresh_needs_the_csrf_token() {
     assert_error(res, 403, "forbidden", &[("X-CSRF-Token", "invalid")]).await;
 
     // The refused attempts did not rotate anything.
-    let res = with_cookie().header("X-CSRF-Token", csrf).send().await.unwrap();
-    assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.unwrap();
-    assert_ne!(body["refresh_token"].as_str().unwrap(), refresh);
+    let rotated = app.bridge().refresh_with_cookie(refresh, csrf).await.unwrap();
+    assert_ne!(rotated.tokens.refresh_token, refresh);
 
     // A body-borne token with a wrong header sent anyway is checked too.
     let res = app
         .http
         .post(app.url("/auth/refresh"))
         .header("X-CSRF-Token", "wrong")
-        .json(&json!({"refresh_token": body["refresh_token"]}))
+        .json(&json!({"refresh_token": rotated.tokens.refresh_token}))
         .send()
         .await
         .unwrap();
@@ -237,9 +229,8 @@ async fn logout_revokes_everywhere() {
     assert_eq!(Some(notice.1), until);
 
     // PostgreSQL, refresh refused, and a repeat is harmless.
-    assert_revoked(&app, claims.sid, &login).await;
-    let res = app.http.post(app.url("/auth/logout")).bearer_auth(access).send().await.unwrap();
-    assert_eq!(res.status(), 204);
+    assert_revoked(&app, claims.sid, login["refresh_token"].as_str().unwrap()).await;
+    app.bridge().logout(&boxes_client::Auth::bearer(access)).await.unwrap();
 }
 
 #[tokio::test]
@@ -256,14 +247,13 @@ async fn bearer_logout_needs_no_csrf_but_checks_a_sent_one() {
         .await
         .unwrap();
     assert_error(res, 403, "forbidden", &[("X-CSRF-Token", "invalid")]).await;
-    let res = app.http.post(app.url("/auth/logout")).bearer_auth(access).send().await.unwrap();
-    assert_eq!(res.status(), 204);
+    app.bridge().logout(&boxes_client::Auth::bearer(access)).await.unwrap();
     let res = app.http.post(app.url("/auth/logout")).bearer_auth("not.a.jwt").send().await.unwrap();
     assert_error(res, 401, "unauthorized", &[]).await;
     // A token signed by another key is refused.
     let other = test_support::TestKeys::generate().session(domain::IdentityId::new_v4());
-    let res = app.http.post(app.url("/auth/logout")).header("Authorization", other.bearer()).send().await.unwrap();
-    assert_error(res, 401, "unauthorized", &[]).await;
+    let res = app.bridge().logout(&boxes_client::Auth::Bearer(other.bearer())).await;
+    assert_refused(res, 401, Unauthorized, &[]);
 }
 
 fn hostapp_creds(id: &str, secret: &str) -> String {
@@ -291,17 +281,14 @@ async fn the_hostapp_can_sign_a_user_out_of_every_session() {
     let sid = |login: &Value| verifier.verify(login["access_token"].as_str().unwrap()).unwrap().sid;
     let mut sub = test_support::Subscriber::new(&[format!("user_{alice}:ws")]).await.unwrap();
     let body = json!({"client_id": "ref-hostapp", "user_reference": "alice"});
+    let (bridge, host) = (app.bridge(), host_app("ref-hostapp", "ref-secret"));
 
     // Credentials first, then the body, then whose user it is.
     assert_error(hostapp_revoke(&app, None, body.clone()).await, 401, "unauthorized", &[("Authorization", "required")])
         .await;
-    assert_error(
-        hostapp_revoke(&app, Some(("ref-hostapp", "nope")), body.clone()).await,
-        401,
-        "unauthorized",
-        &[("Authorization", "invalid")],
-    )
-    .await;
+    let res = bridge.revoke_user(&host_app("ref-hostapp", "nope"), "ref-hostapp", "alice").await;
+    assert_refused(res, 401, Unauthorized, &[("Authorization", "invalid")]);
+    // Raw: bodies the typed call cannot send.
     let good = Some(("ref-hostapp", "ref-secret"));
     let long = "x".repeat(101);
     assert_error(
@@ -318,18 +305,11 @@ async fn the_hostapp_can_sign_a_user_out_of_every_session() {
         &[("user_reference", "invalid")],
     )
     .await;
-    assert_error(
-        hostapp_revoke(&app, Some(("other-hostapp", OTHER_SECRET)), body.clone()).await,
-        403,
-        "forbidden",
-        &[("client_id", "forbidden")],
-    )
-    .await;
+    let res = bridge.revoke_user(&host_app("other-hostapp", OTHER_SECRET), "ref-hostapp", "alice").await;
+    assert_refused(res, 403, Forbidden, &[("client_id", "forbidden")]);
     assert!(sub.next_json(std::time::Duration::from_millis(200)).await.is_none(), "nothing revoked yet");
 
-    let res = hostapp_revoke(&app, good, body.clone()).await;
-    assert_eq!(res.status(), 204);
-    assert!(res.text().await.unwrap().is_empty());
+    bridge.revoke_user(&host, "ref-hostapp", "alice").await.unwrap();
 
     // Both of alice's sessions, everywhere; bob's untouched.
     let mut redis = test_support::redis_conn().await;
@@ -337,7 +317,7 @@ async fn the_hostapp_can_sign_a_user_out_of_every_session() {
     for login in [&first, &second] {
         let sid = sid(login);
         assert!(redis.exists::<_, bool>(format!("auth:revoked_sid:{sid}")).await.unwrap());
-        assert_revoked(&app, sid, login).await;
+        assert_revoked(&app, sid, login["refresh_token"].as_str().unwrap()).await;
         let (channel, payload) = sub.next_json(WAIT).await.expect("session.revoked published");
         assert_eq!(channel, format!("user_{alice}:ws"));
         assert_eq!(payload["type"], "session.revoked");
@@ -348,11 +328,10 @@ async fn the_hostapp_can_sign_a_user_out_of_every_session() {
     expected.sort();
     assert_eq!(announced, expected);
     assert!(!redis.exists::<_, bool>(format!("auth:revoked_sid:{}", sid(&bob))).await.unwrap());
-    assert_eq!(refresh_body(&app, bob["refresh_token"].as_str().unwrap()).await.status(), 200);
+    bridge.refresh(bob["refresh_token"].as_str().unwrap()).await.unwrap();
 
     // Repeating it, or naming a user who never logged in, revokes nothing and still answers 204.
-    assert_eq!(hostapp_revoke(&app, good, body).await.status(), 204);
-    let nobody = json!({"client_id": "ref-hostapp", "user_reference": "nobody"});
-    assert_eq!(hostapp_revoke(&app, good, nobody).await.status(), 204);
+    bridge.revoke_user(&host, "ref-hostapp", "alice").await.unwrap();
+    bridge.revoke_user(&host, "ref-hostapp", "nobody").await.unwrap();
     assert!(sub.next_json(std::time::Duration::from_millis(200)).await.is_none());
 }

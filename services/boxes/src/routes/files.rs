@@ -14,7 +14,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use domain::b64::B64u;
 use domain::event::EventType;
-use domain::files::{NewSavedFile, ENCRYPTED_MAX, MAX_PARTS, PUBLIC_KEY_MAX};
+use domain::files::{NewSavedFile, StorageQuotaView, UsedSpaceView, ENCRYPTED_MAX, MAX_PARTS, PUBLIC_KEY_MAX};
 use domain::input::path_id;
 use domain::{BoxId, Detail, ErrorBody, ErrorCode, FileId, IdentityId, Origin, SavedFileId};
 use futures_util::{StreamExt, TryStreamExt};
@@ -579,7 +579,7 @@ pub async fn unsave(
     tag = "files",
     params(("id" = uuid::Uuid, Path, description = "The caller's identity.")),
     responses(
-        (status = 200, description = "Bytes allowed and used.", body = domain::openapi::StorageQuotaView),
+        (status = 200, description = "Bytes allowed and used.", body = domain::files::StorageQuotaView),
         (status = 400, description = "A malformed id: `details.id = malformed`.", body = domain::ErrorBody),
     )
 )]
@@ -587,8 +587,8 @@ pub async fn unsave(
 pub async fn quota(caller: Caller, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = caller.own_path(&id)?;
     let client = web_kit::metrics::pool_get(&state.db).await?;
-    let used = store::files::used_by(&client, id).await?;
-    Ok(HttpResponse::Ok().json(json!({"identity_id": id, "quota": state.files.quota_bytes, "used": used})))
+    let used = u64::try_from(store::files::used_by(&client, id).await?).unwrap_or(0);
+    Ok(HttpResponse::Ok().json(StorageQuotaView { identity_id: id, quota: state.files.quota_bytes, used }))
 }
 
 /// `GET /boxes/{id}/used-space`: members only.
@@ -598,7 +598,7 @@ pub async fn quota(caller: Caller, state: web::Data<AppState>, id: web::Path<Str
     tag = "files",
     params(("id" = uuid::Uuid, Path, description = "The box.")),
     responses(
-        (status = 200, description = "The bytes of the box's live files.", body = domain::openapi::UsedSpaceView),
+        (status = 200, description = "The bytes of the box's live files.", body = domain::files::UsedSpaceView),
         (status = 400, description = "A malformed id: `details.id = malformed`.", body = domain::ErrorBody),
     )
 )]
@@ -611,6 +611,6 @@ pub async fn used_space(
     let box_id: BoxId = path_id(&path, "id")?;
     let client = web_kit::metrics::pool_get(&state.db).await?;
     rules::require_member(&client, box_id, caller.id()).await?;
-    let used = store::files::used_in_box(&client, box_id).await?;
-    Ok(HttpResponse::Ok().json(json!({"box_id": box_id, "used": used})))
+    let used = u64::try_from(store::files::used_in_box(&client, box_id).await?).unwrap_or(0);
+    Ok(HttpResponse::Ok().json(UsedSpaceView { box_id, used }))
 }

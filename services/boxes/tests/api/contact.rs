@@ -1,6 +1,7 @@
 //! `POST /box-users/{id}/contact` (§7.11), with the seed's example body.
 
 use boxes_client::body::NewEvent;
+use domain::crypto_action::CryptoActionType;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -85,19 +86,18 @@ async fn the_seed_body_creates_a_limited_box_and_invites_the_contact() {
     assert_view(&accesses[0]["sender"], &alice, true);
 
     // The key share is stored exactly as received.
-    let share = get_json(&app, &alice, "/box-key-shares/Nz4nJMj5DOd4UGXXOlH8Ww").await;
-    assert_eq!(share["misakey_share"], "lBHT1vfwFAIBig5Nj+sD+w==");
-    assert_eq!(share["encrypted_invitation_key_share"], "cGYMzgIO9rc03WoSLAyoiQdLu7he5VbMRImLhRPmwTQ=");
-    assert_eq!(share["box_id"], id);
+    let share = app.api(&alice).key_share("Nz4nJMj5DOd4UGXXOlH8Ww").await.unwrap();
+    assert_eq!(share.misakey_share, "lBHT1vfwFAIBig5Nj+sD+w==");
+    assert_eq!(share.encrypted_invitation_key_share.as_deref(), Some("cGYMzgIO9rc03WoSLAyoiQdLu7he5VbMRImLhRPmwTQ="));
+    assert_eq!(share.box_id, bid(&id));
 
     // An invitation crypto action for the contacted identity.
-    let actions = get_json(&app, &bob, &format!("/identities/{}/crypto/actions", bob.id)).await;
-    let actions = actions.as_array().unwrap();
+    let actions = app.api(&bob).crypto_actions(bob.id).await.unwrap();
     assert_eq!(actions.len(), 1);
-    assert_eq!(actions[0]["type"], "invitation");
-    assert_eq!(actions[0]["box_id"], id);
-    assert_eq!(actions[0]["encryption_public_key"], SEED_KEY);
-    assert_eq!(actions[0]["encrypted"], "ZW5jcnlwdGVkIGNyeXB0byBhY3Rpb24=");
+    assert_eq!(actions[0].kind, CryptoActionType::Invitation);
+    assert_eq!(actions[0].box_id, Some(bid(&id)));
+    assert_eq!(actions[0].encryption_public_key, SEED_KEY);
+    assert_eq!(actions[0].encrypted, "ZW5jcnlwdGVkIGNyeXB0byBhY3Rpb24=");
 
     // Bob is not a member until he joins; then the box is his too.
     assert_error(app.get(&bob, &format!("/boxes/{id}")).await, 403, "reason", "not_member").await;

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 use boxes_client::body::{FileMessage, NewEvent, SaveFile};
 use domain::event::Event;
+use domain::files::{StorageQuotaView, UsedSpaceView};
 
 use crate::helpers::{assert_error, assert_refused, bid, db, files_dir, seed_box, spawn_app_with, Auth, TestApp, User};
 
@@ -504,15 +505,13 @@ async fn quota_and_usage_figures() {
     let (alice, bob) = (app.user("Alice").await, app.user("Bob").await);
     let box_id = seed_box(&app, &alice, &[&bob]).await;
     let quota = |who: &User| {
-        let path = format!("/identities/{}/storage-quota", who.id);
-        let who = who.clone();
-        let app = &app;
-        async move { app.get(&who, &path).await.json::<Value>().await.unwrap() }
+        let (api, id) = (app.api(who), who.id);
+        async move { api.storage_quota(id).await.unwrap() }
     };
-    assert_eq!(quota(&alice).await, json!({"identity_id": alice.id.to_string(), "quota": 10_000, "used": 0}));
+    assert_eq!(quota(&alice).await, StorageQuotaView { identity_id: alice.id, quota: 10_000, used: 0 });
     let first = uploaded(&app, &alice, &box_id, &pattern(6000)).await;
     uploaded(&app, &bob, &box_id, &pattern(1000)).await;
-    assert_eq!(quota(&alice).await["used"], 6000);
+    assert_eq!(quota(&alice).await.used, 6000);
     // 6000 + 5000 is over the quota: refused, and nothing is kept.
     let res = upload(&app, &alice, &box_id, &pattern(5000)).await;
     let body = assert_refused(res, 403, "encrypted_file", "quota_exceeded");
@@ -521,11 +520,11 @@ async fn quota_and_usage_figures() {
     eventually("the refused upload left no blob", || async { blobs_left(&app).await == 2 }).await;
     uploaded(&app, &alice, &box_id, &pattern(4000)).await;
 
-    let used: Value = app.get(&bob, &format!("/boxes/{box_id}/used-space")).await.json().await.unwrap();
-    assert_eq!(used, json!({"box_id": box_id, "used": 11_000}));
-    let eve = app.user("Eve").await;
-    assert_error(app.get(&eve, &format!("/boxes/{box_id}/used-space")).await, 403, "reason", "not_member").await;
-    assert_eq!(app.get(&eve, &format!("/identities/{}/storage-quota", alice.id)).await.status(), 403);
+    let bobs = app.api(&bob);
+    assert_eq!(bobs.used_space(bid(&box_id)).await.unwrap(), UsedSpaceView { box_id: bid(&box_id), used: 11_000 });
+    let eves = app.api(&app.user("Eve").await);
+    assert_refused(eves.used_space(bid(&box_id)).await, 403, "reason", "not_member");
+    assert_eq!(eves.storage_quota(alice.id).await.unwrap_err().status(), Some(403));
 
     // A saved file counts for the one who saved it; a deleted message no longer counts.
     let save = SaveFile {
@@ -533,11 +532,10 @@ async fn quota_and_usage_figures() {
         encrypted_metadata: "AAAA".into(),
         key_fingerprint: "fp".into(),
     };
-    app.api(&bob).save_file(bob.id, &save).await.unwrap();
-    assert_eq!(quota(&bob).await["used"], 7000);
+    bobs.save_file(bob.id, &save).await.unwrap();
+    assert_eq!(quota(&bob).await.used, 7000);
     app.api(&alice).delete_message(bid(&box_id), event_id(&first)).await.unwrap();
-    let used: Value = app.get(&bob, &format!("/boxes/{box_id}/used-space")).await.json().await.unwrap();
-    assert_eq!(used["used"], 5000);
+    assert_eq!(bobs.used_space(bid(&box_id)).await.unwrap().used, 5000);
 }
 
 /// A multipart part: its name and bytes.

@@ -151,11 +151,13 @@ async fn readyz_failures_answer_the_error_shape() {
         tokio_postgres::connect(&test_support::admin_database_url(), tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
     admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
-    let res = app.client.get(app.url("/readyz")).send().await.unwrap();
-    assert_eq!(res.status(), 503);
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["code"], "service_unavailable", "{body}");
-    assert_eq!(body["origin"], "not_defined", "{body}");
-    assert!(body["desc"].as_str().is_some_and(|d| d.contains("postgres")), "{body}");
-    assert!(body["details"].is_object(), "{body}");
+    let err = boxes_client::Boxes::new(app.client.clone(), &app.address).readyz().await.unwrap_err();
+    assert_eq!(err.status(), Some(503), "{err}");
+    let body = err.body().unwrap_or_else(|| panic!("the §4 body: {err}"));
+    assert_eq!(
+        (body.code, body.origin),
+        (domain::ErrorCode::ServiceUnavailable, domain::Origin::NotDefined),
+        "{body:?}"
+    );
+    assert!(body.desc.contains("postgres"), "{body:?}");
 }

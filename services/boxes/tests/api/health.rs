@@ -3,14 +3,12 @@ use crate::helpers::spawn_app;
 #[tokio::test]
 async fn healthz_and_readyz_answer_ok() {
     let app = spawn_app().await;
-    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
-    assert_eq!(res.status(), 200);
-    let res = app.client.get(app.url("/readyz")).send().await.unwrap();
-    assert_eq!(res.status(), 200);
-    let body: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(body["postgres"], true);
-    assert_eq!(body["redis"], true);
-    assert_eq!(body["revocations"], true);
+    let api = boxes_client::Boxes::new(app.client.clone(), &app.address);
+    api.healthz().await.unwrap();
+    let ready = api.readyz().await.unwrap();
+    for check in ["postgres", "redis", "revocations"] {
+        assert_eq!(ready.checks.get(check), Some(&serde_json::Value::Bool(true)), "{check} in {ready:?}");
+    }
 }
 
 #[tokio::test]

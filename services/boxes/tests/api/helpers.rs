@@ -229,13 +229,18 @@ pub fn box_key(seed: &str) -> String {
     test_key(&format!("box-{seed}"))
 }
 
-/// A key share with a fresh, unique hash.
+/// A key share with a fresh, unique hash, as JSON.
 pub fn new_key_share() -> Value {
-    json!({
-        "misakey_share": "lBHT1vfwFAIBig5Nj+sD+w==",
-        "other_share_hash": test_key(&uuid::Uuid::new_v4().to_string()),
-        "encrypted_invitation_key_share": "cGYMzgIO9rc03WoSLAyoiQdLu7he5VbMRImLhRPmwTQ="
-    })
+    serde_json::to_value(new_share()).expect("a key share")
+}
+
+/// A key share with a fresh, unique hash.
+pub fn new_share() -> boxes_client::body::KeyShare {
+    boxes_client::body::KeyShare {
+        misakey_share: "lBHT1vfwFAIBig5Nj+sD+w==".into(),
+        other_share_hash: test_key(&uuid::Uuid::new_v4().to_string()),
+        encrypted_invitation_key_share: Some("cGYMzgIO9rc03WoSLAyoiQdLu7he5VbMRImLhRPmwTQ=".into()),
+    }
 }
 
 /// Asserts an error answer: status, `code`, and one detail.
@@ -302,7 +307,7 @@ pub async fn seed_crypto_action(
     box_id: &str,
     kind: &str,
     encrypted: &str,
-) -> String {
+) -> domain::CryptoActionId {
     let c = db(app).await;
     let id = uuid::Uuid::new_v4();
     let box_id = uuid::Uuid::parse_str(box_id).expect("box id");
@@ -313,5 +318,5 @@ pub async fn seed_crypto_action(
     )
     .await
     .expect("seed crypto action");
-    id.to_string()
+    id.into()
 }

@@ -3,7 +3,13 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, seed_box, seed_crypto_action, spawn_app, Auth, TestApp, INTERNAL_TOKEN};
+use boxes_client::body::{KeyShare, NewEvent};
+use domain::crypto_action::CryptoActionType;
+use domain::{CryptoActionId, ErrorCode};
+
+use crate::helpers::{
+    assert_error, assert_refused, bid, seed_box, seed_crypto_action, spawn_app, Auth, TestApp, INTERNAL_TOKEN,
+};
 
 fn upsert_body(name: &str) -> Value {
     json!({"display_name": name, "identifier_value": "someone@example.com", "identifier_kind": "email"})
@@ -277,8 +283,8 @@ async fn crypto_actions_list_oldest_first_get_and_delete() {
     let list: Value = res.json().await.unwrap();
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 2);
-    assert_eq!(list[0]["id"], first);
-    assert_eq!(list[1]["id"], second);
+    assert_eq!(list[0]["id"], first.to_string());
+    assert_eq!(list[1]["id"], second.to_string());
     let mut keys: Vec<&str> = list[0].as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort();
     assert_eq!(keys, vec!["box_id", "created_at", "encrypted", "encryption_public_key", "id", "type"], "no sender_id");
@@ -288,32 +294,24 @@ async fn crypto_actions_list_oldest_first_get_and_delete() {
     assert_eq!(list[0]["box_id"], box_id);
     assert_eq!(list[1]["type"], "set_box_key_share");
 
-    let res = app.get(&bob, &format!("{base}/{second}")).await;
-    assert_eq!(res.status(), 200);
-    let one: Value = res.json().await.unwrap();
-    assert_eq!(one, list[1]);
+    let bobs = app.api(&bob);
+    let one = bobs.crypto_action(bob.id, second).await.unwrap();
+    assert_eq!(serde_json::to_value(one).unwrap(), list[1]);
 
     // Someone else's action is indistinguishable from an unknown one.
-    let res = app.get(&bob, &format!("{base}/{alices}")).await;
-    let body = assert_error(res, 404, "action_id", "not_found").await;
-    assert_eq!(body["code"], "not_found");
-    let res = app.send(&bob, Method::DELETE, &format!("{base}/{alices}"), None).await;
-    assert_error(res, 404, "action_id", "not_found").await;
-    let res = app.get(&bob, &format!("{base}/{}", uuid::Uuid::new_v4())).await;
-    assert_error(res, 404, "action_id", "not_found").await;
+    let body = assert_refused(bobs.crypto_action(bob.id, alices).await, 404, "action_id", "not_found");
+    assert_eq!(body.code, ErrorCode::NotFound);
+    assert_refused(bobs.delete_crypto_action(bob.id, alices).await, 404, "action_id", "not_found");
+    let unknown = CryptoActionId::new_v4();
+    assert_refused(bobs.crypto_action(bob.id, unknown).await, 404, "action_id", "not_found");
 
-    let res = app.send_as(&bob, Method::DELETE, &format!("{base}/{first}"), None, Auth::Cookie).await;
-    assert_eq!(res.status(), 204);
-    assert_eq!(res.text().await.unwrap(), "");
-    let res = app.send(&bob, Method::DELETE, &format!("{base}/{first}"), None).await;
-    assert_error(res, 404, "action_id", "not_found").await;
-    let list: Value = app.get(&bob, &base).await.json().await.unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 1);
-    assert_eq!(list[0]["id"], second);
+    app.api_with_cookies(&bob).delete_crypto_action(bob.id, first).await.unwrap();
+    assert_refused(bobs.delete_crypto_action(bob.id, first).await, 404, "action_id", "not_found");
+    let list = bobs.crypto_actions(bob.id).await.unwrap();
+    assert_eq!(list.iter().map(|a| a.id).collect::<Vec<_>>(), [second]);
 
     // Alice's action is untouched.
-    let res = app.get(&alice, &format!("/identities/{}/crypto/actions/{alices}", alice.id)).await;
-    assert_eq!(res.status(), 200);
+    app.api(&alice).crypto_action(alice.id, alices).await.unwrap();
 }
 
 #[tokio::test]
@@ -323,16 +321,13 @@ async fn crypto_actions_belong_to_the_path_identity() {
     let bob = app.user("Bob").await;
     let box_id = seed_box(&app, &alice, &[]).await;
     let action = seed_crypto_action(&app, &bob, &alice, &box_id, "invitation", "eA").await;
+    let alices = app.api(&alice);
 
-    let empty: Value = app.get(&alice, &format!("/identities/{}/crypto/actions", alice.id)).await.json().await.unwrap();
-    assert_eq!(empty, json!([]));
+    assert!(alices.crypto_actions(alice.id).await.unwrap().is_empty());
 
-    let res = app.get(&alice, &format!("/identities/{}/crypto/actions", bob.id)).await;
-    assert_error(res, 403, "id", "forbidden").await;
-    let res = app.get(&alice, &format!("/identities/{}/crypto/actions/{action}", bob.id)).await;
-    assert_error(res, 403, "id", "forbidden").await;
-    let res = app.send(&alice, Method::DELETE, &format!("/identities/{}/crypto/actions/{action}", bob.id), None).await;
-    assert_error(res, 403, "id", "forbidden").await;
+    assert_refused(alices.crypto_actions(bob.id).await, 403, "id", "forbidden");
+    assert_refused(alices.crypto_action(bob.id, action).await, 403, "id", "forbidden");
+    assert_refused(alices.delete_crypto_action(bob.id, action).await, 403, "id", "forbidden");
     let res = app.get(&bob, &format!("/identities/{}/crypto/actions/not-a-uuid", bob.id)).await;
     let body = assert_error(res, 400, "action_id", "malformed").await;
     assert_eq!(body["origin"], "path");
@@ -349,8 +344,7 @@ async fn crypto_actions_belong_to_the_path_identity() {
         )
         .await;
     assert_error(res, 403, "X-CSRF-Token", "required").await;
-    let res = app.get(&bob, &format!("/identities/{}/crypto/actions/{action}", bob.id)).await;
-    assert_eq!(res.status(), 200, "still there after the refused delete");
+    app.api(&bob).crypto_action(bob.id, action).await.expect("still there after the refused delete");
 }
 
 #[tokio::test]
@@ -367,11 +361,10 @@ async fn crypto_action_list_is_capped_at_500() {
     )
     .await
     .unwrap();
-    let list: Value = app.get(&alice, &format!("/identities/{}/crypto/actions", alice.id)).await.json().await.unwrap();
-    let list = list.as_array().unwrap();
+    let list = app.api(&alice).crypto_actions(alice.id).await.unwrap();
     assert_eq!(list.len(), 500);
-    assert_eq!(list[0]["encrypted"], "e1");
-    assert_eq!(list[499]["encrypted"], "e500");
+    assert_eq!(list[0].encrypted, "e1");
+    assert_eq!(list[499].encrypted, "e500");
 }
 
 #[tokio::test]
@@ -382,25 +375,23 @@ async fn a_new_box_key_share_reaches_other_members_as_crypto_actions() {
     let created = app.create_box(&alice, "Project").await;
     let box_id = created["id"].as_str().unwrap().to_owned();
     app.add_member(&alice, &bob, &box_id).await;
+    let (alices, bobs) = (app.api(&alice), app.api(&bob));
 
-    let extra = json!({"misakey_share": "bmV3", "other_share_hash": crate::helpers::test_key("rotated"), "encrypted_invitation_key_share": "c2VjcmV0"});
-    let res = app.post_event(&alice, &box_id, json!({"type": "state.key_share", "extra": extra})).await;
-    assert_eq!(res.status(), 201);
+    let extra = KeyShare {
+        misakey_share: "bmV3".into(),
+        other_share_hash: crate::helpers::test_key("rotated"),
+        encrypted_invitation_key_share: Some("c2VjcmV0".into()),
+    };
+    alices.post_event(bid(&box_id), &NewEvent::StateKeyShare { extra }).await.unwrap();
 
-    let list: Value = app.get(&bob, &format!("/identities/{}/crypto/actions", bob.id)).await.json().await.unwrap();
-    let list = list.as_array().unwrap();
+    let list = bobs.crypto_actions(bob.id).await.unwrap();
     assert_eq!(list.len(), 1);
-    assert_eq!(list[0]["type"], "set_box_key_share");
-    assert_eq!(list[0]["box_id"], box_id);
-    assert_eq!(list[0]["encrypted"], "c2VjcmV0");
-    assert_eq!(list[0]["encryption_public_key"], created["public_key"]);
-    let alices: Value =
-        app.get(&alice, &format!("/identities/{}/crypto/actions", alice.id)).await.json().await.unwrap();
-    assert_eq!(alices, json!([]), "not for the sender");
+    assert_eq!(list[0].kind, CryptoActionType::SetBoxKeyShare);
+    assert_eq!(list[0].box_id, Some(bid(&box_id)));
+    assert_eq!(list[0].encrypted, "c2VjcmV0");
+    assert_eq!(list[0].encryption_public_key, created["public_key"].as_str().unwrap());
+    assert!(alices.crypto_actions(alice.id).await.unwrap().is_empty(), "not for the sender");
 
-    let id = list[0]["id"].as_str().unwrap();
-    let res = app.send(&bob, Method::DELETE, &format!("/identities/{}/crypto/actions/{id}", bob.id), None).await;
-    assert_eq!(res.status(), 204);
-    let list: Value = app.get(&bob, &format!("/identities/{}/crypto/actions", bob.id)).await.json().await.unwrap();
-    assert_eq!(list, json!([]));
+    bobs.delete_crypto_action(bob.id, list[0].id).await.unwrap();
+    assert!(bobs.crypto_actions(bob.id).await.unwrap().is_empty());
 }

@@ -1,12 +1,31 @@
 //! Key shares (§7.12).
 
+use boxes_client::body::{KeyShare, KeyShareCreate, NewBox, NewEvent};
+use domain::ErrorCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, db, new_key_share, seed_box, spawn_app, test_key, Auth};
+use crate::helpers::{assert_error, assert_refused, bid, db, new_share, seed_box, spawn_app, test_key, Auth};
 
 fn share_body(box_id: &str, hash: &str) -> Value {
     json!({"misakey_share": "lBHT1vfwFAIBig5Nj+sD+w==", "other_share_hash": hash,
            "encrypted_invitation_key_share": "cGYMzgIO9rc03WoSLAyoiQdLu7he5VbMRImLhRPmwTQ=", "box_id": box_id})
+}
+
+/// [`share_body`] for the typed client.
+fn share(box_id: &str, hash: &str) -> KeyShareCreate {
+    let share = KeyShare {
+        misakey_share: "lBHT1vfwFAIBig5Nj+sD+w==".into(),
+        other_share_hash: hash.into(),
+        encrypted_invitation_key_share: Some("cGYMzgIO9rc03WoSLAyoiQdLu7he5VbMRImLhRPmwTQ=".into()),
+    };
+    KeyShareCreate { share, box_id: bid(box_id) }
+}
+
+/// [`share`] with its own encrypted invitation share.
+fn share_with_invitation(box_id: &str, hash: &str, invitation: &str) -> KeyShareCreate {
+    let mut s = share(box_id, hash);
+    s.share.encrypted_invitation_key_share = Some(invitation.into());
+    s
 }
 
 fn fresh_hash() -> String {
@@ -21,20 +40,19 @@ async fn members_add_and_read_shares_exactly_as_sent() {
     let box_id = seed_box(&app, &alice, &[&bob]).await;
     let hash = fresh_hash();
 
-    let res = app.post(&bob, "/box-key-shares", share_body(&box_id, &hash)).await;
-    assert_eq!(res.status(), 201);
-    let created: Value = res.json().await.unwrap();
+    let created = app.api(&bob).create_key_share(&share(&box_id, &hash)).await.unwrap();
     assert_eq!(
         created,
-        json!({"misakey_share": "lBHT1vfwFAIBig5Nj+sD+w==", "other_share_hash": hash,
-               "encrypted_invitation_key_share": "cGYMzgIO9rc03WoSLAyoiQdLu7he5VbMRImLhRPmwTQ=", "box_id": box_id})
+        domain::keyshare::KeyShare {
+            misakey_share: "lBHT1vfwFAIBig5Nj+sD+w==".into(),
+            other_share_hash: hash.clone(),
+            encrypted_invitation_key_share: Some("cGYMzgIO9rc03WoSLAyoiQdLu7he5VbMRImLhRPmwTQ=".into()),
+            box_id: bid(&box_id),
+        }
     );
 
     for reader in [&alice, &bob] {
-        let res = app.get(reader, &format!("/box-key-shares/{hash}")).await;
-        assert_eq!(res.status(), 200);
-        let read: Value = res.json().await.unwrap();
-        assert_eq!(read, created);
+        assert_eq!(app.api(reader).key_share(&hash).await.unwrap(), created);
     }
 
     // `share` is an alias of `misakey_share`; without the invitation share the field reads null.
@@ -54,8 +72,7 @@ async fn members_add_and_read_shares_exactly_as_sent() {
     assert_eq!(created["encrypted_invitation_key_share"], Value::Null);
 
     // Existing shares are kept.
-    let res = app.get(&alice, &format!("/box-key-shares/{hash}")).await;
-    assert_eq!(res.status(), 200);
+    app.api(&alice).key_share(&hash).await.unwrap();
     let stored = db(&app).await.query_one("SELECT count(*) FROM boxes.key_shares", &[]).await.unwrap();
     assert_eq!(stored.get::<_, i64>(0), 2);
 }
@@ -67,22 +84,17 @@ async fn only_members_touch_shares() {
     let eve = app.user("Eve").await;
     let box_id = seed_box(&app, &alice, &[]).await;
     let hash = fresh_hash();
+    let eves = app.api(&eve);
 
-    let res = app.post(&eve, "/box-key-shares", share_body(&box_id, &hash)).await;
-    let body = assert_error(res, 403, "reason", "not_member").await;
-    assert_eq!(body["code"], "forbidden");
-    let res = app.post(&eve, "/box-key-shares", share_body(&uuid::Uuid::new_v4().to_string(), &hash)).await;
-    assert_error(res, 403, "reason", "not_member").await;
+    let body = assert_refused(eves.create_key_share(&share(&box_id, &hash)).await, 403, "reason", "not_member");
+    assert_eq!(body.code, ErrorCode::Forbidden);
+    let unknown = uuid::Uuid::new_v4().to_string();
+    assert_refused(eves.create_key_share(&share(&unknown, &hash)).await, 403, "reason", "not_member");
 
-    let res = app.post(&alice, "/box-key-shares", share_body(&box_id, &hash)).await;
-    assert_eq!(res.status(), 201);
-    let res = app.get(&eve, &format!("/box-key-shares/{hash}")).await;
-    assert_error(res, 403, "reason", "not_member").await;
-    let res = app.get(&eve, &format!("/box-key-shares/encrypted-invitation-key-share?box_id={box_id}")).await;
-    assert_error(res, 403, "reason", "not_member").await;
-    let res =
-        app.get(&eve, &format!("/box-key-shares/encrypted-invitation-key-share?box_id={}", uuid::Uuid::new_v4())).await;
-    assert_error(res, 403, "reason", "not_member").await;
+    app.api(&alice).create_key_share(&share(&box_id, &hash)).await.unwrap();
+    assert_refused(eves.key_share(&hash).await, 403, "reason", "not_member");
+    assert_refused(eves.encrypted_invitation_key_share(bid(&box_id)).await, 403, "reason", "not_member");
+    assert_refused(eves.encrypted_invitation_key_share(bid(&unknown)).await, 403, "reason", "not_member");
 }
 
 #[tokio::test]
@@ -92,15 +104,13 @@ async fn duplicate_hash_conflicts() {
     let box_a = seed_box(&app, &alice, &[]).await;
     let box_b = seed_box(&app, &alice, &[]).await;
     let hash = fresh_hash();
-    let res = app.post(&alice, "/box-key-shares", share_body(&box_a, &hash)).await;
-    assert_eq!(res.status(), 201);
-    let res = app.post(&alice, "/box-key-shares", share_body(&box_a, &hash)).await;
-    let body = assert_error(res, 409, "other_share_hash", "conflict").await;
-    assert_eq!(body["code"], "conflict");
-    let res = app.post(&alice, "/box-key-shares", share_body(&box_b, &hash)).await;
-    assert_error(res, 409, "other_share_hash", "conflict").await;
-    let read: Value = app.get(&alice, &format!("/box-key-shares/{hash}")).await.json().await.unwrap();
-    assert_eq!(read["box_id"], box_a);
+    let alices = app.api(&alice);
+    alices.create_key_share(&share(&box_a, &hash)).await.unwrap();
+    let res = alices.create_key_share(&share(&box_a, &hash)).await;
+    let body = assert_refused(res, 409, "other_share_hash", "conflict");
+    assert_eq!(body.code, ErrorCode::Conflict);
+    assert_refused(alices.create_key_share(&share(&box_b, &hash)).await, 409, "other_share_hash", "conflict");
+    assert_eq!(alices.key_share(&hash).await.unwrap().box_id, bid(&box_a));
 }
 
 #[tokio::test]
@@ -142,9 +152,9 @@ async fn share_validation() {
 async fn reading_by_hash() {
     let app = spawn_app().await;
     let alice = app.user("Alice").await;
-    let res = app.get(&alice, &format!("/box-key-shares/{}", fresh_hash())).await;
-    let body = assert_error(res, 404, "other_share_hash", "not_found").await;
-    assert_eq!(body["code"], "not_found");
+    let alices = app.api(&alice);
+    let body = assert_refused(alices.key_share(&fresh_hash()).await, 404, "other_share_hash", "not_found");
+    assert_eq!(body.code, ErrorCode::NotFound);
     for bad in ["abc%2Bdef", "abc%3D%3D", "abcde"] {
         let res = app.get(&alice, &format!("/box-key-shares/{bad}")).await;
         let body = assert_error(res, 400, "other_share_hash", "malformed").await;
@@ -153,10 +163,8 @@ async fn reading_by_hash() {
     // `-` and `_` are b64u characters: such hashes are found.
     let box_id = seed_box(&app, &alice, &[]).await;
     let hash = "ab-_cd-_efGH";
-    let res = app.post(&alice, "/box-key-shares", share_body(&box_id, hash)).await;
-    assert_eq!(res.status(), 201);
-    let res = app.get(&alice, &format!("/box-key-shares/{hash}")).await;
-    assert_eq!(res.status(), 200);
+    alices.create_key_share(&share(&box_id, hash)).await.unwrap();
+    alices.key_share(hash).await.unwrap();
 }
 
 #[tokio::test]
@@ -167,18 +175,14 @@ async fn encrypted_invitation_key_share_is_the_newest_as_a_bare_string() {
     let box_id = seed_box(&app, &alice, &[&bob]).await;
     let path = format!("/box-key-shares/encrypted-invitation-key-share?box_id={box_id}");
 
-    let res = app.get(&bob, &path).await;
-    assert_eq!(res.status(), 404);
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["code"], "not_found");
+    let err = app.api(&bob).encrypted_invitation_key_share(bid(&box_id)).await.unwrap_err();
+    assert_eq!((err.status(), err.body().map(|b| b.code)), (Some(404), Some(ErrorCode::NotFound)), "{err}");
 
-    let mut first = share_body(&box_id, &fresh_hash());
-    first["encrypted_invitation_key_share"] = json!("Zmlyc3Q=");
-    assert_eq!(app.post(&alice, "/box-key-shares", first).await.status(), 201);
-    let mut second = share_body(&box_id, &fresh_hash());
-    second["encrypted_invitation_key_share"] = json!("c2Vjb25k");
-    assert_eq!(app.post(&alice, "/box-key-shares", second).await.status(), 201);
+    let alices = app.api(&alice);
+    alices.create_key_share(&share_with_invitation(&box_id, &fresh_hash(), "Zmlyc3Q=")).await.unwrap();
+    alices.create_key_share(&share_with_invitation(&box_id, &fresh_hash(), "c2Vjb25k")).await.unwrap();
 
+    // The exact bytes: a bare JSON string.
     let res = app.get(&bob, &path).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.text().await.unwrap(), "\"c2Vjb25k\"");
@@ -195,39 +199,26 @@ async fn shares_of_an_api_created_box_follow_membership() {
     let app = spawn_app().await;
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
-    let share = new_key_share();
-    let res = app
-        .post(&alice, "/boxes", json!({"title": "Project", "public_key": test_key("box"), "key_share": share}))
-        .await;
-    assert_eq!(res.status(), 201);
-    let created: Value = res.json().await.unwrap();
-    let box_id = created["id"].as_str().unwrap().to_owned();
-    let hash = share["other_share_hash"].as_str().unwrap().to_owned();
+    let (alices, bobs) = (app.api(&alice), app.api(&bob));
+    let first = new_share();
+    let new = NewBox { key_share: Some(first.clone()), ..NewBox::new("Project", &test_key("box")) };
+    let box_id = alices.create_box(&new).await.unwrap().id.to_string();
+    let hash = first.other_share_hash.clone();
 
-    let read: Value = app.get(&alice, &format!("/box-key-shares/{hash}")).await.json().await.unwrap();
-    assert_eq!(read["misakey_share"], share["misakey_share"]);
-    assert_eq!(read["encrypted_invitation_key_share"], share["encrypted_invitation_key_share"]);
-    assert_eq!(read["box_id"], box_id);
-    let res = app.get(&bob, &format!("/box-key-shares/{hash}")).await;
-    assert_error(res, 403, "reason", "not_member").await;
+    let read = alices.key_share(&hash).await.unwrap();
+    assert_eq!(read.misakey_share, first.misakey_share);
+    assert_eq!(read.encrypted_invitation_key_share, first.encrypted_invitation_key_share);
+    assert_eq!(read.box_id, bid(&box_id));
+    assert_refused(bobs.key_share(&hash).await, 403, "reason", "not_member");
 
     app.add_member(&alice, &bob, &box_id).await;
-    let res = app.get(&bob, &format!("/box-key-shares/{hash}")).await;
-    assert_eq!(res.status(), 200);
-    let newer = fresh_hash();
-    let mut body = share_body(&box_id, &newer);
-    body["encrypted_invitation_key_share"] = json!("bmV3ZXI");
-    assert_eq!(app.post(&bob, "/box-key-shares", body).await.status(), 201);
-    let res = app.get(&bob, &format!("/box-key-shares/encrypted-invitation-key-share?box_id={box_id}")).await;
-    assert_eq!(res.json::<Value>().await.unwrap(), json!("bmV3ZXI"));
+    bobs.key_share(&hash).await.unwrap();
+    bobs.create_key_share(&share_with_invitation(&box_id, &fresh_hash(), "bmV3ZXI")).await.unwrap();
+    assert_eq!(bobs.encrypted_invitation_key_share(bid(&box_id)).await.unwrap(), "bmV3ZXI");
     // The hash used at box creation is taken for good.
-    let res = app.post(&bob, "/box-key-shares", share_body(&box_id, &hash)).await;
-    assert_error(res, 409, "other_share_hash", "conflict").await;
+    assert_refused(bobs.create_key_share(&share(&box_id, &hash)).await, 409, "other_share_hash", "conflict");
 
-    let res = app.post_event(&bob, &box_id, json!({"type": "member.leave"})).await;
-    assert_eq!(res.status(), 201);
-    let res = app.get(&bob, &format!("/box-key-shares/{hash}")).await;
-    assert_error(res, 403, "reason", "not_member").await;
-    let res = app.post(&bob, "/box-key-shares", share_body(&box_id, &fresh_hash())).await;
-    assert_error(res, 403, "reason", "not_member").await;
+    bobs.post_event(bid(&box_id), &NewEvent::MemberLeave).await.unwrap();
+    assert_refused(bobs.key_share(&hash).await, 403, "reason", "not_member");
+    assert_refused(bobs.create_key_share(&share(&box_id, &fresh_hash())).await, 403, "reason", "not_member");
 }

@@ -228,8 +228,8 @@ async fn access_rules_are_not_announced_but_invitations_are_notified() {
     assert!(inbox.of(&alice).is_empty());
     assert!(inbox.of(&bob).is_empty());
     let details = assert_notification(&inbox.one(&carol), "box.auto_invite");
-    let actions = get_json(&app, &carol, &format!("/identities/{}/crypto/actions", carol.id)).await;
-    assert_eq!(details, json!({"box_id": id, "box_title": "Invites", "cryptoaction_id": actions[0]["id"]}));
+    let actions = app.api(&carol).crypto_actions(carol.id).await.unwrap();
+    assert_eq!(details, json!({"box_id": id, "box_title": "Invites", "cryptoaction_id": actions[0].id}));
 }
 
 #[tokio::test]
@@ -336,8 +336,8 @@ async fn contact_announces_the_box_and_invites_the_contact() {
     let create = assert_event_new(&inbox.one(&alice), "create", &id);
     assert_eq!(create["id"], b["last_event"]["id"]);
     let details = assert_notification(&inbox.one(&bob), "box.auto_invite");
-    let actions = get_json(&app, &bob, &format!("/identities/{}/crypto/actions", bob.id)).await;
-    assert_eq!(details, json!({"box_id": id, "box_title": "Alice - Bob", "cryptoaction_id": actions[0]["id"]}));
+    let actions = app.api(&bob).crypto_actions(bob.id).await.unwrap();
+    assert_eq!(details, json!({"box_id": id, "box_title": "Alice - Bob", "cryptoaction_id": actions[0].id}));
     assert!(inbox.of(&carol).is_empty());
 }
 

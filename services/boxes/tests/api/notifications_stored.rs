@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use boxes_client::body::NewEvent;
 use domain::realtime::user_channel;
+use domain::NotificationId;
 use reqwest::Method;
 use serde_json::{json, Value};
 use test_support::Subscriber;
 
 use crate::boxes::{box_id, delete_box, get_json, keys, set};
-use crate::helpers::{assert_error, bid, db, spawn_app, spawn_app_with, test_key, Auth, TestApp, User};
+use crate::helpers::{assert_error, assert_refused, bid, db, spawn_app, spawn_app_with, test_key, Auth, TestApp, User};
 
 const QUIET: Duration = Duration::from_millis(600);
 
@@ -28,9 +29,14 @@ async fn unread(app: &TestApp, user: &User) -> u64 {
     app.api(user).notifications_count(user.id).await.unwrap()
 }
 
-async fn ack(app: &TestApp, user: &User, until: &Value) -> reqwest::Response {
-    let body = json!({ "until_id": until });
-    app.send(user, Method::PUT, &format!("{}/acknowledgement", path(user)), Some(body)).await
+/// `user` acknowledges its notifications up to `until`.
+async fn ack(app: &TestApp, user: &User, until: NotificationId) -> boxes_client::Result<()> {
+    app.api(user).acknowledge_notifications(user.id, until).await
+}
+
+/// The id of a listed notification.
+fn nid(item: &Value) -> NotificationId {
+    NotificationId::parse(item["id"].as_str().unwrap()).unwrap()
 }
 
 /// `admin` gives `target` access to the box with an invitation.
@@ -92,14 +98,14 @@ async fn an_auto_invite_is_stored_for_the_invited_and_pushed_with_its_id() {
     invite(&app, &alice, &carol, &id).await;
     let inbox = sub.drain(QUIET).await;
 
-    let actions = get_json(&app, &carol, &format!("/identities/{}/crypto/actions", carol.id)).await;
+    let actions = app.api(&carol).crypto_actions(carol.id).await.unwrap();
     let items = listed(&app, &carol).await;
     assert_eq!(items.len(), 1, "{items:?}");
     let to_carol = pushed(&inbox, &carol);
     assert_eq!(to_carol.len(), 1, "{inbox:?}");
     assert_listed_as_pushed(&items[0], &to_carol[0]);
     assert_eq!(items[0]["type"], "box.auto_invite");
-    assert_eq!(items[0]["details"], json!({"box_id": id, "box_title": "Invites", "cryptoaction_id": actions[0]["id"]}));
+    assert_eq!(items[0]["details"], json!({"box_id": id, "box_title": "Invites", "cryptoaction_id": actions[0].id}));
     assert!(items[0]["created_at"].as_str().unwrap().ends_with('Z'));
     assert_eq!(unread(&app, &carol).await, 1);
 
@@ -128,12 +134,12 @@ async fn a_contact_is_stored_for_the_contacted_identity() {
     let id = box_id(&res.json().await.unwrap());
     let inbox = sub.drain(QUIET).await;
 
-    let actions = get_json(&app, &bob, &format!("/identities/{}/crypto/actions", bob.id)).await;
+    let actions = app.api(&bob).crypto_actions(bob.id).await.unwrap();
     let items = listed(&app, &bob).await;
     assert_eq!(types(&items), ["box.auto_invite"]);
     assert_eq!(
         items[0]["details"],
-        json!({"box_id": id, "box_title": "Alice - Bob", "cryptoaction_id": actions[0]["id"]})
+        json!({"box_id": id, "box_title": "Alice - Bob", "cryptoaction_id": actions[0].id})
     );
     assert_listed_as_pushed(&items[0], &pushed(&inbox, &bob)[0]);
     assert!(listed(&app, &alice).await.is_empty());
@@ -285,21 +291,20 @@ async fn acknowledgement_lowers_the_unread_count() {
     let items = listed(&app, &bob).await;
 
     // The middle one and everything older.
-    assert_eq!(ack(&app, &bob, &items[1]["id"]).await.status(), 204);
+    ack(&app, &bob, nid(&items[1])).await.unwrap();
     assert_eq!(unread(&app, &bob).await, 1);
     let acked: Vec<Value> = listed(&app, &bob).await.iter().map(|n| n["acknowledged"].clone()).collect();
     assert_eq!(acked, [false, true, true]);
-    assert_eq!(ack(&app, &bob, &items[2]["id"]).await.status(), 204, "again, or older: no change");
+    ack(&app, &bob, nid(&items[2])).await.expect("again, or older: no change");
     assert_eq!(unread(&app, &bob).await, 1);
 
     // Cookie callers need the CSRF header, as for every write.
     let url = format!("{}/acknowledgement", path(&bob));
     let body = json!({"until_id": items[0]["id"]});
-    let res = app.send_as(&bob, Method::PUT, &url, Some(body.clone()), Auth::CookieNoCsrf).await;
+    let res = app.send_as(&bob, Method::PUT, &url, Some(body), Auth::CookieNoCsrf).await;
     assert_error(res, 403, "X-CSRF-Token", "required").await;
     assert_eq!(unread(&app, &bob).await, 1);
-    let res = app.send_as(&bob, Method::PUT, &url, Some(body), Auth::Cookie).await;
-    assert_eq!(res.status(), 204);
+    app.api_with_cookies(&bob).acknowledge_notifications(bob.id, nid(&items[0])).await.unwrap();
     assert_eq!(unread(&app, &bob).await, 0);
     assert!(listed(&app, &bob).await.iter().all(|n| n["acknowledged"] == true));
 }
@@ -311,7 +316,7 @@ async fn bad_acknowledgements_are_refused_with_the_error_body() {
     let bob = app.user("Bob").await;
     let id = box_id(&app.create_box(&alice, "B").await);
     invite(&app, &alice, &bob, &id).await;
-    let bobs = listed(&app, &bob).await[0]["id"].clone();
+    let bobs = listed(&app, &bob).await[0].clone();
     let url = format!("{}/acknowledgement", path(&bob));
 
     for (body, detail) in [
@@ -325,18 +330,14 @@ async fn bad_acknowledgements_are_refused_with_the_error_body() {
         let err = assert_error(res, 400, "until_id", detail).await;
         assert_eq!(err["origin"], "body", "{body}");
     }
-    let res = app.send(&bob, Method::PUT, &url, Some(json!([bobs]))).await;
+    let res = app.send(&bob, Method::PUT, &url, Some(json!([bobs["id"]]))).await;
     assert_error(res, 400, "body", "malformed").await;
     let res = app.request(&bob, Method::PUT, &url, Auth::Bearer).body("{\"until_id\":").send().await.unwrap();
     assert_eq!(res.status(), 400);
-    let res = app.send(&bob, Method::PUT, &url, Some(json!({"until_id": uuid::Uuid::new_v4()}))).await;
-    assert_error(res, 404, "until_id", "not_found").await;
+    assert_refused(ack(&app, &bob, NotificationId::new_v4()).await, 404, "until_id", "not_found");
 
     // Someone else's notification is unknown to the caller, and stays unacknowledged.
-    let res = app
-        .send(&alice, Method::PUT, &format!("{}/acknowledgement", path(&alice)), Some(json!({"until_id": bobs})))
-        .await;
-    assert_error(res, 404, "until_id", "not_found").await;
+    assert_refused(ack(&app, &alice, nid(&bobs)).await, 404, "until_id", "not_found");
     assert_eq!(unread(&app, &bob).await, 1);
 }
 
@@ -347,17 +348,15 @@ async fn another_identitys_notifications_are_refused() {
     let bob = app.user("Bob").await;
     let id = box_id(&app.create_box(&alice, "B").await);
     invite(&app, &alice, &bob, &id).await;
-    let until = listed(&app, &bob).await[0]["id"].clone();
+    let until = nid(&listed(&app, &bob).await[0]);
 
     let res = app.get(&alice, &path(&bob)).await;
     assert_error(res, 403, "id", "forbidden").await;
     let res = app.send(&alice, Method::HEAD, &path(&bob), None).await;
     assert_eq!(res.status(), 403);
     assert!(res.headers().get("x-total-count").is_none());
-    let res = app
-        .send(&alice, Method::PUT, &format!("{}/acknowledgement", path(&bob)), Some(json!({"until_id": until})))
-        .await;
-    assert_error(res, 403, "id", "forbidden").await;
+    let res = app.api(&alice).acknowledge_notifications(bob.id, until).await;
+    assert_refused(res, 403, "id", "forbidden");
     assert_eq!(unread(&app, &bob).await, 1);
 
     let res = app.get(&alice, "/identities/not-a-uuid/notifications").await;
@@ -383,8 +382,7 @@ async fn expired_notifications_are_not_served_and_are_deleted_by_later_writes() 
     .unwrap();
     assert!(listed(&app, &bob).await.is_empty(), "older than the retention: not listed");
     assert_eq!(unread(&app, &bob).await, 0, "nor counted");
-    let res = ack(&app, &bob, &json!(old)).await;
-    assert_error(res, 404, "until_id", "not_found").await;
+    assert_refused(ack(&app, &bob, old.into()).await, 404, "until_id", "not_found");
 
     let id = box_id(&app.create_box(&alice, "Fresh").await);
     invite(&app, &alice, &bob, &id).await;

@@ -2,10 +2,11 @@
 //! key lookup `GET /identities/pubkey` and `auto_invite` on `identifier` rules. A rule matches an
 //! identity only through an identifier its host app verified.
 
+use domain::crypto_action::{CryptoAction, CryptoActionType};
 use serde_json::{json, Value};
 
 use crate::boxes::box_id;
-use crate::helpers::{assert_error, spawn_app, spawn_app_with, TestApp, User, INTERNAL_TOKEN};
+use crate::helpers::{assert_error, bid, spawn_app, spawn_app_with, TestApp, User, INTERNAL_TOKEN};
 
 fn domain_rule(value: &str) -> Value {
     json!({"type": "access.add", "content": {"restriction_type": "email_domain", "value": value}})
@@ -101,10 +102,8 @@ async fn lookup(app: &TestApp, user: &User, value: &str) -> reqwest::Response {
         .unwrap()
 }
 
-async fn keys_for(app: &TestApp, user: &User, value: &str) -> Value {
-    let res = lookup(app, user, value).await;
-    assert_eq!(res.status(), 200, "lookup of {value}");
-    res.json().await.unwrap()
+async fn keys_for(app: &TestApp, user: &User, value: &str) -> Vec<String> {
+    app.api(user).pubkeys(value).await.unwrap_or_else(|e| panic!("lookup of {value}: {e}"))
 }
 
 #[tokio::test]
@@ -116,15 +115,15 @@ async fn the_pubkey_lookup_lists_the_keys_of_verified_identifiers_only() {
     let _mallory = user_identified(&app, "Mallory", "carol@example.com", "email", false).await;
     let _keyless = app.user_with("Dora", false).await;
 
-    assert_eq!(keys_for(&app, &alice, "Bob@Example.com").await, json!([bob.key]));
-    assert_eq!(keys_for(&app, &alice, "+33612345678").await, json!([phone.key]));
+    assert_eq!(keys_for(&app, &alice, "Bob@Example.com").await, std::slice::from_ref(&bob.key));
+    assert_eq!(keys_for(&app, &alice, "+33612345678").await, [phone.key]);
     // Nobody, an unverified claim, an identity without a key: an empty list alike.
-    assert_eq!(keys_for(&app, &alice, "nobody@example.com").await, json!([]));
-    assert_eq!(keys_for(&app, &alice, "carol@example.com").await, json!([]));
-    assert_eq!(keys_for(&app, &alice, "dora@example.com").await, json!([]));
+    assert!(keys_for(&app, &alice, "nobody@example.com").await.is_empty());
+    assert!(keys_for(&app, &alice, "carol@example.com").await.is_empty());
+    assert!(keys_for(&app, &alice, "dora@example.com").await.is_empty());
     // A second verified identity with the same address: both keys, oldest first.
     let bob2 = user_identified(&app, "Bob2", "bob@example.com", "email", true).await;
-    assert_eq!(keys_for(&app, &alice, "bob@example.com").await, json!([bob.key, bob2.key]));
+    assert_eq!(keys_for(&app, &alice, "bob@example.com").await, [bob.key, bob2.key]);
 
     for (value, detail) in [("bob", "malformed"), ("0612345678", "malformed"), ("b\u{1}@example.com", "invalid")] {
         let body = assert_error(lookup(&app, &alice, value).await, 400, "identifier_value", detail).await;
@@ -148,7 +147,7 @@ async fn the_pubkey_lookup_is_rate_limited_per_caller() {
     let alice = app.user("Alice").await;
     let bob = app.user("Bob").await;
     for _ in 0..3 {
-        assert_eq!(lookup(&app, &alice, "bob@example.com").await.status(), 200);
+        keys_for(&app, &alice, "bob@example.com").await;
     }
     let res = lookup(&app, &alice, "bob@example.com").await;
     assert!(res.headers().get("retry-after").is_some());
@@ -156,17 +155,15 @@ async fn the_pubkey_lookup_is_rate_limited_per_caller() {
     assert_eq!(body["code"], "too_many_requests");
     // Malformed lookups are refused before they are charged; other callers have their own budget.
     assert_error(lookup(&app, &alice, "bob").await, 400, "identifier_value", "malformed").await;
-    assert_eq!(lookup(&app, &bob, "alice@example.com").await.status(), 200);
+    keys_for(&app, &bob, "alice@example.com").await;
 }
 
 fn invite_identifier(value: &str, extra: Value) -> Value {
     json!({"type": "access.add", "content": {"restriction_type": "identifier", "value": value, "auto_invite": true}, "extra": extra})
 }
 
-async fn invitations_of(app: &TestApp, user: &User) -> Vec<Value> {
-    let res = app.get(user, &format!("/identities/{}/crypto/actions", user.id)).await;
-    assert_eq!(res.status(), 200);
-    res.json::<Value>().await.unwrap().as_array().unwrap().clone()
+async fn invitations_of(app: &TestApp, user: &User) -> Vec<CryptoAction> {
+    app.api(user).crypto_actions(user.id).await.unwrap()
 }
 
 #[tokio::test]
@@ -187,7 +184,7 @@ async fn auto_invite_on_an_identifier_rule_invites_the_identities_that_have_it()
 
     // The key the lookup gave: bob is invited as by an identity_id rule.
     let keys = keys_for(&app, &alice, "bob@example.com").await;
-    let key = keys[0].as_str().unwrap().to_owned();
+    let key = keys[0].clone();
     let rule = created(
         app.post_event(&alice, &id, invite_identifier("Bob@example.com", json!({key.clone(): "aW52aXRl"}))).await,
     )
@@ -198,9 +195,9 @@ async fn auto_invite_on_an_identifier_rule_invites_the_identities_that_have_it()
     );
     let actions = invitations_of(&app, &bob).await;
     assert_eq!(actions.len(), 1);
-    assert_eq!((actions[0]["type"].as_str(), actions[0]["box_id"].as_str()), (Some("invitation"), Some(id.as_str())));
-    assert_eq!(actions[0]["encryption_public_key"], key);
-    assert_eq!(actions[0]["encrypted"], "aW52aXRl");
+    assert_eq!((actions[0].kind, actions[0].box_id), (CryptoActionType::Invitation, Some(bid(&id))));
+    assert_eq!(actions[0].encryption_public_key, key);
+    assert_eq!(actions[0].encrypted, "aW52aXRl");
     let (_, note) = sub.next_json(std::time::Duration::from_secs(2)).await.expect("a notification for bob");
     assert_eq!(note["type"], "notification");
     assert_eq!(note["object"]["type"], "box.auto_invite");

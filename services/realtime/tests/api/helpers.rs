@@ -40,13 +40,19 @@ impl TestApp {
         self.keys.session(IdentityId::new_v4())
     }
 
-    /// Opens a socket with `?access_token=` and waits for `ready`.
+    /// Opens a socket with `?access_token=` through the typed client, checks its `ready`, and
+    /// hands back the stream (the tests read frames as text).
     pub async fn open(&self, s: &Session) -> Ws {
-        let url = format!("{}?access_token={}", self.ws_url(s.identity), s.token);
-        let (mut ws, response) = tokio_tungstenite::connect_async(url).await.expect("handshake");
-        assert_eq!(response.status().as_u16(), 101);
-        expect_ready(&mut ws, s.identity).await;
-        ws
+        let socket = self.socket(s, None).await;
+        assert_eq!((socket.ready.identity_id, socket.ready.recovered), (s.identity, None), "{:?}", socket.ready);
+        socket.into_inner()
+    }
+
+    /// A socket with `?access_token=` (and `?since=`) through the typed client, past its `ready`.
+    pub async fn socket(&self, s: &Session, since: Option<&str>) -> boxes_client::Socket {
+        let base = self.http_url("");
+        let socket = boxes_client::Socket::connect_with_query_token(&base, s.identity, &s.token, since);
+        socket.await.expect("handshake and ready")
     }
 
     /// A GET carrying the websocket upgrade headers, answered as plain HTTP when refused.

@@ -6,11 +6,10 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use boxes_client::Socket;
 use domain::IdentityId;
-use futures_util::StreamExt;
 use test_support::{redis_url, TestKeys};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::*;
 
@@ -97,9 +96,9 @@ async fn sigterm_closes_every_socket_with_1001_and_the_process_exits_at_once() {
     let mut sockets = Vec::new();
     for _ in 0..20 {
         let s = server.keys.session(IdentityId::new_v4());
-        let url = format!("ws://127.0.0.1:{port}/box-users/{}/ws?access_token={}", s.identity, s.token);
-        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("handshake");
-        expect_ready(&mut ws, s.identity).await;
+        let base = format!("http://127.0.0.1:{port}");
+        let ws = Socket::connect_with_query_token(&base, s.identity, &s.token, None).await.expect("handshake");
+        assert_eq!((ws.ready.identity_id, ws.ready.recovered), (s.identity, None));
         sockets.push(ws);
     }
     // An idle keep-alive HTTP connection, as a load balancer's health checks leave behind.
@@ -113,17 +112,8 @@ async fn sigterm_closes_every_socket_with_1001_and_the_process_exits_at_once() {
     assert!(status.success());
     let signalled = Instant::now();
     // Every client reads its close frame (and answers it, as tungstenite does).
-    let closes = futures_util::future::join_all(sockets.iter_mut().map(|ws| async move {
-        loop {
-            match tokio::time::timeout(WAIT, ws.next()).await {
-                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
-                Ok(Some(Ok(_))) => continue,
-                other => panic!("no close frame: {other:?}"),
-            }
-        }
-    }))
-    .await;
-    assert!(closes.iter().all(|c| *c == Some(1001)), "{closes:?}");
+    let closes = futures_util::future::join_all(sockets.iter_mut().map(|ws| ws.close_code(WAIT))).await;
+    assert!(closes.iter().all(|c| matches!(c, Ok(1001))), "{closes:?}");
     let exited = loop {
         if let Some(status) = server.child.try_wait().unwrap() {
             break status;

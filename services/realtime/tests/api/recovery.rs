@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use domain::realtime::Ready;
 use domain::IdentityId;
 use serde_json::{json, Value};
 use test_support::TestKeys;
@@ -21,12 +22,28 @@ fn number(text: &str) -> usize {
     v["object"]["n"].as_u64().unwrap_or_else(|| panic!("not a numbered envelope: {text}")) as usize
 }
 
+/// A socket reconnected with `?since=`: what was replayed before `ready` (as sent), `ready`, and
+/// the stream for what follows.
+struct Reconnected {
+    replayed: Vec<String>,
+    ready: Ready,
+    ws: Ws,
+}
+
 impl TestApp {
-    async fn open_since(&self, s: &test_support::Session, since: &str) -> Ws {
-        let url = format!("{}?access_token={}&since={since}", self.ws_url(s.identity), s.token);
-        let (ws, response) = tokio_tungstenite::connect_async(url).await.expect("handshake");
-        assert_eq!(response.status().as_u16(), 101);
-        ws
+    /// Reconnects from `since` through the typed client.
+    async fn open_since(&self, s: &test_support::Session, since: &str) -> Reconnected {
+        let mut socket = self.socket(s, Some(since)).await;
+        assert_eq!(socket.ready.identity_id, s.identity, "{:?}", socket.ready);
+        let (replayed, ready) = (socket.take_replayed(), socket.ready.clone());
+        Reconnected { replayed, ready, ws: socket.into_inner() }
+    }
+}
+
+impl Reconnected {
+    /// `recovered` and the position of `ready`.
+    fn ready_at(&self) -> (Option<bool>, String) {
+        (self.ready.recovered, self.ready.position.to_string())
     }
 }
 
@@ -39,16 +56,13 @@ async fn publish_numbered(identity: IdentityId, first: usize, count: usize, limi
     positions
 }
 
-/// Reconnects from `since` and expects exactly `positions` (envelopes `first..`) replayed, then
-/// `ready` with `recovered:true` at the last of them.
-async fn expect_recovered(ws: &mut Ws, identity: IdentityId, first: usize, positions: &[String]) {
-    for (i, position) in positions.iter().enumerate() {
-        let text = next_text(ws, WAIT).await.unwrap_or_else(|| panic!("replayed envelope {i} missing"));
-        assert_eq!(text, positioned(&envelope(first + i), position));
-    }
-    let ready = ready_object(ws, identity).await;
-    assert_eq!(ready["recovered"], true, "{ready}");
-    assert_eq!(ready["position"], json!(positions.last().unwrap()));
+/// Expects exactly `positions` (envelopes `first..`) replayed, then `ready` with
+/// `recovered:true` at the last of them.
+fn expect_recovered(r: &Reconnected, first: usize, positions: &[String]) {
+    let expected: Vec<String> =
+        positions.iter().enumerate().map(|(i, position)| positioned(&envelope(first + i), position)).collect();
+    assert_eq!(r.replayed, expected);
+    assert_eq!(r.ready_at(), (Some(true), positions.last().unwrap().clone()), "{:?}", r.ready);
 }
 
 #[tokio::test]
@@ -63,18 +77,18 @@ async fn a_client_offline_during_100_publishes_recovers_exactly_them_in_order() 
     drop(ws);
 
     let missed = publish_numbered(s.identity, 1, 100, limits).await;
-    let mut ws = app.open_since(&s, &seen).await;
-    expect_recovered(&mut ws, s.identity, 1, &missed).await;
+    let mut r = app.open_since(&s, &seen).await;
+    expect_recovered(&r, 1, &missed);
 
     // Then live ones, and nothing twice.
     let live = publish_recorded(s.identity, &envelope(101), limits).await;
-    assert_eq!(next_text(&mut ws, WAIT).await, Some(positioned(&envelope(101), &live)));
-    expect_silence(&mut ws, Duration::from_millis(300)).await;
+    assert_eq!(next_text(&mut r.ws, WAIT).await, Some(positioned(&envelope(101), &live)));
+    expect_silence(&mut r.ws, Duration::from_millis(300)).await;
 
     // Reconnecting from the newest position replays nothing.
-    let mut again = app.open_since(&s, &live).await;
-    let ready = ready_object(&mut again, s.identity).await;
-    assert_eq!((ready["recovered"].clone(), ready["position"].clone()), (json!(true), json!(live)));
+    let again = app.open_since(&s, &live).await;
+    assert!(again.replayed.is_empty(), "{:?}", again.replayed);
+    assert_eq!(again.ready_at(), (Some(true), live));
 }
 
 #[tokio::test]
@@ -91,17 +105,16 @@ async fn recovery_works_across_two_processes() {
 
     let missed = publish_numbered(s.identity, 1, 100, limits).await;
     let mut on_two = two.open_since(&s, &seen).await;
-    expect_recovered(&mut on_two, s.identity, 1, &missed).await;
+    expect_recovered(&on_two, 1, &missed);
     // The ack echo realtime publishes is recorded too: another process replays it.
     let box_id = domain::BoxId::new_v4();
     let ack = json!({"type": "ack", "object": {"sender_id": s.identity, "box_id": box_id}});
-    send_text(&mut on_two, &ack.to_string()).await;
-    let echo = next_text(&mut on_two, WAIT).await.expect("ack echo");
+    send_text(&mut on_two.ws, &ack.to_string()).await;
+    let echo = next_text(&mut on_two.ws, WAIT).await.expect("ack echo");
     let position = domain::realtime::position_of(&echo).expect("echo position").to_string();
-    let mut back_on_one = one.open_since(&s, missed.last().unwrap()).await;
-    assert_eq!(next_text(&mut back_on_one, WAIT).await, Some(echo));
-    let ready = ready_object(&mut back_on_one, s.identity).await;
-    assert_eq!((ready["recovered"].clone(), ready["position"].clone()), (json!(true), json!(position)));
+    let back_on_one = one.open_since(&s, missed.last().unwrap()).await;
+    assert_eq!(back_on_one.replayed, [echo]);
+    assert_eq!(back_on_one.ready_at(), (Some(true), position));
 }
 
 #[tokio::test]
@@ -127,22 +140,17 @@ async fn a_reconnection_racing_live_publishes_gets_each_envelope_once_in_order()
         got.push(number(&text));
     }
     drop(first);
+    // The replay before `ready`, then live envelopes.
     let mut second = app.open_since(&s, &last).await;
-    let mut readied = false;
+    assert_eq!(second.ready.recovered, Some(true));
+    got.extend(second.replayed.iter().map(|text| number(text)));
     while got.last() != Some(&(total - 1)) {
-        let text = next_text(&mut second, WAIT).await.expect("replayed or live envelope");
-        let v: Value = serde_json::from_str(&text).unwrap();
-        if v["type"] == "ready" {
-            assert_eq!(v["object"]["recovered"], true);
-            readied = true;
-            continue;
-        }
+        let text = next_text(&mut second.ws, WAIT).await.expect("live envelope");
         got.push(number(&text));
     }
     publisher.await.unwrap();
-    assert!(readied);
     assert_eq!(got, (0..total).collect::<Vec<_>>());
-    expect_silence(&mut second, Duration::from_millis(300)).await;
+    expect_silence(&mut second.ws, Duration::from_millis(300)).await;
 }
 
 #[tokio::test]
@@ -156,42 +164,40 @@ async fn a_position_the_history_no_longer_covers_is_not_recovered() {
     let first = publish_recorded(s.identity, &envelope(0), small).await;
     // Trimmed by length: Redis trims whole nodes of 100 entries, so publish a few of them.
     let positions = publish_numbered(s.identity, 1, 350, small).await;
-    let mut ws = app.open_since(&s, &first).await;
-    let ready = ready_object(&mut ws, s.identity).await;
-    assert_eq!(ready["recovered"], false, "{ready}");
-    assert_eq!(ready["position"], json!(positions.last().unwrap()));
+    let mut r = app.open_since(&s, &first).await;
+    assert!(r.replayed.is_empty(), "{:?}", r.replayed);
+    assert_eq!(r.ready_at(), (Some(false), positions.last().unwrap().clone()), "{:?}", r.ready);
     // Live delivery goes on after a failed recovery.
     let live = publish_recorded(s.identity, &envelope(999), small).await;
-    assert_eq!(next_text(&mut ws, WAIT).await, Some(positioned(&envelope(999), &live)));
+    assert_eq!(next_text(&mut r.ws, WAIT).await, Some(positioned(&envelope(999), &live)));
 
     // Still in the history but more than the replay limit (50) after it.
     let from = positions[positions.len() - 60].clone();
-    let mut ws = app.open_since(&s, &from).await;
-    assert_eq!(ready_object(&mut ws, s.identity).await["recovered"], false);
+    let r = app.open_since(&s, &from).await;
+    assert!(r.replayed.is_empty(), "{:?}", r.replayed);
+    assert_eq!(r.ready.recovered, Some(false));
     let from = positions[positions.len() - 30].clone();
-    let mut ws = app.open_since(&s, &from).await;
-    for _ in 0..29 {
-        assert!(next_text(&mut ws, WAIT).await.is_some());
-    }
-    let last = next_text(&mut ws, WAIT).await.unwrap();
-    assert_eq!(last, positioned(&envelope(999), &live));
-    assert_eq!(ready_object(&mut ws, s.identity).await["recovered"], true);
+    let r = app.open_since(&s, &from).await;
+    assert_eq!(r.replayed.len(), 30);
+    assert_eq!(r.replayed.last(), Some(&positioned(&envelope(999), &live)));
+    assert_eq!(r.ready.recovered, Some(true));
 
     // The history lost (Redis restarted empty, or expired): a new one does not cover old positions.
     let mut conn = test_support::redis_conn().await;
     let _: () = redis::cmd("DEL").arg(format!("user_{}:history", s.identity)).query_async(&mut conn).await.unwrap();
-    let mut ws = app.open_since(&s, &live).await;
-    let ready = ready_object(&mut ws, s.identity).await;
-    assert_eq!(ready["recovered"], false);
-    let fresh = ready["position"].as_str().unwrap().to_owned();
+    let r = app.open_since(&s, &live).await;
+    assert!(r.replayed.is_empty(), "{:?}", r.replayed);
+    assert_eq!(r.ready.recovered, Some(false));
+    let fresh = r.ready.position.to_string();
     // A position from the future (another history) is not recovered either.
-    let mut ws = app.open_since(&s, "99999999999999-0").await;
-    assert_eq!(ready_object(&mut ws, s.identity).await["recovered"], false);
+    let r = app.open_since(&s, "99999999999999-0").await;
+    assert!(r.replayed.is_empty(), "{:?}", r.replayed);
+    assert_eq!(r.ready.recovered, Some(false));
     // The new history's head is a real place: publishing after it is recovered.
     let after = publish_recorded(s.identity, &envelope(1000), small).await;
-    let mut ws = app.open_since(&s, &fresh).await;
-    assert_eq!(next_text(&mut ws, WAIT).await, Some(positioned(&envelope(1000), &after)));
-    assert_eq!(ready_object(&mut ws, s.identity).await["recovered"], true);
+    let r = app.open_since(&s, &fresh).await;
+    assert_eq!(r.replayed, [positioned(&envelope(1000), &after)]);
+    assert_eq!(r.ready.recovered, Some(true));
 }
 
 #[tokio::test]
