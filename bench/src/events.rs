@@ -32,6 +32,7 @@ pub async fn post(c: &Common, clients: usize, baseline_tps: Option<f64>) -> anyh
     let owners: Vec<(domain::BoxId, domain::IdentityId)> = boxes.iter().zip(&users).map(|(b, u)| (*b, u.id)).collect();
     let work = Arc::new((users, boxes, msg_text(), http, c.boxes_url.clone()));
     let cpu = c.boxes_cpu()?;
+    let rest = rest_of_the_stack(c)?;
     let batches_before = post_batches(c).await;
     let pg_start = pg_window(c);
     let r = closed_loop(clients, c.warmup(), c.duration(), move |client, _| {
@@ -65,7 +66,7 @@ pub async fn post(c: &Common, clients: usize, baseline_tps: Option<f64>) -> anyh
     let pg_cpu = pg_per(pg_start, r.ok, "post").await?;
     let latency = Latency::of(&r.histogram);
     let ratio = baseline_tps.filter(|b| *b > 0.0).map(|b| r.rate() / b);
-    let boxes_cpu = format!("{}{pg_cpu}", cpu_note(cpu)?);
+    let boxes_cpu = format!("{}{}{pg_cpu}", cpu_note(cpu)?, rest_note(rest)?);
     let alone = post_transaction_alone(c, owners, baseline_tps).await?;
     let floor = if clients == 1 { http_round_trip(c, baseline_tps).await? } else { String::new() };
     let (target, met) = if clients >= 32 {
@@ -350,6 +351,23 @@ async fn plain_list(db: &str, clients: usize, c: &Common, box_uuid: uuid::Uuid) 
 }
 
 /// `boxes at N% of one core` over the window, when boxes' pid is known.
+/// The load generator itself and Redis: with boxes and PostgreSQL, what shares the machine's
+/// cores during scenario 1 (pgbench's baseline has only PostgreSQL and pgbench's own client).
+fn rest_of_the_stack(c: &Common) -> anyhow::Result<CpuWindow> {
+    let procs: Vec<common::Proc> = std::iter::once(std::process::id()).chain(c.redis_pid).map(common::Proc).collect();
+    CpuWindow::start(&procs)
+}
+
+fn rest_note(window: CpuWindow) -> anyhow::Result<String> {
+    let (used, wall) = window.stop()?;
+    let share = |i: usize| used.get(i).map(|u| 100.0 * u / wall.max(0.001));
+    Ok(match (share(0), share(1)) {
+        (Some(me), Some(redis)) => format!(", the load generator at {me:.0}%, Redis at {redis:.0}%"),
+        (Some(me), None) => format!(", the load generator at {me:.0}%"),
+        _ => String::new(),
+    })
+}
+
 fn cpu_note(window: Option<CpuWindow>) -> anyhow::Result<String> {
     let Some(w) = window else { return Ok(String::new()) };
     let (used, wall) = w.stop()?;

@@ -117,16 +117,29 @@ impl NewEvent {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct Message {
     pub encrypted: String,
     pub public_key: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct Edit {
     pub new_encrypted: String,
     pub new_public_key: String,
+}
+
+// Ciphertext never reaches a log or a panic message.
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Message").finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Edit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Edit").finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -157,12 +170,18 @@ pub(crate) struct AccessBatch<'a> {
 }
 
 /// The message of an encrypted file: the text parts of `POST /boxes/{id}/encrypted-files`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FileMessage {
     /// `msg_encrypted_content`.
     pub encrypted: String,
     /// `msg_public_key`.
     pub public_key: Option<String>,
+}
+
+impl fmt::Debug for FileMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileMessage").finish_non_exhaustive()
+    }
 }
 
 impl FileMessage {
@@ -172,11 +191,17 @@ impl FileMessage {
 }
 
 /// `POST /identities/{id}/saved-files`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct SaveFile {
     pub encrypted_file_id: FileId,
     pub encrypted_metadata: String,
     pub key_fingerprint: String,
+}
+
+impl fmt::Debug for SaveFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SaveFile").field("encrypted_file_id", &self.encrypted_file_id).finish_non_exhaustive()
+    }
 }
 
 /// `POST /auth/login` (§10.2).

@@ -40,7 +40,7 @@ fn check_len(s: &str, max: usize) -> Result<(), Detail> {
 }
 
 /// A strict (`b64u`) value, as received.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct B64u(String);
 
@@ -70,7 +70,7 @@ impl B64u {
 }
 
 /// A lenient (`b64`) value, as received.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct B64(String);
 
@@ -94,6 +94,20 @@ impl B64 {
 
     pub fn into_string(self) -> String {
         self.0
+    }
+}
+
+// Base64 values are ciphertext, key shares and keys: a log or a panic message shows only their
+// length.
+impl std::fmt::Debug for B64u {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "B64u(<{} characters>)", self.0.len())
+    }
+}
+
+impl std::fmt::Debug for B64 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "B64(<{} characters>)", self.0.len())
     }
 }
 
@@ -133,6 +147,13 @@ mod tests {
         assert!(!is_b64("=="));
         assert!(!is_b64("a b"));
         assert!(!is_b64("a=b"));
+    }
+
+    #[test]
+    fn debug_shows_the_length_only() {
+        let secret = "c2VjcmV0LXNoYXJl";
+        assert_eq!(format!("{:?}", B64u::parse(secret, 64)), "Ok(B64u(<16 characters>))");
+        assert_eq!(format!("{:?}", B64::parse(secret, 64)), "Ok(B64(<16 characters>))");
     }
 
     #[test]

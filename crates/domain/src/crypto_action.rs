@@ -30,7 +30,7 @@ impl CryptoActionType {
 }
 
 /// The client view; the sender id stays on the server (§5.7).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CryptoAction {
     pub id: CryptoActionId,
     #[serde(rename = "type")]
@@ -39,6 +39,18 @@ pub struct CryptoAction {
     pub encryption_public_key: String,
     pub encrypted: String,
     pub created_at: Timestamp,
+}
+
+// Its ciphertext never reaches a log or a panic message.
+impl std::fmt::Debug for CryptoAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CryptoAction")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("box_id", &self.box_id)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The list endpoint returns at most this many actions, oldest first (§8).

@@ -8,12 +8,19 @@ use crate::error::ErrorBody;
 use crate::ids::BoxId;
 use crate::input::{Obj, Report};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KeyShare {
     pub misakey_share: String,
     pub other_share_hash: String,
     pub encrypted_invitation_key_share: Option<String>,
     pub box_id: BoxId,
+}
+
+// A share never reaches a log or a panic message.
+impl std::fmt::Debug for KeyShare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyShare").field("box_id", &self.box_id).finish_non_exhaustive()
+    }
 }
 
 /// A validated key share as it arrives in a box creation, a contact or a `state.key_share`.
