@@ -496,9 +496,25 @@ pub async fn settle(database_url: Option<&str>) -> anyhow::Result<()> {
 /// other frame. A plain search, not a JSON parse: the frames are read at tens of thousands a
 /// second.
 pub fn event_ciphertext(text: &str) -> Option<&str> {
-    const KEY: &str = "\"encrypted\":\"";
+    const KEY: &str = "\"encrypted\":";
     if !text.contains("\"event.new\"") {
         return None;
     }
-    text.find(KEY).map(|at| &text[at + KEY.len()..])
+    // The content is passed through as PostgreSQL wrote it, with a space after the colon.
+    let value = &text[text.find(KEY)? + KEY.len()..];
+    value.trim_start().strip_prefix('"')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::event_ciphertext;
+
+    #[test]
+    fn the_ciphertext_is_found_with_or_without_a_space_after_the_colon() {
+        let stored = r#"{"type":"event.new","object":{"content":{"encrypted": "AAA.rest", "public_key": "k"}}}"#;
+        let compact = r#"{"type":"event.new","object":{"content":{"encrypted":"AAA.rest","public_key":"k"}}}"#;
+        assert!(event_ciphertext(stored).is_some_and(|c| c.starts_with("AAA.rest\"")));
+        assert!(event_ciphertext(compact).is_some_and(|c| c.starts_with("AAA.rest\"")));
+        assert_eq!(event_ciphertext(r#"{"type":"ack","object":{}}"#), None);
+    }
 }
