@@ -46,12 +46,7 @@ pub async fn post(c: &Common, clients: usize, baseline_tps: Option<f64>) -> anyh
                 .send()
                 .await
                 .context("POST events")?;
-            let status = res.status();
-            res.bytes().await.context("reading the answer")?;
-            if status != 201 {
-                bail!("answered {status}");
-            }
-            Ok(())
+            read_expecting(res, 201).await
         }
     })
     .await?;
@@ -89,6 +84,16 @@ pub async fn post(c: &Common, clients: usize, baseline_tps: Option<f64>) -> anyh
             .join("; "),
     }
     .emit(c.out.as_deref())
+}
+
+/// Reads the whole answer (so the connection is kept) and fails unless its status is `expected`.
+async fn read_expecting(res: reqwest::Response, expected: u16) -> anyhow::Result<()> {
+    let status = res.status();
+    res.bytes().await.context("reading the answer")?;
+    if status != expected {
+        bail!("answered {status}");
+    }
+    Ok(())
 }
 
 /// PostgreSQL's CPU time from the end of the warm-up: the cluster's pid and the reading then.
@@ -187,12 +192,7 @@ async fn http_round_trip(c: &Common, baseline_tps: Option<f64>) -> anyhow::Resul
         let (http, url) = (http.clone(), url.clone());
         async move {
             let res = http.get(&url).send().await.context("GET /healthz")?;
-            let status = res.status();
-            res.bytes().await.context("reading the answer")?;
-            if status != 200 {
-                bail!("answered {status}");
-            }
-            Ok(())
+            read_expecting(res, 200).await
         }
     })
     .await?;
@@ -255,12 +255,7 @@ pub async fn list(c: &Common, clients: usize) -> anyhow::Result<()> {
         async move {
             let (http, url, owner) = &*work;
             let res = http.get(url).header("Authorization", &owner.bearer).send().await.context("GET events")?;
-            let status = res.status();
-            res.bytes().await.context("reading the answer")?;
-            if status != 200 {
-                bail!("answered {status}");
-            }
-            Ok(())
+            read_expecting(res, 200).await
         }
     })
     .await?;
