@@ -309,17 +309,26 @@ pub struct PrivateCluster {
 
 impl PrivateCluster {
     pub fn start() -> Self {
-        let base = free_cluster_base();
-        let dir = std::env::temp_dir().join(format!("test-redis-cluster-{base}-{}", uuid::Uuid::new_v4().simple()));
-        let cluster = PrivateCluster { ports: [base, base + 1, base + 2], dir };
-        let out = cluster.script("start").output().expect("run scripts/redis-cluster");
-        assert!(
-            out.status.success(),
-            "scripts/redis-cluster failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        cluster
+        // Tests start clusters concurrently: two may pick ports in one range before either binds
+        // them. The script then finds the other test's cluster running (or its ports taken), so
+        // a cluster counts as this test's only when its own directory holds the masters' pid
+        // files; otherwise other ports are tried.
+        for _ in 0..10 {
+            let base = free_cluster_base();
+            let dir = std::env::temp_dir().join(format!("test-redis-cluster-{base}-{}", uuid::Uuid::new_v4().simple()));
+            let cluster = PrivateCluster { ports: [base, base + 1, base + 2], dir };
+            let out = cluster.script("start").output().expect("run scripts/redis-cluster");
+            let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            let own = cluster.ports.iter().all(|p| cluster.dir.join(format!("{p}.pid")).exists());
+            if out.status.success() && own {
+                return cluster;
+            }
+            assert!(
+                said.contains("already running") || said.contains("already serves"),
+                "scripts/redis-cluster failed: {said}"
+            );
+        }
+        panic!("no free ports for a Redis Cluster of this test's own");
     }
 
     fn script(&self, action: &str) -> std::process::Command {
