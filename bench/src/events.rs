@@ -35,6 +35,7 @@ pub async fn post(c: &Common, clients: usize, baseline_tps: Option<f64>) -> anyh
     let rest = rest_of_the_stack(c)?;
     let batches_before = post_batches(c).await;
     let pg_start = pg_window(c);
+    let machine_start = machine_window(c);
     let r = closed_loop(clients, c.warmup(), c.duration(), move |client, _| {
         let work = work.clone();
         async move {
@@ -59,6 +60,7 @@ pub async fn post(c: &Common, clients: usize, baseline_tps: Option<f64>) -> anyh
         _ => String::new(),
     };
     let pg_cpu = pg_per(pg_start, r.ok, "post").await?;
+    let machine = machine_per(machine_start, &r, (clients > 1).then_some(baseline_tps).flatten()).await?;
     let latency = Latency::of(&r.histogram);
     let ratio = baseline_tps.filter(|b| *b > 0.0).map(|b| r.rate() / b);
     let boxes_cpu = format!("{}{}{pg_cpu}", cpu_note(cpu)?, rest_note(rest)?);
@@ -77,7 +79,7 @@ pub async fn post(c: &Common, clients: usize, baseline_tps: Option<f64>) -> anyh
         ratio,
         target: target.into(),
         met: if r.errors > 0 { Some(false) } else { met },
-        notes: [boxes_cpu, batches, alone, floor, r.error_note()]
+        notes: [boxes_cpu, machine, batches, alone, floor, r.error_note()]
             .into_iter()
             .filter(|s| !s.is_empty())
             .collect::<Vec<_>>()
@@ -119,6 +121,42 @@ async fn pg_per(window: PgWindow, done: u64, unit: &str) -> anyhow::Result<Strin
         }
         _ => Ok(String::new()),
     }
+}
+
+/// The whole machine's busy CPU time from the end of the warm-up.
+fn machine_window(c: &Common) -> tokio::task::JoinHandle<anyhow::Result<Duration>> {
+    let warmup = c.warmup();
+    tokio::spawn(async move {
+        tokio::time::sleep(warmup).await;
+        common::Machine::busy()
+    })
+}
+
+/// How busy the machine was over the window and what a post cost it in all (boxes, PostgreSQL,
+/// Redis, the load generator, the kernel); with `bound_against` (pgbench's rate), also the bound
+/// that cost sets: the posts per second the machine's cores could carry if every one of them
+/// were busy. One client cannot keep the cores busy, so its row has no bound.
+async fn machine_per(
+    start: tokio::task::JoinHandle<anyhow::Result<Duration>>,
+    r: &common::LoopResult,
+    bound_against: Option<f64>,
+) -> anyhow::Result<String> {
+    let used = common::Machine::busy()?.saturating_sub(start.await.context("CPU reading")??).as_secs_f64();
+    let cores = common::Machine::cores()?;
+    if r.ok == 0 || r.elapsed <= 0.0 || cores == 0 {
+        return Ok(String::new());
+    }
+    let per_post = used / r.ok as f64;
+    let most = cores as f64 / per_post;
+    let bound = bound_against
+        .filter(|b| *b > 0.0)
+        .map(|b| format!(": with every core busy, at most {} posts/s, {:.2}× pgbench", rate(most), most / b))
+        .unwrap_or_default();
+    Ok(format!(
+        "the machine's {cores} cores {:.0}% busy, {:.0} µs of CPU per post in all (every process and the kernel){bound}",
+        100.0 * used / (r.elapsed * cores as f64),
+        per_post * 1e6,
+    ))
 }
 
 /// The sum and count of boxes' `post_batch_size` histogram (group commit), from its `/metrics`;

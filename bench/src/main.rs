@@ -242,6 +242,9 @@ enum Command {
     },
     /// Prints the CPU time PostgreSQL has used so far, in microseconds (needs `--pg-pid`).
     PgCpu,
+    /// Prints the whole machine's busy CPU time so far (every core, process and the kernel), in
+    /// microseconds, and its number of cores.
+    MachineCpu,
     /// Prints the results table from the JSON-lines file.
     Report {
         file: PathBuf,
@@ -295,6 +298,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::PgCpu => {
             let pid = c.pg_pid.context("--pg-pid is required")?;
             println!("{}", common::PgCluster(pid).cpu()?.as_micros());
+            Ok(())
+        }
+        Command::MachineCpu => {
+            println!("{} {}", common::Machine::busy()?.as_micros(), common::Machine::cores()?);
             Ok(())
         }
         Command::Report { file, markdown } => report::print(&file, markdown),

@@ -205,6 +205,23 @@ pub fn path_id<T: std::str::FromStr<Err = MalformedId>>(raw: &str, name: &str) -
         .map_err(|_| ErrorBody::bad_request(Origin::Path, format!("invalid {name}")).with(name, Detail::Malformed))
 }
 
+/// Parses a path of two ids, answering 400 with origin `path` and a detail for each malformed
+/// one.
+pub fn path_ids<A, B>(raw: &(String, String), names: (&str, &str)) -> Result<(A, B), ErrorBody>
+where
+    A: std::str::FromStr<Err = MalformedId>,
+    B: std::str::FromStr<Err = MalformedId>,
+{
+    match (path_id::<A>(&raw.0, names.0), path_id::<B>(&raw.1, names.1)) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (Err(mut e), Err(other)) => {
+            e.details.extend(other.details);
+            Err(e)
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
+}
+
 /// Parses a query parameter as an id, answering 400 with origin `query`.
 pub fn query_id<T: std::str::FromStr<Err = MalformedId>>(raw: Option<&str>, name: &str) -> Result<T, ErrorBody> {
     match raw {
@@ -261,6 +278,25 @@ impl Page {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn two_id_paths_report_every_malformed_id() {
+        use crate::{BoxId, IdentityId};
+        let good = uuid::Uuid::new_v4().to_string();
+        let raw = (good.clone(), good.clone());
+        assert!(path_ids::<IdentityId, BoxId>(&raw, ("id", "bid")).is_ok());
+        let Err(both) = path_ids::<IdentityId, BoxId>(&("x".into(), "y".into()), ("id", "bid")) else {
+            panic!("two malformed ids were accepted")
+        };
+        assert_eq!(both.origin, Origin::Path);
+        assert_eq!(both.details.get("id").map(String::as_str), Some("malformed"));
+        assert_eq!(both.details.get("bid").map(String::as_str), Some("malformed"));
+        let Err(second) = path_ids::<IdentityId, BoxId>(&(good, "y".into()), ("id", "bid")) else {
+            panic!("a malformed bid was accepted")
+        };
+        assert_eq!(second.details.len(), 1);
+        assert_eq!(second.details.get("bid").map(String::as_str), Some("malformed"));
+    }
 
     #[test]
     fn null_is_absent_and_paths_are_dotted() {

@@ -2,7 +2,7 @@
 //! Another identity's action answers exactly like an unknown one.
 
 use actix_web::{web, HttpResponse};
-use domain::input::path_id;
+use domain::input::path_ids;
 use domain::{CryptoActionId, ErrorBody, IdentityId, Origin};
 
 use crate::auth::Caller;
@@ -34,16 +34,7 @@ pub async fn list(caller: Caller, state: web::Data<AppState>, id: web::Path<Stri
 }
 
 fn parse_path(raw: &(String, String)) -> ApiResult<(IdentityId, CryptoActionId)> {
-    let id = path_id::<IdentityId>(&raw.0, "id");
-    let action = path_id::<CryptoActionId>(&raw.1, "action_id");
-    match (id, action) {
-        (Ok(id), Ok(action)) => Ok((id, action)),
-        (Err(mut e), Err(other)) => {
-            e.details.extend(other.details);
-            Err(e.into())
-        }
-        (Err(e), _) | (_, Err(e)) => Err(e.into()),
-    }
+    Ok(path_ids(raw, ("id", "action_id"))?)
 }
 
 /// `GET /identities/{id}/crypto/actions/{action_id}`.

@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use domain::boxes::{parse_settings, BoxSetting};
-use domain::input::path_id;
+use domain::input::path_ids;
 use domain::realtime::{types, Envelope};
 use domain::{BoxId, IdentityId};
 
@@ -14,16 +14,7 @@ use crate::state::AppState;
 use crate::store::{self};
 
 fn parse_path(raw: &(String, String)) -> ApiResult<(IdentityId, BoxId)> {
-    let id = path_id::<IdentityId>(&raw.0, "id");
-    let bid = path_id::<BoxId>(&raw.1, "bid");
-    match (id, bid) {
-        (Ok(id), Ok(bid)) => Ok((id, bid)),
-        (Err(mut e), Err(other)) => {
-            e.details.extend(other.details);
-            Err(e.into())
-        }
-        (Err(e), _) | (_, Err(e)) => Err(e.into()),
-    }
+    Ok(path_ids(raw, ("id", "bid"))?)
 }
 
 /// `GET /box-users/{id}/boxes/{bid}/settings`: the stored settings, or the defaults.
