@@ -669,16 +669,15 @@ fn summary_row(
         Some(h) => {
             let per = h.users as f64 / 1000.0;
             let cpu: Vec<String> = h.cpu.iter().map(|(n, v)| format!("{n} {:.3}", v / per)).collect();
-            let total: f64 = h
-                .cpu
-                .iter()
-                .filter(|(n, _)| !matches!(*n, "load generator" | "PostgreSQL server"))
-                .map(|(_, v)| v)
-                .sum::<f64>()
-                / per;
+            // The system's own processes: those measured (Redis only when its pid is known).
+            let system: Vec<_> =
+                h.cpu.iter().filter(|(n, _)| !matches!(*n, "load generator" | "PostgreSQL server")).collect();
+            let total: f64 = system.iter().map(|(_, v)| v).sum::<f64>() / per;
+            let names: Vec<_> = system.iter().map(|(n, _)| n.to_string()).collect();
             notes.push(format!(
-                "per 1,000 users, CPU-s/s: {} (boxes, realtime, PostgreSQL backends and Redis together {total:.3})",
-                cpu.join(", ")
+                "per 1,000 users, CPU-s/s: {} ({} together {total:.3})",
+                cpu.join(", "),
+                names.join(", ")
             ));
             let rss: Vec<String> = h
                 .rss
