@@ -181,7 +181,7 @@ impl Machine {
     /// Busy time summed over the cores since boot: user, nice, system, irq and softirq (idle,
     /// iowait and the time the hypervisor took, steal, are left out).
     pub fn busy() -> anyhow::Result<Duration> {
-        let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+        let stat = Self::stat()?;
         let line = stat.lines().next().filter(|l| l.starts_with("cpu ")).context("malformed /proc/stat")?;
         let ticks: Vec<u64> = line.split_whitespace().skip(1).map(|v| v.parse().unwrap_or(0)).collect();
         let busy: u64 = [0, 1, 2, 5, 6].iter().filter_map(|i| ticks.get(*i)).sum();
@@ -190,8 +190,12 @@ impl Machine {
 
     /// The cores `/proc/stat` counts (all of the machine's, whatever this process is pinned to).
     pub fn cores() -> anyhow::Result<usize> {
-        let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+        let stat = Self::stat()?;
         Ok(stat.lines().filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit)).count())
+    }
+
+    fn stat() -> anyhow::Result<String> {
+        std::fs::read_to_string("/proc/stat").context("reading /proc/stat")
     }
 }
 

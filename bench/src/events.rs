@@ -35,7 +35,7 @@ pub async fn post(c: &Common, clients: usize, baseline_tps: Option<f64>) -> anyh
     let rest = rest_of_the_stack(c)?;
     let batches_before = post_batches(c).await;
     let pg_start = pg_window(c);
-    let machine_start = machine_window(c);
+    let machine_start = after_warmup(c, common::Machine::busy);
     let r = closed_loop(clients, c.warmup(), c.duration(), move |client, _| {
         let work = work.clone();
         async move {
@@ -98,18 +98,22 @@ async fn read_expecting(res: reqwest::Response, expected: u16) -> anyhow::Result
     Ok(())
 }
 
+/// A CPU reading taken at the end of the warm-up, where the measured window starts.
+type Reading = tokio::task::JoinHandle<anyhow::Result<Duration>>;
+
+fn after_warmup(c: &Common, read: impl FnOnce() -> anyhow::Result<Duration> + Send + 'static) -> Reading {
+    let warmup = c.warmup();
+    tokio::spawn(async move {
+        tokio::time::sleep(warmup).await;
+        read()
+    })
+}
+
 /// PostgreSQL's CPU time from the end of the warm-up: the cluster's pid and the reading then.
-type PgWindow = Option<(u32, tokio::task::JoinHandle<anyhow::Result<Duration>>)>;
+type PgWindow = Option<(u32, Reading)>;
 
 fn pg_window(c: &Common) -> PgWindow {
-    let warmup = c.warmup();
-    c.pg_pid.map(|pid| {
-        let start = tokio::spawn(async move {
-            tokio::time::sleep(warmup).await;
-            common::PgCluster(pid).cpu()
-        });
-        (pid, start)
-    })
+    c.pg_pid.map(|pid| (pid, after_warmup(c, move || common::PgCluster(pid).cpu())))
 }
 
 /// ", PostgreSQL CPU N µs per <unit>" over the window, for `done` units; empty without a pid.
@@ -123,24 +127,11 @@ async fn pg_per(window: PgWindow, done: u64, unit: &str) -> anyhow::Result<Strin
     }
 }
 
-/// The whole machine's busy CPU time from the end of the warm-up.
-fn machine_window(c: &Common) -> tokio::task::JoinHandle<anyhow::Result<Duration>> {
-    let warmup = c.warmup();
-    tokio::spawn(async move {
-        tokio::time::sleep(warmup).await;
-        common::Machine::busy()
-    })
-}
-
 /// How busy the machine was over the window and what a post cost it in all (boxes, PostgreSQL,
 /// Redis, the load generator, the kernel); with `bound_against` (pgbench's rate), also the bound
 /// that cost sets: the posts per second the machine's cores could carry if every one of them
 /// were busy. One client cannot keep the cores busy, so its row has no bound.
-async fn machine_per(
-    start: tokio::task::JoinHandle<anyhow::Result<Duration>>,
-    r: &common::LoopResult,
-    bound_against: Option<f64>,
-) -> anyhow::Result<String> {
+async fn machine_per(start: Reading, r: &common::LoopResult, bound_against: Option<f64>) -> anyhow::Result<String> {
     let used = common::Machine::busy()?.saturating_sub(start.await.context("CPU reading")??).as_secs_f64();
     let cores = common::Machine::cores()?;
     if r.ok == 0 || r.elapsed <= 0.0 || cores == 0 {

@@ -673,7 +673,7 @@ fn summary_row(
             let system: Vec<_> =
                 h.cpu.iter().filter(|(n, _)| !matches!(*n, "load generator" | "PostgreSQL server")).collect();
             let total: f64 = system.iter().map(|(_, v)| v).sum::<f64>() / per;
-            let names: Vec<_> = system.iter().map(|(n, _)| n.to_string()).collect();
+            let names: Vec<&str> = system.iter().map(|(n, _)| *n).collect();
             notes.push(format!(
                 "per 1,000 users, CPU-s/s: {} ({} together {total:.3})",
                 cpu.join(", "),
