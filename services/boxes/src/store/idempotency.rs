@@ -94,14 +94,16 @@ pub async fn put<C: GenericClient>(c: &C, identity: IdentityId, key: &str, answe
 }
 
 /// Forgets the ciphertext of the answers that returned `message` or one of its edits, when the
-/// message is deleted (§6.5 wipes it from the events too).
+/// message is deleted (§6.5 wipes it from the events too). The ids go in an array, so the update
+/// finds the answers through an index (`event_id = $1 OR event_id IN (...)` read the whole table).
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn wipe_message<C: GenericClient>(c: &C, message: EventId) -> Result<(), Error> {
     sql::execute(
         c,
         "UPDATE boxes.idempotency_keys SET body = NULL
-         WHERE event_id = $1
-            OR event_id IN (SELECT id FROM boxes.events WHERE referrer_id = $1 AND type = 'msg.edit')",
+         WHERE event_id = ANY (ARRAY(SELECT $1::uuid
+                                     UNION ALL
+                                     SELECT id FROM boxes.events WHERE referrer_id = $1 AND type = 'msg.edit'))",
         &[message.as_uuid()],
     )
     .await?;

@@ -96,25 +96,43 @@ const POST_INSERT: &str = concat!(
      RETURNING ",
     event_columns!()
 );
-/// The deletions of the batch that went in (`$1`, their ids): their messages' ciphertext goes,
-/// with that of the messages' edits (`events::wipe_message`).
-const POST_WIPE: &str = "WITH gone AS (SELECT referrer_id FROM boxes.events WHERE id = ANY($1) AND type = 'msg.delete')
-     UPDATE boxes.events SET content = NULL
-     WHERE id IN (SELECT referrer_id FROM gone) OR (type = 'msg.edit' AND referrer_id IN (SELECT referrer_id FROM gone))";
+/// The messages deleted by the deletions of the batch that went in (`$1`, their ids), and those
+/// messages' edits: their ciphertext goes (`events::wipe_message`). An array, so the updates find
+/// their rows through an index.
+macro_rules! wiped_ids {
+    () => {
+        "ARRAY(SELECT referrer_id FROM boxes.events WHERE id = ANY($1) AND type = 'msg.delete'
+               UNION ALL
+               SELECT e.id FROM boxes.events d JOIN boxes.events e ON e.referrer_id = d.referrer_id
+               WHERE d.id = ANY($1) AND d.type = 'msg.delete' AND e.type = 'msg.edit')"
+    };
+}
+const POST_WIPE: &str = concat!("UPDATE boxes.events SET content = NULL WHERE id = ANY (", wiped_ids!(), ")");
 /// ... and the answers stored for their idempotency keys (`idempotency::wipe_message`).
-const POST_WIPE_ANSWERS: &str = "WITH gone AS (SELECT referrer_id FROM boxes.events WHERE id = ANY($1) AND type = 'msg.delete')
-     UPDATE boxes.idempotency_keys SET body = NULL
-     WHERE event_id IN (SELECT referrer_id FROM gone)
-        OR event_id IN (SELECT id FROM boxes.events WHERE type = 'msg.edit' AND referrer_id IN (SELECT referrer_id FROM gone))";
+const POST_WIPE_ANSWERS: &str =
+    concat!("UPDATE boxes.idempotency_keys SET body = NULL WHERE event_id = ANY (", wiped_ids!(), ")");
 const POST_DEADLINE: &str = "SELECT boxes.check_deadline($1)";
-/// `boxes::member_ids` and `settings::muted_among` of every box of the batch in one statement.
-const POST_MEMBERS: &str = "SELECT m.box_id, m.identity_id, COALESCE(s.muted, false) AS muted
-     FROM boxes.members m JOIN boxes.boxes b ON b.id = m.box_id
-     LEFT JOIN boxes.box_settings s ON s.box_id = m.box_id AND s.identity_id = m.identity_id
+/// `boxes::member_ids` and `settings::muted_among` of every box of the batch in one statement,
+/// each box's members in the order they joined (the admin is moved first from the box rows).
+const POST_MEMBERS: &str = "SELECT m.box_id, m.identity_id,
+            COALESCE((SELECT s.muted FROM boxes.box_settings s
+                      WHERE s.box_id = m.box_id AND s.identity_id = m.identity_id), false) AS muted
+     FROM boxes.members m
      WHERE m.box_id = ANY($1)
-     ORDER BY m.box_id, (m.identity_id = b.creator_id) DESC, m.joined_seq, m.identity_id";
+     ORDER BY m.box_id, m.joined_seq, m.identity_id";
+/// Opens a post transaction. Its statements run with generic plans: planned once per connection
+/// instead of for every transaction. PostgreSQL would otherwise plan them anew each time, since
+/// it rates a generic plan of a statement over arrays (`unnest`, `= ANY`) above a plan for the
+/// arrays given, and planning `POST_INSERT` alone cost more CPU than pgbench's whole insert
+/// (`BENCHMARKS.md`, "a post planned once per connection"). Every statement above reaches its
+/// rows through an index for any parameters (`tests/api/plans.rs`).
+const POST_BEGIN: &str = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan";
 
-/// Posts message events in one transaction sent as a single pipeline: `BEGIN`, the senders'
+/// The statements of a post transaction, for the test of their plans.
+pub const POST_STATEMENTS: [&str; 7] =
+    [POST_IDENTITIES, POST_LOCK, POST_INSERT, POST_WIPE, POST_WIPE_ANSWERS, POST_MEMBERS, POST_DEADLINE];
+
+/// Posts message events in one transaction sent as a single pipeline: [`POST_BEGIN`], the senders'
 /// identities, the boxes' locks, the inserts ([`POST_INSERT`]), for deletions the wiping of
 /// the deleted messages, the members of the boxes with their muted flag, a check of `deadline`,
 /// `COMMIT`. The answers are in the order of `batch`; a message whose sender is unknown, or that
@@ -187,7 +205,7 @@ pub async fn post_messages<C: GenericClient>(
     // Every request is queued on the connection when the futures are first polled, in this
     // order, so the whole transaction leaves in one write even if this future is dropped.
     let answers = futures_util::try_join!(
-        c.batch_execute("BEGIN").map_err(step()),
+        c.batch_execute(POST_BEGIN).map_err(step()),
         c.query(&identities, &sender_params).map_err(step()),
         c.query(&lock, &box_params).map_err(step()),
         c.query(&insert, &insert_params).map_err(step()),
@@ -222,8 +240,16 @@ pub async fn post_messages<C: GenericClient>(
         let member = (IdentityId::from(sql::get::<_, uuid::Uuid>(r, 1)?), sql::get::<_, bool>(r, 2)?);
         members.entry(box_id).or_default().push(member);
     }
-    let members: HashMap<BoxId, Arc<[(IdentityId, bool)]>> =
-        members.into_iter().map(|(id, list)| (id, Arc::from(list))).collect();
+    let members: HashMap<BoxId, Arc<[(IdentityId, bool)]>> = members
+        .into_iter()
+        .map(|(id, mut list)| {
+            let admin = boxes_.get(&id).map(|b| b.creator_id);
+            if let Some(at) = list.iter().position(|(member, _)| Some(*member) == admin) {
+                list[..=at].rotate_right(1);
+            }
+            (id, Arc::from(list))
+        })
+        .collect();
     let none: Arc<[(IdentityId, bool)]> = Arc::from(Vec::new());
     Ok(batch
         .iter()

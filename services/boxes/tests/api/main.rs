@@ -22,6 +22,7 @@ mod members;
 mod notifications;
 mod notifications_stored;
 mod outages;
+mod plans;
 mod ratelimits;
 mod revocations;
 mod settings;
