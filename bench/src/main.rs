@@ -130,6 +130,9 @@ enum Command {
         /// pgbench's rate for the same concurrency (transactions per second).
         #[arg(long)]
         baseline_tps: Option<f64>,
+        /// pgbench's rate for the least transaction a post needs, at one client.
+        #[arg(long)]
+        least_tps: Option<f64>,
     },
     /// Scenario 2: GET /boxes/{id}/events?limit=50, and the same query through tokio-postgres.
     ListEvents {
@@ -263,7 +266,9 @@ fn main() -> anyhow::Result<()> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let c = &cli.common;
     match cli.command {
-        Command::PostEvents { clients, baseline_tps } => events::post(c, clients, baseline_tps).await,
+        Command::PostEvents { clients, baseline_tps, least_tps } => {
+            events::post(c, clients, baseline_tps, least_tps).await
+        }
         Command::ListEvents { clients } => events::list(c, clients).await,
         Command::Idle { sockets } => ws::idle(c, sockets).await,
         Command::IdleWorker { sockets, source_offset } => ws::idle_worker(c, sockets, source_offset).await,
