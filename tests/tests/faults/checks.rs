@@ -408,8 +408,10 @@ fn recovery<'a>(answers: impl Iterator<Item = &'a Answer>, windows: &[Window]) -
     let mut worst = Duration::ZERO;
     for (i, w) in windows.iter().enumerate() {
         let until = windows.get(i + 1).map(|n| n.start);
+        // An answer still open when the next fault starts is that fault's: a probe sent just
+        // before a SIGKILL fails because of it, not because the service had not recovered.
         let after: Vec<&&Answer> =
-            answers.iter().filter(|a| a.start >= w.end && until.is_none_or(|u| a.start < u)).collect();
+            answers.iter().filter(|a| a.start >= w.end && until.is_none_or(|u| a.end() <= u)).collect();
         if !after.iter().any(|a| a.ok() && a.dur <= RECOVERY) {
             return None;
         }
