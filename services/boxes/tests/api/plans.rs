@@ -68,14 +68,7 @@ async fn a_post_transaction_plans_its_statements_once_per_connection() {
     db.batch_execute(SEED).await.unwrap();
     let row = db.query_one("SELECT b.id, b.creator_id FROM boxes.boxes b ORDER BY b.id LIMIT 1", &[]).await.unwrap();
     let (box_id, sender): (uuid::Uuid, uuid::Uuid) = (row.get(0), row.get(1));
-    let pool = deadpool_postgres::Pool::builder(deadpool_postgres::Manager::new(
-        app.database_url.parse().unwrap(),
-        tokio_postgres::NoTls,
-    ))
-    .max_size(1)
-    .runtime(deadpool_postgres::Runtime::Tokio1)
-    .build()
-    .unwrap();
+    let pool = web_kit::postgres::pool(web_kit::postgres::config(&app.database_url, 5_000).unwrap(), 1).unwrap();
     let conn = pool.get().await.unwrap();
     let posts = 8;
     for n in 0..posts {
