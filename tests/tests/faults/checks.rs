@@ -187,15 +187,13 @@ impl Observed {
         // ... and is back within 2 s once the fault ends.
         for (svc, defect) in &expect.recovers {
             let rec = recovery(self.all().filter(|a| a.target == *svc && health(a)), windows);
-            let last_bad = self
-                .all()
-                .filter(|a| a.target == *svc && health(a) && (!a.ok() || a.dur > RECOVERY))
-                .filter(|a| windows.iter().any(|w| a.start >= w.end))
-                .max_by_key(|a| a.end())
-                .map(|a| format!(" (last abnormal: {} {:?} after {})", a.what, a.status, ms(a.dur)))
-                .unwrap_or_default();
             let (ok, detail) = match rec {
-                Some(d) => (d <= RECOVERY, format!("recovered in {}{last_bad}", ms(d))),
+                Some((d, last_bad)) => {
+                    let last_bad = last_bad
+                        .map(|a| format!(" (last abnormal: {} {:?} after {})", a.what, a.status, ms(a.dur)))
+                        .unwrap_or_default();
+                    (d <= RECOVERY, format!("recovered in {}{last_bad}", ms(d)))
+                }
                 None => (false, "never answered normally after the fault".to_owned()),
             };
             checks.push(Check::new(format!("{svc}-recovers-within-2s"), *defect, ok, detail));
@@ -395,29 +393,35 @@ impl Observed {
     pub fn recoveries(&self, windows: &[Window]) -> Vec<(&'static str, Option<Duration>)> {
         [BOXES, REALTIME, BRIDGE]
             .into_iter()
-            .map(|svc| (svc, recovery(self.all().filter(|a| a.target == svc && health(a)), windows)))
+            .map(|svc| (svc, recovery(self.all().filter(|a| a.target == svc && health(a)), windows).map(|(d, _)| d)))
             .collect()
     }
 }
 
 /// The longest time, over the windows, from a window's end to the end of the last abnormal
 /// answer (an error, no answer, or slower than the recovery budget) to a request started after
-/// it; `None` if a window is followed by no normal answer at all.
-fn recovery<'a>(answers: impl Iterator<Item = &'a Answer>, windows: &[Window]) -> Option<Duration> {
+/// it and ended before the next window, with that answer; `None` if a window is followed by no normal answer at all.
+fn recovery<'a>(
+    answers: impl Iterator<Item = &'a Answer>,
+    windows: &[Window],
+) -> Option<(Duration, Option<&'a Answer>)> {
     let answers: Vec<&Answer> = answers.collect();
-    let mut worst = Duration::ZERO;
+    let mut worst: (Duration, Option<&Answer>) = (Duration::ZERO, None);
     for (i, w) in windows.iter().enumerate() {
         let until = windows.get(i + 1).map(|n| n.start);
         // An answer still open when the next fault starts is that fault's: a probe sent just
         // before a SIGKILL fails because of it, not because the service had not recovered.
-        let after: Vec<&&Answer> =
-            answers.iter().filter(|a| a.start >= w.end && until.is_none_or(|u| a.end() <= u)).collect();
+        let after: Vec<&Answer> =
+            answers.iter().copied().filter(|a| a.start >= w.end && until.is_none_or(|u| a.end() <= u)).collect();
         if !after.iter().any(|a| a.ok() && a.dur <= RECOVERY) {
             return None;
         }
-        let last_bad = after.iter().filter(|a| !a.ok() || a.dur > RECOVERY).map(|a| a.end()).max();
-        if let Some(t) = last_bad {
-            worst = worst.max(t.saturating_duration_since(w.end));
+        let last_bad = after.iter().copied().filter(|a| !a.ok() || a.dur > RECOVERY).max_by_key(|a| a.end());
+        if let Some(a) = last_bad {
+            let late = a.end().saturating_duration_since(w.end);
+            if worst.1.is_none() || late > worst.0 {
+                worst = (late, Some(a));
+            }
         }
     }
     Some(worst)
